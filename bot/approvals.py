@@ -1,0 +1,428 @@
+"""The request model, its state machine and the approval policy. Nothing here knows about Slack.
+
+States::
+
+    pending -> executing -> succeeded | failed | unknown
+    unknown -> executing            (Retry, by an approver)
+    pending -> rejected | expired
+
+``unknown`` means the provider call may or may not have reached the provider (a timeout, a
+connection broken after sending, a crash mid-call). Every transition is appended to the audit
+log, in the same transaction as the state change, with actor, time and details.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from bot.hostup import ConfirmResult
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.PENDING: frozenset({State.EXECUTING, State.REJECTED, State.EXPIRED}),
+    State.EXECUTING: frozenset({State.SUCCEEDED, State.FAILED, State.UNKNOWN}),
+    State.UNKNOWN: frozenset({State.EXECUTING}),
+    State.SUCCEEDED: frozenset(),
+    State.FAILED: frozenset(),
+    State.REJECTED: frozenset(),
+    State.EXPIRED: frozenset(),
+}
+
+OPEN_STATES = frozenset({State.PENDING, State.EXECUTING, State.UNKNOWN})
+FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.REJECTED, State.EXPIRED})
+
+MAX_REASON_CHARS = 500
+MAX_EMAIL_CHARS = 254
+
+
+def can_transition(src: State, dst: State) -> bool:
+    return dst in TRANSITIONS[src]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_request_id() -> str:
+    """A short, URL- and button-safe, unguessable id."""
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class VerificationRequest:
+    id: str
+    email: str
+    domain: str
+    reason: str
+    requester: str
+    state: State
+    created_at: datetime
+    expires_at: datetime
+    updated_at: datetime
+    channel: str | None = None
+    message_ts: str | None = None
+    # Who approved or rejected it (the last one, for a retried request).
+    decided_by: str | None = None
+    # The rejecter's optional reason.
+    decision_note: str | None = None
+    # The provider's answer: ConfirmResult.to_dict() on success, ProviderError.to_dict() on failure.
+    outcome: dict[str, Any] | None = None
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    request_id: str
+    at: datetime
+    actor: str
+    action: str
+    from_state: State | None
+    to_state: State
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """Durable requests and their append-only audit log. See bot/store.py."""
+
+    def create(self, request: VerificationRequest, actor: str) -> VerificationRequest: ...
+
+    def get(self, request_id: str) -> VerificationRequest | None: ...
+
+    def set_message(self, request_id: str, channel: str, message_ts: str) -> None: ...
+
+    def transition(
+        self,
+        request_id: str,
+        from_states: frozenset[State],
+        to_state: State,
+        *,
+        actor: str,
+        action: str,
+        now: datetime,
+        details: dict[str, Any] | None = None,
+        decided_by: str | None = None,
+        decision_note: str | None = None,
+        outcome: dict[str, Any] | None = None,
+        unexpired_only: bool = False,
+    ) -> VerificationRequest | None: ...
+
+    def audit_log(self, request_id: str) -> list[AuditEntry]: ...
+
+
+class Provider(Protocol):
+    def confirm(self, email: str) -> ConfirmResult: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Input parsing
+
+
+class InvalidInput(ValueError):
+    """Input a person typed that we cannot use; the message is safe to show them."""
+
+
+# RFC 5322 atext for an unquoted local part; non-ASCII letters are allowed as RFC 6531 does.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010FFFF]"
+_LOCAL_RE = re.compile(rf"^{_ATEXT}+(\.{_ATEXT}+)*$")
+_QUOTED_LOCAL_RE = re.compile(r'^"([^"\\\r\n]|\\[^\r\n])*"$')
+_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9\u0080-\U0010FFFF-]{1,63}(?<!-)$")
+_SLACK_WRAPPED_RE = re.compile(r"^<([^<>]*)>")
+
+
+def _unwrap_slack(token: str) -> str:
+    """Undo Slack's markup around a link or email: ``<mailto:a@b.c|a@b.c>``, ``<a@b.c>``."""
+    m = _SLACK_WRAPPED_RE.match(token)
+    if not m:
+        return token
+    inner = m.group(1)
+    target = inner
+    if "|" in inner:
+        # "|" may occur inside an address, so find the split where target and label agree.
+        for i, ch in enumerate(inner):
+            if ch != "|":
+                continue
+            left, right = inner[:i], inner[i + 1 :]
+            if left.removeprefix("mailto:") == right:
+                target = left
+                break
+        else:
+            target = inner.split("|", 1)[0]
+    if target.lower().startswith("mailto:"):
+        target = target[len("mailto:") :]
+        # mailto: links may carry ?subject=...; the address is what comes before.
+        target = target.split("?", 1)[0]
+    return target
+
+
+def _slack_unescape(text: str) -> str:
+    # Slack escapes exactly &, < and > in message text.
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def validate_email(raw: str) -> str:
+    """Return the address normalised (domain lower-cased), or raise InvalidInput."""
+    email = raw.strip()
+    if not email:
+        raise InvalidInput("Please enter an email address.")
+    if len(email) > MAX_EMAIL_CHARS:
+        raise InvalidInput(f"That is longer than an email address can be ({MAX_EMAIL_CHARS}).")
+    if any(c.isspace() for c in email) and not email.startswith('"'):
+        raise InvalidInput("An email address cannot contain spaces.")
+    local, sep, domain = email.rpartition("@")
+    if not sep or not local or not domain:
+        raise InvalidInput("That does not look like an email address (name@domain).")
+    if len(local) > 64:
+        raise InvalidInput("The part before the @ is longer than 64 characters.")
+    if not (_LOCAL_RE.match(local) or _QUOTED_LOCAL_RE.match(local)):
+        raise InvalidInput("The part before the @ has characters an email address cannot have.")
+    domain = domain.rstrip(".").lower()
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_LABEL_RE.match(label) for label in labels):
+        raise InvalidInput("The domain after the @ is not a valid domain name.")
+    if labels[-1].isdigit():
+        raise InvalidInput("The domain after the @ is not a valid domain name.")
+    return f"{local}@{domain}"
+
+
+def domain_of(email: str) -> str:
+    return email.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class CommandInput:
+    help: bool = False
+    email: str | None = None
+    reason: str = ""
+    # When the text was not a valid address: what to tell the person.
+    error: str | None = None
+    raw_email: str = ""
+
+
+def parse_command_text(text: str | None) -> CommandInput:
+    """Parse what Slack sent after ``/verify-email``.
+
+    ``""`` opens an empty form, ``help`` shows usage, ``<email> [reason…]`` prefills the form.
+    Slack may wrap the address in ``<mailto:…|…>`` and escapes ``&<>``.
+    """
+    text = (text or "").strip()
+    if not text:
+        return CommandInput()
+    if text.lower() in {"help", "-h", "--help", "?"}:
+        return CommandInput(help=True)
+    first, _, rest = text.partition(" ")
+    if first.startswith("<"):
+        m = _SLACK_WRAPPED_RE.match(text)
+        if m:
+            first, rest = m.group(0), text[m.end() :]
+    # Slack's own markup uses literal <>; what the person typed arrives escaped, so unwrap first.
+    candidate = _slack_unescape(_unwrap_slack(first))
+    reason = _slack_unescape(rest.strip())[:MAX_REASON_CHARS]
+    try:
+        email = validate_email(candidate)
+    except InvalidInput as e:
+        return CommandInput(error=str(e), raw_email=candidate)
+    return CommandInput(email=email, reason=reason)
+
+
+def validate_reason(raw: str | None) -> str:
+    reason = (raw or "").strip()
+    if not reason:
+        raise InvalidInput("Please give a reason or a ticket reference.")
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidInput(f"Please keep the reason under {MAX_REASON_CHARS} characters.")
+    return reason
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy and the service
+
+
+class Refused(Exception):
+    """An action the policy does not allow; the message is safe to show the person."""
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    allow_self_approval: bool = False
+    ttl: timedelta = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What an approval led to: the request in its final state and the provider's answer."""
+
+    request: VerificationRequest
+    result: ConfirmResult | None = None
+    error: Exception | None = None
+
+
+class Approvals:
+    """Creates requests and carries out approvals and rejections against the store and provider."""
+
+    def __init__(
+        self,
+        store: Store,
+        provider: Provider,
+        policy: ApprovalPolicy,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.policy = policy
+        self.clock = clock
+
+    def submit(self, email: str, reason: str, requester: str) -> VerificationRequest:
+        email = validate_email(email)
+        reason = validate_reason(reason)
+        now = self.clock()
+        request = VerificationRequest(
+            id=new_request_id(),
+            email=email,
+            domain=domain_of(email),
+            reason=reason,
+            requester=requester,
+            state=State.PENDING,
+            created_at=now,
+            expires_at=now + self.policy.ttl,
+            updated_at=now,
+        )
+        return self.store.create(request, actor=requester)
+
+    def get(self, request_id: str) -> VerificationRequest:
+        request = self.store.get(request_id)
+        if request is None:
+            raise Refused("That request does not exist (it may belong to another installation).")
+        return request
+
+    def check_approver(self, request: VerificationRequest, actor: str) -> None:
+        """Raise Refused unless ``actor`` (already known to be an approver) may decide now."""
+        if request.requester == actor and not self.policy.allow_self_approval:
+            raise Refused("You asked for this one, so someone else has to approve it.")
+
+    def _refuse_closed(self, request: VerificationRequest) -> Refused:
+        if request.state is State.PENDING and request.is_expired(self.clock()):
+            return Refused("This request has expired. Please ask again with /verify-email.")
+        by = f" by <@{request.decided_by}>" if request.decided_by else ""
+        return Refused(f"This request is already {request.state.value}{by}.")
+
+    def expire_if_due(self, request: VerificationRequest, actor: str) -> VerificationRequest | None:
+        """Mark a pending request past its expiry as expired; return it, or None if not due."""
+        now = self.clock()
+        if request.state is not State.PENDING or not request.is_expired(now):
+            return None
+        return self.store.transition(
+            request.id,
+            frozenset({State.PENDING}),
+            State.EXPIRED,
+            actor=actor,
+            action="expire",
+            now=now,
+            details={"expires_at": request.expires_at.isoformat()},
+        )
+
+    def claim(self, request_id: str, approver: str) -> VerificationRequest:
+        """Atomically move a request to ``executing``: exactly one caller wins.
+
+        Raises Refused for self-approval, expiry, and every loser of the race.
+        """
+        request = self.get(request_id)
+        self.check_approver(request, approver)
+        now = self.clock()
+        if request.state is State.PENDING and request.is_expired(now):
+            self.expire_if_due(request, actor=approver)
+            raise Refused("This request has expired. Please ask again with /verify-email.")
+        retry = request.state is State.UNKNOWN
+        claimed = self.store.transition(
+            request_id,
+            frozenset({State.UNKNOWN}) if retry else frozenset({State.PENDING}),
+            State.EXECUTING,
+            actor=approver,
+            action="retry" if retry else "approve",
+            now=now,
+            decided_by=approver,
+            unexpired_only=not retry,
+        )
+        if claimed is None:
+            raise self._refuse_closed(self.get(request_id))
+        return claimed
+
+    def execute(self, request: VerificationRequest, approver: str) -> Executed:
+        """Call the provider for a request this process claimed, and record the outcome."""
+        from bot.hostup import ProviderError  # local: the provider module imports nothing of ours
+
+        try:
+            result = self.provider.confirm(request.email)
+        except ProviderError as error:
+            to_state = State.UNKNOWN if error.outcome_unknown else State.FAILED
+            final = self.store.transition(
+                request.id,
+                frozenset({State.EXECUTING}),
+                to_state,
+                actor=approver,
+                action="provider_error",
+                now=self.clock(),
+                details=error.to_dict(),
+                outcome=error.to_dict(),
+            )
+            return Executed(request=final or self.get(request.id), error=error)
+        final = self.store.transition(
+            request.id,
+            frozenset({State.EXECUTING}),
+            State.SUCCEEDED,
+            actor=approver,
+            action="provider_success",
+            now=self.clock(),
+            details=result.to_dict(),
+            outcome=result.to_dict(),
+        )
+        return Executed(request=final or self.get(request.id), result=result)
+
+    def open_for_rejection(self, request_id: str, actor: str) -> VerificationRequest:
+        """The request, if it can still be rejected; raises Refused otherwise."""
+        request = self.get(request_id)
+        if request.state is State.PENDING and request.is_expired(self.clock()):
+            self.expire_if_due(request, actor=actor)
+            raise Refused("This request has already expired; there is nothing to reject.")
+        if request.state is not State.PENDING:
+            raise self._refuse_closed(request)
+        return request
+
+    def reject(self, request_id: str, actor: str, note: str = "") -> VerificationRequest:
+        request = self.get(request_id)
+        note = (note or "").strip()[:MAX_REASON_CHARS]
+        if request.state is State.PENDING and request.is_expired(self.clock()):
+            self.expire_if_due(request, actor=actor)
+            raise Refused("This request has already expired; there is nothing to reject.")
+        rejected = self.store.transition(
+            request_id,
+            frozenset({State.PENDING}),
+            State.REJECTED,
+            actor=actor,
+            action="reject",
+            now=self.clock(),
+            details={"note": note} if note else {},
+            decided_by=actor,
+            decision_note=note or None,
+        )
+        if rejected is None:
+            raise self._refuse_closed(self.get(request_id))
+        return rejected

@@ -1,0 +1,361 @@
+"""Pure functions that build Block Kit and fallback text. No I/O, no Slack client.
+
+Every piece of text that came from a person or the provider goes through ``esc`` before it is
+put into mrkdwn, so a reason of ``<!channel>`` pings nobody. Output stays within Slack's limits:
+3000 characters a section, 50 blocks a message, 2000 a button value; long lists are shortened
+with a count.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot import ids
+from bot.approvals import MAX_EMAIL_CHARS, MAX_REASON_CHARS, State, VerificationRequest
+
+SECTION_LIMIT = 3000
+LIST_BUDGET = 1200  # characters one list (domains, clients) may take in a reply
+Blocks = list[dict[str, Any]]
+
+WHAT_APPROVAL_DOES = (
+    "When an approver clicks *Approve*, the provider clears the stuck email verification for "
+    "this address: its domains' verification caches are cleared and the affected clients are "
+    "notified. Nothing happens until someone other than you approves."
+)
+
+
+def esc(text: object) -> str:
+    """Escape text for mrkdwn: Slack's control characters are exactly &, < and >."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def user(user_id: str) -> str:
+    """A user mention. IDs come from Slack's own payloads but are still escaped."""
+    return f"<@{esc(user_id)}>"
+
+
+def when(moment: datetime) -> str:
+    """Slack date formatting: shown in each reader's own time zone, with a UTC fallback."""
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def shorten_list(items: Sequence[str], budget: int = LIST_BUDGET) -> str:
+    """``a, b, c and 12 more``: escaped, in code spans, within ``budget`` characters."""
+    if not items:
+        return "none"
+    shown: list[str] = []
+    used = 0
+    for item in items:
+        piece = f"`{esc(clip(item, 200))}`"
+        if shown and used + len(piece) + 2 > budget - 20:
+            break
+        shown.append(piece)
+        used += len(piece) + 2
+    rest = len(items) - len(shown)
+    text = ", ".join(shown)
+    return f"{text} and {rest} more" if rest else text
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, 2000)}]}
+
+
+def plain(text: str, limit: int = 75) -> dict[str, Any]:
+    return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
+
+
+# ---------------------------------------------------------------------------------------------
+# Slash command answers
+
+
+HELP_TEXT = (
+    "*/verify-email* clears a stuck email verification at the provider, once an approver "
+    "agrees.\n"
+    "• `/verify-email alice@example.com` opens the request form for that address\n"
+    "• `/verify-email alice@example.com TICKET-123 customer locked out` also fills in the reason\n"
+    "• `/verify-email` opens an empty form\n"
+    "• `/verify-email help` shows this\n"
+    "The request is posted for approval; you are told where, and told again when it is done."
+)
+
+
+def invalid_email_text(raw: str, problem: str) -> str:
+    return (
+        f"`{esc(clip(raw, 100))}` is not an email address I can use: {esc(problem)}\n"
+        "Usage: `/verify-email alice@example.com` (or `/verify-email help`)."
+    )
+
+
+NOT_A_REQUESTER_TEXT = (
+    "You are not on the list of people who may ask for email verifications to be cleared. "
+    "Ask an approver to add you to REQUESTERS."
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Modals
+
+
+def request_modal(email: str | None, reason: str = "", private_metadata: str = "") -> dict:
+    email_element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": ids.EMAIL_INPUT,
+        "max_length": MAX_EMAIL_CHARS,
+        "placeholder": plain("alice@example.com"),
+    }
+    if email:
+        email_element["initial_value"] = email
+    reason_element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": ids.REASON_INPUT,
+        "multiline": True,
+        "max_length": MAX_REASON_CHARS,
+        "placeholder": plain("Ticket reference, or why this verification is stuck"),
+    }
+    if reason:
+        reason_element["initial_value"] = reason[:MAX_REASON_CHARS]
+    return {
+        "type": "modal",
+        "callback_id": ids.REQUEST_VIEW,
+        "title": plain("Verify email", 24),
+        "submit": plain("Ask for approval", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": private_metadata[:3000],
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": ids.EMAIL_BLOCK,
+                "label": plain("Email address"),
+                "element": email_element,
+            },
+            {
+                "type": "input",
+                "block_id": ids.REASON_BLOCK,
+                "label": plain("Reason or ticket reference"),
+                "element": reason_element,
+            },
+            section(WHAT_APPROVAL_DOES),
+        ],
+    }
+
+
+def reject_modal(request: VerificationRequest) -> dict:
+    return {
+        "type": "modal",
+        "callback_id": ids.REJECT_VIEW,
+        "title": plain("Reject request", 24),
+        "submit": plain("Reject", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps({"request_id": request.id}),
+        "blocks": [
+            section(
+                f"Reject {user(request.requester)}'s request to clear `{esc(request.email)}`? "
+                "The provider will not be called."
+            ),
+            {
+                "type": "input",
+                "block_id": ids.REJECT_REASON_BLOCK,
+                "optional": True,
+                "label": plain("Reason (optional, shown in the channel)"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ids.REJECT_REASON_INPUT,
+                    "multiline": True,
+                    "max_length": MAX_REASON_CHARS,
+                },
+            },
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The request message in APPROVAL_CHANNEL
+
+
+def _status_line(request: VerificationRequest) -> str:
+    by = user(request.decided_by) if request.decided_by else "someone"
+    outcome = request.outcome or {}
+    match request.state:
+        case State.PENDING:
+            return f":hourglass: *Waiting for approval*, expires {when(request.expires_at)}"
+        case State.EXECUTING:
+            return f":arrows_counterclockwise: *Approved by {by}*, calling the provider…"
+        case State.SUCCEEDED:
+            n = len(outcome.get("cleared_domains") or [])
+            return f":white_check_mark: *Cleared*, approved by {by} ({n} domain(s) cleared)"
+        case State.FAILED:
+            return f":x: *Failed*, approved by {by}: {esc(clip(_error_summary(outcome), 300))}"
+        case State.UNKNOWN:
+            return (
+                f":grey_question: *Outcome unknown*, approved by {by}: the provider may or may "
+                "not have acted. See the thread."
+            )
+        case State.REJECTED:
+            note = f": {esc(request.decision_note)}" if request.decision_note else ""
+            return f":no_entry_sign: *Rejected by {by}*{note}"
+        case State.EXPIRED:
+            return ":hourglass_flowing_sand: *Expired* without a decision; ask again if needed"
+    return f"*{request.state.value}*"  # pragma: no cover - every State is matched above
+
+
+def request_message(request: VerificationRequest) -> tuple[str, Blocks]:
+    """Fallback text and blocks for the request message, in whatever state it is."""
+    summary = (
+        f"*Email verification request* from {user(request.requester)}\n"
+        f"*Email:* `{esc(request.email)}`\n"
+        f"*Domain:* `{esc(request.domain)}`\n"
+        f"*Reason:* {esc(request.reason)}\n"
+        f"*Expires:* {when(request.expires_at)}"
+    )
+    blocks: Blocks = [section(summary), section(_status_line(request))]
+    if request.state is State.PENDING:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": ids.ACTIONS_BLOCK,
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ids.APPROVE_ACTION,
+                        "text": plain("Approve"),
+                        "style": "primary",
+                        "value": request.id,
+                        "confirm": {
+                            "title": plain("Clear this verification?", 100),
+                            "text": {
+                                "type": "mrkdwn",
+                                "text": clip(
+                                    f"The provider will clear the verification for "
+                                    f"`{esc(request.email)}` and notify its clients. "
+                                    "This cannot be undone.",
+                                    300,
+                                ),
+                            },
+                            "confirm": plain("Approve", 30),
+                            "deny": plain("Cancel", 30),
+                            "style": "primary",
+                        },
+                    },
+                    {
+                        "type": "button",
+                        "action_id": ids.REJECT_ACTION,
+                        "text": plain("Reject"),
+                        "style": "danger",
+                        "value": request.id,
+                    },
+                ],
+            }
+        )
+    blocks.append(context(f"Request `{esc(request.id)}` · state: {request.state.value}"))
+    text = (
+        f"Email verification request from {user(request.requester)} for "
+        f"{esc(request.email)}: {request.state.value}"
+    )
+    return text, blocks
+
+
+# ---------------------------------------------------------------------------------------------
+# The thread reply with the provider's answer
+
+
+def _error_summary(outcome: dict[str, Any]) -> str:
+    parts = []
+    if outcome.get("status"):
+        parts.append(f"HTTP {outcome['status']}")
+    if outcome.get("code"):
+        parts.append(str(outcome["code"]))
+    head = " ".join(parts)
+    message = str(outcome.get("message") or "no message")
+    return f"{head}: {message}" if head else message
+
+
+def result_reply(request: VerificationRequest) -> tuple[str, Blocks]:
+    """The thread reply saying what the provider did, from the request's stored outcome."""
+    outcome = request.outcome or {}
+    by = user(request.decided_by) if request.decided_by else "an approver"
+    provider_id = outcome.get("provider_request_id")
+    id_line = f"Provider requestId: `{esc(provider_id)}`" if provider_id else "No provider requestId"
+    if request.state is State.SUCCEEDED:
+        domains = list(outcome.get("cleared_domains") or [])
+        clients = list(outcome.get("clients_notified") or [])
+        text = (
+            f":white_check_mark: Approved by {by}. Verification cleared for "
+            f"`{esc(request.email)}`.\n"
+            f"*Cleared domains ({len(domains)}):* {shorten_list(domains)}\n"
+            f"*Clients notified ({len(clients)}):* {shorten_list(clients)}\n"
+            f"*Provider says:* {esc(clip(str(outcome.get('message') or ''), 500))}"
+        )
+        fallback = (
+            f"Cleared {len(domains)} domain(s) and notified {len(clients)} client(s) for "
+            f"{esc(request.email)}"
+        )
+    elif request.state is State.UNKNOWN:
+        text = (
+            f":grey_question: Approved by {by}, but the outcome is *unknown*: "
+            f"{esc(clip(str(outcome.get('message') or ''), 500))}\n"
+            "The provider may or may not have cleared the verification. Check with the "
+            "provider before asking again."
+        )
+        fallback = f"Outcome unknown for {esc(request.email)}"
+    else:
+        text = (
+            f":x: Approved by {by}, but the provider call *failed*: "
+            f"{esc(clip(_error_summary(outcome), 800))}\n"
+            "Nothing was cleared."
+        )
+        fallback = f"Provider call failed for {esc(request.email)}"
+    return fallback, [section(text), context(f"{id_line} · request `{esc(request.id)}`")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Direct messages to the requester
+
+
+def submitted_dm(request: VerificationRequest, channel: str) -> str:
+    return (
+        f"Your request to clear the email verification for `{esc(request.email)}` was posted "
+        f"in <#{esc(channel)}> for approval. It expires {when(request.expires_at)}. "
+        "I will tell you here when it is decided."
+    )
+
+
+def outcome_dm(request: VerificationRequest, channel: str) -> str:
+    where = f"<#{esc(channel)}>"
+    by = user(request.decided_by) if request.decided_by else "an approver"
+    match request.state:
+        case State.SUCCEEDED:
+            return (
+                f":white_check_mark: Your request for `{esc(request.email)}` was approved by "
+                f"{by} and the verification was cleared. Details are in the thread in {where}."
+            )
+        case State.REJECTED:
+            note = f" Reason: {esc(request.decision_note)}" if request.decision_note else ""
+            return f":no_entry_sign: Your request for `{esc(request.email)}` was rejected by {by}.{note}"
+        case State.UNKNOWN:
+            return (
+                f":grey_question: Your request for `{esc(request.email)}` was approved by {by}, "
+                f"but the provider did not answer in time, so the outcome is unknown. See {where}."
+            )
+        case State.EXPIRED:
+            return f"Your request for `{esc(request.email)}` expired without a decision."
+        case _:
+            return (
+                f":x: Your request for `{esc(request.email)}` was approved by {by}, but the "
+                f"provider call failed. See the thread in {where}."
+            )
+
+
+def refusal_text(message: str) -> str:
+    return f":warning: {message}"

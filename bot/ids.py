@@ -1,0 +1,24 @@
+"""Every Slack ID the bot defines (callback_id, action_id, block_id), in one place.
+
+The Block Kit builders, the listeners and the tests all import these names, so a rename can
+never leave one of them behind.
+"""
+
+COMMAND = "/verify-email"
+
+# The request modal opened by /verify-email.
+REQUEST_VIEW = "verify_email_request"
+EMAIL_BLOCK = "email_block"
+EMAIL_INPUT = "email_input"
+REASON_BLOCK = "reason_block"
+REASON_INPUT = "reason_input"
+
+# The buttons on the request message in APPROVAL_CHANNEL. Their value is the request id.
+APPROVE_ACTION = "verify_email_approve"
+REJECT_ACTION = "verify_email_reject"
+ACTIONS_BLOCK = "verify_email_actions"
+
+# The optional-reason modal opened by Reject.
+REJECT_VIEW = "verify_email_reject"
+REJECT_REASON_BLOCK = "reject_reason_block"
+REJECT_REASON_INPUT = "reject_reason_input"

@@ -1,0 +1,39 @@
+"""``/verify-email``: answer help and bad input at once, otherwise check the role and open the form."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot import blocks
+from bot.approvals import parse_command_text
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services, command: str) -> None:
+    @app.command(command)
+    def verify_email_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        parsed = parse_command_text(body.get("text"))
+        if parsed.help:
+            ack(text=blocks.HELP_TEXT)
+            return
+        if parsed.error:
+            ack(text=blocks.invalid_email_text(parsed.raw_email, parsed.error))
+            return
+        # Ack before anything that may wait on Slack (a first group lookup); the trigger is
+        # still good for views.open for the rest of its 3 seconds.
+        ack()
+        user_id = str(body.get("user_id", ""))
+        if not services.roles.is_requester(user_id):
+            respond(text=blocks.NOT_A_REQUESTER_TEXT, response_type="ephemeral")
+            return
+        services.client.views_open(
+            trigger_id=body["trigger_id"],
+            view=blocks.request_modal(parsed.email, parsed.reason),
+        )

@@ -1,0 +1,104 @@
+"""Modal submissions: the request form and the reject form."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, App
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, ids
+from bot.approvals import InvalidInput, Refused, State, validate_email, validate_reason
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger(__name__)
+
+
+def input_value(view: dict[str, Any], block_id: str, action_id: str) -> str:
+    """The submitted value of a plain_text_input, or "" when absent (optional, or tampered)."""
+    try:
+        value = view["state"]["values"][block_id][action_id].get("value")
+    except (KeyError, TypeError, AttributeError):
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def register(app: App, services: Services) -> None:
+    @app.view(ids.REQUEST_VIEW)
+    def request_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user_id = str(body.get("user", {}).get("id", ""))
+        errors: dict[str, str] = {}
+        email = reason = ""
+        try:
+            email = validate_email(input_value(view, ids.EMAIL_BLOCK, ids.EMAIL_INPUT))
+        except InvalidInput as exc:
+            errors[ids.EMAIL_BLOCK] = str(exc)
+        try:
+            reason = validate_reason(input_value(view, ids.REASON_BLOCK, ids.REASON_INPUT))
+        except InvalidInput as exc:
+            errors[ids.REASON_BLOCK] = str(exc)
+        if not errors and not services.roles.is_requester(user_id):
+            errors[ids.EMAIL_BLOCK] = "You are not allowed to ask for this (REQUESTERS)."
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        request = services.approvals.submit(email, reason, user_id)
+        ack()
+        log.info("Request %s for %s by %s", request.id, request.email, user_id)
+        try:
+            request = services.notifier.post_request(request)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "error"))
+            log.error("Could not post request %s to %s: %s", request.id,
+                      services.notifier.channel, error)
+            # Nobody can approve a request that was never shown: close it, and say so.
+            services.approvals.store.transition(
+                request.id, frozenset({State.PENDING}), State.EXPIRED, actor="bot",
+                action="post_failed", now=services.approvals.clock(), details={"error": error},
+            )
+            services.notifier.dm(
+                user_id,
+                blocks.refusal_text(
+                    f"I could not post your request for `{blocks.esc(request.email)}` in "
+                    f"<#{services.notifier.channel}> (Slack said `{blocks.esc(error)}`), so "
+                    "it was not sent for approval. Ask an admin to run `python -m bot check`."
+                ),
+            )
+            return
+        services.notifier.dm(user_id, blocks.submitted_dm(request, services.notifier.channel))
+
+    @app.view(ids.REJECT_VIEW)
+    def reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user_id = str(body.get("user", {}).get("id", ""))
+        request_id = _request_id_from_metadata(view.get("private_metadata"))
+        note = input_value(view, ids.REJECT_REASON_BLOCK, ids.REJECT_REASON_INPUT)
+        if request_id is None:
+            ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: "Unknown request."})
+            return
+        if not services.roles.is_approver(user_id):
+            ack(response_action="errors",
+                errors={ids.REJECT_REASON_BLOCK: "Only approvers can reject requests."})
+            return
+        try:
+            request = services.approvals.reject(request_id, user_id, note)
+        except Refused as exc:
+            ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: str(exc)})
+            return
+        ack()
+        log.info("Request %s rejected by %s", request.id, user_id)
+        services.notifier.show(request)
+        services.notifier.dm(request.requester,
+                             blocks.outcome_dm(request, services.notifier.channel))
+
+
+def _request_id_from_metadata(raw: object) -> str | None:
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else None
+    except json.JSONDecodeError:
+        return None
+    request_id = data.get("request_id") if isinstance(data, dict) else None
+    return request_id if isinstance(request_id, str) and request_id.isalnum() else None

@@ -1,0 +1,203 @@
+"""The one Settings class: the only place the environment (and `.env`) is read."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
+GROUP_ID_RE = re.compile(r"^S[A-Z0-9]{2,}$")
+CHANNEL_ID_RE = re.compile(r"^[CG][A-Z0-9]{2,}$")
+EVERYONE = "*"
+
+
+class SettingsError(Exception):
+    """Settings that cannot start the bot; ``problems`` names each setting and what is wrong."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _id_list(value: object, *, allow_everyone: bool) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, list | tuple):
+        items = [str(part).strip() for part in value]
+    else:
+        raise ValueError("must be a comma-separated list of Slack IDs")
+    items = [item for item in items if item]
+    bad = []
+    for item in items:
+        if item == EVERYONE and allow_everyone:
+            continue
+        if not (USER_ID_RE.match(item) or GROUP_ID_RE.match(item)):
+            bad.append(item)
+    if bad:
+        shown = ", ".join(repr(b[:30]) for b in bad[:5])
+        raise ValueError(
+            f"{shown} is not a Slack user ID (U…/W…) or user-group ID (S…); "
+            "roles are matched by ID, never by name"
+        )
+    # Keep order, drop duplicates.
+    return tuple(dict.fromkeys(items))
+
+
+class Settings(BaseSettings):
+    """Settings from the environment and `.env`. Names are the contract in DESIGN.md."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    SLACK_BOT_TOKEN: SecretStr
+    # Declared before SLACK_SIGNING_SECRET: whether that one is required depends on this one.
+    SLACK_APP_TOKEN: SecretStr | None = None
+    SLACK_SIGNING_SECRET: Annotated[SecretStr | None, Field(validate_default=True)] = None
+    SLACK_API_URL: str = "https://slack.com/api/"
+    HOSTUP_API_KEY: SecretStr
+    HOSTUP_API_URL: str = "https://cloud.hostup.se/api"
+    HOSTUP_TIMEOUT: float = Field(default=15.0, gt=0, le=300)
+    APPROVERS: Annotated[tuple[str, ...], NoDecode]
+    REQUESTERS: Annotated[tuple[str, ...] | None, NoDecode] = None
+    APPROVAL_CHANNEL: str
+    ALLOW_SELF_APPROVAL: bool = False
+    REQUEST_TTL: int = Field(default=86400, gt=0)
+    DATABASE_URL: str = "sqlite:///verify-email.db"
+    PORT: int = Field(default=3000, ge=1, le=65535)
+
+    @field_validator("APPROVERS", mode="before")
+    @classmethod
+    def _approvers(cls, value: object) -> tuple[str, ...]:
+        ids = _id_list(value, allow_everyone=False)
+        if not ids:
+            raise ValueError("must name at least one Slack user ID or user-group ID")
+        return ids
+
+    @field_validator("REQUESTERS", mode="before")
+    @classmethod
+    def _requesters(cls, value: object) -> tuple[str, ...] | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return _id_list(value, allow_everyone=True)
+
+    @field_validator("APPROVAL_CHANNEL")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        value = value.strip()
+        if not CHANNEL_ID_RE.match(value):
+            raise ValueError("must be a channel ID such as C0123ABCD (not a #name)")
+        return value
+
+    @field_validator("SLACK_API_URL", "HOSTUP_API_URL")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("SLACK_API_URL")
+    @classmethod
+    def _slack_url_slash(cls, value: str) -> str:
+        # slack_sdk joins base_url + method name, so the base must end in a slash.
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("SLACK_BOT_TOKEN")
+    @classmethod
+    def _bot_token(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value
+
+    @field_validator("SLACK_APP_TOKEN")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return value
+
+    @field_validator("SLACK_SIGNING_SECRET", "HOSTUP_API_KEY")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0].lower()
+        if scheme not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError(
+                "must be sqlite:///relative.db, sqlite:////absolute.db or postgresql://…"
+            )
+        return value
+
+    @field_validator("SLACK_SIGNING_SECRET")
+    @classmethod
+    def _signing_secret_in_http_mode(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        app_token_ok = "SLACK_APP_TOKEN" in info.data
+        if value is None and app_token_ok and info.data["SLACK_APP_TOKEN"] is None:
+            raise ValueError("is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
+        return value
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.SLACK_APP_TOKEN is not None
+
+    @property
+    def request_ttl(self) -> timedelta:
+        return timedelta(seconds=self.REQUEST_TTL)
+
+    @property
+    def requesters(self) -> tuple[str, ...]:
+        """Who may ask: REQUESTERS when set, else the approvers."""
+        return self.REQUESTERS if self.REQUESTERS is not None else self.APPROVERS
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning validation errors into a SettingsError naming every setting.
+
+    The messages never include the values given: a value may be a secret.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        name = ".".join(str(part) for part in error["loc"] if part != "__root__")
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            problems.append(f"{name}: is required but not set")
+        elif name:
+            problems.append(f"{name}: {message}")
+        else:
+            problems.append(message)
+    return problems

@@ -1,0 +1,104 @@
+"""Settings: the contract's names, defaults, validation and secrecy."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.settings import Settings, SettingsError, load_settings
+
+GOOD = {
+    "SLACK_BOT_TOKEN": "xoxb-secret-bot-token",
+    "SLACK_SIGNING_SECRET": "signing-secret-value",
+    "HOSTUP_API_KEY": "provider-secret-key",
+    "APPROVERS": "U0APPROVER, S0GROUP",
+    "APPROVAL_CHANNEL": "C0CHANNEL",
+}
+ALL_NAMES = ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
+             "HOSTUP_API_KEY", "HOSTUP_API_URL", "HOSTUP_TIMEOUT", "APPROVERS", "REQUESTERS",
+             "APPROVAL_CHANNEL", "ALLOW_SELF_APPROVAL", "REQUEST_TTL", "DATABASE_URL", "PORT"]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in ALL_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults(monkeypatch):
+    """Defaults are DESIGN.md's."""
+    for k, v in GOOD.items():
+        monkeypatch.setenv(k, v)
+    s = load_settings()
+    assert s.SLACK_API_URL == "https://slack.com/api/"
+    assert s.HOSTUP_API_URL == "https://cloud.hostup.se/api"
+    assert s.HOSTUP_TIMEOUT == 15
+    assert s.REQUEST_TTL == 86400
+    assert s.PORT == 3000
+    assert s.ALLOW_SELF_APPROVAL is False
+    assert s.APPROVERS == ("U0APPROVER", "S0GROUP")
+    assert s.REQUESTERS is None
+    assert s.requesters == s.APPROVERS
+    assert s.DATABASE_URL.startswith("sqlite:///")
+    assert not s.socket_mode
+
+
+def test_dotenv_file(tmp_path):
+    """Settings load from a .env file in the working directory."""
+    (tmp_path / ".env").write_text("\n".join(f"{k}={v}" for k, v in GOOD.items())
+                                   + "\nREQUESTERS=*\nPORT=8080\n")
+    s = load_settings()
+    assert s.PORT == 8080
+    assert s.REQUESTERS == ("*",)
+
+
+def test_every_missing_setting_named():
+    """With nothing set, every required setting is named, SLACK_SIGNING_SECRET included."""
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    text = str(info.value)
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "HOSTUP_API_KEY", "APPROVERS",
+                 "APPROVAL_CHANNEL"):
+        assert name in text
+
+
+def test_socket_mode_needs_no_signing_secret():
+    """With SLACK_APP_TOKEN set, the signing secret is optional and socket_mode is on."""
+    values = {k: v for k, v in GOOD.items() if k != "SLACK_SIGNING_SECRET"}
+    s = load_settings(**values, SLACK_APP_TOKEN="xapp-1-abc")
+    assert s.socket_mode
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("APPROVERS", "alice,bob"), ("APPROVERS", ""), ("REQUESTERS", "@here"),
+     ("APPROVAL_CHANNEL", "#ops"), ("SLACK_BOT_TOKEN", "xoxp-user-token-secret"),
+     ("SLACK_APP_TOKEN", "xoxb-wrong"), ("HOSTUP_TIMEOUT", "0"), ("REQUEST_TTL", "-5"),
+     ("PORT", "70000"), ("DATABASE_URL", "mysql://x"), ("HOSTUP_API_URL", "cloud.hostup.se"),
+     ("ALLOW_SELF_APPROVAL", "maybe")],
+)
+def test_malformed_setting_named_without_value(name, value):
+    """A malformed setting is named; its value (perhaps a secret) is never repeated."""
+    with pytest.raises(SettingsError) as info:
+        load_settings(**{**GOOD, name: value})
+    assert any(p.startswith(name) for p in info.value.problems)
+    if len(value) > 6:
+        assert value not in str(info.value)
+
+
+def test_secrets_hidden_in_repr():
+    """Secrets are SecretStr: repr and str of the settings never show them."""
+    s = load_settings(**GOOD)
+    shown = repr(s) + str(s) + str(s.model_dump())
+    for secret in ("xoxb-secret-bot-token", "signing-secret-value", "provider-secret-key"):
+        assert secret not in shown
+
+
+def test_slack_api_url_gets_trailing_slash():
+    """slack_sdk appends method names to SLACK_API_URL, so it always ends in a slash."""
+    assert load_settings(**GOOD, SLACK_API_URL="http://127.0.0.1:9/api").SLACK_API_URL.endswith("/")
+
+
+def test_settings_is_the_only_reader():
+    """Settings is a pydantic-settings class reading .env (the one place the environment is read)."""
+    assert Settings.model_config["env_file"] == ".env"
