@@ -56,9 +56,7 @@ class Services:
 
     def close(self) -> None:
         self.provider.close()
-        close = getattr(self.store, "close", None)
-        if close is not None:
-            close()
+        self.store.close()
 
 
 def slack_client(settings: Settings) -> WebClient:
