@@ -1,0 +1,613 @@
+"""The provider client: HostUp's email-verification API, typed results and errors.
+
+One :class:`HostupClient` holds one long-lived ``httpx.Client`` with an explicit timeout.
+
+* ``confirm(email)`` POSTs ``{"email": ..., "approved": "yes"}`` to
+  ``{base}/email-verification/confirmed`` and returns a :class:`ConfirmResult`.
+* ``status()`` GETs ``{base}/email-verification/status`` (read-only) and returns a
+  :class:`ProviderStatus`.
+
+Every failure is a :class:`ProviderError` whose ``kind`` says what happened:
+
+==================  ==========================================================================
+``rejected``        the provider refused the request (4xx other than 401, 403 and 429)
+``auth``            the provider refused the API key (401 or 403)
+``rate_limited``    still 429 after ``max_attempts`` attempts
+``server_error``    5xx
+``bad_response``    an answer we cannot read: HTML, not JSON, a redirect, a 2xx whose body is not
+                    the documented shape, or a 200 that says it did not succeed
+``timeout``         no answer after the request was sent: it timed out, or the connection broke
+``unreachable``     the provider could not be reached at all (nothing was sent)
+==================  ==========================================================================
+
+``outcome_unknown`` is True only when the request may have reached the provider and we cannot
+know whether it acted (``timeout`` from ``confirm``). Such a request is never retried here: that
+is for a person to decide. A 429 is retried after its ``Retry-After`` (bounded), and a connection
+that never reached the provider is retried with a short backoff, within ``max_attempts`` in all.
+
+Everything the provider sends is untrusted: wrong types are ignored or refused, strings are
+stripped of control characters and shortened. The API key never appears in a log line, an
+exception or a dict this module produces.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from functools import cached_property
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Final, Literal, Self
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+CONFIRM_PATH: Final = "email-verification/confirmed"
+STATUS_PATH: Final = "email-verification/status"
+USER_AGENT: Final = "verify-email-bot"
+
+MAX_MESSAGE_CHARS: Final = 500
+MAX_ID_CHARS: Final = 200
+# A domain name is at most 253 characters; client ids are short.
+MAX_ITEM_CHARS: Final = 300
+# An answer larger than this is not one the provider's API gives.
+MAX_BODY_BYTES: Final = 5_000_000
+# Retry-After missing or unreadable.
+DEFAULT_RETRY_AFTER: Final = 1.0
+# First wait after a failed connection; doubles on each further attempt.
+CONNECT_BACKOFF: Final = 0.2
+
+ErrorKind = Literal[
+    "rejected", "auth", "rate_limited", "server_error", "bad_response", "timeout", "unreachable"
+]
+ERROR_KINDS: Final[tuple[ErrorKind, ...]] = (
+    "rejected",
+    "auth",
+    "rate_limited",
+    "server_error",
+    "bad_response",
+    "timeout",
+    "unreachable",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results and errors
+
+
+@dataclass(frozen=True)
+class ConfirmResult:
+    """What the provider says it did for ``confirm``."""
+
+    cleared_domains: tuple[str, ...]
+    clients_notified: tuple[str, ...]
+    message: str
+    request_id: str | None
+    timestamp: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cleared_domains": list(self.cleared_domains),
+            "clients_notified": list(self.clients_notified),
+            "message": self.message,
+            "provider_request_id": self.request_id,
+            "timestamp": self.timestamp,
+        }
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    """The provider's read-only view of the email-verification caches."""
+
+    domains: tuple[str, ...]
+    loading: bool
+    last_checked: str | None
+
+
+class ProviderError(Exception):
+    """The provider call failed; ``message`` is a sentence that can be shown to a person."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.outcome_unknown = outcome_unknown
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+            "provider_request_id": self.request_id,
+            "outcome_unknown": self.outcome_unknown,
+        }
+
+    def __str__(self) -> str:
+        details = [f"HTTP {self.status}" if self.status is not None else self.kind]
+        if self.code:
+            details.append(f"code {self.code}")
+        if self.request_id:
+            details.append(f"request id {self.request_id}")
+        return f"{self.message} ({', '.join(details)})"
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderError(kind={self.kind!r}, status={self.status!r}, code={self.code!r}, "
+            f"message={self.message!r}, request_id={self.request_id!r}, "
+            f"outcome_unknown={self.outcome_unknown!r})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading untrusted values
+
+
+def clean_text(value: object, limit: int) -> str | None:
+    """A provider-sent string made safe to store and show, or None if it is not usable text.
+
+    Integers (not booleans) become strings; any other type is ignored. Control characters
+    become spaces, runs of whitespace collapse, and the result is cut to ``limit`` characters.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    text = " ".join(
+        "".join(" " if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in value).split()
+    )
+    if not text:
+        return None
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def _string_list(value: object, *, allow_int: bool) -> tuple[str, ...] | None:
+    """A list of strings (and ints, when allowed) as a tuple of strings; None if not that."""
+    if not isinstance(value, list):
+        return None
+    items: list[str] = []
+    for element in value:
+        if isinstance(element, bool) or not (
+            isinstance(element, str) or (allow_int and isinstance(element, int))
+        ):
+            return None
+        text = clean_text(element, MAX_ITEM_CHARS)
+        if text is not None:
+            items.append(text)
+    return tuple(items)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), or None.
+
+    ``now`` is the current Unix time, for an HTTP-date. A date in the past means 0.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One HTTP answer, read in full (up to MAX_BODY_BYTES)."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    too_large: bool = False
+    undecodable: bool = False
+
+    @property
+    def is_html(self) -> bool:
+        content_type = self.headers.get("content-type", "").lower()
+        return "html" in content_type or self.body.lstrip()[:1] == b"<"
+
+    @cached_property
+    def payload(self) -> Any:
+        """The body as JSON, or None when it is not JSON."""
+        if self.too_large or self.undecodable or not self.body.strip():
+            return None
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return None
+
+    def header_request_id(self) -> str | None:
+        return clean_text(self.headers.get("x-request-id"), MAX_ID_CHARS)
+
+
+def _error_fields(payload: object) -> tuple[str | None, str | None, str | None]:
+    """(code, message, requestId) from a documented error body or RFC 7807 problem details."""
+    if not isinstance(payload, dict):
+        return None, None, None
+    code = clean_text(payload.get("code"), MAX_ID_CHARS)
+    message = None
+    for key in ("message", "detail", "error", "title"):
+        message = clean_text(payload.get(key), MAX_MESSAGE_CHARS)
+        if message:
+            break
+    request_id = clean_text(payload.get("requestId"), MAX_ID_CHARS)
+    return code, message, request_id
+
+
+def _kind_for_status(status: int) -> ErrorKind:
+    if status in (401, 403):
+        return "auth"
+    if status == 429:
+        return "rate_limited"
+    if 400 <= status < 500:
+        return "rejected"
+    if 500 <= status < 600:
+        return "server_error"
+    return "bad_response"
+
+
+def _status_words(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def _explain(answer: _Answer, payload: object, attempts: int) -> str:
+    """Our own sentence for an error answer that did not explain itself."""
+    status = answer.status
+    words = _status_words(status)
+    if answer.too_large:
+        return f"The provider answered {words} with a body larger than {MAX_BODY_BYTES} bytes."
+    if answer.undecodable:
+        return f"The provider answered {words} with a body that could not be decoded."
+    if 300 <= status < 400:
+        location = clean_text(answer.headers.get("location"), MAX_ID_CHARS)
+        to = f" to {location}" if location else ""
+        return (
+            f"The provider answered {words}, a redirect{to}, instead of an answer; "
+            "HOSTUP_API_URL may be wrong."
+        )
+    if not answer.body.strip():
+        return f"The provider answered {words} with an empty body."
+    if payload is None:
+        if answer.is_html:
+            return f"The provider answered {words} with an HTML page instead of JSON."
+        return f"The provider answered {words} with something that is not JSON."
+    if status in (401, 403):
+        return f"The provider refused the API key ({words})."
+    if status == 429:
+        tries = "attempt" if attempts == 1 else "attempts"
+        return f"The provider is limiting how often we call it ({words}, {attempts} {tries})."
+    if status == 404:
+        return f"The provider does not know this address ({words}); HOSTUP_API_URL may be wrong."
+    if 400 <= status < 500:
+        return f"The provider refused the request ({words}) without saying why."
+    if 500 <= status < 600:
+        return f"The provider failed with a server error ({words})."
+    return f"The provider answered {words}, which this bot does not expect."
+
+
+# ---------------------------------------------------------------------------------------------
+# The client
+
+
+class HostupClient:
+    """The provider's email-verification API over one long-lived httpx client."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout: float,
+        *,
+        max_attempts: int = 3,
+        max_retry_after: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1.")
+        if any(c in api_key for c in "\r\n\0"):
+            # Say what is wrong without repeating the key.
+            raise ValueError(
+                "The API key contains a line break or NUL, which a header cannot carry."
+            )
+        self.base_url = base_url.rstrip("/") + "/"
+        self.max_attempts = max_attempts
+        self.max_retry_after = max_retry_after
+        self._api_key = api_key
+        self._sleep = sleep
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout),
+            headers={
+                "X-API-Key": api_key,
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"HostupClient(base_url={self.base_url!r}, max_attempts={self.max_attempts!r})"
+
+    # -- lifecycle
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the API
+
+    def confirm(self, email: str) -> ConfirmResult:
+        """Clear the verification caches for ``email``'s domain. Raises ProviderError."""
+        log.info("Asking the provider to confirm email verification for %s", email)
+        answer = self._call("POST", CONFIRM_PATH, {"email": email, "approved": "yes"}, unsafe=True)
+        data, request_id = self._success_data(answer)
+        cleared = _string_list(data.get("clearedDomains"), allow_int=False)
+        if cleared is None:
+            raise self._bad_shape(answer, request_id, "clearedDomains is not a list of names")
+        clients = _string_list(data.get("clientsNotified"), allow_int=True)
+        if clients is None:
+            raise self._bad_shape(answer, request_id, "clientsNotified is not a list of ids")
+        payload = answer.payload
+        return ConfirmResult(
+            cleared_domains=cleared,
+            clients_notified=clients,
+            message=self._redact(clean_text(data.get("message"), MAX_MESSAGE_CHARS) or ""),
+            request_id=request_id,
+            timestamp=clean_text(payload.get("timestamp"), MAX_ID_CHARS),
+        )
+
+    def status(self) -> ProviderStatus:
+        """The provider's read-only cache status; proves the key works. Raises ProviderError."""
+        answer = self._call("GET", STATUS_PATH, None, unsafe=False)
+        data, request_id = self._success_data(answer)
+        domains = _string_list(data.get("domains", []), allow_int=False)
+        if domains is None:
+            raise self._bad_shape(answer, request_id, "domains is not a list of names")
+        loading = data.get("loading", False)
+        if not isinstance(loading, bool):
+            raise self._bad_shape(answer, request_id, "loading is not true or false")
+        return ProviderStatus(
+            domains=domains,
+            loading=loading,
+            last_checked=clean_text(data.get("lastChecked"), MAX_ID_CHARS),
+        )
+
+    # -- one call, with the retries that are safe
+
+    def _call(
+        self, method: str, path: str, body: Mapping[str, Any] | None, *, unsafe: bool
+    ) -> _Answer:
+        """Send until there is an answer to interpret; return it if it is a 2xx.
+
+        ``unsafe``: the request changes something at the provider, so an error after sending
+        leaves the outcome unknown.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                answer = self._send(method, path, body)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # Nothing reached the provider: safe to try again.
+                if attempt < self.max_attempts:
+                    wait = CONNECT_BACKOFF * 2 ** (attempt - 1)
+                    log.warning(
+                        "Provider %s %s attempt %d/%d could not connect (%s); retrying in %.1f s",
+                        method,
+                        path,
+                        attempt,
+                        self.max_attempts,
+                        type(exc).__name__,
+                        wait,
+                    )
+                    self._sleep(wait)
+                    continue
+                raise self._unreachable(exc, attempt) from exc
+            except (httpx.UnsupportedProtocol, httpx.ProxyError, httpx.LocalProtocolError) as exc:
+                # A wrong URL, a proxy that failed, a header we could not send: nothing was sent,
+                # and trying again would fail the same way.
+                raise self._unreachable(exc, attempt) from exc
+            except httpx.TransportError as exc:
+                # ReadTimeout, WriteTimeout, ReadError, WriteError, RemoteProtocolError, ...: the
+                # request was (at least partly) sent. Never retried blindly.
+                raise self._after_send(exc, method, path, unsafe=unsafe) from exc
+
+            request_id = self._request_id(answer)
+            log_level = logging.INFO if 200 <= answer.status < 300 else logging.WARNING
+            log.log(
+                log_level,
+                "Provider %s %s attempt %d/%d answered %d (request id %s)",
+                method,
+                path,
+                attempt,
+                self.max_attempts,
+                answer.status,
+                request_id,
+            )
+            if answer.status == 429 and attempt < self.max_attempts:
+                wait = parse_retry_after(answer.headers.get("retry-after"), time.time())
+                wait = min(DEFAULT_RETRY_AFTER if wait is None else wait, self.max_retry_after)
+                log.warning("Provider rate limit: waiting %.1f s before trying again", wait)
+                self._sleep(wait)
+                continue
+            if 200 <= answer.status < 300 and not answer.too_large and not answer.undecodable:
+                return answer
+            raise self._error_from_answer(answer, attempt)
+
+    def _send(self, method: str, path: str, body: Mapping[str, Any] | None) -> _Answer:
+        request = self._client.build_request(method, path, json=body)
+        response = self._client.send(request, stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            try:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        return _Answer(response.status_code, response.headers, b"", too_large=True)
+                    chunks.append(chunk)
+            except httpx.DecodingError:
+                return _Answer(response.status_code, response.headers, b"", undecodable=True)
+            return _Answer(response.status_code, response.headers, b"".join(chunks))
+        finally:
+            response.close()
+
+    # -- building results and errors
+
+    def _redact(self, text: str) -> str:
+        if self._api_key and self._api_key in text:
+            return text.replace(self._api_key, "[redacted]")
+        return text
+
+    def _redact_opt(self, text: str | None) -> str | None:
+        return None if text is None else self._redact(text)
+
+    def _error(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        outcome_unknown: bool = False,
+    ) -> ProviderError:
+        return ProviderError(
+            kind,
+            self._redact(message),
+            status=status,
+            code=self._redact_opt(code),
+            request_id=self._redact_opt(request_id),
+            outcome_unknown=outcome_unknown,
+        )
+
+    def _request_id(self, answer: _Answer) -> str | None:
+        _, _, request_id = _error_fields(answer.payload)
+        return request_id or answer.header_request_id()
+
+    def _unreachable(self, exc: httpx.TransportError, attempts: int) -> ProviderError:
+        detail = clean_text(str(exc), MAX_MESSAGE_CHARS // 2) or type(exc).__name__
+        tries = "attempt" if attempts == 1 else "attempts"
+        return self._error(
+            "unreachable",
+            f"Could not reach the provider at {self.base_url} ({detail}) after {attempts} "
+            f"{tries}. Nothing was sent, so nothing changed.",
+        )
+
+    def _after_send(
+        self, exc: httpx.TransportError, method: str, path: str, *, unsafe: bool
+    ) -> ProviderError:
+        if isinstance(exc, httpx.TimeoutException):
+            what = "did not answer in time"
+        else:
+            what = "broke the connection without answering"
+        if unsafe:
+            message = (
+                f"The provider {what} after the request was sent. It may or may not have "
+                "acted: check before trying again."
+            )
+        else:
+            message = f"The provider {what}."
+        log.warning("Provider %s %s: %s (%s)", method, path, message, type(exc).__name__)
+        return self._error("timeout", message, outcome_unknown=unsafe)
+
+    def _error_from_answer(self, answer: _Answer, attempts: int) -> ProviderError:
+        payload = answer.payload
+        code, message, request_id = _error_fields(payload)
+        if 200 <= answer.status < 300:
+            kind: ErrorKind = "bad_response"  # too large or undecodable
+        else:
+            kind = _kind_for_status(answer.status)
+        return self._error(
+            kind,
+            message or _explain(answer, payload, attempts),
+            status=answer.status,
+            code=code,
+            request_id=request_id or answer.header_request_id(),
+        )
+
+    def _bad_shape(self, answer: _Answer, request_id: str | None, why: str) -> ProviderError:
+        return self._error(
+            "bad_response",
+            f"The provider answered {_status_words(answer.status)} but not in the documented "
+            f"shape: {why}.",
+            status=answer.status,
+            request_id=request_id,
+        )
+
+    def _success_data(self, answer: _Answer) -> tuple[dict[str, Any], str | None]:
+        """The ``data`` object of a documented success answer, and the provider's request id."""
+        payload = answer.payload
+        if not isinstance(payload, dict):
+            raise self._error(
+                "bad_response",
+                _explain(answer, payload, 1)
+                if payload is None
+                else f"The provider answered {_status_words(answer.status)} with JSON that is "
+                "not an object.",
+                status=answer.status,
+                request_id=answer.header_request_id(),
+            )
+        code, provider_message, request_id = _error_fields(payload)
+        request_id = request_id or answer.header_request_id()
+        data = payload.get("data")
+        if isinstance(data, dict) and payload.get("success") is True:
+            if data.get("success", True) is True:
+                return data, request_id
+            if provider_message is None:
+                _, provider_message, _ = _error_fields(data)
+        said = f": {provider_message}" if provider_message else "."
+        raise self._error(
+            "bad_response",
+            f"The provider answered {_status_words(answer.status)} but did not report "
+            f"success{said}",
+            status=answer.status,
+            code=code,
+            request_id=request_id,
+        )

@@ -1,0 +1,441 @@
+"""A local stand-in for the provider's email-verification API, over real HTTP on loopback.
+
+Used by the end-to-end tests and by ``python -m bot sandbox``. It answers like the provider's
+public API reference says, under the same ``/api`` prefix::
+
+    POST /api/email-verification/confirmed   {"email": ..., "approved": "yes"} -> documented 200
+    GET  /api/email-verification/status      -> {"success": true, "data": {"domains": [...], ...}}
+
+A request without the configured ``X-API-Key`` gets 401 problem details. Every request is
+recorded in :attr:`FakeProvider.calls`. By default every call succeeds; to script failures,
+queue answers, which are used one per request, in order, before the default comes back::
+
+    with FakeProvider(api_key="k") as provider:
+        provider.enqueue(Response.error(400, "Email is required"))
+        provider.script("rate_limited", times=2)     # a named mode, see MODES
+        provider.enqueue(Response.hang(5))           # answer normally, 5 s late
+        provider.enqueue(Response.close_after_read())
+        provider.cleared_domains = ["a.example", "b.example"]
+        provider.clients_notified = [3704, "3705"]
+        provider.delay = 0.2                         # before every answer
+        client = HostupClient(provider.url, "k", timeout=1)
+
+Handlers run on their own daemon threads, so a delayed or hanging answer never holds up other
+requests, and :meth:`FakeProvider.stop` wakes them so it never waits for them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal, Self
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api"
+CONFIRM_PATH = f"{PREFIX}/email-verification/confirmed"
+STATUS_PATH = f"{PREFIX}/email-verification/status"
+MAX_REQUEST_BYTES = 1_000_000
+
+ErrorShape = Literal["documented", "problem"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _code_for(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.upper().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return f"HTTP_{status}"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
+@dataclass(frozen=True)
+class Response:
+    """One scripted answer.
+
+    ``action``: ``"answer"`` sends ``status``/``body``; ``"normal"`` answers as the endpoint
+    normally would (the status and body here are unused); ``"close"`` reads the request, then
+    closes the connection without answering. ``delay`` seconds pass before any of them.
+    ``body``: a dict or list is sent as JSON; str or bytes as they are.
+    """
+
+    status: int = 200
+    body: dict[str, Any] | list[Any] | str | bytes = b""
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    action: Literal["answer", "normal", "close"] = "answer"
+    delay: float = 0.0
+
+    @property
+    def request_id(self) -> str | None:
+        """The ``requestId`` in the body, when it has one."""
+        if isinstance(self.body, dict) and isinstance(self.body.get("requestId"), str):
+            return self.body["requestId"]
+        return None
+
+    @classmethod
+    def json(
+        cls,
+        status: int,
+        body: dict[str, Any] | list[Any] | str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Response:
+        """Any JSON (or raw text sent as JSON) with any status."""
+        return cls(status, body, content_type, dict(headers or {}))
+
+    @classmethod
+    def error(
+        cls,
+        status: int,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        shape: ErrorShape = "documented",
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """An error in the documented shape or as RFC 7807 problem details."""
+        message = message or f"{_phrase(status)} (stand-in provider)"
+        code = code or _code_for(status)
+        if shape == "problem":
+            body: dict[str, Any] = {
+                "type": f"https://cloud.hostup.se/problems/{code.lower().replace('_', '-')}",
+                "title": _phrase(status),
+                "status": status,
+                "detail": message,
+                "code": code,
+                "requestId": _new_request_id(),
+            }
+            return cls(status, body, "application/problem+json", dict(headers or {}))
+        body = {
+            "code": code,
+            "error": _phrase(status),
+            "message": message,
+            "requestId": _new_request_id(),
+            "timestamp": _now(),
+        }
+        return cls(status, body, "application/json", dict(headers or {}))
+
+    @classmethod
+    def rate_limited(
+        cls, retry_after: str | None = "1", *, shape: ErrorShape = "problem"
+    ) -> Response:
+        """429 with ``Retry-After`` (omitted when None)."""
+        headers = {} if retry_after is None else {"Retry-After": retry_after}
+        return cls.error(429, "Too many requests, slow down", shape=shape, headers=headers)
+
+    @classmethod
+    def html(cls, status: int = 502) -> Response:
+        """An HTML error page, as a proxy in front of the provider would send."""
+        page = (
+            f"<!DOCTYPE html><html><head><title>{status} {_phrase(status)}</title></head>"
+            f"<body><h1>{status} {_phrase(status)}</h1><hr><p>nginx</p></body></html>"
+        )
+        return cls(status, page, "text/html; charset=utf-8")
+
+    @classmethod
+    def wrong_shape(cls) -> Response:
+        """200 with JSON that is not the documented answer."""
+        return cls(200, {"ok": True, "result": "done"})
+
+    @classmethod
+    def not_successful(cls, message: str = "Nothing to clear") -> Response:
+        """200 whose body says it did not succeed."""
+        body = {"success": False, "message": message, "requestId": _new_request_id()}
+        return cls(200, body)
+
+    @classmethod
+    def hang(cls, seconds: float = 30.0) -> Response:
+        """Say nothing for ``seconds`` (longer than the client's timeout), then answer normally."""
+        return cls(action="normal", delay=seconds)
+
+    @classmethod
+    def close_after_read(cls) -> Response:
+        """Read the whole request, then close the connection without a word."""
+        return cls(action="close")
+
+
+MODES: dict[str, Callable[[], Response]] = {
+    "bad_request": lambda: Response.error(400, "Email is required"),
+    "unauthorized": lambda: Response.error(401, "Invalid API key", shape="problem"),
+    "forbidden": lambda: Response.error(403, "This API key may not do that", shape="problem"),
+    "not_found": lambda: Response.error(404, "No such endpoint", shape="problem"),
+    "rate_limited": lambda: Response.rate_limited("1"),
+    "server_error": lambda: Response.error(500, "Internal server error"),
+    "bad_gateway": lambda: Response.html(502),
+    "unavailable": lambda: Response.error(503, "Service temporarily unavailable", shape="problem"),
+    "wrong_shape": Response.wrong_shape,
+    "not_successful": Response.not_successful,
+    "hang": Response.hang,
+    "close_after_read": Response.close_after_read,
+}
+"""Named failures for :meth:`FakeProvider.script` (and the sandbox command)."""
+
+
+class FakeProvider:
+    """The stand-in provider: a threaded HTTP server on 127.0.0.1, on a free port.
+
+    Settable at any time: ``delay`` (seconds before every answer), ``cleared_domains`` (None:
+    the domain of the email), ``clients_notified``, ``status_domains``.
+    """
+
+    def __init__(self, api_key: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.api_key = api_key
+        self.delay: float = 0.0
+        self.cleared_domains: list[str] | None = None
+        self.clients_notified: list[str | int] = ["3704"]
+        self.status_domains: list[str] = []
+        self._address = (host, port)
+        self._lock = threading.Lock()
+        self._calls: list[dict[str, Any]] = []
+        self._queue: deque[Response] = deque()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+
+    def start(self) -> Self:
+        if self._server is not None:
+            raise RuntimeError("The stand-in provider is already running.")
+        self._stopping.clear()
+        self._server = _Server(self._address, _Handler, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="fake-provider",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; wakes delayed and hanging handlers so this never waits on them."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("The stand-in provider is not running.")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The base URL to give the client, with the ``/api`` prefix the real one has."""
+        return f"http://127.0.0.1:{self.port}{PREFIX}"
+
+    # -- scripting and inspection
+
+    def enqueue(self, *responses: Response) -> None:
+        """Answer the next requests with these, in order; then the default comes back."""
+        with self._lock:
+            self._queue.extend(responses)
+
+    def script(self, mode: str, *, times: int = 1) -> None:
+        """Queue the named failure ``times`` times; ``mode`` is a key of :data:`MODES`."""
+        try:
+            make = MODES[mode]
+        except KeyError:
+            raise ValueError(f"Unknown mode {mode!r}; known: {', '.join(MODES)}") from None
+        self.enqueue(*(make() for _ in range(times)))
+
+    def reset(self) -> None:
+        """Forget recorded calls and queued answers."""
+        with self._lock:
+            self._calls.clear()
+            self._queue.clear()
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        """Every request so far, oldest first: ``method``, ``path``, ``headers`` (names in
+        lower case), ``json`` (the parsed body, or None) and ``body`` (the raw bytes)."""
+        with self._lock:
+            return [dict(call) for call in self._calls]
+
+    # -- used by the handler
+
+    def _record(self, call: dict[str, Any]) -> None:
+        with self._lock:
+            self._calls.append(call)
+
+    def _next_scripted(self) -> Response | None:
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True if the server is stopping meanwhile."""
+        return self._stopping.wait(seconds) if seconds > 0 else self._stopping.is_set()
+
+    def _authorised(self, key: str | None) -> bool:
+        return key is not None and hmac.compare_digest(key.encode(), self.api_key.encode())
+
+    def _normal(self, method: str, path: str, body: Any) -> Response:
+        """The answer the real endpoint gives."""
+        if path not in (CONFIRM_PATH, STATUS_PATH):
+            return Response.error(404, f"No route for {method} {path}", shape="problem")
+        if path == STATUS_PATH:
+            if method != "GET":
+                return Response.error(405, "Use GET", shape="problem")
+            with self._lock:
+                domains = list(self.status_domains)
+            data = {"domains": domains, "loading": False, "lastChecked": _now()}
+            return Response(200, self._success(data))
+        if method != "POST":
+            return Response.error(405, "Use POST", shape="problem")
+        if not isinstance(body, dict) or not isinstance(body.get("email"), str):
+            return Response.error(400, "Email is required")
+        email: str = body["email"]
+        local, at, domain = email.rpartition("@")
+        if not (local and at and domain):
+            return Response.error(400, "Email is invalid")
+        if body.get("approved") != "yes":
+            return Response.error(400, 'approved must be "yes"')
+        with self._lock:
+            cleared = list(self.cleared_domains or [domain.lower()])
+            clients = list(self.clients_notified)
+        data = {
+            "success": True,
+            "message": "Verification caches cleared",
+            "clearedDomains": cleared,
+            "clientsNotified": clients,
+        }
+        return Response(200, self._success(data))
+
+    @staticmethod
+    def _success(data: dict[str, Any]) -> dict[str, Any]:
+        return {"success": True, "timestamp": _now(), "requestId": _new_request_id(), "data": data}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Do not join handler threads on close: a hanging one must not hold up stop().
+    block_on_close = False
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        provider: FakeProvider,
+    ) -> None:
+        self.provider = provider
+        super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timeout, closed socket) is normal here; no traceback on stderr.
+        log.debug("stand-in provider: error while answering %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    # One request per connection: nothing lingers on a kept-alive socket after stop().
+    protocol_version = "HTTP/1.0"
+    server_version = "FakeHostup/1.0"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("stand-in provider: " + format, *args)
+
+    def _handle(self) -> None:
+        provider = self.server.provider
+        raw = self._read_body()
+        try:
+            parsed: Any = json.loads(raw) if raw else None
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            parsed = None
+        method, path = self.command, self.path.split("?", 1)[0]
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        provider._record(
+            {"method": method, "path": path, "headers": headers, "json": parsed, "body": raw}
+        )
+
+        if not provider._authorised(self.headers.get("X-API-Key")):
+            response = Response.error(401, "Invalid or missing API key", shape="problem")
+        else:
+            response = provider._next_scripted() or Response(action="normal")
+        if provider._wait(provider.delay + response.delay):
+            self.close_connection = True
+            return
+        if response.action == "close":
+            self.close_connection = True
+            return
+        if response.action == "normal":
+            response = provider._normal(method, path, parsed)
+        self._send(response)
+
+    def _read_body(self) -> bytes:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        return self.rfile.read(min(max(length, 0), MAX_REQUEST_BYTES)) if length > 0 else b""
+
+    def _send(self, response: Response) -> None:
+        body = response.body
+        if isinstance(body, dict | list):
+            payload = json.dumps(body).encode()
+        elif isinstance(body, str):
+            payload = body.encode()
+        else:
+            payload = body
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
