@@ -1,0 +1,356 @@
+"""Requests shaped as Slack sends them to an app, and a way to send them signed.
+
+Each builder comes in two forms:
+
+* `*_payload(...) -> dict`: the JSON object, as carried by a Socket Mode envelope (a slash
+  command's form fields become a JSON object of strings there);
+* the plain name, `slash_command(...)` etc. `-> bytes`: the form-encoded HTTP body Slack POSTs
+  to the Request URL (`payload=<json>` for interactions).
+
+`sign()` adds Slack's v0 signature headers and `post_signed()` / `SlackRequestSender` POST a
+body to the bot's `/slack/events` the way Slack does.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, ParamSpec
+from urllib.parse import urlencode
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+
+FORM = "application/x-www-form-urlencoded"
+# Slack's deprecated per-app verification token; Bolt does not check it.
+VERIFICATION_TOKEN = "fake-verification-token"  # noqa: S105 - a stand-in value, not a secret
+USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
+
+P = ParamSpec("P")
+
+# A value in view_submission's `values`: the element state dict Slack sends, or a str / None
+# as a shorthand for a plain_text_input's value.
+StateValue = Mapping[str, Any] | str | None
+
+
+class HttpReply(NamedTuple):
+    """What the app answered: unpacks as `(status, headers, body)`."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        """The body as text."""
+        return self.body.decode("utf-8")
+
+
+def sign(body: bytes, signing_secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """The `X-Slack-Request-Timestamp` and `X-Slack-Signature` (v0) headers for `body`."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(signing_secret).generate_signature(timestamp=ts, body=body)
+    if signature is None:  # only when the timestamp is missing, which it never is here
+        raise ValueError("no signature")
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
+
+
+def post_signed(
+    url: str,
+    body: bytes,
+    signing_secret: str,
+    content_type: str = FORM,
+    *,
+    timestamp: int | None = None,
+    timeout: float = 10.0,
+) -> HttpReply:
+    """POST `body` to `url` signed as Slack signs it; returns whatever the app answered."""
+    headers = {"Content-Type": content_type, "User-Agent": USER_AGENT}
+    headers.update(sign(body, signing_secret, timestamp))
+    # trust_env=False: these requests go to loopback and must never go through a proxy.
+    with httpx.Client(timeout=timeout, trust_env=False) as client:
+        response = client.post(url, content=body, headers=headers)
+    return HttpReply(response.status_code, dict(response.headers), response.content)
+
+
+class SlackRequestSender:
+    """Slack's side of the Request URL: signs and POSTs bodies to one app URL."""
+
+    def __init__(self, url: str, signing_secret: str, *, timeout: float = 10.0) -> None:
+        """`url` is the app's Request URL, e.g. `http://127.0.0.1:PORT/slack/events`."""
+        self.url = url
+        self.signing_secret = signing_secret
+        self.timeout = timeout
+
+    def post(self, body: bytes, content_type: str = FORM) -> HttpReply:
+        """POST a body built by this module (or any other), signed."""
+        return post_signed(self.url, body, self.signing_secret, content_type, timeout=self.timeout)
+
+
+def new_trigger_id() -> str:
+    """A trigger id shaped as Slack's; no FakeSlack knows it (use FakeSlack.new_trigger_id)."""
+    return f"{int(time.time() * 1000)}.0.{secrets.token_hex(16)}"
+
+
+def _now_ts() -> str:
+    return f"{time.time():.6f}"
+
+
+def _user(user_id: str, team_id: str, user_name: str | None) -> dict[str, str]:
+    name = user_name or user_id.lower()
+    return {"id": user_id, "username": name, "name": name, "team_id": team_id}
+
+
+def _form(payload: Mapping[str, Any]) -> bytes:
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+# --------------------------------------------------------------------- slash command
+
+
+def slash_command_payload(
+    text: str,
+    *,
+    user_id: str,
+    trigger_id: str,
+    response_url: str,
+    command: str = "/verify-email",
+    channel_id: str = "C1",
+    channel_name: str = "general",
+    user_name: str | None = None,
+    team_id: str = "T1",
+    team_domain: str = "sandbox",
+    api_app_id: str = "A1",
+    enterprise_id: str | None = None,
+    enterprise_name: str | None = None,
+    token: str = VERIFICATION_TOKEN,
+) -> dict[str, str]:
+    """A slash command's fields, in Slack's order, all strings (as in a Socket Mode envelope)."""
+    fields = {
+        "token": token,
+        "team_id": team_id,
+        "team_domain": team_domain,
+    }
+    if enterprise_id is not None:
+        fields["enterprise_id"] = enterprise_id
+        fields["enterprise_name"] = enterprise_name or enterprise_id
+    fields.update(
+        {
+            "channel_id": channel_id,
+            "channel_name": channel_name,
+            "user_id": user_id,
+            "user_name": user_name or user_id.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": api_app_id,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": trigger_id,
+        }
+    )
+    return fields
+
+
+# --------------------------------------------------------------------- block_actions
+
+
+def _find_element(
+    message: Mapping[str, Any], action_id: str, block_id: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The (block_id, element) of the interactive element `action_id` in `message`."""
+    for block in message.get("blocks") or []:
+        if block_id is not None and block.get("block_id") != block_id:
+            continue
+        elements = list(block.get("elements") or [])
+        if block.get("accessory"):
+            elements.append(block["accessory"])
+        for element in elements:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                return str(block.get("block_id", "")), element
+    raise ValueError(f"the message has no element with action_id {action_id!r}")
+
+
+def block_actions_payload(
+    *,
+    user_id: str,
+    action_id: str,
+    message: Mapping[str, Any],
+    channel_id: str,
+    trigger_id: str,
+    response_url: str,
+    value: str | None = None,
+    block_id: str | None = None,
+    channel_name: str = "approvals",
+    user_name: str | None = None,
+    team_id: str = "T1",
+    team_domain: str = "sandbox",
+    api_app_id: str = "A1",
+    token: str = VERIFICATION_TOKEN,
+) -> dict[str, Any]:
+    """A click on the button `action_id` of `message` (a message as Slack holds it: ts, blocks).
+
+    The button must be in the message, as only a button a person sees can be clicked; its
+    block_id, text, style and value come from there unless `block_id` / `value` are given.
+    """
+    found_block_id, element = _find_element(message, action_id, block_id)
+    action: dict[str, Any] = {
+        "action_id": action_id,
+        "block_id": found_block_id,
+        "text": element.get("text"),
+        "value": value if value is not None else element.get("value"),
+        "type": element.get("type", "button"),
+        "action_ts": _now_ts(),
+    }
+    if "style" in element:
+        action["style"] = element["style"]
+    container: dict[str, Any] = {
+        "type": "message",
+        "message_ts": message["ts"],
+        "channel_id": channel_id,
+        "is_ephemeral": False,
+    }
+    if message.get("thread_ts", message["ts"]) != message["ts"]:
+        container["thread_ts"] = message["thread_ts"]
+    return {
+        "type": "block_actions",
+        "user": _user(user_id, team_id, user_name),
+        "api_app_id": api_app_id,
+        "token": token,
+        "container": container,
+        "trigger_id": trigger_id,
+        "team": {"id": team_id, "domain": team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel_id, "name": channel_name},
+        "message": dict(message),
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [action],
+    }
+
+
+# ------------------------------------------------------------------- view_submission
+
+
+def _state_values(
+    view: Mapping[str, Any], values: Mapping[str, Mapping[str, StateValue]]
+) -> dict[str, dict[str, Any]]:
+    """Slack's `view.state.values`: every plain_text_input (empty ones as null), then `values`."""
+    state: dict[str, dict[str, Any]] = {}
+    for block in view.get("blocks") or []:
+        element = block.get("element") or {}
+        if block.get("type") == "input" and element.get("type") == "plain_text_input":
+            state.setdefault(str(block.get("block_id")), {})[element["action_id"]] = {
+                "type": "plain_text_input",
+                "value": None,
+            }
+    for block_id, actions in values.items():
+        for action_id, given in actions.items():
+            if given is None or isinstance(given, str):
+                given = {"type": "plain_text_input", "value": given}
+            state.setdefault(block_id, {})[action_id] = dict(given)
+    return state
+
+
+def view_submission_payload(
+    *,
+    user_id: str,
+    view: Mapping[str, Any],
+    values: Mapping[str, Mapping[str, StateValue]],
+    trigger_id: str | None = None,
+    user_name: str | None = None,
+    team_id: str = "T1",
+    team_domain: str = "sandbox",
+    api_app_id: str = "A1",
+    bot_id: str = "BBOT",
+    token: str = VERIFICATION_TOKEN,
+) -> dict[str, Any]:
+    """A modal submitted by `user_id`.
+
+    `view` is the view as the bot sent it to views.open, or as FakeSlack holds it (then its id
+    and hash are kept). `values[block_id][action_id]` is the element's state, e.g.
+    `{"type": "plain_text_input", "value": "..."}`; a str or None is short for that.
+    """
+    view_id = str(view.get("id") or f"V{secrets.token_hex(5).upper()}")
+    submitted = {
+        "id": view_id,
+        "team_id": team_id,
+        "type": view.get("type", "modal"),
+        "blocks": list(view.get("blocks") or []),
+        "private_metadata": view.get("private_metadata", ""),
+        "callback_id": view.get("callback_id", ""),
+        "state": {"values": _state_values(view, values)},
+        "hash": view.get("hash") or f"{int(time.time())}.{secrets.token_hex(4)}",
+        "title": view.get("title"),
+        "clear_on_close": bool(view.get("clear_on_close", False)),
+        "notify_on_close": bool(view.get("notify_on_close", False)),
+        "close": view.get("close"),
+        "submit": view.get("submit"),
+        "previous_view_id": view.get("previous_view_id"),
+        "root_view_id": view.get("root_view_id") or view_id,
+        "app_id": api_app_id,
+        "external_id": view.get("external_id", ""),
+        "app_installed_team_id": team_id,
+        "bot_id": bot_id,
+    }
+    return {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": team_domain},
+        "user": _user(user_id, team_id, user_name),
+        "api_app_id": api_app_id,
+        "token": token,
+        "trigger_id": trigger_id or new_trigger_id(),
+        "view": submitted,
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+# ------------------------------------------------------------------- wire encodings
+
+
+def _encoded(
+    build: Callable[P, Mapping[str, Any]],
+    encode: Callable[[Mapping[str, Any]], bytes],
+    name: str,
+    doc: str,
+) -> Callable[P, bytes]:
+    """`build` with the same parameters, returning the encoded body instead of the object."""
+
+    def encoded(*args: P.args, **kwargs: P.kwargs) -> bytes:
+        return encode(build(*args, **kwargs))
+
+    encoded.__name__ = encoded.__qualname__ = name
+    encoded.__doc__ = doc
+    signature = inspect.signature(build).replace(return_annotation="bytes")
+    encoded.__signature__ = signature  # type: ignore[attr-defined]  # for help() and IDEs
+    return encoded
+
+
+slash_command = _encoded(
+    slash_command_payload,
+    lambda fields: urlencode(fields).encode(),
+    "slash_command",
+    "The form-encoded body Slack POSTs for `/command text` (see slash_command_payload).",
+)
+block_actions = _encoded(
+    block_actions_payload,
+    _form,
+    "block_actions",
+    "The body (`payload=<json>`) Slack POSTs for a button click (see block_actions_payload).",
+)
+view_submission = _encoded(
+    view_submission_payload,
+    _form,
+    "view_submission",
+    "The body (`payload=<json>`) Slack POSTs when a modal is submitted "
+    "(see view_submission_payload).",
+)

@@ -1,0 +1,532 @@
+"""The Slack stand-ins behave like Slack for everything the bot relies on.
+
+Each test drives a stand-in with the real client the bot uses (slack_sdk's WebClient, Bolt's
+App over HTTP and over Socket Mode), so the end-to-end tests and the sandbox can trust them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import httpx
+import pytest
+from slack_bolt import Ack, App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.webhook import WebhookClient
+
+from bot.standins import payloads
+from bot.standins.slack import FakeSlack
+from bot.standins.socket_mode import FakeSocketMode
+
+BOT_TOKEN = "xoxb-test"
+APP_TOKEN = "xapp-test"
+SECRET = "signing-secret"
+TS = re.compile(r"^\d{10}\.\d{6}$")
+
+APPROVE_MESSAGE_BLOCKS: list[dict[str, Any]] = [
+    {"type": "section", "text": {"type": "mrkdwn", "text": "<@U1> asks to clear a@example.com"}},
+    {
+        "type": "actions",
+        "block_id": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": "approve",
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Approve"},
+                "value": "req-1",
+            },
+            {
+                "type": "button",
+                "action_id": "reject",
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Reject"},
+                "value": "req-1",
+            },
+        ],
+    },
+]
+MODAL: dict[str, Any] = {
+    "type": "modal",
+    "callback_id": "request_view",
+    "title": {"type": "plain_text", "text": "Verify email"},
+    "submit": {"type": "plain_text", "text": "Request"},
+    "private_metadata": "C1",
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "email_block",
+            "label": {"type": "plain_text", "text": "Email"},
+            "element": {"type": "plain_text_input", "action_id": "email_input"},
+        },
+        {
+            "type": "input",
+            "block_id": "reason_block",
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Reason"},
+            "element": {"type": "plain_text_input", "action_id": "reason_input"},
+        },
+    ],
+}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN) as running:
+        yield running
+
+
+@pytest.fixture
+def client(fake: FakeSlack) -> WebClient:
+    return WebClient(token=BOT_TOKEN, base_url=fake.api_url)
+
+
+# ------------------------------------------------------------------- Web API
+
+
+def test_auth_test_answers_the_bot_identity(client: WebClient) -> None:
+    """auth.test (which Bolt calls at start-up) names the bot user, bot and team."""
+    answer = client.auth_test()
+    assert answer["user_id"] == "UBOT"
+    assert answer["bot_id"] == "BBOT"
+    assert answer["team_id"] == "T1"
+    assert answer["url"].startswith("https://")
+
+
+def test_tokens_are_checked_like_slack(fake: FakeSlack) -> None:
+    """A wrong token is invalid_auth; the app token only opens Socket Mode connections."""
+    with pytest.raises(SlackApiError) as wrong:
+        WebClient(token="xoxb-wrong", base_url=fake.api_url).auth_test()
+    assert wrong.value.response["error"] == "invalid_auth"
+    with pytest.raises(SlackApiError) as app_token:
+        WebClient(token=APP_TOKEN, base_url=fake.api_url).chat_postMessage(channel="C1", text="x")
+    assert app_token.value.response["error"] == "not_allowed_token_type"
+    with pytest.raises(SlackApiError) as bot_token:
+        WebClient(token=BOT_TOKEN, base_url=fake.api_url).apps_connections_open(app_token=BOT_TOKEN)
+    assert bot_token.value.response["error"] == "not_allowed_token_type"
+
+
+def test_delay_slows_a_method_down(fake: FakeSlack, client: WebClient) -> None:
+    """set_delay makes a method answer no sooner than the delay (latency for timing tests)."""
+    fake.set_delay("auth.test", 0.2)
+    started = time.monotonic()
+    client.auth_test()
+    assert time.monotonic() - started >= 0.2
+
+
+def test_unknown_method_is_refused(client: WebClient) -> None:
+    """A method the stand-in does not implement answers unknown_method, as Slack does."""
+    with pytest.raises(SlackApiError) as error:
+        client.api_call("chat.scheduleMessage", json={"channel": "C1", "text": "x"})
+    assert error.value.response["error"] == "unknown_method"
+
+
+def test_posts_replies_and_updates_show_in_messages(fake: FakeSlack, client: WebClient) -> None:
+    """chat.postMessage gives increasing ts; replies join the thread; chat.update edits in place."""
+    first = client.chat_postMessage(channel="C1", text="request", blocks=APPROVE_MESSAGE_BLOCKS)
+    second = client.chat_postMessage(channel="C1", text="another")
+    assert TS.match(first["ts"]) and first["ts"] < second["ts"]
+    assert first["channel"] == "C1"
+    assert first["message"]["blocks"][1]["elements"][0]["action_id"] == "approve"
+    assert first["message"]["blocks"][0]["block_id"]  # Slack gives every block an id
+
+    reply = client.chat_postMessage(channel="C1", thread_ts=first["ts"], text="Approved by <@U2>")
+    assert reply["message"]["thread_ts"] == first["ts"]
+    client.chat_update(
+        channel="C1",
+        ts=first["ts"],
+        text="approved",
+        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*Approved*"}}],
+    )
+
+    top = fake.messages("C1")
+    assert [m["ts"] for m in top] == [first["ts"], second["ts"]]
+    assert top[0]["text"] == "approved" and "edited" in top[0]
+    assert [b["type"] for b in top[0]["blocks"]] == ["section"]  # no buttons left
+    assert top[0]["reply_count"] == 1
+    assert [m["text"] for m in fake.messages("C1", first["ts"])] == ["Approved by <@U2>"]
+    transcript = fake.transcript("C1")
+    assert "*Approved*" in transcript and "    " in transcript.splitlines()[-3]
+    assert "[Approve]" not in transcript
+
+
+def test_update_keeps_what_it_is_not_given(fake: FakeSlack, client: WebClient) -> None:
+    """chat.update without blocks keeps the blocks; an unknown ts is message_not_found."""
+    posted = client.chat_postMessage(channel="C1", text="t", blocks=APPROVE_MESSAGE_BLOCKS)
+    client.chat_update(channel="C1", ts=posted["ts"], text="new text")
+    assert len(fake.message("C1", posted["ts"])["blocks"]) == 2
+    with pytest.raises(SlackApiError) as error:
+        client.chat_update(channel="C1", ts="1.000001", text="x")
+    assert error.value.response["error"] == "message_not_found"
+
+
+def test_posting_to_a_user_lands_in_a_dm(fake: FakeSlack, client: WebClient) -> None:
+    """chat.postMessage to U… answers a D… channel and the message is read there."""
+    answer = client.chat_postMessage(channel="U1", text="your request was approved")
+    assert answer["channel"].startswith("D")
+    assert fake.messages(answer["channel"])[0]["text"] == "your request was approved"
+    assert fake.messages("U1") == fake.messages(answer["channel"])
+
+
+def test_ephemeral_and_permalink(fake: FakeSlack, client: WebClient) -> None:
+    """chat.postEphemeral answers a message_ts; chat.getPermalink links existing messages."""
+    answer = client.chat_postEphemeral(channel="C1", user="U1", text="only you")
+    assert TS.match(answer["message_ts"])
+    assert fake.ephemerals("C1")[0]["user"] == "U1"
+    posted = client.chat_postMessage(channel="C1", text="x")
+    link = client.chat_getPermalink(channel="C1", message_ts=posted["ts"])["permalink"]
+    assert link.endswith("/archives/C1/p" + posted["ts"].replace(".", ""))
+
+
+def test_form_bodies_are_parsed_like_json_ones(fake: FakeSlack) -> None:
+    """A form-encoded call with `token` and JSON-string `blocks` is recorded with parsed blocks."""
+    body = {"token": BOT_TOKEN, "channel": "C1", "text": "x", "blocks": json.dumps([])}
+    answer = httpx.post(fake.api_url + "chat.postMessage", data=body, trust_env=False).json()
+    assert answer["ok"] is True
+    call = fake.calls_to("chat.postMessage")[0]
+    assert call.params["blocks"] == [] and call.token == BOT_TOKEN and "token" not in call.params
+
+
+def test_block_kit_limits_are_enforced(client: WebClient) -> None:
+    """More than 50 blocks, or a section text over 3000 characters, is invalid_blocks."""
+    too_many = [{"type": "divider"}] * 51
+    too_long = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]
+    for blocks in (too_many, too_long):
+        with pytest.raises(SlackApiError) as error:
+            client.chat_postMessage(channel="C1", text="x", blocks=blocks)
+        assert error.value.response["error"] == "invalid_blocks"
+
+
+def test_views_open_takes_a_fresh_trigger_once(fake: FakeSlack, client: WebClient) -> None:
+    """views.open answers a view V… for an issued trigger, and refuses a reused or unknown one."""
+    trigger = fake.new_trigger_id()
+    opened = client.views_open(trigger_id=trigger, view=MODAL)["view"]
+    assert opened["id"].startswith("V") and opened["callback_id"] == "request_view"
+    assert opened["hash"] and fake.view(opened["id"])["blocks"][0]["block_id"] == "email_block"
+    for trigger_id, error in ((trigger, "exchanged_trigger_id"), ("1.2.abc", "invalid_trigger_id")):
+        with pytest.raises(SlackApiError) as refused:
+            client.views_open(trigger_id=trigger_id, view=MODAL)
+        assert refused.value.response["error"] == error
+
+
+def test_views_open_refuses_an_expired_trigger() -> None:
+    """A trigger older than trigger_ttl (3 s on Slack) is expired_trigger_id."""
+    with FakeSlack(trigger_ttl=-1) as fake:
+        client = WebClient(token=BOT_TOKEN, base_url=fake.api_url)
+        with pytest.raises(SlackApiError) as refused:
+            client.views_open(trigger_id=fake.new_trigger_id(), view=MODAL)
+        assert refused.value.response["error"] == "expired_trigger_id"
+
+
+def test_views_update_checks_the_hash(fake: FakeSlack, client: WebClient) -> None:
+    """views.update replaces an open view; a stale hash is hash_conflict."""
+    opened = client.views_open(trigger_id=fake.new_trigger_id(), view=MODAL)["view"]
+    updated = client.views_update(view_id=opened["id"], hash=opened["hash"], view=MODAL)["view"]
+    assert updated["id"] == opened["id"]
+    with pytest.raises(SlackApiError) as refused:
+        client.views_update(view_id=opened["id"], hash="0.stale", view=MODAL)
+    assert refused.value.response["error"] == "hash_conflict"
+
+
+def test_usergroups_and_channels(fake: FakeSlack, client: WebClient) -> None:
+    """usergroups.users.list and conversations.info answer what was configured, else errors."""
+    fake.set_usergroup("S1", ["U1", "U2"])
+    fake.add_channel("C9", name="approvals", is_member=False)
+    assert client.usergroups_users_list(usergroup="S1")["users"] == ["U1", "U2"]
+    channel = client.conversations_info(channel="C9")["channel"]
+    assert channel["id"] == "C9" and channel["is_member"] is False
+    failing = [
+        (lambda: client.usergroups_users_list(usergroup="S404"), "no_such_subteam"),
+        (lambda: client.conversations_info(channel="C404"), "channel_not_found"),
+        (lambda: client.chat_postMessage(channel="C9", text="x"), "not_in_channel"),
+    ]
+    for call, error in failing:
+        with pytest.raises(SlackApiError) as refused:
+            call()
+        assert refused.value.response["error"] == error
+
+
+def test_scripted_429_is_retried_by_slack_sdk(fake: FakeSlack, client: WebClient) -> None:
+    """fail_next answers 429 + Retry-After; slack_sdk's RateLimitErrorRetryHandler retries it."""
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
+    fake.fail_next("chat.postMessage", retry_after=0)
+    assert client.chat_postMessage(channel="C1", text="x")["ok"] is True
+    calls = fake.calls_to("chat.postMessage")
+    assert [c.status for c in calls] == [429, 200]
+    assert calls[0].answer == {"ok": False, "error": "ratelimited"}
+    assert len(fake.messages("C1")) == 1
+
+
+def test_scripted_error_answers_ok_false(fake: FakeSlack, client: WebClient) -> None:
+    """fail_next with another error answers 200 {"ok": false} once and changes nothing."""
+    posted = client.chat_postMessage(channel="C1", text="x")
+    fake.fail_next("chat.update", error="channel_not_found")
+    with pytest.raises(SlackApiError) as refused:
+        client.chat_update(channel="C1", ts=posted["ts"], text="y")
+    assert refused.value.response.status_code == 200
+    assert refused.value.response["error"] == "channel_not_found"
+    assert fake.message("C1", posted["ts"])["text"] == "x"
+    client.chat_update(channel="C1", ts=posted["ts"], text="y")
+    assert fake.message("C1", posted["ts"])["text"] == "y"
+
+
+def test_response_urls_are_recorded(fake: FakeSlack) -> None:
+    """POSTs to a response_url are recorded with their JSON body; unknown ones are 404."""
+    url = fake.new_response_url()
+    sent = WebhookClient(url).send(text="Opening the form…", response_type="ephemeral")
+    assert sent.status_code == 200
+    post = fake.wait_for_response(where=lambda body: body["text"].startswith("Opening"))
+    assert post.url == url and post.body["response_type"] == "ephemeral"
+    assert WebhookClient(fake.base_url + "response/nope").send(text="x").status_code == 404
+
+
+def test_wait_for_call_wakes_when_the_call_arrives(fake: FakeSlack, client: WebClient) -> None:
+    """wait_for_call blocks until a matching call lands (from another thread), or times out."""
+    worker = threading.Thread(
+        target=lambda: client.chat_postMessage(channel="C1", text="late", thread_ts="1.1")
+    )
+    worker.start()
+    call = fake.wait_for_call("chat.postMessage", where=lambda p: p.get("thread_ts") == "1.1")
+    worker.join()
+    assert call.params["text"] == "late" and call.ok
+    with pytest.raises(TimeoutError):
+        fake.wait_for_call("chat.update", timeout=0.05)
+
+
+# ------------------------------------------------------------ payloads + Bolt (HTTP)
+
+
+def test_signature_is_accepted_by_slack_sdk() -> None:
+    """sign() makes the v0 headers SignatureVerifier accepts, for that body only."""
+    body = payloads.slash_command(
+        "a@example.com", user_id="U1", trigger_id="1.2.x", response_url="http://r"
+    )
+    headers = payloads.sign(body, SECRET)
+    verifier = SignatureVerifier(SECRET)
+    assert verifier.is_valid_request(body, headers)
+    assert not verifier.is_valid_request(body + b"x", headers)
+
+
+def test_slash_command_carries_every_field_slack_sends() -> None:
+    """The slash command body has Slack's fields, in Slack's order, form-encoded."""
+    body = payloads.slash_command(
+        "<mailto:a@example.com|a@example.com>",
+        user_id="U1",
+        trigger_id="1.2.x",
+        response_url="http://r",
+    )
+    fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
+    assert list(fields) == [
+        "token",
+        "team_id",
+        "team_domain",
+        "channel_id",
+        "channel_name",
+        "user_id",
+        "user_name",
+        "command",
+        "text",
+        "api_app_id",
+        "is_enterprise_install",
+        "response_url",
+        "trigger_id",
+    ]
+    assert fields["text"] == "<mailto:a@example.com|a@example.com>"
+    assert fields["command"] == "/verify-email"
+
+
+def test_block_actions_clicks_a_button_that_is_on_the_message(fake: FakeSlack) -> None:
+    """block_actions takes block_id, text, style and value from the message's own button."""
+    client = WebClient(token=BOT_TOKEN, base_url=fake.api_url)
+    posted = client.chat_postMessage(channel="C1", text="x", blocks=APPROVE_MESSAGE_BLOCKS)
+    payload = payloads.block_actions_payload(
+        user_id="U2",
+        action_id="approve",
+        message=fake.message("C1", posted["ts"]),
+        channel_id="C1",
+        trigger_id=fake.new_trigger_id(),
+        response_url=fake.new_response_url(),
+    )
+    action = payload["actions"][0]
+    assert (action["block_id"], action["value"], action["style"]) == ("actions", "req-1", "primary")
+    assert payload["container"] == {
+        "type": "message",
+        "message_ts": posted["ts"],
+        "channel_id": "C1",
+        "is_ephemeral": False,
+    }
+    with pytest.raises(ValueError, match="no element"):
+        payloads.block_actions_payload(
+            user_id="U2",
+            action_id="retry",
+            message=fake.message("C1", posted["ts"]),
+            channel_id="C1",
+            trigger_id="1.2.x",
+            response_url="http://r",
+        )
+
+
+def test_view_submission_state_has_every_text_input() -> None:
+    """view_submission carries the view with state.values; untouched text inputs are null."""
+    payload = payloads.view_submission_payload(
+        user_id="U1", view=MODAL, values={"email_block": {"email_input": "a@example.com"}}
+    )
+    assert payload["type"] == "view_submission"
+    view = payload["view"]
+    assert view["callback_id"] == "request_view" and view["private_metadata"] == "C1"
+    assert view["state"]["values"] == {
+        "email_block": {"email_input": {"type": "plain_text_input", "value": "a@example.com"}},
+        "reason_block": {"reason_input": {"type": "plain_text_input", "value": None}},
+    }
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def bolt_over_http(fake: FakeSlack) -> Iterator[tuple[App, str]]:
+    """A real Bolt App behind a loopback WSGI server: (app, its /slack/events URL)."""
+    app = App(client=WebClient(token=BOT_TOKEN, base_url=fake.api_url), signing_secret=SECRET)
+    server: WSGIServer = make_server(
+        "127.0.0.1", 0, SlackRequestHandler(app), handler_class=_QuietHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield app, f"http://127.0.0.1:{server.server_port}/slack/events"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_bolt_over_http_accepts_the_signed_payloads(
+    fake: FakeSlack, bolt_over_http: tuple[App, str]
+) -> None:
+    """Bolt verifies the signatures and routes the command, the click and the submission."""
+    app, url = bolt_over_http
+    seen: list[str] = []
+
+    @app.command("/verify-email")
+    def command(ack: Ack, command: dict[str, Any]) -> None:
+        ack()
+        seen.append(command["text"])
+
+    @app.action("approve")
+    def approve(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        seen.append(body["actions"][0]["value"])
+
+    @app.view("request_view")
+    def submit(ack: Ack, view: dict[str, Any]) -> None:
+        email = view["state"]["values"]["email_block"]["email_input"]["value"]
+        ack(response_action="errors", errors={"email_block": f"{email} is not allowed"})
+
+    sender = payloads.SlackRequestSender(url, SECRET)
+    command_body = payloads.slash_command(
+        "a@example.com",
+        user_id="U1",
+        trigger_id=fake.new_trigger_id(),
+        response_url=fake.new_response_url(),
+    )
+    assert sender.post(command_body).status == 200
+
+    client = WebClient(token=BOT_TOKEN, base_url=fake.api_url)
+    posted = client.chat_postMessage(channel="C1", text="x", blocks=APPROVE_MESSAGE_BLOCKS)
+    click = payloads.block_actions(
+        user_id="U2",
+        action_id="approve",
+        message=fake.message("C1", posted["ts"]),
+        channel_id="C1",
+        trigger_id=fake.new_trigger_id(),
+        response_url=fake.new_response_url(),
+    )
+    assert sender.post(click).status == 200
+
+    submission = payloads.view_submission(
+        user_id="U1", view=MODAL, values={"email_block": {"email_input": "a@example.com"}}
+    )
+    answer = sender.post(submission)
+    assert answer.status == 200
+    assert answer.json() == {
+        "response_action": "errors",
+        "errors": {"email_block": "a@example.com is not allowed"},
+    }
+    assert seen == ["a@example.com", "req-1"]
+
+    status, _, _ = payloads.post_signed(url, command_body, "another-secret")
+    assert status == 401
+
+
+# ------------------------------------------------------------------- Socket Mode
+
+
+def test_bolt_socket_mode_connects_and_acks(fake: FakeSlack) -> None:
+    """Bolt's SocketModeHandler gets its URL from apps.connections.open, connects, and acks."""
+    app = App(client=WebClient(token=BOT_TOKEN, base_url=fake.api_url), signing_secret=SECRET)
+
+    @app.command("/verify-email")
+    def command(ack: Ack) -> None:
+        ack()
+
+    @app.view("request_view")
+    def submit(ack: Ack) -> None:
+        ack(response_action="errors", errors={"email_block": "no"})
+
+    with FakeSocketMode(fake) as socket_mode:
+        handler = SocketModeHandler(app, app_token=APP_TOKEN)
+        handler.connect()
+        try:
+            socket_mode.wait_connected()
+            command_fields = payloads.slash_command_payload(
+                "a@example.com",
+                user_id="U1",
+                trigger_id=fake.new_trigger_id(),
+                response_url=fake.new_response_url(),
+            )
+            envelope_id = socket_mode.send_envelope("slash_commands", command_fields)
+            assert socket_mode.wait_for_ack(envelope_id) == {"envelope_id": envelope_id}
+
+            submission = payloads.view_submission_payload(user_id="U1", view=MODAL, values={})
+            envelope_id = socket_mode.send_envelope("interactive", submission)
+            assert socket_mode.wait_for_ack(envelope_id)["payload"] == {
+                "response_action": "errors",
+                "errors": {"email_block": "no"},
+            }
+        finally:
+            handler.close()
+    assert fake.calls_to("apps.connections.open")[0].token == APP_TOKEN
+
+
+def test_socket_mode_refuses_unknown_tickets(fake: FakeSlack) -> None:
+    """Only a URL from apps.connections.open connects, and only once."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with FakeSocketMode(fake) as socket_mode:
+        url = WebClient(token=APP_TOKEN, base_url=fake.api_url).apps_connections_open(
+            app_token=APP_TOKEN
+        )["url"]
+        assert url.startswith("ws://127.0.0.1:")
+        with connect(url) as websocket:
+            socket_mode.wait_connected()
+            hello = json.loads(websocket.recv(timeout=5))
+            assert hello["type"] == "hello"
+            assert hello["connection_info"] == {"app_id": "A1"}
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url)
+        assert refused.value.response.status_code == 401
