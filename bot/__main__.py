@@ -27,8 +27,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve Slack's requests: HTTP on $PORT at POST /slack/events (and "
         "GET /healthz), or Socket Mode when SLACK_APP_TOKEN is set.",
     )
-    serve.add_argument("--host", default="0.0.0.0", help="address to bind in HTTP mode "  # noqa: S104 - a server must listen on the platform's interface
-                       "(default: 0.0.0.0)")
+    serve.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104 - a platform routes $PORT to every interface
+        help="address to bind in HTTP mode (default: 0.0.0.0)",
+    )
     return parser
 
 
@@ -41,18 +44,27 @@ def _configure_logging() -> None:
 
 
 def serve(host: str) -> int:
-    from bot.app import build_services, create_app
-    from bot.server import WsgiApp, serve_http, serve_socket_mode
-    from bot.settings import SettingsError, load_settings
-    from bot.store import StoreError
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackClientError
+
+    from bot.app import build_services, create_app
+    from bot.server import (
+        HttpServer,
+        SocketModeServer,
+        WsgiApp,
+        serve_http,
+        serve_socket_mode,
+    )
+    from bot.settings import SettingsError, load_settings
+    from bot.store import StoreError
 
     try:
         settings = load_settings()
     except SettingsError as exc:
-        print("verify-email bot cannot start; fix these settings (environment or .env):",
-              file=sys.stderr)
+        print(
+            "verify-email bot cannot start; fix these settings (environment or .env):",
+            file=sys.stderr,
+        )
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
@@ -64,24 +76,29 @@ def serve(host: str) -> int:
     try:
         app = create_app(settings, services)
     except (BoltError, SlackClientError, OSError) as exc:
-        print(f"verify-email bot cannot start: Slack refused SLACK_BOT_TOKEN or could not be "
-              f"reached at {settings.SLACK_API_URL} ({type(exc).__name__})", file=sys.stderr)
+        print(
+            f"verify-email bot cannot start: Slack refused SLACK_BOT_TOKEN or could not be "
+            f"reached at {settings.SLACK_API_URL} ({type(exc).__name__})",
+            file=sys.stderr,
+        )
         services.close()
         return 2
     mode = "socket-mode" if settings.socket_mode else f"http port={settings.PORT}"
     log.info(
         "Starting verify-email bot %s: mode=%s channel=%s store=%s provider=%s",
-        __version__, mode, settings.APPROVAL_CHANNEL, _store_label(settings.DATABASE_URL),
+        __version__,
+        mode,
+        settings.APPROVAL_CHANNEL,
+        _store_label(settings.DATABASE_URL),
         urlsplit(settings.HOSTUP_API_URL).netloc,
     )
     try:
         if settings.SLACK_APP_TOKEN is not None:
-            serve_socket_mode(app, settings.SLACK_APP_TOKEN.get_secret_value())
+            serve_socket_mode(SocketModeServer(app, settings.SLACK_APP_TOKEN.get_secret_value()))
         else:
-            serve_http(WsgiApp(app, health=services.healthy), host, settings.PORT,
-                       on_ready=lambda server: log.info(
-                           "Serving POST /slack/events and GET /healthz on %s:%s",
-                           host, server.effective_port))
+            server = HttpServer(WsgiApp(app, health=services.healthy), host, settings.PORT)
+            log.info("Serving POST /slack/events and GET /healthz on %s:%s", host, server.port)
+            serve_http(server)
     finally:
         services.close()
     return 0

@@ -44,6 +44,8 @@ class Services:
     roles: Roles
     approvals: Approvals
     notifier: Notifier
+    # Runs Bolt's listeners; see LISTENER_THREADS.
+    executor: ThreadPoolExecutor
 
     def healthy(self) -> bool:
         """True when the store answers: without it no request can be taken or approved."""
@@ -55,6 +57,8 @@ class Services:
         return True
 
     def close(self) -> None:
+        """Let in-flight listeners (an approval mid-call) finish, then close the clients."""
+        self.executor.shutdown(wait=True)
         self.provider.close()
         self.store.close()
 
@@ -66,7 +70,9 @@ def slack_client(settings: Settings) -> WebClient:
         timeout=SLACK_TIMEOUT,
     )
     # Slack's 429s carry Retry-After; the SDK waits and retries them for us.
-    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES))
+    client.retry_handlers.append(
+        RateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES)
+    )
     return client
 
 
@@ -82,12 +88,11 @@ def build_services(settings: Settings) -> Services:
     approvals = Approvals(
         store,
         provider,
-        ApprovalPolicy(
-            allow_self_approval=settings.ALLOW_SELF_APPROVAL, ttl=settings.request_ttl
-        ),
+        ApprovalPolicy(allow_self_approval=settings.ALLOW_SELF_APPROVAL, ttl=settings.request_ttl),
     )
     notifier = Notifier(client, store, settings.APPROVAL_CHANNEL)
-    return Services(settings, client, store, provider, roles, approvals, notifier)
+    executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
+    return Services(settings, client, store, provider, roles, approvals, notifier, executor)
 
 
 def create_app(settings: Settings, services: Services) -> App:
@@ -99,9 +104,7 @@ def create_app(settings: Settings, services: Services) -> App:
         request_verification_enabled=not settings.socket_mode,
         # auth.test once at start: a bad token stops start-up instead of the first request.
         token_verification_enabled=True,
-        listener_executor=ThreadPoolExecutor(
-            max_workers=LISTENER_THREADS, thread_name_prefix="listener"
-        ),
+        listener_executor=services.executor,
     )
 
     # The whole ID -> handler map:

@@ -286,7 +286,9 @@ def result_reply(request: VerificationRequest) -> tuple[str, Blocks]:
     outcome = request.outcome or {}
     by = user(request.decided_by) if request.decided_by else "an approver"
     provider_id = outcome.get("provider_request_id")
-    id_line = f"Provider requestId: `{esc(provider_id)}`" if provider_id else "No provider requestId"
+    id_line = (
+        f"Provider requestId: `{esc(provider_id)}`" if provider_id else "No provider requestId"
+    )
     if request.state is State.SUCCEEDED:
         domains = list(outcome.get("cleared_domains") or [])
         clients = list(outcome.get("clients_notified") or [])
@@ -342,7 +344,10 @@ def outcome_dm(request: VerificationRequest, channel: str) -> str:
             )
         case State.REJECTED:
             note = f" Reason: {esc(request.decision_note)}" if request.decision_note else ""
-            return f":no_entry_sign: Your request for `{esc(request.email)}` was rejected by {by}.{note}"
+            return (
+                f":no_entry_sign: Your request for `{esc(request.email)}` was rejected by "
+                f"{by}.{note}"
+            )
         case State.UNKNOWN:
             return (
                 f":grey_question: Your request for `{esc(request.email)}` was approved by {by}, "

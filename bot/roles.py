@@ -86,6 +86,9 @@ class Roles:
                     return True
             except GroupLookupError as exc:
                 # Fail closed for this group, but another group may still let the user in.
-                log.warning("Could not read members of %s (%s); treating as not a member",
-                            exc.group_id, exc.reason)
+                log.warning(
+                    "Could not read members of %s (%s); treating as not a member",
+                    exc.group_id,
+                    exc.reason,
+                )
         return False

@@ -36,59 +36,95 @@ class WsgiApp:
             healthy = self.health() if self.health else True
             body = json.dumps({"ok": healthy}).encode()
             status = "200 OK" if healthy else "503 Service Unavailable"
-            start_response(status, [("Content-Type", "application/json"),
-                                     ("Content-Length", str(len(body)))])
+            start_response(
+                status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
             return [body]
         if path == EVENTS_PATH and method != "POST":
             body = b"Slack sends POST requests here.\n"
-            start_response("405 Method Not Allowed", [("Allow", "POST"),
-                                                      ("Content-Type", "text/plain"),
-                                                      ("Content-Length", str(len(body)))])
+            start_response(
+                "405 Method Not Allowed",
+                [
+                    ("Allow", "POST"),
+                    ("Content-Type", "text/plain"),
+                    ("Content-Length", str(len(body))),
+                ],
+            )
             return [body]
         return self.slack(environ, start_response)
 
 
-def make_http_server(wsgi_app: WsgiApp, host: str, port: int) -> Any:
-    """A waitress server bound to host:port (port 0 picks a free one: see ``.effective_port``)."""
-    from waitress.server import create_server
+class HttpServer:
+    """A waitress server on host:port (port 0 picks a free one), run here or in a thread."""
 
-    return create_server(
-        wsgi_app,
-        host=host,
-        port=port,
-        threads=HTTP_THREADS,
-        ident="verify-email-bot",
-        clear_untrusted_proxy_headers=True,
-        channel_timeout=60,
-    )
+    def __init__(self, wsgi_app: WsgiApp, host: str, port: int) -> None:
+        from waitress.server import create_server
+
+        self._server = create_server(
+            wsgi_app,
+            host=host,
+            port=port,
+            threads=HTTP_THREADS,
+            ident="verify-email-bot",
+            clear_untrusted_proxy_headers=True,
+            channel_timeout=60,
+        )
+        self.host = host
+        self.port: int = self._server.effective_port
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def run(self) -> None:
+        """Serve until ``stop()`` (or SIGTERM/SIGINT when run in the main thread)."""
+        self._server.run()
+
+    def start(self) -> HttpServer:
+        self._thread = threading.Thread(target=self.run, name="http-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting and close; safe from any thread, or from a signal handler."""
+        # Closing from inside the server's own loop (via its trigger) avoids racing its select.
+        self._server.trigger.pull_trigger(self._server.close)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
 
-def serve_http(wsgi_app: WsgiApp, host: str, port: int,
-               on_ready: Callable[[Any], None] | None = None) -> None:
-    server = make_http_server(wsgi_app, host, port)
-    stop = threading.Event()
+def serve_http(server: HttpServer) -> None:
+    """Serve in the main thread until SIGTERM or SIGINT; in-flight listeners finish first."""
 
     def shut_down(signum: int, frame: FrameType | None) -> None:
         log.info("Signal %s received, shutting down", signal.Signals(signum).name)
-        stop.set()
-        server.close()
+        server.stop()
 
     signal.signal(signal.SIGTERM, shut_down)
-    if on_ready:
-        on_ready(server)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        log.info("Interrupted, shutting down")
-    except OSError:
-        if not stop.is_set():  # closing the server during asyncore's select raises EBADF
-            raise
+    signal.signal(signal.SIGINT, shut_down)
+    server.run()
 
 
-def serve_socket_mode(bolt_app: App, app_token: str) -> None:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+class SocketModeServer:
+    """Bolt's Socket Mode handler, sized like the HTTP server, with start/stop."""
 
-    handler = SocketModeHandler(bolt_app, app_token)
+    def __init__(self, bolt_app: App, app_token: str) -> None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        # Each incoming message holds one of these threads until its listener acks.
+        self._handler = SocketModeHandler(bolt_app, app_token, concurrency=HTTP_THREADS)
+
+    def start(self) -> SocketModeServer:
+        self._handler.connect()
+        return self
+
+    def stop(self) -> None:
+        self._handler.close()
+
+
+def serve_socket_mode(server: SocketModeServer) -> None:
+    """Stay connected until SIGTERM or SIGINT."""
     stop = threading.Event()
 
     def shut_down(signum: int, frame: FrameType | None) -> None:
@@ -97,8 +133,8 @@ def serve_socket_mode(bolt_app: App, app_token: str) -> None:
 
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
-    handler.connect()
+    server.start()
     try:
         stop.wait()
     finally:
-        handler.close()
+        server.stop()

@@ -37,8 +37,11 @@ class StubProvider:
     def __init__(self, answer: ConfirmResult | ProviderError | None = None) -> None:
         self.calls: list[str] = []
         self.answer = answer or ConfirmResult(
-            cleared_domains=("example.com",), clients_notified=("3704",),
-            message="Verification caches cleared", request_id="req-1", timestamp=None,
+            cleared_domains=("example.com",),
+            clients_notified=("3704",),
+            message="Verification caches cleared",
+            request_id="req-1",
+            timestamp=None,
         )
         self._lock = threading.Lock()
 
@@ -63,9 +66,12 @@ def clock():
 
 
 def make(store, clock, provider=None, allow_self=False):
-    return Approvals(store, provider or StubProvider(),
-                     ApprovalPolicy(allow_self_approval=allow_self, ttl=timedelta(hours=1)),
-                     clock=clock)
+    return Approvals(
+        store,
+        provider or StubProvider(),
+        ApprovalPolicy(allow_self_approval=allow_self, ttl=timedelta(hours=1)),
+        clock=clock,
+    )
 
 
 @pytest.mark.parametrize(
@@ -74,8 +80,10 @@ def make(store, clock, provider=None, allow_self=False):
         ("alice@example.com", "alice@example.com"),
         ("  alice@Example.COM  ", "alice@example.com"),
         ("<mailto:alice@example.com|alice@example.com>", "alice@example.com"),
-        ("<mailto:bob.smith+tag@mail.example.co.uk|bob.smith+tag@mail.example.co.uk>",
-         "bob.smith+tag@mail.example.co.uk"),
+        (
+            "<mailto:bob.smith+tag@mail.example.co.uk|bob.smith+tag@mail.example.co.uk>",
+            "bob.smith+tag@mail.example.co.uk",
+        ),
         ("<mailto:a|b@x.example|a|b@x.example>", "a|b@x.example"),
         ("o'brien@example.ie", "o'brien@example.ie"),
         ("a&amp;b@example.com", "a&b@example.com"),
@@ -114,9 +122,20 @@ def test_help(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["alice", "alice@", "@example.com", "alice@localhost", "alice@exa_mple.com",
-     "<http://example.com|example.com>", "a@b@c", "alice@example.123", "a..b@example.com",
-     "alice@-example.com", "x" * 65 + "@example.com", "<!channel>"],
+    [
+        "alice",
+        "alice@",
+        "@example.com",
+        "alice@localhost",
+        "alice@exa_mple.com",
+        "<http://example.com|example.com>",
+        "a@b@c",
+        "alice@example.123",
+        "a..b@example.com",
+        "alice@-example.com",
+        "x" * 65 + "@example.com",
+        "<!channel>",
+    ],
 )
 def test_not_an_email(text):
     """Text that is not an email gets an error message, never an email."""
@@ -144,9 +163,12 @@ def test_state_machine_matches_design():
     """The transitions are exactly DESIGN.md's."""
     allowed = {(s, d) for s, ds in TRANSITIONS.items() for d in ds}
     assert allowed == {
-        (State.PENDING, State.EXECUTING), (State.PENDING, State.REJECTED),
-        (State.PENDING, State.EXPIRED), (State.EXECUTING, State.SUCCEEDED),
-        (State.EXECUTING, State.FAILED), (State.EXECUTING, State.UNKNOWN),
+        (State.PENDING, State.EXECUTING),
+        (State.PENDING, State.REJECTED),
+        (State.PENDING, State.EXPIRED),
+        (State.EXECUTING, State.SUCCEEDED),
+        (State.EXECUTING, State.FAILED),
+        (State.EXECUTING, State.UNKNOWN),
         (State.UNKNOWN, State.EXECUTING),
     }
     assert not can_transition(State.SUCCEEDED, State.EXECUTING)
@@ -239,10 +261,28 @@ def test_concurrent_claims_exactly_one_winner(store, clock):
 @pytest.mark.parametrize(
     ("error", "state"),
     [
-        (ProviderError(kind="rejected", status=400, code="BAD_REQUEST", message="Email is required",
-                       request_id="r", outcome_unknown=False), State.FAILED),
-        (ProviderError(kind="timeout", status=None, code=None, message="no answer",
-                       request_id=None, outcome_unknown=True), State.UNKNOWN),
+        (
+            ProviderError(
+                kind="rejected",
+                status=400,
+                code="BAD_REQUEST",
+                message="Email is required",
+                request_id="r",
+                outcome_unknown=False,
+            ),
+            State.FAILED,
+        ),
+        (
+            ProviderError(
+                kind="timeout",
+                status=None,
+                code=None,
+                message="no answer",
+                request_id=None,
+                outcome_unknown=True,
+            ),
+            State.UNKNOWN,
+        ),
     ],
 )
 def test_provider_error_states(store, clock, error, state):

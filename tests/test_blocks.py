@@ -16,9 +16,17 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 def request(**changes) -> VerificationRequest:
     base = VerificationRequest(
-        id="0123456789abcdef", email="alice@example.com", domain="example.com",
-        reason="TICKET-1", requester="U1", state=State.PENDING, created_at=NOW,
-        expires_at=NOW + timedelta(days=1), updated_at=NOW, channel="C1", message_ts="1.000100",
+        id="0123456789abcdef",
+        email="alice@example.com",
+        domain="example.com",
+        reason="TICKET-1",
+        requester="U1",
+        state=State.PENDING,
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=1),
+        updated_at=NOW,
+        channel="C1",
+        message_ts="1.000100",
     )
     return replace(base, **changes)
 
@@ -42,7 +50,8 @@ def test_hostile_reason_pings_nobody():
 
 
 def test_pending_message_has_both_buttons():
-    """Pending: names requester, email, domain, reason, expiry; Approve (primary, confirm) and Reject (danger)."""
+    """Pending: names requester, email, domain, reason, expiry; Approve (primary, with a
+    confirmation) and Reject (danger)."""
     text, bl = blocks.request_message(request())
     rendered = all_text(bl)
     for piece in ("<@U1>", "alice@example.com", "example.com", "TICKET-1", "<!date^"):
@@ -51,7 +60,10 @@ def test_pending_message_has_both_buttons():
     assert len(actions) == 1
     approve, reject = actions[0]["elements"]
     assert (approve["action_id"], approve["style"], approve["value"]) == (
-        ids.APPROVE_ACTION, "primary", "0123456789abcdef")
+        ids.APPROVE_ACTION,
+        "primary",
+        "0123456789abcdef",
+    )
     assert "confirm" in approve
     assert (reject["action_id"], reject["style"]) == (ids.REJECT_ACTION, "danger")
     assert "alice@example.com" in text
@@ -67,27 +79,44 @@ def test_final_states_have_no_buttons(state):
 
 def test_approver_named_in_final_message():
     """The final message names the approver."""
-    _, bl = blocks.request_message(request(state=State.SUCCEEDED, decided_by="U2",
-                                           outcome={"cleared_domains": ["example.com"]}))
+    _, bl = blocks.request_message(
+        request(
+            state=State.SUCCEEDED, decided_by="U2", outcome={"cleared_domains": ["example.com"]}
+        )
+    )
     assert "<@U2>" in all_text(bl)
 
 
 def test_success_reply_lists_everything():
     """The thread reply lists domains, clients, the provider message, requestId and approver."""
-    outcome = {"cleared_domains": ["example.com", "example.org"], "clients_notified": ["3704"],
-               "message": "Verification caches cleared", "provider_request_id": "req-42"}
+    outcome = {
+        "cleared_domains": ["example.com", "example.org"],
+        "clients_notified": ["3704"],
+        "message": "Verification caches cleared",
+        "provider_request_id": "req-42",
+    }
     text, bl = blocks.result_reply(request(state=State.SUCCEEDED, decided_by="U2", outcome=outcome))
     rendered = all_text(bl)
-    for piece in ("example.com", "example.org", "3704", "Verification caches cleared", "req-42",
-                  "<@U2>"):
+    for piece in (
+        "example.com",
+        "example.org",
+        "3704",
+        "Verification caches cleared",
+        "req-42",
+        "<@U2>",
+    ):
         assert piece in rendered
 
 
 def test_long_lists_are_shortened_with_count():
     """Thousands of domains: the reply stays within the section limit and says how many more."""
     domains = [f"domain-{n}.example.com" for n in range(5000)]
-    outcome = {"cleared_domains": domains, "clients_notified": [str(n) for n in range(3000)],
-               "message": "x" * 5000, "provider_request_id": "r"}
+    outcome = {
+        "cleared_domains": domains,
+        "clients_notified": [str(n) for n in range(3000)],
+        "message": "x" * 5000,
+        "provider_request_id": "r",
+    }
     _, bl = blocks.result_reply(request(state=State.SUCCEEDED, decided_by="U2", outcome=outcome))
     assert len(bl) <= 50
     for block in bl:
@@ -100,8 +129,13 @@ def test_long_lists_are_shortened_with_count():
 
 def test_failure_reply_shows_provider_details():
     """A failed call shows the HTTP status, the provider's code, message and requestId, escaped."""
-    outcome = {"kind": "rejected", "status": 400, "code": "BAD_REQUEST",
-               "message": "Email <b>is</b> required", "provider_request_id": "req-9"}
+    outcome = {
+        "kind": "rejected",
+        "status": 400,
+        "code": "BAD_REQUEST",
+        "message": "Email <b>is</b> required",
+        "provider_request_id": "req-9",
+    }
     _, bl = blocks.result_reply(request(state=State.FAILED, decided_by="U2", outcome=outcome))
     rendered = all_text(bl)
     for piece in ("HTTP 400", "BAD_REQUEST", "Email &lt;b&gt;is&lt;/b&gt; required", "req-9"):
@@ -110,8 +144,9 @@ def test_failure_reply_shows_provider_details():
 
 def test_unknown_reply_says_may_or_may_not():
     """An unknown outcome says plainly the provider may or may not have acted."""
-    _, bl = blocks.result_reply(request(state=State.UNKNOWN, decided_by="U2",
-                                        outcome={"message": "No answer within 15 s"}))
+    _, bl = blocks.result_reply(
+        request(state=State.UNKNOWN, decided_by="U2", outcome={"message": "No answer within 15 s"})
+    )
     assert "may or may not" in all_text(bl)
 
 
@@ -139,6 +174,7 @@ def test_dms_escape_and_name_channel():
     """DMs name the channel and escape the email."""
     text = blocks.submitted_dm(request(email="a&b@example.com"), "C1")
     assert "<#C1>" in text and "a&amp;b@example.com" in text
-    rejected = blocks.outcome_dm(request(state=State.REJECTED, decided_by="U2",
-                                         decision_note="<!here>"), "C1")
+    rejected = blocks.outcome_dm(
+        request(state=State.REJECTED, decided_by="U2", decision_note="<!here>"), "C1"
+    )
     assert "&lt;!here&gt;" in rejected and "<@U2>" in rejected

@@ -13,9 +13,22 @@ GOOD = {
     "APPROVERS": "U0APPROVER, S0GROUP",
     "APPROVAL_CHANNEL": "C0CHANNEL",
 }
-ALL_NAMES = ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
-             "HOSTUP_API_KEY", "HOSTUP_API_URL", "HOSTUP_TIMEOUT", "APPROVERS", "REQUESTERS",
-             "APPROVAL_CHANNEL", "ALLOW_SELF_APPROVAL", "REQUEST_TTL", "DATABASE_URL", "PORT"]
+ALL_NAMES = [
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_API_URL",
+    "HOSTUP_API_KEY",
+    "HOSTUP_API_URL",
+    "HOSTUP_TIMEOUT",
+    "APPROVERS",
+    "REQUESTERS",
+    "APPROVAL_CHANNEL",
+    "ALLOW_SELF_APPROVAL",
+    "REQUEST_TTL",
+    "DATABASE_URL",
+    "PORT",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +58,9 @@ def test_defaults(monkeypatch):
 
 def test_dotenv_file(tmp_path):
     """Settings load from a .env file in the working directory."""
-    (tmp_path / ".env").write_text("\n".join(f"{k}={v}" for k, v in GOOD.items())
-                                   + "\nREQUESTERS=*\nPORT=8080\n")
+    (tmp_path / ".env").write_text(
+        "\n".join(f"{k}={v}" for k, v in GOOD.items()) + "\nREQUESTERS=*\nPORT=8080\n"
+    )
     s = load_settings()
     assert s.PORT == 8080
     assert s.REQUESTERS == ("*",)
@@ -57,8 +71,13 @@ def test_every_missing_setting_named():
     with pytest.raises(SettingsError) as info:
         load_settings()
     text = str(info.value)
-    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "HOSTUP_API_KEY", "APPROVERS",
-                 "APPROVAL_CHANNEL"):
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "HOSTUP_API_KEY",
+        "APPROVERS",
+        "APPROVAL_CHANNEL",
+    ):
         assert name in text
 
 
@@ -71,11 +90,20 @@ def test_socket_mode_needs_no_signing_secret():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("APPROVERS", "alice,bob"), ("APPROVERS", ""), ("REQUESTERS", "@here"),
-     ("APPROVAL_CHANNEL", "#ops"), ("SLACK_BOT_TOKEN", "xoxp-user-token-secret"),
-     ("SLACK_APP_TOKEN", "xoxb-wrong"), ("HOSTUP_TIMEOUT", "0"), ("REQUEST_TTL", "-5"),
-     ("PORT", "70000"), ("DATABASE_URL", "mysql://x"), ("HOSTUP_API_URL", "cloud.hostup.se"),
-     ("ALLOW_SELF_APPROVAL", "maybe")],
+    [
+        ("APPROVERS", "alice,bob"),
+        ("APPROVERS", ""),
+        ("REQUESTERS", "@here"),
+        ("APPROVAL_CHANNEL", "#ops"),
+        ("SLACK_BOT_TOKEN", "xoxp-user-token-secret"),
+        ("SLACK_APP_TOKEN", "xoxb-wrong"),
+        ("HOSTUP_TIMEOUT", "0"),
+        ("REQUEST_TTL", "-5"),
+        ("PORT", "70000"),
+        ("DATABASE_URL", "mysql://x"),
+        ("HOSTUP_API_URL", "cloud.hostup.se"),
+        ("ALLOW_SELF_APPROVAL", "maybe"),
+    ],
 )
 def test_malformed_setting_named_without_value(name, value):
     """A malformed setting is named; its value (perhaps a secret) is never repeated."""
@@ -100,5 +128,5 @@ def test_slack_api_url_gets_trailing_slash():
 
 
 def test_settings_is_the_only_reader():
-    """Settings is a pydantic-settings class reading .env (the one place the environment is read)."""
+    """Settings reads .env too (it is the one place the environment is read)."""
     assert Settings.model_config["env_file"] == ".env"

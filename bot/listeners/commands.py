@@ -1,4 +1,4 @@
-"""``/verify-email``: answer help and bad input at once, otherwise check the role and open the form."""
+"""``/verify-email``: answer help and bad input at once; else check the role and open the form."""
 
 from __future__ import annotations
 

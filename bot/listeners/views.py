@@ -53,12 +53,18 @@ def register(app: App, services: Services) -> None:
             request = services.notifier.post_request(request)
         except SlackApiError as exc:
             error = str(exc.response.get("error", "error"))
-            log.error("Could not post request %s to %s: %s", request.id,
-                      services.notifier.channel, error)
+            log.error(
+                "Could not post request %s to %s: %s", request.id, services.notifier.channel, error
+            )
             # Nobody can approve a request that was never shown: close it, and say so.
             services.approvals.store.transition(
-                request.id, frozenset({State.PENDING}), State.EXPIRED, actor="bot",
-                action="post_failed", now=services.approvals.clock(), details={"error": error},
+                request.id,
+                frozenset({State.PENDING}),
+                State.EXPIRED,
+                actor="bot",
+                action="post_failed",
+                now=services.approvals.clock(),
+                details={"error": error},
             )
             services.notifier.dm(
                 user_id,
@@ -80,8 +86,10 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: "Unknown request."})
             return
         if not services.roles.is_approver(user_id):
-            ack(response_action="errors",
-                errors={ids.REJECT_REASON_BLOCK: "Only approvers can reject requests."})
+            ack(
+                response_action="errors",
+                errors={ids.REJECT_REASON_BLOCK: "Only approvers can reject requests."},
+            )
             return
         try:
             request = services.approvals.reject(request_id, user_id, note)
@@ -91,8 +99,9 @@ def register(app: App, services: Services) -> None:
         ack()
         log.info("Request %s rejected by %s", request.id, user_id)
         services.notifier.show(request)
-        services.notifier.dm(request.requester,
-                             blocks.outcome_dm(request, services.notifier.channel))
+        services.notifier.dm(
+            request.requester, blocks.outcome_dm(request, services.notifier.channel)
+        )
 
 
 def _request_id_from_metadata(raw: object) -> str | None:

@@ -1,0 +1,238 @@
+"""Play people in a workspace: type the command, fill in the modal, click the buttons.
+
+A ``Driver`` sends what Slack would send to the bot (over HTTP with a signature, or over the
+Socket Mode stand-in) and reads what the bot did back from ``FakeSlack``. The end-to-end tests
+and the offline sandbox use it, so both exercise the bot exactly as Slack would.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot import ids
+from bot.standins import payloads
+from bot.standins.slack import FakeSlack
+
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The bot's immediate answer to one delivery (the HTTP response, or the Socket Mode ack)."""
+
+    status: int
+    body: Any  # parsed JSON when it was JSON, else the text ("" for an empty ack)
+
+    @property
+    def text(self) -> str:
+        """The ephemeral text of a slash command's ack, or ""."""
+        return str(self.body.get("text", "")) if isinstance(self.body, dict) else str(self.body)
+
+
+class Transport(Protocol):
+    def command(self, fields: dict[str, str]) -> Reply: ...
+
+    def interactive(self, payload: dict[str, Any]) -> Reply: ...
+
+
+class HttpTransport:
+    """Signed POSTs to the bot's ``/slack/events``, form-encoded as Slack sends them."""
+
+    def __init__(self, url: str, signing_secret: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.sender = payloads.SlackRequestSender(url, signing_secret, timeout=timeout)
+
+    @staticmethod
+    def _reply(raw: payloads.HttpReply) -> Reply:
+        text = raw.text
+        try:
+            body: Any = json.loads(text) if text else ""
+        except json.JSONDecodeError:
+            body = text
+        return Reply(raw.status, body)
+
+    def command(self, fields: dict[str, str]) -> Reply:
+        from urllib.parse import urlencode
+
+        return self._reply(self.sender.post(urlencode(fields).encode()))
+
+    def interactive(self, payload: dict[str, Any]) -> Reply:
+        from urllib.parse import urlencode
+
+        return self._reply(self.sender.post(urlencode({"payload": json.dumps(payload)}).encode()))
+
+
+class SocketModeTransport:
+    """Envelopes over the Socket Mode stand-in; the reply is the bot's ack."""
+
+    def __init__(self, socket: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.socket = socket
+        self.timeout = timeout
+
+    def _send(self, kind: str, payload: dict[str, Any]) -> Reply:
+        envelope_id = self.socket.send_envelope(kind, payload)
+        ack = self.socket.wait_for_ack(envelope_id, timeout=self.timeout)
+        return Reply(200, ack.get("payload") or "")
+
+    def command(self, fields: dict[str, str]) -> Reply:
+        return self._send("slash_commands", fields)
+
+    def interactive(self, payload: dict[str, Any]) -> Reply:
+        return self._send("interactive", payload)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One command or click as delivered: the bot's ack, and the trigger and response_url it
+    carried (to find the modal it opened, or the private answer it sent)."""
+
+    reply: Reply
+    trigger_id: str
+    response_url: str
+
+
+class Driver:
+    """People using the bot through Slack, with FakeSlack as their window on the channel."""
+
+    def __init__(
+        self, slack: FakeSlack, transport: Transport, channel: str, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self.slack = slack
+        self.transport = transport
+        self.channel = channel
+        self.timeout = timeout
+
+    # ------------------------------------------------------------------ the request
+
+    def command(self, user: str, text: str, channel_id: str = "C0GENERAL") -> Delivered:
+        trigger_id = self.slack.new_trigger_id()
+        response_url = self.slack.new_response_url()
+        fields = payloads.slash_command_payload(
+            text,
+            user_id=user,
+            trigger_id=trigger_id,
+            response_url=response_url,
+            command=ids.COMMAND,
+            channel_id=channel_id,
+        )
+        return Delivered(self.transport.command(fields), trigger_id, response_url)
+
+    def modal(self, delivered: Delivered) -> dict[str, Any]:
+        """The modal the bot opened for this command or click, as Slack holds it."""
+        call = self.slack.wait_for_call(
+            "views.open",
+            where=lambda p: p.get("trigger_id") == delivered.trigger_id,
+            timeout=self.timeout,
+        )
+        if not call.ok:
+            raise RuntimeError(f"views.open failed: {call.answer.get('error')}")
+        return dict(call.answer["view"])
+
+    def answer(self, delivered: Delivered) -> str:
+        """The private text the bot posted to this delivery's response_url, waiting for it."""
+        post = self.slack.wait_for(
+            lambda: next(
+                (r for r in self.slack.responses if r.url == delivered.response_url), None
+            ),
+            self.timeout,
+            what="private answer (response_url post)",
+        )
+        body = post.body
+        return str(body.get("text", "")) if isinstance(body, dict) else str(body)
+
+    def submit(self, user: str, view: dict[str, Any], values: dict[str, dict[str, Any]]) -> Reply:
+        payload = payloads.view_submission_payload(user_id=user, view=view, values=values)
+        return self.transport.interactive(payload)
+
+    def submit_request(
+        self, user: str, view: dict[str, Any], email: str | None = None, reason: str | None = None
+    ) -> Reply:
+        """Submit the request modal; None keeps what the modal was prefilled with."""
+        blocks = {b.get("block_id"): b for b in view.get("blocks", [])}
+        email_value = (
+            email
+            if email is not None
+            else (blocks[ids.EMAIL_BLOCK]["element"].get("initial_value"))
+        )
+        reason_value = (
+            reason
+            if reason is not None
+            else (blocks[ids.REASON_BLOCK]["element"].get("initial_value"))
+        )
+        return self.submit(
+            user,
+            view,
+            {
+                ids.EMAIL_BLOCK: {ids.EMAIL_INPUT: email_value},
+                ids.REASON_BLOCK: {ids.REASON_INPUT: reason_value},
+            },
+        )
+
+    def request_message(self, email: str) -> dict[str, Any]:
+        """The newest request message for ``email`` in the approval channel, waiting for it."""
+
+        def find() -> dict[str, Any] | None:
+            for message in reversed(self.slack.messages(self.channel)):
+                if email in json.dumps(message.get("blocks", [])):
+                    return message
+            return None
+
+        return self.slack.wait_for(find, self.timeout, what=f"request message for {email}")
+
+    def ask(self, user: str, email: str, reason: str = "TICKET-1") -> dict[str, Any]:
+        """The whole request: command, modal, submit; returns the posted request message."""
+        delivered = self.command(user, email)
+        if delivered.reply.status != 200 or delivered.reply.text:
+            raise RuntimeError(f"command refused: {delivered.reply}")
+        view = self.modal(delivered)
+        reply = self.submit_request(user, view, reason=reason)
+        if reply.body not in ("", None) and reply.body != {}:
+            raise RuntimeError(f"submit refused: {reply.body}")
+        return self.request_message(email)
+
+    # ------------------------------------------------------------------ the decision
+
+    def click(self, user: str, message: dict[str, Any], action_id: str) -> Delivered:
+        trigger_id = self.slack.new_trigger_id()
+        response_url = self.slack.new_response_url()
+        payload = payloads.block_actions_payload(
+            user_id=user,
+            action_id=action_id,
+            message=message,
+            channel_id=self.channel,
+            trigger_id=trigger_id,
+            response_url=response_url,
+        )
+        return Delivered(self.transport.interactive(payload), trigger_id, response_url)
+
+    def approve(self, user: str, message: dict[str, Any]) -> Delivered:
+        return self.click(user, message, ids.APPROVE_ACTION)
+
+    def reject(self, user: str, message: dict[str, Any], reason: str = "") -> Reply:
+        """Click Reject, then submit the reject modal it opens with ``reason``."""
+        clicked = self.click(user, message, ids.REJECT_ACTION)
+        view = self.modal(clicked)
+        return self.submit(user, view, {ids.REJECT_REASON_BLOCK: {ids.REJECT_REASON_INPUT: reason}})
+
+    def final_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The request message once it has left pending and executing (no buttons, final state)."""
+
+        def find() -> dict[str, Any] | None:
+            current = self.slack.message(self.channel, message["ts"])
+            rendered = json.dumps(current.get("blocks", []))
+            if "state: pending" in rendered or "state: executing" in rendered:
+                return None
+            return current
+
+        return self.slack.wait_for(find, self.timeout, what="final request message")
+
+    def thread(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.slack.messages(self.channel, message["ts"])
+
+    def wait_thread_reply(self, message: dict[str, Any]) -> dict[str, Any]:
+        return self.slack.wait_for(
+            lambda: next(iter(self.thread(message)), None),
+            self.timeout,
+            what="thread reply",
+        )
