@@ -41,6 +41,8 @@ def _configure_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # httpx logs every request line at INFO; the provider client logs what matters itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def serve(host: str) -> int:
