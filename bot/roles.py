@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from cachetools import TTLCache, cachedmethod
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.settings import EVERYONE, GROUP_ID_RE
+from bot.settings import EVERYONE, GROUP_ID_RE, USER_ID_RE
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,14 @@ class Roles:
         requesters: Iterable[str],
         *,
         ttl: float = GROUP_CACHE_TTL,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self.approvers = tuple(approvers)
         self.requesters = tuple(requesters)
-        self._cache: TTLCache[str, frozenset[str]] = TTLCache(maxsize=GROUP_CACHE_SIZE, ttl=ttl)
+        self._cache: TTLCache[str, frozenset[str]] = TTLCache(
+            maxsize=GROUP_CACHE_SIZE, ttl=ttl, timer=timer
+        )
         # A Condition (not a plain Lock): threads asking for the same group while a lookup is in
         # flight wait for its answer instead of each calling Slack.
         self._cond = threading.Condition()
@@ -74,8 +78,8 @@ class Roles:
         return frozenset(u for u in users if isinstance(u, str))
 
     def _matches(self, user_id: str, allowed: tuple[str, ...]) -> bool:
-        if not user_id:
-            return False
+        if not USER_ID_RE.match(user_id or ""):
+            return False  # not a user ID at all (a group ID, a name, nothing): no role
         if EVERYONE in allowed or user_id in allowed:
             return True
         for entry in allowed:

@@ -21,10 +21,13 @@ def register(app: App, services: Services, command: str) -> None:
     def verify_email_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         parsed = parse_command_text(body.get("text"))
         if parsed.help:
-            ack(text=blocks.HELP_TEXT)
+            ack(text=blocks.HELP_TEXT, response_type="ephemeral")
             return
         if parsed.error:
-            ack(text=blocks.invalid_email_text(parsed.raw_email, parsed.error))
+            ack(
+                text=blocks.invalid_email_text(parsed.raw_email, parsed.error),
+                response_type="ephemeral",
+            )
             return
         # Ack before anything that may wait on Slack (a first group lookup); the trigger is
         # still good for views.open for the rest of its 3 seconds.

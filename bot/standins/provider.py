@@ -210,7 +210,7 @@ class FakeProvider:
         self.clients_notified: list[str | int] = ["3704"]
         self.status_domains: list[str] = []
         self._address = (host, port)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._calls: list[dict[str, Any]] = []
         self._queue: deque[Response] = deque()
         self._stopping = threading.Event()
@@ -297,9 +297,19 @@ class FakeProvider:
 
     # -- used by the handler
 
+    def wait_for_calls(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until at least ``count`` requests have arrived (answered or not); the calls."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._calls) >= count, timeout):
+                raise TimeoutError(
+                    f"FakeProvider: {len(self._calls)} of {count} calls within {timeout} s"
+                )
+            return [dict(call) for call in self._calls]
+
     def _record(self, call: dict[str, Any]) -> None:
         with self._lock:
             self._calls.append(call)
+            self._lock.notify_all()
 
     def _next_scripted(self) -> Response | None:
         with self._lock:
