@@ -349,3 +349,29 @@ def test_warm_flow_costs_at_most_seven_slack_calls(world):
     methods = [c.method for c in world.slack.calls[before:]]
     assert "usergroups.users.list" not in methods
     assert len(methods) <= 7, methods
+
+
+# ------------------------------------------------------------------ Slack says no midway
+
+
+def test_request_that_cannot_be_posted_is_closed_and_requester_told(world):
+    """If the request message cannot be posted (bot not in the channel), the requester is told
+    why and the stored request is closed rather than left pending with nothing to click."""
+    world.slack.fail_next("chat.postMessage", error="not_in_channel")
+    view = world.driver.modal(world.driver.command(REQUESTER, "alice@example.com"))
+    world.driver.submit_request(REQUESTER, view, reason="T-1")
+    world.slack.wait_for(lambda: dms(world, REQUESTER) or None, what="DM to requester")
+    assert "not_in_channel" in dms(world, REQUESTER)[0]
+    (request,) = world.services.store.list_requests()
+    assert request.state is State.EXPIRED
+    assert world.services.store.audit_log(request.id)[-1].action == "post_failed"
+
+
+def test_failed_message_update_does_not_stop_the_approval(world):
+    """A chat.update failure before the provider call is logged; the approval still completes."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    world.slack.fail_next("chat.update", error="internal_error")
+    world.driver.approve(APPROVER, message)
+    world.driver.final_message(message)
+    assert stored(world, message).state is State.SUCCEEDED
+    assert len(world.provider.calls) == 1

@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks, ids
 from bot.approvals import InvalidInput, Refused, State, validate_email, validate_reason
@@ -51,8 +51,11 @@ def register(app: App, services: Services) -> None:
         log.info("Request %s for %s by %s", request.id, request.email, user_id)
         try:
             request = services.notifier.post_request(request)
-        except SlackApiError as exc:
-            error = str(exc.response.get("error", "error"))
+        except (SlackClientError, OSError) as exc:
+            if isinstance(exc, SlackApiError):
+                error = str(exc.response.get("error", "error"))
+            else:
+                error = type(exc).__name__
             log.error(
                 "Could not post request %s to %s: %s", request.id, services.notifier.channel, error
             )
