@@ -189,7 +189,7 @@ def _status_line(request: VerificationRequest) -> str:
     outcome = request.outcome or {}
     match request.state:
         case State.PENDING:
-            return f":hourglass: *Waiting for approval*, expires {when(request.expires_at)}"
+            return ":hourglass: *Waiting for approval* by an approver other than the requester"
         case State.EXECUTING:
             return f":arrows_counterclockwise: *Approved by {by}*, calling the provider…"
         case State.SUCCEEDED:
@@ -305,10 +305,10 @@ def result_reply(request: VerificationRequest) -> tuple[str, Blocks]:
         )
     elif request.state is State.UNKNOWN:
         text = (
-            f":grey_question: Approved by {by}, but the outcome is *unknown*: "
-            f"{esc(clip(str(outcome.get('message') or ''), 500))}\n"
-            "The provider may or may not have cleared the verification. Check with the "
-            "provider before asking again."
+            f":grey_question: Approved by {by}, but the outcome is *unknown*: the provider may "
+            "or may not have cleared the verification. Check with the provider before asking "
+            "again.\n"
+            f"*Details:* {esc(clip(str(outcome.get('message') or 'no answer'), 500))}"
         )
         fallback = f"Outcome unknown for {esc(request.email)}"
     else:
