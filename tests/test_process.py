@@ -1,0 +1,529 @@
+"""The real bot as a separate process (`python -m bot`, as the Procfile runs it), end to end.
+
+Each test starts the bot with an environment built from scratch, in a temporary directory (so no
+developer `.env` is read), against FakeSlack and FakeProvider running in this process on
+127.0.0.1, and drives it as Slack would: signed HTTP requests, or Socket Mode envelopes.
+The bot's stdout and stderr go to files, so they can be read while it runs and after it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot import ids
+from bot.standins import payloads
+from bot.standins.driver import Driver, HttpTransport, SocketModeTransport
+from bot.standins.provider import CONFIRM_PATH, FakeProvider
+from bot.standins.slack import FakeSlack
+from bot.standins.socket_mode import FakeSocketMode
+from bot.standins.world import (
+    APP_TOKEN,
+    APPROVER,
+    APPROVER_GROUP,
+    BOT_TOKEN,
+    CHANNEL,
+    PROVIDER_KEY,
+    REQUESTER,
+    REQUESTER_GROUP,
+    SIGNING_SECRET,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCFILE = ROOT / "Procfile"
+# Only what a process needs to run at all; never a proxy, never a developer's settings.
+BASIC_ENV = ("PATH", "HOME", "SYSTEMROOT", "SystemRoot", "TMPDIR", "TEMP", "TMP", "LANG")
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+REQUIRED = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "HOSTUP_API_KEY",
+    "APPROVERS",
+    "APPROVAL_CHANNEL",
+)
+EMAIL = "alice@example.com"
+
+
+# --------------------------------------------------------------------------- the process
+
+
+def procfile_command(process_type: str = "web") -> list[str]:
+    """The command the Procfile gives for `process_type`, split as a shell would."""
+    for line in PROCFILE.read_text(encoding="utf-8").splitlines():
+        name, sep, command = line.partition(":")
+        if sep and name.strip() == process_type:
+            return shlex.split(command)
+    raise AssertionError(f"Procfile has no {process_type}: line")
+
+
+def bot_argv() -> list[str]:
+    """The Procfile's web command, run with this interpreter (the venv's `python`)."""
+    command = procfile_command()
+    assert command[0] == "python", command
+    return [sys.executable, *command[1:]]
+
+
+def base_env() -> dict[str, str]:
+    env = {name: os.environ[name] for name in BASIC_ENV if name in os.environ}
+    env["PYTHONUNBUFFERED"] = "1"
+    # The working tree's `bot`, as when the Procfile runs from the repository root (the cwd is
+    # elsewhere here so that no developer .env is read).
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class BotProcess:
+    """One `python -m bot` process; its output goes to files next to its cwd."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, name: str, port: int) -> None:
+        self.cwd = cwd
+        self.port = port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stdout_path = cwd.parent / f"{cwd.name}-{name}.stdout"
+        self.stderr_path = cwd.parent / f"{cwd.name}-{name}.stderr"
+        # The child gets its own copies of these descriptors; ours close at once.
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed argv
+                bot_argv(), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            )
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        """Poll GET /healthz until it answers 200; fail with the bot's stderr otherwise."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(trust_env=False, timeout=0.5) as client:
+            while True:
+                try:
+                    if client.get(f"{self.url}/healthz").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"bot not healthy within {timeout} s; stderr:\n{self.stderr}")
+                try:  # pause between attempts, noticing at once if the bot died
+                    code = self.proc.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    continue
+                pytest.fail(f"bot exited with {code} before serving; stderr:\n{self.stderr}")
+
+    def terminate(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM, then wait for the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind in the bot."""
+        self.proc.kill()
+        self.proc.wait(timeout=STOP_TIMEOUT)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=STOP_TIMEOUT)
+
+
+@dataclass
+class Workspace:
+    """The stand-ins, and a way to start bot processes wired to them."""
+
+    slack: FakeSlack
+    provider: FakeProvider
+    tmp_path: Path
+    start: Callable[..., BotProcess]
+
+    def env(self, **overrides: str | None) -> dict[str, str]:
+        """A complete HTTP-mode environment; a None override leaves that setting out."""
+        values: dict[str, str | None] = {
+            "SLACK_BOT_TOKEN": self.slack.bot_token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": self.slack.api_url,
+            "HOSTUP_API_KEY": self.provider.api_key,
+            "HOSTUP_API_URL": self.provider.url,
+            "HOSTUP_TIMEOUT": "5",
+            "APPROVERS": APPROVER_GROUP,
+            "REQUESTERS": REQUESTER_GROUP,
+            "APPROVAL_CHANNEL": CHANNEL,
+            "DATABASE_URL": f"sqlite:///{self.tmp_path / 'bot.db'}",
+            "PORT": str(free_port()),
+        }
+        values.update(overrides)
+        env = base_env()
+        env.update({name: value for name, value in values.items() if value is not None})
+        return env
+
+    def driver(self, bot: BotProcess, signing_secret: str = SIGNING_SECRET) -> Driver:
+        transport = HttpTransport(f"{bot.url}/slack/events", signing_secret)
+        return Driver(self.slack, transport, CHANNEL)
+
+
+@contextmanager
+def make_workspace(
+    tmp_path: Path, bot_token: str = BOT_TOKEN, provider_key: str = PROVIDER_KEY
+) -> Iterator[Workspace]:
+    """Start the stand-ins (set up as bot.standins.world sets them up) and clean up after."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    processes: list[BotProcess] = []
+
+    def start(env: dict[str, str], *, port: int | None = None, healthy: bool = True) -> BotProcess:
+        """Start a bot; `port` is where it listens, when PORT is not in `env` (e.g. in .env)."""
+        port = port if port is not None else int(env.get("PORT", "0"))
+        bot = BotProcess(env, cwd, f"bot{len(processes) + 1}", port)
+        processes.append(bot)
+        if healthy:
+            bot.wait_healthy()
+        return bot
+
+    with (
+        FakeSlack(bot_token=bot_token, app_token=APP_TOKEN) as slack,
+        FakeProvider(provider_key) as provider,
+    ):
+        slack.add_channel(CHANNEL, name="email-approvals")
+        slack.set_usergroup(APPROVER_GROUP, [APPROVER, "U0APPROVER2"])
+        slack.set_usergroup(REQUESTER_GROUP, [REQUESTER])
+        try:
+            yield Workspace(slack, provider, tmp_path, start)
+        finally:
+            for bot in processes:
+                bot.close()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    with make_workspace(tmp_path) as ws:
+        yield ws
+
+
+def run_once(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the bot to completion (for start-up failures), with a bound on how long it may take."""
+    return subprocess.run(  # noqa: S603 - our own interpreter, fixed argv
+        bot_argv(),
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+
+
+def state_of(message: dict[str, Any]) -> str:
+    """The `state: …` the request message shows."""
+    found = re.search(r"state: (\w+)", json.dumps(message.get("blocks", [])))
+    assert found, message
+    return found.group(1)
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_procfile_web_line_runs_python_m_bot() -> None:
+    """The Procfile's web process is `python -m bot` (HTTP mode); every other test here starts
+    the bot with exactly this command, so it is the command proven to serve."""
+    assert procfile_command("web") == ["python", "-m", "bot"]
+    assert bot_argv() == [sys.executable, "-m", "bot"]
+
+
+def test_http_mode_serves_health_events_and_refuses_other_paths(workspace: Workspace) -> None:
+    """GET /healthz answers 200 {"ok": true}; a signed /verify-email from a requester is acked
+    and opens the modal with the email prefilled; unknown paths are 404, GET /slack/events 405."""
+    bot = workspace.start(workspace.env())
+
+    with httpx.Client(trust_env=False, timeout=5) as client:
+        health = client.get(f"{bot.url}/healthz")
+        assert health.status_code == 200
+        assert health.json() == {"ok": True}
+        assert client.get(f"{bot.url}/nope").status_code == 404
+        assert client.post(f"{bot.url}/nope", content=b"x").status_code == 404
+        get_events = client.get(f"{bot.url}/slack/events")
+        assert get_events.status_code == 405
+        assert get_events.headers["allow"] == "POST"
+
+    driver = workspace.driver(bot)
+    delivered = driver.command(REQUESTER, EMAIL)
+    assert delivered.reply.status == 200
+    assert delivered.reply.text == ""
+    view = driver.modal(delivered)
+    assert view["callback_id"] == ids.REQUEST_VIEW
+    email_block = next(b for b in view["blocks"] if b.get("block_id") == ids.EMAIL_BLOCK)
+    assert email_block["element"]["initial_value"] == EMAIL
+    opened = workspace.slack.calls_to("views.open")
+    assert [call.params["trigger_id"] for call in opened] == [delivered.trigger_id]
+
+
+def test_whole_flow_through_the_process(workspace: Workspace) -> None:
+    """Ask, approve: the message ends `succeeded` without buttons, the thread lists the cleared
+    domain, and the provider got exactly one POST with the email, approved "yes" and the key."""
+    bot = workspace.start(workspace.env())
+    driver = workspace.driver(bot)
+
+    message = driver.ask(REQUESTER, EMAIL)
+    assert state_of(message) == "pending"
+    clicked = driver.approve(APPROVER, message)
+    assert clicked.reply.status == 200
+
+    final = driver.final_message(message)
+    assert state_of(final) == "succeeded"
+    assert not [b for b in final["blocks"] if b.get("type") == "actions"]
+    reply = driver.wait_thread_reply(message)
+    assert "example.com" in json.dumps(reply["blocks"])
+    assert f"<@{APPROVER}>" in json.dumps(reply["blocks"])
+
+    calls = workspace.provider.calls
+    assert len(calls) == 1
+    (call,) = calls
+    assert (call["method"], call["path"]) == ("POST", CONFIRM_PATH)
+    assert call["json"] == {"email": EMAIL, "approved": "yes"}
+    assert call["headers"]["x-api-key"] == PROVIDER_KEY
+
+
+def test_forged_and_stale_requests_get_401_and_do_nothing(workspace: Workspace) -> None:
+    """A request signed with the wrong secret, or correctly signed with a timestamp 10 minutes
+    old, is refused with 401: no modal opens, no approval happens, the provider is not called."""
+    bot = workspace.start(workspace.env())
+    driver = workspace.driver(bot)
+    slack = workspace.slack
+    events = f"{bot.url}/slack/events"
+    message = driver.ask(REQUESTER, EMAIL)
+    opened_before = len(slack.calls_to("views.open"))
+    stale = int(time.time()) - 600
+
+    refused_triggers = []
+    for secret, timestamp in ((SIGNING_SECRET + "-forged", None), (SIGNING_SECRET, stale)):
+        trigger_id = slack.new_trigger_id()
+        refused_triggers.append(trigger_id)
+        command = payloads.slash_command(
+            EMAIL,
+            user_id=REQUESTER,
+            trigger_id=trigger_id,
+            response_url=slack.new_response_url(),
+            command=ids.COMMAND,
+        )
+        click = payloads.block_actions(
+            user_id=APPROVER,
+            action_id=ids.APPROVE_ACTION,
+            message=message,
+            channel_id=CHANNEL,
+            trigger_id=slack.new_trigger_id(),
+            response_url=slack.new_response_url(),
+        )
+        for body in (command, click):
+            reply = payloads.post_signed(events, body, secret, timestamp=timestamp)
+            assert reply.status == 401, (secret, timestamp, reply)
+
+    # A genuine Reject afterwards still finds the request pending: nothing claimed it.
+    assert driver.reject(APPROVER, message, "duplicate").status == 200
+    assert state_of(driver.final_message(message)) == "rejected"
+    opened = slack.calls_to("views.open")
+    assert len(opened) == opened_before + 1  # the reject modal only
+    assert not [c for c in opened if c.params.get("trigger_id") in refused_triggers]
+    assert workspace.provider.calls == []
+
+
+def test_pending_request_survives_kill_9(workspace: Workspace) -> None:
+    """A request posted by a process killed with SIGKILL is approved through a new process on
+    the same DATABASE_URL: the provider is called once and the request succeeds."""
+    env = workspace.env()
+    first = workspace.start(env)
+    message = workspace.driver(first).ask(REQUESTER, EMAIL)
+    assert state_of(message) == "pending"
+    first.kill()
+    assert first.proc.returncode == -signal.SIGKILL
+
+    second = workspace.start(workspace.env(DATABASE_URL=env["DATABASE_URL"]))
+    driver = workspace.driver(second)
+    assert driver.approve(APPROVER, message).reply.status == 200
+    assert state_of(driver.final_message(message)) == "succeeded"
+    assert len(workspace.provider.calls) == 1
+    assert workspace.provider.calls[0]["json"] == {"email": EMAIL, "approved": "yes"}
+
+
+def test_missing_settings_exit_2_naming_each_one(tmp_path: Path) -> None:
+    """With nothing set the bot exits 2 at once, naming every required setting, without a
+    traceback."""
+    started = time.monotonic()
+    result = run_once(base_env(), tmp_path)
+    elapsed = time.monotonic() - started
+
+    assert result.returncode == 2, result.stderr
+    assert elapsed < 5
+    for name in REQUIRED:
+        assert name in result.stderr, name
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_malformed_settings_never_print_secret_values(tmp_path: Path) -> None:
+    """Malformed settings are named, but no secret value given (even a wrong one) is printed."""
+    secrets = {
+        "SLACK_BOT_TOKEN": "xoxp-supersecret-123",  # a user token where a bot token belongs
+        "SLACK_SIGNING_SECRET": "signing-supersecret-456",
+        "HOSTUP_API_KEY": "hostup-supersecret-789",
+    }
+    env = base_env() | secrets | {"APPROVERS": "alice,bob", "APPROVAL_CHANNEL": "#approvals"}
+    result = run_once(env, tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    for name in ("SLACK_BOT_TOKEN", "APPROVERS", "APPROVAL_CHANNEL"):
+        assert name in result.stderr, name
+    assert "Traceback" not in result.stderr
+    for value in secrets.values():
+        assert value not in result.stderr
+        assert value not in result.stdout
+    assert "supersecret" not in result.stderr + result.stdout
+
+
+def test_settings_are_read_from_dotenv_in_cwd(workspace: Workspace) -> None:
+    """With every setting only in `.env` in the working directory, the bot starts, uses them
+    (auth.test reaches FakeSlack with the bot token) and answers /healthz."""
+    env = workspace.env()
+    basics = base_env()
+    settings = {name: value for name, value in env.items() if name not in basics}
+    (workspace.tmp_path / "cwd" / ".env").write_text(
+        "".join(f"{name}={value}\n" for name, value in settings.items()), encoding="utf-8"
+    )
+    assert "PORT" in settings
+    workspace.start(basics, port=int(settings["PORT"]))  # waits for /healthz on .env's PORT
+    auth = workspace.slack.calls_to("auth.test")
+    assert auth
+    assert auth[0].token == BOT_TOKEN
+
+
+def test_start_up_log_line_and_sigterm(workspace: Workspace) -> None:
+    """The log has exactly one start-up line naming mode http, the port, the channel, the store
+    and the provider's host, without secrets; SIGTERM makes the bot exit 0 within seconds."""
+    env = workspace.env()
+    bot = workspace.start(env)
+
+    lines = [line for line in bot.stderr.splitlines() if "Starting verify-email bot" in line]
+    assert len(lines) == 1, bot.stderr
+    (line,) = lines
+    assert f"mode=http port={bot.port}" in line
+    assert f"channel={CHANNEL}" in line
+    assert f"store=sqlite:{workspace.tmp_path / 'bot.db'}" in line
+    assert f"provider=127.0.0.1:{workspace.provider.port}" in line
+    for secret in (BOT_TOKEN, SIGNING_SECRET, PROVIDER_KEY):
+        assert secret not in bot.stderr
+
+    started = time.monotonic()
+    assert bot.terminate(timeout=5) == 0
+    assert time.monotonic() - started < 5
+    assert "SIGTERM received" in bot.stderr
+
+
+def test_secrets_never_reach_logs_or_slack(tmp_path: Path) -> None:
+    """Through a success, a provider 401 and a forged request, none of the bot token, signing
+    secret or provider key appears in the bot's output, in anything it sent to Slack (messages,
+    DMs, updates, modals) or in response_url posts."""
+    secrets = {
+        "SLACK_BOT_TOKEN": "xoxb-e2e-7f3a9c1d5e",
+        "SLACK_SIGNING_SECRET": "sign-e2e-4b8d2e6f0a",
+        "HOSTUP_API_KEY": "key-e2e-9c1e5a7b3d",
+    }
+    workspace = make_workspace(
+        tmp_path, bot_token=secrets["SLACK_BOT_TOKEN"], provider_key=secrets["HOSTUP_API_KEY"]
+    )
+    with workspace as ws:
+        bot = ws.start(ws.env(SLACK_SIGNING_SECRET=secrets["SLACK_SIGNING_SECRET"]))
+        driver = ws.driver(bot, secrets["SLACK_SIGNING_SECRET"])
+
+        first = driver.ask(REQUESTER, EMAIL)
+        driver.approve(APPROVER, first)
+        assert state_of(driver.final_message(first)) == "succeeded"
+
+        ws.provider.script("unauthorized")
+        second = driver.ask(REQUESTER, "bob@example.org")
+        driver.approve(APPROVER, second)
+        assert state_of(driver.final_message(second)) == "failed"
+        assert "401" in json.dumps(driver.wait_thread_reply(second)["blocks"])
+        # The outcome DM is the last thing the approval sends.
+        ws.slack.wait_for(lambda: len(ws.slack.messages(REQUESTER)) == 4, what="4 DMs")
+
+        forged = payloads.post_signed(
+            f"{bot.url}/slack/events",
+            payloads.slash_command(
+                EMAIL,
+                user_id=REQUESTER,
+                trigger_id=ws.slack.new_trigger_id(),
+                response_url=ws.slack.new_response_url(),
+                command=ids.COMMAND,
+            ),
+            "not-the-secret",
+        )
+        assert forged.status == 401
+        # An approver's refusal goes to a response_url: one more place to look.
+        refused = driver.approve(REQUESTER, second)
+        assert "approvers" in driver.answer(refused).lower()
+
+        assert bot.terminate() == 0
+        output = bot.stdout + bot.stderr
+        assert (
+            "approved by" in output
+        )  # the log was captured, so its absence of secrets means something
+        sent = json.dumps([call.params for call in ws.slack.calls])
+        responses = json.dumps([post.body for post in ws.slack.responses])
+        assert EMAIL in sent
+        assert ws.slack.responses
+        for name, value in secrets.items():
+            assert value not in output, name
+            assert value not in sent, name
+            assert value not in responses, name
+
+
+def test_socket_mode_process_acks_command_and_opens_modal(workspace: Workspace) -> None:
+    """With SLACK_APP_TOKEN set and no signing secret, the process connects over Socket Mode;
+    a /verify-email envelope is acked and opens the modal with the email prefilled."""
+    slack = workspace.slack
+    with FakeSocketMode(slack) as socket_mode:
+        bot = workspace.start(
+            workspace.env(SLACK_APP_TOKEN=APP_TOKEN, SLACK_SIGNING_SECRET=None, PORT=None),
+            healthy=False,
+        )
+        try:
+            socket_mode.wait_connected(timeout=START_TIMEOUT)
+        except TimeoutError:
+            pytest.fail(f"no Socket Mode connection; stderr:\n{bot.stderr}")
+        assert "mode=socket-mode" in bot.stderr
+
+        driver = Driver(slack, SocketModeTransport(socket_mode), CHANNEL)
+        delivered = driver.command(REQUESTER, EMAIL)
+        assert delivered.reply.status == 200
+        assert delivered.reply.text == ""
+        view = driver.modal(delivered)
+        email_block = next(b for b in view["blocks"] if b.get("block_id") == ids.EMAIL_BLOCK)
+        assert email_block["element"]["initial_value"] == EMAIL
+        assert [c.params["trigger_id"] for c in slack.calls_to("views.open")] == [
+            delivered.trigger_id
+        ]
+        assert bot.terminate() == 0
