@@ -1,4 +1,7 @@
-"""Command line: ``python -m bot`` serves (HTTP, or Socket Mode when SLACK_APP_TOKEN is set)."""
+"""Command line: ``python -m bot [serve | sandbox | check | manifest]``.
+
+``serve`` (the default) runs the bot: HTTP, or Socket Mode when SLACK_APP_TOKEN is set.
+"""
 
 from __future__ import annotations
 
@@ -13,24 +16,61 @@ log = logging.getLogger("bot")
 
 DESCRIPTION = (
     "verify-email bot: clear stuck email verifications from Slack, with a second person's "
-    "approval. Settings come from the environment or a .env file (see README)."
+    "approval. Settings come from the environment or a .env file (see README). With no "
+    "command, `serve` runs."
+)
+SERVE_DESCRIPTION = (
+    "Serve Slack's requests: HTTP on $PORT at POST /slack/events (and GET /healthz), or "
+    "Socket Mode when SLACK_APP_TOKEN is set. Stops cleanly on SIGTERM or Ctrl-C, letting "
+    "approvals in flight finish."
+)
+MANIFEST_DESCRIPTION = (
+    "Print the Slack app manifest to paste into api.slack.com/apps (Create New App → From an "
+    "app manifest): HTTP mode with your bot's public URL, or Socket Mode."
 )
 
 
 def _parser() -> argparse.ArgumentParser:
+    from bot import check, sandbox
+
     parser = argparse.ArgumentParser(prog="python -m bot", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     serve = commands.add_parser(
-        "serve",
-        help="serve Slack requests (the default)",
-        description="Serve Slack's requests: HTTP on $PORT at POST /slack/events (and "
-        "GET /healthz), or Socket Mode when SLACK_APP_TOKEN is set.",
+        "serve", help="serve Slack requests (the default)", description=SERVE_DESCRIPTION
     )
     serve.add_argument(
         "--host",
         default="0.0.0.0",  # noqa: S104 - a platform routes $PORT to every interface
         help="address to bind in HTTP mode (default: 0.0.0.0)",
+    )
+
+    play = commands.add_parser(
+        "sandbox",
+        help="play the whole flow offline, no settings needed",
+        description=sandbox.DESCRIPTION,
+    )
+    sandbox.add_arguments(play)
+
+    checker = commands.add_parser(
+        "check",
+        help="check a real configuration without changing anything",
+        description=check.DESCRIPTION,
+    )
+    check.add_arguments(checker)
+
+    manifest = commands.add_parser(
+        "manifest", help="print the Slack app manifest", description=MANIFEST_DESCRIPTION
+    )
+    where = manifest.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--url",
+        help="the bot's public base URL, e.g. https://bot.example.com "
+        "(Slack will call URL/slack/events)",
+    )
+    where.add_argument(
+        "--socket-mode", action="store_true", help="the Socket Mode manifest (no public URL needed)"
     )
     return parser
 
@@ -73,14 +113,16 @@ def serve(host: str) -> int:
     try:
         services = build_services(settings)
     except StoreError as exc:
-        print(f"verify-email bot cannot start: DATABASE_URL: {exc}", file=sys.stderr)
+        print(f"verify-email bot cannot start: {exc}", file=sys.stderr)
         return 2
+    log.info("Checking SLACK_BOT_TOKEN with Slack (auth.test at %s)…", settings.SLACK_API_URL)
     try:
         app = create_app(settings, services)
     except (BoltError, SlackClientError, OSError) as exc:
         print(
-            f"verify-email bot cannot start: Slack refused SLACK_BOT_TOKEN or could not be "
-            f"reached at {settings.SLACK_API_URL} ({type(exc).__name__})",
+            "verify-email bot cannot start: Slack refused SLACK_BOT_TOKEN or could not be "
+            f"reached at {settings.SLACK_API_URL} ({type(exc).__name__}). "
+            "Run `python -m bot check` for details.",
             file=sys.stderr,
         )
         services.close()
@@ -91,36 +133,67 @@ def serve(host: str) -> int:
         __version__,
         mode,
         settings.APPROVAL_CHANNEL,
-        _store_label(settings.DATABASE_URL),
+        store_label(settings.DATABASE_URL),
         urlsplit(settings.HOSTUP_API_URL).netloc,
     )
     try:
         if settings.SLACK_APP_TOKEN is not None:
+            log.info("Connecting to Slack over Socket Mode…")
             serve_socket_mode(SocketModeServer(app, settings.SLACK_APP_TOKEN.get_secret_value()))
         else:
             server = HttpServer(WsgiApp(app, health=services.healthy), host, settings.PORT)
             log.info("Serving POST /slack/events and GET /healthz on %s:%s", host, server.port)
             serve_http(server)
     finally:
+        log.info("Waiting for approvals in flight to finish…")
         services.close()
+        log.info("Stopped")
     return 0
 
 
-def _store_label(url: str) -> str:
+def store_label(url: str) -> str:
     """The store's kind and place, without credentials."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         return f"sqlite:{url.removeprefix('sqlite:///')}"
     host = parts.hostname or "localhost"
-    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def print_manifest(url: str | None, socket_mode: bool) -> int:
+    from bot.manifest import build_manifest, render
+
+    try:
+        manifest = build_manifest(None if socket_mode else url, socket_mode)
+    except ValueError as exc:
+        print(f"--url: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(render(manifest))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "manifest":
+        return print_manifest(args.url, args.socket_mode)
     _configure_logging()
-    if args.command in (None, "serve"):
-        return serve(getattr(args, "host", "0.0.0.0"))  # noqa: S104 - see --host
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    if args.command == "sandbox":
+        from bot.sandbox import run_sandbox
+
+        return run_sandbox(args, sys.stdout)
+    if args.command == "check":
+        from bot.check import run_check
+
+        logging.getLogger().setLevel(logging.WARNING)
+        return run_check(sys.stdout, **check_options(args))
+    return serve(getattr(args, "host", "0.0.0.0"))  # noqa: S104 - see --host
+
+
+def check_options(args: argparse.Namespace) -> dict[str, object]:
+    """The options `check` defined for itself (its add_arguments), passed through by name."""
+    skip = {"command"}
+    return {k: v for k, v in vars(args).items() if k not in skip}
 
 
 if __name__ == "__main__":

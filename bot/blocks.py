@@ -281,6 +281,11 @@ def _error_summary(outcome: dict[str, Any]) -> str:
     return f"{head}: {message}" if head else message
 
 
+# Provider error kinds (bot.hostup) after which the provider certainly did not act: it refused,
+# it limited us, or it was never reached. After a 5xx or an undocumented 2xx it may have.
+NOTHING_DONE_KINDS = frozenset({"rejected", "auth", "rate_limited", "unreachable"})
+
+
 def result_reply(request: VerificationRequest) -> tuple[str, Blocks]:
     """The thread reply saying what the provider did, from the request's stored outcome."""
     outcome = request.outcome or {}
@@ -312,10 +317,16 @@ def result_reply(request: VerificationRequest) -> tuple[str, Blocks]:
         )
         fallback = f"Outcome unknown for {esc(request.email)}"
     else:
+        if outcome.get("kind") in NOTHING_DONE_KINDS:
+            after = "Nothing was cleared."
+        else:
+            after = (
+                "The provider's answer was not what it documents: check with the provider "
+                "whether it acted before asking again."
+            )
         text = (
             f":x: Approved by {by}, but the provider call *failed*: "
-            f"{esc(clip(_error_summary(outcome), 800))}\n"
-            "Nothing was cleared."
+            f"{esc(clip(_error_summary(outcome), 800))}\n{after}"
         )
         fallback = f"Provider call failed for {esc(request.email)}"
     return fallback, [section(text), context(f"{id_line} · request `{esc(request.id)}`")]
@@ -351,7 +362,8 @@ def outcome_dm(request: VerificationRequest, channel: str) -> str:
         case State.UNKNOWN:
             return (
                 f":grey_question: Your request for `{esc(request.email)}` was approved by {by}, "
-                f"but the provider did not answer in time, so the outcome is unknown. See {where}."
+                "but the provider gave no answer, so it may or may not have acted: the outcome "
+                f"is unknown. See the thread in {where}."
             )
         case State.EXPIRED:
             return f"Your request for `{esc(request.email)}` expired without a decision."

@@ -189,7 +189,21 @@ class Driver:
         reply = self.submit_request(user, view, reason=reason)
         if reply.body not in ("", None) and reply.body != {}:
             raise RuntimeError(f"submit refused: {reply.body}")
-        return self.request_message(email)
+        message = self.request_message(email)
+        # The bot's last step of a request is its DM to the requester; wait for it, so that what
+        # a caller does next (a scripted Slack failure, say) meets the approval, not the request.
+        self.slack.wait_for(
+            lambda: (
+                any(
+                    "was posted" in m.get("text", "") and email in m.get("text", "")
+                    for m in self.slack.messages(user)
+                )
+                or None
+            ),
+            self.timeout,
+            what=f"the 'posted' DM to {user}",
+        )
+        return message
 
     # ------------------------------------------------------------------ the decision
 

@@ -21,6 +21,14 @@ Behaviour worth knowing:
   channels accept posts but `conversations.info` does not know them.
 * `fail_next()` scripts failures (HTTP 429 with `Retry-After`, or `{"ok": false}` answers) and
   `set_delay()` adds latency to a method.
+* Scopes: the bot token is granted `scopes` (by default exactly the manifest's bot scopes,
+  `bot.manifest.BOT_SCOPES`; change them with `set_scopes()`). As on Slack, every answer to an
+  authenticated call carries them in an `X-OAuth-Scopes` header (comma-separated), and a method
+  whose scope is not granted answers `missing_scope` with `needed` and `provided` (and an
+  `X-Accepted-OAuth-Scopes` header): `chat:write` for chat.postMessage / chat.update /
+  chat.postEphemeral, `usergroups:read` for usergroups.users.list, `channels:read` (or
+  `groups:read` for a private channel) for conversations.info. `scopes=None` sends no header
+  and checks no scope.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import itertools
 import json
 import logging
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -39,6 +48,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
+
+from bot.manifest import BOT_SCOPES
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +70,17 @@ _MAX_SECTION_TEXT = 3000
 _MAX_BUTTON_VALUE = 2000
 _MAX_MESSAGE_TEXT = 40000
 _FIRST_TS = 1_700_000_000_000_000  # microseconds; message ts are "1700000000.000100", ...
+# The bot token's scopes unless told otherwise: what the app's manifest asks for.
+DEFAULT_SCOPES: tuple[str, ...] = tuple(BOT_SCOPES)
+# The app-level token's scope (Socket Mode).
+APP_TOKEN_SCOPES: tuple[str, ...] = ("connections:write",)
+# The scope each method needs; conversations.info is decided per channel in _needed_scope.
+_METHOD_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "usergroups.users.list": "usergroups:read",
+}
 
 
 @dataclass(frozen=True)
@@ -98,6 +120,14 @@ class _Failure:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     fake: FakeSlack
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (its timeout ran out during `set_delay`) is normal here: no
+        # traceback on stderr. Anything else is the stand-in's bug and is printed as before.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("fake slack: client %s went away", client_address)
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -164,8 +194,13 @@ class FakeSlack:
         app_id: str = "A1",
         trigger_ttl: float = 3.0,
         delays: dict[str, float] | None = None,
+        scopes: Iterable[str] | None = DEFAULT_SCOPES,
     ) -> None:
-        """Configure the workspace; nothing listens until `start()`."""
+        """Configure the workspace; nothing listens until `start()`.
+
+        `scopes`: the bot token's scopes (see the module docstring); None: no scope header and
+        no scope checks.
+        """
         self.bot_token = bot_token
         self.app_token = app_token
         self.team_id = team_id
@@ -176,6 +211,7 @@ class FakeSlack:
         self.app_id = app_id
         self.trigger_ttl = trigger_ttl
         self._cond = threading.Condition()  # guards all state below; re-entrant
+        self._scopes: tuple[str, ...] | None = None if scopes is None else tuple(scopes)
         self._delays: dict[str, float] = dict(delays or {})
         self._failures: dict[str, list[_Failure]] = {}
         self._calls: list[Call] = []
@@ -298,6 +334,17 @@ class FakeSlack:
             self._failures.setdefault(method, []).append(
                 _Failure(error, resolved, retry_after if resolved == 429 else None, times)
             )
+
+    def set_scopes(self, scopes: Iterable[str] | None) -> None:
+        """Grant the bot token these scopes from now on (None: no header, no scope checks)."""
+        with self._cond:
+            self._scopes = None if scopes is None else tuple(scopes)
+
+    @property
+    def scopes(self) -> tuple[str, ...] | None:
+        """The bot token's scopes, as `X-OAuth-Scopes` reports them."""
+        with self._cond:
+            return self._scopes
 
     def set_delay(self, method: str, seconds: float) -> None:
         """Make every call of `method` take at least `seconds` (0 removes the delay)."""
@@ -447,11 +494,18 @@ class FakeSlack:
             time.sleep(delay)  # simulated network/server latency, not a polling loop
         with self._cond:
             status, headers = 200, {}
+            if self._scopes is not None and token in (self.bot_token, self.app_token):
+                # As on Slack: every authenticated answer lists the token's scopes.
+                headers["X-OAuth-Scopes"] = ",".join(self._granted(token))
             handler = self._methods.get(method)
             if handler is None:
                 answer = _error("unknown_method")
             elif (auth_error := self._check_token(method, token)) is not None:
                 answer = _error(auth_error)
+            elif (needed := self._missing_scope(method, params, token)) is not None:
+                headers["X-Accepted-OAuth-Scopes"] = needed
+                answer = _error("missing_scope")
+                answer |= {"needed": needed, "provided": ",".join(self._granted(token))}
             elif (failure := self._take_failure(method)) is not None:
                 status, answer = failure.status, _error(failure.error)
                 if failure.retry_after is not None:
@@ -487,6 +541,26 @@ class FakeSlack:
         if failure.remaining <= 0:
             queue.pop(0)
         return failure
+
+    def _granted(self, token: str | None) -> tuple[str, ...]:
+        if token == self.app_token:
+            return APP_TOKEN_SCOPES
+        return self._scopes or ()
+
+    def _missing_scope(self, method: str, params: Params, token: str | None) -> str | None:
+        """The scope `method` needs that the token lacks, or None."""
+        if self._scopes is None or token != self.bot_token:
+            return None
+        needed = _METHOD_SCOPES.get(method)
+        if method == "conversations.info":
+            channel = str(params.get("channel", ""))
+            if channel.startswith("D"):
+                return None  # DMs: not a call the bot makes; left unchecked as before
+            private = self._channels.get(channel, {}).get("is_private", False)
+            needed = "groups:read" if private else "channels:read"
+        if needed is None or needed in self._scopes:
+            return None
+        return needed
 
     def _check_token(self, method: str, token: str | None) -> str | None:
         if not token:
