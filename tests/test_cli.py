@@ -1,0 +1,144 @@
+"""The command line: sandbox, manifest and --help, as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.manifest import build_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+SETTING_NAMES = (
+    "SLACK_",
+    "HOSTUP_",
+    "APPROVERS",
+    "REQUESTERS",
+    "APPROVAL_CHANNEL",
+    "ALLOW_SELF_APPROVAL",
+    "REQUEST_TTL",
+    "DATABASE_URL",
+    "PORT",
+)
+
+
+def run(args: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` in a fresh directory with no settings and no proxy."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(SETTING_NAMES) and "proxy" not in k.lower()
+    }
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_sandbox_plays_the_whole_flow(tmp_path):
+    """With no settings and no network, `sandbox` plays request, approval, provider call and
+    thread reply, prints the channel as a person reads it, exits 0 and leaves no files."""
+    result = run(["sandbox"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "/verify-email alice@example.com" in out
+    assert "[ Approve ]  [ Reject ]" in out  # the request with its buttons
+    assert "clicks [ Approve ]" in out  # who clicked what
+    assert "state: succeeded" in out  # the final state
+    assert "Cleared domains (1):* `example.com`" in out  # the thread reply
+    assert "Clients notified (1):* `3704`" in out
+    assert "<@" not in out and "&lt;" not in out  # read as a person sees it
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "shown", "state"),
+    [
+        (["--reject"], "Rejected by @ana (approver)", "rejected"),
+        (["--provider-error", "400"], "HTTP 400 BAD_REQUEST", "failed"),
+        (["--provider-error", "timeout"], "may or may not", "unknown"),
+        (
+            ["--email", "bob@shop.example.org", "--domains", "3"],
+            "shop2.shop.example.org",
+            "succeeded",
+        ),
+    ],
+)
+def test_sandbox_outcomes(tmp_path, args, shown, state):
+    """Options pick the email, reject instead, or make the provider fail; each outcome shows."""
+    result = run(["sandbox", *args], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert shown in result.stdout
+    assert f"state {state} (expected {state})" in result.stdout
+
+
+def test_sandbox_keeps_store_only_when_asked(tmp_path):
+    """--database keeps the store, holding the request and its audit log."""
+    result = run(["sandbox", "--database", "kept.db"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "kept.db").exists()
+    from bot.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'kept.db'}") as store:
+        (request,) = store.list_requests()
+        assert request.state.value == "succeeded"
+        assert [e.action for e in store.audit_log(request.id)] == [
+            "create",
+            "approve",
+            "provider_success",
+        ]
+
+
+def test_sandbox_rejects_bad_email(tmp_path):
+    """A bad --email is refused with a message, not a traceback."""
+    result = run(["sandbox", "--email", "nope"], tmp_path)
+    assert result.returncode == 2
+    assert "--email" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_manifest_with_url(tmp_path):
+    """`manifest --url` prints the HTTP manifest with that URL in both places."""
+    result = run(["manifest", "--url", "https://bot.acme.io"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(result.stdout)
+    assert manifest == build_manifest("https://bot.acme.io", False)
+    assert manifest["settings"]["interactivity"]["request_url"] == (
+        "https://bot.acme.io/slack/events"
+    )
+    assert manifest["features"]["slash_commands"][0]["url"] == "https://bot.acme.io/slack/events"
+
+
+def test_manifest_socket_mode(tmp_path):
+    """`manifest --socket-mode` prints the Socket Mode manifest."""
+    result = run(["manifest", "--socket-mode"], tmp_path)
+    manifest = json.loads(result.stdout)
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    assert manifest == build_manifest(None, True)
+
+
+def test_manifest_bad_url(tmp_path):
+    """A URL Slack cannot call is refused with a one-line reason."""
+    result = run(["manifest", "--url", "http://bot.acme.io"], tmp_path)
+    assert result.returncode == 2
+    assert "https" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["sandbox"], ["check"], ["manifest"]])
+def test_every_command_has_help(tmp_path, command):
+    """Every command answers --help with a description, and exits 0."""
+    result = run([*command, "--help"], tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: python -m bot")
+    assert len(result.stdout.splitlines()) > 4
