@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -100,10 +100,37 @@ class AuditEntry:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class Store(Protocol):
-    """Durable requests and their append-only audit log. See bot/store.py."""
+class OpenRequestExists(Exception):
+    """An open request (pending, executing or unknown) already exists for this email."""
 
-    def create(self, request: VerificationRequest, actor: str) -> VerificationRequest: ...
+    def __init__(self, existing: VerificationRequest) -> None:
+        super().__init__(f"request {existing.id} for this email is still {existing.state.value}")
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One thing to tell Slack about a request, stored with the change that caused it.
+
+    ``kind`` names what to deliver (see bot/outbox.py); the content is rendered from the
+    request's stored state at delivery time, so a late delivery never shows a stale state.
+    """
+
+    id: int
+    request_id: str
+    kind: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None = None
+
+
+class Store(Protocol):
+    """Durable requests, their append-only audit log and their Slack outbox. See bot/store.py."""
+
+    def create(
+        self, request: VerificationRequest, actor: str, *, outbox: Sequence[str] = ()
+    ) -> VerificationRequest: ...
 
     def get(self, request_id: str) -> VerificationRequest | None: ...
 
@@ -123,6 +150,7 @@ class Store(Protocol):
         decision_note: str | None = None,
         outcome: dict[str, Any] | None = None,
         unexpired_only: bool = False,
+        outbox: Sequence[str] = (),
     ) -> VerificationRequest | None: ...
 
     def audit_log(self, request_id: str) -> list[AuditEntry]: ...
@@ -130,8 +158,35 @@ class Store(Protocol):
     def find_open(self, email: str) -> VerificationRequest | None: ...
 
     def list_requests(
-        self, states: frozenset[State] | None = None, *, expires_before: datetime | None = None
+        self,
+        states: frozenset[State] | None = None,
+        *,
+        expires_before: datetime | None = None,
+        updated_before: datetime | None = None,
+        created_since: datetime | None = None,
     ) -> list[VerificationRequest]: ...
+
+    def enqueue(self, request_id: str, kinds: Sequence[str], *, now: datetime) -> None: ...
+
+    def claim_outbox(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease_seconds: float,
+        limit: int = 50,
+        request_id: str | None = None,
+    ) -> list[OutboxEntry]: ...
+
+    def complete_outbox(self, entry_id: int, owner: str, *, now: datetime) -> None: ...
+
+    def retry_outbox(
+        self, entry_id: int, owner: str, *, error: str, next_attempt_at: datetime
+    ) -> None: ...
+
+    def bury_outbox(self, entry_id: int, owner: str, *, error: str, now: datetime) -> None: ...
+
+    def outbox_entries(self, request_id: str | None = None) -> list[OutboxEntry]: ...
 
     def ping(self) -> None: ...
 
