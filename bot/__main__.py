@@ -31,7 +31,7 @@ MANIFEST_DESCRIPTION = (
 
 
 def _parser() -> argparse.ArgumentParser:
-    from bot import check, sandbox
+    from bot import audit, check, sandbox
 
     parser = argparse.ArgumentParser(prog="python -m bot", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -59,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         description=check.DESCRIPTION,
     )
     check.add_arguments(checker)
+
+    history = commands.add_parser(
+        "audit",
+        help="export the history of every request (CSV or JSON)",
+        description=audit.DESCRIPTION,
+    )
+    audit.add_arguments(history)
 
     manifest = commands.add_parser(
         "manifest", help="print the Slack app manifest", description=MANIFEST_DESCRIPTION
@@ -136,6 +143,8 @@ def serve(host: str) -> int:
         store_label(settings.DATABASE_URL),
         urlsplit(settings.HOSTUP_API_URL).netloc,
     )
+    # Expire, recover interrupted calls and deliver what Slack missed: now, then every 15 s.
+    services.maintenance.start()
     try:
         if settings.SLACK_APP_TOKEN is not None:
             log.info("Connecting to Slack over Socket Mode…")
@@ -182,12 +191,41 @@ def main(argv: list[str] | None = None) -> int:
         from bot.sandbox import run_sandbox
 
         return run_sandbox(args, sys.stdout)
+    if args.command == "audit":
+        return export_audit(args)
     if args.command == "check":
         from bot.check import run_check
 
         logging.getLogger().setLevel(logging.WARNING)
         return run_check(sys.stdout, **check_options(args))
     return serve(getattr(args, "host", "0.0.0.0"))  # noqa: S104 - see --host
+
+
+def export_audit(args: argparse.Namespace) -> int:
+    from bot.audit import export
+    from bot.settings import SettingsError, load_store_settings
+    from bot.store import StoreError, open_store
+
+    try:
+        settings = load_store_settings()
+    except SettingsError as exc:
+        print(f"audit: {'; '.join(exc.problems)}", file=sys.stderr)
+        return 2
+    try:
+        store = open_store(settings.DATABASE_URL)
+    except StoreError as exc:
+        print(f"audit: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                count = export(store, out, since=args.since, fmt=args.format)
+        else:
+            count = export(store, sys.stdout, since=args.since, fmt=args.format)
+    finally:
+        store.close()
+    log.info("Wrote %d request(s) from %s", count, store_label(settings.DATABASE_URL))
+    return 0
 
 
 def check_options(args: argparse.Namespace) -> dict[str, object]:

@@ -19,7 +19,9 @@ from bot import ids
 from bot.approvals import ApprovalPolicy, Approvals, Store
 from bot.hostup import HostupClient
 from bot.listeners import actions, commands, views
+from bot.maintenance import Maintenance
 from bot.notify import Notifier
+from bot.outbox import Outbox
 from bot.roles import Roles
 from bot.settings import Settings
 from bot.store import StoreError, open_store
@@ -44,6 +46,8 @@ class Services:
     roles: Roles
     approvals: Approvals
     notifier: Notifier
+    outbox: Outbox
+    maintenance: Maintenance
     # Runs Bolt's listeners; see LISTENER_THREADS.
     executor: ThreadPoolExecutor
 
@@ -58,6 +62,7 @@ class Services:
 
     def close(self) -> None:
         """Let in-flight listeners (an approval mid-call) finish, then close the clients."""
+        self.maintenance.stop()
         self.executor.shutdown(wait=True)
         self.provider.close()
         self.store.close()
@@ -91,8 +96,21 @@ def build_services(settings: Settings) -> Services:
         ApprovalPolicy(allow_self_approval=settings.ALLOW_SELF_APPROVAL, ttl=settings.request_ttl),
     )
     notifier = Notifier(client, store, settings.APPROVAL_CHANNEL)
+    outbox = Outbox(store, notifier, clock=lambda: approvals.clock())
+    maintenance = Maintenance(approvals, outbox, max_call_seconds=provider.max_duration)
     executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
-    return Services(settings, client, store, provider, roles, approvals, notifier, executor)
+    return Services(
+        settings,
+        client,
+        store,
+        provider,
+        roles,
+        approvals,
+        notifier,
+        outbox,
+        maintenance,
+        executor,
+    )
 
 
 def create_app(settings: Settings, services: Services) -> App:
@@ -112,6 +130,7 @@ def create_app(settings: Settings, services: Services) -> App:
     #   view     REQUEST_VIEW            -> views.request_submitted
     #   action   APPROVE_ACTION          -> actions.approve_clicked
     #   action   REJECT_ACTION           -> actions.reject_clicked (opens REJECT_VIEW)
+    #   action   RETRY_ACTION            -> actions.retry_clicked (unknown -> executing)
     #   view     REJECT_VIEW             -> views.reject_submitted
     commands.register(app, services, ids.COMMAND)
     views.register(app, services)

@@ -13,6 +13,7 @@ log, in the same transaction as the state change, with actor, time and details.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -23,6 +24,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from bot.hostup import ConfirmResult
+
+
+log = logging.getLogger(__name__)
 
 
 class State(StrEnum):
@@ -44,6 +48,21 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.REJECTED: frozenset(),
     State.EXPIRED: frozenset(),
 }
+
+
+class Notice(StrEnum):
+    """What Slack must be told after a change; stored in the outbox with it (bot/outbox.py)."""
+
+    POST_REQUEST = "post_request"  # the request message in APPROVAL_CHANNEL
+    SHOW = "show"  # update the request message to the request's current state
+    REPLY_RESULT = "reply_result"  # the provider's answer, in the request's thread
+    DM_POSTED = "dm_posted"  # tell the requester where the request went
+    DM_OUTCOME = "dm_outcome"  # tell the requester how it ended
+    DM_NOT_POSTED = "dm_not_posted"  # tell the requester it could not be posted
+
+
+# What each final change tells Slack.
+DECIDED_NOTICES = (Notice.REPLY_RESULT, Notice.SHOW, Notice.DM_OUTCOME)
 
 OPEN_STATES = frozenset({State.PENDING, State.EXECUTING, State.UNKNOWN})
 FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.REJECTED, State.EXPIRED})
@@ -355,9 +374,23 @@ class Approvals:
         self.policy = policy
         self.clock = clock
 
+    def open_request_for(self, email: str) -> VerificationRequest | None:
+        """The open request for this email, if any; one past its expiry is expired first."""
+        existing = self.store.find_open(email)
+        if existing is not None and self.expire_if_due(existing, actor="bot") is not None:
+            return None
+        return existing
+
     def submit(self, email: str, reason: str, requester: str) -> VerificationRequest:
+        """Store a new pending request, with its Slack message and the requester's DM queued.
+
+        Raises OpenRequestExists when the email already has an open request.
+        """
         email = validate_email(email)
         reason = validate_reason(reason)
+        existing = self.open_request_for(email)
+        if existing is not None:
+            raise OpenRequestExists(existing)
         now = self.clock()
         request = VerificationRequest(
             id=new_request_id(),
@@ -370,7 +403,9 @@ class Approvals:
             expires_at=now + self.policy.ttl,
             updated_at=now,
         )
-        return self.store.create(request, actor=requester)
+        return self.store.create(
+            request, actor=requester, outbox=(Notice.POST_REQUEST, Notice.DM_POSTED)
+        )
 
     def get(self, request_id: str) -> VerificationRequest:
         request = self.store.get(request_id)
@@ -402,7 +437,55 @@ class Approvals:
             action="expire",
             now=now,
             details={"expires_at": request.expires_at.isoformat()},
+            outbox=(Notice.SHOW, Notice.DM_OUTCOME),
         )
+
+    def sweep_expired(self) -> list[VerificationRequest]:
+        """Expire every pending request past REQUEST_TTL; returns those this call expired.
+
+        Safe on every replica at once: each transition is a compare-and-set, so exactly one
+        replica expires a given request, and only its outbox entries are stored.
+        """
+        due = self.store.list_requests(frozenset({State.PENDING}), expires_before=self.clock())
+        return [done for r in due if (done := self.expire_if_due(r, actor="bot")) is not None]
+
+    def sweep_interrupted(self, max_call_seconds: float) -> list[VerificationRequest]:
+        """Requests left ``executing`` longer than a provider call can take become ``unknown``.
+
+        Such a request was claimed by a process that stopped (a crash, a kill, a lost machine)
+        while calling the provider, so nobody knows whether the provider acted.
+        """
+        now = self.clock()
+        stale = self.store.list_requests(
+            frozenset({State.EXECUTING}), updated_before=now - timedelta(seconds=max_call_seconds)
+        )
+        swept = []
+        for request in stale:
+            outcome = {
+                "kind": "interrupted",
+                "status": None,
+                "code": None,
+                "message": (
+                    "The bot stopped while it was calling the provider, so nobody knows "
+                    "whether the provider acted."
+                ),
+                "provider_request_id": None,
+                "outcome_unknown": True,
+            }
+            done = self.store.transition(
+                request.id,
+                frozenset({State.EXECUTING}),
+                State.UNKNOWN,
+                actor="bot",
+                action="interrupted",
+                now=now,
+                details={"executing_since": request.updated_at.isoformat()},
+                outcome=outcome,
+                outbox=DECIDED_NOTICES,
+            )
+            if done is not None:
+                swept.append(done)
+        return swept
 
     def claim(self, request_id: str, approver: str) -> VerificationRequest:
         """Atomically move a request to ``executing``: exactly one caller wins.
@@ -425,6 +508,7 @@ class Approvals:
             now=now,
             decided_by=approver,
             unexpired_only=not retry,
+            outbox=(Notice.SHOW,),
         )
         if claimed is None:
             raise self._refuse_closed(self.get(request_id))
@@ -447,8 +531,9 @@ class Approvals:
                 now=self.clock(),
                 details=error.to_dict(),
                 outcome=error.to_dict(),
+                outbox=DECIDED_NOTICES,
             )
-            return Executed(request=final or self.get(request.id), error=error)
+            return Executed(request=final or self._late(request, error.to_dict()), error=error)
         final = self.store.transition(
             request.id,
             frozenset({State.EXECUTING}),
@@ -458,8 +543,23 @@ class Approvals:
             now=self.clock(),
             details=result.to_dict(),
             outcome=result.to_dict(),
+            outbox=DECIDED_NOTICES,
         )
-        return Executed(request=final or self.get(request.id), result=result)
+        return Executed(request=final or self._late(request, result.to_dict()), result=result)
+
+    def _late(self, request: VerificationRequest, outcome: dict[str, Any]) -> VerificationRequest:
+        """The provider answered after the request stopped being ``executing`` here.
+
+        Only the interrupted-call sweep can do that, and it waits longer than a call can take,
+        so this means a clock or a bound is wrong: say so loudly, with the answer.
+        """
+        log.error(
+            "Request %s: the provider answered after the request was no longer executing "
+            "here; its answer was %s",
+            request.id,
+            outcome,
+        )
+        return self.get(request.id)
 
     def open_for_rejection(self, request_id: str, actor: str) -> VerificationRequest:
         """The request, if it can still be rejected; raises Refused otherwise."""
@@ -487,6 +587,7 @@ class Approvals:
             details={"note": note} if note else {},
             decided_by=actor,
             decision_note=note or None,
+            outbox=(Notice.SHOW, Notice.DM_OUTCOME),
         )
         if rejected is None:
             raise self._refuse_closed(self.get(request_id))

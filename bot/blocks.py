@@ -200,7 +200,7 @@ def _status_line(request: VerificationRequest) -> str:
         case State.UNKNOWN:
             return (
                 f":grey_question: *Outcome unknown*, approved by {by}: the provider may or may "
-                "not have acted. See the thread."
+                "not have acted. An approver can retry from the thread."
             )
         case State.REJECTED:
             note = f": {esc(request.decision_note)}" if request.decision_note else ""
@@ -286,8 +286,43 @@ def _error_summary(outcome: dict[str, Any]) -> str:
 NOTHING_DONE_KINDS = frozenset({"rejected", "auth", "rate_limited", "unreachable"})
 
 
-def result_reply(request: VerificationRequest) -> tuple[str, Blocks]:
-    """The thread reply saying what the provider did, from the request's stored outcome."""
+def retry_button(request: VerificationRequest) -> dict[str, Any]:
+    return {
+        "type": "actions",
+        "block_id": ids.RETRY_BLOCK,
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ids.RETRY_ACTION,
+                "text": plain("Retry"),
+                "value": request.id,
+                "confirm": {
+                    "title": plain("Call the provider again?", 100),
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": clip(
+                            "The provider may already have cleared the verification for "
+                            f"`{esc(request.email)}`. Retry only once you have checked that "
+                            "it did not, or when clearing twice does no harm.",
+                            300,
+                        ),
+                    },
+                    "confirm": plain("Retry", 30),
+                    "deny": plain("Cancel", 30),
+                },
+            }
+        ],
+    }
+
+
+def result_reply(
+    request: VerificationRequest, *, retry: bool = True, note: str = ""
+) -> tuple[str, Blocks]:
+    """The thread reply saying what the provider did, from the request's stored outcome.
+
+    An unknown outcome offers approvers a Retry button unless ``retry`` is False (the reply
+    rewritten once someone retried); ``note`` is added as a last line.
+    """
     outcome = request.outcome or {}
     by = user(request.decided_by) if request.decided_by else "an approver"
     provider_id = outcome.get("provider_request_id")
@@ -329,7 +364,12 @@ def result_reply(request: VerificationRequest) -> tuple[str, Blocks]:
             f"{esc(clip(_error_summary(outcome), 800))}\n{after}"
         )
         fallback = f"Provider call failed for {esc(request.email)}"
-    return fallback, [section(text), context(f"{id_line} · request `{esc(request.id)}`")]
+    reply = [section(text), context(f"{id_line} · request `{esc(request.id)}`")]
+    if request.state is State.UNKNOWN and retry:
+        reply.append(retry_button(request))
+    if note:
+        reply.append(context(note))
+    return fallback, reply
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,6 +412,22 @@ def outcome_dm(request: VerificationRequest, channel: str) -> str:
                 f":x: Your request for `{esc(request.email)}` was approved by {by}, but the "
                 f"provider call failed. See the thread in {where}."
             )
+
+
+def not_posted_dm(request: VerificationRequest, channel: str, reason: str) -> str:
+    return (
+        f":warning: I could not post your request for `{esc(request.email)}` in "
+        f"<#{esc(channel)}> ({esc(reason)}), so it was not sent for approval. "
+        "Ask an admin to run `python -m bot check`."
+    )
+
+
+def open_request_text(existing: VerificationRequest, permalink: str | None) -> str:
+    where = f"<{permalink}|the open request>" if permalink else "the open request"
+    return (
+        f"`{esc(existing.email)}` already has an open request ({existing.state.value}, asked by "
+        f"{user(existing.requester)}). See {where}; a new one can be made once it is done."
+    )
 
 
 def refusal_text(message: str) -> str:

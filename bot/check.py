@@ -644,6 +644,9 @@ def _report_provider_failure(
 
 def _check_store(report: _Report, database_url: str) -> None:
     subject = f"DATABASE_URL {safe_url(database_url)}"
+    if database_url.split(":", 1)[0].lower().startswith("postgres"):
+        _check_postgres(report, database_url, subject)
+        return
     try:
         path = sqlite_path_from_url(database_url)
         if path.exists():
@@ -669,6 +672,29 @@ def _check_store(report: _Report, database_url: str) -> None:
             "make sure the directory exists and this user may write to it, that the file is "
             "the bot's SQLite database, and that no other process holds it locked",
         )
+
+
+def _check_postgres(report: _Report, database_url: str, subject: str) -> None:
+    try:
+        from bot.store_postgres import probe
+    except ImportError:
+        report.fail(
+            subject,
+            "the PostgreSQL driver is not installed",
+            "pip install 'verify-email-bot[postgres]'",
+        )
+        return
+    try:
+        found = probe(database_url)
+    except StoreError as exc:
+        report.fail(
+            subject,
+            str(exc),
+            "check the host, port, database name, user and password, and that this user may "
+            "create tables in the database",
+        )
+        return
+    report.ok(f"The store at {subject} is reachable and writable ({found})")
 
 
 def _probe_directory(path: Path) -> None:

@@ -346,6 +346,7 @@ class HostupClient:
                 "The API key contains a line break or NUL, which a header cannot carry."
             )
         self.base_url = base_url.rstrip("/") + "/"
+        self.timeout = timeout
         self.max_attempts = max_attempts
         self.max_retry_after = max_retry_after
         self._api_key = api_key
@@ -359,6 +360,17 @@ class HostupClient:
                 "User-Agent": USER_AGENT,
             },
             transport=transport,
+        )
+
+    @property
+    def max_duration(self) -> float:
+        """Seconds one ``confirm`` can take at most: every attempt, and the waits between them.
+
+        httpx applies ``timeout`` to connecting and to each read; twice it per attempt is a
+        generous bound. A claim older than this cannot still be waiting on the provider.
+        """
+        return self.max_attempts * 2 * self.timeout + (self.max_attempts - 1) * max(
+            self.max_retry_after, CONNECT_BACKOFF * 2 ** (self.max_attempts - 1)
         )
 
     def __repr__(self) -> str:

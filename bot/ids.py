@@ -17,6 +17,9 @@ REASON_INPUT = "reason_input"
 APPROVE_ACTION = "verify_email_approve"
 REJECT_ACTION = "verify_email_reject"
 ACTIONS_BLOCK = "verify_email_actions"
+# The Retry button on the thread reply of a request whose outcome is unknown.
+RETRY_ACTION = "verify_email_retry"
+RETRY_BLOCK = "verify_email_retry_actions"
 
 # The optional-reason modal opened by Reject.
 REJECT_VIEW = "verify_email_reject"

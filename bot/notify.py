@@ -1,17 +1,15 @@
 """Everything the bot tells Slack about a request: the channel message, its thread, the DMs.
 
-Listeners decide *when*; this module knows *how*. Each method is one Slack Web API call, built
-from the stored request by the pure builders in ``bot.blocks``.
-
-Only ``post_request`` raises: without the message there is nothing to approve. The others
-report failure by returning False and logging it, because by then the store already holds the
-truth (a request approved at the provider must not be left half-done because Slack hiccuped).
+Each method is one Slack Web API call, built from the stored request by the pure builders in
+``bot.blocks``. A failure raises ``DeliveryError`` saying whether trying again could help;
+``bot.outbox`` decides when to call these and retries them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -20,6 +18,45 @@ from bot import blocks
 from bot.approvals import Store, VerificationRequest
 
 log = logging.getLogger(__name__)
+
+# Slack errors that will not go away by asking again: the fix is a person's (invite the bot,
+# grant a scope, fix a setting). Anything else (rate limits past the SDK's retries, Slack's own
+# 5xx, timeouts, a connection that failed) is worth retrying.
+PERMANENT_ERRORS = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "missing_scope",
+        "not_authed",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "messages_tab_disabled",
+        "user_not_found",
+        "cannot_dm_bot",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "thread_not_found",
+        "restricted_action",
+    }
+)
+
+
+class DeliveryError(Exception):
+    """Slack did not take a message; ``permanent`` when asking again cannot help."""
+
+    def __init__(self, what: str, reason: str, *, permanent: bool) -> None:
+        super().__init__(f"could not {what}: {reason}")
+        self.reason = reason
+        self.permanent = permanent
 
 
 class Notifier:
@@ -31,20 +68,24 @@ class Notifier:
     def post_request(self, request: VerificationRequest) -> VerificationRequest:
         """Post the request message in APPROVAL_CHANNEL and remember where it went."""
         text, message_blocks = blocks.request_message(request)
-        response = self.client.chat_postMessage(
-            channel=self.channel, text=text, blocks=message_blocks, unfurl_links=False
+        response = self._call(
+            f"post request {request.id}",
+            self.client.chat_postMessage,
+            channel=self.channel,
+            text=text,
+            blocks=message_blocks,
+            unfurl_links=False,
         )
         channel, ts = str(response["channel"]), str(response["ts"])
         self.store.set_message(request.id, channel, ts)
         return self.store.get(request.id) or request
 
-    def show(self, request: VerificationRequest) -> bool:
+    def show(self, request: VerificationRequest) -> None:
         """Update the request message to the request's current state."""
         if not (request.channel and request.message_ts):
-            log.warning("Request %s has no message to update", request.id)
-            return False
+            raise DeliveryError(f"update request {request.id}", "it has no message", permanent=True)
         text, message_blocks = blocks.request_message(request)
-        return self._call(
+        self._call(
             f"update the message of request {request.id}",
             self.client.chat_update,
             channel=request.channel,
@@ -53,10 +94,14 @@ class Notifier:
             blocks=message_blocks,
         )
 
-    def reply_result(self, request: VerificationRequest) -> bool:
+    def reply_result(self, request: VerificationRequest) -> None:
         """Post the provider's answer in the request's thread."""
+        if not request.message_ts:
+            raise DeliveryError(
+                f"reply about request {request.id}", "it has no message", permanent=True
+            )
         text, reply_blocks = blocks.result_reply(request)
-        return self._call(
+        self._call(
             f"reply in the thread of request {request.id}",
             self.client.chat_postMessage,
             channel=request.channel or self.channel,
@@ -66,9 +111,9 @@ class Notifier:
             unfurl_links=False,
         )
 
-    def dm(self, user_id: str, text: str) -> bool:
-        """A direct message from the app to a person."""
-        return self._call(
+    def dm(self, user_id: str, text: str) -> None:
+        """A direct message from the app to a person (its App Home Messages tab)."""
+        self._call(
             f"DM {user_id}",
             self.client.chat_postMessage,
             channel=user_id,
@@ -76,14 +121,29 @@ class Notifier:
             unfurl_links=False,
         )
 
-    @staticmethod
-    def _call(what: str, method: Callable[..., object], **kwargs: object) -> bool:
+    def permalink(self, request: VerificationRequest) -> str | None:
+        """A link to the request message, or None when Slack cannot give one."""
+        if not (request.channel and request.message_ts):
+            return None
         try:
-            method(**kwargs)
+            response = self._call(
+                f"link to request {request.id}",
+                self.client.chat_getPermalink,
+                channel=request.channel,
+                message_ts=request.message_ts,
+            )
+        except DeliveryError as exc:
+            log.warning("%s", exc)
+            return None
+        link = response.get("permalink")
+        return link if isinstance(link, str) and link.startswith("https://") else None
+
+    @staticmethod
+    def _call(what: str, method: Callable[..., Any], **kwargs: object) -> Any:
+        try:
+            return method(**kwargs)
         except SlackApiError as exc:
-            log.error("Could not %s: Slack said %s", what, exc.response.get("error"))
-            return False
+            error = str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
+            raise DeliveryError(what, error, permanent=error in PERMANENT_ERRORS) from None
         except (SlackClientError, OSError) as exc:
-            log.error("Could not %s: %s", what, type(exc).__name__)
-            return False
-        return True
+            raise DeliveryError(what, type(exc).__name__, permanent=False) from None

@@ -56,8 +56,8 @@ def _id_list(value: object, *, allow_everyone: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-class Settings(BaseSettings):
-    """Settings from the environment and `.env`. Names are the contract in DESIGN.md."""
+class StoreSettings(BaseSettings):
+    """Just the store's setting: for commands that only read the store (``audit``)."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -66,6 +66,22 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
     )
+
+    DATABASE_URL: str = "sqlite:///verify-email.db"
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0].lower()
+        if scheme not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError(
+                "must be sqlite:///relative.db, sqlite:////absolute.db or postgresql://…"
+            )
+        return value
+
+
+class Settings(StoreSettings):
+    """Settings from the environment and `.env`. Names are the contract in DESIGN.md."""
 
     SLACK_BOT_TOKEN: SecretStr
     # Declared before SLACK_SIGNING_SECRET: whether that one is required depends on this one.
@@ -80,7 +96,6 @@ class Settings(BaseSettings):
     APPROVAL_CHANNEL: str
     ALLOW_SELF_APPROVAL: bool = False
     REQUEST_TTL: int = Field(default=86400, gt=0)
-    DATABASE_URL: str = "sqlite:///verify-email.db"
     PORT: int = Field(default=3000, ge=1, le=65535)
 
     @field_validator("APPROVERS", mode="before")
@@ -144,16 +159,6 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("DATABASE_URL")
-    @classmethod
-    def _database_url(cls, value: str) -> str:
-        scheme = value.split(":", 1)[0].lower()
-        if scheme not in {"sqlite", "postgresql", "postgres"}:
-            raise ValueError(
-                "must be sqlite:///relative.db, sqlite:////absolute.db or postgresql://…"
-            )
-        return value
-
     @field_validator("SLACK_SIGNING_SECRET")
     @classmethod
     def _signing_secret_in_http_mode(
@@ -185,6 +190,14 @@ def load_settings(**overrides: object) -> Settings:
     """
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+
+
+def load_store_settings(**overrides: object) -> StoreSettings:
+    """Only DATABASE_URL, for commands that need nothing else."""
+    try:
+        return StoreSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(describe_errors(exc)) from None
 

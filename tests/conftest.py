@@ -1,8 +1,21 @@
-"""Shared fixtures: a whole workspace (the real bot on loopback, wired to the stand-ins)."""
+"""Shared fixtures: a whole workspace (the real bot on loopback, wired to the stand-ins), and a
+fresh database on each store backend (SQLite always; PostgreSQL when a server is configured,
+see tests/backends.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+from backends import (
+    BACKENDS,
+    PostgresServer,
+    in_ci,
+    missing_postgres_reason,
+    postgres_url_from_env,
+    sqlite_url,
+)
 
 from bot.standins.world import World
 
@@ -18,3 +31,47 @@ def no_proxy(monkeypatch):
 def world(tmp_path):
     with World(database_path=tmp_path / "bot.db") as w:
         yield w
+
+
+# ---------------------------------------------------------------------------------------------
+# Store backends
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The PostgreSQL server TEST_DATABASE_URL_POSTGRES names. Skips the test when it is unset,
+    but fails it under CI=true (CI runs every backend: .ci/run starts the server)."""
+    url = postgres_url_from_env()
+    if url is None:
+        if in_ci():
+            pytest.fail(f"CI=true but {missing_postgres_reason()}", pytrace=False)
+        pytest.skip(missing_postgres_reason())
+    server = PostgresServer(url)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database of this test's own (dropped afterwards)."""
+    with postgres_server.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A DATABASE_URL naming a fresh, empty database; the test runs once per store backend.
+
+    ``sqlite``: ``sqlite:////…/db/bot.db`` in the test's tmp_path. ``postgres``: a database of
+    the test's own on the server TEST_DATABASE_URL_POSTGRES names, dropped after the test
+    (skipped when that is unset; failing under CI=true). Test ids end in ``[sqlite]`` or
+    ``[postgres]``, so ``-k postgres`` picks one backend. Use it as the bot's setting, e.g.
+    ``World(settings={"DATABASE_URL": database_url})``, or with ``bot.store.open_store``.
+    """
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    directory = tmp_path / "db"
+    directory.mkdir(exist_ok=True)
+    return sqlite_url(directory / "bot.db")

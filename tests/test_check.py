@@ -480,10 +480,28 @@ def test_an_existing_file_that_is_not_a_database_fails(run, db_path: Path) -> No
 
 
 def test_a_database_password_is_never_printed(run) -> None:
-    """A PostgreSQL URL (not supported yet) fails, showing the URL with its password masked."""
-    result = run(DATABASE_URL=f"postgresql://bot:{DB_PASSWORD}@db.example:5432/verify")
-    line = result.one("FAIL  DATABASE_URL postgresql://bot:***@db.example:5432/verify: ")
+    """An unreachable PostgreSQL store fails, showing the URL with its password masked."""
+    port = closed_port_url().rsplit(":", 1)[1].rstrip("/")
+    result = run(DATABASE_URL=f"postgresql://bot:{DB_PASSWORD}@127.0.0.1:{port}/verify")
+    line = result.one(f"FAIL  DATABASE_URL postgresql://bot:***@127.0.0.1:{port}/verify: ")
     assert "PostgreSQL" in line
+    assert "Fix: check the host, port" in line
+
+
+def test_a_postgres_store_is_checked_without_changing_it(run, postgres_url: str) -> None:
+    """On PostgreSQL the store check connects and proves it could write, leaving no schema."""
+    result = run(DATABASE_URL=postgres_url)
+    assert result.code == 0
+    result.one("ok    ", "reachable and writable", "no schema yet")
+    import psycopg
+
+    with psycopg.connect(postgres_url) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+    assert tables == (0,)
+    open_store(postgres_url).close()  # the bot's own schema, as at start
+    run(DATABASE_URL=postgres_url).one("ok    ", "reachable and writable", "schema version")
 
 
 def test_safe_url_drops_passwords_queries_and_fragments() -> None:

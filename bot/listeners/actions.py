@@ -1,4 +1,4 @@
-"""The Approve and Reject buttons on a request message."""
+"""The buttons: Approve and Reject on a request message, Retry on an unknown outcome."""
 
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REQUEST_ID_RE = re.compile(r"^[0-9a-f]{16}$")
-NOT_AN_APPROVER_TEXT = "Only approvers can approve or reject these requests; nothing was changed."
+NOT_AN_APPROVER_TEXT = (
+    "Only approvers can approve, reject or retry these requests; nothing was changed."
+)
 
 
 def _tell(respond: Respond, text: str) -> None:
-    """A private answer to the person who clicked, leaving the request message alone."""
+    """A private answer to the person who clicked, leaving the message alone."""
     respond(text=blocks.refusal_text(text), response_type="ephemeral", replace_original=False)
 
 
@@ -31,58 +33,82 @@ def _request_id(action: dict[str, Any]) -> str | None:
 
 
 def register(app: App, services: Services) -> None:
+    def approver_and_request(
+        body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> tuple[str, str] | None:
+        """(user, request id) when the click can go ahead; else says why, privately."""
+        user_id = str(body.get("user", {}).get("id", ""))
+        request_id = _request_id(action)
+        if request_id is None:
+            _tell(respond, "That button does not name a request I know.")
+            return None
+        if not services.roles.is_approver(user_id):
+            _tell(respond, NOT_AN_APPROVER_TEXT)
+            return None
+        return user_id, request_id
+
+    def call_provider(request_id: str, user_id: str, respond: Respond, verb: str) -> bool:
+        """Claim the request, call the provider once, and tell Slack. False when refused."""
+        try:
+            claimed = services.approvals.claim(request_id, user_id)
+        except Refused as exc:
+            _tell(respond, str(exc))
+            services.outbox.deliver(request_id)  # an expiry the refusal caused, say
+            return False
+        log.info("Request %s %s by %s; calling the provider", request_id, verb, user_id)
+        services.outbox.deliver(request_id)
+        final = services.approvals.execute(claimed, user_id).request
+        log.info("Request %s is %s", final.id, final.state.value)
+        services.outbox.deliver(request_id)
+        return True
+
     @app.action(ids.APPROVE_ACTION)
     def approve_clicked(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
         ack()
-        user_id = str(body.get("user", {}).get("id", ""))
-        request_id = _request_id(action)
-        if request_id is None:
-            _tell(respond, "That button does not name a request I know.")
+        checked = approver_and_request(body, action, respond)
+        if checked is not None:
+            user_id, request_id = checked
+            call_provider(request_id, user_id, respond, "approved")
+
+    @app.action(ids.RETRY_ACTION)
+    def retry_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        ack()
+        checked = approver_and_request(body, action, respond)
+        if checked is None:
             return
-        if not services.roles.is_approver(user_id):
-            _tell(respond, NOT_AN_APPROVER_TEXT)
+        user_id, request_id = checked
+        before = services.store.get(request_id)
+        if before is None or before.state is not State.UNKNOWN:
+            state = before.state.value if before else "gone"
+            _tell(
+                respond,
+                f"Only a request whose outcome is unknown can be retried; this one is {state}.",
+            )
             return
-        try:
-            claimed = services.approvals.claim(request_id, user_id)
-        except Refused as exc:
-            _tell(respond, str(exc))
-            _show_if_closed(services, request_id)
-            return
-        log.info("Request %s approved by %s; calling the provider", request_id, user_id)
-        services.notifier.show(claimed)
-        executed = services.approvals.execute(claimed, user_id)
-        final = executed.request
-        log.info("Request %s is %s", final.id, final.state.value)
-        services.notifier.reply_result(final)
-        services.notifier.show(final)
-        services.notifier.dm(final.requester, blocks.outcome_dm(final, services.notifier.channel))
+        if call_provider(request_id, user_id, respond, "retried"):
+            # The reply that offered Retry no longer does: say who retried instead.
+            text, reply = blocks.result_reply(
+                before, retry=False, note=f"Retried by {blocks.user(user_id)}; see below."
+            )
+            respond(text=text, blocks=reply, replace_original=True)
 
     @app.action(ids.REJECT_ACTION)
     def reject_clicked(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
         ack()
-        user_id = str(body.get("user", {}).get("id", ""))
-        request_id = _request_id(action)
-        if request_id is None:
-            _tell(respond, "That button does not name a request I know.")
+        checked = approver_and_request(body, action, respond)
+        if checked is None:
             return
-        if not services.roles.is_approver(user_id):
-            _tell(respond, NOT_AN_APPROVER_TEXT)
-            return
+        user_id, request_id = checked
         try:
             request = services.approvals.open_for_rejection(request_id, user_id)
         except Refused as exc:
             _tell(respond, str(exc))
-            _show_if_closed(services, request_id)
+            services.outbox.deliver(request_id)
             return
         services.client.views_open(trigger_id=body["trigger_id"], view=blocks.reject_modal(request))
-
-
-def _show_if_closed(services: Services, request_id: str) -> None:
-    """After a refused click, make sure the message no longer offers buttons that cannot work."""
-    request = services.store.get(request_id)
-    if request is not None and request.state is State.EXPIRED and request.message_ts:
-        services.notifier.show(request)

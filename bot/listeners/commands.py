@@ -36,6 +36,12 @@ def register(app: App, services: Services, command: str) -> None:
         if not services.roles.is_requester(user_id):
             respond(text=blocks.NOT_A_REQUESTER_TEXT, response_type="ephemeral")
             return
+        if parsed.email:
+            existing = services.approvals.open_request_for(parsed.email)
+            if existing is not None:
+                link = services.notifier.permalink(existing)
+                respond(text=blocks.open_request_text(existing, link), response_type="ephemeral")
+                return
         services.client.views_open(
             trigger_id=body["trigger_id"],
             view=blocks.request_modal(parsed.email, parsed.reason),

@@ -7,10 +7,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
-from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks, ids
-from bot.approvals import InvalidInput, Refused, State, validate_email, validate_reason
+from bot.approvals import InvalidInput, OpenRequestExists, Refused, validate_email, validate_reason
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -46,39 +45,22 @@ def register(app: App, services: Services) -> None:
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        request = services.approvals.submit(email, reason, user_id)
+        try:
+            request = services.approvals.submit(email, reason, user_id)
+        except OpenRequestExists as exc:
+            ack(
+                response_action="errors",
+                errors={
+                    ids.EMAIL_BLOCK: "This address already has an open request; I have sent "
+                    "you a link to it. A new one can be made once it is done."
+                },
+            )
+            link = services.notifier.permalink(exc.existing)
+            try_dm(services, user_id, blocks.open_request_text(exc.existing, link))
+            return
         ack()
         log.info("Request %s for %s by %s", request.id, request.email, user_id)
-        try:
-            request = services.notifier.post_request(request)
-        except (SlackClientError, OSError) as exc:
-            if isinstance(exc, SlackApiError):
-                error = str(exc.response.get("error", "error"))
-            else:
-                error = type(exc).__name__
-            log.error(
-                "Could not post request %s to %s: %s", request.id, services.notifier.channel, error
-            )
-            # Nobody can approve a request that was never shown: close it, and say so.
-            services.approvals.store.transition(
-                request.id,
-                frozenset({State.PENDING}),
-                State.EXPIRED,
-                actor="bot",
-                action="post_failed",
-                now=services.approvals.clock(),
-                details={"error": error},
-            )
-            services.notifier.dm(
-                user_id,
-                blocks.refusal_text(
-                    f"I could not post your request for `{blocks.esc(request.email)}` in "
-                    f"<#{services.notifier.channel}> (Slack said `{blocks.esc(error)}`), so "
-                    "it was not sent for approval. Ask an admin to run `python -m bot check`."
-                ),
-            )
-            return
-        services.notifier.dm(user_id, blocks.submitted_dm(request, services.notifier.channel))
+        services.outbox.deliver(request.id)
 
     @app.view(ids.REJECT_VIEW)
     def reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -98,13 +80,21 @@ def register(app: App, services: Services) -> None:
             request = services.approvals.reject(request_id, user_id, note)
         except Refused as exc:
             ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: str(exc)})
+            services.outbox.deliver(request_id)  # an expiry the refusal caused, say
             return
         ack()
         log.info("Request %s rejected by %s", request.id, user_id)
-        services.notifier.show(request)
-        services.notifier.dm(
-            request.requester, blocks.outcome_dm(request, services.notifier.channel)
-        )
+        services.outbox.deliver(request.id)
+
+
+def try_dm(services: Services, user_id: str, text: str) -> None:
+    """A courtesy DM outside any request's outbox (nothing is lost if it fails)."""
+    from bot.notify import DeliveryError
+
+    try:
+        services.notifier.dm(user_id, text)
+    except DeliveryError as exc:
+        log.warning("%s", exc)
 
 
 def _request_id_from_metadata(raw: object) -> str | None:

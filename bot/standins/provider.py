@@ -361,6 +361,7 @@ class FakeProvider:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a burst of approvals connects at once
     # Do not join handler threads on close: a hanging one must not hold up stop().
     block_on_close = False
 

@@ -119,6 +119,8 @@ class _Failure:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A burst of clicks opens many connections at once; the default backlog of 5 drops some.
+    request_queue_size = 128
     fake: FakeSlack
 
     def handle_error(self, request: Any, client_address: Any) -> None:

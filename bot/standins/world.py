@@ -45,8 +45,12 @@ class World:
         socket_mode: bool = False,
         database_path: str | os.PathLike[str] | None = None,
         settings: dict[str, Any] | None = None,
+        maintenance: bool = False,
     ) -> None:
         self.socket_mode = socket_mode
+        # Tests run maintenance rounds themselves (services.maintenance.run_once()), so they
+        # decide when a sweep happens; the loop can be started for a more lifelike run.
+        self._maintenance = maintenance
         self.slack = FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
         self.provider = FakeProvider(PROVIDER_KEY)
         self.socket: Any = None
@@ -100,8 +104,14 @@ class World:
         values.update(self._overrides)
         # Every setting is given, and no .env is read: a developer's own settings never leak in.
         self.settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        self._start_bot()
+
+    def _start_bot(self) -> None:
+        assert self.settings is not None
         self.services = build_services(self.settings)
         app = create_app(self.settings, self.services)
+        if self._maintenance:
+            self.services.maintenance.start()
         transport: Transport
         if self.socket_mode:
             self._server = SocketModeServer(app, APP_TOKEN).start()
@@ -114,14 +124,23 @@ class World:
             transport = HttpTransport(f"{self.url}/slack/events", SIGNING_SECRET)
         self.driver = Driver(self.slack, transport, CHANNEL)
 
-    def stop(self) -> None:
-        # The bot first (it talks to the stand-ins), then the stand-ins, then the files.
+    def restart_bot(self) -> None:
+        """Stop the bot and start a new one on the same store, as a redeploy does; the
+        stand-ins (and what Slack holds) stay."""
+        self._stop_bot()
+        self._start_bot()
+
+    def _stop_bot(self) -> None:
         if self._server is not None:
             self._server.stop()
             self._server = None
         if self.services is not None:
             self.services.close()
             self.services = None
+
+    def stop(self) -> None:
+        # The bot first (it talks to the stand-ins), then the stand-ins, then the files.
+        self._stop_bot()
         if self.socket is not None:
             self.socket.stop()
             self.socket = None

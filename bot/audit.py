@@ -1,0 +1,145 @@
+"""``python -m bot audit``: the history of every request, from the store, as CSV or JSON.
+
+One row per request: who asked, for which email and why; who approved or rejected it and when;
+how it ended; the provider's requestId; how many provider calls it took. JSON adds each
+request's whole audit trail (every transition with actor, time and details).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import Any, TextIO
+
+from bot.approvals import AuditEntry, Store, VerificationRequest
+
+DESCRIPTION = (
+    "Write the history of every request from the store (DATABASE_URL, from the environment or "
+    ".env): who requested, who approved or rejected and when, the outcome and the provider's "
+    "requestId. CSV (the default) has one row per request; JSON adds every transition."
+)
+
+COLUMNS = (
+    "request_id",
+    "requested_at",
+    "requester",
+    "email",
+    "domain",
+    "reason",
+    "state",
+    "decision",
+    "decided_by",
+    "decided_at",
+    "provider_calls",
+    "provider_request_id",
+    "outcome",
+)
+DECISIONS = {
+    "approve": "approved",
+    "retry": "retried",
+    "reject": "rejected",
+    "expire": "expired",
+    "post_failed": "not posted",
+}
+PROVIDER_ACTIONS = {"provider_success", "provider_error", "interrupted"}
+# Spreadsheets run cells starting with these as formulas; people type reasons (OWASP: CSV
+# injection), so such cells are prefixed with a quote in CSV output.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def parse_since(value: str) -> datetime:
+    """``2026-11-01`` (midnight UTC) or an ISO-8601 time (UTC unless it says otherwise)."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date (YYYY-MM-DD) or ISO-8601 time"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--since",
+        type=parse_since,
+        metavar="DATE",
+        help="only requests made on or after DATE (YYYY-MM-DD, UTC, or an ISO-8601 time)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("csv", "json"),
+        default="csv",
+        help="csv (default): one row per request; json: with every transition",
+    )
+    parser.add_argument(
+        "--output", "-o", metavar="PATH", help="write to PATH instead of standard output"
+    )
+
+
+def summarize(request: VerificationRequest, trail: list[AuditEntry]) -> dict[str, Any]:
+    decision = next((e for e in reversed(trail) if e.action in DECISIONS), None)
+    outcome = request.outcome or {}
+    message = outcome.get("message") or ""
+    if outcome.get("status"):
+        message = f"HTTP {outcome['status']} {outcome.get('code') or ''}: {message}".strip()
+    return {
+        "request_id": request.id,
+        "requested_at": request.created_at.isoformat(),
+        "requester": request.requester,
+        "email": request.email,
+        "domain": request.domain,
+        "reason": request.reason,
+        "state": request.state.value,
+        "decision": DECISIONS[decision.action] if decision else "",
+        "decided_by": decision.actor if decision else "",
+        "decided_at": decision.at.isoformat() if decision else "",
+        "provider_calls": sum(1 for e in trail if e.action in PROVIDER_ACTIONS),
+        "provider_request_id": outcome.get("provider_request_id") or "",
+        "outcome": message,
+    }
+
+
+def history(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "action": entry.action,
+        "from": entry.from_state.value if entry.from_state else None,
+        "to": entry.to_state.value,
+        "details": entry.details,
+    }
+
+
+def _safe_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def export(store: Store, out: TextIO, *, since: datetime | None = None, fmt: str = "csv") -> int:
+    """Write the history; returns the number of requests written."""
+    requests = store.list_requests(created_since=since)
+    rows: Iterable[tuple[VerificationRequest, list[AuditEntry]]] = (
+        (r, store.audit_log(r.id)) for r in requests
+    )
+    count = 0
+    if fmt == "json":
+        out.write("[")
+        for request, trail in rows:
+            record = summarize(request, trail) | {"history": [history(e) for e in trail]}
+            out.write(("," if count else "") + "\n  " + json.dumps(record, ensure_ascii=False))
+            count += 1
+        out.write("\n]\n" if count else "]\n")
+        return count
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for request, trail in rows:
+        writer.writerow({k: _safe_cell(v) for k, v in summarize(request, trail).items()})
+        count += 1
+    return count

@@ -1,0 +1,82 @@
+"""The maintenance loop: what must happen without anyone clicking.
+
+Every ``interval`` seconds (and once at start-up), on every replica:
+
+* pending requests past REQUEST_TTL become ``expired`` and their message loses its buttons;
+* requests left ``executing`` longer than a provider call can take (their process stopped
+  mid-call) become ``unknown``, with a Retry button in the thread;
+* outbox entries that Slack did not take earlier are delivered.
+
+Every step is a compare-and-set in the store, so running it on several replicas at once
+changes each request exactly once, and each message is sent by one replica.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from bot.approvals import Approvals
+from bot.outbox import Outbox
+from bot.store import StoreError
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 15.0  # seconds between rounds: well within "at least once a minute"
+# Slack for a claim older than the longest provider call, plus this much for clock skew
+# between replicas and the store's own latency.
+INTERRUPTED_GRACE = 30.0
+
+
+class Maintenance:
+    def __init__(
+        self,
+        approvals: Approvals,
+        outbox: Outbox,
+        max_call_seconds: float,
+        interval: float = INTERVAL,
+    ) -> None:
+        self.approvals = approvals
+        self.outbox = outbox
+        self.max_call_seconds = max_call_seconds
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> dict[str, int]:
+        """One round; returns how many requests it expired, how many it found interrupted, and
+        how many outbox entries it finished."""
+        expired = self.approvals.sweep_expired()
+        interrupted = self.approvals.sweep_interrupted(self.max_call_seconds + INTERRUPTED_GRACE)
+        for request in expired:
+            log.info("Request %s expired without a decision", request.id)
+        for request in interrupted:
+            log.warning(
+                "Request %s was left executing by a stopped process: now unknown", request.id
+            )
+        for request in [*expired, *interrupted]:
+            self.outbox.deliver(request.id)
+        delivered = self.outbox.deliver_due()
+        return {"expired": len(expired), "interrupted": len(interrupted), "delivered": delivered}
+
+    def start(self) -> Maintenance:
+        self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self.run_once()
+            except StoreError as exc:
+                log.error("Maintenance round skipped: the store is unavailable: %s", exc)
+            except Exception:  # noqa: BLE001 - the loop must outlive one bad round; logged in full
+                log.exception("Maintenance round failed")
+            if self._stop.wait(self.interval):
+                return

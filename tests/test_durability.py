@@ -1,0 +1,350 @@
+"""Durable and exactly-once: unknown outcomes and Retry, interrupted calls, the expiry sweep,
+one open request per email, the outbox, and the audit export. On every store backend."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+
+import pytest
+
+from bot import ids
+from bot.approvals import State, utcnow
+from bot.audit import export
+from bot.standins.provider import Response
+from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, SECOND_APPROVER, World
+
+
+@pytest.fixture
+def world(database_url, tmp_path):
+    """The in-process bot on the backend under test (overrides the SQLite-only fixture)."""
+    settings = {"DATABASE_URL": database_url, "HOSTUP_TIMEOUT": 0.5}
+    with World(database_path=tmp_path / "unused.db", settings=settings) as w:
+        yield w
+
+
+def request_of(world: World, message: dict):
+    for block in message["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("action_id") == ids.APPROVE_ACTION:
+                return world.services.store.get(element["value"])
+    raise AssertionError("no Approve button on the message")
+
+
+def text_of(message: dict) -> str:
+    return json.dumps(message.get("blocks", []), ensure_ascii=False)
+
+
+def buttons(message: dict) -> list[str]:
+    return [
+        e["action_id"]
+        for b in message.get("blocks", [])
+        if b.get("type") == "actions"
+        for e in b["elements"]
+    ]
+
+
+def later(world: World, seconds: float) -> None:
+    """Move the bot's clock (requests, sweeps, outbox) forward."""
+    moment = utcnow() + timedelta(seconds=seconds)
+    world.services.approvals.clock = lambda: moment
+
+
+def dms(world: World, user: str) -> list[str]:
+    return [m.get("text", "") for m in world.slack.messages(user)]
+
+
+# ------------------------------------------------------------------- 3. unknown and Retry
+
+
+def unknown_request(world: World, email: str = "alice@example.com"):
+    message = world.driver.ask(REQUESTER, email)
+    world.provider.enqueue(Response.hang(3))
+    world.driver.approve(APPROVER, message)
+    world.driver.final_message(message)
+    reply = world.driver.wait_thread_reply(message)
+    return message, reply
+
+
+def test_timeout_becomes_unknown_with_retry_in_thread(world):
+    """No answer in time: the request is unknown, and the thread says so and offers Retry."""
+    message, reply = unknown_request(world)
+    assert request_of(world, message).state is State.UNKNOWN
+    assert "may or may not" in text_of(reply)
+    assert buttons(reply) == [ids.RETRY_ACTION]
+    assert buttons(world.slack.message(world.driver.channel, message["ts"])) == []
+
+
+def test_retry_calls_provider_again_and_audits_each_attempt(world):
+    """An approver's Retry calls the provider once more; the audit log has both attempts and
+    the reply that offered Retry no longer does."""
+    message, reply = unknown_request(world)
+    clicked = world.driver.click(SECOND_APPROVER, reply, ids.RETRY_ACTION)
+    assert clicked.reply.status == 200
+    world.slack.wait_for(
+        lambda: request_of(world, message).state is State.SUCCEEDED or None, what="success"
+    )
+    world.slack.wait_for(lambda: len(world.driver.thread(message)) >= 2 or None, what="reply")
+    assert len([c for c in world.provider.calls if c["path"].endswith("/confirmed")]) == 2
+    request = request_of(world, message)
+    actions = [(e.action, e.actor) for e in world.services.store.audit_log(request.id)]
+    assert actions == [
+        ("create", REQUESTER),
+        ("approve", APPROVER),
+        ("provider_error", APPROVER),
+        ("retry", SECOND_APPROVER),
+        ("provider_success", SECOND_APPROVER),
+    ]
+    rewritten = world.slack.wait_for(
+        lambda: next((r for r in world.slack.responses if r.url == clicked.response_url), None),
+        what="the rewritten reply",
+    ).body
+    assert rewritten["replace_original"] is True
+    assert ids.RETRY_ACTION not in json.dumps(rewritten["blocks"])
+    assert "Retried by" in json.dumps(rewritten["blocks"])
+
+
+def test_only_approvers_can_retry(world):
+    """A non-approver's Retry is refused privately and calls nothing."""
+    message, reply = unknown_request(world)
+    answer = world.driver.answer(world.driver.click(OUTSIDER, reply, ids.RETRY_ACTION))
+    assert "Only approvers" in answer
+    assert request_of(world, message).state is State.UNKNOWN
+    assert len(world.provider.calls) == 1
+
+
+def test_retry_on_a_settled_request_is_refused(world):
+    """Retry on a request that is no longer unknown is refused; no second call."""
+    message, reply = unknown_request(world)
+    world.driver.click(APPROVER, reply, ids.RETRY_ACTION)
+    world.slack.wait_for(
+        lambda: request_of(world, message).state is State.SUCCEEDED or None, what="success"
+    )
+    answer = world.driver.answer(world.driver.click(SECOND_APPROVER, reply, ids.RETRY_ACTION))
+    assert "succeeded" in answer
+    assert len(world.provider.calls) == 2
+
+
+def test_interrupted_call_becomes_unknown_without_a_click(world):
+    """A request a crashed process left executing becomes unknown at the next maintenance round
+    once it is older than the longest provider call; the thread offers Retry."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    request = request_of(world, message)
+    store = world.services.store
+    # What a process that died mid-call leaves behind: claimed, never finished.
+    store.transition(
+        request.id,
+        frozenset({State.PENDING}),
+        State.EXECUTING,
+        actor=APPROVER,
+        action="approve",
+        now=utcnow(),
+        decided_by=APPROVER,
+    )
+    maintenance = world.services.maintenance
+    assert maintenance.run_once()["interrupted"] == 0  # still within a call's time
+    later(world, maintenance.max_call_seconds + 31)
+    assert maintenance.run_once()["interrupted"] == 1
+    assert store.get(request.id).state is State.UNKNOWN
+    reply = world.driver.wait_thread_reply(message)
+    assert buttons(reply) == [ids.RETRY_ACTION]
+    assert "stopped while it was calling" in text_of(reply)
+    assert world.provider.calls == []
+
+
+# ------------------------------------------------------------------------ 4. expiry sweep
+
+
+def test_expiry_sweep_updates_message_without_a_click(world):
+    """Past REQUEST_TTL, a maintenance round expires the request: the message says so and has
+    no buttons, and the requester hears about it."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    later(world, 86400 + 1)
+    assert world.services.maintenance.run_once()["expired"] == 1
+    final = world.driver.final_message(message)
+    assert "Expired" in text_of(final)
+    assert buttons(final) == []
+    assert request_of(world, message).state is State.EXPIRED
+    world.slack.wait_for(
+        lambda: any("expired" in t for t in dms(world, REQUESTER)) or None, what="expiry DM"
+    )
+
+
+def test_expiry_sweep_on_two_replicas_changes_once(world):
+    """Two replicas sweeping the same store: exactly one expires the request and updates it."""
+    world.driver.ask(REQUESTER, "alice@example.com")
+    later(world, 86400 + 1)
+    from bot.app import build_services
+
+    other = build_services(world.settings)
+    try:
+        other.approvals.clock = world.services.approvals.clock
+        rounds = [world.services.maintenance.run_once(), other.maintenance.run_once()]
+    finally:
+        other.close()
+    assert sorted(r["expired"] for r in rounds) == [0, 1]
+    assert len(world.slack.calls_to("chat.update")) == 1
+
+
+# ------------------------------------------------------------- 5. one open request per email
+
+
+def test_second_request_for_open_email_points_to_the_first(world):
+    """/verify-email for an email with an open request answers privately with its permalink
+    and opens no form; the store still holds one request."""
+    world.driver.ask(REQUESTER, "alice@example.com")
+    opened = len(world.slack.calls_to("views.open"))
+    sent = world.driver.command(REQUESTER, "ALICE@example.com")
+    answer = world.driver.answer(sent)
+    assert "already has an open request" in answer
+    assert "https://" in answer and "|the open request>" in answer
+    assert len(world.slack.calls_to("views.open")) == opened
+    assert len(world.services.store.list_requests()) == 1
+
+
+def test_second_request_via_the_form_is_refused_with_link(world):
+    """Changing the form to an email with an open request gives a field error and a DM link."""
+    world.driver.ask(REQUESTER, "alice@example.com")
+    view = world.driver.modal(world.driver.command(REQUESTER, "bob@example.com"))
+    reply = world.driver.submit_request(REQUESTER, view, email="Alice@Example.com", reason="T-2")
+    assert reply.body["response_action"] == "errors"
+    assert "open request" in reply.body["errors"][ids.EMAIL_BLOCK]
+    world.slack.wait_for(
+        lambda: any("already has an open request" in t for t in dms(world, REQUESTER)) or None,
+        what="DM with the link",
+    )
+    assert len(world.services.store.list_requests()) == 1
+
+
+@pytest.mark.parametrize("how", ["reject", "approve", "expire"])
+def test_new_request_allowed_once_the_open_one_is_done(world, how):
+    """Once the open request is rejected, done or expired, a new one for the email is allowed."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    if how == "reject":
+        world.driver.reject(APPROVER, message)
+        world.driver.final_message(message)
+    elif how == "approve":
+        world.driver.approve(APPROVER, message)
+        world.driver.final_message(message)
+    else:
+        later(world, 86400 + 1)  # expired but not swept yet: asking again expires it
+    sent = world.driver.command(REQUESTER, "alice@example.com")
+    view = world.driver.modal(sent)
+    reply = world.driver.submit_request(REQUESTER, view, reason="again")
+    assert reply.body in ("", {})
+    states = sorted(r.state.value for r in world.services.store.list_requests())
+    assert len(states) == 2 and "pending" in states
+
+
+# ----------------------------------------------------------------------------- 6. outbox
+
+
+def test_result_survives_slack_outage(world):
+    """Slack down when the provider answers: the reply and update are stored, then delivered by
+    a later maintenance round with backoff."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    world.slack.fail_next("chat.postMessage", error="internal_error", times=3)
+    world.slack.fail_next("chat.update", error="internal_error", times=3)
+    world.driver.approve(APPROVER, message)
+    request = world.slack.wait_for(
+        lambda: (r := request_of(world, message)).state is State.SUCCEEDED and r or None,
+        what="provider result stored",
+    )
+    world.slack.wait_for(
+        lambda: world.services.store.outbox_entries(request.id) or None, what="queued entries"
+    )
+    assert world.driver.thread(message) == []
+    for step in range(1, 8):
+        later(world, 2**step)
+        world.services.maintenance.run_once()
+        if not world.services.store.outbox_entries(request.id):
+            break
+    assert world.services.store.outbox_entries(request.id) == []
+    reply = world.driver.wait_thread_reply(message)
+    assert "example.com" in text_of(reply)
+    assert "state: succeeded" in text_of(world.slack.message(world.driver.channel, message["ts"]))
+    assert len(world.driver.thread(message)) == 1  # delivered once, not once per try
+
+
+def test_outbox_delivered_after_restart(world):
+    """What Slack missed before a restart is delivered by the new process at start-up."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    # The thread reply is the first chat.postMessage after the click: Slack refuses it once.
+    world.slack.fail_next("chat.postMessage", error="service_unavailable", times=1)
+    world.driver.approve(APPROVER, message)
+    request = world.slack.wait_for(
+        lambda: (r := request_of(world, message)).state is State.SUCCEEDED and r or None,
+        what="stored",
+    )
+    world.slack.wait_for(
+        lambda: world.services.store.outbox_entries(request.id) or None, what="queued entries"
+    )
+    world.restart_bot()
+    later(world, 3600)
+    world.services.maintenance.run_once()
+    reply = world.driver.wait_thread_reply(message)
+    assert "Cleared domains" in text_of(reply)
+
+
+def test_permanent_slack_error_closes_request_and_tells_requester(world):
+    """A request message Slack will never take (bot not in channel) closes the request and the
+    requester is told why."""
+    world.slack.fail_next("chat.postMessage", error="not_in_channel")
+    view = world.driver.modal(world.driver.command(REQUESTER, "alice@example.com"))
+    world.driver.submit_request(REQUESTER, view, reason="T-1")
+    world.slack.wait_for(lambda: dms(world, REQUESTER) or None, what="DM to requester")
+    assert "not_in_channel" in dms(world, REQUESTER)[0]
+    (request,) = world.services.store.list_requests()
+    assert request.state is State.EXPIRED
+    assert world.services.store.outbox_entries() == []
+
+
+# ------------------------------------------------------------------------- 7. audit export
+
+
+def test_audit_export_csv_and_json(world):
+    """The export names who requested, who approved or rejected and when, the outcome and the
+    provider's requestId; --since filters; CSV cells cannot become spreadsheet formulas."""
+    approved = world.driver.ask(REQUESTER, "alice@example.com", '=HYPERLINK("x")')
+    world.driver.approve(APPROVER, approved)
+    world.driver.final_message(approved)
+    rejected = world.driver.ask(REQUESTER, "bob@example.com")
+    world.driver.reject(SECOND_APPROVER, rejected, reason="no")
+    world.driver.final_message(rejected)
+    store = world.services.store
+
+    out = io.StringIO()
+    assert export(store, out) == 2
+    rows = {r["email"]: r for r in csv.DictReader(io.StringIO(out.getvalue()))}
+    alice, bob = rows["alice@example.com"], rows["bob@example.com"]
+    assert (alice["requester"], alice["decision"], alice["decided_by"], alice["state"]) == (
+        REQUESTER,
+        "approved",
+        APPROVER,
+        "succeeded",
+    )
+    assert (
+        alice["provider_request_id"] == request_of(world, approved).outcome["provider_request_id"]
+    )
+    assert alice["reason"].startswith("'=")
+    assert alice["decided_at"] and alice["provider_calls"] == "1"
+    assert (bob["decision"], bob["decided_by"], bob["state"]) == (
+        "rejected",
+        SECOND_APPROVER,
+        "rejected",
+    )
+
+    out = io.StringIO()
+    export(store, out, fmt="json")
+    records = {r["email"]: r for r in json.loads(out.getvalue())}
+    assert [h["action"] for h in records["alice@example.com"]["history"]] == [
+        "create",
+        "approve",
+        "provider_success",
+    ]
+    assert records["alice@example.com"]["reason"] == '=HYPERLINK("x")'
+
+    out = io.StringIO()
+    assert export(store, out, since=utcnow() + timedelta(minutes=1)) == 0

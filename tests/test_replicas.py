@@ -1,0 +1,128 @@
+"""Two bot processes (replicas, `python -m bot` as the Procfile runs it) sharing one PostgreSQL
+database, behind no load balancer: the tests send each click to the replica they choose.
+
+A request made through one replica is approved through the other; and however many clicks
+land on both replicas at once, each request reaches the provider exactly once. Needs the
+PostgreSQL server of tests/backends.py (skipped without it locally, failing under CI=true).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_process import BotProcess, Workspace, make_workspace, state_of
+
+from bot.standins.driver import Driver
+from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER
+from bot.store import open_store
+
+EMAIL = "alice@example.com"
+
+
+@dataclass
+class Replicas:
+    workspace: Workspace
+    a: BotProcess
+    b: BotProcess
+    database_url: str
+
+    def drivers(self) -> tuple[Driver, Driver]:
+        return self.workspace.driver(self.a), self.workspace.driver(self.b)
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, postgres_url: str) -> Iterator[Replicas]:
+    """Two replicas started at the same moment on one new PostgreSQL database (so they also
+    race to create its schema), against one FakeSlack and one FakeProvider."""
+    with make_workspace(tmp_path) as ws:
+        a = ws.start(ws.env(DATABASE_URL=postgres_url), healthy=False)
+        b = ws.start(ws.env(DATABASE_URL=postgres_url), healthy=False)
+        a.wait_healthy()
+        b.wait_healthy()
+        yield Replicas(ws, a, b, postgres_url)
+
+
+def test_request_made_on_one_replica_is_approved_through_the_other(replicas: Replicas) -> None:
+    """Asked through replica A, approved through replica B: B finds the request, calls the
+    provider once, and the message ends succeeded with the result in its thread."""
+    driver_a, driver_b = replicas.drivers()
+    message = driver_a.ask(REQUESTER, EMAIL)
+    assert state_of(message) == "pending"
+
+    clicked = driver_b.approve(APPROVER, message)
+    assert clicked.reply.status == 200
+    final = driver_b.final_message(message)
+    assert state_of(final) == "succeeded"
+    assert not [b for b in final["blocks"] if b.get("type") == "actions"]
+    assert "example.com" in str(driver_b.wait_thread_reply(message)["blocks"])
+    assert [c["json"] for c in replicas.workspace.provider.calls] == [
+        {"email": EMAIL, "approved": "yes"}
+    ]
+    with open_store(replicas.database_url) as store:
+        found = store.find_open(EMAIL)
+        assert found is None  # succeeded: nothing open any more
+        [request] = store.list_requests()
+        assert [e.action for e in store.audit_log(request.id)] == [
+            "create",
+            "approve",
+            "provider_success",
+        ]
+
+
+def test_clicks_spread_over_both_replicas_reach_the_provider_once_per_request(
+    replicas: Replicas,
+) -> None:
+    """Ten requests (asked through both replicas), each clicked Approve four times at the same
+    moment (twice on each replica, by two approvers; 40 clicks released by one barrier): every
+    request reaches the provider exactly once, ends succeeded, and has one approval audited."""
+    drivers = replicas.drivers()
+    emails = [f"user{i}@example{i}.com" for i in range(10)]
+    messages = [drivers[i % 2].ask(REQUESTER, email) for i, email in enumerate(emails)]
+    assert all(state_of(m) == "pending" for m in messages)
+
+    clicks: list[tuple[Driver, str, dict[str, Any]]] = [
+        (drivers[n % 2], (APPROVER, SECOND_APPROVER)[n // 2], message)
+        for message in messages
+        for n in range(4)
+    ]
+    barrier = threading.Barrier(len(clicks))
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def click(driver: Driver, user: str, message: dict[str, Any]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            status = driver.approve(user, message).reply.status
+        except BaseException as e:  # noqa: BLE001 -- reported by the main thread below
+            with lock:
+                errors.append(e)
+            return
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=click, args=c) for c in clicks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert statuses == [200] * len(clicks)
+
+    for message in messages:
+        assert state_of(drivers[0].final_message(message)) == "succeeded"
+    calls = Counter(call["json"]["email"] for call in replicas.workspace.provider.calls)
+    assert calls == Counter(dict.fromkeys(emails, 1))
+    with open_store(replicas.database_url) as store:
+        requests = store.list_requests()
+        assert sorted(r.email for r in requests) == sorted(emails)
+        for request in requests:
+            actions = [e.action for e in store.audit_log(request.id)]
+            assert actions.count("approve") == 1, actions
+            assert actions[-1] == "provider_success"
