@@ -28,8 +28,9 @@ def no_proxy(monkeypatch):
 
 
 @pytest.fixture
-def world(tmp_path):
-    with World(database_path=tmp_path / "bot.db") as w:
+def world(database_url, tmp_path):
+    """The real bot in this process on loopback, wired to the stand-ins; once per store backend."""
+    with World(database_path=tmp_path / "unused.db", settings={"DATABASE_URL": database_url}) as w:
         yield w
 
 

@@ -142,3 +142,30 @@ def test_every_command_has_help(tmp_path, command):
     assert result.returncode == 0
     assert result.stdout.startswith("usage: python -m bot")
     assert len(result.stdout.splitlines()) > 4
+
+
+def test_audit_export_from_the_command_line(tmp_path):
+    """`audit` reads DATABASE_URL from the environment or .env and writes CSV or JSON."""
+    assert run(["sandbox", "--database", "kept.db"], tmp_path).returncode == 0
+    assert (
+        run(
+            ["sandbox", "--database", "kept.db", "--email", "b@example.org", "--reject"], tmp_path
+        ).returncode
+        == 0
+    )
+    (tmp_path / ".env").write_text("DATABASE_URL=sqlite:///kept.db\n")
+    result = run(["audit"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("request_id,requested_at,requester,email")
+    assert len(lines) == 3
+    assert any(",approved," in line and "succeeded" in line for line in lines)
+    assert any(",rejected," in line for line in lines)
+    result = run(["audit", "--format", "json", "--since", "2000-01-01", "-o", "out.json"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = json.loads((tmp_path / "out.json").read_text())
+    assert {r["state"] for r in records} == {"succeeded", "rejected"}
+    assert all(r["history"][0]["action"] == "create" for r in records)
+    bad = run(["audit", "--since", "yesterday"], tmp_path)
+    assert bad.returncode == 2
+    assert "not a date" in bad.stderr
