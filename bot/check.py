@@ -32,6 +32,7 @@ import argparse
 import json
 import re
 import secrets
+import sys
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -134,6 +135,9 @@ def run_check(
     report.add_secrets(_secret_values(settings))
 
     slack = _Slack(slack_client(settings), settings.SLACK_API_URL, timeout)
+    report.waiting(
+        f"asking Slack at {safe_url(settings.SLACK_API_URL)} (up to {timeout:g} s a call)"
+    )
     bot = _check_token(report, slack)
     if bot is None:
         report.skip(
@@ -143,7 +147,12 @@ def run_check(
     else:
         _check_channel(report, slack, bot, settings.APPROVAL_CHANNEL)
         _check_groups(report, slack, bot, settings)
+    report.waiting(
+        f"asking the provider at {safe_url(settings.HOSTUP_API_URL)} (read-only status, up to "
+        f"{timeout:g} s a call)"
+    )
     _check_provider(report, settings, timeout)
+    report.waiting(f"opening the store at DATABASE_URL {safe_url(settings.DATABASE_URL)}")
     _check_store(report, settings.DATABASE_URL)
     return report.exit_code
 
@@ -192,6 +201,12 @@ class _Report:
     def fail(self, subject: str, problem: str, fix: str) -> None:
         self.failed = True
         self._line("FAIL", f"{subject}: {_sentence(problem)} Fix: {_sentence(fix)}")
+
+    def waiting(self, text: str) -> None:
+        """Say on stderr what the next step waits for (stdout keeps one line per check)."""
+        for secret in self._secrets:
+            text = secret.sub("[redacted]", text)
+        print(f"… {text}", file=sys.stderr, flush=True)
 
     def _line(self, status: str, text: str) -> None:
         for secret in self._secrets:

@@ -169,3 +169,28 @@ def test_audit_export_from_the_command_line(tmp_path):
     bad = run(["audit", "--since", "yesterday"], tmp_path)
     assert bad.returncode == 2
     assert "not a date" in bad.stderr
+
+
+def test_check_says_what_it_waits_for(tmp_path):
+    """`check` prints one line per check on stdout and, on stderr, what each slow step waits
+    for; against services that are not there it fails, naming the settings, with no secret."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (tmp_path / ".env").write_text(
+        "SLACK_BOT_TOKEN=xoxb-cli-secret-token\nSLACK_SIGNING_SECRET=cli-signing-secret\n"
+        "HOSTUP_API_KEY=cli-provider-secret\nAPPROVERS=U0ANN\nAPPROVAL_CHANNEL=C0OPS\n"
+        f"SLACK_API_URL=http://127.0.0.1:{port}/api/\nHOSTUP_API_URL=http://127.0.0.1:{port}/api\n"
+        "DATABASE_URL=sqlite:///bot.db\n"
+    )
+    result = run(["check", "--timeout", "2"], tmp_path)
+    assert result.returncode == 1
+    assert f"… asking Slack at http://127.0.0.1:{port}/api/" in result.stderr
+    assert "… asking the provider at" in result.stderr
+    assert "FAIL  SLACK_API_URL" in result.stdout
+    assert "FAIL  HOSTUP_API_URL" in result.stdout
+    for secret in ("xoxb-cli-secret-token", "cli-signing-secret", "cli-provider-secret"):
+        assert secret not in result.stdout + result.stderr
+    assert not (tmp_path / "bot.db").exists()
