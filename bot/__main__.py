@@ -162,12 +162,11 @@ def serve(host: str) -> int:
 
 def store_label(url: str) -> str:
     """The store's kind and place, without credentials."""
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
+    if url.startswith("sqlite:"):
         return f"sqlite:{url.removeprefix('sqlite:///')}"
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    from bot.check import safe_url  # the one place that strips credentials from a URL
+
+    return safe_url(url)
 
 
 def print_manifest(url: str | None, socket_mode: bool) -> int:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # approval holds a listener thread for one provider call (at most HOSTUP_TIMEOUT, 15 s by
 # default), so the pool is sized for a busy burst of clicks, not for CPU.
 LISTENER_THREADS = 64
+DELIVERY_THREADS = 16
 SLACK_TIMEOUT = 10  # seconds for one Slack Web API call
 SLACK_RATE_LIMIT_RETRIES = 3
 
@@ -50,6 +51,9 @@ class Services:
     maintenance: Maintenance
     # Runs Bolt's listeners; see LISTENER_THREADS.
     executor: ThreadPoolExecutor
+    # Sends the "calling the provider…" update while the listener calls the provider. Its own
+    # pool: a listener waits on it, so it must never queue behind listeners.
+    delivery_executor: ThreadPoolExecutor
 
     def healthy(self) -> bool:
         """True when the store answers: without it no request can be taken or approved."""
@@ -64,6 +68,7 @@ class Services:
         """Let in-flight listeners (an approval mid-call) finish, then close the clients."""
         self.maintenance.stop()
         self.executor.shutdown(wait=True)
+        self.delivery_executor.shutdown(wait=True)
         self.provider.close()
         self.store.close()
 
@@ -110,6 +115,7 @@ def build_services(settings: Settings) -> Services:
         outbox,
         maintenance,
         executor,
+        ThreadPoolExecutor(max_workers=DELIVERY_THREADS, thread_name_prefix="delivery"),
     )
 
 

@@ -169,6 +169,7 @@ class Store(Protocol):
         decision_note: str | None = None,
         outcome: dict[str, Any] | None = None,
         unexpired_only: bool = False,
+        updated_before: datetime | None = None,
         outbox: Sequence[str] = (),
     ) -> VerificationRequest | None: ...
 
@@ -456,9 +457,8 @@ class Approvals:
         while calling the provider, so nobody knows whether the provider acted.
         """
         now = self.clock()
-        stale = self.store.list_requests(
-            frozenset({State.EXECUTING}), updated_before=now - timedelta(seconds=max_call_seconds)
-        )
+        cutoff = now - timedelta(seconds=max_call_seconds)
+        stale = self.store.list_requests(frozenset({State.EXECUTING}), updated_before=cutoff)
         swept = []
         for request in stale:
             outcome = {
@@ -479,18 +479,23 @@ class Approvals:
                 actor="bot",
                 action="interrupted",
                 now=now,
-                details={"executing_since": request.updated_at.isoformat()},
+                details=outcome | {"executing_since": request.updated_at.isoformat()},
                 outcome=outcome,
+                # Re-checked in the same compare-and-set: a request retried (claimed afresh)
+                # since it was listed is a live call, not an interrupted one.
+                updated_before=cutoff,
                 outbox=DECIDED_NOTICES,
             )
             if done is not None:
                 swept.append(done)
         return swept
 
-    def claim(self, request_id: str, approver: str) -> VerificationRequest:
+    def claim(self, request_id: str, approver: str, *, retry: bool = False) -> VerificationRequest:
         """Atomically move a request to ``executing``: exactly one caller wins.
 
-        Raises Refused for self-approval, expiry, and every loser of the race.
+        Approve (``retry`` False) moves only a pending request; Retry only an unknown one, so a
+        stale Approve button can never call the provider again behind Retry's warning. Raises
+        Refused for self-approval, expiry, and every loser of the race.
         """
         request = self.get(request_id)
         self.check_approver(request, approver)
@@ -498,7 +503,16 @@ class Approvals:
         if request.state is State.PENDING and request.is_expired(now):
             self.expire_if_due(request, actor=approver)
             raise Refused("This request has expired. Please ask again with /verify-email.")
-        retry = request.state is State.UNKNOWN
+        if request.state is State.UNKNOWN and not retry:
+            raise Refused(
+                "The outcome of this request is unknown: the provider may already have acted. "
+                "Use Retry in its thread if you are sure it should be called again."
+            )
+        if retry and request.state is not State.UNKNOWN:
+            raise Refused(
+                f"Only a request whose outcome is unknown can be retried; this one is "
+                f"{request.state.value}."
+            )
         claimed = self.store.transition(
             request_id,
             frozenset({State.UNKNOWN}) if retry else frozenset({State.PENDING}),

@@ -9,6 +9,7 @@ with a count.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -428,6 +429,12 @@ def open_request_text(existing: VerificationRequest, permalink: str | None) -> s
         f"`{esc(existing.email)}` already has an open request ({existing.state.value}, asked by "
         f"{user(existing.requester)}). See {where}; a new one can be made once it is done."
     )
+
+
+def without_mentions(text: str) -> str:
+    """A message for plain-text places (modal errors), where <@U…> would show as markup."""
+    text = re.sub(r"\s*by <@[A-Z0-9]+>", "", text)
+    return re.sub(r"<@[A-Z0-9]+>", "someone", text)
 
 
 def refusal_text(message: str) -> str:

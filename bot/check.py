@@ -32,6 +32,7 @@ import argparse
 import json
 import re
 import secrets
+import sqlite3
 import sys
 from collections.abc import Callable
 from contextlib import suppress
@@ -47,7 +48,7 @@ from slack_sdk.web import SlackResponse
 from bot.app import SLACK_TIMEOUT, slack_client
 from bot.hostup import STATUS_PATH, HostupClient, ProviderError, clean_text
 from bot.settings import GROUP_ID_RE, USER_ID_RE, Settings, SettingsError, load_settings
-from bot.store import SQLiteStore, StoreConfigError, StoreError, open_store, sqlite_path_from_url
+from bot.store import SQLiteStore, StoreConfigError, StoreError, sqlite_path_from_url
 
 DESCRIPTION = (
     "Check a deployment's configuration without changing anything, one line per check: every "
@@ -665,9 +666,8 @@ def _check_store(report: _Report, database_url: str) -> None:
     try:
         path = sqlite_path_from_url(database_url)
         if path.exists():
-            with open_store(database_url) as store:
-                store.ping()
-            report.ok(f"The store at {subject} is reachable and writable")
+            found = _probe_sqlite(path)
+            report.ok(f"The store at {subject} is reachable and writable ({found})")
         else:
             _probe_directory(path)
             report.ok(
@@ -710,6 +710,33 @@ def _check_postgres(report: _Report, database_url: str, subject: str) -> None:
         )
         return
     report.ok(f"The store at {subject} is reachable and writable ({found})")
+
+
+def _probe_sqlite(path: Path) -> str:
+    """Prove an existing SQLite database can be written, changing nothing in it.
+
+    Opening it as the bot does would migrate an old schema and switch its journal mode, so
+    this opens the file as it is, takes the write lock and gives it back.
+    """
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the SQLite database {path}: {exc}") from None
+    try:
+        conn.isolation_level = None
+        conn.execute("BEGIN IMMEDIATE")  # the write lock: fails if read-only or held elsewhere
+        conn.execute("ROLLBACK")
+        try:
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            return "no schema yet: the bot creates it when it starts"
+        return f"schema version {row[0]}" if row else "no schema version yet"
+    except sqlite3.Error as exc:
+        raise StoreError(f"SQLite database {path}: {exc}") from None
+    finally:
+        conn.close()
 
 
 def _probe_directory(path: Path) -> None:

@@ -494,12 +494,18 @@ class HostupClient:
 
     def _send(self, method: str, path: str, body: Mapping[str, Any] | None) -> _Answer:
         request = self._client.build_request(method, path, json=body)
+        # httpx times each read, not the whole answer: a provider that trickles its body could
+        # hold a call open for ever. Each attempt gets twice the timeout in all (see
+        # max_duration), which the interrupted-call sweep relies on.
+        deadline = time.monotonic() + 2 * self.timeout
         response = self._client.send(request, stream=True)
         try:
             chunks: list[bytes] = []
             size = 0
             try:
                 for chunk in response.iter_bytes():
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the answer took longer than its deadline")
                     size += len(chunk)
                     if size > MAX_BODY_BYTES:
                         return _Answer(response.status_code, response.headers, b"", too_large=True)

@@ -19,33 +19,18 @@ from bot.approvals import Store, VerificationRequest
 
 log = logging.getLogger(__name__)
 
-# Slack errors that will not go away by asking again: the fix is a person's (invite the bot,
-# grant a scope, fix a setting). Anything else (rate limits past the SDK's retries, Slack's own
-# 5xx, timeouts, a connection that failed) is worth retrying.
-PERMANENT_ERRORS = frozenset(
+# Slack errors that may go away by asking again later: Slack's own trouble and rate limits (past
+# the SDK's retries). Every other error ("not_in_channel", "invalid_auth", "missing_scope", an
+# error Slack adds tomorrow) needs a person to fix something, so it is not retried.
+TRANSIENT_ERRORS = frozenset(
     {
-        "not_in_channel",
-        "channel_not_found",
-        "is_archived",
-        "invalid_blocks",
-        "invalid_blocks_format",
-        "msg_too_long",
-        "no_text",
-        "missing_scope",
-        "not_authed",
-        "invalid_auth",
-        "account_inactive",
-        "token_revoked",
-        "token_expired",
-        "no_permission",
-        "messages_tab_disabled",
-        "user_not_found",
-        "cannot_dm_bot",
-        "message_not_found",
-        "cant_update_message",
-        "edit_window_closed",
-        "thread_not_found",
-        "restricted_action",
+        "ratelimited",
+        "rate_limited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "timeout",
     }
 )
 
@@ -143,7 +128,9 @@ class Notifier:
         try:
             return method(**kwargs)
         except SlackApiError as exc:
-            error = str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
-            raise DeliveryError(what, error, permanent=error in PERMANENT_ERRORS) from None
+            status = exc.response.status_code
+            error = str(exc.response.get("error") or f"HTTP {status}")
+            transient = error in TRANSIENT_ERRORS or status == 429 or status >= 500
+            raise DeliveryError(what, error, permanent=not transient) from None
         except (SlackClientError, OSError) as exc:
             raise DeliveryError(what, type(exc).__name__, permanent=False) from None

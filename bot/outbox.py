@@ -7,8 +7,11 @@ not be delivered is retried with backoff by the maintenance loop (``bot.maintena
 process or any other replica, and after a restart.
 
 Entries name *what* to tell (a kind); the content is rendered from the request's stored state
-at delivery time, so a late delivery never shows a stale state. Entries of one request are
-delivered strictly in order, and a lease keeps two replicas from sending the same one.
+at delivery time, so a late delivery never shows a stale state (a thread reply or DM describes
+the attempt that queued it, from that change's audit entry). Each request has two lanes, the
+channel (its message, updates and thread) and direct messages to the requester: within a lane
+entries are delivered strictly in order, and a DM Slack keeps refusing never holds up the
+channel. A lease, unique to each claim, keeps two deliverers from sending the same entry.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot import blocks
@@ -29,6 +33,14 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 120.0  # longer than a Slack call with the SDK's rate-limit retries
 MAX_ATTEMPTS = 20  # with the backoff below, about two and a half hours of trying
 MAX_BACKOFF = 600.0
+
+
+# The states a thread reply or DM describes, and the audit actions that carry the provider's
+# answer in their details.
+DESCRIBED_STATES = frozenset(
+    {State.SUCCEEDED, State.FAILED, State.UNKNOWN, State.REJECTED, State.EXPIRED}
+)
+PROVIDER_ACTIONS = frozenset({"provider_success", "provider_error", "interrupted"})
 
 
 def backoff(attempts: int) -> timedelta:
@@ -55,41 +67,53 @@ class Outbox:
         self.owner = owner or default_owner()
 
     def deliver(self, request_id: str) -> None:
-        """Deliver what is due for one request now, in order, stopping at the first that fails."""
+        """Deliver what is due for one request now, in order within each lane, stopping in a
+        lane at the first entry that fails."""
         while True:
+            owner = self._claimant()
+            # At most one head per lane (channel, DMs): both are ours under this claim.
             entries = self.store.claim_outbox(
                 now=self.clock(),
-                owner=self.owner,
+                owner=owner,
                 lease_seconds=LEASE_SECONDS,
-                limit=1,
+                limit=2,
                 request_id=request_id,
             )
-            if not entries or not self._deliver_one(entries[0]):
+            finished = [self._deliver_one(entry, owner) for entry in entries]
+            if not any(finished):
                 return
 
     def deliver_due(self, limit: int = 100) -> int:
-        """Deliver what is due for every request (the heads of their queues, then what follows).
+        """Deliver what is due for every request; returns how many entries it finished with.
 
-        Returns how many entries were delivered or given up on.
+        Claims one entry at a time, right before sending it, so no lease can run out on an
+        entry still waiting its turn in a long backlog (another replica would send it too).
         """
         done = 0
-        entries = self.store.claim_outbox(
-            now=self.clock(), owner=self.owner, lease_seconds=LEASE_SECONDS, limit=limit
-        )
-        for entry in entries:
-            if self._deliver_one(entry):
+        for _ in range(limit):
+            owner = self._claimant()
+            entries = self.store.claim_outbox(
+                now=self.clock(), owner=owner, lease_seconds=LEASE_SECONDS, limit=1
+            )
+            if not entries:
+                break
+            if self._deliver_one(entries[0], owner):
                 done += 1
-                # Entries behind it in the same request's queue are now at its head.
-                self.deliver(entry.request_id)
+                # What waited behind it in that request's queue is now at the head.
+                self.deliver(entries[0].request_id)
         return done
 
-    def _deliver_one(self, entry: OutboxEntry) -> bool:
+    def _claimant(self) -> str:
+        """A lease holder unique to one claim: threads of one process never share a lease."""
+        return f"{self.owner}:{uuid.uuid4().hex[:8]}"
+
+    def _deliver_one(self, entry: OutboxEntry, owner: str) -> bool:
         """Deliver one claimed entry. True when it is finished with (sent or given up on)."""
         request = self.store.get(entry.request_id)
         try:
             if request is None:
                 raise DeliveryError(entry.kind, "the request is gone", permanent=True)
-            self._send(entry.kind, request)
+            self._send(entry, request)
         except DeliveryError as exc:
             attempts = entry.attempts + 1
             if exc.permanent or attempts >= MAX_ATTEMPTS:
@@ -100,7 +124,7 @@ class Outbox:
                     attempts,
                     exc.reason,
                 )
-                self.store.bury_outbox(entry.id, self.owner, error=exc.reason, now=self.clock())
+                self.store.bury_outbox(entry.id, owner, error=exc.reason, now=self.clock())
                 if request is not None:
                     self._after_giving_up(entry, request, exc.reason)
                 return True
@@ -112,14 +136,34 @@ class Outbox:
                 exc.reason,
                 retry_at.isoformat(timespec="seconds"),
             )
-            self.store.retry_outbox(
-                entry.id, self.owner, error=exc.reason, next_attempt_at=retry_at
-            )
+            self.store.retry_outbox(entry.id, owner, error=exc.reason, next_attempt_at=retry_at)
             return False
-        self.store.complete_outbox(entry.id, self.owner, now=self.clock())
+        self.store.complete_outbox(entry.id, owner, now=self.clock())
         return True
 
-    def _send(self, kind: str, request: VerificationRequest) -> None:
+    def _as_of(self, entry: OutboxEntry, request: VerificationRequest) -> VerificationRequest:
+        """The request as the change that queued ``entry`` left it.
+
+        A thread reply or DM describes one attempt: if it is delivered late (after a Retry has
+        moved the request on), it must still say what that attempt did. The change's audit
+        entry was written in the same transaction, with the same time, and holds its details.
+        """
+        for event in reversed(self.store.audit_log(request.id)):
+            if event.at != entry.created_at or event.to_state not in DESCRIBED_STATES:
+                continue
+            outcome = event.details if event.action in PROVIDER_ACTIONS else request.outcome
+            note = event.details.get("note") if event.action == "reject" else None
+            return replace(
+                request,
+                state=event.to_state,
+                outcome=outcome,
+                decided_by=request.decided_by if event.actor == "bot" else event.actor,
+                decision_note=note or request.decision_note,
+            )
+        return request
+
+    def _send(self, entry: OutboxEntry, request: VerificationRequest) -> None:
+        kind = entry.kind
         channel = self.notifier.channel
         if kind == Notice.POST_REQUEST:
             if request.message_ts:
@@ -130,13 +174,22 @@ class Outbox:
                 return  # a later update is queued: it shows the same (current) state
             self.notifier.show(request)
         elif kind == Notice.REPLY_RESULT:
-            self.notifier.reply_result(request)
+            self.notifier.reply_result(self._as_of(entry, request))
         elif kind == Notice.DM_POSTED:
             if not request.message_ts:
-                raise DeliveryError(kind, "the request was never posted", permanent=True)
+                # DMs have their own lane: the post may simply not have gone out yet.
+                still_posting = request.state is State.PENDING
+                raise DeliveryError(
+                    kind,
+                    "the request message is not posted yet"
+                    if still_posting
+                    else "the request was never posted",
+                    permanent=not still_posting,
+                )
             self.notifier.dm(request.requester, blocks.submitted_dm(request, channel))
         elif kind == Notice.DM_OUTCOME:
-            self.notifier.dm(request.requester, blocks.outcome_dm(request, channel))
+            decided = self._as_of(entry, request)
+            self.notifier.dm(request.requester, blocks.outcome_dm(decided, channel))
         elif kind == Notice.DM_NOT_POSTED:
             reason = str((request.outcome or {}).get("message") or "Slack refused it")
             self.notifier.dm(request.requester, blocks.not_posted_dm(request, channel, reason))

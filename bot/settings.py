@@ -65,6 +65,8 @@ class StoreSettings(BaseSettings):
         case_sensitive=True,
         extra="ignore",
         frozen=True,
+        # `SLACK_SIGNING_SECRET=` (as .env.example ships it) means unset, not "an empty secret".
+        env_ignore_empty=True,
     )
 
     DATABASE_URL: str = "sqlite:///verify-email.db"
@@ -128,6 +130,11 @@ class Settings(StoreSettings):
         parts = urlsplit(value)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise ValueError("must be an http(s) URL")
+        if parts.username is not None or parts.password is not None:
+            # It would be logged at start-up and shown when the service cannot be reached.
+            raise ValueError(
+                "must not carry a user name or password; secrets go in their own settings"
+            )
         return value
 
     @field_validator("SLACK_API_URL")
@@ -152,7 +159,7 @@ class Settings(StoreSettings):
             raise ValueError("must be an app-level token starting with xapp-")
         return value
 
-    @field_validator("SLACK_SIGNING_SECRET", "HOSTUP_API_KEY")
+    @field_validator("HOSTUP_API_KEY")
     @classmethod
     def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().strip():
@@ -164,6 +171,8 @@ class Settings(StoreSettings):
     def _signing_secret_in_http_mode(
         cls, value: SecretStr | None, info: ValidationInfo
     ) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            value = None  # blank means unset, as for SLACK_APP_TOKEN
         app_token_ok = "SLACK_APP_TOKEN" in info.data
         if value is None and app_token_ok and info.data["SLACK_APP_TOKEN"] is None:
             raise ValueError("is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")

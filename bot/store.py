@@ -183,7 +183,8 @@ _CAS = (
     "outcome = COALESCE(?, outcome) "
     "WHERE id = ? AND state = ?"
 )
-_CAS_UNEXPIRED = _CAS + " AND expires_at > ?"
+_CAS_UNEXPIRED = " AND expires_at > ?"
+_CAS_UPDATED_BEFORE = " AND updated_at < ?"
 
 _INSERT_AUDIT = (
     f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) "  # noqa: S608 -- constant column list
@@ -199,13 +200,17 @@ _INSERT_OUTBOX = (
 # time it was given up.)
 _UNDONE = "delivered_at IS NULL AND dead_at IS NULL"
 
-# The head of each request's queue that is due and not leased. FIFO per request: no undone entry
-# of the same request has a smaller id. Ids follow commit order within a request, because every
-# insert of a request's entries happens while that request's row is locked (see _lock_request).
+# The head of each request's queues that is due and not leased. A request has two queues
+# (lanes): direct messages (kinds starting "dm") and everything in the channel, so a DM that
+# Slack keeps refusing never holds up the channel's record. FIFO per lane: no undone entry of
+# the same request and lane has a smaller id. Ids follow commit order within a request, because
+# every insert of a request's entries happens while that request's row is locked (see
+# _lock_request).
 _CLAIMABLE = (
     f"SELECT o.{_OUTBOX_COLUMNS.replace(', ', ', o.')} FROM outbox o "  # noqa: S608 -- constants
     "WHERE o.delivered_at IS NULL AND o.dead_at IS NULL "
     "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.request_id = o.request_id AND p.id < o.id "
+    "AND (substr(p.kind, 1, 2) = 'dm') = (substr(o.kind, 1, 2) = 'dm') "
     "AND p.delivered_at IS NULL AND p.dead_at IS NULL) "
     "AND o.next_attempt_at <= ? AND (o.lease_until IS NULL OR o.lease_until <= ?)"
 )
@@ -552,12 +557,14 @@ class BaseSQLStore:
         decision_note: str | None = None,
         outcome: dict[str, Any] | None = None,
         unexpired_only: bool = False,
+        updated_before: datetime | None = None,
         outbox: Sequence[str] = (),
     ) -> VerificationRequest | None:
         """Atomically move the request from one of ``from_states`` to ``to_state``.
 
         Returns the updated request, or None (writing nothing) when the request does not
-        exist, is in none of ``from_states``, or (``unexpired_only``) has ``expires_at <= now``.
+        exist, is in none of ``from_states``, (``unexpired_only``) has ``expires_at <= now``,
+        or (``updated_before``) changed at or after that time.
         ``decided_by``, ``decision_note`` and ``outcome`` are written when not None. The
         winner's audit entry and one outbox entry per ``outbox`` kind (due at ``now``) are
         written in the same transaction. Raises ValueError for a transition TRANSITIONS does
@@ -588,10 +595,15 @@ class BaseSQLStore:
                 request_id,
                 current.value,
             )
+            sql = _CAS
             if unexpired_only:
-                cur.execute(self._sql(_CAS_UNEXPIRED), (*params, at))
-            else:
-                cur.execute(self._sql(_CAS), params)
+                sql += _CAS_UNEXPIRED
+                params = (*params, at)
+            if updated_before is not None:
+                _check_aware(updated_before, "updated_before")
+                sql += _CAS_UPDATED_BEFORE
+                params = (*params, self._time_to_db(updated_before))
+            cur.execute(self._sql(sql), params)
             if cur.rowcount != 1:
                 return None
             cur.execute(

@@ -178,3 +178,11 @@ def test_dms_escape_and_name_channel():
         request(state=State.REJECTED, decided_by="U2", decision_note="<!here>"), "C1"
     )
     assert "&lt;!here&gt;" in rejected and "<@U2>" in rejected
+
+
+def test_without_mentions_for_plain_text():
+    """Modal error texts are plain text: mention markup is removed, not shown raw."""
+    assert blocks.without_mentions("This request is already succeeded by <@U0ANA>.") == (
+        "This request is already succeeded."
+    )
+    assert "<@" not in blocks.without_mentions("ask <@U1> or <@U2>")

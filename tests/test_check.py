@@ -173,11 +173,17 @@ def test_a_good_configuration_passes_every_check_and_changes_nothing(
 
 
 def test_an_existing_store_is_opened_and_pinged(run, db_path: Path) -> None:
-    """With the database already there, check opens it and proves a write (rolled back)."""
+    """With the database already there, check proves it could write (taking the write lock and
+    giving it back) and changes nothing in the file: not its schema, not its journal mode."""
     open_store(f"sqlite:///{db_path}").close()
+    before = db_path.read_bytes()
     result = run()
     assert result.code == 0
-    result.one("ok    ", f"DATABASE_URL sqlite:///{db_path}", "reachable and writable")
+    result.one(
+        "ok    ", f"DATABASE_URL sqlite:///{db_path}", "reachable and writable", "schema version"
+    )
+    assert db_path.read_bytes() == before
+
 
 
 def test_settings_are_read_from_the_env_file(

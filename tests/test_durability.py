@@ -348,3 +348,42 @@ def test_audit_export_csv_and_json(world):
 
     out = io.StringIO()
     assert export(store, out, since=utcnow() + timedelta(minutes=1)) == 0
+
+
+def test_approve_on_an_unknown_request_is_not_a_silent_retry(world):
+    """A stale Approve button on a request whose outcome is unknown is refused: only Retry,
+    with its warning, may call the provider again."""
+    message, _ = unknown_request(world)
+    answer = world.driver.answer(world.driver.approve(SECOND_APPROVER, message))
+    assert "Use Retry" in answer
+    assert request_of(world, message).state is State.UNKNOWN
+    assert len(world.provider.calls) == 1
+
+
+def test_a_retried_request_is_not_swept_as_interrupted(world):
+    """A request retried after the sweep listed it is a live call: the sweep leaves it alone."""
+    message, _ = unknown_request(world)
+    request = request_of(world, message)
+    store = world.services.store
+    listed_cutoff = utcnow() + timedelta(seconds=1)
+    store.transition(
+        request.id,
+        frozenset({State.UNKNOWN}),
+        State.EXECUTING,
+        actor=APPROVER,
+        action="retry",
+        now=listed_cutoff + timedelta(seconds=1),
+    )
+    assert (
+        store.transition(
+            request.id,
+            frozenset({State.EXECUTING}),
+            State.UNKNOWN,
+            actor="bot",
+            action="interrupted",
+            now=utcnow(),
+            updated_before=listed_cutoff,
+        )
+        is None
+    )
+    assert store.get(request.id).state is State.EXECUTING

@@ -373,12 +373,30 @@ def test_failed_message_update_does_not_stop_the_approval(world):
     message = world.driver.ask(REQUESTER, "alice@example.com")
     world.slack.fail_next("chat.update", error="internal_error")
     world.driver.approve(APPROVER, message)
-    world.slack.wait_for(
-        lambda: stored(world, message).state is State.SUCCEEDED or None, what="provider result"
+    request = world.slack.wait_for(
+        lambda: (r := stored(world, message)).state is State.SUCCEEDED and r or None,
+        what="provider result",
     )
     assert len(world.provider.calls) == 1
-    later = utcnow() + timedelta(seconds=5)
+    # The refused update is queued for a retry (whichever update Slack refused: the interim
+    # one, or the final one if the provider answered first).
+    world.slack.wait_for(
+        lambda: any(e.attempts for e in world.services.store.outbox_entries(request.id)) or None,
+        what="a queued retry",
+    )
+    later = utcnow() + timedelta(seconds=60)
     world.services.approvals.clock = lambda: later
     world.services.maintenance.run_once()
     assert "state: succeeded" in blocks_text(world.driver.final_message(message))
     assert len([c for c in world.slack.calls_to("chat.update") if c.ok]) == 1
+
+
+def test_submission_from_someone_not_allowed_is_refused_after_the_ack(world):
+    """The form is acknowledged at once (no Slack lookup before the ack); a submitter who may
+    not ask is then told privately and nothing is stored."""
+    view = world.driver.modal(world.driver.command(REQUESTER, "alice@example.com"))
+    reply = world.driver.submit_request(OUTSIDER, view, reason="T-1")
+    assert reply.body in ("", {})
+    world.slack.wait_for(lambda: dms(world, OUTSIDER) or None, what="DM to the outsider")
+    assert "REQUESTERS" in dms(world, OUTSIDER)[0]
+    assert world.services.store.list_requests() == []

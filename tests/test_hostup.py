@@ -701,3 +701,45 @@ def test_stand_in_unknown_mode_is_refused(provider: FakeProvider) -> None:
     """script() names the known modes when given an unknown one."""
     with pytest.raises(ValueError, match="known: bad_request"):
         provider.script("explode")
+
+
+def test_a_trickled_answer_is_cut_off_at_the_deadline() -> None:
+    """httpx times each read, not the whole answer; a provider that trickles its body is cut
+    off after twice the timeout (what max_duration promises), as an unknown outcome."""
+    release = threading.Event()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100000\r\n\r\n"
+            )
+            # 8 bytes at a time, each well within the read timeout, until the client hangs up.
+            while not release.wait(0.05):
+                try:
+                    conn.sendall(b"        ")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = HostupClient(
+        f"http://127.0.0.1:{server.getsockname()[1]}/api", "k", 0.3, max_attempts=1
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(ProviderError) as info:
+            client.confirm("alice@example.com")
+    finally:
+        elapsed = time.monotonic() - started
+        release.set()
+        client.close()
+        server.close()
+        thread.join(timeout=5)
+    assert info.value.outcome_unknown is True
+    assert elapsed <= client.max_duration + 0.5

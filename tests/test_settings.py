@@ -130,3 +130,31 @@ def test_slack_api_url_gets_trailing_slash():
 def test_settings_is_the_only_reader():
     """Settings reads .env too (it is the one place the environment is read)."""
     assert Settings.model_config["env_file"] == ".env"
+
+
+def test_blank_signing_secret_is_unset_in_socket_mode():
+    """`SLACK_SIGNING_SECRET=` as .env.example ships it means unset: Socket Mode starts."""
+    values = {**GOOD, "SLACK_SIGNING_SECRET": ""}
+    s = load_settings(**values, SLACK_APP_TOKEN="xapp-1-abc")
+    assert s.SLACK_SIGNING_SECRET is None
+
+
+def test_blank_values_in_env_file_count_as_missing(tmp_path):
+    """A .env copied from .env.example and left blank names each blank required setting."""
+    (tmp_path / ".env").write_text(
+        "SLACK_BOT_TOKEN=\nHOSTUP_API_KEY=\nAPPROVERS=U0A\n"
+        "APPROVAL_CHANNEL=C0A\nSLACK_SIGNING_SECRET=\n"
+    )
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "SLACK_BOT_TOKEN: is required but not set" in info.value.problems
+    assert "HOSTUP_API_KEY: is required but not set" in info.value.problems
+
+
+@pytest.mark.parametrize("name", ["HOSTUP_API_URL", "SLACK_API_URL"])
+def test_urls_may_not_carry_credentials(name):
+    """A URL setting with user:password@ is refused (it would be logged), without echoing it."""
+    with pytest.raises(SettingsError) as info:
+        load_settings(**{**GOOD, name: "https://svc:hunter2@api.example.com/api"})
+    assert any(p.startswith(name) for p in info.value.problems)
+    assert "hunter2" not in str(info.value)

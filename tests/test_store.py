@@ -768,7 +768,7 @@ def test_leases_expire_and_a_stale_owner_cannot_finish_what_it_lost(
 ) -> None:
     """A leased entry is nobody else's until the lease ends; then another owner may take it
     over, and the first owner's complete, retry or bury is ignored; the new owner's counts."""
-    request = store.create(make_request(), actor="U", outbox=("show", "dm"))
+    request = store.create(make_request(), actor="U", outbox=("show", "reply"))
     [first] = store.claim_outbox(now=T0, owner="old", lease_seconds=30)
     assert store.claim_outbox(now=T0 + timedelta(seconds=29), owner="new", lease_seconds=30) == []
     takeover = T0 + timedelta(seconds=30)
@@ -781,18 +781,18 @@ def test_leases_expire_and_a_stale_owner_cannot_finish_what_it_lost(
     assert (still.id, still.attempts, still.last_error) == (first.id, 0, None)
     assert store.claim_outbox(now=takeover, owner="old", lease_seconds=30) == []
     store.complete_outbox(taken.id, "new", now=takeover)
-    assert [e.kind for e in store.outbox_entries(request.id)] == ["dm"]
+    assert [e.kind for e in store.outbox_entries(request.id)] == ["reply"]
     # Completing twice, or after a retry released the lease, does nothing.
     [dm] = store.claim_outbox(now=takeover, owner="new", lease_seconds=30)
     store.retry_outbox(dm.id, "new", error="e", next_attempt_at=takeover)
     store.complete_outbox(dm.id, "new", now=takeover)
-    assert [(e.kind, e.attempts) for e in store.outbox_entries(request.id)] == [("dm", 1)]
+    assert [(e.kind, e.attempts) for e in store.outbox_entries(request.id)] == [("reply", 1)]
 
 
 def test_retry_and_bury_record_attempts_and_truncated_errors(store: BaseSQLStore) -> None:
     """retry counts the attempt and keeps the error (at most MAX_ERROR_CHARS); bury counts it,
     keeps the error and drops the entry from the queue (it is dead, not delivered)."""
-    request = store.create(make_request(), actor="U", outbox=("show", "dm"))
+    request = store.create(make_request(), actor="U", outbox=("show", "reply"))
     [show] = store.claim_outbox(now=T0, owner="o", lease_seconds=30)
     long_error = "ratelimited " + "x" * 2000
     store.retry_outbox(show.id, "o", error=long_error, next_attempt_at=T0 + timedelta(seconds=2))
@@ -804,7 +804,7 @@ def test_retry_and_bury_record_attempts_and_truncated_errors(store: BaseSQLStore
     [show] = store.claim_outbox(now=T0 + timedelta(seconds=2), owner="o", lease_seconds=30)
     assert show.attempts == 1
     store.bury_outbox(show.id, "o", error="channel_not_found", now=T0)
-    assert [e.kind for e in store.outbox_entries(request.id)] == ["dm"]
+    assert [e.kind for e in store.outbox_entries(request.id)] == ["reply"]
     with pytest.raises(ValueError, match="timezone-aware"):
         store.retry_outbox(show.id, "o", error="e", next_attempt_at=datetime(2025, 1, 1))
 
@@ -1586,3 +1586,52 @@ def test_approvals_service_claims_and_rejects_through_the_store(store: BaseSQLSt
         approvals.claim(late.id, approver="U_APP")
     got = store.get(late.id)
     assert got is not None and got.state is State.EXPIRED
+
+
+def test_direct_messages_have_their_own_lane(store: BaseSQLStore) -> None:
+    """Kinds starting "dm" queue apart from the channel's: a DM waiting to be retried holds up
+    no channel update, and each lane stays first in, first out."""
+    request = store.create(make_request(), actor="U", outbox=("post_request", "dm_posted"))
+    store.enqueue(request.id, ["show", "dm_outcome"], now=T0)
+    heads = store.claim_outbox(now=T0, owner="o", lease_seconds=30, request_id=request.id, limit=5)
+    assert sorted(e.kind for e in heads) == ["dm_posted", "post_request"]
+    by_kind = {e.kind: e for e in heads}
+    store.retry_outbox(
+        by_kind["dm_posted"].id, "o", error="x", next_attempt_at=T0 + timedelta(hours=1)
+    )
+    store.complete_outbox(by_kind["post_request"].id, "o", now=T0)
+    [head] = store.claim_outbox(
+        now=T0, owner="o2", lease_seconds=30, request_id=request.id, limit=5
+    )
+    assert head.kind == "show"  # the channel goes on; dm_outcome still waits behind dm_posted
+
+
+def test_updated_before_guards_a_transition(store: BaseSQLStore) -> None:
+    """With updated_before, a transition wins only if the request last changed before that
+    time: a sweep never takes a request that was claimed afresh since it was listed."""
+    request = store.create(make_request(), actor="U")
+    claimed_at = T0 + timedelta(minutes=5)
+    store.transition(
+        request.id, PENDING, State.EXECUTING, actor="U", action="approve", now=claimed_at
+    )
+    swept = store.transition(
+        request.id,
+        EXECUTING,
+        State.UNKNOWN,
+        actor="bot",
+        action="x",
+        now=claimed_at + timedelta(hours=1),
+        updated_before=claimed_at,
+    )
+    assert swept is None
+    assert store.get(request.id).state is State.EXECUTING
+    swept = store.transition(
+        request.id,
+        EXECUTING,
+        State.UNKNOWN,
+        actor="bot",
+        action="x",
+        now=claimed_at + timedelta(hours=1),
+        updated_before=claimed_at + timedelta(seconds=1),
+    )
+    assert swept is not None and swept.state is State.UNKNOWN

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, Respond
 
 from bot import blocks, ids
-from bot.approvals import Refused, State
+from bot.approvals import Refused
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -47,18 +47,22 @@ def register(app: App, services: Services) -> None:
             return None
         return user_id, request_id
 
-    def call_provider(request_id: str, user_id: str, respond: Respond, verb: str) -> bool:
+    def call_provider(request_id: str, user_id: str, respond: Respond, *, retry: bool) -> bool:
         """Claim the request, call the provider once, and tell Slack. False when refused."""
         try:
-            claimed = services.approvals.claim(request_id, user_id)
+            claimed = services.approvals.claim(request_id, user_id, retry=retry)
         except Refused as exc:
             _tell(respond, str(exc))
             services.outbox.deliver(request_id)  # an expiry the refusal caused, say
             return False
+        verb = "retried" if retry else "approved"
         log.info("Request %s %s by %s; calling the provider", request_id, verb, user_id)
-        services.outbox.deliver(request_id)
+        # The provider is called at once; "calling the provider…" goes to Slack alongside, so a
+        # slow Slack never delays the call (nor eats into the interrupted-call sweep's margin).
+        showing = services.delivery_executor.submit(services.outbox.deliver, request_id)
         final = services.approvals.execute(claimed, user_id).request
         log.info("Request %s is %s", final.id, final.state.value)
+        showing.result()  # in order: the interim update is finished with before the final
         services.outbox.deliver(request_id)
         return True
 
@@ -70,7 +74,7 @@ def register(app: App, services: Services) -> None:
         checked = approver_and_request(body, action, respond)
         if checked is not None:
             user_id, request_id = checked
-            call_provider(request_id, user_id, respond, "approved")
+            call_provider(request_id, user_id, respond, retry=False)
 
     @app.action(ids.RETRY_ACTION)
     def retry_clicked(
@@ -82,14 +86,10 @@ def register(app: App, services: Services) -> None:
             return
         user_id, request_id = checked
         before = services.store.get(request_id)
-        if before is None or before.state is not State.UNKNOWN:
-            state = before.state.value if before else "gone"
-            _tell(
-                respond,
-                f"Only a request whose outcome is unknown can be retried; this one is {state}.",
-            )
+        if before is None:
+            _tell(respond, "That request no longer exists.")
             return
-        if call_provider(request_id, user_id, respond, "retried"):
+        if call_provider(request_id, user_id, respond, retry=True):
             # The reply that offered Retry no longer does: say who retried instead.
             text, reply = blocks.result_reply(
                 before, retry=False, note=f"Retried by {blocks.user(user_id)}; see below."

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks
 from bot.approvals import parse_command_text
@@ -42,7 +43,18 @@ def register(app: App, services: Services, command: str) -> None:
                 link = services.notifier.permalink(existing)
                 respond(text=blocks.open_request_text(existing, link), response_type="ephemeral")
                 return
-        services.client.views_open(
-            trigger_id=body["trigger_id"],
-            view=blocks.request_modal(parsed.email, parsed.reason),
-        )
+        try:
+            services.client.views_open(
+                trigger_id=body["trigger_id"],
+                view=blocks.request_modal(parsed.email, parsed.reason),
+            )
+        except (SlackClientError, OSError) as exc:
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+            log.error("Could not open the request form: %s", reason or type(exc).__name__)
+            said = f"Slack said `{blocks.esc(reason)}`" if reason else "Slack did not answer"
+            respond(
+                text=blocks.refusal_text(
+                    f"I could not open the form ({said}). Please try the command again."
+                ),
+                response_type="ephemeral",
+            )

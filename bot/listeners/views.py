@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App
 
 from bot import blocks, ids
-from bot.approvals import InvalidInput, OpenRequestExists, Refused, validate_email, validate_reason
+from bot.approvals import (
+    InvalidInput,
+    OpenRequestExists,
+    Refused,
+    VerificationRequest,
+    validate_email,
+    validate_reason,
+)
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -40,25 +47,25 @@ def register(app: App, services: Services) -> None:
             reason = validate_reason(input_value(view, ids.REASON_BLOCK, ids.REASON_INPUT))
         except InvalidInput as exc:
             errors[ids.REASON_BLOCK] = str(exc)
-        if not errors and not services.roles.is_requester(user_id):
-            errors[ids.EMAIL_BLOCK] = "You are not allowed to ask for this (REQUESTERS)."
+        existing = None if errors else services.approvals.open_request_for(email)
+        if existing is not None:
+            errors[ids.EMAIL_BLOCK] = OPEN_REQUEST_ERROR
         if errors:
             ack(response_action="errors", errors=errors)
+            if existing is not None:
+                point_to_open_request(services, user_id, existing)
+            return
+        # Only local work comes before the ack (Slack waits 3 s for it); the role check may ask
+        # Slack about a user group, so it comes after, and a refusal goes by DM.
+        ack()
+        if not services.roles.is_requester(user_id):
+            try_dm(services, user_id, blocks.refusal_text(blocks.NOT_A_REQUESTER_TEXT))
             return
         try:
             request = services.approvals.submit(email, reason, user_id)
-        except OpenRequestExists as exc:
-            ack(
-                response_action="errors",
-                errors={
-                    ids.EMAIL_BLOCK: "This address already has an open request; I have sent "
-                    "you a link to it. A new one can be made once it is done."
-                },
-            )
-            link = services.notifier.permalink(exc.existing)
-            try_dm(services, user_id, blocks.open_request_text(exc.existing, link))
+        except OpenRequestExists as exc:  # someone asked in the same moment
+            point_to_open_request(services, user_id, exc.existing)
             return
-        ack()
         log.info("Request %s for %s by %s", request.id, request.email, user_id)
         services.outbox.deliver(request.id)
 
@@ -70,21 +77,36 @@ def register(app: App, services: Services) -> None:
         if request_id is None:
             ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: "Unknown request."})
             return
+        try:
+            services.approvals.open_for_rejection(request_id, user_id)
+        except Refused as exc:
+            error = blocks.without_mentions(str(exc))
+            ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: error})
+            services.outbox.deliver(request_id)  # an expiry the refusal caused, say
+            return
+        ack()  # before the role check, which may ask Slack about a user group
         if not services.roles.is_approver(user_id):
-            ack(
-                response_action="errors",
-                errors={ids.REJECT_REASON_BLOCK: "Only approvers can reject requests."},
-            )
+            try_dm(services, user_id, blocks.refusal_text("Only approvers can reject requests."))
             return
         try:
             request = services.approvals.reject(request_id, user_id, note)
-        except Refused as exc:
-            ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: str(exc)})
-            services.outbox.deliver(request_id)  # an expiry the refusal caused, say
+        except Refused as exc:  # decided by someone else in the same moment
+            try_dm(services, user_id, blocks.refusal_text(str(exc)))
+            services.outbox.deliver(request_id)
             return
-        ack()
         log.info("Request %s rejected by %s", request.id, user_id)
         services.outbox.deliver(request.id)
+
+
+OPEN_REQUEST_ERROR = (
+    "This address already has an open request; I have sent you a link to it. A new one can be "
+    "made once it is done."
+)
+
+
+def point_to_open_request(services: Services, user_id: str, existing: VerificationRequest) -> None:
+    link = services.notifier.permalink(existing)
+    try_dm(services, user_id, blocks.open_request_text(existing, link))
 
 
 def try_dm(services: Services, user_id: str, text: str) -> None:
