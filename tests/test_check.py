@@ -185,7 +185,6 @@ def test_an_existing_store_is_opened_and_pinged(run, db_path: Path) -> None:
     assert db_path.read_bytes() == before
 
 
-
 def test_settings_are_read_from_the_env_file(
     settings: dict[str, Any], tmp_path: Path, slack: FakeSlack
 ) -> None:
