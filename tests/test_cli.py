@@ -135,7 +135,9 @@ def test_manifest_bad_url(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["sandbox"], ["check"], ["manifest"]])
+@pytest.mark.parametrize(
+    "command", [[], ["serve"], ["sandbox"], ["check"], ["audit"], ["manifest"]]
+)
 def test_every_command_has_help(tmp_path, command):
     """Every command answers --help with a description, and exits 0."""
     result = run([*command, "--help"], tmp_path)
