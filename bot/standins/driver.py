@@ -15,7 +15,7 @@ from bot import ids
 from bot.standins import payloads
 from bot.standins.slack import FakeSlack
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 15.0  # only bounds a failure: every wait returns once its condition holds
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,9 @@ _MAX_VIEW_BLOCKS = 100
 _MAX_SECTION_TEXT = 3000
 _MAX_BUTTON_VALUE = 2000
 _MAX_MESSAGE_TEXT = 40000
+# How long a wait_for gives the bot by default: it returns as soon as the condition holds, so
+# this only bounds a failure, and is generous for a loaded 2-core machine.
+WAIT_TIMEOUT = 15.0
 _FIRST_TS = 1_700_000_000_000_000  # microseconds; message ts are "1700000000.000100", ...
 # The bot token's scopes unless told otherwise: what the app's manifest asks for.
 DEFAULT_SCOPES: tuple[str, ...] = tuple(BOT_SCOPES)
@@ -442,7 +445,10 @@ class FakeSlack:
         return "\n".join(lines)
 
     def wait_for(
-        self, predicate: Callable[[], T | None], timeout: float = 5.0, what: str = "condition"
+        self,
+        predicate: Callable[[], T | None],
+        timeout: float = WAIT_TIMEOUT,
+        what: str = "condition",
     ) -> T:
         """Block until `predicate()` is truthy (re-checked on every recorded call or post).
 
@@ -460,7 +466,7 @@ class FakeSlack:
         method: str,
         *,
         where: Callable[[Params], bool] | None = None,
-        timeout: float = 5.0,
+        timeout: float = WAIT_TIMEOUT,
     ) -> Call:
         """The first call of `method` (whose params satisfy `where`), waiting for it if needed."""
 
@@ -473,7 +479,7 @@ class FakeSlack:
         return self.wait_for(find, timeout, what=f"{method} call")
 
     def wait_for_response(
-        self, *, where: Callable[[Any], bool] | None = None, timeout: float = 5.0
+        self, *, where: Callable[[Any], bool] | None = None, timeout: float = WAIT_TIMEOUT
     ) -> ResponseUrlPost:
         """The first response_url post (whose body satisfies `where`), waiting if needed."""
 
