@@ -6,12 +6,17 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import FrameType
 from typing import Any
+from urllib.parse import parse_qsl
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.request import BoltRequest
+from slack_bolt.request.internals import build_context
+from slack_bolt.response import BoltResponse
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +25,104 @@ HEALTH_PATH = "/healthz"
 HTTP_THREADS = 16  # waitress threads; each only waits for a listener's ack, never the provider
 
 StartResponse = Callable[..., Any]
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+JSON_MEDIA_TYPE = "application/json"
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the HTTP body becomes a BoltRequest
+#
+# Bolt's own parser (slack_bolt.request.internals.parse_body) decides that a form body is an
+# interactivity payload when the *substring* "payload" appears anywhere in it, then looks for a
+# `payload` field and, when there is none, returns an empty body. A slash command whose text
+# (or the email in it: payload@example.com) contains that word therefore reaches no listener,
+# and Slack shows the person an error; a payload that is not JSON raises instead. Slack's real
+# bodies are simpler than that guess: slash commands and interactions are form-encoded (an
+# interaction is the single field `payload=<JSON>`), Events API requests are JSON. So the bot
+# parses the form properly, by field and not by substring, and hands Bolt the result.
+# Signature verification is untouched: Bolt checks the signature on `raw_body`, the bytes as
+# they came, which this keeps.
+
+
+def parse_slack_body(raw_body: str, content_type: str | None) -> dict[str, Any]:
+    """The body Slack POSTed, as a dict: form fields, an interaction's payload, or JSON.
+
+    Decided by the Content-Type Slack sends and the form's fields, never by what the text
+    contains. Anything that is not a JSON object where one is expected gives ``{}``: Bolt then
+    still verifies the signature and answers as for any request no listener handles.
+    """
+    if not raw_body:
+        return {}
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type == JSON_MEDIA_TYPE or (
+        media_type != FORM_MEDIA_TYPE and raw_body.lstrip().startswith("{")
+    ):
+        return _json_object(raw_body)
+    fields = dict(parse_qsl(raw_body, keep_blank_values=True))
+    # An interaction carries its JSON in `payload`; a slash command always has `command`, and
+    # anything a person typed is inside `text`, percent-encoded, never a field of its own.
+    if "payload" in fields and "command" not in fields:
+        return _json_object(fields["payload"])
+    return fields
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class SlackHttpRequest(BoltRequest):
+    """A BoltRequest from an HTTP body, parsed by :func:`parse_slack_body` instead of Bolt's."""
+
+    def __init__(
+        self,
+        *,
+        body: str,
+        query: str | Mapping[str, Sequence[str]] | None = None,
+        headers: Mapping[str, str | Sequence[str]] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        # Bolt's parser never sees the body: it could drop it, or raise on one that is not JSON.
+        super().__init__(
+            body="",
+            query=query if isinstance(query, str) or query is None else dict(query),
+            headers=dict(headers) if headers is not None else None,
+            mode="http",
+        )
+        self.raw_body = body
+        self.body = parse_slack_body(body, self.content_type)
+        self.context = build_context(BoltContext(dict(context or {})), self.body)
+
+    def to_copyable(self) -> SlackHttpRequest:
+        return SlackHttpRequest(
+            body=self.raw_body,
+            query=self.query,
+            headers=self.headers,
+            context=self.context.to_copyable(),
+        )
+
+
+class SlackEventsHandler(SlackRequestHandler):
+    """Bolt's WSGI adapter, building each request with :class:`SlackHttpRequest`."""
+
+    def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
+        return self.app.dispatch(
+            SlackHttpRequest(
+                body=request.get_body(),
+                query=request.query_string,
+                headers=request.get_headers(),
+            )
+        )
 
 
 class WsgiApp:
     """Routes ``POST /slack/events`` to Bolt and answers ``GET /healthz``."""
 
     def __init__(self, bolt_app: App, health: Callable[[], bool] | None = None) -> None:
-        self.slack = SlackRequestHandler(bolt_app, path=EVENTS_PATH)
+        self.slack = SlackEventsHandler(bolt_app, path=EVENTS_PATH)
         self.health = health
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
