@@ -601,10 +601,10 @@ def _check_provider(report: _Report, settings: Settings, timeout: float) -> None
         except ProviderError as exc:
             _report_provider_failure(report, exc, f"HOSTUP_API_URL {url}", endpoint, timeout)
             return
-    domains = len(status.domains)
+    listed = status.listed
     report.ok(
         f"The provider accepts HOSTUP_API_KEY (read-only {endpoint} answered; "
-        f"{domains} domain{'s' if domains != 1 else ''} in its cache)"
+        f"{listed} domain{'s' if listed != 1 else ''} in its cache)"
     )
 
 

@@ -104,9 +104,15 @@ class ConfirmResult:
 
 @dataclass(frozen=True)
 class ProviderStatus:
-    """The provider's read-only view of the email-verification caches."""
+    """The provider's read-only view of the email-verification caches.
+
+    The reference documents ``data.domains`` as an array of objects without naming their
+    fields (its example is ``[]``), so ``listed`` counts every item the provider sent and
+    ``domains`` holds the names the bot could read from them (see ``status_domain_name``).
+    """
 
     domains: tuple[str, ...]
+    listed: int
     loading: bool
     last_checked: str | None
 
@@ -198,6 +204,32 @@ def _string_list(value: object, *, allow_int: bool) -> tuple[str, ...] | None:
         if text is not None:
             items.append(text)
     return tuple(items)
+
+
+# Where a domain's name may be in an item of the status endpoint's ``data.domains``: the
+# reference says "array<object>" and no more, so the usual spellings are tried in turn.
+STATUS_DOMAIN_NAME_KEYS: Final = ("domain", "domainName", "domain_name", "name", "fqdn", "hostname")
+
+
+def status_domain_name(item: object) -> str | None:
+    """The domain name in one item of the status endpoint's ``data.domains``, or None.
+
+    An object gives the first usable text under ``STATUS_DOMAIN_NAME_KEYS`` (a nested
+    ``{"domain": {"name": …}}`` too); a plain string is taken as the name. Any other shape is
+    not an error: the item is still counted, just not named.
+    """
+    if isinstance(item, str):
+        return clean_text(item, MAX_ITEM_CHARS)
+    if not isinstance(item, dict):
+        return None
+    for key in STATUS_DOMAIN_NAME_KEYS:
+        value = item.get(key)
+        if isinstance(value, dict):
+            value = next((value.get(k) for k in ("name", "domain") if k in value), None)
+        name = clean_text(value, MAX_ITEM_CHARS) if isinstance(value, str) else None
+        if name is not None:
+            return name
+    return None
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -418,14 +450,16 @@ class HostupClient:
         """The provider's read-only cache status; proves the key works. Raises ProviderError."""
         answer = self._call("GET", STATUS_PATH, None, unsafe=False)
         data, request_id = self._success_data(answer)
-        domains = _string_list(data.get("domains", []), allow_int=False)
-        if domains is None:
-            raise self._bad_shape(answer, request_id, "domains is not a list of names")
+        items = data.get("domains", [])
+        if not isinstance(items, list):
+            raise self._bad_shape(answer, request_id, "domains is not a list")
+        names = (status_domain_name(item) for item in items)
         loading = data.get("loading", False)
         if not isinstance(loading, bool):
             raise self._bad_shape(answer, request_id, "loading is not true or false")
         return ProviderStatus(
-            domains=domains,
+            domains=tuple(name for name in names if name is not None),
+            listed=len(items),
             loading=loading,
             last_checked=clean_text(data.get("lastChecked"), MAX_ID_CHARS),
         )

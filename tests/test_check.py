@@ -162,7 +162,7 @@ def test_a_good_configuration_passes_every_check_and_changes_nothing(
         f"ok    User group {APPROVER_GROUP} in APPROVERS resolves: 2 members",
         f"ok    User group {REQUESTER_GROUP} in REQUESTERS resolves: 1 member",
         f"ok    The provider accepts HOSTUP_API_KEY (read-only GET {provider.url}/"
-        "email-verification/status answered; 0 domains in its cache)",
+        "email-verification/status answered; 1 domain in its cache)",
         f"ok    The store at DATABASE_URL sqlite:///{db_path} does not exist yet; its "
         f"directory {db_path.parent} is writable, and the bot creates the database when it "
         "starts",
@@ -553,3 +553,14 @@ def test_stand_in_reports_scopes_and_refuses_missing_ones() -> None:
         with pytest.raises(SlackApiError) as unknown:
             WebClient(token="xoxb-nope", base_url=fake.api_url).auth_test()
         assert "X-OAuth-Scopes" not in unknown.value.response.headers
+
+
+def test_provider_status_items_of_any_shape_pass(run, provider: FakeProvider) -> None:
+    """The reference documents data.domains as objects with unnamed fields: check passes on
+    objects, strings and shapes it does not know alike, counting every item."""
+    provider.status_items = [{"id": 1, "state": "pending"}, {"domain": "a.example"}, "b.example", 5]
+    result = run()
+    assert result.code == 0, result.lines
+    line = next(line for line in result.lines if "HOSTUP_API_KEY" in line)
+    assert line.startswith("ok ")
+    assert line.endswith("answered; 4 domains in its cache)")

@@ -162,11 +162,13 @@ def test_numeric_client_ids_become_strings_and_long_lists_are_kept(
 def test_status_reads_the_read_only_endpoint(
     provider: FakeProvider, make_client: MakeClient
 ) -> None:
-    """status() GETs /email-verification/status and parses domains, loading and lastChecked."""
+    """status() GETs /email-verification/status and parses domains (objects, as documented),
+    loading and lastChecked."""
     provider.status_domains = ["a.example", "b.example"]
     status = make_client().status()
     assert isinstance(status, ProviderStatus)
     assert status.domains == ("a.example", "b.example")
+    assert status.listed == 2
     assert status.loading is False
     assert status.last_checked is not None and status.last_checked.endswith("Z")
     [call] = provider.calls
@@ -176,6 +178,49 @@ def test_status_reads_the_read_only_endpoint(
         None,
     )
     assert call["headers"]["x-api-key"] == KEY
+
+
+@pytest.mark.parametrize(
+    ("items", "names"),
+    [
+        ([], ()),
+        ([{"domain": "a.example"}, {"domainName": "b.example"}], ("a.example", "b.example")),
+        ([{"name": "a.example"}, {"domain_name": "b.example"}], ("a.example", "b.example")),
+        ([{"fqdn": "a.example"}, {"hostname": "b.example"}], ("a.example", "b.example")),
+        ([{"domain": {"name": "a.example", "id": "dom_1"}}], ("a.example",)),
+        (["a.example", {"domain": "b.example"}], ("a.example", "b.example")),
+        # Shapes the reference does not describe: counted, not named, never an error.
+        ([{"id": 12, "status": "pending"}, {"domain": None}, {"domain": 42}], ()),
+        ([7, None, True, ["a.example"], {"domain": ""}], ()),
+        ([{"domain": "a\u0000\n.example"}], ("a .example",)),
+    ],
+)
+def test_status_accepts_any_item_shape(
+    provider: FakeProvider, make_client: MakeClient, items: list[Any], names: tuple[str, ...]
+) -> None:
+    """data.domains is documented as array<object> with no fields named: status() takes a name
+    from the usual keys, or a plain string, and counts every item whatever its shape."""
+    provider.status_items = items
+    status = make_client().status()
+    assert status.domains == names
+    assert status.listed == len(items)
+
+
+@pytest.mark.parametrize("domains", [{"a.example": {}}, "a.example", 3])
+def test_status_domains_not_a_list_is_a_wrong_shape(
+    provider: FakeProvider, make_client: MakeClient, domains: object
+) -> None:
+    """A documented array that is not an array at all is a shape error, said as such."""
+    provider.enqueue(
+        Response.json(
+            200,
+            {"success": True, "requestId": "r-1", "data": {"domains": domains, "loading": False}},
+        )
+    )
+    with pytest.raises(ProviderError) as caught:
+        make_client().status()
+    assert caught.value.kind == "bad_response"
+    assert "domains is not a list" in str(caught.value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -200,7 +200,9 @@ class FakeProvider:
     """The stand-in provider: a threaded HTTP server on 127.0.0.1, on a free port.
 
     Settable at any time: ``delay`` (seconds before every answer), ``cleared_domains`` (None:
-    the domain of the email), ``clients_notified``, ``status_domains``.
+    the domain of the email), ``clients_notified``, ``status_domains`` (names, listed by the
+    status endpoint as objects ``{"domain": name}``: the reference documents an array of
+    objects without their fields), ``status_items`` (when not None, the items sent as they are).
     """
 
     def __init__(self, api_key: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -208,7 +210,8 @@ class FakeProvider:
         self.delay: float = 0.0
         self.cleared_domains: list[str] | None = None
         self.clients_notified: list[str | int] = ["3704"]
-        self.status_domains: list[str] = []
+        self.status_domains: list[str] = ["example.com"]
+        self.status_items: list[Any] | None = None
         self._address = (host, port)
         self._lock = threading.Condition()
         self._calls: list[dict[str, Any]] = []
@@ -330,7 +333,11 @@ class FakeProvider:
             if method != "GET":
                 return Response.error(405, "Use GET", shape="problem")
             with self._lock:
-                domains = list(self.status_domains)
+                domains: list[Any] = (
+                    list(self.status_items)
+                    if self.status_items is not None
+                    else [{"domain": name} for name in self.status_domains]
+                )
             data = {"domains": domains, "loading": False, "lastChecked": _now()}
             return Response(200, self._success(data))
         if method != "POST":
