@@ -218,5 +218,7 @@ class LoopbackHTTPServer(HTTPServer):
 
 
 if __name__ == "__main__":
-    slack_bolt.app.app.HTTPServer = LoopbackHTTPServer
+    # Bolt's development server imports HTTPServer by name (not re-exported, and this one
+    # takes a narrower constructor): swap in the loopback one.
+    slack_bolt.app.app.HTTPServer = LoopbackHTTPServer  # type: ignore[attr-defined,assignment]
     app.start(port=int(os.environ.get("PORT", "3000")))

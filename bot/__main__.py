@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         from bot.check import run_check
 
         logging.getLogger().setLevel(logging.WARNING)
-        return run_check(sys.stdout, **check_options(args))
+        return run_check(sys.stdout, timeout=args.timeout)
     return serve(getattr(args, "host", "0.0.0.0"))  # noqa: S104 - see --host
 
 
@@ -225,12 +225,6 @@ def export_audit(args: argparse.Namespace) -> int:
         store.close()
     log.info("Wrote %d request(s) from %s", count, store_label(settings.DATABASE_URL))
     return 0
-
-
-def check_options(args: argparse.Namespace) -> dict[str, object]:
-    """The options `check` defined for itself (its add_arguments), passed through by name."""
-    skip = {"command"}
-    return {k: v for k, v in vars(args).items() if k not in skip}
 
 
 if __name__ == "__main__":

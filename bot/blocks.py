@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from bot import ids
 from bot.approvals import MAX_EMAIL_CHARS, MAX_REASON_CHARS, State, VerificationRequest
@@ -109,7 +109,9 @@ NOT_A_REQUESTER_TEXT = (
 # Modals
 
 
-def request_modal(email: str | None, reason: str = "", private_metadata: str = "") -> dict:
+def request_modal(
+    email: str | None, reason: str = "", private_metadata: str = ""
+) -> dict[str, Any]:
     email_element: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": ids.EMAIL_INPUT,
@@ -152,7 +154,7 @@ def request_modal(email: str | None, reason: str = "", private_metadata: str = "
     }
 
 
-def reject_modal(request: VerificationRequest) -> dict:
+def reject_modal(request: VerificationRequest) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": ids.REJECT_VIEW,
@@ -208,7 +210,7 @@ def _status_line(request: VerificationRequest) -> str:
             return f":no_entry_sign: *Rejected by {by}*{note}"
         case State.EXPIRED:
             return ":hourglass_flowing_sand: *Expired* without a decision; ask again if needed"
-    return f"*{request.state.value}*"  # pragma: no cover - every State is matched above
+    assert_never(request.state)
 
 
 def request_message(request: VerificationRequest) -> tuple[str, Blocks]:

@@ -402,7 +402,7 @@ class HostupClient:
         generous bound. A claim older than this cannot still be waiting on the provider.
         """
         return self.max_attempts * 2 * self.timeout + (self.max_attempts - 1) * max(
-            self.max_retry_after, CONNECT_BACKOFF * 2 ** (self.max_attempts - 1)
+            self.max_retry_after, CONNECT_BACKOFF * 2.0 ** (self.max_attempts - 1)
         )
 
     def __repr__(self) -> str:

@@ -8,7 +8,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl
 
 from slack_bolt import App, BoltContext
@@ -150,13 +150,32 @@ class WsgiApp:
         return self.slack(environ, start_response)
 
 
+class _Trigger(Protocol):
+    def pull_trigger(self, thunk: Callable[[], None] | None = None) -> None: ...
+
+
+class _WaitressServer(Protocol):
+    """What the bot uses of the server waitress builds for one host and port.
+
+    (types-waitress types create_server's result as a union of server classes that lacks
+    effective_port, and types their trigger as an int; this is what waitress really has.)
+    """
+
+    effective_port: int
+    trigger: _Trigger
+
+    def run(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class HttpServer:
     """A waitress server on host:port (port 0 picks a free one), run here or in a thread."""
 
     def __init__(self, wsgi_app: WsgiApp, host: str, port: int) -> None:
         from waitress.server import create_server
 
-        self._server = create_server(
+        server = create_server(
             wsgi_app,
             host=host,
             port=port,
@@ -165,6 +184,7 @@ class HttpServer:
             clear_untrusted_proxy_headers=True,
             channel_timeout=60,
         )
+        self._server = cast(_WaitressServer, server)
         self.host = host
         self.port: int = self._server.effective_port
         self._thread: threading.Thread | None = None
@@ -212,11 +232,11 @@ class SocketModeServer:
         self._handler = SocketModeHandler(bolt_app, app_token, concurrency=HTTP_THREADS)
 
     def start(self) -> SocketModeServer:
-        self._handler.connect()
+        self._handler.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
         return self
 
     def stop(self) -> None:
-        self._handler.close()
+        self._handler.close()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
 
 
 def serve_socket_mode(server: SocketModeServer) -> None:

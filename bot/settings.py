@@ -83,7 +83,7 @@ class StoreSettings(BaseSettings):
 
 
 class Settings(StoreSettings):
-    """Settings from the environment and `.env`. Names are the contract in DESIGN.md."""
+    """Settings from the environment and `.env`. Names are a contract (README, Settings)."""
 
     SLACK_BOT_TOKEN: SecretStr
     # Declared before SLACK_SIGNING_SECRET: whether that one is required depends on this one.

@@ -744,7 +744,9 @@ class BaseSQLStore:
                 )
         return entries
 
-    def _finish_leased(self, entry_id: int, owner: str, assignments: str, values: tuple) -> None:
+    def _finish_leased(
+        self, entry_id: int, owner: str, assignments: str, values: tuple[Any, ...]
+    ) -> None:
         # Only while `owner` holds the lease: one that expired and was taken over (or that a
         # retry released) is not ours any more, and the entry is left to its new holder.
         with self._write() as cur:

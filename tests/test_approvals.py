@@ -160,7 +160,7 @@ def test_email_validation_length():
 
 
 def test_state_machine_matches_design():
-    """The transitions are exactly DESIGN.md's."""
+    """The transitions are exactly those of docs/states.md."""
     allowed = {(s, d) for s, ds in TRANSITIONS.items() for d in ds}
     assert allowed == {
         (State.PENDING, State.EXECUTING),

@@ -70,7 +70,8 @@ def test_thirty_approvals_run_side_by_side(tmp_path):
             world.driver.final_message(message)
         elapsed = time.monotonic() - started
         assert len(world.provider.calls) == 30
-        assert all(world.services.store.get(_id(m)).state is State.SUCCEEDED for m in messages)
+        stored = [world.services.store.get(_id(m)) for m in messages]
+        assert all(r is not None and r.state is State.SUCCEEDED for r in stored)
         assert elapsed < 3.0, f"30 approvals took {elapsed:.2f} s"
 
 

@@ -23,8 +23,8 @@ from bot.manifest import (
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = REPO / "manifests"
-# Slack's schemas live beside the repository (../shared/slack), in CI as on a workstation.
-SCHEMA_DIR = REPO.parent / "shared" / "slack"
+# Slack's own schemas, kept in the repository as test data (see tests/data/slack/README.md).
+SCHEMA_DIR = Path(__file__).resolve().parent / "data" / "slack"
 SCHEMA_VERSIONS = (1, 2)
 
 EXPECTED_BOT_SCOPES = {"commands", "chat:write", "usergroups:read", "channels:read", "groups:read"}
@@ -40,8 +40,7 @@ def _validator(major_version: int) -> Draft7Validator:
     path = SCHEMA_DIR / f"manifest.schema.{major_version}.0.0.json"
     if not path.is_file():
         pytest.fail(
-            f"Slack's manifest schema is missing: {path}. The tests expect a copy of shared/ "
-            f"beside the repository ({REPO.parent}/shared/slack/), as in CI.",
+            f"Slack's manifest schema is missing: {path} (see tests/data/slack/README.md).",
             pytrace=False,
         )
     schema = json.loads(path.read_text(encoding="utf-8"))

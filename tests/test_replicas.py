@@ -2,8 +2,9 @@
 database, behind no load balancer: the tests send each click to the replica they choose.
 
 A request made through one replica is approved through the other; and however many clicks
-land on both replicas at once, each request reaches the provider exactly once. Needs the
-PostgreSQL server of tests/backends.py (skipped without it locally, failing under CI=true).
+land on both replicas at once, each request reaches the provider exactly once. Runs on the
+PostgreSQL server of tests/backends.py (a throwaway one unless TEST_DATABASE_URL_POSTGRES
+names one).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def clean_env(monkeypatch, tmp_path):
 
 
 def test_defaults(monkeypatch):
-    """Defaults are DESIGN.md's."""
+    """Defaults are those of the README's Settings table."""
     for k, v in GOOD.items():
         monkeypatch.setenv(k, v)
     s = load_settings()

@@ -1079,7 +1079,7 @@ def test_postgres_schema_types_and_indexes(postgres_url: str) -> None:
     import psycopg
 
     with psycopg.connect(postgres_url) as conn:
-        types = dict(
+        types: dict[str, str] = dict(
             conn.execute(
                 "SELECT table_name || '.' || column_name, data_type "
                 "FROM information_schema.columns WHERE table_schema = 'public'"
@@ -1391,11 +1391,16 @@ def test_postgres_wrong_password_and_unknown_database_are_store_errors(
 ) -> None:
     """A refused login and a database that does not exist give StoreError naming the host and
     database (and saying what went wrong), never the password."""
-    from urllib.parse import urlsplit
+    from urllib.parse import urlencode
 
-    parts = urlsplit(postgres_server.url)
-    host = f"{parts.hostname}:{parts.port or 5432}"
-    wrong = f"postgresql://{parts.username}:Wr0ng-pa55@{host}/nosuchdb_here"
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(postgres_server.url)
+    # The server may be on TCP (host:port) or a Unix socket (its directory, port 5432).
+    port = params.get("port") or "5432"
+    host = f"{params['host']}:{port}"
+    where = urlencode({"host": params["host"], "port": port})
+    wrong = f"postgresql://{params['user']}:Wr0ng-pa55@/nosuchdb_here?{where}"
     with pytest.raises(StoreError) as info:
         open_store(wrong)
     assert host in str(info.value) and "nosuchdb_here" in str(info.value)
@@ -1406,7 +1411,7 @@ def test_postgres_wrong_password_and_unknown_database_are_store_errors(
     with pytest.raises(StoreError) as info:
         open_store(missing)
     assert "nosuchdb_here" in str(info.value) and "does not exist" in str(info.value)
-    assert f":{parts.password}@" not in str(info.value)  # the URL is never repeated
+    assert f":{params['password']}@" not in str(info.value)  # the URL is never repeated
 
 
 def test_postgres_server_going_away_gives_store_error_and_recovers(
@@ -1415,11 +1420,13 @@ def test_postgres_server_going_away_gives_store_error_and_recovers(
     """When the store's connections are killed (a server restart, a failover), the next
     operation reconnects (connections are checked before use); with the pool unable to
     connect at all, operations raise StoreError naming the database rather than hanging."""
+    from psycopg.conninfo import conninfo_to_dict
+
     from bot.store_postgres import PostgresStore
 
     with PostgresStore(postgres_url, pool_timeout=2) as store:
         request = store.create(make_request(), actor="U")
-        dbname = postgres_url.rsplit("/", 1)[1]
+        dbname = str(conninfo_to_dict(postgres_url)["dbname"])
         postgres_server.execute(
             postgres_server.url,
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
@@ -1454,7 +1461,7 @@ def test_postgres_server_going_away_gives_store_error_and_recovers(
 def test_ping_succeeds_on_a_healthy_store_and_writes_nothing(store: BaseSQLStore) -> None:
     """ping on a writable store returns None and leaves the data as it was."""
     request = store.create(make_request(), actor="U_REQ")
-    assert store.ping() is None
+    store.ping()  # raises StoreError when it fails
     assert store.list_requests() == [request]
     assert store.outbox_entries() == []
 
@@ -1524,7 +1531,7 @@ def test_list_requests_filters_by_state_and_times_oldest_first(store: BaseSQLSto
         ),
         actor="U",
     )
-    b = store.transition(
+    claimed = store.transition(
         b.id,
         PENDING,
         State.EXECUTING,
@@ -1532,7 +1539,8 @@ def test_list_requests_filters_by_state_and_times_oldest_first(store: BaseSQLSto
         action="approve",
         now=T0 + timedelta(minutes=10),
     )
-    assert b is not None
+    assert claimed is not None
+    b = claimed
     assert [r.id for r in store.list_requests()] == [a.id, b.id, c.id]
     assert store.list_requests(frozenset({State.EXECUTING})) == [b]
     assert [r.id for r in store.list_requests(OPEN_STATES)] == [a.id, b.id, c.id]
@@ -1624,7 +1632,7 @@ def test_updated_before_guards_a_transition(store: BaseSQLStore) -> None:
         updated_before=claimed_at,
     )
     assert swept is None
-    assert store.get(request.id).state is State.EXECUTING
+    assert (stored := store.get(request.id)) is not None and stored.state is State.EXECUTING
     swept = store.transition(
         request.id,
         EXECUTING,

@@ -175,7 +175,7 @@ class Driver:
         def find() -> dict[str, Any] | None:
             for message in reversed(self.slack.messages(self.channel)):
                 if email in json.dumps(message.get("blocks", [])):
-                    return message
+                    return dict(message)
             return None
 
         return self.slack.wait_for(find, self.timeout, what=f"request message for {email}")

@@ -92,9 +92,8 @@ class Response:
     @property
     def request_id(self) -> str | None:
         """The ``requestId`` in the body, when it has one."""
-        if isinstance(self.body, dict) and isinstance(self.body.get("requestId"), str):
-            return self.body["requestId"]
-        return None
+        value = self.body.get("requestId") if isinstance(self.body, dict) else None
+        return value if isinstance(value, str) else None
 
     @classmethod
     def json(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from bot.app import Services, build_services, create_app
 from bot.server import HttpServer, SocketModeServer, WsgiApp
@@ -18,6 +18,8 @@ from bot.settings import Settings
 from bot.standins.driver import Driver, HttpTransport, SocketModeTransport, Transport
 from bot.standins.provider import FakeProvider
 from bot.standins.slack import FakeSlack
+
+T = TypeVar("T")
 
 CHANNEL = "C0APPROVALS"
 APPROVER = "U0APPROVER"
@@ -60,11 +62,28 @@ class World:
             database_path = Path(self._tmp.name) / "bot.db"
         self.database_path = Path(database_path)
         self._overrides = dict(settings or {})
-        self.settings: Settings | None = None
-        self.services: Services | None = None
+        self._settings: Settings | None = None
+        self._services: Services | None = None
         self._server: HttpServer | SocketModeServer | None = None
         self.url = ""
-        self.driver: Driver | None = None
+        self._driver: Driver | None = None
+
+    # While the world runs (between start and stop) these are always there.
+
+    @property
+    def settings(self) -> Settings:
+        """The bot's settings, as built by ``start()``."""
+        return _started(self._settings, "settings")
+
+    @property
+    def services(self) -> Services:
+        """The running bot's services (store, provider client, ...)."""
+        return _started(self._services, "services")
+
+    @property
+    def driver(self) -> Driver:
+        """The people, talking to the running bot."""
+        return _started(self._driver, "driver")
 
     def start(self) -> Self:
         try:
@@ -103,26 +122,25 @@ class World:
             self.socket = FakeSocketMode(self.slack).start()
         values.update(self._overrides)
         # Every setting is given, and no .env is read: a developer's own settings never leak in.
-        self.settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        self._settings = Settings(_env_file=None, **values)
         self._start_bot()
 
     def _start_bot(self) -> None:
-        assert self.settings is not None
-        self.services = build_services(self.settings)
-        app = create_app(self.settings, self.services)
+        self._services = build_services(self.settings)
+        app = create_app(self.settings, self._services)
         if self._maintenance:
-            self.services.maintenance.start()
+            self._services.maintenance.start()
         transport: Transport
         if self.socket_mode:
             self._server = SocketModeServer(app, APP_TOKEN).start()
             self.socket.wait_connected()
             transport = SocketModeTransport(self.socket)
         else:
-            wsgi = WsgiApp(app, health=self.services.healthy)
+            wsgi = WsgiApp(app, health=self._services.healthy)
             self._server = HttpServer(wsgi, "127.0.0.1", 0).start()
             self.url = self._server.url
             transport = HttpTransport(f"{self.url}/slack/events", SIGNING_SECRET)
-        self.driver = Driver(self.slack, transport, CHANNEL)
+        self._driver = Driver(self.slack, transport, CHANNEL)
 
     def restart_bot(self) -> None:
         """Stop the bot and start a new one on the same store, as a redeploy does; the
@@ -134,9 +152,9 @@ class World:
         if self._server is not None:
             self._server.stop()
             self._server = None
-        if self.services is not None:
-            self.services.close()
-            self.services = None
+        if self._services is not None:
+            self._services.close()
+            self._services = None
 
     def stop(self) -> None:
         # The bot first (it talks to the stand-ins), then the stand-ins, then the files.
@@ -155,3 +173,9 @@ class World:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _started(value: T | None, what: str) -> T:
+    if value is None:
+        raise RuntimeError(f"World.{what} is there only while the world runs: start() it first")
+    return value
