@@ -96,7 +96,7 @@ def serve(host: str) -> int:
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackClientError
 
-    from bot.app import build_services, create_app
+    from bot.app import create_app
     from bot.server import (
         HttpServer,
         SocketModeServer,
@@ -104,6 +104,7 @@ def serve(host: str) -> int:
         serve_http,
         serve_socket_mode,
     )
+    from bot.services import build_services
     from bot.settings import SettingsError, load_settings
     from bot.store import StoreError
 

@@ -12,9 +12,10 @@ import csv
 import json
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from bot.approvals import AuditEntry, Store, VerificationRequest
+from bot.domain.model import PROVIDER_ACTIONS, Action, AuditEntry, VerificationRequest
+from bot.domain.outcomes import ProviderFailed
 
 DESCRIPTION = (
     "Write the history of every request from the store (DATABASE_URL, from the environment or "
@@ -37,14 +38,14 @@ COLUMNS = (
     "provider_request_id",
     "outcome",
 )
-DECISIONS = {
-    "approve": "approved",
-    "retry": "retried",
-    "reject": "rejected",
-    "expire": "expired",
-    "post_failed": "not posted",
+# The decision actions (DECISION_ACTIONS), as the export words them.
+DECISIONS: dict[str, str] = {
+    Action.APPROVE: "approved",
+    Action.RETRY: "retried",
+    Action.REJECT: "rejected",
+    Action.EXPIRE: "expired",
+    Action.POST_FAILED: "not posted",
 }
-PROVIDER_ACTIONS = {"provider_success", "provider_error", "interrupted"}
 # Spreadsheets run cells starting with these as formulas; people type reasons (OWASP: CSV
 # injection), so such cells are prefixed with a quote in CSV output.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -84,10 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def summarize(request: VerificationRequest, trail: list[AuditEntry]) -> dict[str, Any]:
     decision = next((e for e in reversed(trail) if e.action in DECISIONS), None)
-    outcome = request.outcome or {}
-    message = outcome.get("message") or ""
-    if outcome.get("status"):
-        message = f"HTTP {outcome['status']} {outcome.get('code') or ''}: {message}".strip()
+    outcome = request.outcome
+    message = outcome.message if outcome is not None else ""
+    if isinstance(outcome, ProviderFailed) and outcome.status:
+        message = f"HTTP {outcome.status} {outcome.code or ''}: {message}".strip()
     return {
         "request_id": request.id,
         "requested_at": request.created_at.isoformat(),
@@ -100,7 +101,7 @@ def summarize(request: VerificationRequest, trail: list[AuditEntry]) -> dict[str
         "decided_by": decision.actor if decision else "",
         "decided_at": decision.at.isoformat() if decision else "",
         "provider_calls": sum(1 for e in trail if e.action in PROVIDER_ACTIONS),
-        "provider_request_id": outcome.get("provider_request_id") or "",
+        "provider_request_id": (outcome.provider_request_id if outcome else None) or "",
         "outcome": message,
     }
 
@@ -122,7 +123,17 @@ def _safe_cell(value: object) -> object:
     return value
 
 
-def export(store: Store, out: TextIO, *, since: datetime | None = None, fmt: str = "csv") -> int:
+class History(Protocol):
+    """What the export reads from the store."""
+
+    def list_requests(
+        self, *, created_since: datetime | None = None
+    ) -> list[VerificationRequest]: ...
+
+    def audit_log(self, request_id: str) -> list[AuditEntry]: ...
+
+
+def export(store: History, out: TextIO, *, since: datetime | None = None, fmt: str = "csv") -> int:
     """Write the history; returns the number of requests written."""
     requests = store.list_requests(created_since=since)
     rows: Iterable[tuple[VerificationRequest, list[AuditEntry]]] = (

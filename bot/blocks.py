@@ -9,13 +9,15 @@ with a count.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, assert_never
 
 from bot import ids
-from bot.approvals import MAX_EMAIL_CHARS, MAX_REASON_CHARS, State, VerificationRequest
+from bot.domain.inputs import MAX_EMAIL_CHARS, MAX_REASON_CHARS
+from bot.domain.model import State, VerificationRequest
+from bot.domain.outcomes import Cleared, Outcome, ProviderFailed
+from bot.domain.refusals import Refusal, Refused
 
 SECTION_LIMIT = 3000
 LIST_BUDGET = 1200  # characters one list (domains, clients) may take in a reply
@@ -97,12 +99,6 @@ def invalid_email_text(raw: str, problem: str) -> str:
         f"`{esc(clip(raw, 100))}` is not an email address I can use: {esc(problem)}\n"
         "Usage: `/verify-email alice@example.com` (or `/verify-email help`)."
     )
-
-
-NOT_A_REQUESTER_TEXT = (
-    "You are not on the list of people who may ask for email verifications to be cleared. "
-    "Ask an approver to add you to REQUESTERS."
-)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,17 +185,17 @@ def reject_modal(request: VerificationRequest) -> dict[str, Any]:
 
 def _status_line(request: VerificationRequest) -> str:
     by = user(request.decided_by) if request.decided_by else "someone"
-    outcome = request.outcome or {}
+    outcome = request.outcome
     match request.state:
         case State.PENDING:
             return ":hourglass: *Waiting for approval* by an approver other than the requester"
         case State.EXECUTING:
             return f":arrows_counterclockwise: *Approved by {by}*, calling the provider…"
         case State.SUCCEEDED:
-            n = len(outcome.get("cleared_domains") or [])
+            n = len(outcome.cleared_domains) if isinstance(outcome, Cleared) else 0
             return f":white_check_mark: *Cleared*, approved by {by} ({n} domain(s) cleared)"
         case State.FAILED:
-            return f":x: *Failed*, approved by {by}: {esc(clip(_error_summary(outcome), 300))}"
+            return f":x: *Failed*, approved by {by}: {esc(clip(error_summary(outcome), 300))}"
         case State.UNKNOWN:
             return (
                 f":grey_question: *Outcome unknown*, approved by {by}: the provider may or may "
@@ -273,20 +269,19 @@ def request_message(request: VerificationRequest) -> tuple[str, Blocks]:
 # The thread reply with the provider's answer
 
 
-def _error_summary(outcome: dict[str, Any]) -> str:
+def error_summary(outcome: Outcome | None) -> str:
+    """``HTTP 400 BAD_REQUEST: Email is required``: the status and code where there are any."""
+    if outcome is None:
+        return "no message"
     parts = []
-    if outcome.get("status"):
-        parts.append(f"HTTP {outcome['status']}")
-    if outcome.get("code"):
-        parts.append(str(outcome["code"]))
+    if isinstance(outcome, ProviderFailed):
+        if outcome.status:
+            parts.append(f"HTTP {outcome.status}")
+        if outcome.code:
+            parts.append(outcome.code)
     head = " ".join(parts)
-    message = str(outcome.get("message") or "no message")
+    message = outcome.message or "no message"
     return f"{head}: {message}" if head else message
-
-
-# Provider error kinds (bot.hostup) after which the provider certainly did not act: it refused,
-# it limited us, or it was never reached. After a 5xx or an undocumented 2xx it may have.
-NOTHING_DONE_KINDS = frozenset({"rejected", "auth", "rate_limited", "unreachable"})
 
 
 def retry_button(request: VerificationRequest) -> dict[str, Any]:
@@ -326,21 +321,22 @@ def result_reply(
     An unknown outcome offers approvers a Retry button unless ``retry`` is False (the reply
     rewritten once someone retried); ``note`` is added as a last line.
     """
-    outcome = request.outcome or {}
+    outcome = request.outcome
     by = user(request.decided_by) if request.decided_by else "an approver"
-    provider_id = outcome.get("provider_request_id")
+    provider_id = outcome.provider_request_id if outcome is not None else None
     id_line = (
         f"Provider requestId: `{esc(provider_id)}`" if provider_id else "No provider requestId"
     )
     if request.state is State.SUCCEEDED:
-        domains = list(outcome.get("cleared_domains") or [])
-        clients = list(outcome.get("clients_notified") or [])
+        cleared = outcome if isinstance(outcome, Cleared) else None
+        domains = list(cleared.cleared_domains) if cleared else []
+        clients = list(cleared.clients_notified) if cleared else []
         text = (
             f":white_check_mark: Approved by {by}. Verification cleared for "
             f"`{esc(request.email)}`.\n"
             f"*Cleared domains ({len(domains)}):* {shorten_list(domains)}\n"
             f"*Clients notified ({len(clients)}):* {shorten_list(clients)}\n"
-            f"*Provider says:* {esc(clip(str(outcome.get('message') or ''), 500))}"
+            f"*Provider says:* {esc(clip(cleared.message if cleared else '', 500))}"
         )
         fallback = (
             f"Cleared {len(domains)} domain(s) and notified {len(clients)} client(s) for "
@@ -351,11 +347,11 @@ def result_reply(
             f":grey_question: Approved by {by}, but the outcome is *unknown*: the provider may "
             "or may not have cleared the verification. Check with the provider before asking "
             "again.\n"
-            f"*Details:* {esc(clip(str(outcome.get('message') or 'no answer'), 500))}"
+            f"*Details:* {esc(clip((outcome.message if outcome else '') or 'no answer', 500))}"
         )
         fallback = f"Outcome unknown for {esc(request.email)}"
     else:
-        if outcome.get("kind") in NOTHING_DONE_KINDS:
+        if isinstance(outcome, ProviderFailed) and outcome.nothing_done:
             after = "Nothing was cleared."
         else:
             after = (
@@ -364,7 +360,7 @@ def result_reply(
             )
         text = (
             f":x: Approved by {by}, but the provider call *failed*: "
-            f"{esc(clip(_error_summary(outcome), 800))}\n{after}"
+            f"{esc(clip(error_summary(outcome), 800))}\n{after}"
         )
         fallback = f"Provider call failed for {esc(request.email)}"
     reply = [section(text), context(f"{id_line} · request `{esc(request.id)}`")]
@@ -433,11 +429,54 @@ def open_request_text(existing: VerificationRequest, permalink: str | None) -> s
     )
 
 
-def without_mentions(text: str) -> str:
-    """A message for plain-text places (modal errors), where <@U…> would show as markup."""
-    text = re.sub(r"\s*by <@[A-Z0-9]+>", "", text)
-    return re.sub(r"<@[A-Z0-9]+>", "someone", text)
+# ---------------------------------------------------------------------------------------------
+# Refusals: what the service refused, in words
 
 
-def refusal_text(message: str) -> str:
-    return f":warning: {message}"
+NOT_A_REQUESTER_TEXT = (
+    "You are not on the list of people who may ask for email verifications to be cleared. "
+    "Ask an approver to add you to REQUESTERS."
+)
+NOT_AN_APPROVER_TEXT = (
+    "Only approvers can approve, reject or retry these requests; nothing was changed."
+)
+UNKNOWN_BUTTON_TEXT = "That button does not name a request I know."
+
+
+def refusal_words(refused: Refused, *, mentions: bool = True) -> str:
+    """The sentence for a refusal. ``mentions`` False: for plain-text places (a modal's field
+    error), where a mention would show as markup."""
+    request = refused.request
+    by = ""
+    if request is not None and request.decided_by and mentions:
+        by = f" by {user(request.decided_by)}"
+    state = request.state.value if request is not None else "decided"
+    match refused.code:
+        case Refusal.NOT_A_REQUESTER:
+            return NOT_A_REQUESTER_TEXT
+        case Refusal.NOT_AN_APPROVER:
+            return NOT_AN_APPROVER_TEXT
+        case Refusal.UNKNOWN_REQUEST:
+            return "That request does not exist (it may belong to another installation)."
+        case Refusal.SELF_APPROVAL:
+            return "You asked for this one, so someone else has to approve it."
+        case Refusal.EXPIRED:
+            return "This request has expired. Please ask again with /verify-email."
+        case Refusal.EXPIRED_BEFORE_REJECT:
+            return "This request has already expired; there is nothing to reject."
+        case Refusal.ALREADY_DECIDED:
+            return f"This request is already {state}{by}."
+        case Refusal.USE_RETRY:
+            return (
+                "The outcome of this request is unknown: the provider may already have acted. "
+                "Use Retry in its thread if you are sure it should be called again."
+            )
+        case Refusal.NOT_RETRYABLE:
+            return f"Only a request whose outcome is unknown can be retried; this one is {state}."
+    assert_never(refused.code)
+
+
+def refusal_text(refused: Refused | str) -> str:
+    """A private answer saying what was refused (a Refused, or a sentence of the listener's)."""
+    words = refusal_words(refused) if isinstance(refused, Refused) else refused
+    return f":warning: {words}"

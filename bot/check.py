@@ -45,10 +45,16 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
 
-from bot.app import SLACK_TIMEOUT, slack_client
 from bot.hostup import STATUS_PATH, HostupClient, ProviderError, clean_text
+from bot.services import SLACK_TIMEOUT, slack_client
 from bot.settings import GROUP_ID_RE, USER_ID_RE, Settings, SettingsError, load_settings
-from bot.store import SQLiteStore, StoreConfigError, StoreError, sqlite_path_from_url
+from bot.store import (
+    SQLiteStore,
+    StoreConfigError,
+    StoreError,
+    is_postgres_url,
+    sqlite_path_from_url,
+)
 
 DESCRIPTION = (
     "Check a deployment's configuration without changing anything, one line per check: every "
@@ -660,7 +666,7 @@ def _report_provider_failure(
 
 def _check_store(report: _Report, database_url: str) -> None:
     subject = f"DATABASE_URL {safe_url(database_url)}"
-    if database_url.split(":", 1)[0].lower().startswith("postgres"):
+    if is_postgres_url(database_url):
         _check_postgres(report, database_url, subject)
         return
     try:
@@ -691,7 +697,7 @@ def _check_store(report: _Report, database_url: str) -> None:
 
 def _check_postgres(report: _Report, database_url: str, subject: str) -> None:
     try:
-        from bot.store_postgres import probe
+        from bot.store.postgres import probe
     except ImportError:
         report.fail(
             subject,

@@ -3,11 +3,13 @@
 One :class:`HostupClient` holds one long-lived ``httpx.Client`` with an explicit timeout.
 
 * ``confirm(email)`` POSTs ``{"email": ..., "approved": "yes"}`` to
-  ``{base}/email-verification/confirmed`` and returns a :class:`ConfirmResult`.
+  ``{base}/email-verification/confirmed`` and returns the domain's
+  :class:`~bot.domain.outcomes.Cleared`.
 * ``status()`` GETs ``{base}/email-verification/status`` (read-only) and returns a
   :class:`ProviderStatus`.
 
-Every failure is a :class:`ProviderError` whose ``kind`` says what happened:
+Every failure is a :class:`ProviderError` (the domain's ``ProviderFailure``, carrying the
+``ProviderFailed`` outcome to record) whose ``kind`` says what happened:
 
 ==================  ==========================================================================
 ``rejected``        the provider refused the request (4xx other than 401, 403 and 429)
@@ -43,9 +45,11 @@ from email.utils import parsedate_to_datetime
 from functools import cached_property
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Self
 
 import httpx
+
+from bot.domain.outcomes import Cleared, ErrorKind, ProviderFailed, ProviderFailure
 
 log = logging.getLogger(__name__)
 
@@ -64,42 +68,8 @@ DEFAULT_RETRY_AFTER: Final = 1.0
 # First wait after a failed connection; doubles on each further attempt.
 CONNECT_BACKOFF: Final = 0.2
 
-ErrorKind = Literal[
-    "rejected", "auth", "rate_limited", "server_error", "bad_response", "timeout", "unreachable"
-]
-ERROR_KINDS: Final[tuple[ErrorKind, ...]] = (
-    "rejected",
-    "auth",
-    "rate_limited",
-    "server_error",
-    "bad_response",
-    "timeout",
-    "unreachable",
-)
-
-
 # ---------------------------------------------------------------------------------------------
 # Results and errors
-
-
-@dataclass(frozen=True)
-class ConfirmResult:
-    """What the provider says it did for ``confirm``."""
-
-    cleared_domains: tuple[str, ...]
-    clients_notified: tuple[str, ...]
-    message: str
-    request_id: str | None
-    timestamp: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cleared_domains": list(self.cleared_domains),
-            "clients_notified": list(self.clients_notified),
-            "message": self.message,
-            "provider_request_id": self.request_id,
-            "timestamp": self.timestamp,
-        }
 
 
 @dataclass(frozen=True)
@@ -117,8 +87,9 @@ class ProviderStatus:
     last_checked: str | None
 
 
-class ProviderError(Exception):
-    """The provider call failed; ``message`` is a sentence that can be shown to a person."""
+class ProviderError(ProviderFailure):
+    """The provider call failed; ``message`` is a sentence that can be shown to a person, and
+    ``outcome`` what the service records."""
 
     def __init__(
         self,
@@ -130,23 +101,22 @@ class ProviderError(Exception):
         request_id: str | None = None,
         outcome_unknown: bool = False,
     ) -> None:
-        super().__init__(message)
+        super().__init__(
+            ProviderFailed(
+                kind=kind,
+                message=message,
+                status=status,
+                code=code,
+                provider_request_id=request_id,
+                outcome_unknown=outcome_unknown,
+            )
+        )
         self.kind: ErrorKind = kind
         self.message = message
         self.status = status
         self.code = code
         self.request_id = request_id
         self.outcome_unknown = outcome_unknown
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "status": self.status,
-            "code": self.code,
-            "message": self.message,
-            "provider_request_id": self.request_id,
-            "outcome_unknown": self.outcome_unknown,
-        }
 
     def __str__(self) -> str:
         details = [f"HTTP {self.status}" if self.status is not None else self.kind]
@@ -426,7 +396,7 @@ class HostupClient:
 
     # -- the API
 
-    def confirm(self, email: str) -> ConfirmResult:
+    def confirm(self, email: str) -> Cleared:
         """Clear the verification caches for ``email``'s domain. Raises ProviderError."""
         log.info("Asking the provider to confirm email verification for %s", email)
         answer = self._call("POST", CONFIRM_PATH, {"email": email, "approved": "yes"}, unsafe=True)
@@ -438,11 +408,11 @@ class HostupClient:
         if clients is None:
             raise self._bad_shape(answer, request_id, "clientsNotified is not a list of ids")
         payload = answer.payload
-        return ConfirmResult(
+        return Cleared(
             cleared_domains=cleared,
             clients_notified=clients,
             message=self._redact(clean_text(data.get("message"), MAX_MESSAGE_CHARS) or ""),
-            request_id=request_id,
+            provider_request_id=request_id,
             timestamp=clean_text(payload.get("timestamp"), MAX_ID_CHARS),
         )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from bot.approvals import Approvals
+from bot.domain.service import Approvals
 from bot.outbox import Outbox
 from bot.store import StoreError
 
@@ -45,17 +45,10 @@ class Maintenance:
 
     def run_once(self) -> dict[str, int]:
         """One round; returns how many requests it expired, how many it found interrupted, and
-        how many outbox entries it finished."""
-        expired = self.approvals.sweep_expired()
-        interrupted = self.approvals.sweep_interrupted(self.max_call_seconds + INTERRUPTED_GRACE)
-        for request in expired:
-            log.info("Request %s expired without a decision", request.id)
-        for request in interrupted:
-            log.warning(
-                "Request %s was left executing by a stopped process: now unknown", request.id
-            )
-        for request in [*expired, *interrupted]:
-            self.outbox.deliver(request.id)
+        how many outbox entries it finished (besides those of the requests it changed, which
+        the service delivers at once)."""
+        expired = self.approvals.expire_due()
+        interrupted = self.approvals.recover_interrupted(self.max_call_seconds + INTERRUPTED_GRACE)
         delivered = self.outbox.deliver_due()
         return {"expired": len(expired), "interrupted": len(interrupted), "delivered": delivered}
 

@@ -1,7 +1,8 @@
 """Everything the bot tells Slack about a request: the channel message, its thread, the DMs.
 
-Each method is one Slack Web API call, built from the stored request by the pure builders in
-``bot.blocks``. A failure raises ``DeliveryError`` saying whether trying again could help;
+Each method is one Slack Web API call, built from the request by the pure builders in
+``bot.blocks``. The notifier only talks to Slack: it returns where it posted and writes nothing
+anywhere else. A failure raises ``DeliveryError`` saying whether trying again could help;
 ``bot.outbox`` decides when to call these and retries them.
 """
 
@@ -9,30 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks
-from bot.approvals import Store, VerificationRequest
+from bot.domain.model import VerificationRequest
+from bot.slack_errors import CALL_ERRORS, classify
 
 log = logging.getLogger(__name__)
-
-# Slack errors that may go away by asking again later: Slack's own trouble and rate limits (past
-# the SDK's retries). Every other error ("not_in_channel", "invalid_auth", "missing_scope", an
-# error Slack adds tomorrow) needs a person to fix something, so it is not retried.
-TRANSIENT_ERRORS = frozenset(
-    {
-        "ratelimited",
-        "rate_limited",
-        "internal_error",
-        "fatal_error",
-        "service_unavailable",
-        "request_timeout",
-        "timeout",
-    }
-)
 
 
 class DeliveryError(Exception):
@@ -44,14 +31,21 @@ class DeliveryError(Exception):
         self.permanent = permanent
 
 
+@dataclass(frozen=True)
+class Posted:
+    """Where Slack put a message."""
+
+    channel: str
+    ts: str
+
+
 class Notifier:
-    def __init__(self, client: WebClient, store: Store, channel: str) -> None:
+    def __init__(self, client: WebClient, channel: str) -> None:
         self.client = client
-        self.store = store
         self.channel = channel
 
-    def post_request(self, request: VerificationRequest) -> VerificationRequest:
-        """Post the request message in APPROVAL_CHANNEL and remember where it went."""
+    def post_request(self, request: VerificationRequest) -> Posted:
+        """Post the request message in APPROVAL_CHANNEL; returns where it went."""
         text, message_blocks = blocks.request_message(request)
         response = self._call(
             f"post request {request.id}",
@@ -61,9 +55,7 @@ class Notifier:
             blocks=message_blocks,
             unfurl_links=False,
         )
-        channel, ts = str(response["channel"]), str(response["ts"])
-        self.store.set_message(request.id, channel, ts)
-        return self.store.get(request.id) or request
+        return Posted(str(response["channel"]), str(response["ts"]))
 
     def show(self, request: VerificationRequest) -> None:
         """Update the request message to the request's current state."""
@@ -127,10 +119,6 @@ class Notifier:
     def _call(what: str, method: Callable[..., Any], **kwargs: object) -> Any:
         try:
             return method(**kwargs)
-        except SlackApiError as exc:
-            status = exc.response.status_code
-            error = str(exc.response.get("error") or f"HTTP {status}")
-            transient = error in TRANSIENT_ERRORS or status == 429 or status >= 500
-            raise DeliveryError(what, error, permanent=not transient) from None
-        except (SlackClientError, OSError) as exc:
-            raise DeliveryError(what, type(exc).__name__, permanent=False) from None
+        except CALL_ERRORS as exc:
+            failure = classify(exc)
+            raise DeliveryError(what, failure.error, permanent=not failure.transient) from None

@@ -1,17 +1,21 @@
 """The outbox: what the bot must tell Slack is stored with the change that caused it, then sent.
 
 A provider result is never lost because Slack was down when it arrived. Each state change that
-Slack should hear about stores outbox entries in the same transaction (see ``Store.transition``
-and ``Store.create``). The listener that made the change delivers them at once; whatever could
-not be delivered is retried with backoff by the maintenance loop (``bot.maintenance``), in this
-process or any other replica, and after a restart.
+Slack should hear about stores outbox entries in the same transaction (see the store's
+``transition`` and ``create``), each linked to the audit entry of that change. The service
+delivers them at once; whatever could not be delivered is retried with backoff by the
+maintenance loop (``bot.maintenance``), in this process or any other replica, and after a
+restart.
 
 Entries name *what* to tell (a kind); the content is rendered from the request's stored state
 at delivery time, so a late delivery never shows a stale state (a thread reply or DM describes
-the attempt that queued it, from that change's audit entry). Each request has two lanes, the
+the change that queued it, from that change's audit entry). Each request has two lanes, the
 channel (its message, updates and thread) and direct messages to the requester: within a lane
 entries are delivered strictly in order, and a DM Slack keeps refusing never holds up the
 channel. A lease, unique to each claim, keeps two deliverers from sending the same entry.
+
+The outbox changes no request's state: when Slack will never take a request's message, it
+hands the request to ``on_unpostable`` (the service closes it and tells the requester).
 """
 
 from __future__ import annotations
@@ -23,9 +27,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from bot import blocks
-from bot.approvals import Notice, OutboxEntry, State, Store, VerificationRequest, utcnow
+from bot.domain.model import (
+    DESCRIBED_STATES,
+    PROVIDER_ACTIONS,
+    Action,
+    AuditEntry,
+    Notice,
+    OutboxEntry,
+    State,
+    VerificationRequest,
+    utcnow,
+)
+from bot.domain.outcomes import NotPosted, outcome_from_dict
 from bot.notify import DeliveryError, Notifier
 
 log = logging.getLogger(__name__)
@@ -35,12 +51,34 @@ MAX_ATTEMPTS = 20  # with the backoff below, about two and a half hours of tryin
 MAX_BACKOFF = 600.0
 
 
-# The states a thread reply or DM describes, and the audit actions that carry the provider's
-# answer in their details.
-DESCRIBED_STATES = frozenset(
-    {State.SUCCEEDED, State.FAILED, State.UNKNOWN, State.REJECTED, State.EXPIRED}
-)
-PROVIDER_ACTIONS = frozenset({"provider_success", "provider_error", "interrupted"})
+class OutboxQueue(Protocol):
+    """What the outbox needs of the store: its queue, and the requests the entries are about."""
+
+    def get(self, request_id: str) -> VerificationRequest | None: ...
+
+    def audit_entry(self, entry_id: int) -> AuditEntry | None: ...
+
+    def set_message(self, request_id: str, channel: str, message_ts: str) -> None: ...
+
+    def claim_outbox(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease_seconds: float,
+        limit: int = 50,
+        request_id: str | None = None,
+    ) -> list[OutboxEntry]: ...
+
+    def complete_outbox(self, entry_id: int, owner: str, *, now: datetime) -> None: ...
+
+    def retry_outbox(
+        self, entry_id: int, owner: str, *, error: str, next_attempt_at: datetime
+    ) -> None: ...
+
+    def bury_outbox(self, entry_id: int, owner: str, *, error: str, now: datetime) -> None: ...
+
+    def outbox_entries(self, request_id: str | None = None) -> list[OutboxEntry]: ...
 
 
 def backoff(attempts: int) -> timedelta:
@@ -56,13 +94,18 @@ def default_owner() -> str:
 class Outbox:
     def __init__(
         self,
-        store: Store,
+        queue: OutboxQueue,
         notifier: Notifier,
+        *,
+        on_unpostable: Callable[[str, str], object] | None = None,
         clock: Callable[[], datetime] = utcnow,
         owner: str | None = None,
     ) -> None:
-        self.store = store
+        """``on_unpostable(request_id, slack_error)`` is called when Slack will never take a
+        pending request's message (the service closes the request)."""
+        self.queue = queue
         self.notifier = notifier
+        self.on_unpostable = on_unpostable
         self.clock = clock
         self.owner = owner or default_owner()
 
@@ -72,7 +115,7 @@ class Outbox:
         while True:
             owner = self._claimant()
             # At most one head per lane (channel, DMs): both are ours under this claim.
-            entries = self.store.claim_outbox(
+            entries = self.queue.claim_outbox(
                 now=self.clock(),
                 owner=owner,
                 lease_seconds=LEASE_SECONDS,
@@ -92,7 +135,7 @@ class Outbox:
         done = 0
         for _ in range(limit):
             owner = self._claimant()
-            entries = self.store.claim_outbox(
+            entries = self.queue.claim_outbox(
                 now=self.clock(), owner=owner, lease_seconds=LEASE_SECONDS, limit=1
             )
             if not entries:
@@ -109,7 +152,7 @@ class Outbox:
 
     def _deliver_one(self, entry: OutboxEntry, owner: str) -> bool:
         """Deliver one claimed entry. True when it is finished with (sent or given up on)."""
-        request = self.store.get(entry.request_id)
+        request = self.queue.get(entry.request_id)
         try:
             if request is None:
                 raise DeliveryError(entry.kind, "the request is gone", permanent=True)
@@ -124,7 +167,7 @@ class Outbox:
                     attempts,
                     exc.reason,
                 )
-                self.store.bury_outbox(entry.id, owner, error=exc.reason, now=self.clock())
+                self.queue.bury_outbox(entry.id, owner, error=exc.reason, now=self.clock())
                 if request is not None:
                     self._after_giving_up(entry, request, exc.reason)
                 return True
@@ -136,31 +179,34 @@ class Outbox:
                 exc.reason,
                 retry_at.isoformat(timespec="seconds"),
             )
-            self.store.retry_outbox(entry.id, owner, error=exc.reason, next_attempt_at=retry_at)
+            self.queue.retry_outbox(entry.id, owner, error=exc.reason, next_attempt_at=retry_at)
             return False
-        self.store.complete_outbox(entry.id, owner, now=self.clock())
+        self.queue.complete_outbox(entry.id, owner, now=self.clock())
         return True
 
     def _as_of(self, entry: OutboxEntry, request: VerificationRequest) -> VerificationRequest:
         """The request as the change that queued ``entry`` left it.
 
-        A thread reply or DM describes one attempt: if it is delivered late (after a Retry has
-        moved the request on), it must still say what that attempt did. The change's audit
-        entry was written in the same transaction, with the same time, and holds its details.
+        A thread reply or DM describes one change: if it is delivered late (after a Retry has
+        moved the request on), it must still say what that change did. The entry names the
+        change's audit entry, which holds its details.
         """
-        for event in reversed(self.store.audit_log(request.id)):
-            if event.at != entry.created_at or event.to_state not in DESCRIBED_STATES:
-                continue
-            outcome = event.details if event.action in PROVIDER_ACTIONS else request.outcome
-            note = event.details.get("note") if event.action == "reject" else None
-            return replace(
-                request,
-                state=event.to_state,
-                outcome=outcome,
-                decided_by=request.decided_by if event.actor == "bot" else event.actor,
-                decision_note=note or request.decision_note,
-            )
-        return request
+        event = self.queue.audit_entry(entry.audit_id) if entry.audit_id is not None else None
+        if event is None or event.to_state not in DESCRIBED_STATES:
+            return request
+        outcome = (
+            outcome_from_dict(event.details)
+            if event.action in PROVIDER_ACTIONS
+            else request.outcome
+        )
+        note = event.details.get("note") if event.action == Action.REJECT else None
+        return replace(
+            request,
+            state=event.to_state,
+            outcome=outcome,
+            decided_by=request.decided_by if event.actor == "bot" else event.actor,
+            decision_note=note or request.decision_note,
+        )
 
     def _send(self, entry: OutboxEntry, request: VerificationRequest) -> None:
         kind = entry.kind
@@ -168,7 +214,8 @@ class Outbox:
         if kind == Notice.POST_REQUEST:
             if request.message_ts:
                 return  # posted already (a delivery whose completion was lost): never twice
-            self.notifier.post_request(request)
+            posted = self.notifier.post_request(request)
+            self.queue.set_message(request.id, posted.channel, posted.ts)
         elif kind == Notice.SHOW:
             if self._superseded(request.id):
                 return  # a later update is queued: it shows the same (current) state
@@ -191,7 +238,8 @@ class Outbox:
             decided = self._as_of(entry, request)
             self.notifier.dm(request.requester, blocks.outcome_dm(decided, channel))
         elif kind == Notice.DM_NOT_POSTED:
-            reason = str((request.outcome or {}).get("message") or "Slack refused it")
+            outcome = request.outcome
+            reason = outcome.message if isinstance(outcome, NotPosted) else "Slack refused it"
             self.notifier.dm(request.requester, blocks.not_posted_dm(request, channel, reason))
         else:
             raise DeliveryError(kind, "unknown kind of delivery", permanent=True)
@@ -199,25 +247,14 @@ class Outbox:
     def _superseded(self, request_id: str) -> bool:
         """True when more than one message update is queued for the request (this one and a
         later one): both would render the same current state, so one call is enough."""
-        queued = self.store.outbox_entries(request_id)
+        queued = self.queue.outbox_entries(request_id)
         return sum(1 for e in queued if e.kind == Notice.SHOW) > 1
 
     def _after_giving_up(
         self, entry: OutboxEntry, request: VerificationRequest, reason: str
     ) -> None:
-        """A request that can never be posted is closed, and its requester told why."""
+        """A request that can never be posted is handed over to be closed."""
         if entry.kind != Notice.POST_REQUEST or request.state is not State.PENDING:
             return
-        closed = self.store.transition(
-            request.id,
-            frozenset({State.PENDING}),
-            State.EXPIRED,
-            actor="bot",
-            action="post_failed",
-            now=self.clock(),
-            details={"error": reason},
-            outcome={"message": f"Slack said {reason}"},
-            outbox=(Notice.DM_NOT_POSTED,),
-        )
-        if closed is not None:
-            self.deliver(request.id)
+        if self.on_unpostable is not None:
+            self.on_unpostable(request.id, reason)

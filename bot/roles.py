@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 
 from cachetools import TTLCache, cachedmethod
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.settings import EVERYONE, GROUP_ID_RE, USER_ID_RE
+from bot.slack_errors import CALL_ERRORS, classify
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ class GroupLookupError(Exception):
 
 
 class Roles:
+    """Who may ask and who may approve (the service's Roles port)."""
+
     def __init__(
         self,
         client: WebClient,
@@ -68,10 +70,8 @@ class Roles:
     def _group_members(self, group_id: str) -> frozenset[str]:
         try:
             response = self._client.usergroups_users_list(usergroup=group_id)
-        except SlackApiError as exc:
-            raise GroupLookupError(group_id, str(exc.response.get("error", "error"))) from None
-        except (SlackClientError, OSError) as exc:
-            raise GroupLookupError(group_id, type(exc).__name__) from None
+        except CALL_ERRORS as exc:
+            raise GroupLookupError(group_id, classify(exc).error) from None
         users = response.get("users")
         if not isinstance(users, list):
             raise GroupLookupError(group_id, "answer had no user list")

@@ -15,7 +15,8 @@ import textwrap
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.approvals import InvalidInput, State, validate_email
+from bot.domain.inputs import InvalidInput, validate_email
+from bot.domain.model import State
 from bot.standins.provider import MODES, Response
 from bot.standins.world import APPROVER, CHANNEL, REQUESTER, World
 

@@ -16,6 +16,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.store.urls import URL_FORMS, is_postgres_url
+
 USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
 GROUP_ID_RE = re.compile(r"^S[A-Z0-9]{2,}$")
 CHANNEL_ID_RE = re.compile(r"^[CG][A-Z0-9]{2,}$")
@@ -74,11 +76,8 @@ class StoreSettings(BaseSettings):
     @field_validator("DATABASE_URL")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        scheme = value.split(":", 1)[0].lower()
-        if scheme not in {"sqlite", "postgresql", "postgres"}:
-            raise ValueError(
-                "must be sqlite:///relative.db, sqlite:////absolute.db or postgresql://…"
-            )
+        if not (is_postgres_url(value) or value.split(":", 1)[0].lower() == "sqlite"):
+            raise ValueError(f"must be {URL_FORMS}")
         return value
 
 

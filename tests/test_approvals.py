@@ -1,4 +1,5 @@
-"""Pure logic: parsing what Slack sends, the state machine and the approval policy (no Slack)."""
+"""Pure logic: parsing what Slack sends, the state machine and the application service, with
+no Slack (the store is a real SQLite file; roles, delivery and the provider are doubles)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.approvals import (
-    TRANSITIONS,
-    ApprovalPolicy,
-    Approvals,
-    InvalidInput,
-    Refused,
-    State,
-    can_transition,
-    parse_command_text,
-    validate_email,
-    validate_reason,
-)
-from bot.hostup import ConfirmResult, ProviderError
+from bot import blocks
+from bot.domain.inputs import InvalidInput, validate_email, validate_reason
+from bot.domain.model import TRANSITIONS, Notice, State, can_transition
+from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
+from bot.domain.refusals import Refusal, Refused
+from bot.domain.service import ApprovalPolicy, Approvals
+from bot.listeners.parsing import parse_command_text
 from bot.store import open_store
+
+APPROVERS = {"U2", "U3", *(f"U{100 + n}" for n in range(40))}
 
 
 class Clock:
@@ -32,25 +29,57 @@ class Clock:
 
 
 class StubProvider:
-    """In-process provider double for the pure-logic layer: counts calls, answers as told."""
+    """In-process provider double: counts calls, answers as told; ``hold`` keeps a call in
+    flight until released (``entered`` is set once it is)."""
 
-    def __init__(self, answer: ConfirmResult | ProviderError | None = None) -> None:
+    def __init__(self, answer: Cleared | ProviderFailed | None = None) -> None:
         self.calls: list[str] = []
-        self.answer = answer or ConfirmResult(
+        self.answer = answer or Cleared(
             cleared_domains=("example.com",),
             clients_notified=("3704",),
             message="Verification caches cleared",
-            request_id="req-1",
-            timestamp=None,
+            provider_request_id="req-1",
         )
+        self.hold: threading.Event | None = None
+        self.entered = threading.Event()
         self._lock = threading.Lock()
 
-    def confirm(self, email: str) -> ConfirmResult:
+    def confirm(self, email: str) -> Cleared:
         with self._lock:
             self.calls.append(email)
-        if isinstance(self.answer, ProviderError):
-            raise self.answer
+        self.entered.set()
+        if self.hold is not None:
+            assert self.hold.wait(timeout=15), "the test never released the provider"
+        if isinstance(self.answer, ProviderFailed):
+            raise ProviderFailure(self.answer)
         return self.answer
+
+
+class Roles:
+    def __init__(self, approvers: set[str] = APPROVERS, requesters: set[str] | None = None):
+        self.approvers = approvers
+        self.requesters = requesters
+
+    def is_requester(self, user_id: str) -> bool:
+        return self.requesters is None or user_id in self.requesters
+
+    def is_approver(self, user_id: str) -> bool:
+        return user_id in self.approvers
+
+
+class Delivery:
+    """Records which requests the service asked to deliver, and when alongside a call."""
+
+    def __init__(self) -> None:
+        self.delivered: list[str] = []
+        self.alongside: list[str] = []
+
+    def deliver(self, request_id: str) -> None:
+        self.delivered.append(request_id)
+
+    def deliver_alongside(self, request_id: str):
+        self.alongside.append(request_id)
+        return lambda: None
 
 
 @pytest.fixture
@@ -65,13 +94,20 @@ def clock():
     return Clock()
 
 
-def make(store, clock, provider=None, allow_self=False):
+def make(store, clock, provider=None, allow_self=False, roles=None, delivery=None):
     return Approvals(
         store,
         provider or StubProvider(),
+        roles or Roles(),
+        delivery or Delivery(),
         ApprovalPolicy(allow_self_approval=allow_self, ttl=timedelta(hours=1)),
         clock=clock,
     )
+
+
+def refusal(excinfo: pytest.ExceptionInfo[Refused]) -> str:
+    """The refusal as the person reads it."""
+    return blocks.refusal_words(excinfo.value)
 
 
 @pytest.mark.parametrize(
@@ -174,70 +210,135 @@ def test_state_machine_matches_design():
     assert not can_transition(State.SUCCEEDED, State.EXECUTING)
 
 
-def test_submit_stores_pending_with_expiry(store, clock):
-    """A submitted request is pending, expires after the TTL, and is audited."""
-    approvals = make(store, clock)
+def test_submit_stores_pending_with_expiry_and_delivers(store, clock):
+    """A submitted request is pending, expires after the TTL, is audited, queues its message
+    and DM, and is handed to delivery."""
+    delivery = Delivery()
+    approvals = make(store, clock, delivery=delivery)
     req = approvals.submit("Alice@Example.com", "T-1", "U1")
     assert req.state is State.PENDING
     assert req.email == "Alice@example.com"
     assert req.domain == "example.com"
     assert req.expires_at == clock.now + timedelta(hours=1)
     assert [e.action for e in store.audit_log(req.id)] == ["create"]
+    assert [e.kind for e in store.outbox_entries(req.id)] == [
+        Notice.POST_REQUEST,
+        Notice.DM_POSTED,
+    ]
+    assert delivery.delivered == [req.id]
+
+
+def test_submit_refuses_who_is_not_a_requester(store, clock):
+    """Someone not in REQUESTERS cannot ask: refused, nothing stored."""
+    approvals = make(store, clock, roles=Roles(requesters={"U1"}))
+    with pytest.raises(Refused) as refused:
+        approvals.submit("a@example.com", "T-1", "U9")
+    assert refused.value.code is Refusal.NOT_A_REQUESTER
+    assert store.list_requests() == []
+
+
+def test_open_request_lookups_write_nothing(store, clock):
+    """open_request_for (used before an acknowledgement) ignores a request past its expiry
+    without marking it; the next submit expires it and asks anew."""
+    approvals = make(store, clock)
+    old = approvals.submit("a@example.com", "T-1", "U1")
+    assert approvals.open_request_for("A@example.com") == old
+    clock.now += timedelta(hours=2)
+    assert approvals.open_request_for("a@example.com") is None
+    assert store.get(old.id).state is State.PENDING  # not written by the lookup
+    new = approvals.submit("a@example.com", "T-2", "U1")
+    assert store.get(old.id).state is State.EXPIRED
+    assert approvals.open_request_for("a@example.com") == new
 
 
 def test_approve_calls_provider_once_and_records(store, clock):
-    """Claim + execute: one provider call, state succeeded, outcome stored, audit complete."""
-    provider = StubProvider()
-    approvals = make(store, clock, provider)
+    """Approve: one provider call, state succeeded, outcome stored, audit complete, and the
+    interim update is delivered alongside the call, the result after it."""
+    provider, delivery = StubProvider(), Delivery()
+    approvals = make(store, clock, provider, delivery=delivery)
     req = approvals.submit("a@example.com", "T-1", "U1")
-    claimed = approvals.claim(req.id, "U2")
-    done = approvals.execute(claimed, "U2")
+    done = approvals.approve(req.id, "U2")
     assert provider.calls == ["a@example.com"]
-    assert done.request.state is State.SUCCEEDED
-    assert done.request.decided_by == "U2"
-    assert done.request.outcome["cleared_domains"] == ["example.com"]
+    assert done.state is State.SUCCEEDED
+    assert done.decided_by == "U2"
+    assert isinstance(done.outcome, Cleared) and done.outcome.cleared_domains == ("example.com",)
     log = store.audit_log(req.id)
     assert [(e.action, e.to_state, e.actor) for e in log] == [
         ("create", State.PENDING, "U1"),
         ("approve", State.EXECUTING, "U2"),
         ("provider_success", State.SUCCEEDED, "U2"),
     ]
+    assert delivery.alongside == [req.id]
+    assert delivery.delivered == [req.id, req.id]
+
+
+def test_only_approvers_may_decide(store, clock):
+    """Approve, Retry and Reject by someone not in APPROVERS are refused before anything."""
+    provider = StubProvider()
+    approvals = make(store, clock, provider)
+    req = approvals.submit("a@example.com", "T-1", "U1")
+    for decide in (
+        lambda: approvals.approve(req.id, "U9"),
+        lambda: approvals.retry(req.id, "U9"),
+        lambda: approvals.start_rejection(req.id, "U9"),
+        lambda: approvals.reject(req.id, "U9"),
+    ):
+        with pytest.raises(Refused) as refused:
+            decide()
+        assert refused.value.code is Refusal.NOT_AN_APPROVER
+    assert store.get(req.id).state is State.PENDING
+    assert provider.calls == []
 
 
 def test_self_approval_refused_unless_allowed(store, clock):
     """The requester cannot approve their own request unless ALLOW_SELF_APPROVAL."""
-    approvals = make(store, clock)
+    approvals = make(store, clock, roles=Roles({"U1", "U2"}))
     req = approvals.submit("a@example.com", "T-1", "U1")
-    with pytest.raises(Refused, match="someone else"):
-        approvals.claim(req.id, "U1")
+    with pytest.raises(Refused) as refused:
+        approvals.approve(req.id, "U1")
+    assert "someone else" in refusal(refused)
     assert store.get(req.id).state is State.PENDING
-    assert make(store, clock, allow_self=True).claim(req.id, "U1").state is State.EXECUTING
+    allowed = make(store, clock, allow_self=True, roles=Roles({"U1"}))
+    assert allowed.approve(req.id, "U1").state is State.SUCCEEDED
 
 
 def test_expired_request_refused_and_marked(store, clock):
-    """Past REQUEST_TTL an approval is refused and the request becomes expired."""
-    provider = StubProvider()
-    approvals = make(store, clock, provider)
+    """Past REQUEST_TTL an approval is refused and the request becomes expired (delivered)."""
+    provider, delivery = StubProvider(), Delivery()
+    approvals = make(store, clock, provider, delivery=delivery)
     req = approvals.submit("a@example.com", "T-1", "U1")
     clock.now += timedelta(hours=1, seconds=1)
-    with pytest.raises(Refused, match="expired"):
-        approvals.claim(req.id, "U2")
+    with pytest.raises(Refused) as refused:
+        approvals.approve(req.id, "U2")
+    assert "expired" in refusal(refused)
     assert store.get(req.id).state is State.EXPIRED
     assert provider.calls == []
+    assert delivery.delivered.count(req.id) == 2  # the request, then its expiry
 
 
-def test_second_claim_loses(store, clock):
-    """Once claimed, every further click is refused with who decided."""
-    approvals = make(store, clock)
+def test_a_click_during_the_call_is_told_who_decided(store, clock):
+    """While the provider call is in flight, every further click is refused with who decided."""
+    provider = StubProvider()
+    provider.hold = threading.Event()
+    approvals = make(store, clock, provider)
     req = approvals.submit("a@example.com", "T-1", "U1")
-    approvals.claim(req.id, "U2")
-    with pytest.raises(Refused, match=r"already executing by <@U2>"):
-        approvals.claim(req.id, "U3")
+    first = threading.Thread(target=approvals.approve, args=(req.id, "U2"))
+    first.start()
+    try:
+        assert provider.entered.wait(timeout=15)
+        with pytest.raises(Refused) as refused:
+            approvals.approve(req.id, "U3")
+        assert refusal(refused) == "This request is already executing by <@U2>."
+    finally:
+        provider.hold.set()
+        first.join(timeout=15)
+    assert provider.calls == ["a@example.com"]
 
 
-def test_concurrent_claims_exactly_one_winner(store, clock):
-    """Forty threads clicking Approve together: exactly one claims it."""
-    approvals = make(store, clock)
+def test_concurrent_approvals_exactly_one_provider_call(store, clock):
+    """Forty threads clicking Approve together: exactly one provider call, 39 refusals."""
+    provider = StubProvider()
+    approvals = make(store, clock, provider)
     req = approvals.submit("a@example.com", "T-1", "U1")
     barrier = threading.Barrier(40)
     wins, refusals = [], []
@@ -245,7 +346,7 @@ def test_concurrent_claims_exactly_one_winner(store, clock):
     def click(n: int) -> None:
         barrier.wait()
         try:
-            wins.append(approvals.claim(req.id, f"U{100 + n}"))
+            wins.append(approvals.approve(req.id, f"U{100 + n}"))
         except Refused:
             refusals.append(n)
 
@@ -256,43 +357,52 @@ def test_concurrent_claims_exactly_one_winner(store, clock):
         t.join()
     assert len(wins) == 1
     assert len(refusals) == 39
+    assert provider.calls == ["a@example.com"]
 
 
 @pytest.mark.parametrize(
     ("error", "state"),
     [
         (
-            ProviderError(
+            ProviderFailed(
                 kind="rejected",
                 status=400,
                 code="BAD_REQUEST",
                 message="Email is required",
-                request_id="r",
-                outcome_unknown=False,
+                provider_request_id="r",
             ),
             State.FAILED,
         ),
-        (
-            ProviderError(
-                kind="timeout",
-                status=None,
-                code=None,
-                message="no answer",
-                request_id=None,
-                outcome_unknown=True,
-            ),
-            State.UNKNOWN,
-        ),
+        (ProviderFailed(kind="timeout", message="no answer", outcome_unknown=True), State.UNKNOWN),
     ],
 )
 def test_provider_error_states(store, clock, error, state):
     """A refused call is failed; a call that may have reached the provider is unknown."""
     approvals = make(store, clock, StubProvider(error))
     req = approvals.submit("a@example.com", "T-1", "U1")
-    done = approvals.execute(approvals.claim(req.id, "U2"), "U2")
-    assert done.request.state is state
-    assert done.request.outcome["kind"] == error.kind
+    done = approvals.approve(req.id, "U2")
+    assert done.state is state
+    assert done.outcome == error
     assert store.audit_log(req.id)[-1].to_state is state
+
+
+def test_retry_only_after_an_unknown_outcome(store, clock):
+    """Approve on an unknown outcome is refused (only Retry may call again); Retry on anything
+    else is refused; Retry on an unknown one calls the provider again and says what it was."""
+    provider = StubProvider(ProviderFailed(kind="timeout", message="no", outcome_unknown=True))
+    approvals = make(store, clock, provider)
+    req = approvals.submit("a@example.com", "T-1", "U1")
+    assert approvals.approve(req.id, "U2").state is State.UNKNOWN
+    with pytest.raises(Refused) as refused:
+        approvals.approve(req.id, "U3")
+    assert refused.value.code is Refusal.USE_RETRY
+    provider.answer = Cleared(("example.com",), (), "ok")
+    retried = approvals.retry(req.id, "U3")
+    assert retried.before.state is State.UNKNOWN and retried.after.state is State.SUCCEEDED
+    with pytest.raises(Refused) as refused:
+        approvals.retry(req.id, "U3")
+    assert refused.value.code is Refusal.NOT_RETRYABLE
+    assert len(provider.calls) == 2
 
 
 def test_reject(store, clock):
@@ -300,15 +410,47 @@ def test_reject(store, clock):
     provider = StubProvider()
     approvals = make(store, clock, provider)
     req = approvals.submit("a@example.com", "T-1", "U1")
+    assert approvals.rejectable(req.id) == req
     rejected = approvals.reject(req.id, "U2", "  not our customer ")
     assert rejected.state is State.REJECTED
     assert rejected.decision_note == "not our customer"
-    with pytest.raises(Refused, match="rejected"):
-        approvals.claim(req.id, "U3")
+    with pytest.raises(Refused) as refused:
+        approvals.approve(req.id, "U3")
+    assert "rejected" in refusal(refused)
+    with pytest.raises(Refused):
+        approvals.rejectable(req.id)
     assert provider.calls == []
 
 
 def test_unknown_request_refused(store, clock):
     """A request id that does not exist is refused, not crashed on."""
-    with pytest.raises(Refused, match="does not exist"):
-        make(store, clock).claim("0123456789abcdef", "U2")
+    with pytest.raises(Refused) as refused:
+        make(store, clock).approve("0123456789abcdef", "U2")
+    assert "does not exist" in refusal(refused)
+
+
+def test_sweeps_expire_and_recover_and_deliver(store, clock):
+    """expire_due marks pending requests past their TTL; recover_interrupted turns a claim
+    older than a call can take into unknown; each change is handed to delivery once."""
+    provider = StubProvider()
+    provider.hold = threading.Event()
+    delivery = Delivery()
+    approvals = make(store, clock, provider, delivery=delivery)
+    stale = approvals.submit("a@example.com", "T-1", "U1")
+    stuck = approvals.submit("b@example.com", "T-1", "U1")
+    call = threading.Thread(target=approvals.approve, args=(stuck.id, "U2"))
+    call.start()
+    try:
+        assert provider.entered.wait(timeout=15)
+        clock.now += timedelta(hours=2)
+        assert [r.id for r in approvals.expire_due()] == [stale.id]
+        assert approvals.expire_due() == []
+        [recovered] = approvals.recover_interrupted(max_call_seconds=60)
+        assert recovered.id == stuck.id and recovered.state is State.UNKNOWN
+        assert approvals.recover_interrupted(max_call_seconds=60) == []
+    finally:
+        provider.hold.set()
+        call.join(timeout=15)
+    # The call that was given up on answered late: the recorded outcome stays unknown.
+    assert store.get(stuck.id).state is State.UNKNOWN
+    assert delivery.delivered.count(stale.id) == 2 and delivery.delivered.count(stuck.id) >= 2

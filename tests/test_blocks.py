@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import blocks, ids
-from bot.approvals import State, VerificationRequest
+from bot.domain.model import State, VerificationRequest
+from bot.domain.outcomes import Cleared, Interrupted, ProviderFailed
+from bot.domain.refusals import Refusal, Refused
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -80,21 +82,19 @@ def test_final_states_have_no_buttons(state):
 def test_approver_named_in_final_message():
     """The final message names the approver."""
     _, bl = blocks.request_message(
-        request(
-            state=State.SUCCEEDED, decided_by="U2", outcome={"cleared_domains": ["example.com"]}
-        )
+        request(state=State.SUCCEEDED, decided_by="U2", outcome=Cleared(("example.com",), (), ""))
     )
     assert "<@U2>" in all_text(bl)
 
 
 def test_success_reply_lists_everything():
     """The thread reply lists domains, clients, the provider message, requestId and approver."""
-    outcome = {
-        "cleared_domains": ["example.com", "example.org"],
-        "clients_notified": ["3704"],
-        "message": "Verification caches cleared",
-        "provider_request_id": "req-42",
-    }
+    outcome = Cleared(
+        cleared_domains=("example.com", "example.org"),
+        clients_notified=("3704",),
+        message="Verification caches cleared",
+        provider_request_id="req-42",
+    )
     text, bl = blocks.result_reply(request(state=State.SUCCEEDED, decided_by="U2", outcome=outcome))
     rendered = all_text(bl)
     for piece in (
@@ -111,12 +111,12 @@ def test_success_reply_lists_everything():
 def test_long_lists_are_shortened_with_count():
     """Thousands of domains: the reply stays within the section limit and says how many more."""
     domains = [f"domain-{n}.example.com" for n in range(5000)]
-    outcome = {
-        "cleared_domains": domains,
-        "clients_notified": [str(n) for n in range(3000)],
-        "message": "x" * 5000,
-        "provider_request_id": "r",
-    }
+    outcome = Cleared(
+        cleared_domains=tuple(domains),
+        clients_notified=tuple(str(n) for n in range(3000)),
+        message="x" * 5000,
+        provider_request_id="r",
+    )
     _, bl = blocks.result_reply(request(state=State.SUCCEEDED, decided_by="U2", outcome=outcome))
     assert len(bl) <= 50
     for block in bl:
@@ -129,13 +129,13 @@ def test_long_lists_are_shortened_with_count():
 
 def test_failure_reply_shows_provider_details():
     """A failed call shows the HTTP status, the provider's code, message and requestId, escaped."""
-    outcome = {
-        "kind": "rejected",
-        "status": 400,
-        "code": "BAD_REQUEST",
-        "message": "Email <b>is</b> required",
-        "provider_request_id": "req-9",
-    }
+    outcome = ProviderFailed(
+        kind="rejected",
+        status=400,
+        code="BAD_REQUEST",
+        message="Email <b>is</b> required",
+        provider_request_id="req-9",
+    )
     _, bl = blocks.result_reply(request(state=State.FAILED, decided_by="U2", outcome=outcome))
     rendered = all_text(bl)
     for piece in ("HTTP 400", "BAD_REQUEST", "Email &lt;b&gt;is&lt;/b&gt; required", "req-9"):
@@ -145,7 +145,7 @@ def test_failure_reply_shows_provider_details():
 def test_unknown_reply_says_may_or_may_not():
     """An unknown outcome says plainly the provider may or may not have acted."""
     _, bl = blocks.result_reply(
-        request(state=State.UNKNOWN, decided_by="U2", outcome={"message": "No answer within 15 s"})
+        request(state=State.UNKNOWN, decided_by="U2", outcome=Interrupted("No answer within 15 s"))
     )
     assert "may or may not" in all_text(bl)
 
@@ -180,9 +180,13 @@ def test_dms_escape_and_name_channel():
     assert "&lt;!here&gt;" in rejected and "<@U2>" in rejected
 
 
-def test_without_mentions_for_plain_text():
-    """Modal error texts are plain text: mention markup is removed, not shown raw."""
-    assert blocks.without_mentions("This request is already succeeded by <@U0ANA>.") == (
-        "This request is already succeeded."
-    )
-    assert "<@" not in blocks.without_mentions("ask <@U1> or <@U2>")
+def test_refusals_in_plain_text_carry_no_mentions():
+    """Modal error texts are plain text: a refusal worded for one names nobody in markup,
+    while the same refusal in a message mentions who decided."""
+    decided = Refused(Refusal.ALREADY_DECIDED, request(state=State.SUCCEEDED, decided_by="U0ANA"))
+    assert blocks.refusal_words(decided, mentions=False) == "This request is already succeeded."
+    assert blocks.refusal_words(decided) == "This request is already succeeded by <@U0ANA>."
+    for code in Refusal:
+        refused = Refused(code, request(state=State.REJECTED, decided_by="U2"))
+        assert "<@" not in blocks.refusal_words(refused, mentions=False)
+        assert blocks.refusal_words(refused)  # every code is worded

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.approvals import State
+from bot.domain.model import State
 from bot.standins.world import APPROVER, REQUESTER, World
 
 

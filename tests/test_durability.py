@@ -11,8 +11,9 @@ from datetime import timedelta
 import pytest
 
 from bot import ids
-from bot.approvals import State, utcnow
 from bot.audit import export
+from bot.domain.model import Action, State, utcnow
+from bot.domain.service import Transition
 from bot.standins.provider import Response
 from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, SECOND_APPROVER, World
 
@@ -135,13 +136,15 @@ def test_interrupted_call_becomes_unknown_without_a_click(world):
     store = world.services.store
     # What a process that died mid-call leaves behind: claimed, never finished.
     store.transition(
-        request.id,
-        frozenset({State.PENDING}),
-        State.EXECUTING,
-        actor=APPROVER,
-        action="approve",
-        now=utcnow(),
-        decided_by=APPROVER,
+        Transition(
+            request.id,
+            frozenset({State.PENDING}),
+            State.EXECUTING,
+            actor=APPROVER,
+            action=Action.APPROVE,
+            now=utcnow(),
+            decided_by=APPROVER,
+        )
     )
     maintenance = world.services.maintenance
     assert maintenance.run_once()["interrupted"] == 0  # still within a call's time
@@ -176,7 +179,7 @@ def test_expiry_sweep_on_two_replicas_changes_once(world):
     """Two replicas sweeping the same store: exactly one expires the request and updates it."""
     world.driver.ask(REQUESTER, "alice@example.com")
     later(world, 86400 + 1)
-    from bot.app import build_services
+    from bot.services import build_services
 
     other = build_services(world.settings)
     try:
@@ -332,9 +335,7 @@ def test_audit_export_csv_and_json(world):
         APPROVER,
         "succeeded",
     )
-    assert (
-        alice["provider_request_id"] == request_of(world, approved).outcome["provider_request_id"]
-    )
+    assert alice["provider_request_id"] == request_of(world, approved).outcome.provider_request_id
     assert alice["reason"].startswith("'=")
     assert alice["decided_at"] and alice["provider_calls"] == "1"
     assert (bob["decision"], bob["decided_by"], bob["state"]) == (
@@ -374,22 +375,26 @@ def test_a_retried_request_is_not_swept_as_interrupted(world):
     store = world.services.store
     listed_cutoff = utcnow() + timedelta(seconds=1)
     store.transition(
-        request.id,
-        frozenset({State.UNKNOWN}),
-        State.EXECUTING,
-        actor=APPROVER,
-        action="retry",
-        now=listed_cutoff + timedelta(seconds=1),
+        Transition(
+            request.id,
+            frozenset({State.UNKNOWN}),
+            State.EXECUTING,
+            actor=APPROVER,
+            action=Action.RETRY,
+            now=listed_cutoff + timedelta(seconds=1),
+        )
     )
     assert (
         store.transition(
-            request.id,
-            frozenset({State.EXECUTING}),
-            State.UNKNOWN,
-            actor="bot",
-            action="interrupted",
-            now=utcnow(),
-            updated_before=listed_cutoff,
+            Transition(
+                request.id,
+                frozenset({State.EXECUTING}),
+                State.UNKNOWN,
+                actor="bot",
+                action=Action.INTERRUPTED,
+                now=utcnow(),
+                updated_before=listed_cutoff,
+            )
         )
         is None
     )

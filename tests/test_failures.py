@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from bot import ids
-from bot.approvals import State, VerificationRequest
+from bot.domain.model import State, VerificationRequest
+from bot.domain.outcomes import Cleared, ProviderFailed
 from bot.standins.provider import Response
 from bot.standins.slack import Call
 from bot.standins.world import APPROVER, CHANNEL, REQUESTER, World
@@ -173,10 +174,10 @@ def test_documented_400_is_shown_with_code_message_and_request_id(world: World) 
     assert f"<@{APPROVER}>" in reply
     assert_closed(settled, State.FAILED)
     assert "HTTP 400 BAD_REQUEST: Email is required" in settled.final_text
-    assert settled.request.outcome is not None
-    assert settled.request.outcome["code"] == "BAD_REQUEST"
-    assert settled.request.outcome["status"] == 400
-    assert settled.request.outcome["provider_request_id"] == rid
+    assert isinstance(settled.request.outcome, ProviderFailed)
+    assert settled.request.outcome.code == "BAD_REQUEST"
+    assert settled.request.outcome.status == 400
+    assert settled.request.outcome.provider_request_id == rid
     assert world.services is not None
     log = world.services.store.audit_log(settled.request.id)
     assert [e.to_state for e in log] == [State.PENDING, State.EXECUTING, State.FAILED]
@@ -216,7 +217,7 @@ def test_client_errors_are_shown_in_either_shape(
     assert_closed(settled, State.FAILED)
     assert f"HTTP {status} {code}: {message}" in settled.final_text
     assert settled.request.outcome is not None
-    assert settled.request.outcome["provider_request_id"] == rid
+    assert settled.request.outcome.provider_request_id == rid
     assert len(world.provider.calls) == 1  # an answered error is never retried
 
 
@@ -317,8 +318,8 @@ def test_a_200_of_the_wrong_shape_is_shown(
         assert f"Provider requestId: `{rid}`" in settled.reply_text
     assert "Cleared domains" not in settled.reply_text
     assert_closed(settled, State.FAILED)
-    assert settled.request.outcome is not None
-    assert settled.request.outcome["kind"] == "bad_response"
+    assert isinstance(settled.request.outcome, ProviderFailed)
+    assert settled.request.outcome.kind == "bad_response"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,8 +340,8 @@ def test_429_three_times_gives_up_and_says_rate_limited(world: World) -> None:
     assert answers[-1].request_id
     assert answers[-1].request_id in settled.reply_text
     assert_closed(settled, State.FAILED)
-    assert settled.request.outcome is not None
-    assert settled.request.outcome["kind"] == "rate_limited"
+    assert isinstance(settled.request.outcome, ProviderFailed)
+    assert settled.request.outcome.kind == "rate_limited"
 
 
 def test_429_without_a_message_says_rate_limited_in_our_words(world: World) -> None:
@@ -401,7 +402,7 @@ def test_no_answer_leaves_the_outcome_unknown(slow_world: World, answer: Respons
     assert_closed(settled, State.UNKNOWN)
     assert "Outcome unknown" in settled.final_text
     assert settled.request.outcome is not None
-    assert settled.request.outcome["outcome_unknown"] is True
+    assert settled.request.outcome.outcome_unknown is True
     dm = requester_dm(slow_world, "unknown")
     assert EMAIL in dm["text"]
 
@@ -419,9 +420,9 @@ def test_unreachable_provider_fails_and_says_nothing_was_sent(tmp_path) -> None:
         assert "Nothing was sent" in reply
         assert "127.0.0.1" in reply
         assert_closed(settled, State.FAILED)
-        assert settled.request.outcome is not None
-        assert settled.request.outcome["kind"] == "unreachable"
-        assert settled.request.outcome["outcome_unknown"] is False
+        assert isinstance(settled.request.outcome, ProviderFailed)
+        assert settled.request.outcome.kind == "unreachable"
+        assert settled.request.outcome.outcome_unknown is False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,8 +486,8 @@ def test_five_thousand_cleared_domains_fit_in_one_reply(world: World) -> None:
     assert all(len(b["text"]["text"]) <= 3000 for b in settled.reply["blocks"] if "text" in b)
     assert "(5000 domain(s) cleared)" in settled.final_text
     assert settled.request.state is State.SUCCEEDED
-    assert settled.request.outcome is not None
-    assert len(settled.request.outcome["cleared_domains"]) == 5000
+    assert isinstance(settled.request.outcome, Cleared)
+    assert len(settled.request.outcome.cleared_domains) == 5000
 
 
 # ---------------------------------------------------------------------------------------------

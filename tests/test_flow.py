@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from bot import ids
-from bot.approvals import State, utcnow
+from bot.domain.model import State, utcnow
 from bot.standins.world import (
     APPROVER,
     CHANNEL,
@@ -201,7 +201,7 @@ def test_approve_end_to_end(world):
     ):
         assert piece in reply_text
     request = stored(world, message)
-    assert request.outcome["provider_request_id"] in reply_text
+    assert request.outcome.provider_request_id in reply_text
 
     assert not has_buttons(final)
     assert f"<@{APPROVER}>" in blocks_text(final)

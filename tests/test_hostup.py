@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from bot import hostup
-from bot.hostup import ConfirmResult, HostupClient, ProviderError, ProviderStatus
+from bot.domain.outcomes import Cleared, ProviderFailed, outcome_to_dict
+from bot.hostup import HostupClient, ProviderError, ProviderStatus
 from bot.standins.provider import MODES, ErrorShape, FakeProvider, Response
 
 KEY = "hk_live_9f8e7d6c5b4a-very-secret"
@@ -93,17 +94,19 @@ def documented_success(**data: object) -> dict[str, object]:
 def test_confirm_parses_the_documented_answer(
     provider: FakeProvider, make_client: MakeClient
 ) -> None:
-    """A documented 200 becomes a ConfirmResult with every field, and to_dict is JSON-able."""
+    """A documented 200 becomes the domain's Cleared outcome with every field, JSON-able in
+    its serialised form."""
     provider.enqueue(Response.json(200, documented_success()))
     result = make_client().confirm(EMAIL)
-    assert result == ConfirmResult(
+    assert result == Cleared(
         cleared_domains=("example.com",),
         clients_notified=("3704",),
         message="Verification caches cleared",
-        request_id="0b6c9a52-1f0e-4c1e-9a43-5c0f2b7e9d11",
+        provider_request_id="0b6c9a52-1f0e-4c1e-9a43-5c0f2b7e9d11",
         timestamp="2025-01-02T03:04:05.678Z",
     )
-    assert json.loads(json.dumps(result.to_dict())) == {
+    assert json.loads(json.dumps(outcome_to_dict(result))) == {
+        "type": "cleared",
         "cleared_domains": ["example.com"],
         "clients_notified": ["3704"],
         "message": "Verification caches cleared",
@@ -143,7 +146,7 @@ def test_default_answer_is_uuid_request_id_and_domain_of_email(
     result = make_client().confirm("bob@Sub.Example.ORG")
     assert result.cleared_domains == ("sub.example.org",)
     assert result.clients_notified == ("3704",)
-    assert result.request_id is not None and len(result.request_id) == 36
+    assert result.provider_request_id is not None and len(result.provider_request_id) == 36
     assert result.timestamp is not None and result.timestamp.endswith("Z")
 
 
@@ -261,14 +264,14 @@ def test_error_statuses_in_both_shapes(
     assert error.message == f"Refused with {status}"
     assert error.request_id == scripted.request_id and error.request_id is not None
     assert error.outcome_unknown is False
-    assert error.to_dict() == {
-        "kind": kind,
-        "status": status,
-        "code": f"CODE_{status}",
-        "message": f"Refused with {status}",
-        "provider_request_id": scripted.request_id,
-        "outcome_unknown": False,
-    }
+    assert error.outcome == ProviderFailed(
+        kind=kind,
+        status=status,
+        code=f"CODE_{status}",
+        message=f"Refused with {status}",
+        provider_request_id=scripted.request_id,
+        outcome_unknown=False,
+    )
     assert str(error) == (
         f"Refused with {status} (HTTP {status}, code CODE_{status}, "
         f"request id {scripted.request_id})"
@@ -660,7 +663,8 @@ def test_api_key_never_appears_in_errors_or_logs(
     ]
     assert errors[0].message == "Key [redacted] is not valid"
     for error in errors:
-        for text in (str(error), repr(error), json.dumps(error.to_dict()), str(error.args)):
+        serialised = json.dumps(outcome_to_dict(error.outcome))
+        for text in (str(error), repr(error), serialised, str(error.args)):
             assert KEY not in text
     assert KEY not in repr(client)
     assert caplog.records, "the client logs its attempts"

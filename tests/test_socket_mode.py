@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from bot import ids
-from bot.approvals import State
+from bot.domain.model import State
 from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, World
 
 

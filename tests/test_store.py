@@ -5,7 +5,6 @@ schema and its migration, URLs and errors."""
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import signal
@@ -23,19 +22,20 @@ from typing import Any
 import pytest
 from backends import PostgresServer, sqlite_url, url_with_database
 
-from bot.approvals import (
+from bot.domain.model import (
     OPEN_STATES,
-    ApprovalPolicy,
-    Approvals,
+    Action,
+    Lane,
+    Notice,
     OpenRequestExists,
-    Refused,
     State,
     VerificationRequest,
     new_request_id,
 )
+from bot.domain.outcomes import Cleared, NotPosted
+from bot.domain.refusals import Refusal, Refused
+from bot.domain.service import ApprovalPolicy, Approvals, Transition
 from bot.store import (
-    MAX_ERROR_CHARS,
-    SCHEMA_VERSION,
     BaseSQLStore,
     SQLiteStore,
     StoreConfigError,
@@ -43,6 +43,8 @@ from bot.store import (
     open_store,
     sqlite_path_from_url,
 )
+from bot.store.schema import SCHEMA_VERSION
+from bot.store.sql import MAX_ERROR_CHARS
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 PENDING = frozenset({State.PENDING})
@@ -107,7 +109,9 @@ def sqlite_store(db_path: Path) -> Iterator[SQLiteStore]:
 
 def approve(store: BaseSQLStore, request_id: str, actor: str = "U_APP", **kw: Any) -> Any:
     return store.transition(
-        request_id, PENDING, State.EXECUTING, actor=actor, action="approve", now=T0, **kw
+        Transition(
+            request_id, PENDING, State.EXECUTING, actor=actor, action=Action.APPROVE, now=T0, **kw
+        )
     )
 
 
@@ -240,7 +244,7 @@ def test_nul_characters_are_stored_as_replacement_characters(store: BaseSQLStore
     """PostgreSQL text cannot hold NUL: in a column it is stored as U+FFFD (on every backend,
     so they behave alike), while inside JSON it is escaped and comes back exactly."""
     request = make_request(email="nul\x00@example.com", reason="a\x00b")
-    created = store.create(request, actor="U\x00REQ", outbox=("post\x00",))
+    created = store.create(request, actor="U\x00REQ", notices=(Notice.POST_REQUEST,))
     assert created.reason == "a\ufffdb"
     assert created.email == "nul\ufffd@example.com"
     assert store.find_open("NUL\x00@example.com") == created
@@ -249,13 +253,17 @@ def test_nul_characters_are_stored_as_replacement_characters(store: BaseSQLStore
     assert entry.details["reason"] == "a\x00b"  # JSON keeps it, escaped as \u0000
     store.set_message(request.id, "C\x001", "1.0\x00")
     done = approve(
-        store, request.id, actor="U\x00", details={"x": "\x00"}, outcome={"message": "m\x00"}
+        store, request.id, actor="U\x00", details={"x": "\x00"}, outcome=NotPosted("m\x00")
     )
-    assert done is not None and done.outcome == {"message": "m\x00"}
+    assert done is not None and done.outcome == NotPosted("m\x00")
     assert (done.channel, done.message_ts) == ("C\ufffd1", "1.0\ufffd")
-    assert store.audit_log(request.id)[-1].details == {"x": "\x00"}
+    assert store.audit_log(request.id)[-1].details == {
+        "type": "not_posted",
+        "slack_error": "m\x00",
+        "x": "\x00",
+    }
     [queued] = store.outbox_entries(request.id)
-    assert queued.kind == "post\ufffd"
+    assert queued.kind == "post_request"
     [claimed] = store.claim_outbox(now=T0, owner="o\x00", lease_seconds=60)
     store.retry_outbox(claimed.id, "o\x00", error="bad\x00error", next_attempt_at=T0)
     assert store.outbox_entries(request.id)[0].last_error == "bad\ufffderror"
@@ -285,14 +293,16 @@ def test_legal_transition_updates_state_and_appends_audit(store: BaseSQLStore) -
     request = store.create(make_request(), actor="U_REQ")
     later = T0 + timedelta(minutes=5)
     claimed = store.transition(
-        request.id,
-        PENDING,
-        State.EXECUTING,
-        actor="U_APP",
-        action="approve",
-        now=later,
-        details={"note": "looks fine ✓", "n": 1},
-        decided_by="U_APP",
+        Transition(
+            request.id,
+            PENDING,
+            State.EXECUTING,
+            actor="U_APP",
+            action=Action.APPROVE,
+            now=later,
+            details={"note": "looks fine ✓", "n": 1},
+            decided_by="U_APP",
+        )
     )
     assert claimed is not None
     assert claimed.state is State.EXECUTING
@@ -308,20 +318,26 @@ def test_legal_transition_updates_state_and_appends_audit(store: BaseSQLStore) -
     assert entry.at == later
     assert entry.details == {"note": "looks fine ✓", "n": 1}
 
-    outcome = {"requestId": "abc-123", "clearedDomains": ["example.com"], "nested": {"x": None}}
+    outcome = Cleared(("example.com", "ü.example"), ("3704",), "ok ✓", "abc-123", "2026-01-01Z")
     done = store.transition(
-        request.id,
-        EXECUTING,
-        State.SUCCEEDED,
-        actor="U_APP",
-        action="provider_success",
-        now=later + timedelta(seconds=2),
-        details=outcome,
-        outcome=outcome,
+        Transition(
+            request.id,
+            EXECUTING,
+            State.SUCCEEDED,
+            actor="U_APP",
+            action=Action.PROVIDER_SUCCESS,
+            now=later + timedelta(seconds=2),
+            details={"nested": {"x": None}},
+            outcome=outcome,
+        )
     )
     assert done is not None
     assert done.state is State.SUCCEEDED
     assert done.outcome == outcome
+    # The audit entry holds the outcome's serialised form and the details given.
+    details = store.audit_log(request.id)[-1].details
+    assert details["type"] == "cleared" and details["provider_request_id"] == "abc-123"
+    assert details["nested"] == {"x": None}
     # Not given this time, so kept from the approval.
     assert done.decided_by == "U_APP"
     assert [e.action for e in store.audit_log(request.id)] == [
@@ -337,29 +353,37 @@ def test_transition_from_one_of_several_states_records_the_actual_one(
     """With several from_states, the audit's from_state is the state the request really had."""
     request = store.create(make_request(), actor="U_REQ")
     rejected = store.transition(
-        request.id,
-        frozenset({State.PENDING}),
-        State.REJECTED,
-        actor="U_APP",
-        action="reject",
-        now=T0,
-        decided_by="U_APP",
-        decision_note="not our customer",
+        Transition(
+            request.id,
+            frozenset({State.PENDING}),
+            State.REJECTED,
+            actor="U_APP",
+            action=Action.REJECT,
+            now=T0,
+            decided_by="U_APP",
+            decision_note="not our customer",
+        )
     )
     assert rejected is not None and rejected.decision_note == "not our customer"
     assert store.audit_log(request.id)[-1].from_state is State.PENDING
 
     other = store.create(make_request(), actor="U_REQ")
     approve(store, other.id)
-    store.transition(other.id, EXECUTING, State.UNKNOWN, actor="U_APP", action="x", now=T0)
+    store.transition(
+        Transition(
+            other.id, EXECUTING, State.UNKNOWN, actor="U_APP", action=Action.PROVIDER_ERROR, now=T0
+        )
+    )
     retried = store.transition(
-        other.id,
-        frozenset({State.UNKNOWN}),
-        State.EXECUTING,
-        actor="U_APP2",
-        action="retry",
-        now=T0,
-        decided_by="U_APP2",
+        Transition(
+            other.id,
+            frozenset({State.UNKNOWN}),
+            State.EXECUTING,
+            actor="U_APP2",
+            action=Action.RETRY,
+            now=T0,
+            decided_by="U_APP2",
+        )
     )
     assert retried is not None and retried.decided_by == "U_APP2"
     assert store.audit_log(other.id)[-1].from_state is State.UNKNOWN
@@ -375,7 +399,11 @@ def test_transition_from_wrong_state_returns_none_and_appends_nothing(
     entries = store.audit_log(request.id)
     assert approve(store, request.id, actor="U_LATE") is None
     assert (
-        store.transition(request.id, PENDING, State.REJECTED, actor="U_X", action="reject", now=T0)
+        store.transition(
+            Transition(
+                request.id, PENDING, State.REJECTED, actor="U_X", action=Action.REJECT, now=T0
+            )
+        )
         is None
     )
     assert store.get(request.id) == before
@@ -404,7 +432,11 @@ def test_illegal_transition_raises_value_error_and_writes_nothing(
     """A transition TRANSITIONS does not allow is a programming error: ValueError, no write."""
     request = store.create(make_request(), actor="U_REQ")
     with pytest.raises(ValueError):
-        store.transition(request.id, from_states, to_state, actor="U", action="x", now=T0)
+        store.transition(
+            Transition(
+                request.id, from_states, to_state, actor="U", action=Action.PROVIDER_ERROR, now=T0
+            )
+        )
     assert store.get(request.id) == request
     assert len(store.audit_log(request.id)) == 1
 
@@ -414,12 +446,14 @@ def test_transition_rejects_naive_now(store: BaseSQLStore) -> None:
     request = store.create(make_request(), actor="U_REQ")
     with pytest.raises(ValueError, match="timezone-aware"):
         store.transition(
-            request.id,
-            PENDING,
-            State.EXECUTING,
-            actor="U",
-            action="approve",
-            now=datetime(2025, 3, 1),
+            Transition(
+                request.id,
+                PENDING,
+                State.EXECUTING,
+                actor="U",
+                action=Action.APPROVE,
+                now=datetime(2025, 3, 1),
+            )
         )
     assert store.get(request.id) == request
 
@@ -432,14 +466,16 @@ def test_unexpired_only_refuses_an_expired_request(store: BaseSQLStore) -> None:
     for now in (at_expiry, at_expiry + timedelta(days=3)):
         assert (
             store.transition(
-                expired.id,
-                PENDING,
-                State.EXECUTING,
-                actor="U",
-                action="approve",
-                now=now,
-                unexpired_only=True,
-                outbox=("show",),
+                Transition(
+                    expired.id,
+                    PENDING,
+                    State.EXECUTING,
+                    actor="U",
+                    action=Action.APPROVE,
+                    now=now,
+                    unexpired_only=True,
+                    notices=(Notice.SHOW,),
+                )
             )
             is None
         )
@@ -449,23 +485,27 @@ def test_unexpired_only_refuses_an_expired_request(store: BaseSQLStore) -> None:
 
     fresh = store.create(make_request(email=unique_email(), ttl=timedelta(hours=1)), actor="U")
     claimed = store.transition(
-        fresh.id,
-        PENDING,
-        State.EXECUTING,
-        actor="U",
-        action="approve",
-        now=fresh.expires_at - timedelta(microseconds=1),
-        unexpired_only=True,
+        Transition(
+            fresh.id,
+            PENDING,
+            State.EXECUTING,
+            actor="U",
+            action=Action.APPROVE,
+            now=fresh.expires_at - timedelta(microseconds=1),
+            unexpired_only=True,
+        )
     )
     assert claimed is not None and claimed.state is State.EXECUTING
     # Without the flag an expired request can still be moved (the sweep marks it expired).
     swept = store.transition(
-        expired.id,
-        PENDING,
-        State.EXPIRED,
-        actor="sweeper",
-        action="expire",
-        now=at_expiry + timedelta(days=3),
+        Transition(
+            expired.id,
+            PENDING,
+            State.EXPIRED,
+            actor="sweeper",
+            action=Action.EXPIRE,
+            now=at_expiry + timedelta(days=3),
+        )
     )
     assert swept is not None and swept.state is State.EXPIRED
 
@@ -485,11 +525,20 @@ def test_second_open_request_for_same_email_is_refused_case_insensitively(
     if state is not State.PENDING:
         approve(store, first.id)
     if state is State.UNKNOWN:
-        store.transition(first.id, EXECUTING, State.UNKNOWN, actor="bot", action="x", now=T0)
+        store.transition(
+            Transition(
+                first.id,
+                EXECUTING,
+                State.UNKNOWN,
+                actor="bot",
+                action=Action.PROVIDER_ERROR,
+                now=T0,
+            )
+        )
     for email in ("alice@example.com", "ALICE@EXAMPLE.COM", "Alice@Example.com"):
         second = make_request(email=email)
         with pytest.raises(OpenRequestExists) as info:
-            store.create(second, actor="U_OTHER", outbox=("post_request",))
+            store.create(second, actor="U_OTHER", notices=(Notice.POST_REQUEST,))
         assert info.value.existing.id == first.id
         assert info.value.existing.state is state
         assert store.get(second.id) is None
@@ -519,7 +568,12 @@ def test_a_new_request_is_allowed_once_the_open_one_is_done(
     if via is not None:
         approve(store, first.id)
         src = EXECUTING
-    assert store.transition(first.id, src, to_state, actor="U", action="x", now=T0) is not None
+    assert (
+        store.transition(
+            Transition(first.id, src, to_state, actor="U", action=Action.PROVIDER_ERROR, now=T0)
+        )
+        is not None
+    )
     second = store.create(make_request(email="BOB@example.com"), actor="U_REQ")
     assert second.state is State.PENDING
     found = store.find_open("bob@EXAMPLE.com")
@@ -531,7 +585,9 @@ def test_find_open_returns_the_open_request_for_that_email(store: BaseSQLStore) 
     treats hostile text as data."""
     assert store.find_open("alice@example.com") is None
     old = store.create(make_request(created_at=T0), actor="U")
-    store.transition(old.id, PENDING, State.REJECTED, actor="U", action="reject", now=T0)
+    store.transition(
+        Transition(old.id, PENDING, State.REJECTED, actor="U", action=Action.REJECT, now=T0)
+    )
     store.create(make_request(email="bob@example.com"), actor="U")
     assert store.find_open("alice@example.com") is None
 
@@ -616,16 +672,20 @@ def test_two_processes_creating_requests_for_the_same_emails_open_exactly_one_ea
 def test_create_and_transition_store_outbox_entries_in_order(store: BaseSQLStore) -> None:
     """create's and a winning transition's outbox kinds are queued in the order given, due at
     once (created_at / now), with no attempts yet."""
-    request = store.create(make_request(), actor="U", outbox=("post_request", "dm_posted"))
+    request = store.create(
+        make_request(), actor="U", notices=(Notice.POST_REQUEST, Notice.DM_POSTED)
+    )
     later = T0 + timedelta(minutes=3)
     assert store.transition(
-        request.id,
-        PENDING,
-        State.REJECTED,
-        actor="U",
-        action="reject",
-        now=later,
-        outbox=("show", "dm_outcome"),
+        Transition(
+            request.id,
+            PENDING,
+            State.REJECTED,
+            actor="U",
+            action=Action.REJECT,
+            now=later,
+            notices=(Notice.SHOW, Notice.DM_OUTCOME),
+        )
     )
     entries = store.outbox_entries(request.id)
     assert [e.kind for e in entries] == ["post_request", "dm_posted", "show", "dm_outcome"]
@@ -641,18 +701,34 @@ def test_a_losing_transition_stores_no_outbox_entries(store: BaseSQLStore) -> No
     """A transition that loses (wrong state, unknown request, expired) queues nothing; an
     illegal one raises before writing anything."""
     request = store.create(make_request(), actor="U")
-    approve(store, request.id, outbox=("show",))
+    approve(store, request.id, notices=(Notice.SHOW,))
     assert [e.kind for e in store.outbox_entries()] == ["show"]
-    assert approve(store, request.id, outbox=("show", "dm")) is None
+    assert approve(store, request.id, notices=(Notice.SHOW, Notice.DM_OUTCOME)) is None
     assert (
         store.transition(
-            "nope", PENDING, State.REJECTED, actor="U", action="x", now=T0, outbox=("show",)
+            Transition(
+                "nope",
+                PENDING,
+                State.REJECTED,
+                actor="U",
+                action=Action.PROVIDER_ERROR,
+                now=T0,
+                notices=(Notice.SHOW,),
+            )
         )
         is None
     )
     with pytest.raises(ValueError):
         store.transition(
-            request.id, EXECUTING, State.PENDING, actor="U", action="x", now=T0, outbox=("show",)
+            Transition(
+                request.id,
+                EXECUTING,
+                State.PENDING,
+                actor="U",
+                action=Action.PROVIDER_ERROR,
+                now=T0,
+                notices=(Notice.SHOW,),
+            )
         )
     assert [e.kind for e in store.outbox_entries()] == ["show"]
 
@@ -670,7 +746,7 @@ def test_fifty_threads_racing_a_transition_queue_its_outbox_entries_once(
     def claim(i: int) -> None:
         try:
             barrier.wait(timeout=30)
-            if approve(store, request.id, actor=f"U{i}", outbox=("show",)) is not None:
+            if approve(store, request.id, actor=f"U{i}", notices=(Notice.SHOW,)) is not None:
                 wins.append(i)
         except BaseException as e:  # noqa: BLE001 -- reported by the main thread below
             errors.append(e)
@@ -685,22 +761,22 @@ def test_fifty_threads_racing_a_transition_queue_its_outbox_entries_once(
 
 
 def test_enqueue_appends_entries_and_refuses_unknown_requests(store: BaseSQLStore) -> None:
-    """enqueue appends kinds after what is queued, due at `now`; nothing for no kinds;
-    KeyError for a request that does not exist; ValueError for an empty kind."""
-    request = store.create(make_request(), actor="U", outbox=("a",))
-    store.enqueue(request.id, ["b", "c"], now=T0 + timedelta(seconds=5))
+    """enqueue appends notices after what is queued, due at `now`; nothing for none;
+    KeyError for a request that does not exist; ValueError for a kind that is no Notice."""
+    request = store.create(make_request(), actor="U", notices=(Notice.POST_REQUEST,))
+    store.enqueue(request.id, [Notice.SHOW, Notice.REPLY_RESULT], now=T0 + timedelta(seconds=5))
     store.enqueue(request.id, [], now=T0)
     entries = store.outbox_entries(request.id)
-    assert [e.kind for e in entries] == ["a", "b", "c"]
+    assert [e.kind for e in entries] == ["post_request", "show", "reply_result"]
     assert entries[1].next_attempt_at == T0 + timedelta(seconds=5)
     with pytest.raises(KeyError):
-        store.enqueue("missing", ["x"], now=T0)
+        store.enqueue("missing", [Notice.POST_REQUEST], now=T0)
     with pytest.raises(ValueError):
-        store.enqueue(request.id, [""], now=T0)
+        store.enqueue(request.id, [""], now=T0)  # type: ignore[list-item]  # on purpose
     with pytest.raises(TypeError):
-        store.enqueue(request.id, "show", now=T0)
+        store.enqueue(request.id, "show", now=T0)  # type: ignore[arg-type]  # on purpose
     with pytest.raises(ValueError, match="timezone-aware"):
-        store.enqueue(request.id, ["x"], now=datetime(2025, 1, 1))
+        store.enqueue(request.id, [Notice.POST_REQUEST], now=datetime(2025, 1, 1))
     assert len(store.outbox_entries()) == 3
 
 
@@ -708,16 +784,25 @@ def test_claim_returns_only_the_head_of_each_requests_queue(store: BaseSQLStore)
     """Strict FIFO per request: a claim returns each request's oldest undone entry (ordered by
     id, at most `limit`), never an entry behind an undone one, even when that one is not due
     or is leased; completing or burying the head makes the next one the head."""
-    a = store.create(make_request(email="a@example.com"), actor="U", outbox=("a1", "a2", "a3"))
-    b = store.create(make_request(email="b@example.com"), actor="U", outbox=("b1", "b2"))
+    a = store.create(
+        make_request(email="a@example.com"),
+        actor="U",
+        notices=(Notice.POST_REQUEST, Notice.SHOW, Notice.REPLY_RESULT),
+    )
+    b = store.create(
+        make_request(email="b@example.com"), actor="U", notices=(Notice.POST_REQUEST, Notice.SHOW)
+    )
     heads = store.claim_outbox(now=T0, owner="o1", lease_seconds=60)
-    assert [(e.request_id, e.kind) for e in heads] == [(a.id, "a1"), (b.id, "b1")]
+    assert [(e.request_id, e.kind) for e in heads] == [
+        (a.id, "post_request"),
+        (b.id, "post_request"),
+    ]
     # Leased heads block their queues: nothing else to claim.
     assert store.claim_outbox(now=T0, owner="o2", lease_seconds=60) == []
     a1, b1 = heads
     store.complete_outbox(a1.id, "o1", now=T0)
     [a2] = store.claim_outbox(now=T0, owner="o2", lease_seconds=60)
-    assert a2.kind == "a2"
+    assert a2.kind == "show"
     # A head that is retried later still blocks what follows it.
     store.retry_outbox(a2.id, "o2", error="slack down", next_attempt_at=T0 + timedelta(minutes=1))
     assert store.claim_outbox(now=T0 + timedelta(seconds=59), owner="o2", lease_seconds=60) == []
@@ -726,7 +811,7 @@ def test_claim_returns_only_the_head_of_each_requests_queue(store: BaseSQLStore)
     )
     assert (again.id, again.kind, again.attempts, again.last_error) == (
         a2.id,
-        "a2",
+        "show",
         1,
         "slack down",
     )
@@ -736,27 +821,29 @@ def test_claim_returns_only_the_head_of_each_requests_queue(store: BaseSQLStore)
     store.complete_outbox(again.id, "o2", now=T0)
     later = T0 + timedelta(minutes=2)
     heads = store.claim_outbox(now=later, owner="o3", lease_seconds=60, limit=1)
-    assert [e.kind for e in heads] == ["a3"]
+    assert [e.kind for e in heads] == ["reply_result"]
     [b2] = store.claim_outbox(now=later, owner="o3", lease_seconds=60)
-    assert b2.kind == "b2"
+    assert b2.kind == "show"
     store.complete_outbox(b2.id, "o3", now=later)
-    assert [e.kind for e in store.outbox_entries()] == ["a3"]  # leased by o3, not completed
+    assert [e.kind for e in store.outbox_entries()] == [
+        "reply_result"
+    ]  # leased by o3, not completed
 
 
 def test_claim_for_one_request_and_not_yet_due_entries(store: BaseSQLStore) -> None:
     """With request_id only that request's head is claimed; an entry due later is not
     returned before its time; a limit below 1 or a non-positive lease is refused."""
-    a = store.create(make_request(email="a@example.com"), actor="U", outbox=("a1",))
+    a = store.create(make_request(email="a@example.com"), actor="U", notices=(Notice.POST_REQUEST,))
     b = store.create(make_request(email="b@example.com"), actor="U")
-    store.enqueue(b.id, ["b1"], now=T0 + timedelta(hours=1))
+    store.enqueue(b.id, [Notice.POST_REQUEST], now=T0 + timedelta(hours=1))
     assert store.claim_outbox(now=T0, owner="o", lease_seconds=5, request_id=b.id) == []
     assert store.claim_outbox(now=T0, owner="o", lease_seconds=5, request_id="zz") == []
     [b1] = store.claim_outbox(
         now=T0 + timedelta(hours=1), owner="o", lease_seconds=5, request_id=b.id
     )
-    assert b1.kind == "b1"
+    assert b1.kind == "post_request"
     [a1] = store.claim_outbox(now=T0, owner="o", lease_seconds=5, request_id=a.id)
-    assert a1.kind == "a1"
+    assert a1.kind == "post_request"
     with pytest.raises(ValueError):
         store.claim_outbox(now=T0, owner="o", lease_seconds=5, limit=0)
     with pytest.raises(ValueError):
@@ -768,7 +855,7 @@ def test_leases_expire_and_a_stale_owner_cannot_finish_what_it_lost(
 ) -> None:
     """A leased entry is nobody else's until the lease ends; then another owner may take it
     over, and the first owner's complete, retry or bury is ignored; the new owner's counts."""
-    request = store.create(make_request(), actor="U", outbox=("show", "reply"))
+    request = store.create(make_request(), actor="U", notices=(Notice.SHOW, Notice.REPLY_RESULT))
     [first] = store.claim_outbox(now=T0, owner="old", lease_seconds=30)
     assert store.claim_outbox(now=T0 + timedelta(seconds=29), owner="new", lease_seconds=30) == []
     takeover = T0 + timedelta(seconds=30)
@@ -781,18 +868,18 @@ def test_leases_expire_and_a_stale_owner_cannot_finish_what_it_lost(
     assert (still.id, still.attempts, still.last_error) == (first.id, 0, None)
     assert store.claim_outbox(now=takeover, owner="old", lease_seconds=30) == []
     store.complete_outbox(taken.id, "new", now=takeover)
-    assert [e.kind for e in store.outbox_entries(request.id)] == ["reply"]
+    assert [e.kind for e in store.outbox_entries(request.id)] == ["reply_result"]
     # Completing twice, or after a retry released the lease, does nothing.
     [dm] = store.claim_outbox(now=takeover, owner="new", lease_seconds=30)
     store.retry_outbox(dm.id, "new", error="e", next_attempt_at=takeover)
     store.complete_outbox(dm.id, "new", now=takeover)
-    assert [(e.kind, e.attempts) for e in store.outbox_entries(request.id)] == [("reply", 1)]
+    assert [(e.kind, e.attempts) for e in store.outbox_entries(request.id)] == [("reply_result", 1)]
 
 
 def test_retry_and_bury_record_attempts_and_truncated_errors(store: BaseSQLStore) -> None:
     """retry counts the attempt and keeps the error (at most MAX_ERROR_CHARS); bury counts it,
     keeps the error and drops the entry from the queue (it is dead, not delivered)."""
-    request = store.create(make_request(), actor="U", outbox=("show", "reply"))
+    request = store.create(make_request(), actor="U", notices=(Notice.SHOW, Notice.REPLY_RESULT))
     [show] = store.claim_outbox(now=T0, owner="o", lease_seconds=30)
     long_error = "ratelimited " + "x" * 2000
     store.retry_outbox(show.id, "o", error=long_error, next_attempt_at=T0 + timedelta(seconds=2))
@@ -804,7 +891,7 @@ def test_retry_and_bury_record_attempts_and_truncated_errors(store: BaseSQLStore
     [show] = store.claim_outbox(now=T0 + timedelta(seconds=2), owner="o", lease_seconds=30)
     assert show.attempts == 1
     store.bury_outbox(show.id, "o", error="channel_not_found", now=T0)
-    assert [e.kind for e in store.outbox_entries(request.id)] == ["reply"]
+    assert [e.kind for e in store.outbox_entries(request.id)] == ["reply_result"]
     with pytest.raises(ValueError, match="timezone-aware"):
         store.retry_outbox(show.id, "o", error="e", next_attempt_at=datetime(2025, 1, 1))
 
@@ -849,7 +936,11 @@ def test_concurrent_claimers_in_two_processes_never_get_the_same_entry(
     concurrently: every entry is claimed exactly once, and all end delivered."""
     with open_store(database_url) as store:
         for i in range(30):
-            store.create(make_request(email=f"q{i}@example.com"), actor="U", outbox=("x", "y", "z"))
+            store.create(
+                make_request(email=f"q{i}@example.com"),
+                actor="U",
+                notices=(Notice.POST_REQUEST, Notice.SHOW, Notice.REPLY_RESULT),
+            )
         expected = sorted(e.id for e in store.outbox_entries())
     procs_n, threads_n = 2, 3
     barrier = multiprocessing.get_context("spawn").Barrier(procs_n * threads_n)
@@ -918,14 +1009,16 @@ def _race_worker(
             try:
                 barrier.wait(timeout=60)
                 claimed = store.transition(
-                    rid,
-                    PENDING,
-                    State.EXECUTING,
-                    actor=f"{worker}-{t}",
-                    action="approve",
-                    now=datetime.now(UTC),
-                    decided_by=f"{worker}-{t}",
-                    outbox=("show",),
+                    Transition(
+                        rid,
+                        PENDING,
+                        State.EXECUTING,
+                        actor=f"{worker}-{t}",
+                        action=Action.APPROVE,
+                        now=datetime.now(UTC),
+                        decided_by=f"{worker}-{t}",
+                        notices=(Notice.SHOW,),
+                    )
                 )
             except BaseException as e:  # noqa: BLE001 -- sent back to the test to report
                 with lock:
@@ -980,9 +1073,11 @@ def test_data_survives_close_and_reopen(database_url: str) -> None:
     """Requests, their states, audit logs and outbox entries are all there after close and
     reopen."""
     with open_store(database_url) as store:
-        request = store.create(make_request(reason="keep me ✓"), actor="U_REQ", outbox=("p",))
+        request = store.create(
+            make_request(reason="keep me ✓"), actor="U_REQ", notices=(Notice.POST_REQUEST,)
+        )
         store.set_message(request.id, "C1", "1.2")
-        approve(store, request.id, decided_by="U_APP", outbox=("show",))
+        approve(store, request.id, decided_by="U_APP", notices=(Notice.SHOW,))
         before, log = store.get(request.id), store.audit_log(request.id)
         queued = store.outbox_entries()
     with open_store(database_url) as store:
@@ -995,7 +1090,8 @@ def test_data_survives_close_and_reopen(database_url: str) -> None:
 _KILL_CHILD = """
 import sys
 from datetime import UTC, datetime, timedelta, timezone
-from bot.approvals import State, VerificationRequest
+from bot.domain.model import Action, Notice, State, VerificationRequest
+from bot.domain.service import Transition
 from bot.store import open_store
 
 store = open_store(sys.argv[1])
@@ -1008,10 +1104,10 @@ store.create(
     ),
     actor="U_REQ",
 )
-store.transition(
+store.transition(Transition(
     "killed-1", frozenset({State.PENDING}), State.EXECUTING,
-    actor="U_APP", action="approve", now=now, decided_by="U_APP", outbox=["show"],
-)
+    actor="U_APP", action=Action.APPROVE, now=now, decided_by="U_APP", notices=(Notice.SHOW,),
+))
 print("ready", flush=True)
 sys.stdin.read()  # wait here, connection open, until killed
 """
@@ -1056,7 +1152,7 @@ def test_sqlite_settings_wal_full_sync_busy_timeout_and_schema(
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
     assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {
         "requests_open_email",
@@ -1158,111 +1254,122 @@ def test_a_file_that_is_not_a_database_gives_store_error_naming_it(tmp_path: Pat
         SQLiteStore(path)
 
 
-# A version-1 database, as the previous release of the bot created it.
-_V1_SCHEMA = """
-CREATE TABLE schema_version (version INTEGER NOT NULL);
-INSERT INTO schema_version (version) VALUES (1);
-CREATE TABLE requests (
-    id TEXT PRIMARY KEY, email TEXT NOT NULL, domain TEXT NOT NULL, reason TEXT NOT NULL,
-    requester TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL, updated_at TEXT NOT NULL, channel TEXT, message_ts TEXT,
-    decided_by TEXT, decision_note TEXT, outcome TEXT
-);
-CREATE INDEX requests_email_state ON requests (email, state);
-CREATE INDEX requests_state_expires ON requests (state, expires_at);
-CREATE TABLE audit_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL REFERENCES requests (id),
-    at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, from_state TEXT,
-    to_state TEXT NOT NULL, details TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX audit_log_request ON audit_log (request_id, id);
-"""
+# The schema as the first release (version 2) created it, for either backend: the outbox had no
+# lane and no audit_id yet.
+_V2_SCHEMA = (
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    "INSERT INTO schema_version (version) VALUES (2)",
+    """CREATE TABLE requests (
+        id TEXT PRIMARY KEY, email TEXT NOT NULL, domain TEXT NOT NULL, reason TEXT NOT NULL,
+        requester TEXT NOT NULL, state TEXT NOT NULL, created_at {time} NOT NULL,
+        expires_at {time} NOT NULL, updated_at {time} NOT NULL, channel TEXT, message_ts TEXT,
+        decided_by TEXT, decision_note TEXT, outcome TEXT, email_key TEXT NOT NULL)""",
+    "CREATE UNIQUE INDEX requests_open_email ON requests (email_key) "
+    "WHERE state IN ('executing', 'pending', 'unknown')",
+    """CREATE TABLE audit_log (
+        id {serial}, request_id TEXT NOT NULL REFERENCES requests (id), at {time} NOT NULL,
+        actor TEXT NOT NULL, action TEXT NOT NULL, from_state TEXT, to_state TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{{}}')""",
+    """CREATE TABLE outbox (
+        id {serial}, request_id TEXT NOT NULL REFERENCES requests (id), kind TEXT NOT NULL,
+        created_at {time} NOT NULL, next_attempt_at {time} NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, lease_owner TEXT,
+        lease_until {time}, delivered_at {time}, dead_at {time})""",
+)
 
 
-def _write_v1(path: Path, rows: list[tuple[str, str, str]]) -> None:
-    """A v1 file holding (id, email, state) requests, each with a create audit entry."""
-    conn = sqlite3.connect(path)
-    try:
-        with conn:
-            conn.executescript(_V1_SCHEMA)
-            for i, (rid, email, state) in enumerate(rows):
-                at = (T0 + timedelta(minutes=i)).isoformat(timespec="microseconds")
-                expires = (T0 + timedelta(days=1)).isoformat(timespec="microseconds")
-                conn.execute(
-                    "INSERT INTO requests VALUES (?, ?, ?, 'r', 'U', ?, ?, ?, ?, 'C1', '1.1', "
-                    'NULL, NULL, \'{"requestId": "p-1"}\')',
-                    (rid, email, email.rpartition("@")[2], state, at, expires, at),
-                )
-                conn.execute(
-                    "INSERT INTO audit_log (request_id, at, actor, action, to_state) "
-                    "VALUES (?, ?, 'U', 'create', 'pending')",
-                    (rid, at),
-                )
-    finally:
-        conn.close()
+def _write_v2(url: str, postgres_server: Any) -> None:
+    """A version-2 database holding one rejected request whose SHOW and DM_OUTCOME were still
+    queued (written, as version 2 did, with the same time as the change's audit entry)."""
+    created = T0.isoformat(timespec="microseconds")
+    later = (T0 + timedelta(minutes=1)).isoformat(timespec="microseconds")
+    expires = (T0 + timedelta(days=1)).isoformat(timespec="microseconds")
+    rows = [
+        (
+            "INSERT INTO requests VALUES ('old-1', 'Carol@Example.COM', 'example.com', 'r', "
+            "'U', 'rejected', ?, ?, ?, 'C1', '1.1', 'U_APP', 'no', NULL, 'carol@example.com')",
+            (created, expires, later),
+        ),
+        (
+            "INSERT INTO audit_log (request_id, at, actor, action, from_state, to_state, details) "
+            "VALUES ('old-1', ?, 'U', 'create', NULL, 'pending', '{}')",
+            (created,),
+        ),
+        (
+            "INSERT INTO audit_log (request_id, at, actor, action, from_state, to_state, details) "
+            "VALUES ('old-1', ?, 'U_APP', 'reject', 'pending', 'rejected', '{\"note\": \"no\"}')",
+            (later,),
+        ),
+        (
+            "INSERT INTO outbox (request_id, kind, created_at, next_attempt_at) "
+            "VALUES ('old-1', 'show', ?, ?), ('old-1', 'dm_outcome', ?, ?)",
+            (later, later, later, later),
+        ),
+    ]
+    if backend_of(url) == "sqlite":
+        ddl = [
+            s.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", time="TEXT") for s in _V2_SCHEMA
+        ]
+        conn = sqlite3.connect(sqlite_path_from_url(url))
+        try:
+            with conn:
+                for statement in ddl:
+                    conn.execute(statement)
+                for statement, params in rows:
+                    conn.execute(statement, params)
+        finally:
+            conn.close()
+    else:
+        serial = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+        for statement in _V2_SCHEMA:
+            postgres_server.execute(url, statement.format(serial=serial, time="TIMESTAMPTZ"))
+        for statement, params in rows:
+            postgres_server.execute(url, statement.replace("?", "%s"), params)
 
 
-def test_version_1_sqlite_database_is_migrated_in_place(db_path: Path) -> None:
-    """A v1 file is upgraded at start to v2 without losing or changing a row: email_key is
-    filled in (so find_open and the open-email rule are case-insensitive for old requests too),
-    the unique index and the outbox exist, and a new request for an old open email is
-    refused."""
-    _write_v1(
-        db_path,
-        [
-            ("old-open", "Carol@Example.COM", "pending"),
-            ("old-done", "dave@example.com", "succeeded"),
-            ("old-unknown", "ÉVA@example.com", "unknown"),
-        ],
-    )
-    with SQLiteStore(db_path) as store:
-        conn = store._connection()
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
-        old = store.get("old-open")
-        assert old is not None and old.email == "Carol@Example.COM" and old.channel == "C1"
-        assert old.outcome == {"requestId": "p-1"}
-        assert [e.action for e in store.audit_log("old-open")] == ["create"]
-        assert store.find_open("carol@example.com") == old
-        found = store.find_open("éva@example.com")
-        assert found is not None and found.id == "old-unknown"
-        with pytest.raises(OpenRequestExists) as info:
-            store.create(make_request(email="carol@example.com"), actor="U")
-        assert info.value.existing.id == "old-open"
-        new = store.create(make_request(email="DAVE@example.com"), actor="U", outbox=("post",))
-        assert [e.kind for e in store.outbox_entries(new.id)] == ["post"]
-        indexes = {r[1]: r[2] for r in conn.execute("PRAGMA index_list(requests)")}
-        assert indexes.get("requests_open_email") == 1
-        assert "requests_email_state" not in indexes
-    with SQLiteStore(db_path) as store:  # a second start has nothing left to do
-        assert store.get("old-open") == old
-
-
-def test_version_1_duplicates_are_kept_and_the_unique_index_follows_once_they_close(
-    db_path: Path, caplog: pytest.LogCaptureFixture
+def test_a_version_2_database_is_brought_up_to_date_in_place(
+    database_url: str, request: pytest.FixtureRequest
 ) -> None:
-    """If a v1 file already holds two open requests for one email, the migration changes no
-    data: it warns (naming the requests) and starts without the unique index, still refusing
-    new requests for that email; once one of them is closed, the next start builds it."""
-    _write_v1(
-        db_path,
-        [("dup-1", "erin@example.com", "pending"), ("dup-2", "ERIN@example.com", "executing")],
-    )
-    with caplog.at_level(logging.WARNING, logger="bot.store"), SQLiteStore(db_path) as store:
-        assert "dup-1" in caplog.text and "dup-2" in caplog.text
-        assert {store.get("dup-1").state, store.get("dup-2").state} == {  # type: ignore[union-attr]
-            State.PENDING,
-            State.EXECUTING,
-        }
-        with pytest.raises(OpenRequestExists):
-            store.create(make_request(email="erin@example.com"), actor="U")
-        indexes = {r[1] for r in store._connection().execute("PRAGMA index_list(requests)")}
-        assert "requests_open_email" not in indexes
-        store.transition("dup-1", PENDING, State.EXPIRED, actor="bot", action="expire", now=T0)
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="bot.store"), SQLiteStore(db_path) as store:
-        assert "dup-" not in caplog.text
-        unique = {r[1]: r[2] for r in store._connection().execute("PRAGMA index_list(requests)")}
-        assert unique.get("requests_open_email") == 1
+    """The first released schema (2) is migrated at start, on either backend, without losing
+    or changing a row: each queued entry gets its lane (DMs apart) and the audit entry of the
+    change that queued it, so a late delivery still describes that change."""
+    server = request.getfixturevalue("postgres_server") if "postgres" in database_url else None
+    _write_v2(database_url, server)
+    with open_store(database_url) as store:
+        old = store.get("old-1")
+        assert old is not None and old.state is State.REJECTED and old.decision_note == "no"
+        log = store.audit_log("old-1")
+        assert [e.action for e in log] == ["create", "reject"]
+        entries = store.outbox_entries("old-1")
+        assert [(e.kind, e.lane) for e in entries] == [
+            ("show", Lane.CHANNEL),
+            ("dm_outcome", Lane.DM),
+        ]
+        assert {e.audit_id for e in entries} == {log[1].id}
+        linked = store.audit_entry(log[1].id or 0)
+        assert linked is not None and linked.details == {"note": "no"}
+        # New requests work as on a new database, and name their audit entries directly.
+        new = store.create(make_request(email="dave@example.com"), "U", notices=(Notice.SHOW,))
+        [queued] = store.outbox_entries(new.id)
+        assert queued.audit_id == store.audit_log(new.id)[0].id
+    with open_store(database_url) as store:  # a second start has nothing left to do
+        assert store.get("old-1") == old
+
+
+def test_a_version_1_sqlite_file_is_refused(db_path: Path) -> None:
+    """Version 1 never left development: a file claiming it is refused, saying so, and is
+    left as it was."""
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 1, which no released bot wrote"):
+        SQLiteStore(db_path)
+    conn = sqlite3.connect(db_path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    conn.close()
+    assert tables == {"schema_version"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1299,7 +1406,7 @@ def test_open_store_postgres_urls_open_a_postgres_store(
 ) -> None:
     """postgresql://, postgres:// (and SQLAlchemy's postgresql+psycopg://) all open the
     PostgreSQL store."""
-    from bot.store_postgres import PostgresStore
+    from bot.store.postgres import PostgresStore
 
     with postgres_server.fresh_database() as url:
         url = scheme + url[url.index("://") :]
@@ -1314,7 +1421,7 @@ def test_open_store_postgres_without_the_driver_says_which_extra_to_install(
     """Without psycopg installed, a PostgreSQL URL gets StoreConfigError naming the postgres
     extra, and the password is not repeated."""
     monkeypatch.setitem(sys.modules, "psycopg", None)
-    monkeypatch.delitem(sys.modules, "bot.store_postgres", raising=False)
+    monkeypatch.delitem(sys.modules, "bot.store.postgres", raising=False)
     with pytest.raises(StoreConfigError, match=r"verify-email-bot\[postgres\]") as info:
         open_store("postgresql://bot:s3cr3t-pw@db.internal:5432/bot")
     assert "s3cr3t-pw" not in str(info.value)
@@ -1422,7 +1529,7 @@ def test_postgres_server_going_away_gives_store_error_and_recovers(
     connect at all, operations raise StoreError naming the database rather than hanging."""
     from psycopg.conninfo import conninfo_to_dict
 
-    from bot.store_postgres import PostgresStore
+    from bot.store.postgres import PostgresStore
 
     with PostgresStore(postgres_url, pool_timeout=2) as store:
         request = store.create(make_request(), actor="U")
@@ -1532,12 +1639,14 @@ def test_list_requests_filters_by_state_and_times_oldest_first(store: BaseSQLSto
         actor="U",
     )
     claimed = store.transition(
-        b.id,
-        PENDING,
-        State.EXECUTING,
-        actor="U",
-        action="approve",
-        now=T0 + timedelta(minutes=10),
+        Transition(
+            b.id,
+            PENDING,
+            State.EXECUTING,
+            actor="U",
+            action=Action.APPROVE,
+            now=T0 + timedelta(minutes=10),
+        )
     )
     assert claimed is not None
     b = claimed
@@ -1574,35 +1683,65 @@ def test_list_requests_filters_by_state_and_times_oldest_first(store: BaseSQLSto
 # With the domain
 
 
-def test_approvals_service_claims_and_rejects_through_the_store(store: BaseSQLStore) -> None:
-    """The store satisfies the Store protocol as Approvals uses it: submit, claim once,
-    refuse the second claim, reject another, expire a late one."""
+class _Everyone:
+    """Every user holds every role."""
+
+    def is_requester(self, user_id: str) -> bool:
+        return True
+
+    def is_approver(self, user_id: str) -> bool:
+        return True
+
+
+class _Cleared:
+    def confirm(self, email: str) -> Cleared:
+        return Cleared(("example.com",), ("1",), "Verification caches cleared")
+
+
+class _NoDelivery:
+    def deliver(self, request_id: str) -> None:
+        pass
+
+    def deliver_alongside(self, request_id: str) -> Callable[[], None]:
+        return lambda: None
+
+
+def test_approvals_service_approves_and_rejects_through_the_store(store: BaseSQLStore) -> None:
+    """The store is the service's RequestRepository: submit, approve once (the second approval
+    is refused), reject another, and a late one is expired when someone tries to approve it."""
     clock = [T0]
-    approvals = Approvals(store, provider=None, policy=ApprovalPolicy(), clock=lambda: clock[0])  # type: ignore[arg-type]
+    approvals = Approvals(
+        store, _Cleared(), _Everyone(), _NoDelivery(), ApprovalPolicy(), clock=lambda: clock[0]
+    )
     request = approvals.submit("carol@Example.COM", "ticket 7", requester="U_REQ")
     assert request.email == "carol@example.com"
-    claimed = approvals.claim(request.id, approver="U_APP")
-    assert claimed.state is State.EXECUTING and claimed.decided_by == "U_APP"
-    with pytest.raises(Refused, match="already executing"):
-        approvals.claim(request.id, approver="U_APP2")
+    done = approvals.approve(request.id, approver="U_APP")
+    assert done.state is State.SUCCEEDED and done.decided_by == "U_APP"
+    with pytest.raises(Refused) as refused:
+        approvals.approve(request.id, approver="U_APP2")
+    assert refused.value.code is Refusal.ALREADY_DECIDED
     other = approvals.submit("dave@example.com", "ticket 8", requester="U_REQ")
     rejected = approvals.reject(other.id, actor="U_APP", note="no")
     assert rejected.state is State.REJECTED and rejected.decision_note == "no"
     late = approvals.submit("erin@example.com", "ticket 9", requester="U_REQ")
     clock[0] = T0 + timedelta(days=2)
-    with pytest.raises(Refused, match="expired"):
-        approvals.claim(late.id, approver="U_APP")
+    with pytest.raises(Refused) as refused:
+        approvals.approve(late.id, approver="U_APP")
+    assert refused.value.code is Refusal.EXPIRED
     got = store.get(late.id)
     assert got is not None and got.state is State.EXPIRED
 
 
 def test_direct_messages_have_their_own_lane(store: BaseSQLStore) -> None:
-    """Kinds starting "dm" queue apart from the channel's: a DM waiting to be retried holds up
-    no channel update, and each lane stays first in, first out."""
-    request = store.create(make_request(), actor="U", outbox=("post_request", "dm_posted"))
-    store.enqueue(request.id, ["show", "dm_outcome"], now=T0)
+    """DM notices queue in a lane of their own, stored with each entry: a DM waiting to be
+    retried holds up no channel update, and each lane stays first in, first out."""
+    request = store.create(
+        make_request(), actor="U", notices=(Notice.POST_REQUEST, Notice.DM_POSTED)
+    )
+    store.enqueue(request.id, [Notice.SHOW, Notice.DM_OUTCOME], now=T0)
     heads = store.claim_outbox(now=T0, owner="o", lease_seconds=30, request_id=request.id, limit=5)
     assert sorted(e.kind for e in heads) == ["dm_posted", "post_request"]
+    assert {e.kind: e.lane for e in heads} == {"dm_posted": Lane.DM, "post_request": Lane.CHANNEL}
     by_kind = {e.kind: e for e in heads}
     store.retry_outbox(
         by_kind["dm_posted"].id, "o", error="x", next_attempt_at=T0 + timedelta(hours=1)
@@ -1620,26 +1759,32 @@ def test_updated_before_guards_a_transition(store: BaseSQLStore) -> None:
     request = store.create(make_request(), actor="U")
     claimed_at = T0 + timedelta(minutes=5)
     store.transition(
-        request.id, PENDING, State.EXECUTING, actor="U", action="approve", now=claimed_at
+        Transition(
+            request.id, PENDING, State.EXECUTING, actor="U", action=Action.APPROVE, now=claimed_at
+        )
     )
     swept = store.transition(
-        request.id,
-        EXECUTING,
-        State.UNKNOWN,
-        actor="bot",
-        action="x",
-        now=claimed_at + timedelta(hours=1),
-        updated_before=claimed_at,
+        Transition(
+            request.id,
+            EXECUTING,
+            State.UNKNOWN,
+            actor="bot",
+            action=Action.PROVIDER_ERROR,
+            now=claimed_at + timedelta(hours=1),
+            updated_before=claimed_at,
+        )
     )
     assert swept is None
     assert (stored := store.get(request.id)) is not None and stored.state is State.EXECUTING
     swept = store.transition(
-        request.id,
-        EXECUTING,
-        State.UNKNOWN,
-        actor="bot",
-        action="x",
-        now=claimed_at + timedelta(hours=1),
-        updated_before=claimed_at + timedelta(seconds=1),
+        Transition(
+            request.id,
+            EXECUTING,
+            State.UNKNOWN,
+            actor="bot",
+            action=Action.PROVIDER_ERROR,
+            now=claimed_at + timedelta(hours=1),
+            updated_before=claimed_at + timedelta(seconds=1),
+        )
     )
     assert swept is not None and swept.state is State.UNKNOWN

@@ -12,8 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from bot.app import Services, build_services, create_app
+from bot.app import create_app
 from bot.server import HttpServer, SocketModeServer, WsgiApp
+from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.standins.driver import Driver, HttpTransport, SocketModeTransport, Transport
 from bot.standins.provider import FakeProvider

@@ -1,7 +1,8 @@
 """The store on PostgreSQL (psycopg 3), for ``DATABASE_URL=postgresql://…`` (or ``postgres://``).
 
-Same behaviour as the SQLite store: the SQL and the semantics are :class:`bot.store.BaseSQLStore`'s;
-this module adds the connection pool, the schema and the error translation.
+Same behaviour as the SQLite store: the SQL and the semantics are
+:class:`bot.store.sql.BaseSQLStore`'s; this module adds the connection pool, the schema's
+dialect and the error translation.
 
 * Connections: a ``psycopg_pool.ConnectionPool`` (1 to 10 connections, each checked before
   use), opened when the store is built and closed by :meth:`PostgresStore.close`. Connections
@@ -30,14 +31,9 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from bot.store import (
-    _OPEN_VALUES,
-    _UNDONE,
-    SCHEMA_VERSION,
-    BaseSQLStore,
-    StoreConfigError,
-    StoreError,
-)
+from bot.store.errors import StoreConfigError, StoreError
+from bot.store.schema import POSTGRES, SCHEMA_VERSION, create_statements, upgrade_statements
+from bot.store.sql import BaseSQLStore
 
 # pg_advisory_xact_lock key serialising schema creation and migration between replicas
 # ("verify-e" in ASCII: any constant no other application on the database uses).
@@ -49,62 +45,9 @@ CONNECT_TIMEOUT = 10  # seconds for one connection attempt (libpq's connect_time
 POOL_TIMEOUT = 15.0  # seconds to wait for a free (or new) connection from the pool
 STATEMENT_TIMEOUT_MS = 30_000  # no statement of ours takes more than milliseconds
 
-_OPEN_IN = "state IN (" + ", ".join(f"'{v}'" for v in _OPEN_VALUES) + ")"
-
-_SCHEMA = (
-    """
-    CREATE TABLE requests (
-        id            TEXT PRIMARY KEY,
-        email         TEXT NOT NULL,
-        domain        TEXT NOT NULL,
-        reason        TEXT NOT NULL,
-        requester     TEXT NOT NULL,
-        state         TEXT NOT NULL,
-        created_at    TIMESTAMPTZ NOT NULL,
-        expires_at    TIMESTAMPTZ NOT NULL,
-        updated_at    TIMESTAMPTZ NOT NULL,
-        channel       TEXT,
-        message_ts    TEXT,
-        decided_by    TEXT,
-        decision_note TEXT,
-        outcome       TEXT,
-        email_key     TEXT NOT NULL
-    )
-    """,
-    f"CREATE UNIQUE INDEX requests_open_email ON requests (email_key) WHERE {_OPEN_IN}",
-    "CREATE INDEX requests_email_key ON requests (email_key, state)",
-    "CREATE INDEX requests_state_expires ON requests (state, expires_at)",
-    "CREATE INDEX requests_created ON requests (created_at)",
-    """
-    CREATE TABLE audit_log (
-        id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        request_id TEXT NOT NULL REFERENCES requests (id),
-        at         TIMESTAMPTZ NOT NULL,
-        actor      TEXT NOT NULL,
-        action     TEXT NOT NULL,
-        from_state TEXT,
-        to_state   TEXT NOT NULL,
-        details    TEXT NOT NULL DEFAULT '{}'
-    )
-    """,
-    "CREATE INDEX audit_log_request ON audit_log (request_id, id)",
-    """
-    CREATE TABLE outbox (
-        id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        request_id      TEXT NOT NULL REFERENCES requests (id),
-        kind            TEXT NOT NULL,
-        created_at      TIMESTAMPTZ NOT NULL,
-        next_attempt_at TIMESTAMPTZ NOT NULL,
-        attempts        INTEGER NOT NULL DEFAULT 0,
-        last_error      TEXT,
-        lease_owner     TEXT,
-        lease_until     TIMESTAMPTZ,
-        delivered_at    TIMESTAMPTZ,
-        dead_at         TIMESTAMPTZ
-    )
-    """,
-    f"CREATE INDEX outbox_undone ON outbox (request_id, id) WHERE {_UNDONE}",
-    f"CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE {_UNDONE}",
+_INSERT_AUDIT_RETURNING = (
+    "INSERT INTO audit_log (request_id, at, actor, action, from_state, to_state, details) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 
 
@@ -251,6 +194,10 @@ class PostgresStore(BaseSQLStore):
         super()._time_to_db(dt)  # validates: timezone-aware
         return dt  # psycopg sends an aware datetime as timestamptz
 
+    def _insert_audit(self, cur: Any, row: tuple[Any, ...]) -> int:
+        cur.execute(self._sql(_INSERT_AUDIT_RETURNING), row)
+        return int(cur.fetchone()[0])
+
     def _unique_violation(self, error: BaseException) -> str | None:
         if not isinstance(error, pg_errors.UniqueViolation):
             return None
@@ -285,17 +232,22 @@ class PostgresStore(BaseSQLStore):
                             f"newer than this bot understands ({SCHEMA_VERSION}); upgrade the bot"
                         )
                     if version == 0:
-                        for statement in _SCHEMA:
+                        for statement in create_statements(POSTGRES):
                             conn.execute(statement)
                         conn.execute(
                             "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
                         )
                     elif version < SCHEMA_VERSION:
-                        # PostgreSQL arrived with version 2: there is nothing older to migrate.
-                        raise StoreError(
-                            f"PostgreSQL database {self.label} has schema version {version}, "
-                            "which no bot ever wrote on PostgreSQL"
-                        )
+                        try:
+                            steps = upgrade_statements(version, POSTGRES)
+                        except ValueError:
+                            raise StoreError(
+                                f"PostgreSQL database {self.label} has schema version "
+                                f"{version}, which no released bot wrote"
+                            ) from None
+                        for statement in steps:
+                            conn.execute(statement)
+                        conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
             except psycopg.Error as e:
                 raise StoreError(
                     f"cannot set up the schema in PostgreSQL database {self.label}: "

@@ -1,0 +1,201 @@
+"""The request model: its states and legal transitions, the audit's actions, Slack's notices.
+
+States::
+
+    pending -> executing -> succeeded | failed | unknown
+    unknown -> executing            (Retry, by an approver)
+    pending -> rejected | expired
+
+``unknown`` means the provider call may or may not have reached the provider (a timeout, a
+connection broken after sending, a crash mid-call). Every transition is appended to the audit
+log, in the same transaction as the state change, with actor, time, action and details.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+if TYPE_CHECKING:
+    from bot.domain.outcomes import Outcome
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.PENDING: frozenset({State.EXECUTING, State.REJECTED, State.EXPIRED}),
+    State.EXECUTING: frozenset({State.SUCCEEDED, State.FAILED, State.UNKNOWN}),
+    State.UNKNOWN: frozenset({State.EXECUTING}),
+    State.SUCCEEDED: frozenset(),
+    State.FAILED: frozenset(),
+    State.REJECTED: frozenset(),
+    State.EXPIRED: frozenset(),
+}
+
+OPEN_STATES = frozenset({State.PENDING, State.EXECUTING, State.UNKNOWN})
+FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.REJECTED, State.EXPIRED})
+# The states a thread reply or a DM describes (what a decision or a provider call came to).
+DESCRIBED_STATES = frozenset(
+    {State.SUCCEEDED, State.FAILED, State.UNKNOWN, State.REJECTED, State.EXPIRED}
+)
+
+
+def can_transition(src: State, dst: State) -> bool:
+    return dst in TRANSITIONS[src]
+
+
+class Action(StrEnum):
+    """What a transition in the audit log was: its ``action`` column."""
+
+    CREATE = "create"  # asked for: -> pending
+    APPROVE = "approve"  # claimed by an approver: pending -> executing
+    RETRY = "retry"  # claimed again after an unknown outcome: unknown -> executing
+    REJECT = "reject"  # pending -> rejected
+    EXPIRE = "expire"  # REQUEST_TTL passed: pending -> expired
+    PROVIDER_SUCCESS = "provider_success"  # executing -> succeeded
+    PROVIDER_ERROR = "provider_error"  # executing -> failed | unknown
+    INTERRUPTED = "interrupted"  # the process stopped mid-call: executing -> unknown
+    POST_FAILED = "post_failed"  # Slack would never take the message: pending -> expired
+
+
+# The actions whose details are the provider's answer (or its absence): one per provider call.
+PROVIDER_ACTIONS = frozenset({Action.PROVIDER_SUCCESS, Action.PROVIDER_ERROR, Action.INTERRUPTED})
+# The actions that are someone's (or the clock's) decision about the request.
+DECISION_ACTIONS = frozenset(
+    {Action.APPROVE, Action.RETRY, Action.REJECT, Action.EXPIRE, Action.POST_FAILED}
+)
+
+
+class Lane(StrEnum):
+    """A request's two outbox queues: what is shown in the channel, and DMs to the requester.
+
+    Within a lane notices are delivered strictly in order; a DM Slack keeps refusing never
+    holds up the channel's record.
+    """
+
+    CHANNEL = "channel"
+    DM = "dm"
+
+
+class Notice(StrEnum):
+    """What Slack must be told after a change; stored in the outbox with it (bot/outbox.py)."""
+
+    POST_REQUEST = "post_request"  # the request message in APPROVAL_CHANNEL
+    SHOW = "show"  # update the request message to the request's current state
+    REPLY_RESULT = "reply_result"  # the provider's answer, in the request's thread
+    DM_POSTED = "dm_posted"  # tell the requester where the request went
+    DM_OUTCOME = "dm_outcome"  # tell the requester how it ended
+    DM_NOT_POSTED = "dm_not_posted"  # tell the requester it could not be posted
+
+    @property
+    def lane(self) -> Lane:
+        return Lane.DM if self in _DM_NOTICES else Lane.CHANNEL
+
+
+_DM_NOTICES = frozenset({Notice.DM_POSTED, Notice.DM_OUTCOME, Notice.DM_NOT_POSTED})
+
+# What each final change tells Slack.
+DECIDED_NOTICES = (Notice.REPLY_RESULT, Notice.SHOW, Notice.DM_OUTCOME)
+# What a new request tells Slack.
+CREATED_NOTICES = (Notice.POST_REQUEST, Notice.DM_POSTED)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+REQUEST_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+
+
+def new_request_id() -> str:
+    """A short, URL- and button-safe, unguessable id (16 hex digits)."""
+    return secrets.token_hex(8)
+
+
+def is_request_id(value: object) -> TypeGuard[str]:
+    """True for a string shaped as the bot's request ids: the one check of ids that arrive in
+    button values and modal metadata (untrusted, like everything Slack sends)."""
+    return isinstance(value, str) and REQUEST_ID_RE.match(value) is not None
+
+
+@dataclass(frozen=True)
+class VerificationRequest:
+    id: str
+    email: str
+    domain: str
+    reason: str
+    requester: str
+    state: State
+    created_at: datetime
+    expires_at: datetime
+    updated_at: datetime
+    channel: str | None = None
+    message_ts: str | None = None
+    # Who approved or rejected it (the last one, for a retried request).
+    decided_by: str | None = None
+    # The rejecter's optional reason.
+    decision_note: str | None = None
+    # What the provider call came to (or why there was none): see bot.domain.outcomes.
+    outcome: Outcome | None = None
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def is_open(self, now: datetime) -> bool:
+        """Still waiting for a decision or a result: what "one open request per email" means.
+        A pending request past its expiry is not open any more, whether or not it is marked."""
+        return self.state in OPEN_STATES and not (
+            self.state is State.PENDING and self.is_expired(now)
+        )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    request_id: str
+    at: datetime
+    actor: str
+    action: str  # an Action's value (kept as text: the log is read back as it was written)
+    from_state: State | None
+    to_state: State
+    details: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None  # the log's own sequence number, once stored
+
+
+class OpenRequestExists(Exception):
+    """An open request (pending, executing or unknown) already exists for this email."""
+
+    def __init__(self, existing: VerificationRequest) -> None:
+        super().__init__(f"request {existing.id} for this email is still {existing.state.value}")
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One thing to tell Slack about a request, stored with the change that caused it.
+
+    ``kind`` names what to deliver (a Notice's value; text, as stored), ``lane`` which of the
+    request's two queues it waits in, and ``audit_id`` the audit entry of the change that
+    queued it: a late delivery describes that change, never a later one.
+    """
+
+    id: int
+    request_id: str
+    kind: str
+    lane: Lane
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None = None
+    audit_id: int | None = None

@@ -1,0 +1,33 @@
+"""Why a person may not do what they asked: a code, and the request it is about.
+
+The service raises :class:`Refused`; the Block Kit layer (``bot.blocks.refusal_text``) puts the
+code in words, with mentions and the slash command where the answer can show them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from bot.domain.model import VerificationRequest
+
+
+class Refusal(StrEnum):
+    NOT_A_REQUESTER = "not_a_requester"  # not in REQUESTERS
+    NOT_AN_APPROVER = "not_an_approver"  # not in APPROVERS
+    UNKNOWN_REQUEST = "unknown_request"  # no such request (another installation's button?)
+    SELF_APPROVAL = "self_approval"  # the requester may not approve their own request
+    EXPIRED = "expired"  # past REQUEST_TTL: ask again
+    EXPIRED_BEFORE_REJECT = "expired_before_reject"  # past REQUEST_TTL: nothing to reject
+    ALREADY_DECIDED = "already_decided"  # someone (or something) decided first
+    USE_RETRY = "use_retry"  # Approve on an unknown outcome: only Retry may call again
+    NOT_RETRYABLE = "not_retryable"  # Retry on anything but an unknown outcome
+
+
+class Refused(Exception):
+    """An action the policy does not allow. ``request`` is the request as it stands, when the
+    refusal is about one (who decided it, its state)."""
+
+    def __init__(self, code: Refusal, request: VerificationRequest | None = None) -> None:
+        super().__init__(code.value)
+        self.code = code
+        self.request = request

@@ -1,0 +1,490 @@
+"""The application service: one method per decision, and the narrow ports it works through.
+
+Listeners parse what Slack sent, acknowledge it, call one method here and render the answer;
+the maintenance loop calls the sweeps. Each method owns the whole sequence of its decision:
+who may do it, the compare-and-set in the store (with the audit entry and Slack's notices in
+the same transaction), the provider call, and handing the notices to delivery.
+
+Ports (implemented at the edge, bot/services.py wires them):
+
+* :class:`RequestRepository`: durable requests and their audit log (bot/store/);
+* :class:`Provider`: the provider's confirm call (bot/hostup.py);
+* :class:`Roles`: who is a requester or an approver (bot/roles.py);
+* :class:`Delivery`: sends what the outbox holds for a request (bot/outbox.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from bot.domain.inputs import clean_note, domain_of, validate_email, validate_reason
+from bot.domain.model import (
+    CREATED_NOTICES,
+    DECIDED_NOTICES,
+    Action,
+    Notice,
+    OpenRequestExists,
+    State,
+    VerificationRequest,
+    new_request_id,
+    utcnow,
+)
+from bot.domain.outcomes import (
+    Cleared,
+    Interrupted,
+    NotPosted,
+    Outcome,
+    ProviderFailure,
+    outcome_to_dict,
+)
+from bot.domain.refusals import Refusal, Refused
+
+log = logging.getLogger(__name__)
+
+PENDING = frozenset({State.PENDING})
+EXECUTING = frozenset({State.EXECUTING})
+UNKNOWN = frozenset({State.UNKNOWN})
+
+
+# ---------------------------------------------------------------------------------------------
+# Ports
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One compare-and-set: move ``request_id`` from one of ``from_states`` to ``to_state``.
+
+    The store writes it only if the request is in one of ``from_states`` (and, with
+    ``unexpired_only``, not past its expiry; with ``updated_before``, unchanged since), and
+    then, in the same transaction, the audit entry (``actor``, ``action``, ``details``) and one
+    outbox entry per notice. ``decided_by``, ``decision_note`` and ``outcome`` are stored when
+    given; the outcome also goes into the audit details.
+    """
+
+    request_id: str
+    from_states: frozenset[State]
+    to_state: State
+    actor: str
+    action: Action
+    now: datetime
+    details: Mapping[str, Any] = field(default_factory=dict)
+    decided_by: str | None = None
+    decision_note: str | None = None
+    outcome: Outcome | None = None
+    unexpired_only: bool = False
+    updated_before: datetime | None = None
+    notices: tuple[Notice, ...] = ()
+
+    @property
+    def audit_details(self) -> dict[str, Any]:
+        """What the audit entry records: the outcome's serialised form, then ``details``."""
+        base = outcome_to_dict(self.outcome) if self.outcome is not None else {}
+        return base | dict(self.details)
+
+
+class RequestRepository(Protocol):
+    """Durable requests and their append-only audit log (bot/store/)."""
+
+    def create(
+        self, request: VerificationRequest, actor: str, *, notices: Sequence[Notice] = ()
+    ) -> VerificationRequest:
+        """Store a new pending request; raises OpenRequestExists if its email has one."""
+        ...
+
+    def get(self, request_id: str) -> VerificationRequest | None: ...
+
+    def transition(self, change: Transition) -> VerificationRequest | None:
+        """The request as changed, or None when the compare-and-set did not match."""
+        ...
+
+    def find_open(self, email: str) -> VerificationRequest | None: ...
+
+    def list_requests(
+        self,
+        states: frozenset[State] | None = None,
+        *,
+        expires_before: datetime | None = None,
+        updated_before: datetime | None = None,
+        created_since: datetime | None = None,
+    ) -> list[VerificationRequest]: ...
+
+
+class Provider(Protocol):
+    def confirm(self, email: str) -> Cleared:
+        """Clear the verification for ``email``; raises ProviderFailure."""
+        ...
+
+
+class Roles(Protocol):
+    def is_requester(self, user_id: str) -> bool: ...
+
+    def is_approver(self, user_id: str) -> bool: ...
+
+
+class Delivery(Protocol):
+    def deliver(self, request_id: str) -> None:
+        """Send what is due for the request now (whatever cannot be sent is retried later)."""
+        ...
+
+    def deliver_alongside(self, request_id: str) -> Callable[[], None]:
+        """Start delivering in the background; the returned function waits until done."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# The service
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    allow_self_approval: bool = False
+    ttl: timedelta = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Retried:
+    """A Retry: the request as it was before (its unknown outcome) and as it ended."""
+
+    before: VerificationRequest
+    after: VerificationRequest
+
+
+class Approvals:
+    """Creates requests and carries out every decision about them."""
+
+    def __init__(
+        self,
+        requests: RequestRepository,
+        provider: Provider,
+        roles: Roles,
+        delivery: Delivery,
+        policy: ApprovalPolicy,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.requests = requests
+        self.provider = provider
+        self.roles = roles
+        self.delivery = delivery
+        self.policy = policy
+        self.clock = clock
+
+    # -- queries (read-only: safe before an acknowledgement) ---------------------------------
+
+    def get(self, request_id: str) -> VerificationRequest:
+        request = self.requests.get(request_id)
+        if request is None:
+            raise Refused(Refusal.UNKNOWN_REQUEST)
+        return request
+
+    def open_request_for(self, email: str) -> VerificationRequest | None:
+        """The open request for this email, if any. One past its expiry does not count (the
+        next write expires it); nothing is written here."""
+        existing = self.requests.find_open(email)
+        if existing is None or not existing.is_open(self.clock()):
+            return None
+        return existing
+
+    def may_ask(self, requester: str, email: str | None) -> VerificationRequest | None:
+        """Before the request form opens: raises Refused unless ``requester`` may ask, and
+        returns the open request for ``email``, if it has one (then no new one can be made)."""
+        if not self.roles.is_requester(requester):
+            raise Refused(Refusal.NOT_A_REQUESTER)
+        return self.open_request_for(email) if email else None
+
+    def rejectable(self, request_id: str) -> VerificationRequest:
+        """The request, if it can still be rejected; raises Refused. Read-only."""
+        request = self.get(request_id)
+        if request.state is State.PENDING and request.is_expired(self.clock()):
+            raise Refused(Refusal.EXPIRED_BEFORE_REJECT, request)
+        if request.state is not State.PENDING:
+            raise Refused(Refusal.ALREADY_DECIDED, request)
+        return request
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    def submit(self, email: str, reason: str, requester: str) -> VerificationRequest:
+        """Store a new pending request and deliver its message and the requester's DM.
+
+        Raises Refused (not a requester), InvalidInput, and OpenRequestExists when the email
+        already has an open request.
+        """
+        if not self.roles.is_requester(requester):
+            raise Refused(Refusal.NOT_A_REQUESTER)
+        email = validate_email(email)
+        reason = validate_reason(reason)
+        stale = self.requests.find_open(email)
+        if stale is not None:
+            if stale.is_open(self.clock()):
+                raise OpenRequestExists(stale)
+            # Past its expiry but not marked yet: expire it (whoever wins), then ask anew.
+            if self._expire_if_due(stale, actor="bot") is not None:
+                self.delivery.deliver(stale.id)
+        now = self.clock()
+        request = self.requests.create(
+            VerificationRequest(
+                id=new_request_id(),
+                email=email,
+                domain=domain_of(email),
+                reason=reason,
+                requester=requester,
+                state=State.PENDING,
+                created_at=now,
+                expires_at=now + self.policy.ttl,
+                updated_at=now,
+            ),
+            actor=requester,
+            notices=CREATED_NOTICES,
+        )
+        log.info("Request %s for %s by %s", request.id, request.email, requester)
+        self.delivery.deliver(request.id)
+        return request
+
+    def approve(self, request_id: str, approver: str) -> VerificationRequest:
+        """Approve: claim the pending request (exactly one click wins), call the provider
+        once, record what it said and deliver it. Returns the request in its final state."""
+        if not self.roles.is_approver(approver):
+            raise Refused(Refusal.NOT_AN_APPROVER)
+        return self._call_provider(request_id, approver, retry=False)
+
+    def retry(self, request_id: str, approver: str) -> Retried:
+        """Retry an unknown outcome: the same as Approve, from ``unknown``."""
+        if not self.roles.is_approver(approver):
+            raise Refused(Refusal.NOT_AN_APPROVER)
+        before = self.get(request_id)
+        return Retried(before, self._call_provider(request_id, approver, retry=True))
+
+    def start_rejection(self, request_id: str, actor: str) -> VerificationRequest:
+        """Reject was clicked: the request, if ``actor`` may reject it now; raises Refused."""
+        if not self.roles.is_approver(actor):
+            raise Refused(Refusal.NOT_AN_APPROVER)
+        return self._still_rejectable(request_id, actor)
+
+    def reject(self, request_id: str, actor: str, note: str = "") -> VerificationRequest:
+        """Reject a pending request (the provider is never called) and deliver the news."""
+        if not self.roles.is_approver(actor):
+            raise Refused(Refusal.NOT_AN_APPROVER)
+        self._still_rejectable(request_id, actor)
+        note = clean_note(note)
+        rejected = self.requests.transition(
+            Transition(
+                request_id,
+                PENDING,
+                State.REJECTED,
+                actor=actor,
+                action=Action.REJECT,
+                now=self.clock(),
+                details={"note": note} if note else {},
+                decided_by=actor,
+                decision_note=note or None,
+                notices=(Notice.SHOW, Notice.DM_OUTCOME),
+            )
+        )
+        if rejected is None:  # decided by someone else in the same moment
+            self.delivery.deliver(request_id)
+            raise Refused(Refusal.ALREADY_DECIDED, self.get(request_id))
+        log.info("Request %s rejected by %s", request_id, actor)
+        self.delivery.deliver(request_id)
+        return rejected
+
+    def close_unposted(self, request_id: str, slack_error: str) -> VerificationRequest | None:
+        """Slack will never take the request message: close the request (nobody can decide
+        it) and tell the requester why. None when it was no longer pending."""
+        closed = self.requests.transition(
+            Transition(
+                request_id,
+                PENDING,
+                State.EXPIRED,
+                actor="bot",
+                action=Action.POST_FAILED,
+                now=self.clock(),
+                details={"error": slack_error},
+                outcome=NotPosted(slack_error),
+                notices=(Notice.DM_NOT_POSTED,),
+            )
+        )
+        if closed is not None:
+            self.delivery.deliver(request_id)
+        return closed
+
+    # -- what happens without anyone clicking (bot/maintenance.py) ----------------------------
+
+    def expire_due(self) -> list[VerificationRequest]:
+        """Expire every pending request past REQUEST_TTL; returns those this call expired.
+
+        Safe on every replica at once: each transition is a compare-and-set, so exactly one
+        replica expires a given request, and only its notices are stored and delivered.
+        """
+        due = self.requests.list_requests(PENDING, expires_before=self.clock())
+        expired = [done for r in due if (done := self._expire_if_due(r, actor="bot")) is not None]
+        for request in expired:
+            log.info("Request %s expired without a decision", request.id)
+            self.delivery.deliver(request.id)
+        return expired
+
+    def recover_interrupted(self, max_call_seconds: float) -> list[VerificationRequest]:
+        """Requests left ``executing`` longer than a provider call can take become ``unknown``.
+
+        Such a request was claimed by a process that stopped (a crash, a kill, a lost machine)
+        while calling the provider, so nobody knows whether the provider acted.
+        """
+        now = self.clock()
+        cutoff = now - timedelta(seconds=max_call_seconds)
+        recovered = []
+        for request in self.requests.list_requests(EXECUTING, updated_before=cutoff):
+            done = self.requests.transition(
+                Transition(
+                    request.id,
+                    EXECUTING,
+                    State.UNKNOWN,
+                    actor="bot",
+                    action=Action.INTERRUPTED,
+                    now=now,
+                    details={"executing_since": request.updated_at.isoformat()},
+                    outcome=Interrupted(),
+                    # Re-checked in the same compare-and-set: a request retried (claimed
+                    # afresh) since it was listed is a live call, not an interrupted one.
+                    updated_before=cutoff,
+                    notices=DECIDED_NOTICES,
+                )
+            )
+            if done is not None:
+                log.warning(
+                    "Request %s was left executing by a stopped process: now unknown", done.id
+                )
+                self.delivery.deliver(done.id)
+                recovered.append(done)
+        return recovered
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    def _expire_if_due(
+        self, request: VerificationRequest, actor: str
+    ) -> VerificationRequest | None:
+        """Mark a pending request past its expiry as expired; return it, or None if not due."""
+        now = self.clock()
+        if request.state is not State.PENDING or not request.is_expired(now):
+            return None
+        return self.requests.transition(
+            Transition(
+                request.id,
+                PENDING,
+                State.EXPIRED,
+                actor=actor,
+                action=Action.EXPIRE,
+                now=now,
+                details={"expires_at": request.expires_at.isoformat()},
+                notices=(Notice.SHOW, Notice.DM_OUTCOME),
+            )
+        )
+
+    def _expire_and_refuse(
+        self, request: VerificationRequest, actor: str, code: Refusal
+    ) -> Refused:
+        """The refusal for a request found past its expiry, which is marked expired first."""
+        if self._expire_if_due(request, actor=actor) is not None:
+            self.delivery.deliver(request.id)
+        return Refused(code, self.requests.get(request.id) or request)
+
+    def _still_rejectable(self, request_id: str, actor: str) -> VerificationRequest:
+        request = self.get(request_id)
+        if request.state is State.PENDING and request.is_expired(self.clock()):
+            raise self._expire_and_refuse(request, actor, Refusal.EXPIRED_BEFORE_REJECT)
+        if request.state is not State.PENDING:
+            raise Refused(Refusal.ALREADY_DECIDED, request)
+        return request
+
+    def _call_provider(self, request_id: str, approver: str, *, retry: bool) -> VerificationRequest:
+        claimed = self._claim(request_id, approver, retry=retry)
+        log.info(
+            "Request %s %s by %s; calling the provider",
+            request_id,
+            "retried" if retry else "approved",
+            approver,
+        )
+        # The provider is called at once; "calling the provider…" goes to Slack alongside, so a
+        # slow Slack never delays the call (nor eats into the interrupted-call sweep's margin).
+        wait_for_interim = self.delivery.deliver_alongside(request_id)
+        final = self._execute(claimed, approver)
+        log.info("Request %s is %s", final.id, final.state.value)
+        wait_for_interim()  # in order: the interim update is finished with before the final
+        self.delivery.deliver(request_id)
+        return final
+
+    def _claim(self, request_id: str, approver: str, *, retry: bool) -> VerificationRequest:
+        """Atomically move a request to ``executing``: exactly one caller wins.
+
+        Approve moves only a pending request; Retry only an unknown one, so a stale Approve
+        button can never call the provider again behind Retry's warning. Raises Refused for
+        self-approval, expiry, and every loser of the race.
+        """
+        request = self.get(request_id)
+        if request.requester == approver and not self.policy.allow_self_approval:
+            raise Refused(Refusal.SELF_APPROVAL, request)
+        if request.state is State.PENDING and request.is_expired(self.clock()):
+            raise self._expire_and_refuse(request, approver, Refusal.EXPIRED)
+        if request.state is State.UNKNOWN and not retry:
+            raise Refused(Refusal.USE_RETRY, request)
+        if retry and request.state is not State.UNKNOWN:
+            raise Refused(Refusal.NOT_RETRYABLE, request)
+        claimed = self.requests.transition(
+            Transition(
+                request_id,
+                UNKNOWN if retry else PENDING,
+                State.EXECUTING,
+                actor=approver,
+                action=Action.RETRY if retry else Action.APPROVE,
+                now=self.clock(),
+                decided_by=approver,
+                unexpired_only=not retry,
+                notices=(Notice.SHOW,),
+            )
+        )
+        if claimed is None:
+            current = self.get(request_id)
+            if current.state is State.PENDING and current.is_expired(self.clock()):
+                raise self._expire_and_refuse(current, approver, Refusal.EXPIRED)
+            raise Refused(Refusal.ALREADY_DECIDED, current)
+        return claimed
+
+    def _execute(self, request: VerificationRequest, approver: str) -> VerificationRequest:
+        """Call the provider for a request this process claimed, and record the outcome."""
+        outcome: Outcome
+        try:
+            outcome = self.provider.confirm(request.email)
+        except ProviderFailure as failure:
+            outcome = failure.outcome
+            to_state = State.UNKNOWN if outcome.outcome_unknown else State.FAILED
+            action = Action.PROVIDER_ERROR
+        else:
+            to_state, action = State.SUCCEEDED, Action.PROVIDER_SUCCESS
+        final = self.requests.transition(
+            Transition(
+                request.id,
+                EXECUTING,
+                to_state,
+                actor=approver,
+                action=action,
+                now=self.clock(),
+                outcome=outcome,
+                notices=DECIDED_NOTICES,
+            )
+        )
+        return final or self._late(request, outcome)
+
+    def _late(self, request: VerificationRequest, outcome: Outcome) -> VerificationRequest:
+        """The provider answered after the request stopped being ``executing`` here.
+
+        Only the interrupted-call sweep can do that, and it waits longer than a call can take,
+        so this means a clock or a bound is wrong: say so loudly, with the answer.
+        """
+        log.error(
+            "Request %s: the provider answered after the request was no longer executing "
+            "here; its answer was %s",
+            request.id,
+            outcome_to_dict(outcome),
+        )
+        return self.get(request.id)

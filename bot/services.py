@@ -1,0 +1,148 @@
+"""The bot's dependencies, built once at the edge and passed in: ``build_services(settings)``.
+
+Nothing here runs at import time. Listeners reach these through Bolt's context (see bot/app.py),
+the command line and the tests through the returned :class:`Services`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.domain.service import ApprovalPolicy, Approvals
+from bot.hostup import HostupClient
+from bot.maintenance import Maintenance
+from bot.notify import Notifier
+from bot.outbox import Outbox
+from bot.roles import Roles
+from bot.settings import Settings
+from bot.store import BaseSQLStore, StoreError, open_store
+
+log = logging.getLogger(__name__)
+
+# Bolt's sync App runs listeners on a 5-thread pool by default, and the HTTP thread waits for
+# the listener's ack(): five slow approvals would hold every thread and delay every ack. Each
+# approval holds a listener thread for one provider call (at most HOSTUP_TIMEOUT, 15 s by
+# default), so the pool is sized for a busy burst of clicks, not for CPU.
+LISTENER_THREADS = 64
+DELIVERY_THREADS = 16
+SLACK_TIMEOUT = 10  # seconds for one Slack Web API call
+SLACK_RATE_LIMIT_RETRIES = 3
+
+
+class OutboxDelivery:
+    """The service's Delivery port: the outbox, now or alongside on a pool of its own (a
+    listener waits on it, so it must never queue behind listeners)."""
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self.executor = executor
+        self.outbox: Outbox | None = None  # set once built: the outbox needs the service too
+
+    def deliver(self, request_id: str) -> None:
+        self._outbox().deliver(request_id)
+
+    def deliver_alongside(self, request_id: str) -> Callable[[], None]:
+        future = self.executor.submit(self._outbox().deliver, request_id)
+        return lambda: future.result()
+
+    def _outbox(self) -> Outbox:
+        if self.outbox is None:
+            raise RuntimeError("OutboxDelivery used before its outbox was set")
+        return self.outbox
+
+
+@dataclass
+class Services:
+    settings: Settings
+    client: WebClient
+    store: BaseSQLStore
+    provider: HostupClient
+    roles: Roles
+    approvals: Approvals
+    notifier: Notifier
+    outbox: Outbox
+    maintenance: Maintenance
+    # Runs Bolt's listeners; see LISTENER_THREADS.
+    executor: ThreadPoolExecutor
+    # Sends the "calling the provider…" update while a listener calls the provider.
+    delivery_executor: ThreadPoolExecutor
+
+    def healthy(self) -> bool:
+        """True when the store answers: without it no request can be taken or approved."""
+        try:
+            self.store.ping()
+        except StoreError as exc:
+            log.warning("Health check: store unavailable: %s", exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        """Let in-flight listeners (an approval mid-call) finish, then close the clients."""
+        self.maintenance.stop()
+        self.executor.shutdown(wait=True)
+        self.delivery_executor.shutdown(wait=True)
+        self.provider.close()
+        self.store.close()
+
+
+def slack_client(settings: Settings) -> WebClient:
+    client = WebClient(
+        token=settings.SLACK_BOT_TOKEN.get_secret_value(),
+        base_url=settings.SLACK_API_URL,
+        timeout=SLACK_TIMEOUT,
+    )
+    # Slack's 429s carry Retry-After; the SDK waits and retries them for us.
+    client.retry_handlers.append(
+        RateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES)
+    )
+    return client
+
+
+def build_services(settings: Settings) -> Services:
+    client = slack_client(settings)
+    store = open_store(settings.DATABASE_URL)
+    provider = HostupClient(
+        settings.HOSTUP_API_URL,
+        settings.HOSTUP_API_KEY.get_secret_value(),
+        settings.HOSTUP_TIMEOUT,
+    )
+    roles = Roles(client, settings.APPROVERS, settings.requesters)
+    delivery_executor = ThreadPoolExecutor(
+        max_workers=DELIVERY_THREADS, thread_name_prefix="delivery"
+    )
+    delivery = OutboxDelivery(delivery_executor)
+    approvals = Approvals(
+        store,
+        provider,
+        roles,
+        delivery,
+        ApprovalPolicy(allow_self_approval=settings.ALLOW_SELF_APPROVAL, ttl=settings.request_ttl),
+    )
+    notifier = Notifier(client, settings.APPROVAL_CHANNEL)
+    outbox = Outbox(
+        store,
+        notifier,
+        on_unpostable=approvals.close_unposted,
+        clock=lambda: approvals.clock(),
+    )
+    delivery.outbox = outbox
+    maintenance = Maintenance(approvals, outbox, max_call_seconds=provider.max_duration)
+    executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
+    return Services(
+        settings,
+        client,
+        store,
+        provider,
+        roles,
+        approvals,
+        notifier,
+        outbox,
+        maintenance,
+        executor,
+        delivery_executor,
+    )

@@ -1,0 +1,148 @@
+"""The store's schema, written once and rendered for each database.
+
+Three tables: ``requests`` (one row per request, its current state), ``audit_log`` (every
+transition, append-only) and ``outbox`` (what Slack must be told, per request and lane, each
+entry naming the audit entry of the change that queued it). The dialects differ only in how
+they spell an auto-numbered key, a point in time and a reference to such a key.
+
+Versions: 2 was the first released; 3 adds the outbox's ``lane`` and ``audit_id``
+(``MIGRATIONS[2]`` brings a version-2 database up to date, on either backend).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from bot.domain.model import OPEN_STATES
+
+SCHEMA_VERSION: Final = 3
+FIRST_RELEASED_VERSION: Final = 2
+
+OPEN_VALUES: Final = tuple(sorted(s.value for s in OPEN_STATES))
+# States are the bot's own constants, so they can be written into an index's predicate.
+OPEN_IN: Final = "state IN (" + ", ".join(f"'{v}'" for v in OPEN_VALUES) + ")"
+# An outbox entry still to do: neither delivered nor buried (``dead_at``: given up, and when).
+UNDONE: Final = "delivered_at IS NULL AND dead_at IS NULL"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    serial: str  # an auto-numbered primary key
+    time: str  # a point in time
+    serial_ref: str  # a column referring to a serial key
+
+
+SQLITE: Final = Dialect(
+    "sqlite", serial="INTEGER PRIMARY KEY AUTOINCREMENT", time="TEXT", serial_ref="INTEGER"
+)
+POSTGRES: Final = Dialect(
+    "postgresql",
+    serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    time="TIMESTAMPTZ",
+    serial_ref="BIGINT",
+)
+
+# {serial}, {time} and {serial_ref} are the dialect's words; every other brace is doubled.
+_SCHEMA: Final = (
+    """
+    CREATE TABLE requests (
+        id            TEXT PRIMARY KEY,
+        email         TEXT NOT NULL,
+        domain        TEXT NOT NULL,
+        reason        TEXT NOT NULL,
+        requester     TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        created_at    {time} NOT NULL,
+        expires_at    {time} NOT NULL,
+        updated_at    {time} NOT NULL,
+        channel       TEXT,
+        message_ts    TEXT,
+        decided_by    TEXT,
+        decision_note TEXT,
+        outcome       TEXT,
+        email_key     TEXT NOT NULL
+    )
+    """,
+    # "One open request per email", across processes and replicas.
+    f"CREATE UNIQUE INDEX requests_open_email ON requests (email_key) WHERE {OPEN_IN}",
+    "CREATE INDEX requests_email_key ON requests (email_key, state)",
+    "CREATE INDEX requests_state_expires ON requests (state, expires_at)",
+    "CREATE INDEX requests_created ON requests (created_at)",
+    """
+    CREATE TABLE audit_log (
+        id         {serial},
+        request_id TEXT NOT NULL REFERENCES requests (id),
+        at         {time} NOT NULL,
+        actor      TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        from_state TEXT,
+        to_state   TEXT NOT NULL,
+        details    TEXT NOT NULL DEFAULT '{{}}'
+    )
+    """,
+    "CREATE INDEX audit_log_request ON audit_log (request_id, id)",
+    """
+    CREATE TABLE outbox (
+        id              {serial},
+        request_id      TEXT NOT NULL REFERENCES requests (id),
+        kind            TEXT NOT NULL,
+        lane            TEXT NOT NULL,
+        audit_id        {serial_ref} REFERENCES audit_log (id),
+        created_at      {time} NOT NULL,
+        next_attempt_at {time} NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        lease_owner     TEXT,
+        lease_until     {time},
+        delivered_at    {time},
+        dead_at         {time}
+    )
+    """,
+    # The claim: each request's undone entries in id order (the FIFO head), and what is due.
+    f"CREATE INDEX outbox_undone ON outbox (request_id, id) WHERE {UNDONE}",
+    f"CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE {UNDONE}",
+)
+
+# Version 2 -> 3: the lane each entry waits in (DM kinds start with "dm"), and the audit entry of
+# the change that queued it. Version 2 stored an entry with the same time as its audit entry,
+# so that is how the rows of an upgraded database are linked, once; new rows name it directly.
+_V2_TO_V3: Final = (
+    "ALTER TABLE outbox ADD COLUMN lane TEXT NOT NULL DEFAULT 'channel'",
+    "UPDATE outbox SET lane = 'dm' WHERE kind LIKE 'dm%'",
+    "ALTER TABLE outbox ADD COLUMN audit_id {serial_ref} REFERENCES audit_log (id)",
+    """
+    UPDATE outbox SET audit_id = (
+        SELECT a.id FROM audit_log a
+        WHERE a.request_id = outbox.request_id AND a.at = outbox.created_at
+        ORDER BY a.id DESC LIMIT 1
+    )
+    """,
+)
+
+# From version N to N + 1.
+MIGRATIONS: Final = {2: _V2_TO_V3}
+
+
+def _render(statements: tuple[str, ...], dialect: Dialect) -> tuple[str, ...]:
+    return tuple(
+        s.format(serial=dialect.serial, time=dialect.time, serial_ref=dialect.serial_ref)
+        for s in statements
+    )
+
+
+def create_statements(dialect: Dialect) -> tuple[str, ...]:
+    """The DDL of a new database at SCHEMA_VERSION."""
+    return _render(_SCHEMA, dialect)
+
+
+def upgrade_statements(version: int, dialect: Dialect) -> tuple[str, ...]:
+    """The statements that bring a database from ``version`` to SCHEMA_VERSION, in order.
+    Raises ValueError for a version no released bot wrote (or one newer than this bot)."""
+    if not FIRST_RELEASED_VERSION <= version <= SCHEMA_VERSION:
+        raise ValueError(f"schema version {version}")
+    steps: list[str] = []
+    for from_version in range(version, SCHEMA_VERSION):
+        steps.extend(_render(MIGRATIONS[from_version], dialect))
+    return tuple(steps)
