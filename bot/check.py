@@ -29,7 +29,6 @@ every line is also scrubbed of the configured secret values before it is written
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import secrets
 import sqlite3
@@ -38,16 +37,15 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.error import URLError
 from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
 
 from bot.hostup import STATUS_PATH, HostupClient, ProviderError, clean_text
 from bot.services import SLACK_TIMEOUT, slack_client
 from bot.settings import GROUP_ID_RE, USER_ID_RE, Settings, SettingsError, load_settings
+from bot.slack_errors import CALL_ERRORS, SlackFailure, classify
 from bot.store import (
     SQLiteStore,
     StoreConfigError,
@@ -83,7 +81,6 @@ _BAD_TOKEN_ERRORS = {
     "token_expired",
     "not_allowed_token_type",
 }
-_NOT_JSON_PREFIX = "Received a response in a non-JSON format"
 _MAX_REMOTE_TEXT = 200
 # Secrets shorter than this are scrubbed only where they stand alone; see _Report.add_secrets.
 SHORT_SECRET = 8
@@ -291,19 +288,19 @@ def _check_settings(
 
 
 class _SlackFailure(Exception):
-    """A Slack call that failed, as a kind and a code or detail safe to print."""
+    """A Slack call that failed, as the bot's one classifier (bot.slack_errors) reads it."""
 
-    def __init__(self, kind: str, error: str, response: SlackResponse | None = None) -> None:
-        super().__init__(error)
+    def __init__(self, failure: SlackFailure) -> None:
+        super().__init__(failure.error)
         # "api" (Slack's own error code), "ratelimited", "server_error", "not_slack",
         # "timeout", "unreachable"
-        self.kind = kind
-        self.error = error
-        self.response = response
+        self.kind = failure.kind
+        self.error = failure.error
+        self.response = failure.response
+        self._failure = failure
 
     def field(self, name: str) -> str | None:
-        data = self.response.data if self.response is not None else None
-        return _remote(data.get(name)) if isinstance(data, dict) else None
+        return self._failure.field(name)
 
 
 class _Slack:
@@ -319,30 +316,8 @@ class _Slack:
     def call(self, method: Callable[..., SlackResponse], **kwargs: Any) -> SlackResponse:
         try:
             return method(**kwargs)
-        except SlackApiError as exc:
-            response = exc.response
-            data = response.data if isinstance(response, SlackResponse) else None
-            error = data.get("error") if isinstance(data, dict) else None
-            status = getattr(response, "status_code", None)
-            if isinstance(status, int) and status >= 500:
-                raise _SlackFailure("server_error", f"HTTP {status}", response) from None
-            if not isinstance(error, str) or error.startswith(_NOT_JSON_PREFIX):
-                raise _SlackFailure("not_slack", f"HTTP {status}", response) from None
-            if status == 429 or error == "ratelimited":
-                raise _SlackFailure("ratelimited", error, response) from None
-            raise _SlackFailure("api", _remote(error) or "error", response) from None
-        except json.JSONDecodeError:
-            # slack_sdk parses a body starting with "{" itself: one that is not JSON.
-            raise _SlackFailure("not_slack", "an answer that is not JSON") from None
-        except TimeoutError:
-            raise _SlackFailure("timeout", f"no answer within {self.timeout:g} s") from None
-        except URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                raise _SlackFailure("timeout", f"no answer within {self.timeout:g} s") from None
-            reason = _remote(str(exc.reason)) or type(exc).__name__
-            raise _SlackFailure("unreachable", reason) from None
-        except (SlackClientError, OSError) as exc:
-            raise _SlackFailure("unreachable", _remote(str(exc)) or type(exc).__name__) from None
+        except CALL_ERRORS as exc:
+            raise _SlackFailure(classify(exc, timeout=self.timeout)) from None
 
     def report_transport(self, report: _Report, failure: _SlackFailure, what: str) -> None:
         """A FAIL line for a failure that is not Slack's answer to the call itself."""

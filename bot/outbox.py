@@ -42,7 +42,7 @@ from bot.domain.model import (
     utcnow,
 )
 from bot.domain.outcomes import NotPosted, outcome_from_dict
-from bot.notify import DeliveryError, Notifier
+from bot.notify import DeliveryError, Posted
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,20 @@ class OutboxQueue(Protocol):
     def outbox_entries(self, request_id: str | None = None) -> list[OutboxEntry]: ...
 
 
+class Messenger(Protocol):
+    """What the outbox needs of Slack (bot.notify.Notifier); each call raises DeliveryError."""
+
+    channel: str
+
+    def post_request(self, request: VerificationRequest) -> Posted: ...
+
+    def show(self, request: VerificationRequest) -> None: ...
+
+    def reply_result(self, request: VerificationRequest) -> None: ...
+
+    def dm(self, user_id: str, text: str) -> None: ...
+
+
 def backoff(attempts: int) -> timedelta:
     """Wait before the next try, after ``attempts`` failed ones: 1 s, 2 s, 4 s … 10 min."""
     return timedelta(seconds=min(MAX_BACKOFF, 2.0 ** max(0, attempts)))
@@ -95,7 +109,7 @@ class Outbox:
     def __init__(
         self,
         queue: OutboxQueue,
-        notifier: Notifier,
+        notifier: Messenger,
         *,
         on_unpostable: Callable[[str, str], object] | None = None,
         clock: Callable[[], datetime] = utcnow,

@@ -237,7 +237,10 @@ def test_new_request_allowed_once_the_open_one_is_done(world, how):
     view = world.driver.modal(sent)
     reply = world.driver.submit_request(REQUESTER, view, reason="again")
     assert reply.body in ("", {})
-    states = sorted(r.state.value for r in world.services.store.list_requests())
+    # The request is stored after the acknowledgement: wait for it (bounded), then look.
+    store = world.services.store
+    world.slack.wait_for(lambda: len(store.list_requests()) == 2 or None, what="the new request")
+    states = sorted(r.state.value for r in store.list_requests())
     assert len(states) == 2 and "pending" in states
 
 

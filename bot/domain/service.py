@@ -217,12 +217,12 @@ class Approvals:
         email = validate_email(email)
         reason = validate_reason(reason)
         stale = self.requests.find_open(email)
+        expired = None
         if stale is not None:
             if stale.is_open(self.clock()):
                 raise OpenRequestExists(stale)
             # Past its expiry but not marked yet: expire it (whoever wins), then ask anew.
-            if self._expire_if_due(stale, actor="bot") is not None:
-                self.delivery.deliver(stale.id)
+            expired = self._expire_if_due(stale, actor="bot")
         now = self.clock()
         request = self.requests.create(
             VerificationRequest(
@@ -241,6 +241,8 @@ class Approvals:
         )
         log.info("Request %s for %s by %s", request.id, request.email, requester)
         self.delivery.deliver(request.id)
+        if expired is not None:
+            self.delivery.deliver(expired.id)
         return request
 
     def approve(self, request_id: str, approver: str) -> VerificationRequest:

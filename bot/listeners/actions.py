@@ -21,13 +21,20 @@ def tell(respond: Respond, text: str) -> None:
     respond(text=text, response_type="ephemeral", replace_original=False)
 
 
+def clicked_request(action: dict[str, Any], respond: Respond) -> str | None:
+    """The request id the button carries; None (having said so) when it names none."""
+    request_id = request_id_of(action)
+    if request_id is None:
+        tell(respond, blocks.refusal_text(blocks.UNKNOWN_BUTTON_TEXT))
+    return request_id
+
+
 def approve_clicked(
     ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, context: BoltContext
 ) -> None:
     ack()
-    request_id = request_id_of(action)
+    request_id = clicked_request(action, respond)
     if request_id is None:
-        tell(respond, blocks.refusal_text(blocks.UNKNOWN_BUTTON_TEXT))
         return
     try:
         services_of(context).approvals.approve(request_id, user_of(body))
@@ -39,9 +46,8 @@ def retry_clicked(
     ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, context: BoltContext
 ) -> None:
     ack()
-    request_id = request_id_of(action)
+    request_id = clicked_request(action, respond)
     if request_id is None:
-        tell(respond, blocks.refusal_text(blocks.UNKNOWN_BUTTON_TEXT))
         return
     user_id = user_of(body)
     try:
@@ -60,9 +66,8 @@ def reject_clicked(
     ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, context: BoltContext
 ) -> None:
     ack()
-    request_id = request_id_of(action)
+    request_id = clicked_request(action, respond)
     if request_id is None:
-        tell(respond, blocks.refusal_text(blocks.UNKNOWN_BUTTON_TEXT))
         return
     services = services_of(context)
     try:

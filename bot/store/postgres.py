@@ -256,17 +256,6 @@ class PostgresStore(BaseSQLStore):
 
     # -- health and lifetime -------------------------------------------------------------------
 
-    def ping(self) -> None:
-        """Raise StoreError unless the database can be written now: writes a row in a
-        transaction and rolls it back."""
-
-        class _Rollback(Exception):
-            pass
-
-        with suppress(_Rollback), self._write() as cur:
-            cur.execute("UPDATE schema_version SET version = version")
-            raise _Rollback
-
     def close(self) -> None:
         """Close the pool and its connections; idempotent. Later calls raise StoreError."""
         pool, self._pool = self._pool, None

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, Self
 
@@ -214,8 +214,15 @@ class BaseSQLStore:
         raise NotImplementedError
 
     def ping(self) -> None:
-        """Raise StoreError unless the database is reachable and writable now."""
-        raise NotImplementedError
+        """Raise StoreError unless the database can be written now: takes the write lock,
+        writes a row in a transaction and rolls it back."""
+
+        class _Rollback(Exception):
+            pass
+
+        with suppress(_Rollback), self._write() as cur:
+            cur.execute("UPDATE schema_version SET version = version")
+            raise _Rollback
 
     def close(self) -> None:
         raise NotImplementedError

@@ -189,17 +189,6 @@ class SQLiteStore(BaseSQLStore):
 
     # -- health and lifetime -------------------------------------------------------------------
 
-    def ping(self) -> None:
-        """Raise StoreError unless the database can be written now: takes the write lock,
-        writes a row and rolls it back."""
-
-        class _Rollback(Exception):
-            pass
-
-        with suppress(_Rollback), self._write() as cur:
-            cur.execute("UPDATE schema_version SET version = version")
-            raise _Rollback
-
     def close(self) -> None:
         """Close the connection; idempotent. Later calls raise StoreError."""
         with self._lock:

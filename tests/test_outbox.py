@@ -1,0 +1,292 @@
+"""The outbox on its own: a real store (SQLite) and a recording stand-in for Slack.
+
+What it promises: every notice is delivered in order within its lane, a DM Slack refuses never
+holds up the channel, a late delivery describes the change that queued it (its audit entry),
+Slack's own trouble is retried with backoff while a person's mistake is given up on, and a
+request Slack will never take is handed back to be closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot.domain.model import (
+    Action,
+    Lane,
+    Notice,
+    State,
+    VerificationRequest,
+    new_request_id,
+)
+from bot.domain.outcomes import Cleared, ProviderFailed
+from bot.domain.service import Transition
+from bot.notify import DeliveryError, Posted
+from bot.outbox import MAX_ATTEMPTS, Outbox, backoff
+from bot.store import BaseSQLStore, open_store
+
+T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+CHANNEL = "C0APPROVALS"
+
+
+@dataclass
+class RecordingSlack:
+    """The outbox's Messenger: records every call; ``fail[method]`` holds errors to raise, one
+    per call, before the calls succeed again."""
+
+    channel: str = CHANNEL
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    fail: dict[str, list[DeliveryError]] = field(default_factory=dict)
+    posted: int = 0
+
+    def _maybe_fail(self, method: str) -> None:
+        queued = self.fail.get(method)
+        if queued:
+            raise queued.pop(0)
+
+    def post_request(self, request: VerificationRequest) -> Posted:
+        self._maybe_fail("post_request")
+        self.posted += 1
+        self.calls.append(("post_request", request.id))
+        return Posted(self.channel, f"1700000000.{self.posted:06d}")
+
+    def show(self, request: VerificationRequest) -> None:
+        self._maybe_fail("show")
+        self.calls.append(("show", request.id, request.state))
+
+    def reply_result(self, request: VerificationRequest) -> None:
+        self._maybe_fail("reply_result")
+        self.calls.append(("reply_result", request.id, request.state, request.outcome))
+
+    def dm(self, user_id: str, text: str) -> None:
+        self._maybe_fail("dm")
+        self.calls.append(("dm", user_id, text))
+
+    def methods(self) -> list[str]:
+        return [c[0] for c in self.calls]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path) -> Any:
+    s = open_store(f"sqlite:///{tmp_path}/outbox.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def slack() -> RecordingSlack:
+    return RecordingSlack()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def unpostable() -> list[tuple[str, str]]:
+    return []
+
+
+@pytest.fixture
+def outbox(store, slack, clock, unpostable) -> Outbox:
+    return Outbox(
+        store,
+        slack,
+        on_unpostable=lambda request_id, error: unpostable.append((request_id, error)),
+        clock=clock,
+        owner="test",
+    )
+
+
+def new_request(store: BaseSQLStore, email: str = "alice@example.com") -> VerificationRequest:
+    request = VerificationRequest(
+        id=new_request_id(),
+        email=email,
+        domain=email.rpartition("@")[2],
+        reason="T-1",
+        requester="U0REQ",
+        state=State.PENDING,
+        created_at=T0,
+        expires_at=T0 + timedelta(days=1),
+        updated_at=T0,
+    )
+    return store.create(request, "U0REQ", notices=(Notice.POST_REQUEST, Notice.DM_POSTED))
+
+
+def change(store: BaseSQLStore, request_id: str, src: State, dst: State, **kw: Any) -> Any:
+    return store.transition(
+        Transition(request_id, frozenset({src}), dst, actor="U0APP", now=T0, **kw)
+    )
+
+
+def transient(reason: str = "ratelimited") -> DeliveryError:
+    return DeliveryError("x", reason, permanent=False)
+
+
+def permanent(reason: str = "not_in_channel") -> DeliveryError:
+    return DeliveryError("x", reason, permanent=True)
+
+
+def test_a_new_request_is_posted_where_it_records_and_the_requester_told(
+    store, slack, outbox
+) -> None:
+    """Delivering a new request posts it, stores where Slack put it (the notifier writes
+    nothing), then DMs the requester; nothing is left queued."""
+    request = new_request(store)
+    outbox.deliver(request.id)
+    assert slack.methods() == ["post_request", "dm"]
+    stored = store.get(request.id)
+    assert (stored.channel, stored.message_ts) == (CHANNEL, "1700000000.000001")
+    assert slack.calls[1][1] == "U0REQ" and "posted" in slack.calls[1][2]
+    assert store.outbox_entries() == []
+    outbox.deliver(request.id)  # nothing twice
+    assert slack.methods() == ["post_request", "dm"]
+
+
+def test_a_refused_dm_does_not_hold_up_the_channel(store, slack, outbox, clock) -> None:
+    """The DM lane waits (retried with backoff) while the channel's notices go on; the DM is
+    sent when it is due again."""
+    request = new_request(store)
+    slack.fail["dm"] = [transient()]
+    outbox.deliver(request.id)
+    change(
+        store,
+        request.id,
+        State.PENDING,
+        State.REJECTED,
+        action=Action.REJECT,
+        notices=(
+            Notice.SHOW,
+            Notice.DM_OUTCOME,
+        ),
+    )
+    outbox.deliver(request.id)
+    assert slack.methods() == ["post_request", "show"]
+    [waiting, behind] = store.outbox_entries(request.id)
+    assert (waiting.kind, waiting.lane, waiting.attempts) == (Notice.DM_POSTED, Lane.DM, 1)
+    assert waiting.next_attempt_at == T0 + backoff(0)
+    assert behind.kind == Notice.DM_OUTCOME
+    clock.now = T0 + backoff(0)
+    assert outbox.deliver_due() >= 1
+    assert store.outbox_entries() == []
+    assert slack.methods() == ["post_request", "show", "dm", "dm"]
+    assert "rejected" in slack.calls[-1][2]
+
+
+def test_a_late_reply_describes_the_attempt_that_queued_it(store, slack, outbox) -> None:
+    """An unknown outcome's reply, delivered only after a Retry succeeded, still says
+    "unknown" with that attempt's outcome (read from its audit entry), and the Retry's reply
+    says what the Retry did."""
+    request = new_request(store)
+    outbox.deliver(request.id)
+    first = ProviderFailed(kind="timeout", message="no answer", outcome_unknown=True)
+    second = Cleared(("example.com",), ("3704",), "cleared")
+    change(store, request.id, State.PENDING, State.EXECUTING, action=Action.APPROVE)
+    slack.fail["reply_result"] = [transient()]
+    change(
+        store,
+        request.id,
+        State.EXECUTING,
+        State.UNKNOWN,
+        action=Action.PROVIDER_ERROR,
+        outcome=first,
+        notices=(Notice.REPLY_RESULT,),
+    )
+    outbox.deliver(request.id)  # Slack is down for the reply
+    change(store, request.id, State.UNKNOWN, State.EXECUTING, action=Action.RETRY)
+    change(
+        store,
+        request.id,
+        State.EXECUTING,
+        State.SUCCEEDED,
+        action=Action.PROVIDER_SUCCESS,
+        outcome=second,
+        notices=(Notice.REPLY_RESULT,),
+    )
+    outbox.deliver_due()  # due now: the backoff is measured from the failed try
+    replies = [c for c in slack.calls if c[0] == "reply_result"]
+    assert replies == []  # the first reply is not due yet, and the second waits behind it
+    outbox.clock = lambda: T0 + backoff(0)
+    outbox.deliver(request.id)
+    replies = [c for c in slack.calls if c[0] == "reply_result"]
+    assert [(state, outcome) for _, _, state, outcome in replies] == [
+        (State.UNKNOWN, first),
+        (State.SUCCEEDED, second),
+    ]
+
+
+def test_a_request_slack_will_never_take_is_handed_back(store, slack, outbox, unpostable) -> None:
+    """A permanent refusal of the request message buries the entry and hands the request to
+    on_unpostable (the service closes it); the outbox itself changes no state."""
+    request = new_request(store)
+    slack.fail["post_request"] = [permanent("channel_not_found")]
+    outbox.deliver(request.id)
+    assert unpostable == [(request.id, "channel_not_found")]
+    assert store.get(request.id).state is State.PENDING
+    assert [e.kind for e in store.outbox_entries(request.id)] == [Notice.DM_POSTED]
+
+
+def test_transient_failures_back_off_then_give_up_after_max_attempts(
+    store, slack, outbox, clock, unpostable
+) -> None:
+    """Slack's own trouble is retried with a growing wait; after MAX_ATTEMPTS the entry is
+    given up on (buried), and a request message that never went out is handed back."""
+    request = store.create(
+        VerificationRequest(
+            id=new_request_id(),
+            email="bob@example.com",
+            domain="example.com",
+            reason="T-2",
+            requester="U0REQ",
+            state=State.PENDING,
+            created_at=T0,
+            expires_at=T0 + timedelta(days=1),
+            updated_at=T0,
+        ),
+        "U0REQ",
+        notices=(Notice.POST_REQUEST,),
+    )
+    slack.fail["post_request"] = [transient()] * MAX_ATTEMPTS
+    outbox.deliver(request.id)
+    for attempt in range(1, MAX_ATTEMPTS):
+        [entry] = store.outbox_entries(request.id)
+        assert entry.attempts == attempt
+        assert entry.next_attempt_at == clock.now + backoff(attempt - 1)
+        clock.now = entry.next_attempt_at
+        outbox.deliver_due()
+    assert store.outbox_entries(request.id) == []
+    assert unpostable == [(request.id, "ratelimited")]
+    assert slack.calls == []
+    assert backoff(0) == timedelta(seconds=1) and backoff(30) == timedelta(minutes=10)
+
+
+def test_updates_queued_together_show_the_state_once(store, slack, outbox) -> None:
+    """Two message updates queued for a request render the same current state: one call."""
+    request = new_request(store)
+    outbox.deliver(request.id)
+    slack.calls.clear()
+    store.enqueue(request.id, [Notice.SHOW, Notice.SHOW], now=T0)
+    outbox.deliver(request.id)
+    assert slack.methods() == ["show"]
+
+
+def test_a_posted_request_is_never_posted_again(store, slack, outbox) -> None:
+    """A POST_REQUEST whose message already exists (a delivery whose completion was lost) is
+    completed without a second post."""
+    request = new_request(store)
+    store.set_message(request.id, CHANNEL, "1.1")
+    outbox.deliver(request.id)
+    assert slack.methods() == ["dm"]
+    assert store.outbox_entries() == []

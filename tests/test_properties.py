@@ -1,0 +1,313 @@
+"""Properties, checked by hypothesis over many generated cases.
+
+* The service over a real store: any sequence of submits, approvals, retries, rejections,
+  expiries, crashes mid-call and sweeps keeps exactly one provider call per claim, a legal
+  audit chain for every request (matching its stored state), and at most one open request per
+  email.
+* The parsers of what people and other systems send (command text, HTTP bodies, button values,
+  modal values and metadata, provider answers) never fail in a way that is not theirs to say,
+  and what they accept is what they were given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from bot.domain.inputs import InvalidInput, validate_email
+from bot.domain.model import (
+    OPEN_STATES,
+    TRANSITIONS,
+    Action,
+    OpenRequestExists,
+    State,
+    is_request_id,
+)
+from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
+from bot.domain.refusals import Refused
+from bot.domain.service import ApprovalPolicy, Approvals
+from bot.hostup import HostupClient, ProviderError, status_domain_name
+from bot.listeners.parsing import (
+    input_value,
+    parse_command_text,
+    request_id_from_metadata,
+    request_id_of,
+)
+from bot.server import parse_slack_body
+from bot.store import open_store
+
+T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+TTL = timedelta(hours=1)
+EMAILS = ("a@example.com", "A@Example.com", "b@example.net", "c@example.org")
+PEOPLE = ("U1", "U2", "U3")
+CLAIMS = frozenset({Action.APPROVE, Action.RETRY})
+# json-ish values, as anything Slack or the provider might send.
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+class Crash(BaseException):
+    """The process dies during the provider call (the call reached the provider)."""
+
+
+class ScriptedProvider:
+    """Answers as the test says next; counts every call, per email."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.next = "cleared"
+
+    def confirm(self, email: str) -> Cleared:
+        self.calls[email.lower()] += 1
+        if self.next == "crash":
+            raise Crash
+        if self.next == "failed":
+            raise ProviderFailure(ProviderFailed(kind="rejected", message="no", status=400))
+        if self.next == "unknown":
+            raise ProviderFailure(
+                ProviderFailed(kind="timeout", message="no answer", outcome_unknown=True)
+            )
+        return Cleared((email.rpartition("@")[2],), ("1",), "cleared")
+
+
+class Everyone:
+    def is_requester(self, user_id: str) -> bool:
+        return True
+
+    def is_approver(self, user_id: str) -> bool:
+        return True
+
+
+class NoDelivery:
+    def deliver(self, request_id: str) -> None:
+        pass
+
+    def deliver_alongside(self, request_id: str) -> Any:
+        return lambda: None
+
+
+class ServiceMachine(RuleBasedStateMachine):
+    """People and the clock acting on the real service and store, in any order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = tempfile.TemporaryDirectory(prefix="vet-props-")
+        self.store = open_store(f"sqlite:///{Path(self.tmp.name) / 'p.db'}")
+        self.now = T0
+        self.provider = ScriptedProvider()
+        self.approvals = Approvals(
+            self.store,
+            self.provider,
+            Everyone(),
+            NoDelivery(),
+            ApprovalPolicy(ttl=TTL),
+            clock=lambda: self.now,
+        )
+        self.ids: list[str] = []
+        self.crashes = 0
+
+    def teardown(self) -> None:
+        self.store.close()
+        self.tmp.cleanup()
+
+    def _pick(self, index: int) -> str:
+        return self.ids[index % len(self.ids)]
+
+    @rule(email=st.sampled_from(EMAILS), who=st.sampled_from(PEOPLE))
+    def submit(self, email: str, who: str) -> None:
+        with contextlib.suppress(OpenRequestExists):  # one open request per email
+            self.ids.append(self.approvals.submit(email, "T", who).id)
+
+    @precondition(lambda self: self.ids)
+    @rule(
+        index=st.integers(0, 50),
+        who=st.sampled_from(PEOPLE),
+        answer=st.sampled_from(["cleared", "failed", "unknown", "crash"]),
+        retry=st.booleans(),
+    )
+    def click(self, index: int, who: str, answer: str, retry: bool) -> None:
+        self.provider.next = answer
+        decide = self.approvals.retry if retry else self.approvals.approve
+        try:
+            decide(self._pick(index), who)
+        except Refused:
+            pass
+        except Crash:
+            self.crashes += 1
+
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 50), who=st.sampled_from(PEOPLE))
+    def reject(self, index: int, who: str) -> None:
+        with contextlib.suppress(Refused):
+            self.approvals.reject(self._pick(index), who, "no")
+
+    @rule(minutes=st.integers(1, 90))
+    def time_passes(self, minutes: int) -> None:
+        self.now += timedelta(minutes=minutes)
+
+    @rule()
+    def maintenance(self) -> None:
+        self.approvals.expire_due()
+        self.approvals.recover_interrupted(max_call_seconds=60)
+
+    @invariant()
+    def one_provider_call_per_claim(self) -> None:
+        claims: Counter[str] = Counter()
+        for request in self.store.list_requests():
+            trail = self.store.audit_log(request.id)
+            claims[request.email.lower()] += sum(1 for e in trail if e.action in CLAIMS)
+        assert self.provider.calls == claims
+
+    @invariant()
+    def legal_audit_chains(self) -> None:
+        for request in self.store.list_requests():
+            trail = self.store.audit_log(request.id)
+            assert trail[0].action == Action.CREATE and trail[0].from_state is None
+            for before, after in zip(trail, trail[1:], strict=False):
+                assert after.from_state is before.to_state
+                assert after.to_state in TRANSITIONS[before.to_state]
+            assert trail[-1].to_state is request.state
+
+    @invariant()
+    def one_open_request_per_email(self) -> None:
+        open_emails = [r.email.lower() for r in self.store.list_requests(OPEN_STATES)]
+        assert len(open_emails) == len(set(open_emails))
+
+    @invariant()
+    def only_a_crash_leaves_a_claim_behind(self) -> None:
+        executing = self.store.list_requests(frozenset({State.EXECUTING}))
+        assert len(executing) <= self.crashes
+
+
+ServiceMachine.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_service_properties = ServiceMachine.TestCase
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsers of untrusted input
+
+
+@given(st.text())
+def test_command_text_parses_to_help_an_address_or_a_reason_to_refuse(text: str) -> None:
+    """Whatever follows /verify-email: help, or an address that validates as itself, or an
+    error to show; never an exception."""
+    parsed = parse_command_text(text)
+    assert sum([parsed.help, parsed.email is not None, parsed.error is not None]) <= 1
+    if parsed.email is not None:
+        assert validate_email(parsed.email) == parsed.email
+    if parsed.error is not None:
+        try:
+            validate_email(parsed.raw_email)
+        except InvalidInput:
+            pass
+        else:
+            raise AssertionError("an address that validates was refused")
+
+
+@given(st.text(), st.text())
+def test_a_slash_command_body_comes_back_as_its_fields(text: str, user: str) -> None:
+    """A form-encoded command, whatever its text and fields hold, parses to exactly its fields."""
+    fields = {"command": "/verify-email", "text": text, "user_id": user, "token": "t"}
+    assert parse_slack_body(urlencode(fields), "application/x-www-form-urlencoded") == fields
+
+
+@given(JSON)
+def test_an_interaction_body_comes_back_as_its_payload(payload: Any) -> None:
+    """payload=<JSON>: its object, or {} for JSON that is not an object."""
+    body = urlencode({"payload": json.dumps(payload)})
+    expected = payload if isinstance(payload, dict) else {}
+    assert parse_slack_body(body, "application/x-www-form-urlencoded") == expected
+
+
+@given(st.text(), st.sampled_from([None, "application/json", "application/x-www-form-urlencoded"]))
+def test_any_body_parses_to_a_dict(body: str, content_type: str | None) -> None:
+    """Garbage in any content type gives a dict (Bolt then verifies the signature as usual)."""
+    assert isinstance(parse_slack_body(body, content_type), dict)
+
+
+REQUEST_IDS = st.one_of(JSON, st.text(alphabet="0123456789abcdefABCDEF", min_size=15, max_size=17))
+
+
+@given(REQUEST_IDS, JSON, st.text())
+def test_button_values_and_modal_values_never_raise(value: Any, anything: Any, text: str) -> None:
+    """A button value or modal metadata gives the request id it carries, if it is shaped as
+    one, else None; a modal field gives a string; whatever they hold, nothing raises."""
+    expected = value if is_request_id(value) else None
+    assert request_id_of({"value": value}) == expected
+    assert request_id_from_metadata(json.dumps({"request_id": value})) == expected
+    for found in (request_id_of(anything), request_id_from_metadata(text)):
+        assert found is None or is_request_id(found)
+    assert isinstance(input_value(anything, "b", "a"), str)
+    assert input_value({"state": {"values": {"b": {"a": {"value": text}}}}}, "b", "a") == text
+
+
+@given(JSON)
+def test_status_items_of_any_shape_give_a_name_or_none(item: Any) -> None:
+    """An item of the status endpoint's data.domains, whatever it is: a name or None."""
+    name = status_domain_name(item)
+    assert name is None or (isinstance(name, str) and name.strip() == name and name)
+
+
+ANSWERS = st.one_of(
+    JSON.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=200),
+    st.builds(
+        lambda data, rid: json.dumps({"success": True, "requestId": rid, "data": data}).encode(),
+        JSON,
+        JSON,
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    status=st.sampled_from([200, 201, 204, 301, 400, 401, 403, 404, 409, 429, 500, 502, 503]),
+    body=ANSWERS,
+    content_type=st.sampled_from(["application/json", "application/problem+json", "text/html"]),
+)
+def test_any_provider_answer_is_a_result_or_a_provider_error(
+    status: int, body: bytes, content_type: str
+) -> None:
+    """Whatever the provider answers, confirm() returns the documented result or raises
+    ProviderError (with a sentence for a person), and status() likewise: nothing else."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": content_type, "Retry-After": "0"}
+        return httpx.Response(status, content=body, headers=headers)
+
+    client = HostupClient(
+        "https://provider.invalid/api",
+        "key",
+        1.0,
+        max_attempts=1,
+        sleep=lambda _: None,
+        transport=httpx.MockTransport(answer),
+    )
+    with client:
+        for call in (lambda: client.confirm("a@example.com"), client.status):
+            try:
+                result = call()
+            except ProviderError as error:
+                assert error.message and error.kind == error.outcome.kind
+            else:
+                assert 200 <= status < 300
+                assert result is not None
