@@ -317,6 +317,16 @@ def test_non_approver_cannot_reject(world):
     assert stored(world, message).state is State.PENDING
 
 
+def test_reject_form_that_slack_will_not_open_is_said_privately(world):
+    """If Slack refuses to open the reject form (an expired trigger, say), the approver is
+    told privately and the request stays pending, untouched."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    world.slack.fail_next("views.open", error="expired_trigger_id")
+    answer = world.driver.answer(world.driver.click(APPROVER, message, ids.REJECT_ACTION))
+    assert "could not open the reject form" in answer and "expired_trigger_id" in answer
+    assert stored(world, message).state is State.PENDING
+
+
 # ------------------------------------------------------------------------------ 9. Safe
 
 
