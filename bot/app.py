@@ -39,6 +39,7 @@ ROUTES: tuple[Route, ...] = (
     Route("action", ids.REJECT_ACTION, actions.reject_clicked, "opens REJECT_VIEW"),
     Route("action", ids.RETRY_ACTION, actions.retry_clicked, "unknown -> executing again"),
     Route("view", ids.REJECT_VIEW, views.reject_submitted, "rejects the request"),
+    Route("action", ids.CANCEL_ACTION, actions.cancel_clicked, "the requester withdraws it"),
 )
 
 

@@ -37,6 +37,7 @@ COLUMNS = (
     "provider_calls",
     "provider_request_id",
     "outcome",
+    "approved_by",
 )
 # The decision actions (DECISION_ACTIONS), as the export words them.
 DECISIONS: dict[str, str] = {
@@ -103,6 +104,8 @@ def summarize(request: VerificationRequest, trail: list[AuditEntry]) -> dict[str
         "provider_calls": sum(1 for e in trail if e.action in PROVIDER_ACTIONS),
         "provider_request_id": (outcome.provider_request_id if outcome else None) or "",
         "outcome": message,
+        # Every approval counted towards APPROVALS_REQUIRED, in order.
+        "approved_by": " ".join(request.approvers),
     }
 
 

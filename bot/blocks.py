@@ -183,11 +183,32 @@ def reject_modal(request: VerificationRequest) -> dict[str, Any]:
 # The request message in APPROVAL_CHANNEL
 
 
-def _status_line(request: VerificationRequest) -> str:
-    by = user(request.decided_by) if request.decided_by else "someone"
+def approvals_line(request: VerificationRequest, required: int) -> str:
+    """``1 of 2 approvals: @ana``: who has approved so far, when more than one is needed."""
+    names = ", ".join(user(a) for a in request.approvers) or "none yet"
+    return f"{len(request.approvals)} of {required} approvals: {names}"
+
+
+def deciders(request: VerificationRequest, nobody: str) -> str:
+    """Who decided: every approver counted (``@ana and @lee``) once a quorum's approval
+    claimed it; else whoever decided last; ``nobody`` when no one did."""
+    claimed = request.state in (State.EXECUTING, State.SUCCEEDED, State.FAILED, State.UNKNOWN)
+    if len(request.approvals) > 1 and claimed:
+        names = [user(a) for a in request.approvers]
+        return ", ".join(names[:-1]) + " and " + names[-1]
+    return user(request.decided_by) if request.decided_by else nobody
+
+
+def _status_line(request: VerificationRequest, required: int) -> str:
+    by = deciders(request, "someone")
     outcome = request.outcome
     match request.state:
         case State.PENDING:
+            if required > 1:
+                return (
+                    f":hourglass: *Waiting for approval*: {approvals_line(request, required)}; "
+                    "each by a different approver other than the requester"
+                )
             return ":hourglass: *Waiting for approval* by an approver other than the requester"
         case State.EXECUTING:
             return f":arrows_counterclockwise: *Approved by {by}*, calling the provider…"
@@ -206,11 +227,14 @@ def _status_line(request: VerificationRequest) -> str:
             return f":no_entry_sign: *Rejected by {by}*{note}"
         case State.EXPIRED:
             return ":hourglass_flowing_sand: *Expired* without a decision; ask again if needed"
+        case State.CANCELLED:
+            return f":leftwards_arrow_with_hook: *Cancelled by {by}*, who asked for it"
     assert_never(request.state)
 
 
-def request_message(request: VerificationRequest) -> tuple[str, Blocks]:
-    """Fallback text and blocks for the request message, in whatever state it is."""
+def request_message(request: VerificationRequest, required: int = 1) -> tuple[str, Blocks]:
+    """Fallback text and blocks for the request message, in whatever state it is.
+    ``required``: APPROVALS_REQUIRED (above 1, the message says who has approved so far)."""
     summary = (
         f"*Email verification request* from {user(request.requester)}\n"
         f"*Email:* `{esc(request.email)}`\n"
@@ -218,7 +242,7 @@ def request_message(request: VerificationRequest) -> tuple[str, Blocks]:
         f"*Reason:* {esc(request.reason)}\n"
         f"*Expires:* {when(request.expires_at)}"
     )
-    blocks: Blocks = [section(summary), section(_status_line(request))]
+    blocks: Blocks = [section(summary), section(_status_line(request, required))]
     if request.state is State.PENDING:
         blocks.append(
             {
@@ -322,7 +346,7 @@ def result_reply(
     rewritten once someone retried); ``note`` is added as a last line.
     """
     outcome = request.outcome
-    by = user(request.decided_by) if request.decided_by else "an approver"
+    by = deciders(request, "an approver")
     provider_id = outcome.provider_request_id if outcome is not None else None
     id_line = (
         f"Provider requestId: `{esc(provider_id)}`" if provider_id else "No provider requestId"
@@ -375,11 +399,71 @@ def result_reply(
 # Direct messages to the requester
 
 
-def submitted_dm(request: VerificationRequest, channel: str) -> str:
-    return (
+def submitted_dm(request: VerificationRequest, channel: str) -> tuple[str, Blocks]:
+    """The DM telling the requester where the request went, with a Cancel button."""
+    text = (
         f"Your request to clear the email verification for `{esc(request.email)}` was posted "
         f"in <#{esc(channel)}> for approval. It expires {when(request.expires_at)}. "
         "I will tell you here when it is decided."
+    )
+    return text, [section(text), cancel_button(request)]
+
+
+def cancel_button(request: VerificationRequest) -> dict[str, Any]:
+    return {
+        "type": "actions",
+        "block_id": ids.CANCEL_BLOCK,
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ids.CANCEL_ACTION,
+                "text": plain("Cancel request"),
+                "value": request.id,
+                "confirm": {
+                    "title": plain("Cancel this request?", 100),
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": clip(
+                            f"Nobody will be able to approve the request for "
+                            f"`{esc(request.email)}` any more.",
+                            300,
+                        ),
+                    },
+                    "confirm": plain("Cancel request", 30),
+                    "deny": plain("Keep it", 30),
+                },
+            }
+        ],
+    }
+
+
+def approval_recorded_text(request: VerificationRequest, required: int) -> str:
+    """The private answer to an approval that does not complete the quorum yet."""
+    return (
+        f":ballot_box_with_check: Your approval is recorded: {approvals_line(request, required)}. "
+        "The provider is called when the last one is in."
+    )
+
+
+def cancelled_dm(request: VerificationRequest) -> str:
+    """What replaces the DM whose Cancel button was clicked."""
+    return (
+        f":leftwards_arrow_with_hook: You cancelled your request to clear the email "
+        f"verification for `{esc(request.email)}`. Nothing was sent to the provider."
+    )
+
+
+def reminder_reply(request: VerificationRequest, approvers: Sequence[str], required: int) -> str:
+    """The thread reply reminding the approvers (user groups as <!subteam^S…>, users as
+    <@U…>) of a request still waiting for them."""
+    who = " ".join(
+        f"<!subteam^{esc(a)}>" if a.startswith("S") else user(a) for a in approvers if a != "*"
+    )
+    waiting = approvals_line(request, required) if required > 1 else "no approval yet"
+    return (
+        f":bell: {who or 'Approvers'}: this request from {user(request.requester)} to clear "
+        f"`{esc(request.email)}` is still waiting ({waiting}). It expires "
+        f"{when(request.expires_at)}."
     )
 
 
@@ -406,6 +490,8 @@ def outcome_dm(request: VerificationRequest, channel: str) -> str:
             )
         case State.EXPIRED:
             return f"Your request for `{esc(request.email)}` expired without a decision."
+        case State.CANCELLED:
+            return f"You cancelled your request for `{esc(request.email)}`."
         case _:
             return (
                 f":x: Your request for `{esc(request.email)}` was approved by {by}, but the "
@@ -473,6 +559,17 @@ def refusal_words(refused: Refused, *, mentions: bool = True) -> str:
             )
         case Refusal.NOT_RETRYABLE:
             return f"Only a request whose outcome is unknown can be retried; this one is {state}."
+        case Refusal.ALREADY_APPROVED:
+            return (
+                "You have approved this request already; each approver counts once. "
+                "It is waiting for another approver."
+            )
+        case Refusal.NOT_THE_REQUESTER:
+            return "Only the person who asked for this request can cancel it."
+        case Refusal.EXPIRED_BEFORE_CANCEL:
+            return "This request has already expired; there is nothing to cancel."
+        case Refusal.BUSY:
+            return "This request kept changing while I tried; nothing was done. Try again."
     assert_never(refused.code)
 
 

@@ -490,9 +490,11 @@ def _check_groups(report: _Report, slack: _Slack, bot: _Bot, settings: Settings)
                 roles[entry].append(setting)
     if not roles:
         report.ok("APPROVERS and REQUESTERS name no user groups (S…): nothing to resolve")
+        _check_quorum(report, settings, {e for e in settings.APPROVERS if USER_ID_RE.match(e)})
         return
 
     members: dict[str, int | None] = {}  # None: did not resolve
+    member_ids: dict[str, set[str]] = {}
     failures: dict[str, _SlackFailure] = {}
     for group_id in roles:
         try:
@@ -501,9 +503,10 @@ def _check_groups(report: _Report, slack: _Slack, bot: _Bot, settings: Settings)
             members[group_id], failures[group_id] = None, failure
             continue
         users = response.get("users")
-        members[group_id] = (
-            sum(1 for u in users if isinstance(u, str)) if isinstance(users, list) else 0
+        member_ids[group_id] = (
+            {u for u in users if isinstance(u, str)} if isinstance(users, list) else set()
         )
+        members[group_id] = len(member_ids[group_id])
 
     # Nobody can approve when no APPROVERS entry names a user and no approver group has anyone.
     nobody_approves = not any(USER_ID_RE.match(e) for e in settings.APPROVERS) and not any(
@@ -525,6 +528,34 @@ def _check_groups(report: _Report, slack: _Slack, bot: _Bot, settings: Settings)
             )
         else:
             report.warn(f"{subject} has no members: nobody gets a role through it")
+    approvers = {e for e in settings.APPROVERS if USER_ID_RE.match(e)}
+    for entry in settings.APPROVERS:
+        approvers |= member_ids.get(entry, set())
+    unresolved = any(members.get(e, 0) is None for e in settings.APPROVERS)
+    _check_quorum(report, settings, approvers, unresolved=unresolved)
+
+
+def _check_quorum(
+    report: _Report, settings: Settings, approvers: set[str], *, unresolved: bool = False
+) -> None:
+    """APPROVALS_REQUIRED must not need more distinct approvers than APPROVERS names."""
+    required = settings.APPROVALS_REQUIRED
+    if required <= 1 or len(approvers) >= required:
+        return
+    found = f"APPROVERS resolves to {len(approvers)} distinct approver" + (
+        "" if len(approvers) == 1 else "s"
+    )
+    if unresolved:
+        report.warn(
+            f"APPROVALS_REQUIRED is {required}, but {found} so far (a group did not resolve): "
+            "requests may never be approved"
+        )
+        return
+    report.fail(
+        "APPROVALS_REQUIRED",
+        f"{required} distinct approvers are needed, but {found}: no request could ever be approved",
+        "lower APPROVALS_REQUIRED, or add people to APPROVERS (or to its user groups)",
+    )
 
 
 def _report_group_failure(

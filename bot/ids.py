@@ -21,6 +21,11 @@ ACTIONS_BLOCK = "verify_email_actions"
 RETRY_ACTION = "verify_email_retry"
 RETRY_BLOCK = "verify_email_retry_actions"
 
+# The Cancel button on the DM that tells the requester where the request went (and on the App
+# Home). Its value is the request id.
+CANCEL_ACTION = "verify_email_cancel"
+CANCEL_BLOCK = "verify_email_cancel_actions"
+
 # The optional-reason modal opened by Reject.
 REJECT_VIEW = "verify_email_reject"
 REJECT_REASON_BLOCK = "reject_reason_block"

@@ -5,6 +5,8 @@ Every ``interval`` seconds (and once at start-up), on every replica:
 * pending requests past REQUEST_TTL become ``expired`` and their message loses its buttons;
 * requests left ``executing`` longer than a provider call can take (their process stopped
   mid-call) become ``unknown``, with a Retry button in the thread;
+* requests pending for REMIND_EVERY since they last changed get a reminder in their thread
+  (one replica sends it);
 * outbox entries that Slack did not take earlier are delivered.
 
 Every step is a compare-and-set in the store, so running it on several replicas at once
@@ -44,13 +46,19 @@ class Maintenance:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> dict[str, int]:
-        """One round; returns how many requests it expired, how many it found interrupted, and
-        how many outbox entries it finished (besides those of the requests it changed, which
-        the service delivers at once)."""
+        """One round; returns how many requests it expired, found interrupted and reminded
+        approvers of, and how many outbox entries it finished (besides those of the requests
+        it changed, which the service delivers at once)."""
         expired = self.approvals.expire_due()
         interrupted = self.approvals.recover_interrupted(self.max_call_seconds + INTERRUPTED_GRACE)
+        reminded = self.approvals.remind_due()
         delivered = self.outbox.deliver_due()
-        return {"expired": len(expired), "interrupted": len(interrupted), "delivered": delivered}
+        return {
+            "expired": len(expired),
+            "interrupted": len(interrupted),
+            "reminded": len(reminded),
+            "delivered": delivered,
+        }
 
     def start(self) -> Maintenance:
         self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)

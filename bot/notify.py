@@ -9,7 +9,7 @@ anywhere else. A failure raises ``DeliveryError`` saying whether trying again co
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,13 +40,24 @@ class Posted:
 
 
 class Notifier:
-    def __init__(self, client: WebClient, channel: str) -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        channel: str,
+        *,
+        approvers: Sequence[str] = (),
+        approvals_required: int = 1,
+    ) -> None:
+        """``approvers`` (APPROVERS) are mentioned by reminders; ``approvals_required``
+        (APPROVALS_REQUIRED) is shown on requests that need more than one."""
         self.client = client
         self.channel = channel
+        self.approvers = tuple(approvers)
+        self.approvals_required = approvals_required
 
     def post_request(self, request: VerificationRequest) -> Posted:
         """Post the request message in APPROVAL_CHANNEL; returns where it went."""
-        text, message_blocks = blocks.request_message(request)
+        text, message_blocks = blocks.request_message(request, self.approvals_required)
         response = self._call(
             f"post request {request.id}",
             self.client.chat_postMessage,
@@ -61,7 +72,7 @@ class Notifier:
         """Update the request message to the request's current state."""
         if not (request.channel and request.message_ts):
             raise DeliveryError(f"update request {request.id}", "it has no message", permanent=True)
-        text, message_blocks = blocks.request_message(request)
+        text, message_blocks = blocks.request_message(request, self.approvals_required)
         self._call(
             f"update the message of request {request.id}",
             self.client.chat_update,
@@ -88,14 +99,31 @@ class Notifier:
             unfurl_links=False,
         )
 
-    def dm(self, user_id: str, text: str) -> None:
+    def remind(self, request: VerificationRequest) -> None:
+        """Remind the approvers, in the request's thread, that it is still waiting."""
+        if not request.message_ts:
+            raise DeliveryError(
+                f"remind about request {request.id}", "it has no message", permanent=True
+            )
+        self._call(
+            f"remind about request {request.id}",
+            self.client.chat_postMessage,
+            channel=request.channel or self.channel,
+            thread_ts=request.message_ts,
+            text=blocks.reminder_reply(request, self.approvers, self.approvals_required),
+            unfurl_links=False,
+        )
+
+    def dm(self, user_id: str, text: str, message_blocks: blocks.Blocks | None = None) -> None:
         """A direct message from the app to a person (its App Home Messages tab)."""
+        extra: dict[str, object] = {"blocks": message_blocks} if message_blocks else {}
         self._call(
             f"DM {user_id}",
             self.client.chat_postMessage,
             channel=user_id,
             text=text,
             unfurl_links=False,
+            **extra,
         )
 
     def permalink(self, request: VerificationRequest) -> str | None:

@@ -92,7 +92,9 @@ class Messenger(Protocol):
 
     def reply_result(self, request: VerificationRequest) -> None: ...
 
-    def dm(self, user_id: str, text: str) -> None: ...
+    def remind(self, request: VerificationRequest) -> None: ...
+
+    def dm(self, user_id: str, text: str, message_blocks: blocks.Blocks | None = None) -> None: ...
 
 
 def backoff(attempts: int) -> timedelta:
@@ -247,10 +249,14 @@ class Outbox:
                     else "the request was never posted",
                     permanent=not still_posting,
                 )
-            self.notifier.dm(request.requester, blocks.submitted_dm(request, channel))
+            text, dm_blocks = blocks.submitted_dm(request, channel)
+            self.notifier.dm(request.requester, text, dm_blocks)
         elif kind == Notice.DM_OUTCOME:
             decided = self._as_of(entry, request)
             self.notifier.dm(request.requester, blocks.outcome_dm(decided, channel))
+        elif kind == Notice.REMIND:
+            if request.state is State.PENDING and not request.is_expired(self.clock()):
+                self.notifier.remind(request)  # never once it is decided (or past its time)
         elif kind == Notice.DM_NOT_POSTED:
             outcome = request.outcome
             reason = outcome.message if isinstance(outcome, NotPosted) else "Slack refused it"

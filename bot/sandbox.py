@@ -15,18 +15,25 @@ import textwrap
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot import ids
 from bot.domain.inputs import InvalidInput, validate_email
 from bot.domain.model import State
 from bot.standins.provider import MODES, Response
-from bot.standins.world import APPROVER, CHANNEL, REQUESTER, World
+from bot.standins.world import APPROVER, CHANNEL, REQUESTER, SECOND_APPROVER, World
 
 DESCRIPTION = (
-    "Play the whole flow offline: a request, the form, the approval (or rejection), the "
+    "Play the whole flow offline: a request, the form, the approval (by one or two approvers; "
+    "or a rejection, or the requester's cancel), the "
     "provider call and the threaded summary. The real bot runs on loopback against built-in "
     "stand-ins for Slack and the provider, and the channel is printed as a person reads it."
 )
 
-NAMES = {REQUESTER: "sam (support)", APPROVER: "ana (approver)", CHANNEL: "email-approvals"}
+NAMES = {
+    REQUESTER: "sam (support)",
+    APPROVER: "ana (approver)",
+    SECOND_APPROVER: "lee (approver)",
+    CHANNEL: "email-approvals",
+}
 
 # --provider-error choices: an HTTP status the provider answers with, or a way it misbehaves.
 PROVIDER_ERRORS: dict[str, str] = {
@@ -57,8 +64,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="TICKET-1234: customer cannot receive mail",
         help="the reason typed into the form",
     )
-    parser.add_argument(
+    decision = parser.add_mutually_exclusive_group()
+    decision.add_argument(
         "--reject", action="store_true", help="the approver rejects instead of approving"
+    )
+    decision.add_argument(
+        "--cancel",
+        action="store_true",
+        help="the requester cancels from the DM before anyone decides",
+    )
+    parser.add_argument(
+        "--approvals",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        metavar="N",
+        help="APPROVALS_REQUIRED: 2 shows two approvers approving in turn (default: 1)",
     )
     parser.add_argument(
         "--provider-error",
@@ -126,7 +147,7 @@ def run_sandbox(args: argparse.Namespace, out: TextIO) -> int:
         return 2
     if not args.verbose:
         logging.getLogger().setLevel(logging.WARNING)
-    settings = {"HOSTUP_TIMEOUT": SANDBOX_TIMEOUT}
+    settings = {"HOSTUP_TIMEOUT": SANDBOX_TIMEOUT, "APPROVALS_REQUIRED": args.approvals}
     with World(database_path=args.database, settings=settings) as world:
         return _play(world, narrator, email, args)
 
@@ -165,25 +186,57 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
     narrator.heading(f"#{NAMES[CHANNEL]}: the request")
     narrator.say(render(message))
 
-    if args.reject:
+    if args.cancel:
+        dm = world.slack.wait_for(
+            lambda: next(
+                (m for m in world.slack.messages(REQUESTER) if ids.CANCEL_ACTION in str(m)), None
+            ),
+            driver.timeout,
+            what="the DM with its Cancel button",
+        )
+        narrator.heading(f"@{NAMES[REQUESTER]} clicks [ Cancel request ] in the bot's DM")
+        narrator.say(render(dm))
+        cancelled = driver.click(
+            REQUESTER, dm, ids.CANCEL_ACTION, channel=world.slack.dm_channel(REQUESTER)
+        )
+        narrator.say(f"The DM now says: {readable(driver.answer(cancelled))}")
+    elif args.reject:
         narrator.heading(f"@{NAMES[APPROVER]} clicks [ Reject ] and gives a reason")
         driver.reject(APPROVER, message, reason="Not verified with the customer yet")
     else:
         narrator.heading(f"@{NAMES[APPROVER]} clicks [ Approve ] and confirms")
-        driver.approve(APPROVER, message)
+        clicked = driver.approve(APPROVER, message)
+        if args.approvals > 1:
+            narrator.say(f"Only @{NAMES[APPROVER]} sees: {readable(driver.answer(clicked))}")
+            shown = world.slack.wait_for(
+                lambda: (
+                    world.slack.message(CHANNEL, message["ts"])
+                    if "1 of 2" in str(world.slack.message(CHANNEL, message["ts"]))
+                    else None
+                ),
+                driver.timeout,
+                what="the message showing the first approval",
+            )
+            narrator.heading(f"#{NAMES[CHANNEL]}: the request, one approval in")
+            narrator.say(render(shown))
+            narrator.heading(f"@{NAMES[SECOND_APPROVER]} clicks [ Approve ] and confirms")
+            driver.approve(SECOND_APPROVER, message)
     final = driver.final_message(message)
 
     narrator.heading(f"#{NAMES[CHANNEL]}: the request now")
     narrator.say(render(final))
-    expected_thread = not args.reject
+    expected_thread = not (args.reject or args.cancel)
     if expected_thread:
         thread_reply = driver.wait_thread_reply(message)
         narrator.heading("…and in its thread")
         narrator.say(render(thread_reply, indent="    "))
-    # The requester hears where the request went, then how it ended.
+    # The requester hears where the request went, then how it ended (a cancel needs no news).
+    expected_dms = 1 if args.cancel else 2
     dms = world.slack.wait_for(
         lambda: (
-            world.slack.messages(REQUESTER) if len(world.slack.messages(REQUESTER)) >= 2 else None
+            world.slack.messages(REQUESTER)
+            if len(world.slack.messages(REQUESTER)) >= expected_dms
+            else None
         ),
         driver.timeout,
         what="the requester's direct messages",
@@ -206,6 +259,8 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
 
 
 def _expected_state(args: argparse.Namespace) -> State:
+    if args.cancel:
+        return State.CANCELLED
     if args.reject:
         return State.REJECTED
     if args.provider_error in ("timeout", "disconnect"):

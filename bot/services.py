@@ -121,9 +121,19 @@ def build_services(settings: Settings) -> Services:
         provider,
         roles,
         delivery,
-        ApprovalPolicy(allow_self_approval=settings.ALLOW_SELF_APPROVAL, ttl=settings.request_ttl),
+        ApprovalPolicy(
+            allow_self_approval=settings.ALLOW_SELF_APPROVAL,
+            ttl=settings.request_ttl,
+            approvals_required=settings.APPROVALS_REQUIRED,
+            remind_every=settings.REMIND_EVERY,
+        ),
     )
-    notifier = Notifier(client, settings.APPROVAL_CHANNEL)
+    notifier = Notifier(
+        client,
+        settings.APPROVAL_CHANNEL,
+        approvers=settings.APPROVERS,
+        approvals_required=settings.APPROVALS_REQUIRED,
+    )
     outbox = Outbox(
         store,
         notifier,

@@ -98,6 +98,10 @@ class Settings(StoreSettings):
     ALLOW_SELF_APPROVAL: bool = False
     REQUEST_TTL: int = Field(default=86400, gt=0)
     PORT: int = Field(default=3000, ge=1, le=65535)
+    # Distinct approvers (never the requester twice) needed before the provider is called.
+    APPROVALS_REQUIRED: int = Field(default=1, ge=1, le=10)
+    # Seconds between reminders to the approvers while a request is pending; 0 turns them off.
+    REMIND_EVERY: int = Field(default=1800, ge=0)
 
     @field_validator("APPROVERS", mode="before")
     @classmethod

@@ -202,6 +202,7 @@ def test_state_machine_matches_design():
         (State.PENDING, State.EXECUTING),
         (State.PENDING, State.REJECTED),
         (State.PENDING, State.EXPIRED),
+        (State.PENDING, State.CANCELLED),
         (State.EXECUTING, State.SUCCEEDED),
         (State.EXECUTING, State.FAILED),
         (State.EXECUTING, State.UNKNOWN),

@@ -172,8 +172,10 @@ def test_reject_modal_carries_request_id():
 
 def test_dms_escape_and_name_channel():
     """DMs name the channel and escape the email."""
-    text = blocks.submitted_dm(request(email="a&b@example.com"), "C1")
+    text, dm_blocks = blocks.submitted_dm(request(email="a&b@example.com"), "C1")
     assert "<#C1>" in text and "a&amp;b@example.com" in text
+    [button] = [e for b in dm_blocks if b["type"] == "actions" for e in b["elements"]]
+    assert button["action_id"] == ids.CANCEL_ACTION and button["value"] == "0123456789abcdef"
     rejected = blocks.outcome_dm(
         request(state=State.REJECTED, decided_by="U2", decision_note="<!here>"), "C1"
     )

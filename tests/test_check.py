@@ -564,3 +564,16 @@ def test_provider_status_items_of_any_shape_pass(run, provider: FakeProvider) ->
     line = next(line for line in result.lines if "HOSTUP_API_KEY" in line)
     assert line.startswith("ok ")
     assert line.endswith("answered; 4 domains in its cache)")
+
+
+def test_a_quorum_larger_than_the_approvers_fails(run) -> None:
+    """APPROVALS_REQUIRED above the number of distinct approvers APPROVERS resolves to (here
+    the group's 2 members and one user listed by ID) is a FAIL naming the setting; a quorum
+    they can meet passes."""
+    result = run(APPROVALS_REQUIRED=4, APPROVERS=f"{APPROVER_GROUP},U0EXTRA")
+    assert result.code == 1
+    result.one(
+        "FAIL  APPROVALS_REQUIRED: 4 distinct approvers are needed, but APPROVERS resolves to 3 "
+        "distinct approvers"
+    )
+    assert run(APPROVALS_REQUIRED=3, APPROVERS=f"{APPROVER_GROUP},U0EXTRA").code == 0

@@ -65,6 +65,8 @@ def test_sandbox_plays_the_whole_flow(tmp_path):
     ("args", "shown", "state"),
     [
         (["--reject"], "Rejected by @ana (approver)", "rejected"),
+        (["--approvals", "2"], "1 of 2 approvals: @ana (approver)", "succeeded"),
+        (["--cancel"], "Cancelled by @sam (support)", "cancelled"),
         (["--provider-error", "400"], "HTTP 400 BAD_REQUEST", "failed"),
         (["--provider-error", "timeout"], "may or may not", "unknown"),
         (
@@ -75,7 +77,8 @@ def test_sandbox_plays_the_whole_flow(tmp_path):
     ],
 )
 def test_sandbox_outcomes(tmp_path, args, shown, state):
-    """Options pick the email, reject instead, or make the provider fail; each outcome shows."""
+    """Options pick the email, reject or cancel instead, need two approvals, or make the
+    provider fail; each outcome shows."""
     result = run(["sandbox", *args], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert shown in result.stdout

@@ -207,6 +207,7 @@ def test_every_id_the_bot_shows_is_routed() -> None:
         blocks.result_reply(request(state=State.UNKNOWN, outcome=Interrupted()))[1],
         blocks.request_modal("alice@example.com"),
         blocks.reject_modal(request()),
+        blocks.submitted_dm(request(), "C1")[1],
     )
     shown = set().union(*(_interactive_ids(m) for m in made)) | {("command", ids.COMMAND)}
     routed = {(r.kind, r.id) for r in ROUTES}

@@ -56,9 +56,9 @@ def test_a_round_expires_recovers_and_delivers(store) -> None:
     outbox = CountingOutbox()
     maintenance = Maintenance(approvals, outbox, max_call_seconds=60)  # type: ignore[arg-type]
     clock.now += timedelta(seconds=59 + INTERRUPTED_GRACE)
-    assert maintenance.run_once() == {"expired": 0, "interrupted": 0, "delivered": 3}
+    assert maintenance.run_once() == {"expired": 0, "interrupted": 0, "reminded": 0, "delivered": 3}
     clock.now += timedelta(hours=1)
-    assert maintenance.run_once() == {"expired": 1, "interrupted": 1, "delivered": 3}
+    assert maintenance.run_once() == {"expired": 1, "interrupted": 1, "reminded": 0, "delivered": 3}
     assert store.get(stale.id).state is State.EXPIRED
     assert store.get(stuck.id).state is State.UNKNOWN
     assert outbox.rounds == 2

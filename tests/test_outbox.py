@@ -61,7 +61,11 @@ class RecordingSlack:
         self._maybe_fail("reply_result")
         self.calls.append(("reply_result", request.id, request.state, request.outcome))
 
-    def dm(self, user_id: str, text: str) -> None:
+    def remind(self, request: VerificationRequest) -> None:
+        self._maybe_fail("remind")
+        self.calls.append(("remind", request.id))
+
+    def dm(self, user_id: str, text: str, message_blocks: Any = None) -> None:
         self._maybe_fail("dm")
         self.calls.append(("dm", user_id, text))
 

@@ -127,3 +127,56 @@ def test_clicks_spread_over_both_replicas_reach_the_provider_once_per_request(
             actions = [e.action for e in store.audit_log(request.id)]
             assert actions.count("approve") == 1, actions
             assert actions[-1] == "provider_success"
+
+
+@pytest.fixture
+def quorum_replicas(tmp_path: Path, postgres_url: str) -> Iterator[Replicas]:
+    """Two replicas on one PostgreSQL database with APPROVALS_REQUIRED=2."""
+    with make_workspace(tmp_path) as ws:
+        env = ws.env(DATABASE_URL=postgres_url, APPROVALS_REQUIRED="2")
+        a = ws.start(env, healthy=False)
+        b = ws.start(env, healthy=False)
+        a.wait_healthy()
+        b.wait_healthy()
+        yield Replicas(ws, a, b, postgres_url)
+
+
+def test_two_approvers_racing_over_two_replicas_make_one_provider_call(
+    quorum_replicas: Replicas,
+) -> None:
+    """APPROVALS_REQUIRED=2, two approvers each clicking Approve three times on each replica
+    (12 clicks released together, on 5 requests): each request counts both approvers once,
+    reaches the provider exactly once, and its audit log has one approval and one claim."""
+    drivers = quorum_replicas.drivers()
+    emails = [f"quorum{i}@example{i}.com" for i in range(5)]
+    messages = [drivers[i % 2].ask(REQUESTER, email) for i, email in enumerate(emails)]
+    clicks = [
+        (drivers[n % 2], (APPROVER, SECOND_APPROVER)[(n // 2) % 2], message)
+        for message in messages
+        for n in range(12)
+    ]
+    barrier = threading.Barrier(len(clicks))
+    errors: list[BaseException] = []
+
+    def click(driver: Driver, user: str, message: dict[str, Any]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            assert driver.approve(user, message).reply.status == 200
+        except BaseException as e:  # noqa: BLE001 -- reported by the main thread below
+            errors.append(e)
+
+    threads = [threading.Thread(target=click, args=c) for c in clicks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=90)
+    assert errors == []
+    for message in messages:
+        assert state_of(drivers[0].final_message(message)) == "succeeded"
+    calls = Counter(call["json"]["email"] for call in quorum_replicas.workspace.provider.calls)
+    assert calls == Counter(dict.fromkeys(emails, 1))
+    with open_store(quorum_replicas.database_url) as store:
+        for request in store.list_requests():
+            assert sorted(request.approvers) == sorted([APPROVER, SECOND_APPROVER])
+            actions = [e.action for e in store.audit_log(request.id)]
+            assert (actions.count("approval"), actions.count("approve")) == (1, 1), actions

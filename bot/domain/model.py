@@ -4,7 +4,10 @@ States::
 
     pending -> executing -> succeeded | failed | unknown
     unknown -> executing            (Retry, by an approver)
-    pending -> rejected | expired
+    pending -> rejected | expired | cancelled   (cancelled: by the requester)
+
+A pending request may also record something without moving: an approval that is not yet the
+last one the quorum needs (APPROVALS_REQUIRED), or a reminder to the approvers.
 
 ``unknown`` means the provider call may or may not have reached the provider (a timeout, a
 connection broken after sending, a crash mid-call). Every transition is appended to the audit
@@ -32,23 +35,27 @@ class State(StrEnum):
     UNKNOWN = "unknown"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"
 
 
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.PENDING: frozenset({State.EXECUTING, State.REJECTED, State.EXPIRED}),
+    State.PENDING: frozenset({State.EXECUTING, State.REJECTED, State.EXPIRED, State.CANCELLED}),
     State.EXECUTING: frozenset({State.SUCCEEDED, State.FAILED, State.UNKNOWN}),
     State.UNKNOWN: frozenset({State.EXECUTING}),
     State.SUCCEEDED: frozenset(),
     State.FAILED: frozenset(),
     State.REJECTED: frozenset(),
     State.EXPIRED: frozenset(),
+    State.CANCELLED: frozenset(),
 }
 
 OPEN_STATES = frozenset({State.PENDING, State.EXECUTING, State.UNKNOWN})
-FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.REJECTED, State.EXPIRED})
+FINAL_STATES = frozenset(
+    {State.SUCCEEDED, State.FAILED, State.REJECTED, State.EXPIRED, State.CANCELLED}
+)
 # The states a thread reply or a DM describes (what a decision or a provider call came to).
 DESCRIBED_STATES = frozenset(
-    {State.SUCCEEDED, State.FAILED, State.UNKNOWN, State.REJECTED, State.EXPIRED}
+    {State.SUCCEEDED, State.FAILED, State.UNKNOWN, State.REJECTED, State.EXPIRED, State.CANCELLED}
 )
 
 
@@ -60,7 +67,8 @@ class Action(StrEnum):
     """What a transition in the audit log was: its ``action`` column."""
 
     CREATE = "create"  # asked for: -> pending
-    APPROVE = "approve"  # claimed by an approver: pending -> executing
+    APPROVAL = "approval"  # one approver's approval, the quorum not reached yet: stays pending
+    APPROVE = "approve"  # the approval that reaches the quorum claims it: pending -> executing
     RETRY = "retry"  # claimed again after an unknown outcome: unknown -> executing
     REJECT = "reject"  # pending -> rejected
     EXPIRE = "expire"  # REQUEST_TTL passed: pending -> expired
@@ -68,14 +76,25 @@ class Action(StrEnum):
     PROVIDER_ERROR = "provider_error"  # executing -> failed | unknown
     INTERRUPTED = "interrupted"  # the process stopped mid-call: executing -> unknown
     POST_FAILED = "post_failed"  # Slack would never take the message: pending -> expired
+    CANCEL = "cancel"  # withdrawn by the requester: pending -> cancelled
+    REMIND = "remind"  # the approvers were reminded: stays pending
 
 
 # The actions whose details are the provider's answer (or its absence): one per provider call.
 PROVIDER_ACTIONS = frozenset({Action.PROVIDER_SUCCESS, Action.PROVIDER_ERROR, Action.INTERRUPTED})
 # The actions that are someone's (or the clock's) decision about the request.
 DECISION_ACTIONS = frozenset(
-    {Action.APPROVE, Action.RETRY, Action.REJECT, Action.EXPIRE, Action.POST_FAILED}
+    {
+        Action.APPROVE,
+        Action.RETRY,
+        Action.REJECT,
+        Action.EXPIRE,
+        Action.POST_FAILED,
+        Action.CANCEL,
+    }
 )
+# The actions that record something about a pending request without moving it.
+STAYING_ACTIONS = frozenset({Action.APPROVAL, Action.REMIND})
 
 
 class Lane(StrEnum):
@@ -98,6 +117,7 @@ class Notice(StrEnum):
     DM_POSTED = "dm_posted"  # tell the requester where the request went
     DM_OUTCOME = "dm_outcome"  # tell the requester how it ended
     DM_NOT_POSTED = "dm_not_posted"  # tell the requester it could not be posted
+    REMIND = "remind"  # remind the approvers, in the request's thread
 
     @property
     def lane(self) -> Lane:
@@ -131,6 +151,14 @@ def is_request_id(value: object) -> TypeGuard[str]:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """One approver's Approve, counted towards APPROVALS_REQUIRED."""
+
+    approver: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class VerificationRequest:
     id: str
     email: str
@@ -149,6 +177,14 @@ class VerificationRequest:
     decision_note: str | None = None
     # What the provider call came to (or why there was none): see bot.domain.outcomes.
     outcome: Outcome | None = None
+    # The distinct approvals counted so far, oldest first (the last one claims the request).
+    approvals: tuple[Approval, ...] = ()
+    # Bumped by every change: what an optimistic compare-and-set compares.
+    version: int = 0
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        return tuple(a.approver for a in self.approvals)
 
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at

@@ -21,6 +21,10 @@ class Refusal(StrEnum):
     ALREADY_DECIDED = "already_decided"  # someone (or something) decided first
     USE_RETRY = "use_retry"  # Approve on an unknown outcome: only Retry may call again
     NOT_RETRYABLE = "not_retryable"  # Retry on anything but an unknown outcome
+    ALREADY_APPROVED = "already_approved"  # the same approver again: counted once
+    NOT_THE_REQUESTER = "not_the_requester"  # only the requester may cancel
+    EXPIRED_BEFORE_CANCEL = "expired_before_cancel"  # past REQUEST_TTL: nothing to cancel
+    BUSY = "busy"  # the request kept changing under this click; nothing was done
 
 
 class Refused(Exception):

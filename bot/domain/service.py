@@ -26,6 +26,7 @@ from bot.domain.model import (
     CREATED_NOTICES,
     DECIDED_NOTICES,
     Action,
+    Approval,
     Notice,
     OpenRequestExists,
     State,
@@ -59,10 +60,12 @@ class Transition:
     """One compare-and-set: move ``request_id`` from one of ``from_states`` to ``to_state``.
 
     The store writes it only if the request is in one of ``from_states`` (and, with
-    ``unexpired_only``, not past its expiry; with ``updated_before``, unchanged since), and
-    then, in the same transaction, the audit entry (``actor``, ``action``, ``details``) and one
-    outbox entry per notice. ``decided_by``, ``decision_note`` and ``outcome`` are stored when
-    given; the outcome also goes into the audit details.
+    ``unexpired_only``, not past its expiry; with ``updated_before``, unchanged since; with
+    ``expected_version``, at exactly that version), and then, in the same transaction, the
+    audit entry (``actor``, ``action``, ``details``) and one outbox entry per notice.
+    ``decided_by``, ``decision_note``, ``outcome`` and ``approvals`` (the whole list) are
+    stored when given; the outcome also goes into the audit details. A staying action
+    (``STAYING_ACTIONS``) goes from pending to pending.
     """
 
     request_id: str
@@ -78,6 +81,8 @@ class Transition:
     unexpired_only: bool = False
     updated_before: datetime | None = None
     notices: tuple[Notice, ...] = ()
+    expected_version: int | None = None
+    approvals: tuple[Approval, ...] | None = None
 
     @property
     def audit_details(self) -> dict[str, Any]:
@@ -143,6 +148,15 @@ class Delivery(Protocol):
 class ApprovalPolicy:
     allow_self_approval: bool = False
     ttl: timedelta = timedelta(days=1)
+    # Distinct approvers needed before the provider is called (APPROVALS_REQUIRED).
+    approvals_required: int = 1
+    # Seconds between reminders while a request is pending (REMIND_EVERY); 0: none.
+    remind_every: float = 0.0
+
+
+# Lost optimistic races in a row before a click gives up (each loss means someone else changed
+# the request meanwhile; the next read sees it, so a loop this long takes a storm of clicks).
+MAX_RACE_RETRIES = 20
 
 
 @dataclass(frozen=True)
@@ -246,18 +260,80 @@ class Approvals:
         return request
 
     def approve(self, request_id: str, approver: str) -> VerificationRequest:
-        """Approve: claim the pending request (exactly one click wins), call the provider
-        once, record what it said and deliver it. Returns the request in its final state."""
+        """Approve. Until the quorum (APPROVALS_REQUIRED distinct approvers, not the requester
+        but for a first self-approval where allowed) the approval is recorded and the request
+        stays pending; the approval that completes it claims the request (exactly one click
+        wins, however many race), calls the provider once, records what it said and delivers
+        it. Returns the request as the click left it (pending, or its final state)."""
         if not self.roles.is_approver(approver):
             raise Refused(Refusal.NOT_AN_APPROVER)
-        return self._call_provider(request_id, approver, retry=False)
+        for _ in range(MAX_RACE_RETRIES):
+            request = self._approvable(request_id, approver)
+            approvals = (*request.approvals, Approval(approver, self.clock()))
+            last = len(approvals) >= self.policy.approvals_required
+            change = Transition(
+                request_id,
+                PENDING,
+                State.EXECUTING if last else State.PENDING,
+                actor=approver,
+                action=Action.APPROVE if last else Action.APPROVAL,
+                now=self.clock(),
+                details={"approval": len(approvals), "of": self.policy.approvals_required},
+                decided_by=approver if last else None,
+                unexpired_only=True,
+                expected_version=request.version,
+                approvals=approvals,
+                notices=(Notice.SHOW,),
+            )
+            done = self.requests.transition(change)
+            if done is None:
+                continue  # someone changed it first: look again
+            if not last:
+                log.info(
+                    "Request %s: approval %d of %d, by %s",
+                    request_id,
+                    len(approvals),
+                    self.policy.approvals_required,
+                    approver,
+                )
+                self.delivery.deliver(request_id)
+                return done
+            return self._call_provider(done, approver, retry=False)
+        raise Refused(Refusal.BUSY, self.requests.get(request_id))
 
     def retry(self, request_id: str, approver: str) -> Retried:
-        """Retry an unknown outcome: the same as Approve, from ``unknown``."""
+        """Retry an unknown outcome: one approver claims it again and the provider is called
+        once more (the quorum was met by the approval that led to the unknown outcome)."""
         if not self.roles.is_approver(approver):
             raise Refused(Refusal.NOT_AN_APPROVER)
         before = self.get(request_id)
-        return Retried(before, self._call_provider(request_id, approver, retry=True))
+        claimed = self._claim_retry(request_id, approver)
+        return Retried(before, self._call_provider(claimed, approver, retry=True))
+
+    def cancel(self, request_id: str, actor: str) -> VerificationRequest:
+        """The requester withdraws a pending request (before the provider is called)."""
+        request = self.get(request_id)
+        if request.requester != actor:
+            raise Refused(Refusal.NOT_THE_REQUESTER, request)
+        if request.state is State.PENDING and request.is_expired(self.clock()):
+            raise self._expire_and_refuse(request, actor, Refusal.EXPIRED_BEFORE_CANCEL)
+        cancelled = self.requests.transition(
+            Transition(
+                request_id,
+                PENDING,
+                State.CANCELLED,
+                actor=actor,
+                action=Action.CANCEL,
+                now=self.clock(),
+                decided_by=actor,
+                notices=(Notice.SHOW,),
+            )
+        )
+        if cancelled is None:  # approved, rejected or expired in the same moment
+            raise Refused(Refusal.ALREADY_DECIDED, self.get(request_id))
+        log.info("Request %s cancelled by its requester", request_id)
+        self.delivery.deliver(request_id)
+        return cancelled
 
     def start_rejection(self, request_id: str, actor: str) -> VerificationRequest:
         """Reject was clicked: the request, if ``actor`` may reject it now; raises Refused."""
@@ -313,6 +389,36 @@ class Approvals:
         return closed
 
     # -- what happens without anyone clicking (bot/maintenance.py) ----------------------------
+
+    def remind_due(self) -> list[VerificationRequest]:
+        """Remind the approvers of each request pending for REMIND_EVERY since it last changed
+        (asked, approved once, reminded). Safe on every replica at once: each reminder is a
+        compare-and-set on the request's last change, so one replica sends it."""
+        if self.policy.remind_every <= 0:
+            return []
+        now = self.clock()
+        cutoff = now - timedelta(seconds=self.policy.remind_every)
+        reminded = []
+        for request in self.requests.list_requests(PENDING, updated_before=cutoff):
+            if request.is_expired(now):
+                continue  # the expiry sweep takes it
+            done = self.requests.transition(
+                Transition(
+                    request.id,
+                    PENDING,
+                    State.PENDING,
+                    actor="bot",
+                    action=Action.REMIND,
+                    now=now,
+                    unexpired_only=True,
+                    updated_before=cutoff,
+                    notices=(Notice.REMIND,),
+                )
+            )
+            if done is not None:
+                self.delivery.deliver(done.id)
+                reminded.append(done)
+        return reminded
 
     def expire_due(self) -> list[VerificationRequest]:
         """Expire every pending request past REQUEST_TTL; returns those this call expired.
@@ -399,8 +505,11 @@ class Approvals:
             raise Refused(Refusal.ALREADY_DECIDED, request)
         return request
 
-    def _call_provider(self, request_id: str, approver: str, *, retry: bool) -> VerificationRequest:
-        claimed = self._claim(request_id, approver, retry=retry)
+    def _call_provider(
+        self, claimed: VerificationRequest, approver: str, *, retry: bool
+    ) -> VerificationRequest:
+        """Call the provider for a request this click claimed, and deliver what it said."""
+        request_id = claimed.id
         log.info(
             "Request %s %s by %s; calling the provider",
             request_id,
@@ -416,40 +525,47 @@ class Approvals:
         self.delivery.deliver(request_id)
         return final
 
-    def _claim(self, request_id: str, approver: str, *, retry: bool) -> VerificationRequest:
-        """Atomically move a request to ``executing``: exactly one caller wins.
+    def _approvable(self, request_id: str, approver: str) -> VerificationRequest:
+        """The request, if ``approver``'s Approve may count now; raises Refused otherwise."""
+        request = self.get(request_id)
+        if request.state is State.PENDING and request.is_expired(self.clock()):
+            raise self._expire_and_refuse(request, approver, Refusal.EXPIRED)
+        if request.state is State.UNKNOWN:
+            raise Refused(Refusal.USE_RETRY, request)
+        if request.state is not State.PENDING:
+            raise Refused(Refusal.ALREADY_DECIDED, request)
+        if approver in request.approvers:
+            raise Refused(Refusal.ALREADY_APPROVED, request)
+        if request.requester == approver and (
+            not self.policy.allow_self_approval or request.approvals
+        ):
+            # Four eyes: the requester's own Approve counts only where self-approval is
+            # allowed, and never as a second or later approval.
+            raise Refused(Refusal.SELF_APPROVAL, request)
+        return request
 
-        Approve moves only a pending request; Retry only an unknown one, so a stale Approve
-        button can never call the provider again behind Retry's warning. Raises Refused for
-        self-approval, expiry, and every loser of the race.
-        """
+    def _claim_retry(self, request_id: str, approver: str) -> VerificationRequest:
+        """Atomically move an unknown request back to ``executing``: exactly one Retry wins.
+        Only an unknown one: a stale Retry can never call the provider for another reason."""
         request = self.get(request_id)
         if request.requester == approver and not self.policy.allow_self_approval:
             raise Refused(Refusal.SELF_APPROVAL, request)
-        if request.state is State.PENDING and request.is_expired(self.clock()):
-            raise self._expire_and_refuse(request, approver, Refusal.EXPIRED)
-        if request.state is State.UNKNOWN and not retry:
-            raise Refused(Refusal.USE_RETRY, request)
-        if retry and request.state is not State.UNKNOWN:
+        if request.state is not State.UNKNOWN:
             raise Refused(Refusal.NOT_RETRYABLE, request)
         claimed = self.requests.transition(
             Transition(
                 request_id,
-                UNKNOWN if retry else PENDING,
+                UNKNOWN,
                 State.EXECUTING,
                 actor=approver,
-                action=Action.RETRY if retry else Action.APPROVE,
+                action=Action.RETRY,
                 now=self.clock(),
                 decided_by=approver,
-                unexpired_only=not retry,
                 notices=(Notice.SHOW,),
             )
         )
         if claimed is None:
-            current = self.get(request_id)
-            if current.state is State.PENDING and current.is_expired(self.clock()):
-                raise self._expire_and_refuse(current, approver, Refusal.EXPIRED)
-            raise Refused(Refusal.ALREADY_DECIDED, current)
+            raise Refused(Refusal.ALREADY_DECIDED, self.get(request_id))
         return claimed
 
     def _execute(self, request: VerificationRequest, approver: str) -> VerificationRequest:

@@ -1,4 +1,5 @@
-"""The buttons: Approve and Reject on a request message, Retry on an unknown outcome."""
+"""The buttons: Approve and Reject on a request message, Retry on an unknown outcome, Cancel
+on the requester's DM."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from slack_bolt import Ack, BoltContext, Respond
 
 from bot import blocks
+from bot.domain.model import State
 from bot.domain.refusals import Refused
 from bot.listeners import services_of
 from bot.listeners.parsing import request_id_of, user_of
@@ -36,10 +38,15 @@ def approve_clicked(
     request_id = clicked_request(action, respond)
     if request_id is None:
         return
+    services = services_of(context)
     try:
-        services_of(context).approvals.approve(request_id, user_of(body))
+        request = services.approvals.approve(request_id, user_of(body))
     except Refused as refused:
         tell(respond, blocks.refusal_text(refused))
+        return
+    if request.state is State.PENDING:  # counted; the quorum is not complete yet
+        required = services.approvals.policy.approvals_required
+        tell(respond, blocks.approval_recorded_text(request, required))
 
 
 def retry_clicked(
@@ -60,6 +67,22 @@ def retry_clicked(
         retried.before, retry=False, note=f"Retried by {blocks.user(user_id)}; see below."
     )
     respond(text=text, blocks=reply, replace_original=True)
+
+
+def cancel_clicked(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, context: BoltContext
+) -> None:
+    ack()
+    request_id = clicked_request(action, respond)
+    if request_id is None:
+        return
+    try:
+        cancelled = services_of(context).approvals.cancel(request_id, user_of(body))
+    except Refused as refused:
+        tell(respond, blocks.refusal_text(refused))
+        return
+    # The DM that offered Cancel says what happened instead.
+    respond(text=blocks.cancelled_dm(cancelled), replace_original=True)
 
 
 def reject_clicked(

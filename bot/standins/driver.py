@@ -207,14 +207,17 @@ class Driver:
 
     # ------------------------------------------------------------------ the decision
 
-    def click(self, user: str, message: dict[str, Any], action_id: str) -> Delivered:
+    def click(
+        self, user: str, message: dict[str, Any], action_id: str, channel: str | None = None
+    ) -> Delivered:
+        """Click a button of ``message`` (in the approval channel, or in ``channel``: a DM's)."""
         trigger_id = self.slack.new_trigger_id()
         response_url = self.slack.new_response_url()
         payload = payloads.block_actions_payload(
             user_id=user,
             action_id=action_id,
             message=message,
-            channel_id=self.channel,
+            channel_id=channel or self.channel,
             trigger_id=trigger_id,
             response_url=response_url,
         )

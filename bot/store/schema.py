@@ -5,8 +5,10 @@ transition, append-only) and ``outbox`` (what Slack must be told, per request an
 entry naming the audit entry of the change that queued it). The dialects differ only in how
 they spell an auto-numbered key, a point in time and a reference to such a key.
 
-Versions: 2 was the first released; 3 adds the outbox's ``lane`` and ``audit_id``
-(``MIGRATIONS[2]`` brings a version-2 database up to date, on either backend).
+Versions: 2 was the first released; 3 adds the outbox's ``lane`` and ``audit_id``; 4 the
+request's ``approvals`` (the quorum so far, JSON) and ``version`` (bumped by every change, for
+optimistic compare-and-set). ``MIGRATIONS[n]`` brings a version-n database to n + 1, on either
+backend.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Final
 
 from bot.domain.model import OPEN_STATES
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 FIRST_RELEASED_VERSION: Final = 2
 
 OPEN_VALUES: Final = tuple(sorted(s.value for s in OPEN_STATES))
@@ -62,7 +64,9 @@ _SCHEMA: Final = (
         decided_by    TEXT,
         decision_note TEXT,
         outcome       TEXT,
-        email_key     TEXT NOT NULL
+        email_key     TEXT NOT NULL,
+        approvals     TEXT NOT NULL DEFAULT '[]',
+        version       INTEGER NOT NULL DEFAULT 0
     )
     """,
     # "One open request per email", across processes and replicas.
@@ -121,8 +125,15 @@ _V2_TO_V3: Final = (
     """,
 )
 
+# Version 3 -> 4: the approvals counted so far (none, for every request of version 3, which
+# had no quorum) and the version the optimistic compare-and-set compares.
+_V3_TO_V4: Final = (
+    "ALTER TABLE requests ADD COLUMN approvals TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE requests ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+)
+
 # From version N to N + 1.
-MIGRATIONS: Final = {2: _V2_TO_V3}
+MIGRATIONS: Final = {2: _V2_TO_V3, 3: _V3_TO_V4}
 
 
 def _render(statements: tuple[str, ...], dialect: Dialect) -> tuple[str, ...]:

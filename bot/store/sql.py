@@ -40,8 +40,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, Self
 
 from bot.domain.model import (
+    STAYING_ACTIONS,
     TRANSITIONS,
     Action,
+    Approval,
     AuditEntry,
     Lane,
     Notice,
@@ -60,7 +62,7 @@ MAX_ERROR_CHARS = 500
 
 _REQUEST_COLUMNS = (
     "id, email, domain, reason, requester, state, created_at, expires_at, updated_at, "
-    "channel, message_ts, decided_by, decision_note, outcome"
+    "channel, message_ts, decided_by, decision_note, outcome, approvals, version"
 )
 _AUDIT_COLUMNS = "request_id, at, actor, action, from_state, to_state, details"
 _OUTBOX_COLUMNS = (
@@ -71,7 +73,7 @@ _SELECT_REQUEST = f"SELECT {_REQUEST_COLUMNS} FROM requests"  # noqa: S608 -- co
 
 _INSERT_REQUEST = (
     f"INSERT INTO requests ({_REQUEST_COLUMNS}, email_key) "  # noqa: S608 -- constant column list
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 # The compare-and-set. COALESCE keeps a column's value when the caller passes None, so one
@@ -79,14 +81,16 @@ _INSERT_REQUEST = (
 # (and, on PostgreSQL, row-locked) in the same transaction, so the audit's from_state is exactly
 # what was replaced.
 _CAS = (
-    "UPDATE requests SET state = ?, updated_at = ?, "
+    "UPDATE requests SET state = ?, updated_at = ?, version = version + 1, "
     "decided_by = COALESCE(?, decided_by), "
     "decision_note = COALESCE(?, decision_note), "
-    "outcome = COALESCE(?, outcome) "
+    "outcome = COALESCE(?, outcome), "
+    "approvals = COALESCE(?, approvals) "
     "WHERE id = ? AND state = ?"
 )
 _CAS_UNEXPIRED = " AND expires_at > ?"
 _CAS_UPDATED_BEFORE = " AND updated_at < ?"
+_CAS_VERSION = " AND version = ?"
 
 _INSERT_AUDIT = (
     f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) "  # noqa: S608 -- constant column list
@@ -131,6 +135,23 @@ def _json(value: dict[str, Any]) -> str:
     return _text(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
+def _approvals_json(approvals: Sequence[Approval]) -> str:
+    return _json_list(
+        [{"by": a.approver, "at": a.at.astimezone(UTC).isoformat()} for a in approvals]
+    )
+
+
+def _json_list(value: list[Any]) -> str:
+    return _text(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def _approvals_from_json(text: str | None) -> tuple[Approval, ...]:
+    items = json.loads(text) if text else []
+    return tuple(
+        Approval(str(a["by"]), datetime.fromisoformat(a["at"]).astimezone(UTC)) for a in items
+    )
+
+
 def email_key(email: str) -> str:
     """What two emails are compared by for "one open request per email": lower-cased."""
     return _text(email).lower()
@@ -148,10 +169,17 @@ def _check_aware(dt: datetime, name: str) -> None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got a naive one")
 
 
-def _validate_transition(from_states: frozenset[State], to_state: State) -> None:
+def _validate_transition(
+    from_states: frozenset[State], to_state: State, action: Action | None = None
+) -> None:
     if not from_states:
         raise ValueError("transition needs at least one from_state")
     to_state = State(to_state)
+    if action is not None and Action(action) in STAYING_ACTIONS:
+        # Recorded without moving: only a pending request, which stays pending.
+        if from_states != {State.PENDING} or to_state is not State.PENDING:
+            raise ValueError(f"{Action(action).value} keeps a pending request pending")
+        return
     illegal = sorted(s.value for s in map(State, from_states) if to_state not in TRANSITIONS[s])
     if illegal:
         raise ValueError(f"illegal transition {','.join(illegal)} -> {to_state.value}")
@@ -265,6 +293,8 @@ class BaseSQLStore:
             decided_by,
             decision_note,
             outcome,
+            approvals,
+            version,
         ) = row
         return VerificationRequest(
             id=id_,
@@ -281,6 +311,8 @@ class BaseSQLStore:
             decided_by=decided_by,
             decision_note=decision_note,
             outcome=None if outcome is None else outcome_from_dict(json.loads(outcome)),
+            approvals=_approvals_from_json(approvals),
+            version=int(version),
         )
 
     def _audit_from_row(self, row: Sequence[Any]) -> AuditEntry:
@@ -406,6 +438,8 @@ class BaseSQLStore:
             _opt_text(request.decided_by),
             _opt_text(request.decision_note),
             None if request.outcome is None else _json(outcome_to_dict(request.outcome)),
+            _approvals_json(request.approvals),
+            0,
             key,
         )
         audit = (
@@ -484,7 +518,7 @@ class BaseSQLStore:
         written in the same transaction. Raises ValueError for a transition TRANSITIONS does
         not allow, whatever the stored state.
         """
-        _validate_transition(change.from_states, change.to_state)
+        _validate_transition(change.from_states, change.to_state, change.action)
         _check_aware(change.now, "now")
         queued = _notices(change.notices)
         request_id = _text(change.request_id)  # ids arrive in button values: never trusted
@@ -507,6 +541,7 @@ class BaseSQLStore:
                 _opt_text(change.decided_by),
                 _opt_text(change.decision_note),
                 outcome_json,
+                None if change.approvals is None else _approvals_json(change.approvals),
                 request_id,
                 current.value,
             )
@@ -518,6 +553,9 @@ class BaseSQLStore:
                 _check_aware(change.updated_before, "updated_before")
                 sql += _CAS_UPDATED_BEFORE
                 params = (*params, self._time_to_db(change.updated_before))
+            if change.expected_version is not None:
+                sql += _CAS_VERSION
+                params = (*params, int(change.expected_version))
             cur.execute(self._sql(sql), params)
             if cur.rowcount != 1:
                 return None

@@ -1,0 +1,327 @@
+"""End to end, the approver's side: a quorum of distinct approvers, the requester's Cancel,
+and reminders while a request waits; over real HTTP (and Socket Mode), on both store backends.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bot import ids
+from bot.audit import export
+from bot.domain.model import Action, State, utcnow
+from bot.services import build_services
+from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, SECOND_APPROVER, World
+
+
+def rendered(message: dict) -> str:
+    return json.dumps(message.get("blocks", []), ensure_ascii=False)
+
+
+def buttons(message: dict) -> list[str]:
+    return [
+        e.get("action_id")
+        for b in message.get("blocks", [])
+        if b.get("type") == "actions"
+        for e in b.get("elements", [])
+    ]
+
+
+def request_of(world: World, message: dict) -> Any:
+    for block in message["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("action_id") == ids.APPROVE_ACTION:
+                return world.services.store.get(element["value"])
+    raise AssertionError("no Approve button on the message")
+
+
+def current(world: World, message: dict) -> dict:
+    return world.slack.message(world.driver.channel, message["ts"])
+
+
+def confirm_calls(world: World) -> int:
+    return sum(1 for c in world.provider.calls if c["path"].endswith("/confirmed"))
+
+
+def later(world: World, seconds: float) -> None:
+    moment = utcnow() + timedelta(seconds=seconds)
+    world.services.approvals.clock = lambda: moment
+
+
+@pytest.fixture
+def quorum_world(database_url, tmp_path):
+    """APPROVALS_REQUIRED=2; anyone may ask (so an approver can be a requester too)."""
+    settings = {"DATABASE_URL": database_url, "APPROVALS_REQUIRED": 2, "REQUESTERS": "*"}
+    with World(database_path=tmp_path / "unused.db", settings=settings) as world:
+        yield world
+
+
+# ------------------------------------------------------------------------------ 1. Quorum
+
+
+def test_two_distinct_approvers_are_needed_and_the_provider_is_called_once(quorum_world):
+    """The first approval is recorded and shown ("1 of 2 approvals: @ana"), buttons stay; the
+    same approver again is told privately and not counted; the second distinct approver's
+    click calls the provider once. Both approvals are in the audit log and the export."""
+    world = quorum_world
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    first = world.driver.answer(world.driver.approve(APPROVER, message))
+    assert "Your approval is recorded: 1 of 2 approvals" in first
+    shown = world.slack.wait_for(
+        lambda: (
+            current(world, message)
+            if "1 of 2 approvals" in rendered(current(world, message))
+            else None
+        ),
+        what="the message showing one approval",
+    )
+    assert f"1 of 2 approvals: <@{APPROVER}>" in rendered(shown)
+    assert ids.APPROVE_ACTION in buttons(shown) and ids.REJECT_ACTION in buttons(shown)
+    again = world.driver.answer(world.driver.approve(APPROVER, message))
+    assert "approved this request already" in again
+    assert confirm_calls(world) == 0
+    world.driver.approve(SECOND_APPROVER, message)
+    final = world.driver.final_message(message)
+    assert buttons(final) == []
+    assert confirm_calls(world) == 1
+    request = request_of(world, shown)
+    stored = world.services.store.get(request.id)
+    assert stored.state is State.SUCCEEDED and stored.approvers == (APPROVER, SECOND_APPROVER)
+    trail = world.services.store.audit_log(request.id)
+    assert [(e.action, e.actor) for e in trail] == [
+        (Action.CREATE, REQUESTER),
+        (Action.APPROVAL, APPROVER),
+        (Action.APPROVE, SECOND_APPROVER),
+        (Action.PROVIDER_SUCCESS, SECOND_APPROVER),
+    ]
+    out = io.StringIO()
+    export(world.services.store, out)
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["approved_by"] == f"{APPROVER} {SECOND_APPROVER}"
+    assert row["decided_by"] == SECOND_APPROVER
+
+
+def test_the_requester_never_counts_twice_even_with_self_approval(database_url, tmp_path):
+    """With ALLOW_SELF_APPROVAL an approver who asked may give the first approval, but not a
+    later one: a second person is always needed."""
+    settings = {
+        "DATABASE_URL": database_url,
+        "APPROVALS_REQUIRED": 2,
+        "REQUESTERS": "*",
+        "ALLOW_SELF_APPROVAL": True,
+    }
+    with World(database_path=tmp_path / "unused.db", settings=settings) as world:
+        own = world.driver.ask(APPROVER, "own@example.com")
+        assert "recorded: 1 of 2" in world.driver.answer(world.driver.approve(APPROVER, own))
+        assert "already" in world.driver.answer(world.driver.approve(APPROVER, own))
+        other = world.driver.ask(APPROVER, "other@example.com")
+        world.driver.answer(world.driver.approve(SECOND_APPROVER, other))
+        refused = world.driver.answer(world.driver.approve(APPROVER, other))
+        assert "someone else has to approve it" in refused
+        assert confirm_calls(world) == 0
+        world.driver.approve(SECOND_APPROVER, own)
+        world.driver.final_message(own)
+        assert confirm_calls(world) == 1
+
+
+def test_racing_approvers_clicking_repeatedly_make_one_provider_call(quorum_world):
+    """Two approvers clicking Approve five times each, all at once: exactly one provider call,
+    exactly two approvals counted."""
+    world = quorum_world
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    barrier = threading.Barrier(10)
+
+    def click(user: str) -> None:
+        barrier.wait(timeout=30)
+        world.driver.approve(user, message)
+
+    threads = [threading.Thread(target=click, args=(u,)) for u in [APPROVER, SECOND_APPROVER] * 5]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    world.driver.final_message(message)
+    assert confirm_calls(world) == 1
+    stored = world.services.store.get(request_of(world, message).id)
+    assert sorted(stored.approvers) == sorted([APPROVER, SECOND_APPROVER])
+
+
+def test_a_reject_by_any_approver_ends_a_half_approved_request(quorum_world):
+    """One approval in, a second approver rejects: it is over, the provider never called."""
+    world = quorum_world
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    world.driver.answer(world.driver.approve(APPROVER, message))
+    world.driver.reject(SECOND_APPROVER, message, reason="wrong customer")
+    final = world.driver.final_message(message)
+    assert "Rejected by" in rendered(final) and buttons(final) == []
+    assert confirm_calls(world) == 0
+
+
+def test_quorum_over_socket_mode(tmp_path):
+    """The same quorum over Socket Mode: one approval recorded, the second calls once."""
+    settings = {"APPROVALS_REQUIRED": 2}
+    with World(socket_mode=True, database_path=tmp_path / "s.db", settings=settings) as world:
+        message = world.driver.ask(REQUESTER, "alice@example.com")
+        assert "recorded" in world.driver.answer(world.driver.approve(APPROVER, message))
+        world.driver.approve(SECOND_APPROVER, message)
+        world.driver.final_message(message)
+        assert confirm_calls(world) == 1
+
+
+# ------------------------------------------------------------------------------ 2. Cancel
+
+
+def posted_dm(world: World) -> dict:
+    """The requester's "was posted" DM, with its Cancel button."""
+    return world.slack.wait_for(
+        lambda: next(
+            (m for m in world.slack.messages(REQUESTER) if ids.CANCEL_ACTION in rendered(m)), None
+        ),
+        what="the DM with Cancel",
+    )
+
+
+def cancel(world: World, user: str, dm: dict) -> Any:
+    return world.driver.click(
+        user, dm, ids.CANCEL_ACTION, channel=world.slack.dm_channel(REQUESTER)
+    )
+
+
+def test_the_requester_cancels_from_the_dm(world):
+    """Cancel in the DM: the request is cancelled, the channel message loses its buttons and
+    says who cancelled, the DM says so; the provider is never called."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    clicked = cancel(world, REQUESTER, posted_dm(world))
+    response = world.slack.wait_for(
+        lambda: next((r for r in world.slack.responses if r.url == clicked.response_url), None),
+        what="the answer to Cancel",
+    )
+    assert response.body["replace_original"] is True
+    assert "You cancelled your request" in response.body["text"]
+    final = world.driver.final_message(message)
+    assert f"Cancelled by <@{REQUESTER}>" in rendered(final) and buttons(final) == []
+    assert request_of(world, message).state is State.CANCELLED
+    assert confirm_calls(world) == 0
+    # Cancelled is final: a stale Approve is refused.
+    assert "already cancelled" in world.driver.answer(world.driver.approve(APPROVER, message))
+
+
+def test_only_the_requester_can_cancel_and_only_while_pending(world):
+    """Someone else's Cancel is refused; after an approval, Cancel says it is decided."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    dm = posted_dm(world)
+    assert "Only the person who asked" in world.driver.answer(cancel(world, OUTSIDER, dm))
+    world.driver.approve(APPROVER, message)
+    world.driver.final_message(message)
+    assert "already succeeded" in world.driver.answer(cancel(world, REQUESTER, dm))
+    assert request_of(world, message).state is State.SUCCEEDED
+
+
+def test_cancel_racing_an_approval_exactly_one_wins(world):
+    """Cancel and Approve clicked at the same moment: one of them wins, the other is told;
+    the provider is called once if Approve won, never if Cancel did."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    dm = posted_dm(world)
+    barrier = threading.Barrier(2)
+    answers: dict[str, Any] = {}
+
+    def do(name: str, click: Any) -> None:
+        barrier.wait(timeout=30)
+        answers[name] = click()
+
+    threads = [
+        threading.Thread(target=do, args=("cancel", lambda: cancel(world, REQUESTER, dm))),
+        threading.Thread(
+            target=do, args=("approve", lambda: world.driver.approve(APPROVER, message))
+        ),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    world.driver.final_message(message)
+    state = request_of(world, message).state
+    assert state in (State.CANCELLED, State.SUCCEEDED)
+    assert confirm_calls(world) == (1 if state is State.SUCCEEDED else 0)
+    trail = world.services.store.audit_log(request_of(world, message).id)
+    decisions = [e.action for e in trail if e.action in (Action.CANCEL, Action.APPROVE)]
+    assert len(decisions) == 1
+
+
+# --------------------------------------------------------------------------- 3. Reminders
+
+
+@pytest.fixture
+def reminding_world(database_url, tmp_path):
+    settings = {"DATABASE_URL": database_url, "REMIND_EVERY": 60}
+    with World(database_path=tmp_path / "unused.db", settings=settings) as world:
+        yield world
+
+
+def reminders(world: World, message: dict) -> list[dict]:
+    return [m for m in world.driver.thread(message) if ":bell:" in m.get("text", "")]
+
+
+def test_approvers_are_reminded_once_per_interval_and_never_after_a_decision(reminding_world):
+    """While a request waits, a maintenance round past REMIND_EVERY posts one reminder in its
+    thread mentioning the approvers' group; another round in the same interval posts none;
+    after a decision there are no more."""
+    world = reminding_world
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    maintenance = world.services.maintenance
+    assert maintenance.run_once()["reminded"] == 0
+    later(world, 61)
+    assert maintenance.run_once()["reminded"] == 1
+    [reminder] = reminders(world, message)
+    assert "<!subteam^S0APPROVERS>" in reminder["text"] and "still waiting" in reminder["text"]
+    assert maintenance.run_once()["reminded"] == 0
+    later(world, 122)
+    assert maintenance.run_once()["reminded"] == 1
+    assert len(reminders(world, message)) == 2
+    world.driver.reject(APPROVER, message)
+    world.driver.final_message(message)
+    later(world, 600)
+    assert maintenance.run_once()["reminded"] == 0
+    assert len(reminders(world, message)) == 2
+
+
+def test_two_replicas_send_one_reminder(reminding_world):
+    """Two replicas' rounds at the same moment: exactly one of them reminds."""
+    world = reminding_world
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    later(world, 61)
+    other = build_services(world.settings)
+    try:
+        other.approvals.clock = world.services.approvals.clock
+        barrier = threading.Barrier(2)
+        rounds: list[dict[str, int]] = []
+
+        def round_on(services: Any) -> None:
+            barrier.wait(timeout=30)
+            rounds.append(services.maintenance.run_once())
+
+        threads = [threading.Thread(target=round_on, args=(s,)) for s in (world.services, other)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        other.close()
+    assert sorted(r["reminded"] for r in rounds) == [0, 1]
+    assert len(reminders(world, message)) == 1
+
+
+def test_reminders_can_be_turned_off(database_url, tmp_path):
+    """REMIND_EVERY=0: no reminder, however long a request waits."""
+    settings = {"DATABASE_URL": database_url, "REMIND_EVERY": 0}
+    with World(database_path=tmp_path / "unused.db", settings=settings) as world:
+        message = world.driver.ask(REQUESTER, "alice@example.com")
+        later(world, 86000)
+        assert world.services.maintenance.run_once()["reminded"] == 0
+        assert reminders(world, message) == []
