@@ -15,9 +15,10 @@ from typing import Any, assert_never
 
 from bot import ids
 from bot.domain.inputs import MAX_EMAIL_CHARS, MAX_REASON_CHARS
-from bot.domain.model import State, VerificationRequest
+from bot.domain.model import History, State, VerificationRequest
 from bot.domain.outcomes import Cleared, Outcome, ProviderFailed
 from bot.domain.refusals import Refusal, Refused
+from bot.domain.service import StatusReport
 
 SECTION_LIMIT = 3000
 LIST_BUDGET = 1200  # characters one list (domains, clients) may take in a reply
@@ -89,6 +90,7 @@ HELP_TEXT = (
     "• `/verify-email alice@example.com` opens the request form for that address\n"
     "• `/verify-email alice@example.com TICKET-123 customer locked out` also fills in the reason\n"
     "• `/verify-email` opens an empty form\n"
+    "• `/verify-email status alice@example.com` shows its open request and last outcomes\n"
     "• `/verify-email help` shows this\n"
     "The request is posted for approval; you are told where, and told again when it is done."
 )
@@ -183,6 +185,59 @@ def reject_modal(request: VerificationRequest) -> dict[str, Any]:
 # The request message in APPROVAL_CHANNEL
 
 
+def day(moment: datetime) -> str:
+    """A date as Slack shows it to each reader, with a UTC fallback."""
+    fallback = moment.strftime("%Y-%m-%d")
+    return f"<!date^{int(moment.timestamp())}^{{date}}|{fallback}>"
+
+
+def history_line(history: History) -> str:
+    """``cleared 2 times in the last 30 days, last by @ana on 2026-11-30; 1 rejected``."""
+    where = f"`{esc(history.email)}` or `{esc(history.domain)}`"
+    if not history.requests:
+        return f":mag: No earlier request for {where} in the last {history.days} days."
+    parts = []
+    cleared = history.cleared
+    if cleared:
+        last = cleared[0]
+        times = "once" if len(cleared) == 1 else f"{len(cleared)} times"
+        parts.append(
+            f"cleared {times} in the last {history.days} days, last by "
+            f"{deciders(last, 'someone')} on {day(last.updated_at)}"
+        )
+    others: dict[str, int] = {}
+    for earlier in history.requests:
+        if earlier.state is not State.SUCCEEDED:
+            others[earlier.state.value] = others.get(earlier.state.value, 0) + 1
+    parts.extend(f"{n} {state}" for state, n in sorted(others.items()))
+    return f":mag: Earlier requests for {where}: " + "; ".join(parts) + "."
+
+
+def status_text(report: StatusReport, permalink: str | None) -> str:
+    """The private answer to /verify-email status EMAIL."""
+    lines = [f"*Requests for `{esc(report.email)}`*"]
+    if report.open is not None:
+        where = f"<{permalink}|the open request>" if permalink else "The open request"
+        lines.append(
+            f"{where} is {report.open.state.value}, asked by {user(report.open.requester)} "
+            f"{when(report.open.created_at)}."
+        )
+    else:
+        lines.append("No open request: a new one can be asked for.")
+    open_id = report.open.id if report.open is not None else None
+    decided = [r for r in report.recent if r.id != open_id]
+    if decided:
+        lines.append(f"Last outcomes (last {report.days} days):")
+        lines.extend(
+            f"• {r.state.value} {day(r.updated_at)}, asked by {user(r.requester)}"
+            + (f", decided by {deciders(r, 'someone')}" if r.decided_by else "")
+            for r in decided
+        )
+    else:
+        lines.append(f"No other request in the last {report.days} days.")
+    return "\n".join(lines)
+
+
 def approvals_line(request: VerificationRequest, required: int) -> str:
     """``1 of 2 approvals: @ana``: who has approved so far, when more than one is needed."""
     names = ", ".join(user(a) for a in request.approvers) or "none yet"
@@ -232,9 +287,12 @@ def _status_line(request: VerificationRequest, required: int) -> str:
     assert_never(request.state)
 
 
-def request_message(request: VerificationRequest, required: int = 1) -> tuple[str, Blocks]:
+def request_message(
+    request: VerificationRequest, required: int = 1, history: History | None = None
+) -> tuple[str, Blocks]:
     """Fallback text and blocks for the request message, in whatever state it is.
-    ``required``: APPROVALS_REQUIRED (above 1, the message says who has approved so far)."""
+    ``required``: APPROVALS_REQUIRED (above 1, the message says who has approved so far);
+    ``history``: earlier requests for the same email or domain, shown so a repeat stands out."""
     summary = (
         f"*Email verification request* from {user(request.requester)}\n"
         f"*Email:* `{esc(request.email)}`\n"
@@ -281,6 +339,8 @@ def request_message(request: VerificationRequest, required: int = 1) -> tuple[st
                 ],
             }
         )
+    if history is not None:
+        blocks.append(context(history_line(history)))
     blocks.append(context(f"Request `{esc(request.id)}` · state: {request.state.value}"))
     text = (
         f"Email verification request from {user(request.requester)} for "

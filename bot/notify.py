@@ -16,7 +16,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot import blocks
-from bot.domain.model import VerificationRequest
+from bot.domain.model import History, VerificationRequest
 from bot.slack_errors import CALL_ERRORS, classify
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,10 @@ class Notifier:
         self.approvers = tuple(approvers)
         self.approvals_required = approvals_required
 
-    def post_request(self, request: VerificationRequest) -> Posted:
-        """Post the request message in APPROVAL_CHANNEL; returns where it went."""
-        text, message_blocks = blocks.request_message(request, self.approvals_required)
+    def post_request(self, request: VerificationRequest, history: History | None = None) -> Posted:
+        """Post the request message in APPROVAL_CHANNEL (with the history of its email and
+        domain, when given); returns where it went."""
+        text, message_blocks = blocks.request_message(request, self.approvals_required, history)
         response = self._call(
             f"post request {request.id}",
             self.client.chat_postMessage,
@@ -68,11 +69,11 @@ class Notifier:
         )
         return Posted(str(response["channel"]), str(response["ts"]))
 
-    def show(self, request: VerificationRequest) -> None:
+    def show(self, request: VerificationRequest, history: History | None = None) -> None:
         """Update the request message to the request's current state."""
         if not (request.channel and request.message_ts):
             raise DeliveryError(f"update request {request.id}", "it has no message", permanent=True)
-        text, message_blocks = blocks.request_message(request, self.approvals_required)
+        text, message_blocks = blocks.request_message(request, self.approvals_required, history)
         self._call(
             f"update the message of request {request.id}",
             self.client.chat_update,

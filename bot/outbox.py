@@ -32,9 +32,11 @@ from typing import Protocol
 from bot import blocks
 from bot.domain.model import (
     DESCRIBED_STATES,
+    HISTORY_DAYS,
     PROVIDER_ACTIONS,
     Action,
     AuditEntry,
+    History,
     Notice,
     OutboxEntry,
     State,
@@ -57,6 +59,10 @@ class OutboxQueue(Protocol):
     def get(self, request_id: str) -> VerificationRequest | None: ...
 
     def audit_entry(self, entry_id: int) -> AuditEntry | None: ...
+
+    def requests_about(
+        self, email: str, domain: str | None = None, *, since: datetime, limit: int = 20
+    ) -> list[VerificationRequest]: ...
 
     def set_message(self, request_id: str, channel: str, message_ts: str) -> None: ...
 
@@ -86,9 +92,11 @@ class Messenger(Protocol):
 
     channel: str
 
-    def post_request(self, request: VerificationRequest) -> Posted: ...
+    def post_request(
+        self, request: VerificationRequest, history: History | None = None
+    ) -> Posted: ...
 
-    def show(self, request: VerificationRequest) -> None: ...
+    def show(self, request: VerificationRequest, history: History | None = None) -> None: ...
 
     def reply_result(self, request: VerificationRequest) -> None: ...
 
@@ -230,12 +238,12 @@ class Outbox:
         if kind == Notice.POST_REQUEST:
             if request.message_ts:
                 return  # posted already (a delivery whose completion was lost): never twice
-            posted = self.notifier.post_request(request)
+            posted = self.notifier.post_request(request, self._history(request))
             self.queue.set_message(request.id, posted.channel, posted.ts)
         elif kind == Notice.SHOW:
             if self._superseded(request.id):
                 return  # a later update is queued: it shows the same (current) state
-            self.notifier.show(request)
+            self.notifier.show(request, self._history(request))
         elif kind == Notice.REPLY_RESULT:
             self.notifier.reply_result(self._as_of(entry, request))
         elif kind == Notice.DM_POSTED:
@@ -263,6 +271,17 @@ class Outbox:
             self.notifier.dm(request.requester, blocks.not_posted_dm(request, channel, reason))
         else:
             raise DeliveryError(kind, "unknown kind of delivery", permanent=True)
+
+    def _history(self, request: VerificationRequest) -> History:
+        """What the store knows of earlier requests for the same email or domain, as of now."""
+        since = self.clock() - timedelta(days=HISTORY_DAYS)
+        earlier = self.queue.requests_about(request.email, request.domain, since=since)
+        return History(
+            request.email,
+            request.domain,
+            HISTORY_DAYS,
+            tuple(r for r in earlier if r.id != request.id and r.created_at < request.created_at),
+        )
 
     def _superseded(self, request_id: str) -> bool:
         """True when more than one message update is queued for the request (this one and a

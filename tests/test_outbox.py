@@ -47,13 +47,13 @@ class RecordingSlack:
         if queued:
             raise queued.pop(0)
 
-    def post_request(self, request: VerificationRequest) -> Posted:
+    def post_request(self, request: VerificationRequest, history: Any = None) -> Posted:
         self._maybe_fail("post_request")
         self.posted += 1
         self.calls.append(("post_request", request.id))
         return Posted(self.channel, f"1700000000.{self.posted:06d}")
 
-    def show(self, request: VerificationRequest) -> None:
+    def show(self, request: VerificationRequest, history: Any = None) -> None:
         self._maybe_fail("show")
         self.calls.append(("show", request.id, request.state))
 

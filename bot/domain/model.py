@@ -197,6 +197,25 @@ class VerificationRequest:
         )
 
 
+# How far back the history beside a request, and /verify-email status, look.
+HISTORY_DAYS = 30
+
+
+@dataclass(frozen=True)
+class History:
+    """Earlier requests for the same email or the same domain, newest first (the request it
+    is shown beside excluded), over the last ``days``."""
+
+    email: str
+    domain: str
+    days: int
+    requests: tuple[VerificationRequest, ...] = ()
+
+    @property
+    def cleared(self) -> tuple[VerificationRequest, ...]:
+        return tuple(r for r in self.requests if r.state is State.SUCCEEDED)
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     request_id: str

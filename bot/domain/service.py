@@ -25,6 +25,7 @@ from bot.domain.inputs import clean_note, domain_of, validate_email, validate_re
 from bot.domain.model import (
     CREATED_NOTICES,
     DECIDED_NOTICES,
+    HISTORY_DAYS,
     Action,
     Approval,
     Notice,
@@ -117,6 +118,10 @@ class RequestRepository(Protocol):
         created_since: datetime | None = None,
     ) -> list[VerificationRequest]: ...
 
+    def requests_about(
+        self, email: str, domain: str | None = None, *, since: datetime, limit: int = 20
+    ) -> list[VerificationRequest]: ...
+
 
 class Provider(Protocol):
     def confirm(self, email: str) -> Cleared:
@@ -157,6 +162,16 @@ class ApprovalPolicy:
 # Lost optimistic races in a row before a click gives up (each loss means someone else changed
 # the request meanwhile; the next read sees it, so a loop this long takes a storm of clicks).
 MAX_RACE_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What /verify-email status says about an email: its open request, its last outcomes."""
+
+    email: str
+    open: VerificationRequest | None
+    recent: tuple[VerificationRequest, ...]
+    days: int = HISTORY_DAYS
 
 
 @dataclass(frozen=True)
@@ -208,6 +223,16 @@ class Approvals:
         if not self.roles.is_requester(requester):
             raise Refused(Refusal.NOT_A_REQUESTER)
         return self.open_request_for(email) if email else None
+
+    def status_of(self, user: str, email: str) -> StatusReport:
+        """The open request for ``email`` and its last outcomes, for a requester or approver.
+        Raises Refused for anyone else, InvalidInput for an address that is not one."""
+        if not (self.roles.is_requester(user) or self.roles.is_approver(user)):
+            raise Refused(Refusal.NOT_A_REQUESTER)
+        email = validate_email(email)
+        since = self.clock() - timedelta(days=HISTORY_DAYS)
+        recent = self.requests.requests_about(email, since=since, limit=5)
+        return StatusReport(email, self.open_request_for(email), tuple(recent))
 
     def rejectable(self, request_id: str) -> VerificationRequest:
         """The request, if it can still be rejected; raises Refused. Read-only."""

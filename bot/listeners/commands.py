@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, BoltContext, Respond
 
@@ -12,6 +12,9 @@ from bot.domain.refusals import Refused
 from bot.listeners import services_of
 from bot.listeners.parsing import parse_command_text
 from bot.slack_errors import CALL_ERRORS, classify
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,9 @@ def verify_email_command(
     parsed = parse_command_text(body.get("text"))
     if parsed.help:
         ack(text=blocks.HELP_TEXT, response_type="ephemeral")
+        return
+    if parsed.error and parsed.status and not parsed.raw_email:
+        ack(text=f"{parsed.error}.", response_type="ephemeral")
         return
     if parsed.error:
         ack(
@@ -34,6 +40,9 @@ def verify_email_command(
     ack()
     services = services_of(context)
     user_id = str(body.get("user_id", ""))
+    if parsed.status and parsed.email:
+        answer_status(services, user_id, parsed.email, respond)
+        return
     try:
         existing = services.approvals.may_ask(user_id, parsed.email)
     except Refused as refused:
@@ -58,3 +67,14 @@ def verify_email_command(
             ),
             response_type="ephemeral",
         )
+
+
+def answer_status(services: Services, user_id: str, email: str, respond: Respond) -> None:
+    """``/verify-email status EMAIL``: the open request (with a link) and the last outcomes."""
+    try:
+        report = services.approvals.status_of(user_id, email)
+    except Refused as refused:
+        respond(text=blocks.refusal_words(refused), response_type="ephemeral")
+        return
+    link = services.notifier.permalink(report.open) if report.open is not None else None
+    respond(text=blocks.status_text(report, link), response_type="ephemeral")

@@ -19,11 +19,14 @@ from bot.domain.model import is_request_id
 
 _SLACK_WRAPPED_RE = re.compile(r"^<([^<>]*)>")
 HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
+STATUS_WORD = "status"
 
 
 @dataclass(frozen=True)
 class CommandInput:
     help: bool = False
+    # ``status EMAIL``: show the email's open request and last outcomes (no form).
+    status: bool = False
     email: str | None = None
     reason: str = ""
     # When the text was not a valid address: what to tell the person.
@@ -34,7 +37,8 @@ class CommandInput:
 def parse_command_text(text: object) -> CommandInput:
     """Parse what Slack sent after ``/verify-email``.
 
-    ``""`` opens an empty form, ``help`` shows usage, ``<email> [reason…]`` prefills the form.
+    ``""`` opens an empty form, ``help`` shows usage, ``status <email>`` asks about an
+    address, ``<email> [reason…]`` prefills the form.
     """
     text = (text if isinstance(text, str) else "").strip()
     if not text:
@@ -42,6 +46,13 @@ def parse_command_text(text: object) -> CommandInput:
     if text.lower() in HELP_WORDS:
         return CommandInput(help=True)
     first, _, rest = text.partition(" ")
+    if first.lower() == STATUS_WORD:
+        if not rest.strip():
+            return CommandInput(status=True, error="Say which address: status alice@example.com")
+        asked = parse_command_text(rest)
+        return CommandInput(
+            status=True, email=asked.email, error=asked.error, raw_email=asked.raw_email
+        )
     if first.startswith("<"):
         m = _SLACK_WRAPPED_RE.match(text)
         if m:

@@ -74,6 +74,8 @@ _SCHEMA: Final = (
     "CREATE INDEX requests_email_key ON requests (email_key, state)",
     "CREATE INDEX requests_state_expires ON requests (state, expires_at)",
     "CREATE INDEX requests_created ON requests (created_at)",
+    # The history beside a request: earlier requests for its domain.
+    "CREATE INDEX requests_domain ON requests (domain, created_at)",
     """
     CREATE TABLE audit_log (
         id         {serial},
@@ -130,6 +132,7 @@ _V2_TO_V3: Final = (
 _V3_TO_V4: Final = (
     "ALTER TABLE requests ADD COLUMN approvals TEXT NOT NULL DEFAULT '[]'",
     "ALTER TABLE requests ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX requests_domain ON requests (domain, created_at)",
 )
 
 # From version N to N + 1.

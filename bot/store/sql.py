@@ -644,6 +644,24 @@ class BaseSQLStore:
             cur.execute(self._sql(sql), params)
             return [self._request_from_row(r) for r in cur.fetchall()]
 
+    def requests_about(
+        self, email: str, domain: str | None = None, *, since: datetime, limit: int = 20
+    ) -> list[VerificationRequest]:
+        """Requests for ``email`` (compared case-insensitively) or, when given, for
+        ``domain``, created at or after ``since``: newest first, at most ``limit``."""
+        _check_aware(since, "since")
+        where, params = "email_key = ?", [email_key(email)]
+        if domain:
+            where = "(email_key = ? OR domain = ?)"
+            params.append(_text(domain.lower()))
+        sql = (
+            _SELECT_REQUEST + f" WHERE {where} AND created_at >= ? "  # noqa: S608 -- constants
+            "ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+        with self._read() as cur:
+            cur.execute(self._sql(sql), (*params, self._time_to_db(since), int(limit)))
+            return [self._request_from_row(r) for r in cur.fetchall()]
+
     # -- the outbox ----------------------------------------------------------------------------
 
     def enqueue(self, request_id: str, notices: Sequence[Notice], *, now: datetime) -> None:
