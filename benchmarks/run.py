@@ -244,8 +244,8 @@ class TimedTransport:
         self.signing_secret = signing_secret
         self.timeout = timeout
 
-    def post(self, body: bytes) -> TimedReply:
-        headers = {"Content-Type": FORM, "User-Agent": payloads.USER_AGENT}
+    def post(self, body: bytes, content_type: str = FORM) -> TimedReply:
+        headers = {"Content-Type": content_type, "User-Agent": payloads.USER_AGENT}
         headers.update(payloads.sign(body, self.signing_secret))
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
@@ -268,6 +268,9 @@ class TimedTransport:
 
     def interactive(self, payload: dict[str, Any]) -> TimedReply:
         return self.post(encode_interactive(payload))
+
+    def event(self, payload: dict[str, Any]) -> TimedReply:
+        return self.post(json.dumps(payload).encode(), "application/json")
 
 
 def encode_interactive(payload: dict[str, Any]) -> bytes:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from slack_bolt import App, BoltContext
 
 from bot import ids
-from bot.listeners import SERVICES_KEY, actions, commands, views
+from bot.listeners import SERVICES_KEY, actions, commands, events, views
 from bot.services import Services
 from bot.settings import Settings
 
@@ -26,7 +26,7 @@ class Route:
     """Slack sends ``kind`` with this ``id`` (a command, a callback_id, an action_id): call
     ``handler``."""
 
-    kind: Literal["command", "view", "action"]
+    kind: Literal["command", "view", "action", "event"]
     id: str
     handler: Callable[..., None]
     what: str
@@ -40,6 +40,7 @@ ROUTES: tuple[Route, ...] = (
     Route("action", ids.RETRY_ACTION, actions.retry_clicked, "unknown -> executing again"),
     Route("view", ids.REJECT_VIEW, views.reject_submitted, "rejects the request"),
     Route("action", ids.CANCEL_ACTION, actions.cancel_clicked, "the requester withdraws it"),
+    Route("event", "app_home_opened", events.home_opened, "publishes the Home tab"),
 )
 
 
@@ -61,7 +62,12 @@ def create_app(settings: Settings, services: Services) -> App:
         next()
 
     for route in ROUTES:
-        register = {"command": app.command, "view": app.view, "action": app.action}[route.kind]
+        register = {
+            "command": app.command,
+            "view": app.view,
+            "action": app.action,
+            "event": app.event,
+        }[route.kind]
         register(route.id)(route.handler)
 
     @app.error

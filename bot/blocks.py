@@ -18,7 +18,7 @@ from bot.domain.inputs import MAX_EMAIL_CHARS, MAX_REASON_CHARS
 from bot.domain.model import History, State, VerificationRequest
 from bot.domain.outcomes import Cleared, Outcome, ProviderFailed
 from bot.domain.refusals import Refusal, Refused
-from bot.domain.service import StatusReport
+from bot.domain.service import HomeData, StatusReport
 
 SECTION_LIMIT = 3000
 LIST_BUDGET = 1200  # characters one list (domains, clients) may take in a reply
@@ -637,3 +637,72 @@ def refusal_text(refused: Refused | str) -> str:
     """A private answer saying what was refused (a Refused, or a sentence of the listener's)."""
     words = refusal_words(refused) if isinstance(refused, Refused) else refused
     return f":warning: {words}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The App Home tab
+
+HOME_BLOCK_LIMIT = 100  # Slack's limit for a view
+HOME_WAITING_SHOWN = 20  # two blocks each, with their buttons
+HOME_MINE_SHOWN = 15
+HOME_DECIDED_SHOWN = 10
+
+
+def header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": plain(text, 150)}
+
+
+def _home_request_line(request: VerificationRequest) -> str:
+    return (
+        f"`{esc(request.email)}` from {user(request.requester)}: {esc(clip(request.reason, 200))}"
+        f"\nAsked {when(request.created_at)}, expires {when(request.expires_at)}"
+    )
+
+
+def _more(count: int, shown: int, what: str, channel: str) -> dict[str, Any] | None:
+    if count <= shown:
+        return None
+    return context(f"…and {count - shown} more {what}: see <#{esc(channel)}>.")
+
+
+def home_view(data: HomeData, channel: str) -> dict[str, Any]:
+    """One person's Home tab; at most HOME_BLOCK_LIMIT blocks, longer lists counted."""
+    out: Blocks = []
+    if data.is_approver:
+        out.append(header(f"Waiting for your approval ({len(data.waiting)})"))
+        if not data.waiting:
+            out.append(section("Nothing is waiting for you."))
+        for request in data.waiting[:HOME_WAITING_SHOWN]:
+            status = _status_line(request, data.required)
+            out.append(section(f"{_home_request_line(request)}\n{status}"))
+            buttons = request_message(request, data.required)[1]
+            out.extend(b for b in buttons if b.get("type") == "actions")
+        if more := _more(len(data.waiting), HOME_WAITING_SHOWN, "waiting", channel):
+            out.append(more)
+        out.append({"type": "divider"})
+    out.append(header(f"Your requests, last {data.days} days ({len(data.mine)})"))
+    if not data.mine:
+        out.append(section("You have asked for nothing lately. Type `/verify-email` to ask."))
+    for request in data.mine[:HOME_MINE_SHOWN]:
+        out.append(
+            section(f"{_home_request_line(request)}\n{_status_line(request, data.required)}")
+        )
+        if request.state is State.PENDING:
+            out.append(cancel_button(request))
+    if more := _more(len(data.mine), HOME_MINE_SHOWN, "of yours", channel):
+        out.append(more)
+    if data.is_approver:
+        out.append({"type": "divider"})
+        out.append(header("Last decisions"))
+        if not data.decided:
+            out.append(section("No decisions yet."))
+        for request in data.decided[:HOME_DECIDED_SHOWN]:
+            out.append(
+                context(
+                    f"`{esc(request.email)}`: {_status_line(request, data.required)} "
+                    f"({when(request.updated_at)})"
+                )
+            )
+        if more := _more(len(data.decided), HOME_DECIDED_SHOWN, "decisions", channel):
+            out.append(more)
+    return {"type": "home", "blocks": out[:HOME_BLOCK_LIMIT]}

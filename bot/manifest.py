@@ -93,6 +93,10 @@ def request_url(url: str) -> str:
     return f"https://{parts.netloc}{EVENTS_PATH}"
 
 
+# Events the bot subscribes to: only the Home tab being opened.
+BOT_EVENTS = ("app_home_opened",)
+
+
 def build_manifest(url: str | None, socket_mode: bool) -> dict[str, Any]:
     """The app manifest for HTTP mode (``url`` is the public base URL) or Socket Mode.
 
@@ -109,9 +113,13 @@ def build_manifest(url: str | None, socket_mode: bool) -> dict[str, Any]:
     # Key order follows Slack's own manifest export, so the files diff cleanly against it.
     command: dict[str, Any] = {"command": ids.COMMAND}
     interactivity: dict[str, Any] = {"is_enabled": True}
+    # The Home tab is published when someone opens it (Events API: app_home_opened).
+    events: dict[str, Any] = {}
     if target is not None:
         command["url"] = target
         interactivity["request_url"] = target
+        events["request_url"] = target
+    events["bot_events"] = list(BOT_EVENTS)
     command |= {
         "description": COMMAND_DESCRIPTION,
         "usage_hint": COMMAND_USAGE_HINT,
@@ -123,7 +131,7 @@ def build_manifest(url: str | None, socket_mode: bool) -> dict[str, Any]:
         "display_information": {"name": APP_NAME, "description": APP_DESCRIPTION},
         "features": {
             "app_home": {
-                "home_tab_enabled": False,
+                "home_tab_enabled": True,
                 "messages_tab_enabled": True,
                 "messages_tab_read_only_enabled": True,
             },
@@ -132,6 +140,7 @@ def build_manifest(url: str | None, socket_mode: bool) -> dict[str, Any]:
         },
         "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
         "settings": {
+            "event_subscriptions": events,
             "interactivity": interactivity,
             "org_deploy_enabled": False,
             "socket_mode_enabled": socket_mode,

@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.domain.service import ApprovalPolicy, Approvals
+from bot.home import Home
 from bot.hostup import HostupClient
 from bot.maintenance import Maintenance
 from bot.notify import Notifier
@@ -37,14 +38,18 @@ SLACK_RATE_LIMIT_RETRIES = 3
 
 class OutboxDelivery:
     """The service's Delivery port: the outbox, now or alongside on a pool of its own (a
-    listener waits on it, so it must never queue behind listeners)."""
+    listener waits on it, so it must never queue behind listeners); then the Home tabs of
+    those who have it open."""
 
     def __init__(self, executor: ThreadPoolExecutor) -> None:
         self.executor = executor
         self.outbox: Outbox | None = None  # set once built: the outbox needs the service too
+        self.home: Home | None = None
 
     def deliver(self, request_id: str) -> None:
         self._outbox().deliver(request_id)
+        if self.home is not None:
+            self.home.refresh(request_id)
 
     def deliver_alongside(self, request_id: str) -> Callable[[], None]:
         future = self.executor.submit(self._outbox().deliver, request_id)
@@ -66,6 +71,7 @@ class Services:
     approvals: Approvals
     notifier: Notifier
     outbox: Outbox
+    home: Home
     maintenance: Maintenance
     # Runs Bolt's listeners; see LISTENER_THREADS.
     executor: ThreadPoolExecutor
@@ -141,6 +147,10 @@ def build_services(settings: Settings) -> Services:
         clock=lambda: approvals.clock(),
     )
     delivery.outbox = outbox
+    home = Home(
+        approvals, store, client, settings.APPROVAL_CHANNEL, clock=lambda: approvals.clock()
+    )
+    delivery.home = home
     maintenance = Maintenance(approvals, outbox, max_call_seconds=provider.max_duration)
     executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
     return Services(
@@ -152,6 +162,7 @@ def build_services(settings: Settings) -> Services:
         approvals,
         notifier,
         outbox,
+        home,
         maintenance,
         executor,
         delivery_executor,

@@ -17,6 +17,7 @@ from bot.domain.model import State, VerificationRequest
 from bot.domain.outcomes import Interrupted
 from bot.domain.refusals import Refusal, Refused
 from bot.listeners import SERVICES_KEY, actions, commands, views
+from bot.manifest import BOT_EVENTS
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 REQUEST_ID = "0123456789abcdef"
@@ -87,7 +88,11 @@ def context(approvals: Any) -> BoltContext:
 
 
 def click(value: object) -> tuple[dict[str, Any], dict[str, Any]]:
-    body = {"user": {"id": "U0APP"}, "trigger_id": "1.2.3"}
+    body = {
+        "user": {"id": "U0APP"},
+        "trigger_id": "1.2.3",
+        "response_url": "https://hooks.slack.invalid/actions/T1/1/x",
+    }
     return body, {"action_id": ids.APPROVE_ACTION, "value": value}
 
 
@@ -200,8 +205,8 @@ def _interactive_ids(value: object) -> set[tuple[str, str]]:
 
 
 def test_every_id_the_bot_shows_is_routed() -> None:
-    """Each button and modal the builders make has a handler in ROUTES, and the slash
-    command too; ROUTES names nothing twice."""
+    """Each button and modal the builders make has a handler in ROUTES, and so do the slash
+    command and every event the manifest subscribes to; ROUTES names nothing twice."""
     made = (
         blocks.request_message(request())[1],
         blocks.result_reply(request(state=State.UNKNOWN, outcome=Interrupted()))[1],
@@ -209,7 +214,9 @@ def test_every_id_the_bot_shows_is_routed() -> None:
         blocks.reject_modal(request()),
         blocks.submitted_dm(request(), "C1")[1],
     )
+    subscribed = {("event", e) for e in BOT_EVENTS}  # the manifest's bot_events
     shown = set().union(*(_interactive_ids(m) for m in made)) | {("command", ids.COMMAND)}
+    shown |= subscribed
     routed = {(r.kind, r.id) for r in ROUTES}
     assert shown == routed
     assert len(ROUTES) == len(routed)

@@ -116,11 +116,16 @@ def test_schema_rejects_an_unknown_top_level_key(validators: dict[int, Draft7Val
 
 
 def test_http_manifest_points_everything_at_slack_events() -> None:
-    """HTTP mode: the command and interactivity both use the placeholder .../slack/events."""
+    """HTTP mode: the command, interactivity and events all use the placeholder
+    .../slack/events."""
     manifest = _load("http.json")
     url = PLACEHOLDER_URL + EVENTS_PATH
     assert _command(manifest)["url"] == url
     assert manifest["settings"]["interactivity"] == {"is_enabled": True, "request_url": url}
+    assert manifest["settings"]["event_subscriptions"] == {
+        "request_url": url,
+        "bot_events": ["app_home_opened"],
+    }
     assert manifest["settings"]["socket_mode_enabled"] is False
     assert url.endswith("/slack/events")
 
@@ -130,6 +135,7 @@ def test_socket_mode_manifest_has_no_urls() -> None:
     manifest = _load("socket-mode.json")
     assert manifest["settings"]["socket_mode_enabled"] is True
     assert manifest["settings"]["interactivity"] == {"is_enabled": True}
+    assert manifest["settings"]["event_subscriptions"] == {"bot_events": ["app_home_opened"]}
     assert "url" not in _command(manifest)
     assert "://" not in json.dumps(manifest)
 
@@ -155,11 +161,12 @@ def test_bot_scopes_are_exactly_the_needed_set(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_FILES))
-def test_app_home_messages_tab_is_read_only(name: str) -> None:
-    """Requesters get DMs in App Home: Messages tab on (else messages_tab_disabled), read-only."""
+def test_app_home_has_the_home_tab_and_a_read_only_messages_tab(name: str) -> None:
+    """The Home tab shows each person their queue; requesters get DMs in the Messages tab
+    (on, else messages_tab_disabled), read-only."""
     features = _load(name)["features"]
     assert features["app_home"] == {
-        "home_tab_enabled": False,
+        "home_tab_enabled": True,
         "messages_tab_enabled": True,
         "messages_tab_read_only_enabled": True,
     }

@@ -25,6 +25,7 @@ from bot.domain.inputs import clean_note, domain_of, validate_email, validate_re
 from bot.domain.model import (
     CREATED_NOTICES,
     DECIDED_NOTICES,
+    FINAL_STATES,
     HISTORY_DAYS,
     Action,
     Approval,
@@ -175,6 +176,20 @@ class StatusReport:
 
 
 @dataclass(frozen=True)
+class HomeData:
+    """What one person's Home tab shows: the requests waiting for their approval (if they are
+    an approver), their own requests, and the last decisions; newest first."""
+
+    user: str
+    is_approver: bool
+    waiting: tuple[VerificationRequest, ...]
+    mine: tuple[VerificationRequest, ...]
+    decided: tuple[VerificationRequest, ...]
+    required: int
+    days: int = HISTORY_DAYS
+
+
+@dataclass(frozen=True)
 class Retried:
     """A Retry: the request as it was before (its unknown outcome) and as it ended."""
 
@@ -233,6 +248,29 @@ class Approvals:
         since = self.clock() - timedelta(days=HISTORY_DAYS)
         recent = self.requests.requests_about(email, since=since, limit=5)
         return StatusReport(email, self.open_request_for(email), tuple(recent))
+
+    def home_for(self, user: str) -> HomeData:
+        """The queues one person's Home tab shows. Read-only."""
+        now = self.clock()
+        is_approver = self.roles.is_approver(user)
+        waiting: list[VerificationRequest] = []
+        if is_approver:
+            for request in reversed(self.requests.list_requests(PENDING)):
+                if request.is_expired(now) or user in request.approvers:
+                    continue
+                if request.requester == user and (
+                    not self.policy.allow_self_approval or request.approvals
+                ):
+                    continue  # four eyes: not theirs to approve
+                waiting.append(request)
+        recent = list(
+            reversed(self.requests.list_requests(created_since=now - timedelta(days=HISTORY_DAYS)))
+        )
+        mine = tuple(r for r in recent if r.requester == user)
+        decided = tuple(r for r in recent if r.state in FINAL_STATES) if is_approver else ()
+        return HomeData(
+            user, is_approver, tuple(waiting), mine, decided, self.policy.approvals_required
+        )
 
     def rejectable(self, request_id: str) -> VerificationRequest:
         """The request, if it can still be rejected; raises Refused. Read-only."""

@@ -36,6 +36,8 @@ class Transport(Protocol):
 
     def interactive(self, payload: dict[str, Any]) -> Reply: ...
 
+    def event(self, payload: dict[str, Any]) -> Reply: ...
+
 
 class HttpTransport:
     """Signed POSTs to the bot's ``/slack/events``, form-encoded as Slack sends them."""
@@ -62,6 +64,10 @@ class HttpTransport:
 
         return self._reply(self.sender.post(urlencode({"payload": json.dumps(payload)}).encode()))
 
+    def event(self, payload: dict[str, Any]) -> Reply:
+        """An Events API request: JSON, as Slack POSTs it."""
+        return self._reply(self.sender.post(json.dumps(payload).encode(), "application/json"))
+
 
 class SocketModeTransport:
     """Envelopes over the Socket Mode stand-in; the reply is the bot's ack."""
@@ -80,6 +86,9 @@ class SocketModeTransport:
 
     def interactive(self, payload: dict[str, Any]) -> Reply:
         return self._send("interactive", payload)
+
+    def event(self, payload: dict[str, Any]) -> Reply:
+        return self._send("events_api", payload)
 
 
 @dataclass(frozen=True)
@@ -231,6 +240,47 @@ class Driver:
         clicked = self.click(user, message, ids.REJECT_ACTION)
         view = self.modal(clicked)
         return self.submit(user, view, {ids.REJECT_REASON_BLOCK: {ids.REJECT_REASON_INPUT: reason}})
+
+    def open_home(self, user: str) -> dict[str, Any]:
+        """Open the app's Home tab as ``user``; the view the bot publishes for it."""
+        published = len(
+            [c for c in self.slack.calls_to("views.publish") if c.params.get("user_id") == user]
+        )
+        reply = self.transport.event(payloads.app_home_opened_payload(user_id=user))
+        if reply.status != 200:
+            raise RuntimeError(f"app_home_opened refused: {reply}")
+        self.slack.wait_for(
+            lambda: (
+                len(
+                    [
+                        c
+                        for c in self.slack.calls_to("views.publish")
+                        if c.params.get("user_id") == user and c.ok
+                    ]
+                )
+                > published
+                or None
+            ),
+            self.timeout,
+            what=f"the Home tab published for {user}",
+        )
+        home = self.slack.home(user)
+        assert home is not None
+        return home
+
+    def click_home(self, user: str, action_id: str, request_id: str) -> Reply:
+        """Click ``action_id`` for ``request_id`` on ``user``'s Home tab (no response_url)."""
+        home = self.slack.home(user)
+        if home is None:
+            raise RuntimeError(f"{user} has no Home tab published")
+        payload = payloads.home_block_actions_payload(
+            user_id=user,
+            action_id=action_id,
+            view=home,
+            trigger_id=self.slack.new_trigger_id(),
+            value=request_id,
+        )
+        return self.transport.interactive(payload)
 
     def final_message(self, message: dict[str, Any]) -> dict[str, Any]:
         """The request message once it has left pending and executing (no buttons, final state)."""

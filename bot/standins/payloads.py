@@ -158,6 +158,76 @@ def slash_command_payload(
     return fields
 
 
+# --------------------------------------------------------------------- events
+
+
+def app_home_opened_payload(
+    *, user_id: str, tab: str = "home", team_id: str = "T1", api_app_id: str = "A1"
+) -> dict[str, Any]:
+    """The Events API envelope Slack sends when someone opens the app's Home (or Messages) tab."""
+    now = time.time()
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "api_app_id": api_app_id,
+        "event": {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": "D" + user_id[1:],
+            "tab": tab,
+            "event_ts": f"{now:.6f}",
+        },
+        "type": "event_callback",
+        "event_id": f"Ev{secrets.token_hex(5).upper()}",
+        "event_time": int(now),
+        "authorizations": [
+            {"team_id": team_id, "user_id": "UBOT", "is_bot": True, "is_enterprise_install": False}
+        ],
+        "is_ext_shared_channel": False,
+    }
+
+
+def home_block_actions_payload(
+    *,
+    user_id: str,
+    action_id: str,
+    view: Mapping[str, Any],
+    trigger_id: str,
+    value: str,
+    team_id: str = "T1",
+    api_app_id: str = "A1",
+) -> dict[str, Any]:
+    """A click on a button of a published Home view: Slack sends the view, no message, no
+    channel and no response_url."""
+    block_id, element = next(
+        (str(b.get("block_id", "")), e)
+        for b in view.get("blocks") or []
+        for e in (b.get("elements") or [])
+        if isinstance(e, dict) and e.get("action_id") == action_id and e.get("value") == value
+    )
+    return {
+        "type": "block_actions",
+        "user": _user(user_id, team_id, None),
+        "api_app_id": api_app_id,
+        "token": VERIFICATION_TOKEN,
+        "container": {"type": "view", "view_id": view.get("id")},
+        "trigger_id": trigger_id,
+        "team": {"id": team_id, "domain": "sandbox"},
+        "is_enterprise_install": False,
+        "view": dict(view),
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": block_id,
+                "text": element.get("text"),
+                "value": value,
+                "action_ts": _now_ts(),
+            }
+        ],
+    }
+
+
 # --------------------------------------------------------------------- block_actions
 
 

@@ -225,6 +225,7 @@ class FakeSlack:
         self._messages: dict[str, list[dict[str, Any]]] = {}  # channel -> posts in ts order
         self._ephemerals: list[dict[str, Any]] = []
         self._views: dict[str, dict[str, Any]] = {}
+        self._homes: dict[str, str] = {}  # user id -> the id of their published Home view
         self._triggers: dict[str, float] = {}  # trigger id -> monotonic time issued
         self._used_triggers: set[str] = set()
         self._usergroups: dict[str, list[str]] = {}
@@ -240,6 +241,7 @@ class FakeSlack:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
             "views.open": self._views_open,
+            "views.publish": self._views_publish,
             "views.push": self._views_push,
             "views.update": self._views_update,
             "usergroups.users.list": self._usergroups_users_list,
@@ -429,6 +431,12 @@ class FakeSlack:
         with self._cond:
             found = [e for e in self._ephemerals if channel in (None, e["channel"])]
             return copy.deepcopy(found)
+
+    def home(self, user_id: str) -> dict[str, Any] | None:
+        """The Home tab the app last published for ``user_id``, or None."""
+        with self._cond:
+            view_id = self._homes.get(user_id)
+            return copy.deepcopy(self._views[view_id]) if view_id else None
 
     def view(self, view_id: str) -> dict[str, Any]:
         """A modal as Slack holds it now (id, hash, blocks, ...); KeyError when unknown."""
@@ -753,6 +761,19 @@ class FakeSlack:
         if problem := self._check_trigger(params.get("trigger_id")):
             return _error(problem)
         return self._store_view(params.get("view"), f"V{next(self._counter):010d}", None)
+
+    def _views_publish(self, params: Params) -> Answer:
+        user_id = str(params.get("user_id", ""))
+        view = params.get("view")
+        if not user_id.startswith(("U", "W")):
+            return _error("invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return _error("invalid_arguments")
+        view_id = self._homes.get(user_id) or f"V{next(self._counter):010d}"
+        answer = self._store_view(view, view_id, self._views.get(view_id))
+        if answer.get("ok"):
+            self._homes[user_id] = view_id
+        return answer
 
     def _views_push(self, params: Params) -> Answer:
         return self._views_open(params)

@@ -7,8 +7,8 @@ they spell an auto-numbered key, a point in time and a reference to such a key.
 
 Versions: 2 was the first released; 3 adds the outbox's ``lane`` and ``audit_id``; 4 the
 request's ``approvals`` (the quorum so far, JSON) and ``version`` (bumped by every change, for
-optimistic compare-and-set). ``MIGRATIONS[n]`` brings a version-n database to n + 1, on either
-backend.
+optimistic compare-and-set), and the ``home_viewers`` table. ``MIGRATIONS[n]`` brings a
+version-n database to n + 1, on either backend.
 """
 
 from __future__ import annotations
@@ -109,6 +109,13 @@ _SCHEMA: Final = (
     # The claim: each request's undone entries in id order (the FIFO head), and what is due.
     f"CREATE INDEX outbox_undone ON outbox (request_id, id) WHERE {UNDONE}",
     f"CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE {UNDONE}",
+    # Who has opened the app's Home tab (and when, last): whose Home is kept current.
+    """
+    CREATE TABLE home_viewers (
+        user_id   TEXT PRIMARY KEY,
+        opened_at {time} NOT NULL
+    )
+    """,
 )
 
 # Version 2 -> 3: the lane each entry waits in (DM kinds start with "dm"), and the audit entry of
@@ -133,6 +140,7 @@ _V3_TO_V4: Final = (
     "ALTER TABLE requests ADD COLUMN approvals TEXT NOT NULL DEFAULT '[]'",
     "ALTER TABLE requests ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
     "CREATE INDEX requests_domain ON requests (domain, created_at)",
+    "CREATE TABLE home_viewers (user_id TEXT PRIMARY KEY, opened_at {time} NOT NULL)",
 )
 
 # From version N to N + 1.

@@ -662,6 +662,35 @@ class BaseSQLStore:
             cur.execute(self._sql(sql), (*params, self._time_to_db(since), int(limit)))
             return [self._request_from_row(r) for r in cur.fetchall()]
 
+    # -- the Home tab --------------------------------------------------------------------------
+
+    def saw_home(self, user_id: str, *, now: datetime) -> None:
+        """Remember that ``user_id`` opened the app's Home tab (at ``now``)."""
+        _check_aware(now, "now")
+        at = self._time_to_db(now)
+        with self._write() as cur:
+            cur.execute(
+                self._sql("UPDATE home_viewers SET opened_at = ? WHERE user_id = ?"),
+                (at, _text(user_id)),
+            )
+            if cur.rowcount == 0:
+                cur.execute(
+                    self._sql(
+                        "INSERT INTO home_viewers (user_id, opened_at) SELECT ?, ? "
+                        "WHERE NOT EXISTS (SELECT 1 FROM home_viewers WHERE user_id = ?)"
+                    ),
+                    (_text(user_id), at, _text(user_id)),
+                )
+
+    def home_viewers(self, *, since: datetime) -> list[str]:
+        """Who opened the Home tab at or after ``since``."""
+        with self._read() as cur:
+            cur.execute(
+                self._sql("SELECT user_id FROM home_viewers WHERE opened_at >= ? ORDER BY user_id"),
+                (self._time_to_db(since),),
+            )
+            return [str(r[0]) for r in cur.fetchall()]
+
     # -- the outbox ----------------------------------------------------------------------------
 
     def enqueue(self, request_id: str, notices: Sequence[Notice], *, now: datetime) -> None:

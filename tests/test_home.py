@@ -1,0 +1,140 @@
+"""End to end, the App Home tab: each person's queue, published when they open it, with
+buttons that work exactly as in the channel (their private answers come by DM, as a Home click
+carries no response_url), and kept current while it is open."""
+
+from __future__ import annotations
+
+import json
+
+from bot import ids
+from bot.standins import payloads
+from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER, World
+
+
+def rendered(view: dict) -> str:
+    return json.dumps(view.get("blocks", []), ensure_ascii=False)
+
+
+def request_ids(view: dict, action_id: str) -> list[str]:
+    return [
+        e["value"]
+        for b in view.get("blocks", [])
+        for e in b.get("elements", [])
+        if isinstance(e, dict) and e.get("action_id") == action_id
+    ]
+
+
+def confirm_calls(world: World) -> int:
+    return sum(1 for c in world.provider.calls if c["path"].endswith("/confirmed"))
+
+
+def dm_texts(world: World, user: str) -> list[str]:
+    return [m.get("text", "") for m in world.slack.messages(user)]
+
+
+def test_an_approver_approves_from_the_home_tab(database_url, tmp_path):
+    """With two approvals needed: the Home tab lists the waiting request with Approve and
+    Reject; the first approval from the Home tab is answered by DM (no response_url) and the
+    Home is published again; the second approver's click calls the provider once."""
+    settings = {"DATABASE_URL": database_url, "APPROVALS_REQUIRED": 2}
+    with World(database_path=tmp_path / "unused.db", settings=settings) as world:
+        message = world.driver.ask(REQUESTER, "alice@example.com")
+        home = world.driver.open_home(APPROVER)
+        assert "Waiting for your approval (1)" in rendered(home)
+        [request_id] = request_ids(home, ids.APPROVE_ACTION)
+        assert request_ids(home, ids.REJECT_ACTION) == [request_id]
+        publishes = len(world.slack.calls_to("views.publish"))
+        assert world.driver.click_home(APPROVER, ids.APPROVE_ACTION, request_id).status == 200
+        world.slack.wait_for(
+            lambda: (
+                any("Your approval is recorded" in t for t in dm_texts(world, APPROVER)) or None
+            ),
+            what="the private answer by DM",
+        )
+        # Kept current: the approver's open Home no longer offers what they already approved.
+        world.slack.wait_for(
+            lambda: len(world.slack.calls_to("views.publish")) > publishes or None,
+            what="the Home published again",
+        )
+        assert request_ids(world.slack.home(APPROVER) or {}, ids.APPROVE_ACTION) == []
+        second = world.driver.open_home(SECOND_APPROVER)
+        assert "1 of 2 approvals" in rendered(second)
+        world.driver.click_home(SECOND_APPROVER, ids.APPROVE_ACTION, request_id)
+        world.driver.final_message(message)
+        assert confirm_calls(world) == 1
+        assert "Nothing is waiting for you" in rendered(world.driver.open_home(SECOND_APPROVER))
+
+
+def test_a_requester_sees_their_requests_and_cancels_from_home(world):
+    """A requester's Home lists their requests and states, with Cancel on a pending one; the
+    Cancel works from there (answered by DM) and the Home shows it cancelled."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    home = world.driver.open_home(REQUESTER)
+    assert "Your requests, last 30 days (1)" in rendered(home)
+    assert "Waiting for your approval" not in rendered(home)  # not an approver
+    [request_id] = request_ids(home, ids.CANCEL_ACTION)
+    world.driver.click_home(REQUESTER, ids.CANCEL_ACTION, request_id)
+    world.driver.final_message(message)
+    world.slack.wait_for(
+        lambda: any("You cancelled your request" in t for t in dm_texts(world, REQUESTER)) or None,
+        what="the DM saying it was cancelled",
+    )
+    world.slack.wait_for(
+        lambda: "Cancelled by" in rendered(world.slack.home(REQUESTER) or {}) or None,
+        what="the Home showing it cancelled",
+    )
+    assert request_ids(world.slack.home(REQUESTER) or {}, ids.CANCEL_ACTION) == []
+
+
+def test_the_requester_does_not_see_their_own_request_to_approve(database_url, tmp_path):
+    """Four eyes on the Home tab too: an approver who asked sees it under their requests, not
+    as waiting for their approval."""
+    settings = {"DATABASE_URL": database_url, "REQUESTERS": "*"}
+    with World(database_path=tmp_path / "unused.db", settings=settings) as world:
+        world.driver.ask(APPROVER, "own@example.com")
+        home = world.driver.open_home(APPROVER)
+        assert request_ids(home, ids.APPROVE_ACTION) == []
+        assert len(request_ids(home, ids.CANCEL_ACTION)) == 1
+        assert len(request_ids(world.driver.open_home(SECOND_APPROVER), ids.APPROVE_ACTION)) == 1
+
+
+def test_a_long_queue_stays_within_slacks_limits(world):
+    """Thirty waiting requests: the Home stays within 100 blocks and says how many more."""
+    for n in range(30):
+        world.driver.ask(REQUESTER, f"user{n}@example{n}.com")
+    home = world.driver.open_home(APPROVER)
+    assert len(home["blocks"]) <= 100
+    assert "Waiting for your approval (30)" in rendered(home)
+    assert "…and 10 more waiting" in rendered(home)
+    assert len(request_ids(home, ids.APPROVE_ACTION)) == 20
+
+
+def test_opening_the_messages_tab_publishes_nothing(world):
+    """Only the Home tab is published; opening the Messages tab changes nothing."""
+    reply = world.driver.transport.event(
+        payloads.app_home_opened_payload(user_id=APPROVER, tab="messages")
+    )
+    assert reply.status == 200
+    world.driver.open_home(SECOND_APPROVER)  # a later event is handled: the first was too
+    assert [c.params.get("user_id") for c in world.slack.calls_to("views.publish")] == [
+        SECOND_APPROVER
+    ]
+
+
+def test_home_over_socket_mode(tmp_path):
+    """The Home tab over Socket Mode: the event arrives on the socket, the view is published."""
+    with World(socket_mode=True, database_path=tmp_path / "s.db") as world:
+        world.driver.ask(REQUESTER, "alice@example.com")
+        home = world.driver.open_home(APPROVER)
+        assert len(request_ids(home, ids.APPROVE_ACTION)) == 1
+
+
+def test_the_events_request_url_passes_slacks_verification(world):
+    """When the Events request URL is set, Slack POSTs a signed url_verification challenge:
+    the bot answers with the challenge."""
+    body = json.dumps(
+        {"token": payloads.VERIFICATION_TOKEN, "challenge": "c-123", "type": "url_verification"}
+    ).encode()
+    reply = world.driver.transport.sender.post(body, "application/json")
+    assert reply.status == 200
+    assert reply.text == "c-123" or reply.json() == {"challenge": "c-123"}
