@@ -529,7 +529,7 @@ def reminder_reply(request: VerificationRequest, approvers: Sequence[str], requi
 
 def outcome_dm(request: VerificationRequest, channel: str) -> str:
     where = f"<#{esc(channel)}>"
-    by = user(request.decided_by) if request.decided_by else "an approver"
+    by = deciders(request, "an approver")
     match request.state:
         case State.SUCCEEDED:
             return (

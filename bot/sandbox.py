@@ -82,6 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="APPROVALS_REQUIRED: 2 shows two approvers approving in turn (default: 1)",
     )
     parser.add_argument(
+        "--home",
+        action="store_true",
+        help="show the app's Home tab: the approver's queue while the request waits (and the "
+        "Approve, or the requester's Cancel, clicked there), and the requester's list at the end",
+    )
+    parser.add_argument(
         "--provider-error",
         choices=sorted(PROVIDER_ERRORS),
         metavar="ERROR",
@@ -116,7 +122,11 @@ def render(message: dict[str, Any], indent: str = "") -> str:
     lines: list[str] = []
     for block in message.get("blocks") or [{"type": "section", "text": {"text": message["text"]}}]:
         kind = block.get("type")
-        if kind == "section":
+        if kind == "header":
+            lines.append(readable(block["text"]["text"]).upper())
+        elif kind == "divider":
+            lines.append("─" * 40)
+        elif kind == "section":
             lines.extend(readable(block["text"]["text"]).splitlines())
         elif kind == "context":
             lines.append(readable(" · ".join(e.get("text", "") for e in block["elements"])))
@@ -185,8 +195,18 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
 
     narrator.heading(f"#{NAMES[CHANNEL]}: the request")
     narrator.say(render(message))
+    request_id = world.services.store.list_requests()[-1].id
 
-    if args.cancel:
+    if args.home and not args.cancel:
+        narrator.heading(f"@{NAMES[APPROVER]} opens the bot's Home tab")
+        narrator.say(render(driver.open_home(APPROVER)))
+
+    if args.cancel and args.home:
+        narrator.heading(f"@{NAMES[REQUESTER]} opens the bot's Home tab")
+        narrator.say(render(driver.open_home(REQUESTER)))
+        narrator.heading(f"@{NAMES[REQUESTER]} clicks [ Cancel request ] there")
+        _home_click(world, narrator, REQUESTER, ids.CANCEL_ACTION, request_id, answered=True)
+    elif args.cancel:
         dm = world.slack.wait_for(
             lambda: next(
                 (m for m in world.slack.messages(REQUESTER) if ids.CANCEL_ACTION in str(m)), None
@@ -204,10 +224,18 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
         narrator.heading(f"@{NAMES[APPROVER]} clicks [ Reject ] and gives a reason")
         driver.reject(APPROVER, message, reason="Not verified with the customer yet")
     else:
-        narrator.heading(f"@{NAMES[APPROVER]} clicks [ Approve ] and confirms")
-        clicked = driver.approve(APPROVER, message)
+        if args.home:
+            narrator.heading(f"@{NAMES[APPROVER]} clicks [ Approve ] on the Home tab")
+            _home_click(
+                world, narrator, APPROVER, ids.APPROVE_ACTION, request_id, args.approvals > 1
+            )
+        else:
+            narrator.heading(f"@{NAMES[APPROVER]} clicks [ Approve ] and confirms")
+            clicked = driver.approve(APPROVER, message)
+            if args.approvals > 1:
+                answer = readable(driver.answer(clicked))
+                narrator.say(f"Only @{NAMES[APPROVER]} sees: {answer}")
         if args.approvals > 1:
-            narrator.say(f"Only @{NAMES[APPROVER]} sees: {readable(driver.answer(clicked))}")
             shown = world.slack.wait_for(
                 lambda: (
                     world.slack.message(CHANNEL, message["ts"])
@@ -246,6 +274,10 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
         for dm in dms:
             narrator.say(render(dm))
 
+    if args.home:
+        narrator.heading(f"@{NAMES[REQUESTER]} opens the bot's Home tab")
+        narrator.say(render(driver.open_home(REQUESTER)))
+
     request = world.services.store.list_requests()[-1]
     expected = _expected_state(args)
     provider_calls = [c for c in world.provider.calls if c["path"].endswith("/confirmed")]
@@ -256,6 +288,26 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
         f"Slack Web API calls: {len(world.slack.calls)}"
     )
     return 0 if request.state is expected else 1
+
+
+def _home_click(
+    world: World, narrator: Narrator, user: str, action: str, request_id: str, answered: bool
+) -> None:
+    """Click a Home tab button and, when the bot answers privately, print that answer: a Home
+    tab click carries no response_url, so it comes as a DM."""
+    assert world.driver is not None
+    before = len(world.slack.messages(user))
+    reply = world.driver.click_home(user, action, request_id)
+    if reply.status != 200:
+        raise RuntimeError(f"the Home tab click was refused: {reply}")
+    if not answered:
+        return
+    dms = world.slack.wait_for(
+        lambda: world.slack.messages(user)[before:] or None,
+        world.driver.timeout,
+        what=f"the private answer to {user}'s Home tab click",
+    )
+    narrator.say(f"Only @{NAMES[user]} sees, in the bot's DM: {readable(dms[0].get('text', ''))}")
 
 
 def _expected_state(args: argparse.Namespace) -> State:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import blocks, ids
-from bot.domain.model import State, VerificationRequest
+from bot.domain.model import Approval, State, VerificationRequest
 from bot.domain.outcomes import Cleared, Interrupted, ProviderFailed
 from bot.domain.refusals import Refusal, Refused
 
@@ -180,6 +180,16 @@ def test_dms_escape_and_name_channel():
         request(state=State.REJECTED, decided_by="U2", decision_note="<!here>"), "C1"
     )
     assert "&lt;!here&gt;" in rejected and "<@U2>" in rejected
+
+
+def test_outcome_dm_names_every_approver_of_a_quorum():
+    """With two approvals the requester hears both names, not only the last approver's."""
+    approvals = (Approval("U0ANA", NOW), Approval("U0LEE", NOW))
+    for state in (State.SUCCEEDED, State.FAILED, State.UNKNOWN):
+        text = blocks.outcome_dm(
+            request(state=state, decided_by="U0LEE", approvals=approvals), "C1"
+        )
+        assert "approved by <@U0ANA> and <@U0LEE>" in text, text
 
 
 def test_refusals_in_plain_text_carry_no_mentions():

@@ -85,6 +85,33 @@ def test_sandbox_outcomes(tmp_path, args, shown, state):
     assert f"state {state} (expected {state})" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "clicked", "answer"),
+    [
+        (["--approvals", "2"], "clicks [ Approve ] on the Home tab", "Your approval is recorded"),
+        (["--cancel"], "clicks [ Cancel request ] there", "You cancelled your request"),
+    ],
+)
+def test_sandbox_shows_the_home_tab(tmp_path, args, clicked, answer):
+    """--home shows the approver's queue (or the requester's list) with its buttons, the click
+    made there answered by DM, and the requester's Home tab at the end."""
+    result = run(["sandbox", "--home", *args], tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "opens the bot's Home tab" in out and "YOUR REQUESTS, LAST 30 DAYS (1)" in out
+    if "--cancel" in args:
+        assert "[ Cancel request ]" in out.split("clicks [ Cancel request ] there")[0]
+    else:
+        assert "WAITING FOR YOUR APPROVAL (1)" in out
+    said = out.split(clicked)[1].splitlines()[1]  # the line under the click's heading
+    assert said.startswith("Only @") and "in the bot's DM:" in said and answer in said, said
+    final_home = out.rsplit("opens the bot's Home tab", 1)[1]
+    if "--cancel" in args:
+        assert "Cancelled" in final_home
+    else:
+        assert "*Cleared*, approved by @ana (approver) and @lee (approver)" in final_home
+
+
 def test_sandbox_keeps_store_only_when_asked(tmp_path):
     """--database keeps the store, holding the request and its audit log."""
     result = run(["sandbox", "--database", "kept.db"], tmp_path)
