@@ -205,7 +205,12 @@ class HttpServer:
     def stop(self) -> None:
         """Stop accepting and close; safe from any thread, or from a signal handler."""
         # Closing from inside the server's own loop (via its trigger) avoids racing its select.
-        self._server.trigger.pull_trigger(self._server.close)
+        try:
+            self._server.trigger.pull_trigger(self._server.close)
+        except OSError as exc:
+            # The trigger's pipe is gone, so the loop is no longer selecting on it: close here.
+            log.warning("HTTP server's wake-up pipe is closed (%s); closing directly", exc)
+            self._server.close()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
