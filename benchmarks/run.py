@@ -93,7 +93,7 @@ TARGETS = {
     "ack_during_burst_ms": 250.0,
     "burst_seconds": 1.5,
     "burst_ratio": 0.3,
-    "slack_calls_per_flow": 7.0,
+    "slack_calls_per_flow": 8.0,  # 7, and since issue 11 the update adding the provider line
     "startup_seconds": 1.5,
     "rss_mb": 120.0,
 }
@@ -951,7 +951,7 @@ def table(result: dict[str, Any]) -> str:
         "Slack calls per warm flow",
         "slack_calls_per_flow",
         "",
-        f"<= 7: {verdict('slack_calls_per_flow')}",
+        f"<= 8: {verdict('slack_calls_per_flow')}",
     )
     row("group lookups per warm flow", "usergroup_lookups_per_flow", "")
     row("group lookups, first flow", "usergroup_lookups_first_flow", "")

@@ -40,6 +40,9 @@ ROUTES: tuple[Route, ...] = (
     Route("action", ids.RETRY_ACTION, actions.retry_clicked, "unknown -> executing again"),
     Route("view", ids.REJECT_VIEW, views.reject_submitted, "rejects the request"),
     Route("action", ids.CANCEL_ACTION, actions.cancel_clicked, "the requester withdraws it"),
+    Route("action", ids.CHECK_ACTION, actions.check_clicked, "reads the provider's view again"),
+    Route("action", ids.RESOLVE_ACTION, actions.resolve_clicked, "opens RESOLVE_VIEW"),
+    Route("view", ids.RESOLVE_VIEW, views.resolve_submitted, "unknown -> resolved"),
     Route("event", "app_home_opened", events.home_opened, "publishes the Home tab"),
 )
 

@@ -9,6 +9,7 @@ with a count.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, assert_never
@@ -19,6 +20,7 @@ from bot.domain.model import History, State, VerificationRequest
 from bot.domain.outcomes import Cleared, Outcome, ProviderFailed
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import HomeData, StatusReport
+from bot.domain.views import DomainReading, Meaning, ProviderView, meaning_of
 
 SECTION_LIMIT = 3000
 LIST_BUDGET = 1200  # characters one list (domains, clients) may take in a reply
@@ -181,6 +183,136 @@ def reject_modal(request: VerificationRequest) -> dict[str, Any]:
     }
 
 
+def resolve_modal(request: VerificationRequest) -> dict[str, Any]:
+    """The form Resolved opens: why the unknown outcome needs no Retry (required)."""
+    reading = request.readback
+    seen = f"\n{provider_line(reading, lead='Last reading')}" if reading is not None else ""
+    return {
+        "type": "modal",
+        "callback_id": ids.RESOLVE_VIEW,
+        "title": plain("Close as resolved", 24),
+        "submit": plain("Resolved", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps({"request_id": request.id}),
+        "blocks": [
+            section(
+                f"Close the request to clear `{esc(request.email)}` as *resolved*? Its outcome "
+                "is unknown; once resolved it cannot be retried, and the provider is not called "
+                f"again.{seen}"
+            ),
+            {
+                "type": "input",
+                "block_id": ids.RESOLVE_NOTE_BLOCK,
+                "label": plain("Why (what the provider shows; kept in the audit log)"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ids.RESOLVE_NOTE_INPUT,
+                    "multiline": True,
+                    "max_length": MAX_REASON_CHARS,
+                },
+            },
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The provider's view of the domain
+
+# How the line about the provider's view begins (the stand-ins' driver waits for it).
+PROVIDER_LINE_MARK = ":satellite_antenna:"
+
+_EMAIL_IN_TEXT = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+)")
+
+
+def mask_emails(text: str) -> str:
+    """``alice@example.com`` as ``a***@example.com``: the provider's recipient (often another
+    address than the one asked about) is not spelled out in the channel."""
+    return _EMAIL_IN_TEXT.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+
+
+def provider_day(value: str | None) -> str | None:
+    """An ISO time the provider sent, as its date (``2026-11-30``); other text as it came."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d")
+    except ValueError:
+        return clip(value, 40)
+
+
+def provider_line(reading: DomainReading, lead: str = "Provider") -> str:
+    """One line saying what the provider's view of the domain reads, or why it could not be
+    read, e.g. ``Provider: pending (checked 2026-11-30), sent to a***@example.com``."""
+    if not isinstance(reading, ProviderView):
+        return (
+            f":satellite_antenna: {lead}: could not read the domain's state: {esc(reading.message)}"
+        )
+    parts: list[str] = []
+    status = reading.known_status
+    if reading.verified:
+        since = provider_day(reading.verified_at)
+        parts.append(f"already *verified*{f' since {since}' if since else ''}")
+        if lead == "Provider":
+            parts[-1] += ": approving may change nothing"
+    elif status == "pending":
+        checked = provider_day(reading.last_checked_at)
+        parts.append(f"*pending*{f' (checked {checked})' if checked else ''}")
+        if reading.recipient:
+            parts.append(f"sent to {esc(mask_emails(reading.recipient))}")
+        if expires := provider_day(reading.expires_at):
+            parts.append(f"link expires {expires}")
+    elif status == "expired":
+        expired = provider_day(reading.expires_at)
+        parts.append(f"verification *expired*{f' on {expired}' if expired else ''}")
+    elif status == "unverified":
+        parts.append("*unverified*")
+    else:
+        parts.append(f"state *{esc(clip(reading.status, 40))}*")
+    if reading.is_suspended:
+        parts.append("the domain is *suspended*")
+    if reading.reason and not reading.verified and not (status == "pending" and reading.recipient):
+        # (A pending one's reason says where the email went, which the line already does.)
+        parts.append(esc(clip(mask_emails(reading.reason), 200)))
+    if reading.can_resend is True and not reading.verified:
+        parts.append("the provider can resend the email")
+    return f"{PROVIDER_LINE_MARK} {lead}: " + ", ".join(parts)
+
+
+MEANINGS = {
+    Meaning.TOOK_EFFECT: "the call most likely took effect; Retry is probably not needed.",
+    Meaning.NOT_YET: (
+        "the call most likely did not take effect (or not yet); Retry may be needed."
+    ),
+    Meaning.UNCLEAR: "that does not settle whether the call took effect.",
+}
+
+
+def meaning_line(reading: DomainReading) -> str:
+    """What a reading after an unknown outcome suggests, in words."""
+    meaning = meaning_of(reading)
+    if isinstance(reading, ProviderView):
+        what = f"The domain now reads *{esc(clip(reading.status, 40))}*"
+    else:
+        what = f"The provider's view could not be read ({esc(reading.message)})"
+    return f"{what}: {MEANINGS[meaning]}"
+
+
+def check_reply(
+    request: VerificationRequest, reading: DomainReading, by: str
+) -> tuple[str, Blocks]:
+    """The thread reply to Check provider: what the domain reads and what that means, with
+    Retry and Resolved again (the request is still unknown until a person decides)."""
+    text = (
+        f":mag: {user(by)} checked the provider for `{esc(request.email)}`.\n"
+        f"{provider_line(reading, lead='Provider now')}\n{meaning_line(reading)}"
+    )
+    reply: Blocks = [section(text)]
+    reply.append(context(f"Read {when(reading.read_at)} · request `{esc(request.id)}`"))
+    if request.state is State.UNKNOWN:
+        reply.append(unknown_buttons(request))
+    return f"Provider check for {esc(request.email)}", reply
+
+
 # ---------------------------------------------------------------------------------------------
 # The request message in APPROVAL_CHANNEL
 
@@ -284,6 +416,12 @@ def _status_line(request: VerificationRequest, required: int) -> str:
             return ":hourglass_flowing_sand: *Expired* without a decision; ask again if needed"
         case State.CANCELLED:
             return f":leftwards_arrow_with_hook: *Cancelled by {by}*, who asked for it"
+        case State.RESOLVED:
+            note = f": {esc(request.decision_note)}" if request.decision_note else ""
+            return (
+                f":ballot_box_with_check: *Resolved by {by}* after an unknown outcome, without "
+                f"a Retry{note}"
+            )
     assert_never(request.state)
 
 
@@ -339,6 +477,10 @@ def request_message(
                 ],
             }
         )
+    if request.view is not None:
+        blocks.append(context(provider_line(request.view)))
+    if request.readback is not None and request.state is not State.PENDING:
+        blocks.append(context(provider_line(request.readback, lead="Provider after the call")))
     if history is not None:
         blocks.append(context(history_line(history)))
     blocks.append(context(f"Request `{esc(request.id)}` · state: {request.state.value}"))
@@ -368,11 +510,18 @@ def error_summary(outcome: Outcome | None) -> str:
     return f"{head}: {message}" if head else message
 
 
-def retry_button(request: VerificationRequest) -> dict[str, Any]:
+def unknown_buttons(request: VerificationRequest) -> dict[str, Any]:
+    """Retry, Check provider and Resolved: what approvers can do about an unknown outcome."""
     return {
         "type": "actions",
         "block_id": ids.RETRY_BLOCK,
         "elements": [
+            {
+                "type": "button",
+                "action_id": ids.CHECK_ACTION,
+                "text": plain("Check provider"),
+                "value": request.id,
+            },
             {
                 "type": "button",
                 "action_id": ids.RETRY_ACTION,
@@ -392,7 +541,13 @@ def retry_button(request: VerificationRequest) -> dict[str, Any]:
                     "confirm": plain("Retry", 30),
                     "deny": plain("Cancel", 30),
                 },
-            }
+            },
+            {
+                "type": "button",
+                "action_id": ids.RESOLVE_ACTION,
+                "text": plain("Resolved"),
+                "value": request.id,
+            },
         ],
     }
 
@@ -422,6 +577,8 @@ def result_reply(
             f"*Clients notified ({len(clients)}):* {shorten_list(clients)}\n"
             f"*Provider says:* {esc(clip(cleared.message if cleared else '', 500))}"
         )
+        if request.readback is not None:
+            text += "\n" + provider_line(request.readback, lead="Provider now")
         fallback = (
             f"Cleared {len(domains)} domain(s) and notified {len(clients)} client(s) for "
             f"{esc(request.email)}"
@@ -433,7 +590,22 @@ def result_reply(
             "again.\n"
             f"*Details:* {esc(clip((outcome.message if outcome else '') or 'no answer', 500))}"
         )
+        if request.readback is not None:
+            text += (
+                f"\n{provider_line(request.readback, lead='Provider now')}\n"
+                f"{meaning_line(request.readback)}"
+            )
+        text += (
+            "\nApprovers: *Check provider* reads it again; *Resolved* closes it without a Retry."
+        )
         fallback = f"Outcome unknown for {esc(request.email)}"
+    elif request.state is State.RESOLVED:
+        note = f": {esc(clip(request.decision_note, 800))}" if request.decision_note else "."
+        text = (
+            f":ballot_box_with_check: Closed as *resolved* by {user(request.decided_by or '')}, "
+            f"after an unknown outcome, without calling the provider again{note}"
+        )
+        fallback = f"Resolved: {esc(request.email)}"
     else:
         if isinstance(outcome, ProviderFailed) and outcome.nothing_done:
             after = "Nothing was cleared."
@@ -449,7 +621,7 @@ def result_reply(
         fallback = f"Provider call failed for {esc(request.email)}"
     reply = [section(text), context(f"{id_line} · request `{esc(request.id)}`")]
     if request.state is State.UNKNOWN and retry:
-        reply.append(retry_button(request))
+        reply.append(unknown_buttons(request))
     if note:
         reply.append(context(note))
     return fallback, reply
@@ -552,6 +724,12 @@ def outcome_dm(request: VerificationRequest, channel: str) -> str:
             return f"Your request for `{esc(request.email)}` expired without a decision."
         case State.CANCELLED:
             return f"You cancelled your request for `{esc(request.email)}`."
+        case State.RESOLVED:
+            return (
+                f":ballot_box_with_check: The outcome of your request for `{esc(request.email)}` "
+                f"was unknown; {user(request.decided_by or '')} checked with the provider and "
+                f"closed it as resolved. See the thread in {where}."
+            )
         case _:
             return (
                 f":x: Your request for `{esc(request.email)}` was approved by {by}, but the "
@@ -584,7 +762,8 @@ NOT_A_REQUESTER_TEXT = (
     "Ask an approver to add you to REQUESTERS."
 )
 NOT_AN_APPROVER_TEXT = (
-    "Only approvers can approve, reject or retry these requests; nothing was changed."
+    "Only approvers can approve, reject, retry, check or resolve these requests; nothing was "
+    "changed."
 )
 UNKNOWN_BUTTON_TEXT = "That button does not name a request I know."
 
@@ -630,6 +809,18 @@ def refusal_words(refused: Refused, *, mentions: bool = True) -> str:
             return "This request has already expired; there is nothing to cancel."
         case Refusal.BUSY:
             return "This request kept changing while I tried; nothing was done. Try again."
+        case Refusal.NOT_CHECKABLE:
+            return (
+                "Only a request whose outcome is unknown needs the provider checked; "
+                f"this one is {state}."
+            )
+        case Refusal.NOT_RESOLVABLE:
+            return (
+                "Only a request whose outcome is unknown can be closed as resolved; "
+                f"this one is {state}{by}."
+            )
+        case Refusal.NOTE_REQUIRED:
+            return "Say why it is resolved (what the provider shows): the audit log keeps it."
     assert_never(refused.code)
 
 

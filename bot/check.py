@@ -42,7 +42,14 @@ from urllib.parse import urlsplit
 from slack_sdk import WebClient
 from slack_sdk.web import SlackResponse
 
-from bot.hostup import STATUS_PATH, HostupClient, ProviderError, clean_text
+from bot.hostup import (
+    DOMAINS_PATH,
+    STATUS_PATH,
+    VIEW_SCOPE,
+    HostupClient,
+    ProviderError,
+    clean_text,
+)
 from bot.services import SLACK_TIMEOUT, slack_client
 from bot.settings import GROUP_ID_RE, USER_ID_RE, Settings, SettingsError, load_settings
 from bot.slack_errors import CALL_ERRORS, SlackFailure, classify
@@ -613,11 +620,37 @@ def _check_provider(report: _Report, settings: Settings, timeout: float) -> None
         except ProviderError as exc:
             _report_provider_failure(report, exc, f"HOSTUP_API_URL {url}", endpoint, timeout)
             return
-    listed = status.listed
-    report.ok(
-        f"The provider accepts HOSTUP_API_KEY (read-only {endpoint} answered; "
-        f"{listed} domain{'s' if listed != 1 else ''} in its cache)"
+        listed = status.listed
+        report.ok(
+            f"The provider accepts HOSTUP_API_KEY (read-only {endpoint} answered; "
+            f"{listed} domain{'s' if listed != 1 else ''} in its cache)"
+        )
+        _check_view(report, client, url)
+
+
+def _check_view(report: _Report, client: HostupClient, url: str) -> None:
+    """Whether the key can read the v2 per-domain view. The bot works without it (requests,
+    approvals and the confirm call do not need it), so a refusal is a WARN naming the scope."""
+    endpoint = f"GET {url.rstrip('/')}/{DOMAINS_PATH}"
+    unavailable = client.view_access()
+    if unavailable is None:
+        report.ok(f"HOSTUP_API_KEY can read the provider's per-domain view ({endpoint})")
+        return
+    without = (
+        "requests still work, but without the provider's state beside them, the read-back "
+        "after a call, or Check provider"
     )
+    if unavailable.kind == "no_scope":
+        report.warn(
+            f"HOSTUP_API_KEY may not read the provider's per-domain view ({endpoint}: "
+            f"{unavailable.message}): {without}. Fix: give the key the {VIEW_SCOPE} scope in "
+            "the provider's control panel"
+        )
+    else:
+        report.warn(
+            f"Could not read the provider's per-domain view ({endpoint}: {unavailable.message})"
+            f": {without} while this lasts"
+        )
 
 
 def _report_provider_failure(

@@ -7,6 +7,12 @@ One :class:`HostupClient` holds one long-lived ``httpx.Client`` with an explicit
   :class:`~bot.domain.outcomes.Cleared`.
 * ``status()`` GETs ``{base}/email-verification/status`` (read-only) and returns a
   :class:`ProviderStatus`.
+* ``view(domain)`` reads the per-domain view of the v2 API (read-only, scope ``read:domains``,
+  ``Authorization: Bearer <key>``): ``GET {base}/v2/domains?name=<domain>`` for the domain's id
+  (skipped when the id is known), then ``GET {base}/v2/domains/{id}/email-verification``. It
+  returns a :class:`~bot.domain.views.ProviderView` or raises
+  :class:`~bot.domain.views.ViewFailure`: one attempt per call (no retry, no Retry-After wait)
+  with a shorter timeout (``VIEW_TIMEOUT``), so a reading is always quick and bounded.
 
 Every failure is a :class:`ProviderError` (the domain's ``ProviderFailure``, carrying the
 ``ProviderFailed`` outcome to record) whose ``kind`` says what happened:
@@ -40,21 +46,31 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Final, Self
+from urllib.parse import quote
 
 import httpx
 
 from bot.domain.outcomes import Cleared, ErrorKind, ProviderFailed, ProviderFailure
+from bot.domain.views import ProviderView, UnavailableKind, ViewFailure, ViewUnavailable
 
 log = logging.getLogger(__name__)
 
 CONFIRM_PATH: Final = "email-verification/confirmed"
 STATUS_PATH: Final = "email-verification/status"
+DOMAINS_PATH: Final = "v2/domains"
+VIEW_PATH: Final = "v2/domains/{id}/email-verification"
+# The v2 scope the per-domain view needs.
+VIEW_SCOPE: Final = "read:domains"
+# Seconds for one call of the per-domain view, at most (HOSTUP_TIMEOUT when that is shorter).
+VIEW_TIMEOUT: Final = 5.0
+# Calls one reading makes at most: the list (for the id), then the view.
+VIEW_CALLS: Final = 2
 USER_AGENT: Final = "verify-email-bot"
 
 MAX_MESSAGE_CHARS: Final = 500
@@ -200,6 +216,15 @@ def status_domain_name(item: object) -> str | None:
         if name is not None:
             return name
     return None
+
+
+def _object(value: object) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (for reading nested fields)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _bool(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -365,15 +390,26 @@ class HostupClient:
         )
 
     @property
+    def view_timeout(self) -> float:
+        return min(self.timeout, VIEW_TIMEOUT)
+
+    @property
+    def max_view_duration(self) -> float:
+        """Seconds one ``view`` can take at most: each of its calls, twice its timeout."""
+        return VIEW_CALLS * 2 * self.view_timeout
+
+    @property
     def max_duration(self) -> float:
-        """Seconds one ``confirm`` can take at most: every attempt, and the waits between them.
+        """Seconds a claimed request can stay executing at most: every attempt of ``confirm``
+        and the waits between them, then the read-back of the domain's view.
 
         httpx applies ``timeout`` to connecting and to each read; twice it per attempt is a
         generous bound. A claim older than this cannot still be waiting on the provider.
         """
-        return self.max_attempts * 2 * self.timeout + (self.max_attempts - 1) * max(
+        confirm = self.max_attempts * 2 * self.timeout + (self.max_attempts - 1) * max(
             self.max_retry_after, CONNECT_BACKOFF * 2.0 ** (self.max_attempts - 1)
         )
+        return confirm + self.max_view_duration
 
     def __repr__(self) -> str:
         return f"HostupClient(base_url={self.base_url!r}, max_attempts={self.max_attempts!r})"
@@ -432,6 +468,119 @@ class HostupClient:
             listed=len(items),
             loading=loading,
             last_checked=clean_text(data.get("lastChecked"), MAX_ID_CHARS),
+        )
+
+    def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
+        """The provider's email-verification view of ``domain``; raises ViewFailure.
+
+        The domain's id comes from the list filtered by name, unless ``domain_id`` (from an
+        earlier reading) is given. Every field is read leniently: a missing or mistyped one is
+        left out, never a reason to refuse the reading; only a body that is not a JSON object,
+        or one with no ``status``, is.
+        """
+        if domain_id is None:
+            domain_id = self._domain_id(domain)
+        answer = self._read_v2(domain, VIEW_PATH.format(id=quote(domain_id, safe="")), None)
+        payload = answer.payload
+        if isinstance(payload, dict) and "status" not in payload and "data" in payload:
+            payload = payload["data"]  # an envelope, as the v1 API has: accepted as well
+        if not isinstance(payload, dict):
+            raise self._view_failure(
+                domain, "bad_response", "its answer is not a JSON object", answer.status
+            )
+        status = clean_text(payload.get("status"), 40)
+        if status is None:
+            raise self._view_failure(domain, "bad_response", "its answer has no status")
+        verification = _object(payload.get("verification"))
+        can_resend = _object(_object(payload.get("actions")).get("canResend")).get("allowed")
+        return ProviderView(
+            domain=domain,
+            status=status.lower(),
+            read_at=datetime.now(UTC),
+            domain_id=domain_id,
+            is_verified=_bool(payload.get("isVerified")),
+            is_suspended=_bool(payload.get("isSuspended")),
+            reason=self._redact_opt(clean_text(payload.get("reason"), MAX_MESSAGE_CHARS)),
+            verified_at=clean_text(payload.get("verifiedAt"), MAX_ID_CHARS),
+            last_checked_at=clean_text(payload.get("lastCheckedAt"), MAX_ID_CHARS),
+            method=clean_text(verification.get("method"), 40),
+            recipient=clean_text(verification.get("recipient"), MAX_ITEM_CHARS),
+            expires_at=clean_text(verification.get("expiresAt"), MAX_ID_CHARS),
+            can_resend=_bool(can_resend),
+        )
+
+    def view_access(self) -> ViewUnavailable | None:
+        """None when the key may read the per-domain view (one ``GET v2/domains?limit=1``,
+        read-only); else why it may not."""
+        try:
+            self._read_v2("the account's domains", DOMAINS_PATH, {"limit": "1"})
+        except ViewFailure as failure:
+            return failure.unavailable
+        return None
+
+    def _domain_id(self, domain: str) -> str:
+        """The provider's id of ``domain`` (``data[].id`` of the list, filtered by name)."""
+        answer = self._read_v2(domain, DOMAINS_PATH, {"name": domain})
+        payload = answer.payload
+        items = payload.get("data") if isinstance(payload, dict) else None
+        if items is not None and not isinstance(items, list):
+            raise self._view_failure(domain, "bad_response", "its list of domains is not a list")
+        wanted = domain.rstrip(".").lower()
+        for item in items or ():
+            item = _object(item)
+            name = clean_text(item.get("name"), MAX_ITEM_CHARS)
+            found = clean_text(item.get("id"), MAX_ID_CHARS)
+            if name is not None and found and name.rstrip(".").lower() == wanted:
+                return found
+        raise self._view_failure(domain, "not_found", "the provider has no domain by that name")
+
+    def _read_v2(self, domain: str, path: str, params: Mapping[str, str] | None) -> _Answer:
+        """One GET of the v2 API, with the key as a Bearer token; a 2xx answer, or ViewFailure."""
+        try:
+            answer = self._send(
+                "GET", path, None, params=params, bearer=True, timeout=self.view_timeout
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise self._view_failure(
+                domain, "unreachable", f"could not connect ({type(exc).__name__})"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise self._view_failure(domain, "timeout", "no answer in time") from exc
+        except httpx.TransportError as exc:
+            raise self._view_failure(
+                domain, "timeout", f"the connection broke ({type(exc).__name__})"
+            ) from exc
+        status = answer.status
+        log.info("Provider GET %s answered %d", path.split("?")[0], status)
+        if 200 <= status < 300 and not answer.too_large and not answer.undecodable:
+            return answer
+        code, detail, _ = _error_fields(answer.payload)
+        said = f": {detail}" if detail else ""
+        kind: UnavailableKind
+        if status in (401, 403):
+            kind, why = "no_scope", f"the API key may not read it (needs {VIEW_SCOPE}){said}"
+        elif status == 404:
+            kind, why = "not_found", f"the provider has no such domain{said}"
+        elif status == 429:
+            kind, why = "rate_limited", "the provider is limiting how often we call it"
+        elif 500 <= status < 600:
+            kind, why = "server_error", f"the provider failed{said}"
+        else:
+            kind, why = "bad_response", f"an answer this bot does not expect{said}"
+        if code and code not in why:
+            why += f" (code {code})"
+        raise self._view_failure(domain, kind, why, status)
+
+    def _view_failure(
+        self, domain: str, kind: UnavailableKind, why: str, status: int | None = None
+    ) -> ViewFailure:
+        words = f" (HTTP {_status_words(status)})" if status is not None and status >= 300 else ""
+        message = self._redact(clean_text(f"{why}{words}", MAX_MESSAGE_CHARS) or kind)
+        log.warning("Provider view of %s unavailable: %s", domain, message)
+        return ViewFailure(
+            ViewUnavailable(
+                domain=domain, kind=kind, message=message, read_at=datetime.now(UTC), status=status
+            )
         )
 
     # -- one call, with the retries that are safe
@@ -496,12 +645,28 @@ class HostupClient:
                 return answer
             raise self._error_from_answer(answer, attempt)
 
-    def _send(self, method: str, path: str, body: Mapping[str, Any] | None) -> _Answer:
-        request = self._client.build_request(method, path, json=body)
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        *,
+        params: Mapping[str, str] | None = None,
+        bearer: bool = False,
+        timeout: float | None = None,
+    ) -> _Answer:
+        timeout = self.timeout if timeout is None else timeout
+        request = self._client.build_request(
+            method, path, json=body, params=params, timeout=httpx.Timeout(timeout)
+        )
+        if bearer:
+            # The v2 API takes the key as a Bearer token, and only that.
+            del request.headers["X-API-Key"]
+            request.headers["Authorization"] = f"Bearer {self._api_key}"
         # httpx times each read, not the whole answer: a provider that trickles its body could
         # hold a call open for ever. Each attempt gets twice the timeout in all (see
         # max_duration), which the interrupted-call sweep relies on.
-        deadline = time.monotonic() + 2 * self.timeout
+        deadline = time.monotonic() + 2 * timeout
         response = self._client.send(request, stream=True)
         try:
             chunks: list[bytes] = []

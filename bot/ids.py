@@ -17,9 +17,12 @@ REASON_INPUT = "reason_input"
 APPROVE_ACTION = "verify_email_approve"
 REJECT_ACTION = "verify_email_reject"
 ACTIONS_BLOCK = "verify_email_actions"
-# The Retry button on the thread reply of a request whose outcome is unknown.
+# The buttons on the thread reply of a request whose outcome is unknown: Retry, Check provider
+# (read the provider's view of the domain again) and Resolved (close it without a Retry).
 RETRY_ACTION = "verify_email_retry"
 RETRY_BLOCK = "verify_email_retry_actions"
+CHECK_ACTION = "verify_email_check_provider"
+RESOLVE_ACTION = "verify_email_resolve"
 
 # The Cancel button on the DM that tells the requester where the request went (and on the App
 # Home). Its value is the request id.
@@ -30,3 +33,8 @@ CANCEL_BLOCK = "verify_email_cancel_actions"
 REJECT_VIEW = "verify_email_reject"
 REJECT_REASON_BLOCK = "reject_reason_block"
 REJECT_REASON_INPUT = "reject_reason_input"
+
+# The modal opened by Resolved, asking why (required: it is the audit's record of the decision).
+RESOLVE_VIEW = "verify_email_resolve"
+RESOLVE_NOTE_BLOCK = "resolve_note_block"
+RESOLVE_NOTE_INPUT = "resolve_note_input"

@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 
 from bot import blocks
 from bot.domain.model import History, VerificationRequest
+from bot.domain.views import DomainReading
 from bot.slack_errors import CALL_ERRORS, classify
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,23 @@ class Notifier:
         text, reply_blocks = blocks.result_reply(request)
         self._call(
             f"reply in the thread of request {request.id}",
+            self.client.chat_postMessage,
+            channel=request.channel or self.channel,
+            thread_ts=request.message_ts,
+            text=text,
+            blocks=reply_blocks,
+            unfurl_links=False,
+        )
+
+    def reply_check(self, request: VerificationRequest, reading: DomainReading, by: str) -> None:
+        """Post what Check provider read (and what it means) in the request's thread."""
+        if not request.message_ts:
+            raise DeliveryError(
+                f"reply about request {request.id}", "it has no message", permanent=True
+            )
+        text, reply_blocks = blocks.check_reply(request, reading, by)
+        self._call(
+            f"reply with a provider check in the thread of request {request.id}",
             self.client.chat_postMessage,
             channel=request.channel or self.channel,
             thread_ts=request.message_ts,

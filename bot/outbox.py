@@ -44,6 +44,7 @@ from bot.domain.model import (
     utcnow,
 )
 from bot.domain.outcomes import NotPosted, outcome_from_dict
+from bot.domain.views import DomainReading, view_from_dict
 from bot.notify import DeliveryError, Posted
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,10 @@ class Messenger(Protocol):
     def show(self, request: VerificationRequest, history: History | None = None) -> None: ...
 
     def reply_result(self, request: VerificationRequest) -> None: ...
+
+    def reply_check(
+        self, request: VerificationRequest, reading: DomainReading, by: str
+    ) -> None: ...
 
     def remind(self, request: VerificationRequest) -> None: ...
 
@@ -223,11 +228,17 @@ class Outbox:
             if event.action in PROVIDER_ACTIONS
             else request.outcome
         )
-        note = event.details.get("note") if event.action == Action.REJECT else None
+        note = (
+            event.details.get("note") if event.action in (Action.REJECT, Action.RESOLVE) else None
+        )
+        readback = request.readback
+        if event.action in PROVIDER_ACTIONS and isinstance(event.details.get("readback"), dict):
+            readback = view_from_dict(event.details["readback"])
         return replace(
             request,
             state=event.to_state,
             outcome=outcome,
+            readback=readback,
             decided_by=request.decided_by if event.actor == "bot" else event.actor,
             decision_note=note or request.decision_note,
         )
@@ -246,6 +257,15 @@ class Outbox:
             self.notifier.show(request, self._history(request))
         elif kind == Notice.REPLY_RESULT:
             self.notifier.reply_result(self._as_of(entry, request))
+        elif kind == Notice.REPLY_CHECK:
+            event = self.queue.audit_entry(entry.audit_id) if entry.audit_id is not None else None
+            reading = request.readback
+            if event is not None and isinstance(event.details.get("reading"), dict):
+                reading = view_from_dict(event.details["reading"])  # what that click read
+            if reading is None:
+                raise DeliveryError(kind, "there is no reading to show", permanent=True)
+            by = event.actor if event is not None else "an approver"
+            self.notifier.reply_check(request, reading, by)
         elif kind == Notice.DM_POSTED:
             if not request.message_ts:
                 # DMs have their own lane: the post may simply not have gone out yet.

@@ -191,7 +191,7 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
     if isinstance(reply.body, dict) and reply.body.get("errors"):
         narrator.say(f"The form refused it: {json.dumps(reply.body['errors'])}")
         return 1
-    message = driver.request_message(email)
+    message = driver.with_provider_line(driver.request_message(email))
 
     narrator.heading(f"#{NAMES[CHANNEL]}: the request")
     narrator.say(render(message))

@@ -10,10 +10,11 @@ import pytest
 
 from bot import blocks
 from bot.domain.inputs import InvalidInput, validate_email, validate_reason
-from bot.domain.model import TRANSITIONS, Notice, State, can_transition
+from bot.domain.model import TRANSITIONS, Notice, State, can_transition, utcnow
 from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import ApprovalPolicy, Approvals
+from bot.domain.views import ProviderView
 from bot.listeners.parsing import parse_command_text
 from bot.store import open_store
 
@@ -53,6 +54,10 @@ class StubProvider:
         if isinstance(self.answer, ProviderFailed):
             raise ProviderFailure(self.answer)
         return self.answer
+
+    def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
+        """The provider's view reads pending (the service reads it; no test here counts it)."""
+        return ProviderView(domain=domain, status="pending", read_at=utcnow(), domain_id="dom_1")
 
 
 class Roles:
@@ -207,6 +212,7 @@ def test_state_machine_matches_design():
         (State.EXECUTING, State.FAILED),
         (State.EXECUTING, State.UNKNOWN),
         (State.UNKNOWN, State.EXECUTING),
+        (State.UNKNOWN, State.RESOLVED),
     }
     assert not can_transition(State.SUCCEEDED, State.EXECUTING)
 

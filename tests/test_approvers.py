@@ -96,6 +96,7 @@ def test_two_distinct_approvers_are_needed_and_the_provider_is_called_once(quoru
     trail = world.services.store.audit_log(request.id)
     assert [(e.action, e.actor) for e in trail] == [
         (Action.CREATE, REQUESTER),
+        (Action.LOOKUP, "bot"),
         (Action.APPROVAL, APPROVER),
         (Action.APPROVE, SECOND_APPROVER),
         (Action.PROVIDER_SUCCESS, SECOND_APPROVER),

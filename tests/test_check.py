@@ -22,7 +22,13 @@ from slack_sdk.errors import SlackApiError
 
 from bot.check import DEFAULT_TIMEOUT, DESCRIPTION, add_arguments, run_check, safe_url
 from bot.settings import Settings
-from bot.standins.provider import CONFIRM_PATH, STATUS_PATH, FakeProvider, Response
+from bot.standins.provider import (
+    CONFIRM_PATH,
+    DOMAINS_PATH,
+    STATUS_PATH,
+    FakeProvider,
+    Response,
+)
 from bot.standins.slack import DEFAULT_SCOPES, FakeSlack
 from bot.store import open_store
 
@@ -150,8 +156,9 @@ def closed_port_url(path: str = "/") -> str:
 def test_a_good_configuration_passes_every_check_and_changes_nothing(
     run, slack: FakeSlack, provider: FakeProvider, db_path: Path
 ) -> None:
-    """All six checks pass, one ok line each (one per group), in order, exit 0; Slack is only
-    read, the provider only sees GET status, and the database file is not created."""
+    """All seven checks pass, one ok line each (one per group), in order, exit 0; Slack is only
+    read, the provider only sees GET status and one GET of its v2 domain list, and the
+    database file is not created."""
     result = run()
     assert result.code == 0
     assert result.lines == [
@@ -163,12 +170,17 @@ def test_a_good_configuration_passes_every_check_and_changes_nothing(
         f"ok    User group {REQUESTER_GROUP} in REQUESTERS resolves: 1 member",
         f"ok    The provider accepts HOSTUP_API_KEY (read-only GET {provider.url}/"
         "email-verification/status answered; 1 domain in its cache)",
+        f"ok    HOSTUP_API_KEY can read the provider's per-domain view (GET {provider.url}/"
+        "v2/domains)",
         f"ok    The store at DATABASE_URL sqlite:///{db_path} does not exist yet; its "
         f"directory {db_path.parent} is writable, and the bot creates the database when it "
         "starts",
     ]
     assert {c.method for c in slack.calls} == SLACK_READS
     assert [(c["method"], c["path"]) for c in provider.calls] == [("GET", STATUS_PATH)]
+    assert [(c["method"], c["path"], c["query"]) for c in provider.view_calls] == [
+        ("GET", DOMAINS_PATH, {"limit": ["1"]})
+    ]
     assert list(db_path.parent.iterdir()) == []
 
 
@@ -286,7 +298,7 @@ def test_a_bad_bot_token_fails_and_skips_the_checks_that_need_it(run, slack: Fak
     line = result.one("FAIL  SLACK_BOT_TOKEN: ", "invalid_auth")
     assert "OAuth & Permissions" in line
     result.one("skip  ", f"APPROVAL_CHANNEL {CHANNEL}", "user groups")
-    result.one("ok    ", "HOSTUP_API_KEY")
+    result.one("ok    ", "The provider accepts HOSTUP_API_KEY")
     result.one("ok    ", "DATABASE_URL")
     assert {c.method for c in slack.calls} == {"auth.test"}
 
@@ -438,6 +450,24 @@ def test_a_short_secret_is_scrubbed_where_it_stands_alone(
     assert "with invalid_auth [redacted]." in result.one("FAIL  SLACK_BOT_TOKEN: ")
     assert result.lines[0] == "ok    Settings are valid (HTTP mode on port 3000)"
     result.one("ok    The provider accepts HOSTUP_API_KEY")
+
+
+def test_a_key_without_the_view_scope_is_a_warning_naming_it(run, provider: FakeProvider) -> None:
+    """A key the v2 view refuses (403): the bot still works, so a warn line (exit 0) that
+    names the missing scope read:domains and what the bot does without it."""
+    provider.scopes.clear()
+    result = run()
+    assert result.code == 0
+    result.one("warn  ", "HOSTUP_API_KEY may not read", "read:domains", "requests still work")
+    assert not any(PROVIDER_KEY in line for line in result.lines)
+
+
+def test_a_view_that_fails_otherwise_is_a_warning(run, provider: FakeProvider) -> None:
+    """A v2 view failing with a server error is a warn line too, saying what it was."""
+    provider.script_view("server_error")
+    result = run()
+    assert result.code == 0
+    result.one("warn  ", "Could not read the provider's per-domain view", "HTTP 500")
 
 
 def test_provider_unreachable_names_hostup_api_url(run) -> None:

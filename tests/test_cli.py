@@ -124,6 +124,7 @@ def test_sandbox_keeps_store_only_when_asked(tmp_path):
         assert request.state.value == "succeeded"
         assert [e.action for e in store.audit_log(request.id)] == [
             "create",
+            "lookup",
             "approve",
             "provider_success",
         ]

@@ -74,7 +74,7 @@ def test_timeout_becomes_unknown_with_retry_in_thread(world):
     message, reply = unknown_request(world)
     assert request_of(world, message).state is State.UNKNOWN
     assert "may or may not" in text_of(reply)
-    assert buttons(reply) == [ids.RETRY_ACTION]
+    assert buttons(reply) == [ids.CHECK_ACTION, ids.RETRY_ACTION, ids.RESOLVE_ACTION]
     assert buttons(world.slack.message(world.driver.channel, message["ts"])) == []
 
 
@@ -93,6 +93,7 @@ def test_retry_calls_provider_again_and_audits_each_attempt(world):
     actions = [(e.action, e.actor) for e in world.services.store.audit_log(request.id)]
     assert actions == [
         ("create", REQUESTER),
+        ("lookup", "bot"),
         ("approve", APPROVER),
         ("provider_error", APPROVER),
         ("retry", SECOND_APPROVER),
@@ -152,7 +153,7 @@ def test_interrupted_call_becomes_unknown_without_a_click(world):
     assert maintenance.run_once()["interrupted"] == 1
     assert store.get(request.id).state is State.UNKNOWN
     reply = world.driver.wait_thread_reply(message)
-    assert buttons(reply) == [ids.RETRY_ACTION]
+    assert buttons(reply) == [ids.CHECK_ACTION, ids.RETRY_ACTION, ids.RESOLVE_ACTION]
     assert "stopped while it was calling" in text_of(reply)
     assert world.provider.calls == []
 
@@ -178,6 +179,7 @@ def test_expiry_sweep_updates_message_without_a_click(world):
 def test_expiry_sweep_on_two_replicas_changes_once(world):
     """Two replicas sweeping the same store: exactly one expires the request and updates it."""
     world.driver.ask(REQUESTER, "alice@example.com")
+    shown = len(world.slack.calls_to("chat.update"))  # the provider line
     later(world, 86400 + 1)
     from bot.services import build_services
 
@@ -188,7 +190,7 @@ def test_expiry_sweep_on_two_replicas_changes_once(world):
     finally:
         other.close()
     assert sorted(r["expired"] for r in rounds) == [0, 1]
-    assert len(world.slack.calls_to("chat.update")) == 1
+    assert len(world.slack.calls_to("chat.update")) == shown + 1
 
 
 # ------------------------------------------------------------- 5. one open request per email
@@ -352,6 +354,7 @@ def test_audit_export_csv_and_json(world):
     records = {r["email"]: r for r in json.loads(out.getvalue())}
     assert [h["action"] for h in records["alice@example.com"]["history"]] == [
         "create",
+        "lookup",
         "approve",
         "provider_success",
     ]

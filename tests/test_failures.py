@@ -180,7 +180,12 @@ def test_documented_400_is_shown_with_code_message_and_request_id(world: World) 
     assert settled.request.outcome.provider_request_id == rid
     assert world.services is not None
     log = world.services.store.audit_log(settled.request.id)
-    assert [e.to_state for e in log] == [State.PENDING, State.EXECUTING, State.FAILED]
+    assert [e.to_state for e in log] == [
+        State.PENDING,
+        State.PENDING,  # the provider's view, read after posting
+        State.EXECUTING,
+        State.FAILED,
+    ]
     assert log[-1].action == "provider_error"
     assert log[-1].actor == APPROVER
     assert log[-1].details["provider_request_id"] == rid
@@ -523,6 +528,7 @@ def test_slack_429_on_the_message_update_is_retried(world: World) -> None:
     still ends showing the failed state with no buttons."""
     assert world.driver is not None
     message = ask(world)
+    before = len(world.slack.calls_to("chat.update"))  # the provider line, shown already
     world.slack.fail_next("chat.update", error="ratelimited", status=429, retry_after=0, times=2)
     world.provider.enqueue(Response.error(503, "Service temporarily unavailable", shape="problem"))
 
@@ -530,7 +536,7 @@ def test_slack_429_on_the_message_update_is_retried(world: World) -> None:
     final = world.driver.final_message(message)
     reply = world.driver.wait_thread_reply(message)
 
-    updates = world.slack.calls_to("chat.update")
+    updates = world.slack.calls_to("chat.update")[before:]
     assert [c.status for c in updates[:2]] == [429, 429]
     assert updates[-1].ok
     assert "state: failed" in visible(final)

@@ -16,6 +16,7 @@ import pytest
 
 from bot import hostup
 from bot.domain.outcomes import Cleared, ProviderFailed, outcome_to_dict
+from bot.domain.views import ViewFailure
 from bot.hostup import HostupClient, ProviderError, ProviderStatus
 from bot.standins.provider import MODES, ErrorShape, FakeProvider, Response
 
@@ -792,3 +793,145 @@ def test_a_trickled_answer_is_cut_off_at_the_deadline() -> None:
         thread.join(timeout=5)
     assert info.value.outcome_unknown is True
     assert elapsed <= client.max_duration + 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# The v2 per-domain view
+
+
+def test_view_finds_the_id_by_name_then_reads_the_view(
+    make_client: MakeClient, provider: FakeProvider
+) -> None:
+    """``view`` lists by name for the id, then reads that id's view: two GETs with the key as a
+    Bearer token (and not as X-API-Key); every documented field is read."""
+    provider.set_domain(
+        "example.com",
+        status="pending",
+        recipient="owner@example.com",
+        expires_at="2026-12-10T00:00:00.000Z",
+        can_resend=True,
+    )
+    view = make_client().view("example.com")
+    assert (view.status, view.recipient, view.expires_at, view.can_resend) == (
+        "pending",
+        "owner@example.com",
+        "2026-12-10T00:00:00.000Z",
+        True,
+    )
+    assert (view.is_verified, view.is_suspended, view.method) == (False, False, "email")
+    assert view.domain_id == provider.domain("example.com").id
+    calls = provider.view_calls
+    assert [c["path"] for c in calls] == [
+        "/api/v2/domains",
+        f"/api/v2/domains/{view.domain_id}/email-verification",
+    ]
+    assert calls[0]["query"] == {"name": ["example.com"]}
+    for call in calls:
+        assert call["headers"]["authorization"] == f"Bearer {KEY}"
+        assert "x-api-key" not in call["headers"]
+    assert provider.calls == []  # nothing reached the v1 API
+
+
+def test_view_with_a_known_id_is_one_call_and_the_id_is_path_escaped(
+    make_client: MakeClient, provider: FakeProvider
+) -> None:
+    """A known id skips the list; an id with a slash or a ``?`` cannot change the path."""
+    provider.enqueue_view(Response.json(200, {"status": "verified", "isVerified": True}))
+    view = make_client().view("example.com", "dom_../x?y")
+    assert view.verified and view.domain_id == "dom_../x?y"
+    [call] = provider.view_calls
+    assert call["path"] == "/api/v2/domains/dom_..%2Fx%3Fy/email-verification"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "pending"},  # every other field missing
+        {"data": {"status": "pending"}},  # in an envelope, as the v1 API answers
+        {
+            "status": "pending",
+            "isVerified": "no",
+            "isSuspended": 1,
+            "verification": "email",
+            "actions": {"canResend": True},
+            "reason": ["x"],
+        },  # fields of the wrong type are left out
+        {"status": "Pending\u0000\n", "reason": "a\x1bb"},  # control characters dropped
+    ],
+)
+def test_view_reads_any_shape_with_a_status_leniently(
+    make_client: MakeClient, provider: FakeProvider, body: dict[str, Any]
+) -> None:
+    provider.enqueue_view(Response.json(200, body))
+    view = make_client().view("example.com", "dom_1")
+    assert view.status == "pending"
+    assert view.reason in (None, "a b")
+    assert view.is_verified is None or isinstance(view.is_verified, bool)
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        (Response.json(200, {"verified": True}), "bad_response"),  # no status
+        (Response.json(200, ["pending"]), "bad_response"),
+        (Response.html(200), "bad_response"),
+        (Response(401, {"code": "unauthorized"}, "application/problem+json"), "no_scope"),
+        (Response(403, {"code": "forbidden"}, "application/problem+json"), "no_scope"),
+        (Response(404, {"code": "not_found"}, "application/problem+json"), "not_found"),
+        (Response(429, {}, "application/problem+json", {"Retry-After": "60"}), "rate_limited"),
+        (Response(503, {}, "application/problem+json"), "server_error"),
+        (Response(302, b"", "text/html", {"Location": "https://x"}), "bad_response"),
+        (Response.close_after_read(), "timeout"),
+        (Response.hang(5), "timeout"),
+    ],
+)
+def test_view_failures_are_typed_and_never_retried(
+    make_client: MakeClient,
+    provider: FakeProvider,
+    sleeps: list[float],
+    answer: Response,
+    kind: str,
+) -> None:
+    """Each way the view can fail is one ViewFailure of its kind, after a single attempt (no
+    Retry-After wait: a reading must stay quick)."""
+    provider.enqueue_view(answer)
+    with pytest.raises(ViewFailure) as failed:
+        make_client().view("example.com", "dom_1")
+    assert failed.value.unavailable.kind == kind
+    assert len(provider.view_calls) == 1 and sleeps == []
+    assert KEY not in failed.value.unavailable.message
+
+
+def test_view_of_a_domain_not_on_the_account_is_not_found(
+    make_client: MakeClient, provider: FakeProvider
+) -> None:
+    """The list has no item of that name (or only others): not_found, without a second call."""
+    provider.unknown_domains.add("example.com")
+    with pytest.raises(ViewFailure) as failed:
+        make_client().view("example.com")
+    assert failed.value.unavailable.kind == "not_found"
+    provider.enqueue_view(Response.json(200, {"data": [{"id": "dom_9", "name": "other.org"}]}))
+    with pytest.raises(ViewFailure):
+        make_client().view("example.com")
+    assert len(provider.view_calls) == 2
+
+
+def test_view_timeout_is_capped_and_bounds_the_executing_time(make_client: MakeClient) -> None:
+    """A reading's calls time out after at most VIEW_TIMEOUT, and max_duration (the
+    interrupted-call sweep's bound) covers the confirm call and a full reading after it."""
+    client = make_client(timeout=60)
+    assert client.view_timeout == hostup.VIEW_TIMEOUT
+    assert client.max_view_duration == hostup.VIEW_CALLS * 2 * hostup.VIEW_TIMEOUT
+    quick = make_client(timeout=0.3)
+    assert quick.view_timeout == 0.3
+    assert quick.max_duration > quick.max_view_duration > 0
+
+
+def test_view_access_probes_the_list_once(make_client: MakeClient, provider: FakeProvider) -> None:
+    """``view_access`` is None for a key with read:domains, else says why, after one GET."""
+    client = make_client()
+    assert client.view_access() is None
+    provider.scopes.clear()
+    refused = client.view_access()
+    assert refused is not None and refused.kind == "no_scope" and "read:domains" in refused.message
+    assert [c["query"] for c in provider.view_calls] == [{"limit": ["1"]}, {"limit": ["1"]}]

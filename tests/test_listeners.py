@@ -212,6 +212,7 @@ def test_every_id_the_bot_shows_is_routed() -> None:
         blocks.result_reply(request(state=State.UNKNOWN, outcome=Interrupted()))[1],
         blocks.request_modal("alice@example.com"),
         blocks.reject_modal(request()),
+        blocks.resolve_modal(request(state=State.UNKNOWN)),
         blocks.submitted_dm(request(), "C1")[1],
     )
     subscribed = {("event", e) for e in BOT_EVENTS}  # the manifest's bot_events

@@ -34,10 +34,12 @@ from bot.domain.model import (
     OpenRequestExists,
     State,
     is_request_id,
+    utcnow,
 )
 from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
 from bot.domain.refusals import Refused
 from bot.domain.service import ApprovalPolicy, Approvals
+from bot.domain.views import ProviderView
 from bot.hostup import HostupClient, ProviderError, status_domain_name
 from bot.listeners.parsing import (
     input_value,
@@ -83,6 +85,10 @@ class ScriptedProvider:
                 ProviderFailed(kind="timeout", message="no answer", outcome_unknown=True)
             )
         return Cleared((email.rpartition("@")[2],), ("1",), "cleared")
+
+    def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
+        """The provider's view reads pending (the service reads it; no test here counts it)."""
+        return ProviderView(domain=domain, status="pending", read_at=utcnow(), domain_id="dom_1")
 
 
 class Everyone:

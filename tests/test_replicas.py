@@ -71,6 +71,7 @@ def test_request_made_on_one_replica_is_approved_through_the_other(replicas: Rep
         [request] = store.list_requests()
         assert [e.action for e in store.audit_log(request.id)] == [
             "create",
+            "lookup",
             "approve",
             "provider_success",
         ]

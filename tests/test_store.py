@@ -31,10 +31,12 @@ from bot.domain.model import (
     State,
     VerificationRequest,
     new_request_id,
+    utcnow,
 )
 from bot.domain.outcomes import Cleared, NotPosted
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import ApprovalPolicy, Approvals, Transition
+from bot.domain.views import ProviderView
 from bot.store import (
     BaseSQLStore,
     SQLiteStore,
@@ -1152,7 +1154,7 @@ def test_sqlite_settings_wal_full_sync_busy_timeout_and_schema(
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
     assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {
         "requests_open_email",
@@ -1696,6 +1698,10 @@ class _Everyone:
 class _Cleared:
     def confirm(self, email: str) -> Cleared:
         return Cleared(("example.com",), ("1",), "Verification caches cleared")
+
+    def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
+        """The provider's view reads pending (the service reads it; no test here counts it)."""
+        return ProviderView(domain=domain, status="pending", read_at=utcnow(), domain_id="dom_1")
 
 
 class _NoDelivery:

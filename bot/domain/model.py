@@ -4,10 +4,12 @@ States::
 
     pending -> executing -> succeeded | failed | unknown
     unknown -> executing            (Retry, by an approver)
+    unknown -> resolved             (an approver closes it, having checked the provider)
     pending -> rejected | expired | cancelled   (cancelled: by the requester)
 
 A pending request may also record something without moving: an approval that is not yet the
-last one the quorum needs (APPROVALS_REQUIRED), or a reminder to the approvers.
+last one the quorum needs (APPROVALS_REQUIRED), or a reminder to the approvers. A request in
+any state may record a reading of the provider's per-domain view (bot/domain/views.py).
 
 ``unknown`` means the provider call may or may not have reached the provider (a timeout, a
 connection broken after sending, a crash mid-call). Every transition is appended to the audit
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 if TYPE_CHECKING:
     from bot.domain.outcomes import Outcome
+    from bot.domain.views import DomainReading
 
 
 class State(StrEnum):
@@ -36,26 +39,43 @@ class State(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    RESOLVED = "resolved"
 
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.PENDING: frozenset({State.EXECUTING, State.REJECTED, State.EXPIRED, State.CANCELLED}),
     State.EXECUTING: frozenset({State.SUCCEEDED, State.FAILED, State.UNKNOWN}),
-    State.UNKNOWN: frozenset({State.EXECUTING}),
+    State.UNKNOWN: frozenset({State.EXECUTING, State.RESOLVED}),
     State.SUCCEEDED: frozenset(),
     State.FAILED: frozenset(),
     State.REJECTED: frozenset(),
     State.EXPIRED: frozenset(),
     State.CANCELLED: frozenset(),
+    State.RESOLVED: frozenset(),
 }
 
 OPEN_STATES = frozenset({State.PENDING, State.EXECUTING, State.UNKNOWN})
 FINAL_STATES = frozenset(
-    {State.SUCCEEDED, State.FAILED, State.REJECTED, State.EXPIRED, State.CANCELLED}
+    {
+        State.SUCCEEDED,
+        State.FAILED,
+        State.REJECTED,
+        State.EXPIRED,
+        State.CANCELLED,
+        State.RESOLVED,
+    }
 )
 # The states a thread reply or a DM describes (what a decision or a provider call came to).
 DESCRIBED_STATES = frozenset(
-    {State.SUCCEEDED, State.FAILED, State.UNKNOWN, State.REJECTED, State.EXPIRED, State.CANCELLED}
+    {
+        State.SUCCEEDED,
+        State.FAILED,
+        State.UNKNOWN,
+        State.REJECTED,
+        State.EXPIRED,
+        State.CANCELLED,
+        State.RESOLVED,
+    }
 )
 
 
@@ -78,6 +98,9 @@ class Action(StrEnum):
     POST_FAILED = "post_failed"  # Slack would never take the message: pending -> expired
     CANCEL = "cancel"  # withdrawn by the requester: pending -> cancelled
     REMIND = "remind"  # the approvers were reminded: stays pending
+    RESOLVE = "resolve"  # an approver closed an unknown outcome, having checked: -> resolved
+    LOOKUP = "lookup"  # the provider's view read when the request was made: any state stays
+    CHECK = "check"  # the provider's view read again by an approver (Check provider)
 
 
 # The actions whose details are the provider's answer (or its absence): one per provider call.
@@ -91,10 +114,13 @@ DECISION_ACTIONS = frozenset(
         Action.EXPIRE,
         Action.POST_FAILED,
         Action.CANCEL,
+        Action.RESOLVE,
     }
 )
 # The actions that record something about a pending request without moving it.
 STAYING_ACTIONS = frozenset({Action.APPROVAL, Action.REMIND})
+# The actions that record a reading of the provider's view, in whatever state the request is.
+VIEW_ACTIONS = frozenset({Action.LOOKUP, Action.CHECK})
 
 
 class Lane(StrEnum):
@@ -118,6 +144,7 @@ class Notice(StrEnum):
     DM_OUTCOME = "dm_outcome"  # tell the requester how it ended
     DM_NOT_POSTED = "dm_not_posted"  # tell the requester it could not be posted
     REMIND = "remind"  # remind the approvers, in the request's thread
+    REPLY_CHECK = "reply_check"  # what Check provider read, in the request's thread
 
     @property
     def lane(self) -> Lane:
@@ -181,6 +208,10 @@ class VerificationRequest:
     approvals: tuple[Approval, ...] = ()
     # Bumped by every change: what an optimistic compare-and-set compares.
     version: int = 0
+    # The provider's view of the domain when the request was made (None: not read yet).
+    view: DomainReading | None = None
+    # The provider's view read last after the call (right after it, or by Check provider).
+    readback: DomainReading | None = None
 
     @property
     def approvers(self) -> tuple[str, ...]:

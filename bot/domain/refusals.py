@@ -25,6 +25,9 @@ class Refusal(StrEnum):
     NOT_THE_REQUESTER = "not_the_requester"  # only the requester may cancel
     EXPIRED_BEFORE_CANCEL = "expired_before_cancel"  # past REQUEST_TTL: nothing to cancel
     BUSY = "busy"  # the request kept changing under this click; nothing was done
+    NOT_CHECKABLE = "not_checkable"  # Check provider on anything but an unknown outcome
+    NOT_RESOLVABLE = "not_resolvable"  # Resolved on anything but an unknown outcome
+    NOTE_REQUIRED = "note_required"  # Resolved needs a word on why
 
 
 class Refused(Exception):

@@ -8,7 +8,7 @@ the same transaction), the provider call, and handing the notices to delivery.
 Ports (implemented at the edge, bot/services.py wires them):
 
 * :class:`RequestRepository`: durable requests and their audit log (bot/store/);
-* :class:`Provider`: the provider's confirm call (bot/hostup.py);
+* :class:`Provider`: the provider's confirm call and its per-domain view (bot/hostup.py);
 * :class:`Roles`: who is a requester or an approver (bot/roles.py);
 * :class:`Delivery`: sends what the outbox holds for a request (bot/outbox.py).
 """
@@ -45,6 +45,7 @@ from bot.domain.outcomes import (
     outcome_to_dict,
 )
 from bot.domain.refusals import Refusal, Refused
+from bot.domain.views import DomainReading, ProviderView, ViewFailure, view_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,15 @@ class Transition:
     notices: tuple[Notice, ...] = ()
     expected_version: int | None = None
     approvals: tuple[Approval, ...] | None = None
+    # The provider's view read back right after the call, stored with its outcome.
+    readback: DomainReading | None = None
 
     @property
     def audit_details(self) -> dict[str, Any]:
         """What the audit entry records: the outcome's serialised form, then ``details``."""
         base = outcome_to_dict(self.outcome) if self.outcome is not None else {}
+        if self.readback is not None:
+            base["readback"] = view_to_dict(self.readback)
         return base | dict(self.details)
 
 
@@ -123,10 +128,30 @@ class RequestRepository(Protocol):
         self, email: str, domain: str | None = None, *, since: datetime, limit: int = 20
     ) -> list[VerificationRequest]: ...
 
+    def record_view(
+        self,
+        request_id: str,
+        reading: DomainReading,
+        *,
+        action: Action,
+        actor: str,
+        now: datetime,
+        notices: Sequence[Notice] = (),
+    ) -> VerificationRequest | None:
+        """Store a reading of the provider's view with the request (``Action.LOOKUP``: as its
+        ``view``; ``Action.CHECK``: as its ``readback``), audited, in any state; None when
+        there is no such request."""
+        ...
+
 
 class Provider(Protocol):
     def confirm(self, email: str) -> Cleared:
         """Clear the verification for ``email``; raises ProviderFailure."""
+        ...
+
+    def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
+        """The provider's email-verification view of ``domain`` (looked up by name unless its
+        ``domain_id`` is known), bounded in time; raises ViewFailure."""
         ...
 
 
@@ -321,6 +346,100 @@ class Approvals:
         if expired is not None:
             self.delivery.deliver(expired.id)
         return request
+
+    def look_up(self, request_id: str) -> VerificationRequest | None:
+        """Read the provider's view of a new request's domain and show it beside the request.
+
+        Called once the request is posted (never before an ack, never holding up the post); a
+        failed reading is recorded as such, so it never blocks the request. None when there is
+        no such request; a request already looked up is left as it is.
+        """
+        request = self.requests.get(request_id)
+        if request is None or request.view is not None:
+            return request
+        reading = self._read_view(request)
+        recorded = self.requests.record_view(
+            request_id,
+            reading,
+            action=Action.LOOKUP,
+            actor="bot",
+            now=self.clock(),
+            notices=(Notice.SHOW,),
+        )
+        log.info("Request %s: the provider's view reads %s", request_id, _reading_word(reading))
+        self.delivery.deliver(request_id)
+        return recorded
+
+    def check_provider(self, request_id: str, approver: str) -> VerificationRequest:
+        """Check provider, on an unknown outcome: read the domain's view again and show it,
+        with what it means, in the thread. Read-only at the provider; the request stays
+        unknown until a person decides (Retry, or Resolved)."""
+        if not self.roles.is_approver(approver):
+            raise Refused(Refusal.NOT_AN_APPROVER)
+        request = self.get(request_id)
+        if request.state is not State.UNKNOWN:
+            raise Refused(Refusal.NOT_CHECKABLE, request)
+        reading = self._read_view(request)
+        recorded = self.requests.record_view(
+            request_id,
+            reading,
+            action=Action.CHECK,
+            actor=approver,
+            now=self.clock(),
+            notices=(Notice.REPLY_CHECK, Notice.SHOW),
+        )
+        if recorded is None:  # pragma: no cover - requests are never deleted
+            raise Refused(Refusal.UNKNOWN_REQUEST)
+        log.info(
+            "Request %s: %s checked the provider: %s", request_id, approver, _reading_word(reading)
+        )
+        self.delivery.deliver(request_id)
+        return recorded
+
+    def start_resolution(self, request_id: str, actor: str) -> VerificationRequest:
+        """Resolved was clicked: the request, if ``actor`` may close it now; raises Refused."""
+        if not self.roles.is_approver(actor):
+            raise Refused(Refusal.NOT_AN_APPROVER)
+        return self.resolvable(request_id, actor)
+
+    def resolvable(self, request_id: str, actor: str | None = None) -> VerificationRequest:
+        """The request, if it can be closed as resolved (by ``actor``); raises Refused.
+        Read-only."""
+        request = self.get(request_id)
+        if actor is not None and request.requester == actor and not self.policy.allow_self_approval:
+            raise Refused(Refusal.SELF_APPROVAL, request)  # four eyes, as for Retry
+        if request.state is not State.UNKNOWN:
+            raise Refused(Refusal.NOT_RESOLVABLE, request)
+        return request
+
+    def resolve(self, request_id: str, approver: str, note: str) -> VerificationRequest:
+        """Close an unknown outcome as resolved: an approver has checked the provider and
+        decided no Retry is needed. Audited with who and why; the provider is not called."""
+        if not self.roles.is_approver(approver):
+            raise Refused(Refusal.NOT_AN_APPROVER)
+        self.resolvable(request_id, approver)
+        note = clean_note(note)
+        if not note:
+            raise Refused(Refusal.NOTE_REQUIRED, self.get(request_id))
+        resolved = self.requests.transition(
+            Transition(
+                request_id,
+                UNKNOWN,
+                State.RESOLVED,
+                actor=approver,
+                action=Action.RESOLVE,
+                now=self.clock(),
+                details={"note": note},
+                decided_by=approver,
+                decision_note=note,
+                notices=DECIDED_NOTICES,
+            )
+        )
+        if resolved is None:  # retried or resolved by someone else in the same moment
+            raise Refused(Refusal.NOT_RESOLVABLE, self.get(request_id))
+        log.info("Request %s resolved by %s", request_id, approver)
+        self.delivery.deliver(request_id)
+        return resolved
 
     def approve(self, request_id: str, approver: str) -> VerificationRequest:
         """Approve. Until the quorum (APPROVALS_REQUIRED distinct approvers, not the requester
@@ -642,6 +761,10 @@ class Approvals:
             action = Action.PROVIDER_ERROR
         else:
             to_state, action = State.SUCCEEDED, Action.PROVIDER_SUCCESS
+        # What the domain reads now, stored with the outcome so the thread reply shows it:
+        # after a success, and (once, automatically) after an outcome nobody knows. A refusal
+        # changed nothing, so there is nothing to read back.
+        readback = self._read_view(request) if to_state is not State.FAILED else None
         final = self.requests.transition(
             Transition(
                 request.id,
@@ -651,10 +774,22 @@ class Approvals:
                 action=action,
                 now=self.clock(),
                 outcome=outcome,
+                readback=readback,
                 notices=DECIDED_NOTICES,
             )
         )
         return final or self._late(request, outcome)
+
+    def _read_view(self, request: VerificationRequest) -> DomainReading:
+        """The provider's view of the request's domain now: a reading, or why there is none.
+        Reuses the domain's id from an earlier reading, so a read-back is a single call."""
+        known = next(
+            (r.domain_id for r in (request.readback, request.view) if r and r.domain_id), None
+        )
+        try:
+            return self.provider.view(request.domain, known)
+        except ViewFailure as failure:
+            return failure.unavailable
 
     def _late(self, request: VerificationRequest, outcome: Outcome) -> VerificationRequest:
         """The provider answered after the request stopped being ``executing`` here.
@@ -669,3 +804,9 @@ class Approvals:
             outcome_to_dict(outcome),
         )
         return self.get(request.id)
+
+
+def _reading_word(reading: DomainReading) -> str:
+    if isinstance(reading, ProviderView):
+        return reading.status
+    return f"unavailable ({reading.kind})"

@@ -1,5 +1,5 @@
-"""The buttons: Approve and Reject on a request message, Retry on an unknown outcome, Cancel
-on the requester's DM."""
+"""The buttons: Approve and Reject on a request message; Retry, Check provider and Resolved on
+an unknown outcome; Cancel on the requester's DM."""
 
 from __future__ import annotations
 
@@ -133,5 +133,50 @@ def reject_clicked(
         answer.tell(
             blocks.refusal_text(
                 f"I could not open the reject form ({failure.error}). Please click Reject again."
+            )
+        )
+
+
+def check_clicked(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, context: BoltContext
+) -> None:
+    """Check provider: the reading is posted in the thread for everyone (the channel is the
+    record); only a refusal is private."""
+    ack()
+    answer = Answer(respond, body, context)
+    request_id = clicked_request(action, answer)
+    if request_id is None:
+        return
+    try:
+        services_of(context).approvals.check_provider(request_id, user_of(body))
+    except Refused as refused:
+        answer.tell(blocks.refusal_text(refused))
+
+
+def resolve_clicked(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, context: BoltContext
+) -> None:
+    """Resolved: opens the form asking why (the request is closed when it is submitted)."""
+    ack()
+    answer = Answer(respond, body, context)
+    request_id = clicked_request(action, answer)
+    if request_id is None:
+        return
+    services = services_of(context)
+    try:
+        request = services.approvals.start_resolution(request_id, user_of(body))
+    except Refused as refused:
+        answer.tell(blocks.refusal_text(refused))
+        return
+    try:
+        services.client.views_open(
+            trigger_id=body["trigger_id"], view=blocks.resolve_modal(request)
+        )
+    except CALL_ERRORS as exc:
+        failure = classify(exc)
+        log.error("Could not open the resolve form: %s", failure.error)
+        answer.tell(
+            blocks.refusal_text(
+                f"I could not open the form ({failure.error}). Please click Resolved again."
             )
         )

@@ -1,4 +1,4 @@
-"""Modal submissions: the request form and the reject form."""
+"""Modal submissions: the request form, the reject form and the resolve form."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, BoltContext
 
 from bot import blocks, ids
-from bot.domain.inputs import InvalidInput, validate_email, validate_reason
+from bot.domain.inputs import InvalidInput, clean_note, validate_email, validate_reason
 from bot.domain.model import OpenRequestExists, VerificationRequest
-from bot.domain.refusals import Refused
+from bot.domain.refusals import Refusal, Refused
 from bot.listeners import services_of
 from bot.listeners.parsing import input_value, request_id_from_metadata, user_of
 from bot.notify import DeliveryError
@@ -54,11 +54,15 @@ def request_submitted(
     # refusal goes by DM.
     ack()
     try:
-        services.approvals.submit(email, reason, user_id)
+        request = services.approvals.submit(email, reason, user_id)
     except Refused as refused:
         try_dm(services, user_id, blocks.refusal_text(refused))
+        return
     except OpenRequestExists as exc:  # someone asked in the same moment
         point_to_open_request(services, user_id, exc.existing)
+        return
+    # Posted already (submit delivers): now the provider's view, shown beside it once read.
+    services.approvals.look_up(request.id)
 
 
 def reject_submitted(
@@ -81,6 +85,33 @@ def reject_submitted(
     try:
         services.approvals.reject(request_id, user_id, note)
     except Refused as refused:  # not an approver, or decided by someone else meanwhile
+        try_dm(services, user_id, blocks.refusal_text(refused))
+
+
+def resolve_submitted(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
+) -> None:
+    services = services_of(context)
+    user_id = user_of(body)
+    request_id = request_id_from_metadata(view.get("private_metadata"))
+    note = input_value(view, ids.RESOLVE_NOTE_BLOCK, ids.RESOLVE_NOTE_INPUT)
+    if request_id is None:
+        ack(response_action="errors", errors={ids.RESOLVE_NOTE_BLOCK: "Unknown request."})
+        return
+    error = None
+    try:
+        services.approvals.resolvable(request_id, user_id)  # read-only, before the ack
+    except Refused as refused:
+        error = blocks.refusal_words(refused, mentions=False)
+    if error is None and not clean_note(note):
+        error = blocks.refusal_words(Refused(Refusal.NOTE_REQUIRED), mentions=False)
+    if error is not None:
+        ack(response_action="errors", errors={ids.RESOLVE_NOTE_BLOCK: error})
+        return
+    ack()  # before the role check, which may ask Slack about a user group
+    try:
+        services.approvals.resolve(request_id, user_id, note)
+    except Refused as refused:  # not an approver, or retried or resolved meanwhile
         try_dm(services, user_id, blocks.refusal_text(refused))
 
 

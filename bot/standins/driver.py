@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot import ids
+from bot.blocks import PROVIDER_LINE_MARK
 from bot.standins import payloads
 from bot.standins.slack import FakeSlack
 
@@ -189,6 +190,16 @@ class Driver:
 
         return self.slack.wait_for(find, self.timeout, what=f"request message for {email}")
 
+    def with_provider_line(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The request message once it shows the provider's view of the domain (the bot reads
+        it after posting, then updates the message), waiting for that update."""
+
+        def shown() -> dict[str, Any] | None:
+            current = self.slack.message(self.channel, message["ts"])
+            return current if PROVIDER_LINE_MARK in json.dumps(current.get("blocks", [])) else None
+
+        return self.slack.wait_for(shown, self.timeout, what="the provider's view on the request")
+
     def ask(self, user: str, email: str, reason: str = "TICKET-1") -> dict[str, Any]:
         """The whole request: command, modal, submit; returns the posted request message."""
         delivered = self.command(user, email)
@@ -199,8 +210,10 @@ class Driver:
         if reply.body not in ("", None) and reply.body != {}:
             raise RuntimeError(f"submit refused: {reply.body}")
         message = self.request_message(email)
-        # The bot's last step of a request is its DM to the requester; wait for it, so that what
-        # a caller does next (a scripted Slack failure, say) meets the approval, not the request.
+        # The bot's last steps of a request are its DM to the requester and the update showing
+        # the provider's view of the domain; wait for both, so that what a caller does next (a
+        # scripted Slack failure, say) meets the approval, not the request.
+        message = self.with_provider_line(message)
         self.slack.wait_for(
             lambda: (
                 any(

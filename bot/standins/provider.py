@@ -6,9 +6,17 @@ public API reference says, under the same ``/api`` prefix::
     POST /api/email-verification/confirmed   {"email": ..., "approved": "yes"} -> documented 200
     GET  /api/email-verification/status      -> {"success": true, "data": {"domains": [...], ...}}
 
-A request without the configured ``X-API-Key`` gets 401 problem details. Every request is
-recorded in :attr:`FakeProvider.calls`. By default every call succeeds; to script failures,
-queue answers, which are used one per request, in order, before the default comes back::
+and the v2 per-domain view (``Authorization: Bearer <key>``, scope ``read:domains``, errors as
+RFC 7807 problem details)::
+
+    GET  /api/v2/domains?name=example.com              -> {"data": [{"id": "dom_…", "name": …}]}
+    GET  /api/v2/domains/{id}/email-verification       -> {"status": "pending", "isVerified": …}
+
+A request without the configured ``X-API-Key`` (v1) or Bearer token (v2) gets 401 problem
+details. Every request to the v1 API is recorded in :attr:`FakeProvider.calls`, every one to
+the v2 view in :attr:`FakeProvider.view_calls`. By default every call succeeds; to script
+failures, queue answers, which are used one per request, in order, before the default comes
+back (``enqueue``/``script`` for the v1 API, ``enqueue_view``/``script_view`` for the view)::
 
     with FakeProvider(api_key="k") as provider:
         provider.enqueue(Response.error(400, "Email is required"))
@@ -17,7 +25,8 @@ queue answers, which are used one per request, in order, before the default come
         provider.enqueue(Response.close_after_read())
         provider.cleared_domains = ["a.example", "b.example"]
         provider.clients_notified = [3704, "3705"]
-        provider.delay = 0.2                         # before every answer
+        provider.delay = 0.2                         # before every v1 answer
+        provider.view_delay = 0.1                    # before every answer of the v2 view
         client = HostupClient(provider.url, "k", timeout=1)
 
 Handlers run on their own daemon threads, so a delayed or hanging answer never holds up other
@@ -34,18 +43,24 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, Self
+from urllib.parse import parse_qs
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api"
 CONFIRM_PATH = f"{PREFIX}/email-verification/confirmed"
 STATUS_PATH = f"{PREFIX}/email-verification/status"
+DOMAINS_PATH = f"{PREFIX}/v2/domains"
+VIEW_SUFFIX = "/email-verification"
+VIEW_SCOPE = "read:domains"
 MAX_REQUEST_BYTES = 1_000_000
+# The statuses the per-domain view documents.
+VIEW_STATUSES = ("verified", "unverified", "pending", "expired", "unknown")
 
 ErrorShape = Literal["documented", "problem"]
 
@@ -56,6 +71,15 @@ def _now() -> str:
 
 def _new_request_id() -> str:
     return str(uuid.uuid4())
+
+
+def _now_plus_days(days: int) -> str:
+    moment = datetime.now(UTC) + timedelta(days=days)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _is_v2(path: str) -> bool:
+    return path == DOMAINS_PATH or path.startswith(DOMAINS_PATH + "/")
 
 
 def _code_for(status: int) -> str:
@@ -178,6 +202,21 @@ class Response:
         return cls(action="close")
 
 
+def problem(status: int, code: str, detail: str, instance: str = "/api/v2/...") -> Response:
+    """An RFC 7807 problem document as the v2 API sends it (developer.hostup.se/errors)."""
+    body = {
+        "type": f"https://developer.hostup.se/errors/{code}",
+        "title": _phrase(status),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": instance,
+        "requestId": f"req_{uuid.uuid4().hex[:26]}",
+        "timestamp": _now(),
+    }
+    return Response(status, body, "application/problem+json")
+
+
 MODES: dict[str, Callable[[], Response]] = {
     "bad_request": lambda: Response.error(400, "Email is required"),
     "unauthorized": lambda: Response.error(401, "Invalid API key", shape="problem"),
@@ -194,23 +233,114 @@ MODES: dict[str, Callable[[], Response]] = {
 }
 """Named failures for :meth:`FakeProvider.script` (and the sandbox command)."""
 
+VIEW_MODES: dict[str, Callable[[], Response]] = {
+    "unauthorized": lambda: problem(401, "unauthorized", "Authentication required."),
+    "forbidden": lambda: problem(403, "forbidden", "The API key lacks the read:domains scope."),
+    "not_found": lambda: problem(404, "not_found", "No domain matching the given ID was found."),
+    "rate_limited": lambda: Response(
+        429,
+        problem(429, "rate_limited", "Too many requests.").body,
+        "application/problem+json",
+        {"Retry-After": "30"},
+    ),
+    "server_error": lambda: problem(500, "internal_error", "An unexpected error occurred."),
+    "bad_gateway": lambda: Response.html(502),
+    "hang": Response.hang,
+    "close_after_read": Response.close_after_read,
+}
+"""Named failures for :meth:`FakeProvider.script_view`."""
+
+
+@dataclass
+class DomainRecord:
+    """One domain on the stand-in's account, and what its email-verification view says."""
+
+    name: str
+    id: str
+    status: str = "pending"
+    reason: str | None = None
+    verified_at: str | None = None
+    last_checked_at: str | None = None
+    method: str | None = "email"
+    recipient: str | None = None
+    expires_at: str | None = None
+    is_suspended: bool = False
+    can_resend: bool = False
+
+    def listing(self) -> dict[str, Any]:
+        """The item ``GET /api/v2/domains`` lists for it."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "serviceStatus": "suspended" if self.is_suspended else "active",
+            "lifecycle": {
+                "type": "standard",
+                "autoRenewEnabled": True,
+                "registrarLockEnabled": False,
+                "transferInProgress": False,
+            },
+            "billing": {"amount": 159, "currencyCode": "SEK", "billingCycle": "annually"},
+        }
+
+    def view(self) -> dict[str, Any]:
+        """The documented answer of ``GET /api/v2/domains/{id}/email-verification``."""
+        verified = self.status == "verified"
+        verification = (
+            None
+            if verified
+            else {
+                "method": self.method,
+                "recipient": self.recipient,
+                "txtRecord": None,
+                "expiresAt": self.expires_at,
+            }
+        )
+        return {
+            "status": self.status,
+            "isVerified": verified,
+            "isSuspended": self.is_suspended,
+            "reason": self.reason,
+            "verifiedAt": self.verified_at,
+            "lastCheckedAt": self.last_checked_at,
+            "verification": verification,
+            "actions": {
+                "canResend": {
+                    "allowed": self.can_resend,
+                    "reason": None if self.can_resend else "Not available for this domain.",
+                }
+            },
+        }
+
 
 class FakeProvider:
     """The stand-in provider: a threaded HTTP server on 127.0.0.1, on a free port.
 
-    Settable at any time: ``delay`` (seconds before every answer), ``cleared_domains`` (None:
-    the domain of the email), ``clients_notified``, ``status_domains`` (names, listed by the
-    status endpoint as objects ``{"domain": name}``: the reference documents an array of
-    objects without their fields), ``status_items`` (when not None, the items sent as they are).
+    Settable at any time: ``delay`` (seconds before every answer of the v1 API),
+    ``view_delay`` (the same for the v2 view), ``cleared_domains`` (None: the domain of the
+    email), ``clients_notified``, ``status_domains`` (names, listed by the status endpoint as
+    objects ``{"domain": name}``: the reference documents an array of objects without their
+    fields), ``status_items`` (when not None, the items sent as they are); for the v2 view,
+    ``scopes`` (the key's: without ``read:domains`` it answers 403), ``unknown_domains``
+    (names the account does not hold), ``status_after_confirm`` and, per domain,
+    :meth:`set_domain`.
     """
 
     def __init__(self, api_key: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.api_key = api_key
         self.delay: float = 0.0
+        self.view_delay: float = 0.0
         self.cleared_domains: list[str] | None = None
         self.clients_notified: list[str | int] = ["3704"]
         self.status_domains: list[str] = ["example.com"]
         self.status_items: list[Any] | None = None
+        # The v2 view: every domain asked about is on the account, pending, unless set here.
+        self.scopes: set[str] = {VIEW_SCOPE}
+        self.unknown_domains: set[str] = set()
+        # When set, a confirm that arrives (answered or not) turns its domain to this status.
+        self.status_after_confirm: str | None = None
+        self._domains: dict[str, DomainRecord] = {}
+        self._view_calls: list[dict[str, Any]] = []
+        self._view_queue: deque[Response] = deque()
         self._address = (host, port)
         self._lock = threading.Condition()
         self._calls: list[dict[str, Any]] = []
@@ -289,6 +419,60 @@ class FakeProvider:
         with self._lock:
             self._calls.clear()
             self._queue.clear()
+            self._view_calls.clear()
+            self._view_queue.clear()
+
+    def enqueue_view(self, *responses: Response) -> None:
+        """Answer the next requests to the v2 view with these, in order."""
+        with self._lock:
+            self._view_queue.extend(responses)
+
+    def script_view(self, mode: str, *, times: int = 1) -> None:
+        """Queue the named failure of the v2 view; ``mode`` is a key of :data:`VIEW_MODES`."""
+        try:
+            make = VIEW_MODES[mode]
+        except KeyError:
+            raise ValueError(f"Unknown mode {mode!r}; known: {', '.join(VIEW_MODES)}") from None
+        self.enqueue_view(*(make() for _ in range(times)))
+
+    def domain(self, name: str) -> DomainRecord:
+        """The record of ``name`` (created pending, as the reference's example, on first use);
+        change its fields to change what the view says."""
+        key = name.lower()
+        with self._lock:
+            record = self._domains.get(key)
+            if record is None:
+                record = DomainRecord(
+                    name=key,
+                    id="dom_" + uuid.uuid5(uuid.NAMESPACE_DNS, key).hex[:26],
+                    recipient=f"hostmaster@{key}",
+                    reason=(
+                        f"A verification email has been sent to hostmaster@{key}. Follow the "
+                        "link in that message to verify the registrant's email address."
+                    ),
+                    last_checked_at=_now(),
+                    expires_at=_now_plus_days(7),
+                )
+                self._domains[key] = record
+            return record
+
+    def set_domain(self, name: str, **fields: Any) -> DomainRecord:
+        """Set what the view says of ``name`` (``status=``, ``recipient=``, …)."""
+        record = self.domain(name)
+        with self._lock:
+            for key, value in fields.items():
+                if not hasattr(record, key):
+                    raise AttributeError(f"DomainRecord has no field {key!r}")
+                setattr(record, key, value)
+            if record.status == "verified" and record.verified_at is None:
+                record.verified_at = _now()
+        return record
+
+    @property
+    def view_calls(self) -> list[dict[str, Any]]:
+        """Every request to the v2 view so far, as :attr:`calls` records them (and ``query``)."""
+        with self._lock:
+            return [dict(call) for call in self._view_calls]
 
     @property
     def calls(self) -> list[dict[str, Any]]:
@@ -310,12 +494,45 @@ class FakeProvider:
 
     def _record(self, call: dict[str, Any]) -> None:
         with self._lock:
-            self._calls.append(call)
+            (self._view_calls if _is_v2(call["path"]) else self._calls).append(call)
             self._lock.notify_all()
 
-    def _next_scripted(self) -> Response | None:
+    def _next_scripted(self, path: str) -> Response | None:
         with self._lock:
-            return self._queue.popleft() if self._queue else None
+            queue = self._view_queue if _is_v2(path) else self._queue
+            return queue.popleft() if queue else None
+
+    def _confirm_arrived(self, body: Any) -> None:
+        """A confirm reached the provider: the domain turns ``status_after_confirm``, if set."""
+        after = self.status_after_confirm
+        email = body.get("email") if isinstance(body, dict) else None
+        if after is None or not isinstance(email, str) or "@" not in email:
+            return
+        self.set_domain(email.rpartition("@")[2], status=after)
+
+    def _view_answer(self, method: str, path: str, query: dict[str, list[str]]) -> Response:
+        """What the v2 API answers (the caller was authenticated)."""
+        if method != "GET":
+            return problem(405, "method_not_allowed", "Use GET.", path)
+        if VIEW_SCOPE not in self.scopes:
+            return problem(403, "forbidden", f"This API key lacks the {VIEW_SCOPE} scope.", path)
+        if path == DOMAINS_PATH:
+            names = query.get("name") or []
+            with self._lock:
+                unknown = set(self.unknown_domains)
+            data = [
+                self.domain(name).listing()
+                for name in names[:1]
+                if name.lower() not in unknown and name
+            ]
+            return Response(200, {"data": data})
+        domain_id = path.removeprefix(DOMAINS_PATH + "/").removesuffix(VIEW_SUFFIX)
+        with self._lock:
+            record = next((r for r in self._domains.values() if r.id == domain_id), None)
+        if record is None or not path.endswith(VIEW_SUFFIX) or "/" in domain_id:
+            return problem(404, "not_found", "No domain matching the given ID was found.", path)
+        with self._lock:
+            return Response(200, record.view())
 
     def _wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; True if the server is stopping meanwhile."""
@@ -414,24 +631,50 @@ class _Handler(BaseHTTPRequestHandler):
             parsed: Any = json.loads(raw) if raw else None
         except (UnicodeDecodeError, ValueError, RecursionError):
             parsed = None
-        method, path = self.command, self.path.split("?", 1)[0]
+        method = self.command
+        path, _, query_text = self.path.partition("?")
+        query = parse_qs(query_text)
         headers = {name.lower(): value for name, value in self.headers.items()}
         provider._record(
-            {"method": method, "path": path, "headers": headers, "json": parsed, "body": raw}
+            {
+                "method": method,
+                "path": path,
+                "query": query,
+                "headers": headers,
+                "json": parsed,
+                "body": raw,
+            }
         )
-
-        if not provider._authorised(self.headers.get("X-API-Key")):
-            response = Response.error(401, "Invalid or missing API key", shape="problem")
+        v2 = _is_v2(path)
+        if v2:
+            bearer = self.headers.get("Authorization", "")
+            token = bearer[7:] if bearer.startswith("Bearer ") else None
+            allowed = provider._authorised(token)
         else:
-            response = provider._next_scripted() or Response(action="normal")
-        if provider._wait(provider.delay + response.delay):
+            allowed = provider._authorised(self.headers.get("X-API-Key"))
+        if not allowed:
+            if v2:
+                response = problem(401, "unauthorized", "Authentication required.", path)
+            else:
+                response = Response.error(401, "Invalid or missing API key", shape="problem")
+        else:
+            response = provider._next_scripted(path) or Response(action="normal")
+            if path == CONFIRM_PATH and method == "POST" and response.action != "answer":
+                # It acts, whether or not its answer gets back (a hang, a closed connection).
+                provider._confirm_arrived(parsed)
+        delay = provider.view_delay if v2 else provider.delay
+        if provider._wait(delay + response.delay):
             self.close_connection = True
             return
         if response.action == "close":
             self.close_connection = True
             return
         if response.action == "normal":
-            response = provider._normal(method, path, parsed)
+            response = (
+                provider._view_answer(method, path, query)
+                if v2
+                else provider._normal(method, path, parsed)
+            )
         self._send(response)
 
     def _read_body(self) -> bytes:

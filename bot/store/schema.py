@@ -7,8 +7,9 @@ they spell an auto-numbered key, a point in time and a reference to such a key.
 
 Versions: 2 was the first released; 3 adds the outbox's ``lane`` and ``audit_id``; 4 the
 request's ``approvals`` (the quorum so far, JSON) and ``version`` (bumped by every change, for
-optimistic compare-and-set), and the ``home_viewers`` table. ``MIGRATIONS[n]`` brings a
-version-n database to n + 1, on either backend.
+optimistic compare-and-set), and the ``home_viewers`` table; 5 the request's ``provider_view``
+and ``readback`` (the provider's per-domain view, read when it was made and after the call, JSON).
+``MIGRATIONS[n]`` brings a version-n database to n + 1, on either backend.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Final
 
 from bot.domain.model import OPEN_STATES
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 FIRST_RELEASED_VERSION: Final = 2
 
 OPEN_VALUES: Final = tuple(sorted(s.value for s in OPEN_STATES))
@@ -66,7 +67,9 @@ _SCHEMA: Final = (
         outcome       TEXT,
         email_key     TEXT NOT NULL,
         approvals     TEXT NOT NULL DEFAULT '[]',
-        version       INTEGER NOT NULL DEFAULT 0
+        version       INTEGER NOT NULL DEFAULT 0,
+        provider_view TEXT,
+        readback      TEXT
     )
     """,
     # "One open request per email", across processes and replicas.
@@ -143,8 +146,14 @@ _V3_TO_V4: Final = (
     "CREATE TABLE home_viewers (user_id TEXT PRIMARY KEY, opened_at {time} NOT NULL)",
 )
 
+# Version 4 -> 5: the provider's view of the domain, before and after the call (none read yet).
+_V4_TO_V5: Final = (
+    "ALTER TABLE requests ADD COLUMN provider_view TEXT",
+    "ALTER TABLE requests ADD COLUMN readback TEXT",
+)
+
 # From version N to N + 1.
-MIGRATIONS: Final = {2: _V2_TO_V3, 3: _V3_TO_V4}
+MIGRATIONS: Final = {2: _V2_TO_V3, 3: _V3_TO_V4, 4: _V4_TO_V5}
 
 
 def _render(statements: tuple[str, ...], dialect: Dialect) -> tuple[str, ...]:

@@ -42,6 +42,7 @@ from typing import Any, ClassVar, Protocol, Self
 from bot.domain.model import (
     STAYING_ACTIONS,
     TRANSITIONS,
+    VIEW_ACTIONS,
     Action,
     Approval,
     AuditEntry,
@@ -54,6 +55,7 @@ from bot.domain.model import (
 )
 from bot.domain.outcomes import outcome_from_dict, outcome_to_dict
 from bot.domain.service import Transition
+from bot.domain.views import DomainReading, view_from_dict, view_to_dict
 from bot.store.errors import StoreError
 from bot.store.schema import OPEN_VALUES, UNDONE
 
@@ -62,7 +64,8 @@ MAX_ERROR_CHARS = 500
 
 _REQUEST_COLUMNS = (
     "id, email, domain, reason, requester, state, created_at, expires_at, updated_at, "
-    "channel, message_ts, decided_by, decision_note, outcome, approvals, version"
+    "channel, message_ts, decided_by, decision_note, outcome, approvals, version, "
+    "provider_view, readback"
 )
 _AUDIT_COLUMNS = "request_id, at, actor, action, from_state, to_state, details"
 _OUTBOX_COLUMNS = (
@@ -73,7 +76,7 @@ _SELECT_REQUEST = f"SELECT {_REQUEST_COLUMNS} FROM requests"  # noqa: S608 -- co
 
 _INSERT_REQUEST = (
     f"INSERT INTO requests ({_REQUEST_COLUMNS}, email_key) "  # noqa: S608 -- constant column list
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 # The compare-and-set. COALESCE keeps a column's value when the caller passes None, so one
@@ -85,9 +88,14 @@ _CAS = (
     "decided_by = COALESCE(?, decided_by), "
     "decision_note = COALESCE(?, decision_note), "
     "outcome = COALESCE(?, outcome), "
-    "approvals = COALESCE(?, approvals) "
+    "approvals = COALESCE(?, approvals), "
+    "readback = COALESCE(?, readback) "
     "WHERE id = ? AND state = ?"
 )
+# A reading of the provider's view is not a change of the request: neither its state, nor
+# updated_at (which the sweeps compare), nor its version.
+_SET_VIEW = "UPDATE requests SET provider_view = ? WHERE id = ?"
+_SET_READBACK = "UPDATE requests SET readback = ? WHERE id = ?"
 _CAS_UNEXPIRED = " AND expires_at > ?"
 _CAS_UPDATED_BEFORE = " AND updated_at < ?"
 _CAS_VERSION = " AND version = ?"
@@ -152,6 +160,10 @@ def _approvals_from_json(text: str | None) -> tuple[Approval, ...]:
     )
 
 
+def _reading(text: str | None) -> DomainReading | None:
+    return None if text is None else view_from_dict(json.loads(text))
+
+
 def email_key(email: str) -> str:
     """What two emails are compared by for "one open request per email": lower-cased."""
     return _text(email).lower()
@@ -175,6 +187,8 @@ def _validate_transition(
     if not from_states:
         raise ValueError("transition needs at least one from_state")
     to_state = State(to_state)
+    if action is not None and Action(action) in VIEW_ACTIONS:
+        raise ValueError(f"{Action(action).value} is recorded with record_view")
     if action is not None and Action(action) in STAYING_ACTIONS:
         # Recorded without moving: only a pending request, which stays pending.
         if from_states != {State.PENDING} or to_state is not State.PENDING:
@@ -295,6 +309,8 @@ class BaseSQLStore:
             outcome,
             approvals,
             version,
+            view,
+            readback,
         ) = row
         return VerificationRequest(
             id=id_,
@@ -313,6 +329,8 @@ class BaseSQLStore:
             outcome=None if outcome is None else outcome_from_dict(json.loads(outcome)),
             approvals=_approvals_from_json(approvals),
             version=int(version),
+            view=_reading(view),
+            readback=_reading(readback),
         )
 
     def _audit_from_row(self, row: Sequence[Any]) -> AuditEntry:
@@ -440,6 +458,8 @@ class BaseSQLStore:
             None if request.outcome is None else _json(outcome_to_dict(request.outcome)),
             _approvals_json(request.approvals),
             0,
+            None if request.view is None else _json(view_to_dict(request.view)),
+            None if request.readback is None else _json(view_to_dict(request.readback)),
             key,
         )
         audit = (
@@ -542,6 +562,7 @@ class BaseSQLStore:
                 _opt_text(change.decision_note),
                 outcome_json,
                 None if change.approvals is None else _approvals_json(change.approvals),
+                None if change.readback is None else _json(view_to_dict(change.readback)),
                 request_id,
                 current.value,
             )
@@ -569,6 +590,51 @@ class BaseSQLStore:
                     current.value,
                     to_state.value,
                     audit_details,
+                ),
+            )
+            self._insert_outbox(cur, request_id, queued, at, audit_id)
+            return self._fetch_request(cur, request_id)
+
+    def record_view(
+        self,
+        request_id: str,
+        reading: DomainReading,
+        *,
+        action: Action,
+        actor: str,
+        now: datetime,
+        notices: Sequence[Notice] = (),
+    ) -> VerificationRequest | None:
+        """Store a reading of the provider's view with the request, whatever its state: as its
+        ``view`` (``Action.LOOKUP``, when it was made) or its ``readback`` (``Action.CHECK``).
+
+        In one transaction: the column, an audit entry (from and to the current state, the
+        reading in its details) and one outbox entry per notice. Neither the state, nor
+        ``updated_at``, nor ``version`` changes. None when the request does not exist.
+        """
+        if Action(action) not in VIEW_ACTIONS:
+            raise ValueError(f"{Action(action).value} does not record a reading")
+        _check_aware(now, "now")
+        queued = _notices(notices)
+        request_id = _text(request_id)
+        at = self._time_to_db(now)
+        reading_json = _json(view_to_dict(reading))
+        sql = _SET_VIEW if action is Action.LOOKUP else _SET_READBACK
+        with self._write() as cur:
+            state = self._lock_request(cur, request_id)
+            if state is None:
+                return None
+            cur.execute(self._sql(sql), (reading_json, request_id))
+            audit_id = self._insert_audit(
+                cur,
+                (
+                    request_id,
+                    at,
+                    _text(actor),
+                    Action(action).value,
+                    state,
+                    state,
+                    _json({"reading": view_to_dict(reading)}),
                 ),
             )
             self._insert_outbox(cur, request_id, queued, at, audit_id)
