@@ -62,7 +62,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/run.py` puts benchmarks/ fir
 from bot import ids  # noqa: E402
 from bot.standins import payloads  # noqa: E402
 from bot.standins.driver import Delivered, Driver, Reply  # noqa: E402
-from bot.standins.provider import FakeProvider  # noqa: E402
+from bot.standins.provider import DOMAINS_PATH, FakeProvider  # noqa: E402
 from bot.standins.slack import Call, FakeSlack  # noqa: E402
 from bot.standins.world import (  # noqa: E402
     APP_TOKEN,
@@ -457,6 +457,8 @@ class Figures:
     waiting_click_not_acked: int = 0
     cold_calls: dict[str, int] = field(default_factory=dict)
     warm_calls: list[dict[str, int]] = field(default_factory=list)
+    # Per warm flow: provider calls by endpoint (confirm, the v2 domain list, the v2 view).
+    warm_provider_calls: list[dict[str, int]] = field(default_factory=list)
     rss_peak_kb: int = 0
     rss_root_hwm_kb: int = 0
     rss_samples: int = 0
@@ -493,6 +495,10 @@ class Figures:
             "usergroup_lookups_per_flow": round(statistics.mean(group_lookups), 2),
             "usergroup_lookups_first_flow": self.cold_calls.get("usergroups.users.list", 0),
             "slack_calls_first_flow": sum(self.cold_calls.values()),
+            "provider_calls_per_flow": round(
+                statistics.mean(sum(c.values()) for c in self.warm_provider_calls), 2
+            ),
+            "provider_calls_by_endpoint": self.warm_provider_calls[-1],
             "rss_mb": round(max(self.rss_peak_kb, self.rss_root_hwm_kb) / 1024, 1),
             "rss_sampled_peak_mb": round(self.rss_peak_kb / 1024, 1),
             "rss_samples": self.rss_samples,
@@ -728,14 +734,22 @@ class Run:
         return self.figures
 
     def flow_calls(self, scenario: str) -> dict[str, int]:
-        """One whole request + approval, alone, provider instant: the Slack calls it made."""
+        """One whole request + approval, alone, provider instant: the Slack calls it made (and
+        the provider calls, by endpoint, kept in the figures)."""
         first = len(self.slack.calls)
+        confirms, views = len(self.provider.calls), len(self.provider.view_calls)
         message = self.request(scenario, record=False)
         self.click(message)
         self.settle([message], first, dms=True)
         counts: dict[str, int] = {}
         for call in self.slack.calls[first:]:
             counts[call.method] = counts.get(call.method, 0) + 1
+        provider = {"confirm": len(self.provider.calls) - confirms}
+        for call in self.provider.view_calls[views:]:
+            endpoint = "v2 domains list" if call["path"] == DOMAINS_PATH else "v2 domain view"
+            provider[endpoint] = provider.get(endpoint, 0) + 1
+        if scenario == "warm":
+            self.figures.warm_provider_calls.append(provider)
         return counts
 
     def flows(self) -> None:
@@ -955,6 +969,7 @@ def table(result: dict[str, Any]) -> str:
     )
     row("group lookups per warm flow", "usergroup_lookups_per_flow", "")
     row("group lookups, first flow", "usergroup_lookups_first_flow", "")
+    row("provider calls per warm flow", "provider_calls_per_flow", "")
     row("start-up (median)", "startup_seconds", "s", f"< 1.5 s: {verdict('startup_seconds')}")
     row("peak RSS, process tree", "rss_mb", "MB", f"< 120 MB: {verdict('rss_mb')}")
     header = ("", "this bot", "plain Bolt", "ratio", "target")
@@ -963,8 +978,12 @@ def table(result: dict[str, Any]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     for r in rows:
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)))
+    by_endpoint = ", ".join(f"{k} {v}" for k, v in bot["provider_calls_by_endpoint"].items())
+    slack_by_method = ", ".join(f"{k} {v}" for k, v in bot["slack_calls_by_method"].items())
     notes = [
         "",
+        f"One warm flow (ask, approve, succeed), this bot: provider {by_endpoint}; Slack "
+        f"{slack_by_method}.",
         f"Samples: slash {bot['slash_ack_samples']}, Approve {bot['click_ack_samples']} "
         "(p99 is nearest-rank: the maximum below 100 samples); start-up "
         f"{bot['startup_samples']} starts (max {bot['startup_max_seconds']:g} s, plain "

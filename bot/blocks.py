@@ -407,7 +407,8 @@ def _status_line(request: VerificationRequest, required: int) -> str:
         case State.UNKNOWN:
             return (
                 f":grey_question: *Outcome unknown*, approved by {by}: the provider may or may "
-                "not have acted. An approver can retry from the thread."
+                "not have acted. In the thread an approver can check the provider, retry, or "
+                "close it as resolved."
             )
         case State.REJECTED:
             note = f": {esc(request.decision_note)}" if request.decision_note else ""

@@ -558,16 +558,16 @@ class HostupClient:
         said = f": {detail}" if detail else ""
         kind: UnavailableKind
         if status in (401, 403):
-            kind, why = "no_scope", f"the API key may not read it (needs {VIEW_SCOPE}){said}"
+            kind, why = "no_scope", f"the API key may not read it (it needs {VIEW_SCOPE})"
         elif status == 404:
-            kind, why = "not_found", f"the provider has no such domain{said}"
+            kind, why = "not_found", "the provider has no such domain"
         elif status == 429:
             kind, why = "rate_limited", "the provider is limiting how often we call it"
         elif 500 <= status < 600:
             kind, why = "server_error", f"the provider failed{said}"
         else:
             kind, why = "bad_response", f"an answer this bot does not expect{said}"
-        if code and code not in why:
+        if code and kind in ("server_error", "bad_response"):
             why += f" (code {code})"
         raise self._view_failure(domain, kind, why, status)
 
@@ -576,7 +576,8 @@ class HostupClient:
     ) -> ViewFailure:
         words = f" (HTTP {_status_words(status)})" if status is not None and status >= 300 else ""
         message = self._redact(clean_text(f"{why}{words}", MAX_MESSAGE_CHARS) or kind)
-        log.warning("Provider view of %s unavailable: %s", domain, message)
+        # Informational: the request goes ahead without the reading, and says so.
+        log.info("Provider view of %s unavailable: %s", domain, message)
         return ViewFailure(
             ViewUnavailable(
                 domain=domain, kind=kind, message=message, read_at=datetime.now(UTC), status=status

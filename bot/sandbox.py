@@ -52,6 +52,21 @@ PROVIDER_ERRORS: dict[str, str] = {
 }
 SANDBOX_TIMEOUT = 1.0  # HOSTUP_TIMEOUT in the sandbox, so --provider-error timeout is quick
 
+# --provider-state choices: what the provider's per-domain view says of the domain, or how
+# reading it fails (the request goes ahead either way).
+PROVIDER_STATES = (
+    "pending",
+    "verified",
+    "unverified",
+    "expired",
+    "unknown",
+    "suspended",
+    "not-found",
+    "no-scope",
+    "rate-limited",
+    "timeout",
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -93,6 +108,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ERROR",
         help="make the provider fail: an HTTP status (400, 401, 403, 404, 429, "
         "500, 502, 503), html, wrong-shape, timeout or disconnect",
+    )
+    parser.add_argument(
+        "--provider-state",
+        choices=PROVIDER_STATES,
+        default="pending",
+        metavar="STATE",
+        help="what the provider's view of the domain reads beside the request: pending "
+        "(default), verified, unverified, expired, unknown, suspended; or how reading it "
+        "fails: not-found, no-scope, rate-limited, timeout",
     )
     parser.add_argument(
         "--domains",
@@ -169,6 +193,7 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
     world.provider.cleared_domains = [domain] + [
         f"shop{n}.{domain}" for n in range(1, max(1, args.domains))
     ]
+    _provider_state(world, domain, args.provider_state)
     if args.provider_error:
         mode = PROVIDER_ERRORS[args.provider_error]
         if args.provider_error == "timeout":
@@ -285,9 +310,30 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
     narrator.say(
         f"state {request.state.value} (expected {expected.value}); "
         f"provider confirm calls: {len(provider_calls)}; "
+        f"provider view calls: {len(world.provider.view_calls)}; "
         f"Slack Web API calls: {len(world.slack.calls)}"
     )
     return 0 if request.state is expected else 1
+
+
+def _provider_state(world: World, domain: str, state: str) -> None:
+    """Set what the stand-in's per-domain view says of ``domain`` (or how it fails)."""
+    provider = world.provider
+    if state == "not-found":
+        provider.unknown_domains.add(domain)
+    elif state == "no-scope":
+        provider.scopes.clear()
+    elif state == "rate-limited":
+        provider.script_view("rate_limited")
+    elif state == "timeout":
+        provider.script_view("hang")
+    elif state == "suspended":
+        provider.set_domain(domain, status="pending", is_suspended=True)
+    else:
+        provider.set_domain(domain, status=state)
+    if state == "pending":
+        # A confirm that reaches the provider verifies the domain, so the read-back shows it.
+        provider.status_after_confirm = "verified"
 
 
 def _home_click(

@@ -112,6 +112,36 @@ def test_sandbox_shows_the_home_tab(tmp_path, args, clicked, answer):
         assert "*Cleared*, approved by @ana (approver) and @lee (approver)" in final_home
 
 
+@pytest.mark.parametrize(
+    ("args", "line", "after"),
+    [
+        (
+            ["--provider-state", "pending"],
+            "Provider: *pending* (checked",
+            "Provider now: already *verified*",
+        ),
+        (["--provider-state", "verified"], "approving may change nothing", "Provider now"),
+        (["--provider-state", "no-scope"], "needs read:domains", "could not read"),
+        (["--provider-state", "not-found"], "the provider has no domain", "could not read"),
+        (
+            ["--provider-state", "pending", "--provider-error", "timeout"],
+            "Provider: *pending*",
+            "the call most likely took effect",
+        ),
+    ],
+)
+def test_sandbox_shows_the_providers_view(tmp_path, args, line, after):
+    """--provider-state sets what the provider's view reads beside the request (or how reading
+    it fails); the thread shows the read-back after the call, and the request goes ahead."""
+    result = run(["sandbox", *args], tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    request, thread = out.split("…and in its thread")
+    assert line in request.split("clicks [ Approve ]")[0]
+    assert after in thread
+    assert "provider view calls:" in out and "Provider view of" not in out + result.stderr
+
+
 def test_sandbox_keeps_store_only_when_asked(tmp_path):
     """--database keeps the store, holding the request and its audit log."""
     result = run(["sandbox", "--database", "kept.db"], tmp_path)

@@ -181,7 +181,8 @@ def test_a_hanging_lookup_neither_delays_the_post_nor_blocks_the_approval(tmp_pa
     """The lookup runs after the request is posted (never on the ack path): while the provider's
     view hangs, the message is out, the requester is told, and an approver can approve and the
     provider is called; the lookup's line arrives when it gives up."""
-    with World(database_path=tmp_path / "bot.db", settings={"HOSTUP_TIMEOUT": 3}) as world:
+    # The reading gives up after VIEW_TIMEOUT (5 s): everything below happens well before.
+    with World(database_path=tmp_path / "bot.db", settings={"HOSTUP_TIMEOUT": 10}) as world:
         world.provider.enqueue_view(Response.hang(30))
         sent = world.driver.command(REQUESTER, EMAIL)
         reply = world.driver.submit_request(REQUESTER, world.driver.modal(sent), reason="T-1")
