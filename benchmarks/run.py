@@ -745,8 +745,8 @@ class Run:
         for call in self.slack.calls[first:]:
             counts[call.method] = counts.get(call.method, 0) + 1
         provider = {"confirm": len(self.provider.calls) - confirms}
-        for call in self.provider.view_calls[views:]:
-            endpoint = "v2 domains list" if call["path"] == DOMAINS_PATH else "v2 domain view"
+        for view_call in self.provider.view_calls[views:]:
+            endpoint = "v2 domains list" if view_call["path"] == DOMAINS_PATH else "v2 domain view"
             provider[endpoint] = provider.get(endpoint, 0) + 1
         if scenario == "warm":
             self.figures.warm_provider_calls.append(provider)
@@ -904,6 +904,8 @@ def report(bot: dict[str, Any], plain: dict[str, Any], plan: Plan) -> dict[str, 
         "baseline_burst_seconds": plain["burst_seconds"],
         "baseline_ack_during_burst_ms": plain["ack_during_burst_ms"],
         "slack_calls_per_flow": bot["slack_calls_per_flow"],
+        "provider_calls_per_flow": bot["provider_calls_per_flow"],
+        "provider_calls_by_endpoint": bot["provider_calls_by_endpoint"],
         "startup_seconds": bot["startup_seconds"],
         "rss_mb": bot["rss_mb"],
         "burst_ratio": round(burst_ratio, 3),

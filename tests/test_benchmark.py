@@ -27,6 +27,7 @@ KEYS = {
     "baseline_burst_seconds": (1.0, 300.0),
     "baseline_ack_during_burst_ms": (0.1, 120_000.0),
     "slack_calls_per_flow": (3.0, 30.0),  # at least views.open, the post and its update
+    "provider_calls_per_flow": (1.0, 10.0),  # at least the confirm call
     "startup_seconds": (0.01, 30.0),
     "rss_mb": (5.0, 2000.0),
 }
