@@ -14,8 +14,14 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TextIO
 
-from bot.domain.model import PROVIDER_ACTIONS, Action, AuditEntry, VerificationRequest
+from bot.domain.model import (
+    PROVIDER_ACTIONS,
+    Action,
+    AuditEntry,
+    VerificationRequest,
+)
 from bot.domain.outcomes import ProviderFailed
+from bot.domain.views import DomainReading, ViewUnavailable
 
 DESCRIPTION = (
     "Write the history of every request from the store (DATABASE_URL, from the environment or "
@@ -38,6 +44,8 @@ COLUMNS = (
     "provider_request_id",
     "outcome",
     "approved_by",
+    "provider_view",
+    "provider_readback",
 )
 # The decision actions (DECISION_ACTIONS), as the export words them.
 DECISIONS: dict[str, str] = {
@@ -46,6 +54,8 @@ DECISIONS: dict[str, str] = {
     Action.REJECT: "rejected",
     Action.EXPIRE: "expired",
     Action.POST_FAILED: "not posted",
+    Action.CANCEL: "cancelled",
+    Action.RESOLVE: "resolved",
 }
 # Spreadsheets run cells starting with these as formulas; people type reasons (OWASP: CSV
 # injection), so such cells are prefixed with a quote in CSV output.
@@ -106,7 +116,18 @@ def summarize(request: VerificationRequest, trail: list[AuditEntry]) -> dict[str
         "outcome": message,
         # Every approval counted towards APPROVALS_REQUIRED, in order.
         "approved_by": " ".join(request.approvers),
+        # The provider's view of the domain when it was asked for, and read last after the call.
+        "provider_view": _reading(request.view),
+        "provider_readback": _reading(request.readback),
     }
+
+
+def _reading(reading: DomainReading | None) -> str:
+    if reading is None:
+        return ""
+    if isinstance(reading, ViewUnavailable):
+        return f"unavailable ({reading.kind})"
+    return reading.status
 
 
 def history(entry: AuditEntry) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 
 from bot import ids
-from bot.audit import export
-from bot.domain.model import Action, State, utcnow
+from bot.audit import DECISIONS, export
+from bot.domain.model import DECISION_ACTIONS, Action, State, utcnow
 from bot.domain.service import Transition
 from bot.standins.provider import Response
 from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, SECOND_APPROVER, World
@@ -317,6 +317,25 @@ def test_permanent_slack_error_closes_request_and_tells_requester(world):
 
 
 # ------------------------------------------------------------------------- 7. audit export
+
+
+def test_the_export_words_every_decision():
+    """Each decision action (approve, retry, reject, expire, not posted, cancel, resolve) has its
+    word in the export's decision column."""
+    assert set(DECISIONS) == DECISION_ACTIONS
+
+
+def test_the_export_has_the_providers_view(world):
+    """The export's provider_view and provider_readback columns say what the domain read when
+    it was asked for and after the call."""
+    world.provider.status_after_confirm = "verified"
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    world.driver.approve(APPROVER, message)
+    world.driver.final_message(message)
+    out = io.StringIO()
+    export(world.services.store, out)
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert (row["provider_view"], row["provider_readback"]) == ("pending", "verified")
 
 
 def test_audit_export_csv_and_json(world):

@@ -30,6 +30,7 @@ from bot.domain.model import (
     OPEN_STATES,
     STAYING_ACTIONS,
     TRANSITIONS,
+    VIEW_ACTIONS,
     Action,
     OpenRequestExists,
     State,
@@ -162,6 +163,23 @@ class ServiceMachine(RuleBasedStateMachine):
         with contextlib.suppress(Refused):
             self.approvals.reject(self._pick(index), who, "no")
 
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 50))
+    def look_up(self, index: int) -> None:
+        self.approvals.look_up(self._pick(index))
+
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 50), who=st.sampled_from(PEOPLE))
+    def check_provider(self, index: int, who: str) -> None:
+        with contextlib.suppress(Refused):
+            self.approvals.check_provider(self._pick(index), who)
+
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 50), who=st.sampled_from(PEOPLE), note=st.sampled_from(["", "ok"]))
+    def resolve(self, index: int, who: str, note: str) -> None:
+        with contextlib.suppress(Refused):
+            self.approvals.resolve(self._pick(index), who, note)
+
     @rule(minutes=st.integers(1, 90))
     def time_passes(self, minutes: int) -> None:
         self.now += timedelta(minutes=minutes)
@@ -186,7 +204,9 @@ class ServiceMachine(RuleBasedStateMachine):
             assert trail[0].action == Action.CREATE and trail[0].from_state is None
             for before, after in zip(trail, trail[1:], strict=False):
                 assert after.from_state is before.to_state
-                if after.action in STAYING_ACTIONS:
+                if after.action in VIEW_ACTIONS:  # a reading, in whatever state it was
+                    assert after.from_state is after.to_state
+                elif after.action in STAYING_ACTIONS:
                     assert after.from_state is after.to_state is State.PENDING
                 else:
                     assert after.to_state in TRANSITIONS[before.to_state]

@@ -492,6 +492,15 @@ class FakeProvider:
                 )
             return [dict(call) for call in self._calls]
 
+    def wait_for_view_calls(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until at least ``count`` requests to the v2 view have arrived; those calls."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._view_calls) >= count, timeout):
+                raise TimeoutError(
+                    f"FakeProvider: {len(self._view_calls)} of {count} view calls in {timeout} s"
+                )
+            return [dict(call) for call in self._view_calls]
+
     def _record(self, call: dict[str, Any]) -> None:
         with self._lock:
             (self._view_calls if _is_v2(call["path"]) else self._calls).append(call)
