@@ -49,7 +49,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -96,6 +96,10 @@ TARGETS = {
     "slack_calls_per_flow": 8.0,  # 7, and since issue 11 the update adding the provider line
     "startup_seconds": 1.5,
     "rss_mb": 120.0,
+    # With metrics over without, in the same run: within 10%.
+    "metrics_slash_ack_p99_ratio": 1.1,
+    "metrics_click_ack_p99_ratio": 1.1,
+    "metrics_burst_ratio": 1.1,
 }
 
 
@@ -120,6 +124,7 @@ class AppKind:
     reason_input: str
     approve_action: str
     outcome_dm: bool  # the flow ends with a DM to the requester (the bot), or not
+    settings: tuple[tuple[str, str], ...] = ()  # extra settings for its environment
 
 
 BOT = AppKind(
@@ -133,6 +138,10 @@ BOT = AppKind(
     reason_input=ids.REASON_INPUT,
     approve_action=ids.APPROVE_ACTION,
     outcome_dm=True,
+)
+# The same bot with METRICS=false: what the metrics cost is the difference, in the same run.
+BOT_BARE = replace(
+    BOT, key="bare", label="this bot, METRICS=false", settings=(("METRICS", "false"),)
 )
 # The IDs are benchmarks/plain_bolt_app.py's (not imported: importing it builds its App).
 PLAIN = AppKind(
@@ -564,6 +573,7 @@ class Run:
                 "APPROVAL_CHANNEL": CHANNEL,
                 "DATABASE_URL": self.database_url,
                 "PORT": str(free_port()),
+                **dict(self.kind.settings),
             }
         )
         return env
@@ -893,7 +903,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def report(bot: dict[str, Any], plain: dict[str, Any], plan: Plan) -> dict[str, Any]:
+def report(
+    bot: dict[str, Any], plain: dict[str, Any], plan: Plan, bare: dict[str, Any]
+) -> dict[str, Any]:
     """The flat figures the JSON file promises, plus each app's details and the verdicts."""
     burst_ratio = bot["burst_seconds"] / plain["burst_seconds"] if plain["burst_seconds"] else 0
     figures = {
@@ -909,6 +921,10 @@ def report(bot: dict[str, Any], plain: dict[str, Any], plan: Plan) -> dict[str, 
         "startup_seconds": bot["startup_seconds"],
         "rss_mb": bot["rss_mb"],
         "burst_ratio": round(burst_ratio, 3),
+        # The metrics' cost: this bot with them over the same bot without (METRICS=false).
+        "metrics_slash_ack_p99_ratio": _ratio(bot, bare, "slash_ack_p99_ms"),
+        "metrics_click_ack_p99_ratio": _ratio(bot, bare, "click_ack_p99_ms"),
+        "metrics_burst_ratio": _ratio(bot, bare, "burst_seconds"),
     }
     checks = {
         "slash_ack_p99_ms": figures["slash_ack_p99_ms"] < TARGETS["slash_ack_p99_ms"],
@@ -919,15 +935,25 @@ def report(bot: dict[str, Any], plain: dict[str, Any], plan: Plan) -> dict[str, 
         "slack_calls_per_flow": figures["slack_calls_per_flow"] <= TARGETS["slack_calls_per_flow"],
         "startup_seconds": figures["startup_seconds"] < TARGETS["startup_seconds"],
         "rss_mb": figures["rss_mb"] < TARGETS["rss_mb"],
+        "metrics_slash_ack_p99_ratio": figures["metrics_slash_ack_p99_ratio"]
+        <= TARGETS["metrics_slash_ack_p99_ratio"],
+        "metrics_click_ack_p99_ratio": figures["metrics_click_ack_p99_ratio"]
+        <= TARGETS["metrics_click_ack_p99_ratio"],
+        "metrics_burst_ratio": figures["metrics_burst_ratio"] <= TARGETS["metrics_burst_ratio"],
     }
     return {
         **figures,
         "targets": {name: {"limit": TARGETS[name], "pass": ok} for name, ok in checks.items()},
         "bot": bot,
         "baseline": plain,
+        "without_metrics": bare,
         "plan": plan.__dict__,
         "machine": machine(),
     }
+
+
+def _ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> float:
+    return round(a[key] / b[key], 3) if b[key] else 0.0
 
 
 def table(result: dict[str, Any]) -> str:
@@ -982,8 +1008,19 @@ def table(result: dict[str, Any]) -> str:
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)))
     by_endpoint = ", ".join(f"{k} {v}" for k, v in bot["provider_calls_by_endpoint"].items())
     slack_by_method = ", ".join(f"{k} {v}" for k, v in bot["slack_calls_by_method"].items())
+    bare = result["without_metrics"]
+    metrics_cost = ", ".join(
+        f"{label} {bot[key]:g} vs {bare[key]:g} ({result[ratio_key]:.2f}x, <= 1.10x: "
+        f"{verdict(ratio_key)})"
+        for label, key, ratio_key in (
+            ("slash ack p99 ms", "slash_ack_p99_ms", "metrics_slash_ack_p99_ratio"),
+            ("Approve ack p99 ms", "click_ack_p99_ms", "metrics_click_ack_p99_ratio"),
+            ("burst s", "burst_seconds", "metrics_burst_ratio"),
+        )
+    )
     notes = [
         "",
+        f"Metrics' cost (this bot with them vs METRICS=false, same run): {metrics_cost}.",
         f"One warm flow (ask, approve, succeed), this bot: provider {by_endpoint}; Slack "
         f"{slack_by_method}.",
         f"Samples: slash {bot['slash_ack_samples']}, Approve {bot['click_ack_samples']} "
@@ -1080,7 +1117,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="verify-email-bench-") as tmp:
-        for kind in (BOT, PLAIN):
+        for kind in (BOT, BOT_BARE, PLAIN):
             workdir = Path(tmp) / kind.key
             workdir.mkdir()
             run = Run(kind, plan, workdir, args.database_url, tag)
@@ -1090,7 +1127,7 @@ def main(argv: list[str] | None = None) -> int:
             except (RuntimeError, TimeoutError) as exc:
                 print(f"benchmark failed ({kind.label}): {exc}", file=sys.stderr)
                 return 1
-    result = report(results["bot"], results["plain"], plan)
+    result = report(results["bot"], results["plain"], plan, results["bare"])
     result["run_seconds"] = round(time.perf_counter() - started, 1)
     print(table(result))
     print(f"\nRun took {result['run_seconds']} s ({'--quick' if args.quick else 'full'}).")

@@ -82,14 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # httpx logs every request line at INFO; the provider client logs what matters itself.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+def configure_logging(
+    log_format: str = "text", level: str = "INFO", secrets: list[str] | None = None
+) -> None:
+    from bot.logs import configure
+
+    configure(log_format, level, secrets or ())
 
 
 def serve(host: str) -> int:
@@ -118,6 +116,7 @@ def serve(host: str) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, secrets=settings.secrets)
     try:
         services = build_services(settings)
     except StoreError as exc:
@@ -149,10 +148,27 @@ def serve(host: str) -> int:
     try:
         if settings.SLACK_APP_TOKEN is not None:
             log.info("Connecting to Slack over Socket Mode…")
-            serve_socket_mode(SocketModeServer(app, settings.SLACK_APP_TOKEN.get_secret_value()))
+            socket = SocketModeServer(app, settings.SLACK_APP_TOKEN.get_secret_value())
+            services.slack_connected = socket.connected
+            # No /slack/events here: Slack's requests come over the websocket.
+            health = HttpServer(
+                WsgiApp(None, services.healthy, services.ready, services.metrics.serve),
+                host,
+                settings.PORT,
+            ).start()
+            log.info("Serving GET /healthz, /readyz and /metrics on %s:%s", host, health.port)
+            try:
+                serve_socket_mode(socket)
+            finally:
+                health.stop()
         else:
-            server = HttpServer(WsgiApp(app, health=services.healthy), host, settings.PORT)
-            log.info("Serving POST /slack/events and GET /healthz on %s:%s", host, server.port)
+            wsgi = WsgiApp(app, services.healthy, services.ready, services.metrics.serve)
+            server = HttpServer(wsgi, host, settings.PORT)
+            log.info(
+                "Serving POST /slack/events and GET /healthz, /readyz and /metrics on %s:%s",
+                host,
+                server.port,
+            )
             serve_http(server)
     finally:
         log.info("Waiting for approvals in flight to finish…")
@@ -186,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "manifest":
         return print_manifest(args.url, args.socket_mode)
-    _configure_logging()
+    configure_logging()
     if args.command == "sandbox":
         from bot.sandbox import run_sandbox
 

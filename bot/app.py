@@ -7,14 +7,17 @@ context, where a middleware puts them for every request. Nothing here runs at im
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
 from bot import ids
+from bot.domain import correlation
 from bot.listeners import SERVICES_KEY, actions, commands, events, views
+from bot.metrics import ack_kind
 from bot.services import Services
 from bot.settings import Settings
 
@@ -64,6 +67,24 @@ def create_app(settings: Settings, services: Services) -> App:
         context[SERVICES_KEY] = services
         next()
 
+    # Every request from Slack, in HTTP mode and in Socket Mode alike, goes through dispatch,
+    # which returns once the listener has acked: the place to time acknowledgements, and to
+    # bind the correlation fields (bot.domain.correlation) in the thread the request arrived
+    # on. The listener pool runs each listener in a copy of this context (ContextExecutor).
+    dispatch = app.dispatch
+
+    def timed_dispatch(req: BoltRequest) -> BoltResponse:
+        started = time.perf_counter()
+        body = req.body if isinstance(req.body, dict) else {}
+        fields = {"team": req.context.team_id, "user": req.context.user_id, "action": _what(body)}
+        try:
+            with correlation.bound(request_id=None, provider_request_id=None, **fields):
+                return dispatch(req)
+        finally:
+            services.metrics.acked(ack_kind(body), time.perf_counter() - started)
+
+    app.dispatch = timed_dispatch  # type: ignore[method-assign]  # one wrapper, set once here
+
     for route in ROUTES:
         register = {
             "command": app.command,
@@ -80,3 +101,21 @@ def create_app(settings: Settings, services: Services) -> App:
         log.error("Unhandled error while handling %s", kind, exc_info=error)
 
     return app
+
+
+def _what(body: dict[str, Any]) -> str | None:
+    """The command, action_id, callback_id or event type Slack sent, for the logs."""
+    if isinstance(body.get("command"), str):
+        return str(body["command"])
+    actions = body.get("actions")
+    if isinstance(actions, list) and actions and isinstance(actions[0], dict):
+        action_id = actions[0].get("action_id")
+        return action_id if isinstance(action_id, str) else None
+    view = body.get("view")
+    if body.get("type") == "view_submission" and isinstance(view, dict):
+        callback = view.get("callback_id")
+        return callback if isinstance(callback, str) else None
+    event = body.get("event")
+    if isinstance(event, dict) and isinstance(event.get("type"), str):
+        return str(event["type"])
+    return None

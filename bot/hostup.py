@@ -56,6 +56,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.domain import correlation
 from bot.domain.outcomes import Cleared, ErrorKind, ProviderFailed, ProviderFailure
 from bot.domain.views import ProviderView, UnavailableKind, ViewFailure, ViewUnavailable
 
@@ -218,6 +219,15 @@ def status_domain_name(item: object) -> str | None:
     return None
 
 
+def _endpoint(path: str) -> str:
+    """The endpoint a path is, for the metrics: confirm, status, domains or view."""
+    if path == CONFIRM_PATH:
+        return "confirm"
+    if path == STATUS_PATH:
+        return "status"
+    return "view" if path.endswith("/email-verification") else "domains"
+
+
 def _object(value: object) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty one (for reading nested fields)."""
     return value if isinstance(value, dict) else {}
@@ -364,6 +374,7 @@ class HostupClient:
         max_retry_after: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        observe: Callable[[str, str, float], None] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1.")
@@ -378,6 +389,8 @@ class HostupClient:
         self.max_retry_after = max_retry_after
         self._api_key = api_key
         self._sleep = sleep
+        # Told of every HTTP exchange: (endpoint, outcome, seconds); the metrics' hook.
+        self._observe = observe
         self._client = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
@@ -657,6 +670,39 @@ class HostupClient:
         timeout: float | None = None,
     ) -> _Answer:
         timeout = self.timeout if timeout is None else timeout
+        started = time.perf_counter()
+        outcome = "timeout"
+        try:
+            answer = self._exchange(method, path, body, params, bearer, timeout)
+        except (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+            httpx.PoolTimeout,
+            httpx.UnsupportedProtocol,
+            httpx.ProxyError,
+            httpx.LocalProtocolError,
+        ):
+            outcome = "unreachable"  # nothing was sent
+            raise
+        else:
+            outcome = "ok" if 200 <= answer.status < 300 else _kind_for_status(answer.status)
+            request_id = self._request_id(answer)
+            if request_id is not None:
+                correlation.set_field("provider_request_id", request_id)
+            return answer
+        finally:
+            if self._observe is not None:
+                self._observe(_endpoint(path), outcome, time.perf_counter() - started)
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        bearer: bool,
+        timeout: float,
+    ) -> _Answer:
         request = self._client.build_request(
             method, path, json=body, params=params, timeout=httpx.Timeout(timeout)
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from bot.domain.service import Approvals
 from bot.outbox import Outbox
@@ -37,8 +38,10 @@ class Maintenance:
         outbox: Outbox,
         max_call_seconds: float,
         interval: float = INTERVAL,
+        on_round: Callable[[bool], None] | None = None,
     ) -> None:
         self.approvals = approvals
+        self.on_round = on_round  # told of each round of the loop: whether it succeeded
         self.outbox = outbox
         self.max_call_seconds = max_call_seconds
         self.interval = interval
@@ -73,11 +76,15 @@ class Maintenance:
 
     def _loop(self) -> None:
         while True:
+            ok = False
             try:
                 self.run_once()
+                ok = True
             except StoreError as exc:
                 log.error("Maintenance round skipped: the store is unavailable: %s", exc)
             except Exception:  # noqa: BLE001 - the loop must outlive one bad round; logged in full
                 log.exception("Maintenance round failed")
+            if self.on_round is not None:
+                self.on_round(ok)
             if self._stop.wait(self.interval):
                 return

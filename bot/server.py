@@ -18,10 +18,15 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
 from slack_bolt.response import BoltResponse
 
+from bot.metrics import CONTENT_TYPE
+
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+METRICS_CONTENT_TYPE = CONTENT_TYPE  # Prometheus's text exposition format
 HTTP_THREADS = 16  # waitress threads; each only waits for a listener's ack, never the provider
 
 StartResponse = Callable[..., Any]
@@ -119,35 +124,74 @@ class SlackEventsHandler(SlackRequestHandler):
 
 
 class WsgiApp:
-    """Routes ``POST /slack/events`` to Bolt and answers ``GET /healthz``."""
+    """Routes ``POST /slack/events`` to Bolt (when there is one: in Socket Mode Slack's requests
+    come over the websocket) and answers ``GET /healthz`` (cheap: the process serves and the
+    store answers), ``GET /readyz`` (each readiness check, 503 unless all pass) and
+    ``GET /metrics`` (Prometheus's text format)."""
 
-    def __init__(self, bolt_app: App, health: Callable[[], bool] | None = None) -> None:
-        self.slack = SlackEventsHandler(bolt_app, path=EVENTS_PATH)
+    def __init__(
+        self,
+        bolt_app: App | None,
+        health: Callable[[], bool] | None = None,
+        ready: Callable[[], dict[str, bool]] | None = None,
+        metrics: Callable[[], bytes] | None = None,
+    ) -> None:
+        self.slack = SlackEventsHandler(bolt_app, path=EVENTS_PATH) if bolt_app else None
         self.health = health
+        self.ready = ready
+        self.metrics = metrics
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
-        if path == HEALTH_PATH and method in {"GET", "HEAD"}:
+        reading = method in {"GET", "HEAD"}
+        if path == HEALTH_PATH and reading:
             healthy = self.health() if self.health else True
-            body = json.dumps({"ok": healthy}).encode()
-            status = "200 OK" if healthy else "503 Service Unavailable"
+            return _json(start_response, {"ok": healthy}, healthy)
+        if path == READY_PATH and reading:
+            checks = self.ready() if self.ready else {}
+            ok = all(checks.values())
+            return _json(start_response, {"ok": ok, **checks}, ok)
+        if path == METRICS_PATH and reading and self.metrics is not None:
+            body = self.metrics()
             start_response(
-                status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+                "200 OK",
+                [("Content-Type", METRICS_CONTENT_TYPE), ("Content-Length", str(len(body)))],
             )
             return [body]
-        if path == EVENTS_PATH and method != "POST":
-            body = b"Slack sends POST requests here.\n"
-            start_response(
-                "405 Method Not Allowed",
-                [
-                    ("Allow", "POST"),
-                    ("Content-Type", "text/plain"),
-                    ("Content-Length", str(len(body))),
-                ],
-            )
-            return [body]
-        return self.slack(environ, start_response)
+        if path == EVENTS_PATH and self.slack is not None:
+            if method != "POST":
+                return _text(
+                    start_response,
+                    "405 Method Not Allowed",
+                    "Slack sends POST requests here.",
+                    [("Allow", "POST")],
+                )
+            return self.slack(environ, start_response)
+        return _text(start_response, "404 Not Found", "Not found.")
+
+
+def _json(start_response: StartResponse, value: dict[str, Any], ok: bool) -> list[bytes]:
+    body = json.dumps(value).encode()
+    start_response(
+        "200 OK" if ok else "503 Service Unavailable",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def _text(
+    start_response: StartResponse,
+    status: str,
+    text: str,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    body = f"{text}\n".encode()
+    start_response(
+        status,
+        [*(headers or []), ("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
 
 
 class _Trigger(Protocol):
@@ -242,6 +286,10 @@ class SocketModeServer:
 
     def stop(self) -> None:
         self._handler.close()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
+
+    def connected(self) -> bool:
+        """Whether the websocket to Slack is up now (what /readyz reports)."""
+        return bool(self._handler.client.is_connected())
 
 
 def serve_socket_mode(server: SocketModeServer) -> None:

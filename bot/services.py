@@ -6,18 +6,24 @@ the command line and the tests through the returned :class:`Services`.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.web import SlackResponse
 
+from bot.domain import correlation
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.home import Home
 from bot.hostup import HostupClient
 from bot.maintenance import Maintenance
+from bot.metrics import Metrics
 from bot.notify import Notifier
 from bot.outbox import Outbox
 from bot.roles import Roles
@@ -36,6 +42,35 @@ SLACK_TIMEOUT = 10  # seconds for one Slack Web API call
 SLACK_RATE_LIMIT_RETRIES = 3
 
 
+class ContextExecutor(ThreadPoolExecutor):
+    """A thread pool whose tasks run in a copy of the submitter's context variables, so the
+    correlation fields bound where Slack's request arrived (bot.domain.correlation) follow it
+    into the listener thread, and nothing a task binds outlives it."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+class MeteredWebClient(WebClient):
+    """slack_sdk's client, counting every Web API call by method and error for the metrics."""
+
+    observe: Callable[[str, str], None] | None = None
+
+    def api_call(self, api_method: str, *args: Any, **kwargs: Any) -> SlackResponse:
+        error = "ok"
+        try:
+            return super().api_call(api_method, *args, **kwargs)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "error")
+            raise
+        except Exception as exc:
+            error = type(exc).__name__
+            raise
+        finally:
+            if self.observe is not None:
+                self.observe(api_method, error)
+
+
 class OutboxDelivery:
     """The service's Delivery port: the outbox, now or alongside on a pool of its own (a
     listener waits on it, so it must never queue behind listeners); then the Home tabs of
@@ -47,9 +82,10 @@ class OutboxDelivery:
         self.home: Home | None = None
 
     def deliver(self, request_id: str) -> None:
-        self._outbox().deliver(request_id)
-        if self.home is not None:
-            self.home.refresh(request_id)
+        with correlation.bound(request_id=request_id):
+            self._outbox().deliver(request_id)
+            if self.home is not None:
+                self.home.refresh(request_id)
 
     def deliver_alongside(self, request_id: str) -> Callable[[], None]:
         future = self.executor.submit(self._outbox().deliver, request_id)
@@ -77,6 +113,9 @@ class Services:
     executor: ThreadPoolExecutor
     # Sends the "calling the provider…" update while a listener calls the provider.
     delivery_executor: ThreadPoolExecutor
+    metrics: Metrics
+    # Socket Mode: whether the websocket to Slack is up (set once connected; HTTP: None).
+    slack_connected: Callable[[], bool] | None = None
 
     def healthy(self) -> bool:
         """True when the store answers: without it no request can be taken or approved."""
@@ -87,6 +126,13 @@ class Services:
             return False
         return True
 
+    def ready(self) -> dict[str, bool]:
+        """What /readyz reports: the store answers and (Socket Mode) Slack's connection is up."""
+        checks = {"store": self.healthy()}
+        if self.slack_connected is not None:
+            checks["slack"] = self.slack_connected()
+        return checks
+
     def close(self) -> None:
         """Let in-flight listeners (an approval mid-call) finish, then close the clients."""
         self.maintenance.stop()
@@ -96,8 +142,8 @@ class Services:
         self.store.close()
 
 
-def slack_client(settings: Settings) -> WebClient:
-    client = WebClient(
+def slack_client(settings: Settings, metrics: Metrics | None = None) -> WebClient:
+    client = MeteredWebClient(
         token=settings.SLACK_BOT_TOKEN.get_secret_value(),
         base_url=settings.SLACK_API_URL,
         timeout=SLACK_TIMEOUT,
@@ -106,21 +152,24 @@ def slack_client(settings: Settings) -> WebClient:
     client.retry_handlers.append(
         RateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES)
     )
+    if metrics is not None:
+        client.observe = metrics.slack_call
     return client
 
 
 def build_services(settings: Settings) -> Services:
-    client = slack_client(settings)
+    metrics = Metrics(enabled=settings.METRICS)
+    client = slack_client(settings, metrics)
     store = open_store(settings.DATABASE_URL)
+    metrics.watch_store(store)
     provider = HostupClient(
         settings.HOSTUP_API_URL,
         settings.HOSTUP_API_KEY.get_secret_value(),
         settings.HOSTUP_TIMEOUT,
+        observe=metrics.provider_call,
     )
     roles = Roles(client, settings.APPROVERS, settings.requesters)
-    delivery_executor = ThreadPoolExecutor(
-        max_workers=DELIVERY_THREADS, thread_name_prefix="delivery"
-    )
+    delivery_executor = ContextExecutor(max_workers=DELIVERY_THREADS, thread_name_prefix="delivery")
     delivery = OutboxDelivery(delivery_executor)
     approvals = Approvals(
         store,
@@ -151,8 +200,13 @@ def build_services(settings: Settings) -> Services:
         approvals, store, client, settings.APPROVAL_CHANNEL, clock=lambda: approvals.clock()
     )
     delivery.home = home
-    maintenance = Maintenance(approvals, outbox, max_call_seconds=provider.max_duration)
-    executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
+    maintenance = Maintenance(
+        approvals,
+        outbox,
+        max_call_seconds=provider.max_duration,
+        on_round=metrics.maintenance_round,
+    )
+    executor = ContextExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
     return Services(
         settings,
         client,
@@ -166,4 +220,5 @@ def build_services(settings: Settings) -> Services:
         maintenance,
         executor,
         delivery_executor,
+        metrics,
     )

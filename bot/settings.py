@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -102,6 +102,28 @@ class Settings(StoreSettings):
     APPROVALS_REQUIRED: int = Field(default=1, ge=1, le=10)
     # Seconds between reminders to the approvers while a request is pending; 0 turns them off.
     REMIND_EVERY: int = Field(default=1800, ge=0)
+    # text, or json: one object a line with the correlation fields (bot/logs.py).
+    LOG_FORMAT: Literal["text", "json"] = "text"
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # GET /metrics and the counting behind it; false: neither (for a team that has no use
+    # for them, and for the benchmark's comparison).
+    METRICS: bool = True
+
+    @field_validator("LOG_FORMAT", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("LOG_LEVEL", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value set, for the log redaction."""
+        values = [self.SLACK_BOT_TOKEN, self.SLACK_APP_TOKEN, self.SLACK_SIGNING_SECRET]
+        return [v.get_secret_value() for v in (*values, self.HOSTUP_API_KEY) if v is not None]
 
     @field_validator("APPROVERS", mode="before")
     @classmethod

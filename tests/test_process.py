@@ -512,7 +512,7 @@ def test_socket_mode_process_acks_command_and_opens_modal(workspace: Workspace) 
     slack = workspace.slack
     with FakeSocketMode(slack) as socket_mode:
         bot = workspace.start(
-            workspace.env(SLACK_APP_TOKEN=APP_TOKEN, SLACK_SIGNING_SECRET=None, PORT=None),
+            workspace.env(SLACK_APP_TOKEN=APP_TOKEN, SLACK_SIGNING_SECRET=None),
             healthy=False,
         )
         try:
@@ -532,3 +532,99 @@ def test_socket_mode_process_acks_command_and_opens_modal(workspace: Workspace) 
             delivered.trigger_id
         ]
         assert bot.terminate() == 0
+
+
+def test_socket_mode_process_serves_health_readiness_and_metrics_on_port(
+    workspace: Workspace,
+) -> None:
+    """In Socket Mode the process still serves GET /healthz, /readyz (the store and the
+    websocket both up) and /metrics on PORT, and no /slack/events (Slack's requests come over
+    the websocket); /readyz turns 503 naming slack once the websocket is gone."""
+    with FakeSocketMode(workspace.slack) as socket_mode:
+        bot = workspace.start(
+            workspace.env(SLACK_APP_TOKEN=APP_TOKEN, SLACK_SIGNING_SECRET=None), healthy=True
+        )
+        socket_mode.wait_connected(timeout=START_TIMEOUT)
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            ready = client.get(f"{bot.url}/readyz")
+            assert (ready.status_code, ready.json()) == (
+                200,
+                {"ok": True, "store": True, "slack": True},
+            )
+            metrics = client.get(f"{bot.url}/metrics")
+            assert metrics.status_code == 200
+            assert "verify_email_requests_created_total 0.0" in metrics.text
+            assert "verify_email_maintenance_rounds_total" in metrics.text
+            assert client.post(f"{bot.url}/slack/events", content=b"{}").status_code == 404
+            socket_mode.stop()
+            deadline = time.monotonic() + START_TIMEOUT
+            while (gone := client.get(f"{bot.url}/readyz")).status_code == 200:
+                assert time.monotonic() < deadline, "readyz still ok without the websocket"
+                time.sleep(0.1)  # polling a live process, not waiting out a race
+            assert gone.status_code == 503 and gone.json()["slack"] is False
+            assert client.get(f"{bot.url}/healthz").status_code == 200  # still serving
+        assert bot.terminate() == 0
+
+
+def test_json_logs_are_one_object_a_line_with_correlation_fields_and_no_secret(
+    workspace: Workspace,
+) -> None:
+    """LOG_FORMAT=json: every line of stderr is a JSON object with time, level, logger and
+    message; the lines about a request carry its id, the Slack team, user and action, and the
+    provider's requestId; no secret appears; a reason with a line break and a forged JSON line
+    stays inside its own line."""
+    env = workspace.env(LOG_FORMAT="json", LOG_LEVEL="info")
+    bot = workspace.start(env)
+    driver = workspace.driver(bot)
+    forged = '\n{"level": "INFO", "message": "forged"}'
+    message = driver.ask(REQUESTER, EMAIL, reason=f"T-1{forged}")
+    driver.approve(APPROVER, message)
+    driver.final_message(message)
+    assert bot.terminate() == 0
+    lines = [line for line in bot.stderr.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # each line parses on its own
+    for record in records:
+        assert {"time", "level", "logger", "message"} <= set(record), record
+    assert not any(r["message"] == "forged" for r in records)
+    calling = [r for r in records if "calling the provider" in r["message"]]
+    assert calling, lines
+    assert {"request_id", "team", "user", "action"} <= set(calling[0]), calling[0]
+    assert calling[0]["user"] == APPROVER and calling[0]["action"] == ids.APPROVE_ACTION
+    answered = [r for r in records if "confirmed attempt" in r["message"]]
+    assert answered and "provider_request_id" in answered[0], answered
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "HOSTUP_API_KEY"):
+        assert env[name] not in bot.stderr, name
+
+
+def _dockerfile_json(instruction: str) -> list[str]:
+    """The exec-form (JSON) argument list of a Dockerfile instruction (continuations joined)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        if line.startswith(instruction + " "):
+            argv = json.loads(line[line.index("[") :])
+            assert isinstance(argv, list) and all(isinstance(a, str) for a in argv), line
+            return argv
+    raise AssertionError(f"no {instruction} in the Dockerfile")
+
+
+def test_the_container_runs_the_bot_as_this_suite_does_and_its_healthcheck_works(
+    workspace: Workspace,
+) -> None:
+    """The image (not buildable here: no container engine) runs `python -m bot`, the command
+    every test in this file starts, as a non-root user; its HEALTHCHECK command, run as it is
+    against a live bot with the image's PORT, exits 0, and exits non-zero once the bot is gone."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "\nFROM python:3.11-slim\n" in dockerfile
+    assert "\nUSER bot\n" in dockerfile
+    assert _dockerfile_json("CMD") == ["python", "-m", "bot"] == ["python", *bot_argv()[1:]]
+    healthcheck = _dockerfile_json("HEALTHCHECK")
+    assert healthcheck[0] == "python" and "/healthz" in healthcheck[-1]
+    env = workspace.env()
+    bot = workspace.start(env)
+    check_env = base_env() | {"PORT": env["PORT"]}
+    argv = [sys.executable, *healthcheck[1:]]
+    ok = subprocess.run(argv, env=check_env, capture_output=True, timeout=30, check=False)  # noqa: S603 - the Dockerfile's own command
+    assert ok.returncode == 0, ok.stderr
+    assert bot.terminate() == 0
+    gone = subprocess.run(argv, env=check_env, capture_output=True, timeout=30, check=False)  # noqa: S603 - the same
+    assert gone.returncode != 0

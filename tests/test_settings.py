@@ -28,6 +28,9 @@ ALL_NAMES = [
     "REQUEST_TTL",
     "DATABASE_URL",
     "PORT",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+    "METRICS",
 ]
 
 

@@ -285,3 +285,14 @@ class OutboxEntry:
     next_attempt_at: datetime
     last_error: str | None = None
     audit_id: int | None = None
+
+
+@dataclass(frozen=True)
+class StoreFigures:
+    """What the store can say of its contents at a glance (the store-derived metrics)."""
+
+    created: int
+    by_state: dict[State, int]
+    oldest_pending: datetime | None
+    outbox_waiting: int
+    oldest_outbox: datetime | None

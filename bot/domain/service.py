@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot.domain import correlation
 from bot.domain.inputs import clean_note, domain_of, validate_email, validate_reason
 from bot.domain.model import (
     CREATED_NOTICES,
@@ -341,6 +342,7 @@ class Approvals:
             actor=requester,
             notices=CREATED_NOTICES,
         )
+        correlation.set_field("request_id", request.id)
         log.info("Request %s for %s by %s", request.id, request.email, requester)
         self.delivery.deliver(request.id)
         if expired is not None:
@@ -354,6 +356,7 @@ class Approvals:
         failed reading is recorded as such, so it never blocks the request. None when there is
         no such request; a request already looked up is left as it is.
         """
+        correlation.set_field("request_id", request_id)
         request = self.requests.get(request_id)
         if request is None or request.view is not None:
             return request
@@ -374,6 +377,7 @@ class Approvals:
         """Check provider, on an unknown outcome: read the domain's view again and show it,
         with what it means, in the thread. Read-only at the provider; the request stays
         unknown until a person decides (Retry, or Resolved)."""
+        correlation.set_field("request_id", request_id)
         if not self.roles.is_approver(approver):
             raise Refused(Refusal.NOT_AN_APPROVER)
         request = self.get(request_id)
@@ -415,6 +419,7 @@ class Approvals:
     def resolve(self, request_id: str, approver: str, note: str) -> VerificationRequest:
         """Close an unknown outcome as resolved: an approver has checked the provider and
         decided no Retry is needed. Audited with who and why; the provider is not called."""
+        correlation.set_field("request_id", request_id)
         if not self.roles.is_approver(approver):
             raise Refused(Refusal.NOT_AN_APPROVER)
         self.resolvable(request_id, approver)
@@ -447,6 +452,7 @@ class Approvals:
         stays pending; the approval that completes it claims the request (exactly one click
         wins, however many race), calls the provider once, records what it said and delivers
         it. Returns the request as the click left it (pending, or its final state)."""
+        correlation.set_field("request_id", request_id)
         if not self.roles.is_approver(approver):
             raise Refused(Refusal.NOT_AN_APPROVER)
         for _ in range(MAX_RACE_RETRIES):
@@ -486,6 +492,7 @@ class Approvals:
     def retry(self, request_id: str, approver: str) -> Retried:
         """Retry an unknown outcome: one approver claims it again and the provider is called
         once more (the quorum was met by the approval that led to the unknown outcome)."""
+        correlation.set_field("request_id", request_id)
         if not self.roles.is_approver(approver):
             raise Refused(Refusal.NOT_AN_APPROVER)
         before = self.get(request_id)
@@ -494,6 +501,7 @@ class Approvals:
 
     def cancel(self, request_id: str, actor: str) -> VerificationRequest:
         """The requester withdraws a pending request (before the provider is called)."""
+        correlation.set_field("request_id", request_id)
         request = self.get(request_id)
         if request.requester != actor:
             raise Refused(Refusal.NOT_THE_REQUESTER, request)
@@ -525,6 +533,7 @@ class Approvals:
 
     def reject(self, request_id: str, actor: str, note: str = "") -> VerificationRequest:
         """Reject a pending request (the provider is never called) and deliver the news."""
+        correlation.set_field("request_id", request_id)
         if not self.roles.is_approver(actor):
             raise Refused(Refusal.NOT_AN_APPROVER)
         self._still_rejectable(request_id, actor)

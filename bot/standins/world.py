@@ -137,7 +137,8 @@ class World:
             self.socket.wait_connected()
             transport = SocketModeTransport(self.socket)
         else:
-            wsgi = WsgiApp(app, health=self._services.healthy)
+            services = self._services
+            wsgi = WsgiApp(app, services.healthy, services.ready, services.metrics.serve)
             self._server = HttpServer(wsgi, "127.0.0.1", 0).start()
             self.url = self._server.url
             transport = HttpTransport(f"{self.url}/slack/events", SIGNING_SECRET)

@@ -51,6 +51,7 @@ from bot.domain.model import (
     OpenRequestExists,
     OutboxEntry,
     State,
+    StoreFigures,
     VerificationRequest,
 )
 from bot.domain.outcomes import outcome_from_dict, outcome_to_dict
@@ -727,6 +728,27 @@ class BaseSQLStore:
         with self._read() as cur:
             cur.execute(self._sql(sql), (*params, self._time_to_db(since), int(limit)))
             return [self._request_from_row(r) for r in cur.fetchall()]
+
+    def metric_figures(self) -> StoreFigures:
+        """Counts for the store-derived metrics (bot/metrics.py): requests by state, the
+        oldest pending one, and the outbox's backlog. Read-only."""
+        with self._read() as cur:
+            cur.execute("SELECT state, COUNT(*) FROM requests GROUP BY state")
+            by_state = {State(row[0]): int(row[1]) for row in cur.fetchall()}
+            cur.execute(
+                self._sql("SELECT MIN(created_at) FROM requests WHERE state = ?"),
+                (State.PENDING.value,),
+            )
+            oldest_pending = cur.fetchone()[0]
+            cur.execute(f"SELECT COUNT(*), MIN(created_at) FROM outbox WHERE {UNDONE}")  # noqa: S608 -- constant
+            waiting, oldest_outbox = cur.fetchone()
+        return StoreFigures(
+            created=sum(by_state.values()),
+            by_state=by_state,
+            oldest_pending=None if oldest_pending is None else self._time_from_db(oldest_pending),
+            outbox_waiting=int(waiting),
+            oldest_outbox=None if oldest_outbox is None else self._time_from_db(oldest_outbox),
+        )
 
     # -- the Home tab --------------------------------------------------------------------------
 
