@@ -216,6 +216,24 @@ def test_json_lines_carry_the_bound_fields_and_no_secret(restore_logging):
     assert "xoxb-very-secret-token" not in out.getvalue()
 
 
+def test_a_sweep_names_the_request_it_changes(world, restore_logging):
+    """The expiry sweep runs in no Slack request, yet its lines name the request it expired."""
+    from datetime import timedelta
+
+    from bot.domain.model import utcnow
+
+    message = world.driver.ask(REQUESTER, EMAIL)
+    out, _ = capture("json")
+    moment = utcnow() + timedelta(days=2)
+    world.services.approvals.clock = lambda: moment
+    assert world.services.maintenance.run_once()["expired"] == 1
+    world.driver.final_message(message)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    [expired] = [r for r in records if "expired without a decision" in r["message"]]
+    assert expired["request_id"] in expired["message"]
+    assert "user" not in expired  # nobody clicked
+
+
 def test_text_lines_escape_line_breaks_and_show_the_fields(restore_logging):
     out, _ = capture("text", secrets=("hk_live_secret",))
     with correlation.bound(request_id="r1", user="U1"):

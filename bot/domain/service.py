@@ -620,8 +620,9 @@ class Approvals:
         due = self.requests.list_requests(PENDING, expires_before=self.clock())
         expired = [done for r in due if (done := self._expire_if_due(r, actor="bot")) is not None]
         for request in expired:
-            log.info("Request %s expired without a decision", request.id)
-            self.delivery.deliver(request.id)
+            with correlation.bound(request_id=request.id):
+                log.info("Request %s expired without a decision", request.id)
+                self.delivery.deliver(request.id)
         return expired
 
     def recover_interrupted(self, max_call_seconds: float) -> list[VerificationRequest]:
@@ -651,10 +652,11 @@ class Approvals:
                 )
             )
             if done is not None:
-                log.warning(
-                    "Request %s was left executing by a stopped process: now unknown", done.id
-                )
-                self.delivery.deliver(done.id)
+                with correlation.bound(request_id=done.id):
+                    log.warning(
+                        "Request %s was left executing by a stopped process: now unknown", done.id
+                    )
+                    self.delivery.deliver(done.id)
                 recovered.append(done)
         return recovered
 
