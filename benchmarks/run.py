@@ -1063,7 +1063,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     return Plan(
         starts=2 if quick else 5,
         warm_flows=2 if quick else 5,
-        clicks=4 if quick else 32,
+        clicks=4 if quick else 100,  # 100+ samples: a p99 that is not just the slowest one
         extra_commands=3 if quick else 2,
         provider_latency=args.provider_latency,
         waiting=args.waiting,

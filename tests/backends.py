@@ -89,7 +89,9 @@ def _prepare_for_tests(superuser_url: str, pgdata: Path) -> str:
 
     The embedded server trusts every local login; a first pg_hba.conf line makes the test role
     authenticate with its password. A test database need not survive a power cut: no fsync,
-    no waiting for the WAL.
+    no waiting for the WAL. Nor does it need autovacuum, whose workers (the superuser's) the
+    test role may not terminate: one at work on a test's database made DROP DATABASE … WITH
+    (FORCE) fail at the test's teardown.
     """
     import psycopg
     from psycopg import sql
@@ -102,7 +104,7 @@ def _prepare_for_tests(superuser_url: str, pgdata: Path) -> str:
                 sql.Identifier(TEST_ROLE), sql.Literal(TEST_PASSWORD)
             )
         )
-        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+        for setting in ("fsync", "synchronous_commit", "full_page_writes", "autovacuum"):
             conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
         conn.execute("SELECT pg_reload_conf()")
     socket_dir = psycopg.conninfo.conninfo_to_dict(superuser_url)["host"]
