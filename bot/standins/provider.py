@@ -477,7 +477,8 @@ class FakeProvider:
     @property
     def calls(self) -> list[dict[str, Any]]:
         """Every request so far, oldest first: ``method``, ``path``, ``headers`` (names in
-        lower case), ``json`` (the parsed body, or None) and ``body`` (the raw bytes)."""
+        lower case), ``json`` (the parsed body, or None), ``body`` (the raw bytes) and
+        ``status`` (what it was answered with; None while unanswered or when never)."""
         with self._lock:
             return [dict(call) for call in self._calls]
 
@@ -644,16 +645,16 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query_text = self.path.partition("?")
         query = parse_qs(query_text)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        provider._record(
-            {
-                "method": method,
-                "path": path,
-                "query": query,
-                "headers": headers,
-                "json": parsed,
-                "body": raw,
-            }
-        )
+        call: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "query": query,
+            "headers": headers,
+            "json": parsed,
+            "body": raw,
+            "status": None,  # the status it was answered with, once it is (None: no answer)
+        }
+        provider._record(call)
         v2 = _is_v2(path)
         if v2:
             bearer = self.headers.get("Authorization", "")
@@ -684,6 +685,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if v2
                 else provider._normal(method, path, parsed)
             )
+        with provider._lock:
+            call["status"] = response.status
         self._send(response)
 
     def _read_body(self) -> bytes:
