@@ -179,11 +179,21 @@ class Driver:
             },
         )
 
-    def request_message(self, email: str) -> dict[str, Any]:
-        """The newest request message for ``email`` in the approval channel, waiting for it."""
+    def posted(self) -> set[str]:
+        """The timestamps of the messages in the approval channel now, to tell a new one."""
+        return {str(m.get("ts")) for m in self.slack.messages(self.channel)}
+
+    def request_message(
+        self, email: str, seen: set[str] | frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """The newest request message for ``email`` in the approval channel, waiting for it;
+        messages whose timestamps are in ``seen`` (an earlier request for the same email) are
+        not it."""
 
         def find() -> dict[str, Any] | None:
             for message in reversed(self.slack.messages(self.channel)):
+                if str(message.get("ts")) in seen:
+                    continue
                 if email in json.dumps(message.get("blocks", [])):
                     return dict(message)
             return None
@@ -202,6 +212,8 @@ class Driver:
 
     def ask(self, user: str, email: str, reason: str = "TICKET-1") -> dict[str, Any]:
         """The whole request: command, modal, submit; returns the posted request message."""
+        seen = self.posted()
+        told = self._posted_dms(user, email)
         delivered = self.command(user, email)
         if delivered.reply.status != 200 or delivered.reply.text:
             raise RuntimeError(f"command refused: {delivered.reply}")
@@ -209,23 +221,25 @@ class Driver:
         reply = self.submit_request(user, view, reason=reason)
         if reply.body not in ("", None) and reply.body != {}:
             raise RuntimeError(f"submit refused: {reply.body}")
-        message = self.request_message(email)
+        message = self.request_message(email, seen)
         # The bot's last steps of a request are its DM to the requester and the update showing
         # the provider's view of the domain; wait for both, so that what a caller does next (a
         # scripted Slack failure, say) meets the approval, not the request.
         message = self.with_provider_line(message)
         self.slack.wait_for(
-            lambda: (
-                any(
-                    "was posted" in m.get("text", "") and email in m.get("text", "")
-                    for m in self.slack.messages(user)
-                )
-                or None
-            ),
+            lambda: self._posted_dms(user, email) > told or None,
             self.timeout,
             what=f"the 'posted' DM to {user}",
         )
         return message
+
+    def _posted_dms(self, user: str, email: str) -> int:
+        """How many "your request was posted" DMs ``user`` has had for ``email``."""
+        return sum(
+            1
+            for m in self.slack.messages(user)
+            if "was posted" in m.get("text", "") and email in m.get("text", "")
+        )
 
     # ------------------------------------------------------------------ the decision
 
