@@ -84,6 +84,9 @@ MAX_BODY_BYTES: Final = 5_000_000
 DEFAULT_RETRY_AFTER: Final = 1.0
 # First wait after a failed connection; doubles on each further attempt.
 CONNECT_BACKOFF: Final = 0.2
+# The confirm call's attempts and the longest Retry-After it waits on, unless told otherwise.
+MAX_ATTEMPTS: Final = 3
+MAX_RETRY_AFTER: Final = 30.0
 
 # ---------------------------------------------------------------------------------------------
 # Results and errors
@@ -361,6 +364,21 @@ def _explain(answer: _Answer, payload: object, attempts: int) -> str:
 # The client
 
 
+def longest_call(
+    timeout: float, max_attempts: int = MAX_ATTEMPTS, max_retry_after: float = MAX_RETRY_AFTER
+) -> float:
+    """Seconds a claimed request can stay executing at most: every attempt of ``confirm`` and
+    the waits between them, then the read-back of the domain's view.
+
+    httpx applies ``timeout`` to connecting and to each read; twice it per attempt is a
+    generous bound. A claim older than this cannot still be waiting on the provider.
+    """
+    confirm = max_attempts * 2 * timeout + (max_attempts - 1) * max(
+        max_retry_after, CONNECT_BACKOFF * 2.0 ** (max_attempts - 1)
+    )
+    return confirm + VIEW_CALLS * 2 * min(timeout, VIEW_TIMEOUT)
+
+
 class HostupClient:
     """The provider's email-verification API over one long-lived httpx client."""
 
@@ -370,8 +388,8 @@ class HostupClient:
         api_key: str,
         timeout: float,
         *,
-        max_attempts: int = 3,
-        max_retry_after: float = 30.0,
+        max_attempts: int = MAX_ATTEMPTS,
+        max_retry_after: float = MAX_RETRY_AFTER,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
         observe: Callable[[str, str, float], None] | None = None,
@@ -413,16 +431,8 @@ class HostupClient:
 
     @property
     def max_duration(self) -> float:
-        """Seconds a claimed request can stay executing at most: every attempt of ``confirm``
-        and the waits between them, then the read-back of the domain's view.
-
-        httpx applies ``timeout`` to connecting and to each read; twice it per attempt is a
-        generous bound. A claim older than this cannot still be waiting on the provider.
-        """
-        confirm = self.max_attempts * 2 * self.timeout + (self.max_attempts - 1) * max(
-            self.max_retry_after, CONNECT_BACKOFF * 2.0 ** (self.max_attempts - 1)
-        )
-        return confirm + self.max_view_duration
+        """Seconds a claimed request can stay executing at most (see :func:`longest_call`)."""
+        return longest_call(self.timeout, self.max_attempts, self.max_retry_after)
 
     def __repr__(self) -> str:
         return f"HostupClient(base_url={self.base_url!r}, max_attempts={self.max_attempts!r})"

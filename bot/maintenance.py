@@ -4,7 +4,8 @@ Every ``interval`` seconds (and once at start-up), on every replica:
 
 * pending requests past REQUEST_TTL become ``expired`` and their message loses its buttons;
 * requests left ``executing`` longer than a provider call can take (their process stopped
-  mid-call) become ``unknown``, with a Retry button in the thread;
+  mid-call) become ``unknown``, with a Retry button in the thread: after ``interrupted_after``
+  seconds (see :func:`interrupted_bound`);
 * requests pending for REMIND_EVERY since they last changed get a reminder in their thread
   (one replica sends it);
 * outbox entries that Slack did not take earlier are delivered.
@@ -31,19 +32,30 @@ INTERVAL = 15.0  # seconds between rounds: well within "at least once a minute"
 INTERRUPTED_GRACE = 30.0
 
 
+def interrupted_bound(setting: float, max_call_seconds: float) -> float:
+    """Seconds a request may stay ``executing`` before a round calls its call interrupted.
+
+    ``setting`` is INTERRUPTED_AFTER: 0 (the default) derives the bound from the provider
+    client, the longest a call can take plus INTERRUPTED_GRACE, so a live call is never taken
+    for a stopped one. A positive value is used as it is: the soak and tests shorten the bound
+    with it, so that they need not wait out a real call's bound.
+    """
+    return setting if setting > 0 else max_call_seconds + INTERRUPTED_GRACE
+
+
 class Maintenance:
     def __init__(
         self,
         approvals: Approvals,
         outbox: Outbox,
-        max_call_seconds: float,
+        interrupted_after: float,
         interval: float = INTERVAL,
         on_round: Callable[[bool], None] | None = None,
     ) -> None:
         self.approvals = approvals
         self.on_round = on_round  # told of each round of the loop: whether it succeeded
         self.outbox = outbox
-        self.max_call_seconds = max_call_seconds
+        self.interrupted_after = interrupted_after
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -53,7 +65,7 @@ class Maintenance:
         approvers of, and how many outbox entries it finished (besides those of the requests
         it changed, which the service delivers at once)."""
         expired = self.approvals.expire_due()
-        interrupted = self.approvals.recover_interrupted(self.max_call_seconds + INTERRUPTED_GRACE)
+        interrupted = self.approvals.recover_interrupted(self.interrupted_after)
         reminded = self.approvals.remind_due()
         delivered = self.outbox.deliver_due()
         return {

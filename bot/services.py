@@ -22,7 +22,7 @@ from bot.domain import correlation
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.home import Home
 from bot.hostup import HostupClient
-from bot.maintenance import Maintenance
+from bot.maintenance import Maintenance, interrupted_bound
 from bot.metrics import Metrics
 from bot.notify import Notifier
 from bot.outbox import Outbox
@@ -200,10 +200,17 @@ def build_services(settings: Settings) -> Services:
         approvals, store, client, settings.APPROVAL_CHANNEL, clock=lambda: approvals.clock()
     )
     delivery.home = home
+    if 0 < settings.INTERRUPTED_AFTER < provider.max_duration:
+        log.warning(
+            "INTERRUPTED_AFTER=%s is shorter than a provider call can take (%.0f s): a live call "
+            "can be taken for an interrupted one. Leave it unset outside soaks and tests.",
+            settings.INTERRUPTED_AFTER,
+            provider.max_duration,
+        )
     maintenance = Maintenance(
         approvals,
         outbox,
-        max_call_seconds=provider.max_duration,
+        interrupted_after=interrupted_bound(settings.INTERRUPTED_AFTER, provider.max_duration),
         on_round=metrics.maintenance_round,
     )
     executor = ContextExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")

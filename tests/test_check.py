@@ -607,3 +607,13 @@ def test_a_quorum_larger_than_the_approvers_fails(run) -> None:
         "distinct approvers"
     )
     assert run(APPROVALS_REQUIRED=3, APPROVERS=f"{APPROVER_GROUP},U0EXTRA").code == 0
+
+
+def test_a_short_interrupted_after_is_a_warning(run) -> None:
+    """INTERRUPTED_AFTER shorter than a provider call can take is a warn line naming it (the
+    bot still works); one longer than that, or 0 (derived), says nothing."""
+    result = run(INTERRUPTED_AFTER=5, HOSTUP_TIMEOUT=2)
+    assert result.code == 0
+    result.one("warn  ", "INTERRUPTED_AFTER=5 is shorter than a provider call can take")
+    for fine in (0, 3600):
+        assert not any("INTERRUPTED_AFTER" in line for line in run(INTERRUPTED_AFTER=fine).lines)

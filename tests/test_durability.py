@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from bot import ids
 from bot.audit import DECISIONS, export
 from bot.domain.model import DECISION_ACTIONS, Action, State, utcnow
 from bot.domain.service import Transition
+from bot.maintenance import INTERRUPTED_GRACE
 from bot.standins.provider import Response
 from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, SECOND_APPROVER, World
 
@@ -149,13 +151,49 @@ def test_interrupted_call_becomes_unknown_without_a_click(world):
     )
     maintenance = world.services.maintenance
     assert maintenance.run_once()["interrupted"] == 0  # still within a call's time
-    later(world, maintenance.max_call_seconds + 31)
+    later(world, maintenance.interrupted_after + 1)
     assert maintenance.run_once()["interrupted"] == 1
     assert store.get(request.id).state is State.UNKNOWN
     reply = world.driver.wait_thread_reply(message)
     assert buttons(reply) == [ids.CHECK_ACTION, ids.RETRY_ACTION, ids.RESOLVE_ACTION]
     assert "stopped while it was calling" in text_of(reply)
     assert world.provider.calls == []
+
+
+def test_interrupted_after_shortens_the_bound_and_is_warned_about(tmp_path, caplog):
+    """By default the bound is the longest a provider call can take plus a grace; the
+    INTERRUPTED_AFTER setting (for soaks and tests) replaces it, with a warning at start-up
+    when it is shorter than a call can take."""
+    with World(database_path=tmp_path / "default.db") as world:
+        maintenance = world.services.maintenance
+        longest = world.services.provider.max_duration
+        assert maintenance.interrupted_after == longest + INTERRUPTED_GRACE
+    assert "INTERRUPTED_AFTER" not in caplog.text
+    with (
+        caplog.at_level(logging.WARNING, logger="bot.services"),
+        World(database_path=tmp_path / "short.db", settings={"INTERRUPTED_AFTER": 5}) as world,
+    ):
+        assert "INTERRUPTED_AFTER=5 is shorter than a provider call can take" in caplog.text
+        message = world.driver.ask(REQUESTER, "alice@example.com")
+        request = request_of(world, message)
+        world.services.store.transition(
+            Transition(
+                request.id,
+                frozenset({State.PENDING}),
+                State.EXECUTING,
+                actor=APPROVER,
+                action=Action.APPROVE,
+                now=utcnow(),
+                decided_by=APPROVER,
+            )
+        )
+        maintenance = world.services.maintenance
+        assert maintenance.interrupted_after == 5
+        later(world, 4)
+        assert maintenance.run_once()["interrupted"] == 0
+        later(world, 6)
+        assert maintenance.run_once()["interrupted"] == 1
+        assert world.services.store.get(request.id).state is State.UNKNOWN
 
 
 # ------------------------------------------------------------------------ 4. expiry sweep

@@ -10,7 +10,7 @@ from test_approvals import Clock, Delivery, Roles, StubProvider
 
 from bot.domain.model import Action, State
 from bot.domain.service import ApprovalPolicy, Approvals, Transition
-from bot.maintenance import INTERRUPTED_GRACE, Maintenance
+from bot.maintenance import INTERRUPTED_GRACE, Maintenance, interrupted_bound
 from bot.store import StoreError, open_store
 
 
@@ -54,7 +54,9 @@ def test_a_round_expires_recovers_and_delivers(store) -> None:
     )
     assert claimed is not None
     outbox = CountingOutbox()
-    maintenance = Maintenance(approvals, outbox, max_call_seconds=60)  # type: ignore[arg-type]
+    maintenance = Maintenance(  # type: ignore[arg-type]
+        approvals, outbox, interrupted_after=interrupted_bound(0, 60)
+    )
     clock.now += timedelta(seconds=59 + INTERRUPTED_GRACE)
     assert maintenance.run_once() == {"expired": 0, "interrupted": 0, "reminded": 0, "delivered": 3}
     clock.now += timedelta(hours=1)
@@ -77,7 +79,7 @@ def test_the_loop_outlives_a_bad_round_and_stops_when_asked(caplog) -> None:
             self._stop.set()  # the third round asks the loop to stop
             return {}
 
-    maintenance = Scripted(None, None, max_call_seconds=1, interval=0)  # type: ignore[arg-type]
+    maintenance = Scripted(None, None, interrupted_after=1, interval=0)  # type: ignore[arg-type]
     with caplog.at_level(logging.ERROR, logger="bot.maintenance"):
         maintenance._loop()
     assert outcomes == []

@@ -626,7 +626,8 @@ class Approvals:
         return expired
 
     def recover_interrupted(self, max_call_seconds: float) -> list[VerificationRequest]:
-        """Requests left ``executing`` longer than a provider call can take become ``unknown``.
+        """Requests left ``executing`` longer than ``max_call_seconds`` (longer than a provider
+        call can take) become ``unknown``.
 
         Such a request was claimed by a process that stopped (a crash, a kill, a lost machine)
         while calling the provider, so nobody knows whether the provider acted.
