@@ -193,7 +193,7 @@ def test_interrupted_after_shortens_the_bound_and_is_warned_about(tmp_path, capl
         assert maintenance.run_once()["interrupted"] == 0
         later(world, 6)
         assert maintenance.run_once()["interrupted"] == 1
-        assert world.services.store.get(request.id).state is State.UNKNOWN
+        assert request_of(world, message).state is State.UNKNOWN
 
 
 # ------------------------------------------------------------------------ 4. expiry sweep

@@ -54,8 +54,10 @@ def test_a_round_expires_recovers_and_delivers(store) -> None:
     )
     assert claimed is not None
     outbox = CountingOutbox()
-    maintenance = Maintenance(  # type: ignore[arg-type]
-        approvals, outbox, interrupted_after=interrupted_bound(0, 60)
+    maintenance = Maintenance(
+        approvals,
+        outbox,  # type: ignore[arg-type]
+        interrupted_after=interrupted_bound(0, 60),
     )
     clock.now += timedelta(seconds=59 + INTERRUPTED_GRACE)
     assert maintenance.run_once() == {"expired": 0, "interrupted": 0, "reminded": 0, "delivered": 3}
