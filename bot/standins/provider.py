@@ -653,6 +653,7 @@ class _Handler(BaseHTTPRequestHandler):
             "json": parsed,
             "body": raw,
             "status": None,  # the status it was answered with, once it is (None: no answer)
+            "client_port": self.client_address[1],  # which process called (the soak's kills)
         }
         provider._record(call)
         v2 = _is_v2(path)

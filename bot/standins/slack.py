@@ -20,7 +20,9 @@ Behaviour worth knowing:
   registered with `add_channel(..., is_member=False)` answer `not_in_channel`; unregistered
   channels accept posts but `conversations.info` does not know them.
 * `fail_next()` scripts failures (HTTP 429 with `Retry-After`, or `{"ok": false}` answers) and
-  `set_delay()` adds latency to a method.
+  `set_delay()` adds latency to a method. `time_out_next()` answers a call too late, having
+  done it or not; `outage()` makes every call answer HTTP 503 for a while; `in_flight()` names
+  the client ports of the calls being answered (the soak finds the replica to kill by them).
 * Scopes: the bot token is granted `scopes` (by default exactly the manifest's bot scopes,
   `bot.manifest.BOT_SCOPES`; change them with `set_scopes()`). As on Slack, every answer to an
   authenticated call carries them in an `X-OAuth-Scopes` header (comma-separated), and a method
@@ -41,7 +43,8 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -118,6 +121,10 @@ class _Failure:
     status: int
     retry_after: int | None
     remaining: int
+    # A timeout: answer only after this many seconds, the client having given up by then;
+    # with ``acts`` the call takes effect first (Slack did it, its answer was lost).
+    hang: float = 0.0
+    acts: bool = False
 
 
 class _Server(ThreadingHTTPServer):
@@ -160,7 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
             params, parse_error = _parse_params(url.query, body, content_type)
             token = _bearer(self.headers.get("Authorization")) or params.pop("token", None)
             params.pop("token", None)
-            status, headers, answer = fake._answer_api(method, params, token, parse_error)
+            with fake._tracking(method, self.client_address):
+                status, headers, answer = fake._answer_api(method, params, token, parse_error)
             self._send(status, json.dumps(answer).encode(), "application/json", headers)
         elif url.path.startswith("/response/"):
             status, text = fake._answer_response_url(url.path, body, content_type)
@@ -232,6 +240,8 @@ class FakeSlack:
         self._channels: dict[str, dict[str, Any]] = {}
         self._socket_mode_url: Callable[[], str] | None = None
         self._counter = itertools.count(1)
+        self._outage_until = 0.0  # monotonic time a whole outage ends (0: none)
+        self._in_flight: dict[int, tuple[str, int]] = {}  # id -> (method, client port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._methods: dict[str, Callable[[Params], Answer]] = {
@@ -341,6 +351,43 @@ class FakeSlack:
             self._failures.setdefault(method, []).append(
                 _Failure(error, resolved, retry_after if resolved == 429 else None, times)
             )
+
+    def time_out_next(self, method: str, seconds: float, *, acts: bool) -> None:
+        """Let the next call of `method` time out: answer only after `seconds` (set it past
+        the client's timeout), having done the call first when `acts` (Slack acted and its
+        answer was lost) or not at all (the request never got through)."""
+        with self._cond:
+            failure = _Failure("timeout", HTTPStatus.GATEWAY_TIMEOUT, None, 1, seconds, acts)
+            self._failures.setdefault(method, []).append(failure)
+
+    def outage(self, seconds: float) -> None:
+        """A whole outage from now for `seconds`: every Web API call and response_url post
+        answers HTTP 503 and does nothing."""
+        with self._cond:
+            self._outage_until = time.monotonic() + seconds
+
+    @property
+    def in_outage(self) -> bool:
+        with self._cond:
+            return time.monotonic() < self._outage_until
+
+    def in_flight(self, method: str | None = None) -> list[int]:
+        """The client ports of the Web API calls (of `method`) being answered now."""
+        with self._cond:
+            return [p for m, p in self._in_flight.values() if method is None or m == method]
+
+    @contextmanager
+    def _tracking(self, method: str, client_address: Any) -> Iterator[None]:
+        key = next(self._counter)
+        with self._cond:
+            self._in_flight[key] = (method, int(client_address[1]))
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                del self._in_flight[key]
+                self._cond.notify_all()
 
     def set_scopes(self, scopes: Iterable[str] | None) -> None:
         """Grant the bot token these scopes from now on (None: no header, no scope checks)."""
@@ -506,8 +553,24 @@ class FakeSlack:
     ) -> tuple[int, dict[str, str], Answer]:
         with self._cond:
             delay = self._delays.get(method, 0.0)
+            if time.monotonic() < self._outage_until:
+                answer = _error("service_unavailable")
+                self._calls.append(
+                    Call(method, params, token, time.time(), HTTPStatus.SERVICE_UNAVAILABLE, answer)
+                )
+                self._cond.notify_all()
+                return HTTPStatus.SERVICE_UNAVAILABLE, {}, answer
+            late = self._take_failure(method, timeouts=True)
         if delay > 0:
             time.sleep(delay)  # simulated network/server latency, not a polling loop
+        if late is not None:
+            return self._answer_late(late, method, params, token, parse_error)
+        return self._perform(method, params, token, parse_error)
+
+    def _perform(
+        self, method: str, params: Params, token: str | None, parse_error: str | None
+    ) -> tuple[int, dict[str, str], Answer]:
+        """Do one Web API call as Slack would (or fail it as scripted), and record it."""
         with self._cond:
             status, headers = 200, {}
             if self._scopes is not None and token in (self.bot_token, self.app_token):
@@ -534,7 +597,23 @@ class FakeSlack:
             self._cond.notify_all()
             return status, headers, answer
 
+    def _answer_late(
+        self, late: _Failure, method: str, params: Params, token: str | None, error: str | None
+    ) -> tuple[int, dict[str, str], Answer]:
+        """A timed-out call: done first when the timeout `acts`, answered after `late.hang`."""
+        if late.acts:
+            status, headers, answer = self._perform(method, params, token, error)
+        else:
+            status, headers, answer = late.status, {}, _error("timeout")
+            with self._cond:
+                self._calls.append(Call(method, params, token, time.time(), status, answer))
+                self._cond.notify_all()
+        time.sleep(late.hang)  # the late answer the client has stopped waiting for
+        return status, headers, answer
+
     def _answer_response_url(self, path: str, body: bytes, content_type: str) -> tuple[int, str]:
+        if self.in_outage:
+            return HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable"
         response_id = path.removeprefix("/response/")
         text = body.decode("utf-8", errors="replace")
         try:
@@ -548,9 +627,10 @@ class FakeSlack:
             self._cond.notify_all()
         return HTTPStatus.OK, "ok"
 
-    def _take_failure(self, method: str) -> _Failure | None:
+    def _take_failure(self, method: str, *, timeouts: bool = False) -> _Failure | None:
+        """The next scripted failure of `method`, if it is a timeout (`timeouts`) or not."""
         queue = self._failures.get(method)
-        if not queue:
+        if not queue or (queue[0].hang > 0) is not timeouts:
             return None
         failure = queue[0]
         failure.remaining -= 1
