@@ -366,7 +366,6 @@ class FakeSlack:
         with self._cond:
             self._outage_until = time.monotonic() + seconds
 
-    @property
     def in_outage(self) -> bool:
         with self._cond:
             return time.monotonic() < self._outage_until
@@ -612,7 +611,7 @@ class FakeSlack:
         return status, headers, answer
 
     def _answer_response_url(self, path: str, body: bytes, content_type: str) -> tuple[int, str]:
-        if self.in_outage:
+        if self.in_outage():
             return HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable"
         response_id = path.removeprefix("/response/")
         text = body.decode("utf-8", errors="replace")
