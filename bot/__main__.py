@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from bot import __version__
@@ -90,6 +93,50 @@ def configure_logging(
     configure(log_format, level, secrets or ())
 
 
+# How long start-up waits for Slack to answer auth.test when it fails in a way that may pass
+# (Slack down or rate limiting, no connection): a replica restarted during a Slack outage
+# starts once Slack is back, instead of exiting; a refused token still stops it at once.
+SLACK_START_WAIT = 300.0
+SLACK_START_BACKOFF = 30.0  # the longest pause between two tries
+
+
+def verify_slack_token(
+    auth_test: Callable[[], Any],
+    *,
+    wait: float = SLACK_START_WAIT,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> str | None:
+    """Call auth.test until it answers; None once it does, else what stops start-up.
+
+    A failure that asking again may cure (Slack's 5xx, 429, a timeout, no connection) is
+    logged and tried again, with backoff, for up to ``wait`` seconds; any other (a refused or
+    revoked token) is final at once.
+    """
+    from bot.slack_errors import CALL_ERRORS, classify
+
+    deadline = clock() + wait
+    pause = 1.0
+    while True:
+        try:
+            auth_test()
+            return None
+        except CALL_ERRORS as exc:
+            failure = classify(exc)
+        if not failure.transient:
+            return f"Slack refused SLACK_BOT_TOKEN ({failure.error})"
+        if clock() + pause > deadline:
+            return f"Slack could not be reached for {wait:g} s ({failure.kind}: {failure.error})"
+        log.warning(
+            "Slack did not answer auth.test (%s: %s); trying again in %g s",
+            failure.kind,
+            failure.error,
+            pause,
+        )
+        sleep(pause)
+        pause = min(pause * 2, SLACK_START_BACKOFF)
+
+
 def serve(host: str) -> int:
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackClientError
@@ -123,12 +170,15 @@ def serve(host: str) -> int:
         print(f"verify-email bot cannot start: {exc}", file=sys.stderr)
         return 2
     log.info("Checking SLACK_BOT_TOKEN with Slack (auth.test at %s)…", settings.SLACK_API_URL)
-    try:
-        app = create_app(settings, services)
-    except (BoltError, SlackClientError, OSError) as exc:
+    refused = verify_slack_token(services.client.auth_test)
+    if refused is None:
+        try:  # Bolt calls auth.test once more: only an outage starting just now fails it
+            app = create_app(settings, services)
+        except (BoltError, SlackClientError, OSError) as exc:
+            refused = f"Slack failed auth.test ({type(exc).__name__})"
+    if refused is not None:
         print(
-            "verify-email bot cannot start: Slack refused SLACK_BOT_TOKEN or could not be "
-            f"reached at {settings.SLACK_API_URL} ({type(exc).__name__}). "
+            f"verify-email bot cannot start: {refused} at {settings.SLACK_API_URL}. "
             "Run `python -m bot check` for details.",
             file=sys.stderr,
         )
