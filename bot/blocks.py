@@ -324,24 +324,36 @@ def day(moment: datetime) -> str:
 
 
 def history_line(history: History) -> str:
-    """``cleared 2 times in the last 30 days, last by @ana on 2026-11-30; 1 rejected``."""
+    """``cleared 2 times in the last 30 days, last by @ana on 2026-11-30; 1 rejected``. When
+    there were more than it counts (``history.more``), it says so and what the counts cover:
+    ``more than 20 in the last 30 days; of the latest 20: cleared 20 times, …``."""
     where = f"`{esc(history.email)}` or `{esc(history.domain)}`"
     if not history.requests:
         return f":mag: No earlier request for {where} in the last {history.days} days."
     parts = []
+    period = f" in the last {history.days} days"
+    if history.more:
+        parts.append(f"more than {len(history.requests)}{period}")
+        period = ""
     cleared = history.cleared
     if cleared:
         last = cleared[0]
         times = "once" if len(cleared) == 1 else f"{len(cleared)} times"
         parts.append(
-            f"cleared {times} in the last {history.days} days, last by "
-            f"{deciders(last, 'someone')} on {day(last.updated_at)}"
+            f"cleared {times}{period}, last by {deciders(last, 'someone')} on "
+            f"{day(last.updated_at)}"
         )
     others: dict[str, int] = {}
     for earlier in history.requests:
         if earlier.state is not State.SUCCEEDED:
             others[earlier.state.value] = others.get(earlier.state.value, 0) + 1
     parts.extend(f"{n} {state}" for state, n in sorted(others.items()))
+    if history.more:
+        counted = "; ".join(parts[1:])
+        return (
+            f":mag: Earlier requests for {where}: {parts[0]}; "
+            f"of the latest {len(history.requests)}: {counted}."
+        )
     return f":mag: Earlier requests for {where}: " + "; ".join(parts) + "."
 
 
@@ -441,43 +453,7 @@ def request_message(
     )
     blocks: Blocks = [section(summary), section(_status_line(request, required))]
     if request.state is State.PENDING:
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": ids.ACTIONS_BLOCK,
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": ids.APPROVE_ACTION,
-                        "text": plain("Approve"),
-                        "style": "primary",
-                        "value": request.id,
-                        "confirm": {
-                            "title": plain("Clear this verification?", 100),
-                            "text": {
-                                "type": "mrkdwn",
-                                "text": clip(
-                                    f"The provider will clear the verification for "
-                                    f"`{esc(request.email)}` and notify its clients. "
-                                    "This cannot be undone.",
-                                    300,
-                                ),
-                            },
-                            "confirm": plain("Approve", 30),
-                            "deny": plain("Cancel", 30),
-                            "style": "primary",
-                        },
-                    },
-                    {
-                        "type": "button",
-                        "action_id": ids.REJECT_ACTION,
-                        "text": plain("Reject"),
-                        "style": "danger",
-                        "value": request.id,
-                    },
-                ],
-            }
-        )
+        blocks.append(decision_buttons(request))
     if request.view is not None:
         blocks.append(context(provider_line(request.view)))
     if request.readback is not None and request.state is not State.PENDING:
@@ -490,6 +466,49 @@ def request_message(
         f"{esc(request.email)}: {request.state.value}"
     )
     return text, blocks
+
+
+def decision_buttons(
+    request: VerificationRequest, block_id: str = ids.ACTIONS_BLOCK
+) -> dict[str, Any]:
+    """Approve (with its confirmation) and Reject for a pending request. ``block_id``: the
+    channel message's own; the Home tab, showing several requests, gives each row its own
+    (ids.for_request), as Slack refuses a view with a repeated block_id."""
+    return {
+        "type": "actions",
+        "block_id": block_id,
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ids.APPROVE_ACTION,
+                "text": plain("Approve"),
+                "style": "primary",
+                "value": request.id,
+                "confirm": {
+                    "title": plain("Clear this verification?", 100),
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": clip(
+                            f"The provider will clear the verification for "
+                            f"`{esc(request.email)}` and notify its clients. "
+                            "This cannot be undone.",
+                            300,
+                        ),
+                    },
+                    "confirm": plain("Approve", 30),
+                    "deny": plain("Cancel", 30),
+                    "style": "primary",
+                },
+            },
+            {
+                "type": "button",
+                "action_id": ids.REJECT_ACTION,
+                "text": plain("Reject"),
+                "style": "danger",
+                "value": request.id,
+            },
+        ],
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -642,10 +661,12 @@ def submitted_dm(request: VerificationRequest, channel: str) -> tuple[str, Block
     return text, [section(text), cancel_button(request)]
 
 
-def cancel_button(request: VerificationRequest) -> dict[str, Any]:
+def cancel_button(request: VerificationRequest, block_id: str = ids.CANCEL_BLOCK) -> dict[str, Any]:
+    """The requester's Cancel. ``block_id``: the DM's own; the Home tab gives each request's
+    row its own (ids.for_request)."""
     return {
         "type": "actions",
-        "block_id": ids.CANCEL_BLOCK,
+        "block_id": block_id,
         "elements": [
             {
                 "type": "button",
@@ -867,8 +888,7 @@ def home_view(data: HomeData, channel: str) -> dict[str, Any]:
         for request in data.waiting[:HOME_WAITING_SHOWN]:
             status = _status_line(request, data.required)
             out.append(section(f"{_home_request_line(request)}\n{status}"))
-            buttons = request_message(request, data.required)[1]
-            out.extend(b for b in buttons if b.get("type") == "actions")
+            out.append(decision_buttons(request, ids.for_request(ids.ACTIONS_BLOCK, request.id)))
         if more := _more(len(data.waiting), HOME_WAITING_SHOWN, "waiting", channel):
             out.append(more)
         out.append({"type": "divider"})
@@ -880,7 +900,7 @@ def home_view(data: HomeData, channel: str) -> dict[str, Any]:
             section(f"{_home_request_line(request)}\n{_status_line(request, data.required)}")
         )
         if request.state is State.PENDING:
-            out.append(cancel_button(request))
+            out.append(cancel_button(request, ids.for_request(ids.CANCEL_BLOCK, request.id)))
     if more := _more(len(data.mine), HOME_MINE_SHOWN, "of yours", channel):
         out.append(more)
     if data.is_approver:

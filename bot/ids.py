@@ -29,6 +29,20 @@ RESOLVE_ACTION = "verify_email_resolve"
 CANCEL_ACTION = "verify_email_cancel"
 CANCEL_BLOCK = "verify_email_cancel_actions"
 
+# Slack refuses a message or view that repeats a block_id (at most 255 characters each). The
+# Home tab shows one row of buttons per request, so each row's block_id names its request;
+# the handlers route by action_id and read the request id from the button's value.
+MAX_BLOCK_ID = 255
+
+
+def for_request(block_id: str, request_id: str) -> str:
+    """``block_id`` for the row of one request, where a view shows one such row per request."""
+    unique = f"{block_id}:{request_id}"
+    if len(unique) > MAX_BLOCK_ID:
+        raise ValueError(f"block_id longer than {MAX_BLOCK_ID} characters: {unique[:40]}…")
+    return unique
+
+
 # The optional-reason modal opened by Reject.
 REJECT_VIEW = "verify_email_reject"
 REJECT_REASON_BLOCK = "reject_reason_block"

@@ -33,6 +33,7 @@ from bot import blocks
 from bot.domain.model import (
     DESCRIBED_STATES,
     HISTORY_DAYS,
+    HISTORY_SHOWN,
     PROVIDER_ACTIONS,
     Action,
     AuditEntry,
@@ -293,14 +294,26 @@ class Outbox:
             raise DeliveryError(kind, "unknown kind of delivery", permanent=True)
 
     def _history(self, request: VerificationRequest) -> History:
-        """What the store knows of earlier requests for the same email or domain, as of now."""
+        """What the store knows of earlier requests for the same email or domain, as of now:
+        the newest HISTORY_SHOWN, and whether there were more (so no count is silently cut)."""
         since = self.clock() - timedelta(days=HISTORY_DAYS)
-        earlier = self.queue.requests_about(request.email, request.domain, since=since)
+        limit = HISTORY_SHOWN + 1
+        while True:
+            found = self.queue.requests_about(
+                request.email, request.domain, since=since, limit=limit
+            )
+            # Newer requests (for the same domain) take places too: look further until one more
+            # than is shown is found, or there is nothing left to find.
+            earlier = [r for r in found if r.id != request.id and r.created_at < request.created_at]
+            if len(found) < limit or len(earlier) > HISTORY_SHOWN:
+                break
+            limit *= 4
         return History(
             request.email,
             request.domain,
             HISTORY_DAYS,
-            tuple(r for r in earlier if r.id != request.id and r.created_at < request.created_at),
+            tuple(earlier[:HISTORY_SHOWN]),
+            more=len(earlier) > HISTORY_SHOWN,
         )
 
     def _superseded(self, request_id: str) -> bool:

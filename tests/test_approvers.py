@@ -224,17 +224,81 @@ def test_only_the_requester_can_cancel_and_only_while_pending(world):
     assert request_of(world, message).state is State.SUCCEEDED
 
 
+class HeldProvider:
+    """The bot's provider client, held at ``confirm`` until the test releases it: the
+    approval that claimed the request is executing for as long as the test needs, on any
+    machine (no sleep decides the order)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def confirm(self, email: str) -> Any:
+        self.entered.set()
+        if not self.release.wait(timeout=30):
+            raise AssertionError("the test never released the provider")
+        return self.inner.confirm(email)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def decisions(world: World, message: dict) -> list[str]:
+    trail = world.services.store.audit_log(request_of(world, message).id)
+    return [e.action for e in trail if e.action in (Action.CANCEL, Action.APPROVE)]
+
+
+def test_cancel_while_the_approval_is_executing_is_refused(world):
+    """Approve first: while its provider call is under way (the provider held), the
+    requester's Cancel is refused privately ("already executing", naming the approver) and
+    changes nothing; the approval goes on to one provider call and succeeds."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    dm = posted_dm(world)
+    held = HeldProvider(world.services.approvals.provider)
+    world.services.approvals.provider = held
+    try:
+        world.driver.approve(APPROVER, message)
+        assert held.entered.wait(timeout=15), "the approval never reached the provider"
+        assert request_of(world, message).state is State.EXECUTING
+        refused = world.driver.answer(cancel(world, REQUESTER, dm))
+        assert f"already executing by <@{APPROVER}>" in refused
+        assert request_of(world, message).state is State.EXECUTING
+    finally:
+        held.release.set()
+    final = world.driver.final_message(message)
+    assert "state: succeeded" in rendered(final)
+    assert confirm_calls(world) == 1
+    assert decisions(world, message) == [Action.APPROVE]
+
+
+def test_approve_after_a_cancel_is_refused(world):
+    """Cancel first: the requester is told it is cancelled; a later Approve is refused
+    privately ("already cancelled", naming the requester) and never reaches the provider."""
+    message = world.driver.ask(REQUESTER, "alice@example.com")
+    assert "You cancelled your request" in world.driver.answer(
+        cancel(world, REQUESTER, posted_dm(world))
+    )
+    refused = world.driver.answer(world.driver.approve(APPROVER, message))
+    assert f"already cancelled by <@{REQUESTER}>" in refused
+    assert "Cancelled by" in rendered(world.driver.final_message(message))
+    assert confirm_calls(world) == 0
+    assert decisions(world, message) == [Action.CANCEL]
+
+
 def test_cancel_racing_an_approval_exactly_one_wins(world):
-    """Cancel and Approve clicked at the same moment: one of them wins, the other is told;
-    the provider is called once if Approve won, never if Cancel did."""
+    """Cancel and Approve released at the same moment (two clicks, one barrier): exactly one
+    of them changes the request, and the other is told privately that it is already decided;
+    the provider is called once if Approve won, never if Cancel did. (The two orders, forced,
+    are the two tests above.)"""
     message = world.driver.ask(REQUESTER, "alice@example.com")
     dm = posted_dm(world)
     barrier = threading.Barrier(2)
-    answers: dict[str, Any] = {}
+    clicked: dict[str, Any] = {}
 
     def do(name: str, click: Any) -> None:
         barrier.wait(timeout=30)
-        answers[name] = click()
+        clicked[name] = click()
 
     threads = [
         threading.Thread(target=do, args=("cancel", lambda: cancel(world, REQUESTER, dm))),
@@ -250,9 +314,12 @@ def test_cancel_racing_an_approval_exactly_one_wins(world):
     state = request_of(world, message).state
     assert state in (State.CANCELLED, State.SUCCEEDED)
     assert confirm_calls(world) == (1 if state is State.SUCCEEDED else 0)
-    trail = world.services.store.audit_log(request_of(world, message).id)
-    decisions = [e.action for e in trail if e.action in (Action.CANCEL, Action.APPROVE)]
-    assert len(decisions) == 1
+    assert len(decisions(world, message)) == 1
+    if state is State.SUCCEEDED:
+        assert "already" in world.driver.answer(clicked["cancel"])  # executing or succeeded
+    else:
+        assert "You cancelled your request" in world.driver.answer(clicked["cancel"])
+        assert f"already cancelled by <@{REQUESTER}>" in world.driver.answer(clicked["approve"])
 
 
 # --------------------------------------------------------------------------- 3. Reminders

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import blocks, ids
-from bot.domain.model import Approval, State, VerificationRequest
+from bot.domain.model import Approval, History, State, VerificationRequest
 from bot.domain.outcomes import Cleared, Interrupted, ProviderFailed
 from bot.domain.refusals import Refusal, Refused
+from bot.domain.service import HomeData
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -202,3 +203,43 @@ def test_refusals_in_plain_text_carry_no_mentions():
         refused = Refused(code, request(state=State.REJECTED, decided_by="U2"))
         assert "<@" not in blocks.refusal_words(refused, mentions=False)
         assert blocks.refusal_words(refused)  # every code is worded
+
+
+def test_home_view_gives_every_row_of_buttons_its_own_block_id():
+    """Slack refuses a view that repeats a block_id: on a Home tab listing the same pending
+    requests as waiting for approval and as one's own (an approver who asked, with self-approval
+    allowed), every Approve/Reject row and every Cancel row has a block_id of its own, naming
+    its request, within Slack's 255 characters; the request message keeps its fixed one."""
+    first, second = request(id="0123456789abcdef"), request(id="fedcba9876543210")
+    home = blocks.home_view(
+        HomeData("U1", True, (first, second), (first, second), (), 1), channel="C1"
+    )
+    given = [b["block_id"] for b in home["blocks"] if "block_id" in b]
+    assert len(given) == len(set(given)) == 4
+    assert given == [
+        f"{ids.ACTIONS_BLOCK}:{first.id}",
+        f"{ids.ACTIONS_BLOCK}:{second.id}",
+        f"{ids.CANCEL_BLOCK}:{first.id}",
+        f"{ids.CANCEL_BLOCK}:{second.id}",
+    ]
+    assert all(len(b) <= ids.MAX_BLOCK_ID for b in given)
+    [row] = [b for b in blocks.request_message(first)[1] if b["type"] == "actions"]
+    assert row["block_id"] == ids.ACTIONS_BLOCK
+
+
+def test_history_line_says_when_there_were_more_than_it_counts():
+    """With more earlier requests than it counts, the line says "more than N" and what its
+    counts cover, never a count that is silently capped."""
+    cleared = request(state=State.SUCCEEDED, decided_by="U2")
+    rejected = request(state=State.REJECTED, decided_by="U2")
+    line = blocks.history_line(
+        History("alice@example.com", "example.com", 30, (cleared, cleared, rejected), more=True)
+    )
+    assert "more than 3 in the last 30 days; of the latest 3: cleared 2 times, last by <@U2>" in (
+        line
+    )
+    assert line.endswith("; 1 rejected.")
+    plain_line = blocks.history_line(
+        History("alice@example.com", "example.com", 30, (cleared, rejected))
+    )
+    assert "cleared once in the last 30 days" in plain_line and "more than" not in plain_line

@@ -4,7 +4,18 @@ behind /verify-email status."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
+from bot.domain.model import (
+    HISTORY_SHOWN,
+    Action,
+    State,
+    VerificationRequest,
+    new_request_id,
+    utcnow,
+)
+from bot.domain.outcomes import Cleared
+from bot.domain.service import Transition
 from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, SECOND_APPROVER, World
 
 
@@ -65,3 +76,61 @@ def test_status_for_an_unknown_email_and_for_outsiders(world: World) -> None:
     bad = world.driver.command(REQUESTER, "status not-an-email")
     assert "is not an email address" in bad.reply.body["text"]
     assert world.slack.calls_to("views.open") == []
+
+
+def cleared_earlier(world: World, email: str, count: int) -> None:
+    """``count`` requests for ``email`` cleared over the last days, written to the store as the
+    bot writes them (created, claimed, succeeded), one an hour, oldest first."""
+    store = world.services.store
+    start = utcnow() - timedelta(days=2)
+    for n in range(count):
+        at = start + timedelta(hours=n)
+        request = store.create(
+            VerificationRequest(
+                id=new_request_id(),
+                email=email,
+                domain=email.rpartition("@")[2],
+                reason=f"TICKET-{n}",
+                requester=REQUESTER,
+                state=State.PENDING,
+                created_at=at,
+                expires_at=at + timedelta(days=1),
+                updated_at=at,
+            ),
+            REQUESTER,
+        )
+        for to_state, action, outcome in (
+            (State.EXECUTING, Action.APPROVE, None),
+            (State.SUCCEEDED, Action.PROVIDER_SUCCESS, Cleared(("example.com",), (), "ok")),
+        ):
+            done = store.transition(
+                Transition(
+                    request.id,
+                    frozenset({request.state}),
+                    to_state,
+                    actor=APPROVER,
+                    action=action,
+                    now=at,
+                    decided_by=APPROVER,
+                    outcome=outcome,
+                )
+            )
+            assert done is not None
+            request = done
+
+
+def test_a_long_history_says_there_were_more_than_it_counts(world: World) -> None:
+    """More earlier requests than the line counts (HISTORY_SHOWN): it says "more than 20"
+    and that its counts are of the latest 20, instead of silently reporting 20; exactly 20
+    are counted plainly."""
+    cleared_earlier(world, "alice@example.com", HISTORY_SHOWN + 2)
+    cleared_earlier(world, "bob@example.org", HISTORY_SHOWN)
+    shown = rendered(world.driver.ask(REQUESTER, "alice@example.com"))
+    assert (
+        f"Earlier requests for `alice@example.com` or `example.com`: more than {HISTORY_SHOWN} "
+        f"in the last 30 days; of the latest {HISTORY_SHOWN}: cleared {HISTORY_SHOWN} times, "
+        f"last by <@{APPROVER}> on <!date^"
+    ) in shown
+    exact = rendered(world.driver.ask(REQUESTER, "bob@example.org"))
+    assert f"cleared {HISTORY_SHOWN} times in the last 30 days, last by" in exact
+    assert "more than" not in exact

@@ -98,6 +98,47 @@ def test_the_requester_does_not_see_their_own_request_to_approve(database_url, t
         assert len(request_ids(world.driver.open_home(SECOND_APPROVER), ids.APPROVE_ACTION)) == 1
 
 
+def block_ids(view: dict) -> list[str]:
+    return [str(b.get("block_id")) for b in view.get("blocks", [])]
+
+
+def test_several_requests_on_one_home_tab_each_get_their_own_block_ids(world):
+    """Slack refuses a view that repeats a block_id (FakeSlack too): with two requests
+    waiting, the approver's Home is published with one row of Approve/Reject per request, each
+    row its own block_id, and the requester's with one Cancel per request; a click on the
+    second row acts on that request only."""
+    first = world.driver.ask(REQUESTER, "alice@example.com")
+    second = world.driver.ask(REQUESTER, "bob@example.org")
+    third = world.driver.ask(REQUESTER, "carol@example.net")
+    approver_home = world.driver.open_home(APPROVER)
+    requester_home = world.driver.open_home(REQUESTER)
+    assert all(c.ok for c in world.slack.calls_to("views.publish"))
+    for home in (approver_home, requester_home):
+        assert len(set(block_ids(home))) == len(block_ids(home))
+    waiting = request_ids(approver_home, ids.APPROVE_ACTION)
+    assert len(waiting) == 3
+    rows = [b for b in approver_home["blocks"] if b.get("type") == "actions"]
+    assert [b["block_id"] for b in rows] == [f"{ids.ACTIONS_BLOCK}:{r}" for r in waiting]
+    assert all(len(b["block_id"]) <= 255 for b in rows)
+    cancellable = request_ids(requester_home, ids.CANCEL_ACTION)
+    assert sorted(cancellable) == sorted(waiting)
+    assert [b for b in block_ids(requester_home) if b.startswith(ids.CANCEL_BLOCK)] == [
+        f"{ids.CANCEL_BLOCK}:{r}" for r in cancellable
+    ]
+    # The channel message keeps its one fixed block_id.
+    assert ids.ACTIONS_BLOCK in block_ids(first)
+    # Clicks on the Home's second rows: routed by action_id, the request taken from the value.
+    by_email = {world.services.store.get(r).email: r for r in waiting}
+    world.driver.click_home(APPROVER, ids.APPROVE_ACTION, by_email["bob@example.org"])
+    assert "state: succeeded" in rendered(world.driver.final_message(second))
+    world.driver.open_home(REQUESTER)
+    world.driver.click_home(REQUESTER, ids.CANCEL_ACTION, by_email["carol@example.net"])
+    assert "Cancelled by" in rendered(world.driver.final_message(third))
+    assert "state: pending" in rendered(world.slack.message(world.driver.channel, first["ts"]))
+    assert [c["json"]["email"] for c in world.provider.calls if c["json"]] == ["bob@example.org"]
+    assert all(c.ok for c in world.slack.calls_to("views.publish"))
+
+
 def test_a_long_queue_stays_within_slacks_limits(world):
     """Thirty waiting requests: the Home stays within 100 blocks and says how many more."""
     for n in range(30):

@@ -142,10 +142,11 @@ def test_socket_mode_manifest_has_no_urls() -> None:
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_FILES))
 def test_slash_command_is_verify_email(name: str) -> None:
-    """The one slash command is /verify-email (the listener's constant), unescaped, with help."""
+    """The one slash command is /verify-email (the listener's constant), unescaped; its usage
+    hint names what the command understands: an address and reason, status, help."""
     command = _command(_load(name))
     assert command["command"] == ids.COMMAND == "/verify-email"
-    assert command["usage_hint"] == "[email] [reason] | help"
+    assert command["usage_hint"] == "[email] [reason] | status [email] | help"
     assert command["should_escape"] is False
     assert command["description"]
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bot.domain.model import (
+    HISTORY_SHOWN,
     Action,
     Lane,
     Notice,
@@ -294,3 +295,37 @@ def test_a_posted_request_is_never_posted_again(store, slack, outbox) -> None:
     outbox.deliver(request.id)
     assert slack.methods() == ["dm"]
     assert store.outbox_entries() == []
+
+
+def test_history_beside_a_request_is_not_cut_by_newer_requests(store, outbox) -> None:
+    """The history beside a request counts the requests before it, however many came after it
+    for the same domain (they take places in the store's newest-first answer), and says "more"
+    (History.more) only when there were more than HISTORY_SHOWN before it."""
+
+    def made(email: str, minutes: int) -> VerificationRequest:
+        at = T0 + timedelta(minutes=minutes)
+        request = VerificationRequest(
+            id=new_request_id(),
+            email=email,
+            domain=email.rpartition("@")[2],
+            reason="T-1",
+            requester="U0REQ",
+            state=State.PENDING,
+            created_at=at,
+            expires_at=at + timedelta(days=1),
+            updated_at=at,
+        )
+        return store.create(request, "U0REQ")
+
+    earlier = [made(f"old{n}@example.com", -100 + n) for n in range(3)]
+    request = made("alice@example.com", 0)
+    for n in range(HISTORY_SHOWN + 5):
+        made(f"new{n}@example.com", 1 + n)
+    history = outbox._history(request)
+    assert [r.id for r in history.requests] == [r.id for r in reversed(earlier)]
+    assert history.more is False
+    for n in range(HISTORY_SHOWN):
+        made(f"older{n}@example.com", -200 + n)
+    history = outbox._history(request)
+    assert len(history.requests) == HISTORY_SHOWN and history.more is True
+    assert history.requests[:3] == tuple(reversed(earlier))

@@ -9,6 +9,7 @@ names one).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -19,7 +20,9 @@ from typing import Any
 import pytest
 from test_process import BotProcess, Workspace, make_workspace, state_of
 
-from bot.standins.driver import Driver
+from bot import ids
+from bot.standins.driver import Delivered, Driver
+from bot.standins.provider import Response
 from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER
 from bot.store import open_store
 
@@ -146,8 +149,9 @@ def test_two_approvers_racing_over_two_replicas_make_one_provider_call(
     quorum_replicas: Replicas,
 ) -> None:
     """APPROVALS_REQUIRED=2, two approvers each clicking Approve three times on each replica
-    (12 clicks released together, on 5 requests): each request counts both approvers once,
-    reaches the provider exactly once, and its audit log has one approval and one claim."""
+    (12 clicks a request, on 5 requests: 60 clicks released together): each request counts
+    both approvers once, reaches the provider exactly once, and its audit log has one approval
+    and one claim."""
     drivers = quorum_replicas.drivers()
     emails = [f"quorum{i}@example{i}.com" for i in range(5)]
     messages = [drivers[i % 2].ask(REQUESTER, email) for i, email in enumerate(emails)]
@@ -181,3 +185,114 @@ def test_two_approvers_racing_over_two_replicas_make_one_provider_call(
             assert sorted(request.approvers) == sorted([APPROVER, SECOND_APPROVER])
             actions = [e.action for e in store.audit_log(request.id)]
             assert (actions.count("approval"), actions.count("approve")) == (1, 1), actions
+
+
+def cancel_dm(replicas: Replicas, email: str) -> dict[str, Any]:
+    """The requester's "was posted" DM for ``email``, with its Cancel button."""
+    slack = replicas.workspace.slack
+    return slack.wait_for(
+        lambda: next(
+            (
+                m
+                for m in slack.messages(REQUESTER)
+                if email in m.get("text", "") and ids.CANCEL_ACTION in json.dumps(m["blocks"])
+            ),
+            None,
+        ),
+        what=f"the DM with Cancel for {email}",
+    )
+
+
+def cancel_on(driver: Driver, replicas: Replicas, email: str) -> Delivered:
+    channel = replicas.workspace.slack.dm_channel(REQUESTER)
+    return driver.click(REQUESTER, cancel_dm(replicas, email), ids.CANCEL_ACTION, channel=channel)
+
+
+def decided(replicas: Replicas, email: str) -> list[str]:
+    """The cancel and approve entries of the one request for ``email``."""
+    with open_store(replicas.database_url) as store:
+        [request] = [r for r in store.list_requests() if r.email == email]
+        return [e.action for e in store.audit_log(request.id) if e.action in ("cancel", "approve")]
+
+
+def test_cancel_and_approve_in_either_order_over_two_replicas(replicas: Replicas) -> None:
+    """On two replicas sharing PostgreSQL, both orders: Approve through A with the provider
+    slow to answer (the call under way once it arrives), then Cancel through B: the Cancel is
+    refused privately and the request succeeds with one provider call. Cancel through A, then
+    Approve through B: the Approve is refused privately ("already cancelled") and the provider
+    is never called."""
+    driver_a, driver_b = replicas.drivers()
+    provider = replicas.workspace.provider
+    approved = driver_a.ask(REQUESTER, "first@example.com")
+    provider.enqueue(Response.hang(2))  # answers normally, 2 s late (HOSTUP_TIMEOUT is 5)
+    driver_a.approve(APPROVER, approved)
+    provider.wait_for_calls(1)  # the approval claimed the request: the provider has the call
+    refused = driver_b.answer(cancel_on(driver_b, replicas, "first@example.com"))
+    assert "already executing" in refused or "already succeeded" in refused, refused
+    assert state_of(driver_a.final_message(approved)) == "succeeded"
+    assert decided(replicas, "first@example.com") == ["approve"]
+
+    cancelled = driver_b.ask(REQUESTER, "second@example.com")
+    answer = driver_a.answer(cancel_on(driver_a, replicas, "second@example.com"))
+    assert "You cancelled your request" in answer
+    refused = driver_b.answer(driver_b.approve(APPROVER, cancelled))
+    assert f"already cancelled by <@{REQUESTER}>" in refused
+    assert state_of(driver_b.final_message(cancelled)) == "cancelled"
+    assert decided(replicas, "second@example.com") == ["cancel"]
+    assert [c["json"]["email"] for c in provider.calls] == ["first@example.com"]
+
+
+def test_cancel_racing_approve_over_two_replicas_exactly_one_wins(replicas: Replicas) -> None:
+    """Five requests, each with the requester's Cancel on one replica and an Approve on the
+    other, all ten clicks released together: each request ends either cancelled (no provider
+    call) or succeeded (exactly one), with one decision audited, and the losing click is told
+    privately that it is already decided."""
+    drivers = replicas.drivers()
+    emails = [f"race{i}@example{i}.com" for i in range(5)]
+    messages = [drivers[i % 2].ask(REQUESTER, email) for i, email in enumerate(emails)]
+    for email in emails:
+        cancel_dm(replicas, email)  # every DM is there before the clicks
+    barrier = threading.Barrier(2 * len(emails))
+    clicked: dict[tuple[str, str], Delivered] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def click(key: tuple[str, str], do: Any) -> None:
+        try:
+            barrier.wait(timeout=30)
+            delivered = do()
+        except BaseException as e:  # noqa: BLE001 -- reported by the main thread below
+            with lock:
+                errors.append(e)
+            return
+        with lock:
+            clicked[key] = delivered
+
+    jobs: list[tuple[tuple[str, str], Any]] = []
+    for i, (email, message) in enumerate(zip(emails, messages, strict=True)):
+        canceller, approver = drivers[i % 2], drivers[(i + 1) % 2]
+        jobs.append(((email, "cancel"), lambda d=canceller, e=email: cancel_on(d, replicas, e)))
+        jobs.append(((email, "approve"), lambda d=approver, m=message: d.approve(APPROVER, m)))
+    threads = [threading.Thread(target=click, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+
+    states = {
+        e: state_of(drivers[0].final_message(m)) for e, m in zip(emails, messages, strict=True)
+    }
+    calls = Counter(call["json"]["email"] for call in replicas.workspace.provider.calls)
+    for email in emails:
+        state = states[email]
+        assert state in ("succeeded", "cancelled"), (email, state)
+        assert calls[email] == (1 if state == "succeeded" else 0), email
+        assert len(decided(replicas, email)) == 1
+        told = drivers[0].answer(clicked[(email, "cancel")])
+        if state == "succeeded":
+            assert "already" in told, told
+        else:
+            assert "You cancelled your request" in told
+            approve_told = drivers[0].answer(clicked[(email, "approve")])
+            assert f"already cancelled by <@{REQUESTER}>" in approve_told

@@ -31,6 +31,8 @@ ALL_NAMES = [
     "LOG_FORMAT",
     "LOG_LEVEL",
     "METRICS",
+    "APPROVALS_REQUIRED",
+    "REMIND_EVERY",
 ]
 
 
@@ -106,6 +108,10 @@ def test_socket_mode_needs_no_signing_secret():
         ("DATABASE_URL", "mysql://x"),
         ("HOSTUP_API_URL", "cloud.hostup.se"),
         ("ALLOW_SELF_APPROVAL", "maybe"),
+        ("APPROVALS_REQUIRED", "0"),
+        ("APPROVALS_REQUIRED", "-1"),
+        ("APPROVALS_REQUIRED", "two"),
+        ("REMIND_EVERY", "-60"),
     ],
 )
 def test_malformed_setting_named_without_value(name, value):
@@ -115,6 +121,23 @@ def test_malformed_setting_named_without_value(name, value):
     assert any(p.startswith(name) for p in info.value.problems)
     if len(value) > 6:
         assert value not in str(info.value)
+
+
+def test_approvals_required_and_reminders(monkeypatch):
+    """APPROVALS_REQUIRED defaults to 1 and REMIND_EVERY to 1800; APPROVALS_REQUIRED=0 in the
+    environment (a request nobody would need to approve) stops start-up, named."""
+    for k, v in GOOD.items():
+        monkeypatch.setenv(k, v)
+    s = load_settings()
+    assert (s.APPROVALS_REQUIRED, s.REMIND_EVERY) == (1, 1800)
+    monkeypatch.setenv("APPROVALS_REQUIRED", "2")
+    monkeypatch.setenv("REMIND_EVERY", "0")
+    s = load_settings()
+    assert (s.APPROVALS_REQUIRED, s.REMIND_EVERY) == (2, 0)
+    monkeypatch.setenv("APPROVALS_REQUIRED", "0")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert [p for p in info.value.problems if p.startswith("APPROVALS_REQUIRED")]
 
 
 def test_secrets_hidden_in_repr():

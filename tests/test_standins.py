@@ -209,6 +209,37 @@ def test_block_kit_limits_are_enforced(client: WebClient) -> None:
         assert error.value.response["error"] == "invalid_blocks"
 
 
+def test_repeated_or_overlong_block_ids_are_refused(fake: FakeSlack, client: WebClient) -> None:
+    """As on Slack, a block_id is unique within its message or view and at most 255
+    characters: a message repeating one (or with a longer one) is invalid_blocks, on
+    chat.postMessage and chat.update alike; a Home view repeating one is invalid_arguments (the
+    error views.publish documents), and nothing is published. Blocks without a block_id are
+    given distinct ones."""
+    row = {"type": "actions", "elements": APPROVE_MESSAGE_BLOCKS[1]["elements"]}
+    repeated = [row | {"block_id": "same"}, row | {"block_id": "same"}]
+    overlong = [row | {"block_id": "x" * 256}]
+    for blocks in (repeated, overlong):
+        with pytest.raises(SlackApiError) as error:
+            client.chat_postMessage(channel="C1", text="x", blocks=blocks)
+        assert error.value.response["error"] == "invalid_blocks"
+        assert "block_id" in error.value.response["response_metadata"]["messages"][0]
+    posted = client.chat_postMessage(channel="C1", text="x", blocks=[row | {"block_id": "a"}])
+    with pytest.raises(SlackApiError) as error:
+        client.chat_update(channel=posted["channel"], ts=posted["ts"], text="x", blocks=repeated)
+    assert error.value.response["error"] == "invalid_blocks"
+    with pytest.raises(SlackApiError) as error:
+        client.views_publish(user_id="U1", view={"type": "home", "blocks": repeated})
+    assert error.value.response["error"] == "invalid_arguments"
+    assert "duplicate block_id" in error.value.response["response_metadata"]["messages"][0]
+    assert fake.home("U1") is None
+    distinct = [row | {"block_id": "a"}, row | {"block_id": "b"}, {"type": "divider"}] + [
+        {"type": "divider"}
+    ] * 40
+    published = client.views_publish(user_id="U1", view={"type": "home", "blocks": distinct})
+    given = [b["block_id"] for b in published["view"]["blocks"]]
+    assert given[:2] == ["a", "b"] and len(set(given)) == len(given)
+
+
 def test_views_open_takes_a_fresh_trigger_once(fake: FakeSlack, client: WebClient) -> None:
     """views.open answers a view V… for an issued trigger, and refuses a reused or unknown one."""
     trigger = fake.new_trigger_id()

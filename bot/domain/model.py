@@ -230,17 +230,21 @@ class VerificationRequest:
 
 # How far back the history beside a request, and /verify-email status, look.
 HISTORY_DAYS = 30
+# How many earlier requests the history beside a request counts; beyond that it says "more".
+HISTORY_SHOWN = 20
 
 
 @dataclass(frozen=True)
 class History:
     """Earlier requests for the same email or the same domain, newest first (the request it
-    is shown beside excluded), over the last ``days``."""
+    is shown beside excluded), over the last ``days``: the newest HISTORY_SHOWN of them, and
+    ``more`` when there were others before those."""
 
     email: str
     domain: str
     days: int
     requests: tuple[VerificationRequest, ...] = ()
+    more: bool = False
 
     @property
     def cleared(self) -> tuple[VerificationRequest, ...]:

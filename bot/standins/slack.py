@@ -14,8 +14,12 @@ Behaviour worth knowing:
 * Trigger ids come from `new_trigger_id()`; `views.open` / `views.push` accept each one once
   and within `trigger_ttl` seconds (3 on Slack): `invalid_trigger_id`, `exchanged_trigger_id`,
   `expired_trigger_id`.
-* Messages and modals are checked against Slack's main Block Kit limits (50 blocks a message,
-  100 a modal, 3000 characters a section text, 2000 a button value): `invalid_blocks`.
+* Messages and views (modals, the Home tab) are checked against Slack's main Block Kit rules
+  (50 blocks a message, 100 a view, 3000 characters a section text, 2000 a button value, a
+  block_id of at most 255 characters and unique within its message or view): a message that
+  breaks one answers `invalid_blocks`, a view `invalid_arguments` (the error views.open,
+  views.publish and views.update document), each with the problem in
+  `response_metadata.messages`.
 * Posting to a user ID (U…/W…) posts to the DM channel `dm_channel(user_id)` (D…). Channels
   registered with `add_channel(..., is_member=False)` answer `not_in_channel`; unregistered
   channels accept posts but `conversations.info` does not know them.
@@ -71,6 +75,7 @@ _MAX_MESSAGE_BLOCKS = 50
 _MAX_VIEW_BLOCKS = 100
 _MAX_SECTION_TEXT = 3000
 _MAX_BUTTON_VALUE = 2000
+_MAX_BLOCK_ID = 255
 _MAX_MESSAGE_TEXT = 40000
 # How long a wait_for gives the bot by default: it returns as soon as the condition holds, so
 # this only bounds a failure, and is generous for a loaded 2-core machine.
@@ -948,13 +953,19 @@ def _parse_params(query: str, body: bytes, content_type: str) -> tuple[Params, s
 
 
 def _with_block_ids(blocks: Any) -> Any:
-    """Copy `blocks`, giving a block_id to blocks without one, as Slack does."""
+    """Copy `blocks`, giving a block_id to blocks without one, as Slack does (one no other
+    block of theirs has)."""
     if not isinstance(blocks, list):
         return blocks
     result = copy.deepcopy(blocks)
+    taken = {b["block_id"] for b in result if isinstance(b, dict) and "block_id" in b}
     for block in result:
         if isinstance(block, dict) and "block_id" not in block:
-            block["block_id"] = secrets.token_urlsafe(3)
+            block_id = secrets.token_urlsafe(3)
+            while block_id in taken:
+                block_id = secrets.token_urlsafe(3)
+            taken.add(block_id)
+            block["block_id"] = block_id
     return result
 
 
@@ -964,9 +975,22 @@ def _block_problem(blocks: Any, max_blocks: int) -> str | None:
         return "[ERROR] must be an array [json-pointer:/blocks]"
     if len(blocks) > max_blocks:
         return f"[ERROR] no more than {max_blocks} items allowed [json-pointer:/blocks]"
+    seen: set[str] = set()
     for i, block in enumerate(blocks):
         if not isinstance(block, dict) or "type" not in block:
             return f"[ERROR] missing required field: type [json-pointer:/blocks/{i}]"
+        if "block_id" in block:
+            block_id = block["block_id"]
+            if not isinstance(block_id, str) or not 0 < len(block_id) <= _MAX_BLOCK_ID:
+                return (
+                    f"[ERROR] must be a string of 1 to {_MAX_BLOCK_ID} characters "
+                    f"[json-pointer:/blocks/{i}/block_id]"
+                )
+            if block_id in seen:
+                return (
+                    f"[ERROR] duplicate block_id {block_id!r} [json-pointer:/blocks/{i}/block_id]"
+                )
+            seen.add(block_id)
         text = (block.get("text") or {}).get("text", "") if block["type"] == "section" else ""
         if len(text) > _MAX_SECTION_TEXT:
             return (
