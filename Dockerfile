@@ -25,8 +25,8 @@ ENV PORT=3000 \
 VOLUME ["/data"]
 EXPOSE 3000
 
-# /healthz is cheap (the process serves and the store answers); in Socket Mode it is served
-# on PORT too. The slim image has no curl: Python asks.
+# /healthz is cheap (200 while the process serves; it asks nothing, not even the store: that
+# is /readyz); in Socket Mode it is served on PORT too. The slim image has no curl: Python asks.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '3000') + '/healthz', timeout=4)"]
 

@@ -13,6 +13,13 @@ Every line's message is rendered, stripped of the configured secrets (the Slack 
 signing secret, the provider key) and, in text, of line breaks and other control characters
 (escaped as ``\\n``, ``\\x1b``…), so text a person typed cannot start a line of its own; JSON
 escapes them by itself. Tracebacks are kept (in ``exc_info``, escaped the same way in text).
+
+LOG_LEVEL=DEBUG applies to the bot's own loggers only. Libraries are held at INFO (or
+LOG_LEVEL, when that is higher) whatever LOG_LEVEL says: their debug lines are payload dumps
+(slack_sdk logs every Web API request and answer in full, Slack's messages with the reasons
+people typed; Bolt logs the bodies it answers; Socket Mode every envelope), which no line may
+carry. Bolt copies the root logger's level into loggers of its own when it builds the app, so
+the handler drops those lines itself (:class:`LibraryDebugFilter`), not only the loggers' levels.
 """
 
 from __future__ import annotations
@@ -30,6 +37,14 @@ from bot.domain import correlation
 LOG_FORMATS: Final = ("text", "json")
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED: Final = "[redacted]"
+# Loggers whose records may be below INFO: the bot's own (``__main__`` is bot/__main__.py run
+# as ``python -m bot``).
+OWN_LOGGERS: Final = ("bot", "__main__")
+# The lowest level a library's record may have, whatever LOG_LEVEL says.
+LIBRARY_FLOOR: Final = logging.INFO
+# Libraries known to log whole payloads at DEBUG; their loggers are set to LIBRARY_FLOOR too,
+# so those lines are not even built (LibraryDebugFilter catches any other library).
+PAYLOAD_LOGGERS: Final = ("slack_sdk", "slack_bolt", "httpcore")
 
 
 def escape_controls(text: str) -> str:
@@ -48,6 +63,23 @@ def escape_controls(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def is_own(name: str) -> bool:
+    """Whether the logger called ``name`` is one of the bot's own."""
+    return any(name == own or name.startswith(own + ".") for own in OWN_LOGGERS)
+
+
+class LibraryDebugFilter(logging.Filter):
+    """Drops any record below LIBRARY_FLOOR that does not come from the bot's own loggers.
+
+    A filter on the handler, not only logger levels: Bolt gives the loggers it creates (named
+    after the app, e.g. ``app.py:ThreadListenerRunner``) a level copied from the root logger,
+    which would let their debug lines, response bodies included, through at LOG_LEVEL=DEBUG.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= LIBRARY_FLOOR or is_own(record.name)
 
 
 class CorrelationFilter(logging.Filter):
@@ -125,12 +157,17 @@ def configure(
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
 ) -> logging.Handler:
-    """Send every log record to ``stream`` (stderr) in ``log_format``, at ``level``; replaces
-    any handler the root logger had. Returns the handler."""
+    """Send every log record to ``stream`` (stderr) in ``log_format``, at ``level`` (the
+    bot's own loggers; libraries never below INFO); replaces any handler the root logger had.
+    Returns the handler."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
     redactor = CorrelationFilter(secrets)
     handler = logging.StreamHandler(stream or sys.stderr)
+    # The handler's own level too: a logger given a lower level of its own (as Bolt does) does
+    # not get below LOG_LEVEL.
+    handler.setLevel(level)
+    handler.addFilter(LibraryDebugFilter())  # first: a dropped line is never rendered
     handler.addFilter(redactor)
     handler.setFormatter(
         JsonLineFormatter(redactor) if log_format == "json" else TextFormatter(redactor)
@@ -140,6 +177,8 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(max(LIBRARY_FLOOR, root.level))
     # httpx logs every request line at INFO; the provider client logs what matters itself.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     return handler

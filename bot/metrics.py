@@ -6,7 +6,8 @@ Two kinds, and the difference matters with several replicas:
   replica (aggregate them with ``max``, not ``sum``): ``verify_email_requests_created_total``,
   ``verify_email_requests_finished_total{state}``, ``verify_email_requests{state}``,
   ``verify_email_pending_oldest_age_seconds``, ``verify_email_outbox_waiting`` and
-  ``verify_email_outbox_oldest_age_seconds``.
+  ``verify_email_outbox_oldest_age_seconds``. When the store does not answer a scrape, these
+  are left out of it (an absent series, not a false zero) and ``verify_email_store_up`` is 0.
 * **Counted by this process** since it started (each replica serves its own: ``sum`` them, and
   use ``rate()``, which copes with restarts): provider calls by endpoint and outcome and their
   latency, Slack Web API calls by method and error, acknowledgement latency by kind (command,
@@ -17,6 +18,7 @@ Nothing here is imported by the domain; the pieces that count take plain callbac
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -28,6 +30,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from bot.domain.model import FINAL_STATES, State, StoreFigures, utcnow
+from bot.store import StoreError
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -47,7 +52,21 @@ class _StoreCollector(Collector):
         self.clock = clock
 
     def collect(self) -> Iterator[Metric]:
-        figures = self.source.metric_figures()
+        up = GaugeMetricFamily(
+            "verify_email_store_up",
+            "1 when the store answered this scrape, 0 when it did not (the figures read from "
+            "it are then left out).",
+        )
+        try:
+            figures = self.source.metric_figures()
+        except StoreError as exc:
+            # The scrape still serves this process's own counters; readiness says the rest.
+            log.warning("Metrics: the store did not answer, its figures are left out: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
         now = self.clock()
         created = CounterMetricFamily(
             "verify_email_requests_created", "Requests asked for, ever (from the store)."

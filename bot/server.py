@@ -125,8 +125,8 @@ class SlackEventsHandler(SlackRequestHandler):
 
 class WsgiApp:
     """Routes ``POST /slack/events`` to Bolt (when there is one: in Socket Mode Slack's requests
-    come over the websocket) and answers ``GET /healthz`` (cheap: the process serves and the
-    store answers), ``GET /readyz`` (each readiness check, 503 unless all pass) and
+    come over the websocket) and answers ``GET /healthz`` (cheap: 200 while the process serves,
+    nothing else asked), ``GET /readyz`` (each readiness check, 503 unless all pass) and
     ``GET /metrics`` (Prometheus's text format)."""
 
     def __init__(

@@ -118,17 +118,23 @@ class Services:
     slack_connected: Callable[[], bool] | None = None
 
     def healthy(self) -> bool:
-        """True when the store answers: without it no request can be taken or approved."""
+        """What /healthz reports: the process serves, so True; nothing else is asked. It is
+        cheap on purpose (a liveness probe restarts what fails it, and restarting cannot fix a
+        store that is down): the store and Slack's connection are for :meth:`ready`."""
+        return True
+
+    def store_answers(self) -> bool:
+        """True when the store can be written now (a ping, in a write transaction)."""
         try:
             self.store.ping()
         except StoreError as exc:
-            log.warning("Health check: store unavailable: %s", exc)
+            log.warning("Readiness check: store unavailable: %s", exc)
             return False
         return True
 
     def ready(self) -> dict[str, bool]:
         """What /readyz reports: the store answers and (Socket Mode) Slack's connection is up."""
-        checks = {"store": self.healthy()}
+        checks = {"store": self.store_answers()}
         if self.slack_connected is not None:
             checks["slack"] = self.slack_connected()
         return checks

@@ -10,7 +10,10 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,9 +21,19 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.domain import correlation
+from bot.domain.model import State, utcnow
 from bot.logs import configure, escape_controls
 from bot.standins.provider import Response
-from bot.standins.world import APPROVER, REQUESTER, World
+from bot.standins.world import (
+    APP_TOKEN,
+    APPROVER,
+    BOT_TOKEN,
+    CHANNEL,
+    PROVIDER_KEY,
+    REQUESTER,
+    SIGNING_SECRET,
+    World,
+)
 
 EMAIL = "alice@example.com"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -51,15 +64,36 @@ def world(tmp_path) -> Iterator[World]:
         yield w
 
 
+def freeze(world: World, scraped_after: timedelta) -> datetime:
+    """Stop the bot's clock at a whole second and let /metrics read the store
+    ``scraped_after`` later, so the ages it serves are exact. Returns the frozen moment."""
+    moment = utcnow().replace(microsecond=0)
+    world.services.approvals.clock = lambda: moment
+    world.services.metrics.watch_store(world.services.store, clock=lambda: moment + scraped_after)
+    return moment
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll ``check`` (something the bot does in its own threads) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.05)
+
+
 def test_a_successful_flow_moves_the_metrics_it_should(world):
     """One request approved and cleared: created and finished{succeeded} +1, one confirm call
     ok (with its latency), the lookup's and read-back's view calls, Slack calls by method, one
-    ack of each kind; nothing pending or waiting afterwards."""
+    ack of each kind; while it waits, the oldest pending age is exactly how long ago (by the
+    clock the scrape reads) it was made; nothing pending or waiting afterwards."""
+    freeze(world, scraped_after=timedelta(seconds=90))
     before = scrape(world)
+    assert value(before, "verify_email_pending_oldest_age_seconds") == 0
     message = world.driver.ask(REQUESTER, EMAIL)
     during = scrape(world)
     assert value(during, "verify_email_requests", state="pending") == 1
-    assert value(during, "verify_email_pending_oldest_age_seconds") >= 0
+    assert value(during, "verify_email_pending_oldest_age_seconds") == 90
+    assert value(during, "verify_email_store_up") == 1
     world.driver.approve(APPROVER, message)
     world.driver.final_message(message)
     world.driver.wait_thread_reply(message)
@@ -107,53 +141,149 @@ def test_a_provider_error_and_a_timeout_are_counted_by_kind(world):
     assert value(after, "verify_email_requests", state="unknown") == 1
 
 
+def test_a_200_the_bot_refuses_counts_as_that_failure_not_ok(world):
+    """An HTTP 200 the bot does not take as a result is counted by what the bot made of it:
+    a proxy's HTML page and a ``success: false`` body from confirm are confirm{bad_response},
+    and an HTML page where the domain list should be is domains{bad_response}; none is ok."""
+    before = scrape(world)
+    world.provider.enqueue_view(Response.html(200))  # the lookup's first v2 call: the list
+    world.provider.enqueue(Response.html(200))
+    page = world.driver.ask(REQUESTER, EMAIL)
+    world.driver.approve(APPROVER, page)
+    world.driver.final_message(page)
+    world.provider.enqueue(Response.not_successful())
+    refused = world.driver.ask(REQUESTER, "bob@example.com")
+    world.driver.approve(APPROVER, refused)
+    world.driver.final_message(refused)
+    after = scrape(world)
+    calls = "verify_email_provider_calls_total"
+    assert delta(before, after, calls, endpoint="confirm", outcome="bad_response") == 2
+    assert delta(before, after, calls, endpoint="confirm", outcome="ok") == 0
+    assert delta(before, after, calls, endpoint="domains", outcome="bad_response") == 1
+    assert delta(before, after, "verify_email_provider_call_seconds_count", endpoint="confirm") == 2
+    states = {r.state for r in world.services.store.list_requests()}
+    assert states and states <= {State.FAILED, State.UNKNOWN}
+
+
 def test_a_slack_outage_shows_in_errors_and_the_outbox_backlog(world):
-    """Slack refusing every post: the errors are counted by method and error, and the messages
-    it owes wait in the outbox, the oldest with an age."""
-    world.slack.fail_next("chat.postMessage", error="service_unavailable", times=100)
+    """A whole Slack outage while a request is made: the refused calls are counted by method
+    and error, the messages Slack is owed wait in the outbox, the oldest exactly as old as the
+    scrape's clock says; once Slack is back, a maintenance round delivers them and the backlog
+    is 0 again."""
+    moment = freeze(world, scraped_after=timedelta(seconds=90))
     before = scrape(world)
     sent = world.driver.command(REQUESTER, EMAIL)
-    world.driver.submit_request(REQUESTER, world.driver.modal(sent), reason="T-1")
+    view = world.driver.modal(sent)
+    world.slack.outage(600)
+    world.driver.submit_request(REQUESTER, view, reason="T-1")
     world.slack.wait_for(
         lambda: any(c.method == "chat.postMessage" and not c.ok for c in world.slack.calls) or None,
         what="a refused post",
     )
-    after = scrape(world)
+    # The listener's last step is recording the provider's view; wait for it to be done.
+    [request] = world.services.store.list_requests()
+    eventually(lambda: world.services.store.get(request.id).view is not None, "lookup recorded")
+    during = scrape(world)
     refused = delta(
         before,
-        after,
+        during,
         "verify_email_slack_calls_total",
         method="chat.postMessage",
         error="service_unavailable",
     )
     assert refused >= 1
-    assert value(after, "verify_email_outbox_waiting") >= 1
-    assert value(after, "verify_email_outbox_oldest_age_seconds") >= 0
-    assert value(after, "verify_email_requests", state="pending") == 1
+    assert value(during, "verify_email_outbox_waiting") >= 1
+    assert value(during, "verify_email_outbox_oldest_age_seconds") == 90
+    assert value(during, "verify_email_requests", state="pending") == 1
+    assert not world.slack.messages(CHANNEL)
+
+    world.slack.outage(0)  # Slack is back
+    later = moment + timedelta(hours=1)  # every retry is due by then
+    world.services.approvals.clock = lambda: later
+    world.services.metrics.watch_store(world.services.store, clock=lambda: later)
+    assert world.services.maintenance.run_round()
+    eventually(
+        lambda: (
+            world.services.maintenance.run_round()
+            and value(scrape(world), "verify_email_outbox_waiting") == 0
+        ),
+        "empty outbox",
+    )
+    after = scrape(world)
+    assert value(after, "verify_email_outbox_oldest_age_seconds") == 0
+    assert world.driver.request_message(EMAIL)  # the request is in the channel at last
 
 
 def test_maintenance_rounds_are_counted_with_failures(world):
-    """Each maintenance round counts; one that fails counts as a failure too."""
+    """Each round of the maintenance loop counts; a round the store fails (it is closed here)
+    counts as a failure too, and the scrape still answers, with the store marked down."""
     maintenance = world.services.maintenance
-    metrics = world.services.metrics
     before = scrape(world)
-    metrics.maintenance_round(True)
-    metrics.maintenance_round(False)
+    assert maintenance.run_round() is True
+    world.services.store.close()  # the store is gone: every read and write raises StoreError
+    assert maintenance.run_round() is False
     after = scrape(world)
     assert delta(before, after, "verify_email_maintenance_rounds_total") == 2
     assert delta(before, after, "verify_email_maintenance_failures_total") == 1
-    assert maintenance.on_round == metrics.maintenance_round  # the loop reports to them
+    assert value(after, "verify_email_store_up") == 0
 
 
 def test_readyz_reports_each_check_and_healthz_stays_cheap(world):
-    """GET /readyz answers 200 with the store's check (HTTP mode has no websocket to check);
-    when the store cannot be written, 503 naming it."""
-    ready = httpx.get(f"{world.url}/readyz", timeout=5, trust_env=False)
+    """GET /readyz answers 200 with the store's check (HTTP mode has no websocket to check),
+    503 naming Slack when its connection is down, and 503 naming the store when the store
+    cannot be written; GET /healthz answers 200 throughout, without asking the store."""
+
+    def get(path: str) -> httpx.Response:
+        return httpx.get(f"{world.url}{path}", timeout=5, trust_env=False)
+
+    ready = get("/readyz")
     assert (ready.status_code, ready.json()) == (200, {"ok": True, "store": True})
     world.services.slack_connected = lambda: False
-    down = httpx.get(f"{world.url}/readyz", timeout=5, trust_env=False)
+    down = get("/readyz")
     assert (down.status_code, down.json()) == (503, {"ok": False, "store": True, "slack": False})
-    assert httpx.get(f"{world.url}/healthz", timeout=5, trust_env=False).status_code == 200
+    world.services.slack_connected = None
+    pings: list[str] = []
+    ping = world.services.store.ping
+
+    def counted_ping() -> None:
+        pings.append("ping")
+        ping()
+
+    world.services.store.ping = counted_ping
+    assert (get("/healthz").status_code, get("/healthz").json()) == (200, {"ok": True})
+    assert pings == []  # /healthz never touched the store
+    world.services.store.close()
+    gone = get("/readyz")
+    assert (gone.status_code, gone.json()) == (503, {"ok": False, "store": False})
+    assert len(pings) == 1
+    healthz = get("/healthz")
+    assert (healthz.status_code, healthz.json()) == (200, {"ok": True})
+
+
+def test_metrics_still_answer_when_the_store_is_down(world):
+    """With the store down, GET /metrics still answers 200: verify_email_store_up is 0, the
+    figures read from the store are left out (not served as false zeros), and this process's
+    own counters are still there."""
+    message = world.driver.ask(REQUESTER, EMAIL)
+    world.driver.approve(APPROVER, message)
+    world.driver.final_message(message)
+    up = scrape(world)
+    assert value(up, "verify_email_store_up") == 1
+    assert value(up, "verify_email_requests_created_total") == 1
+    world.services.store.close()
+    down = scrape(world)
+    assert value(down, "verify_email_store_up") == 0
+    store_derived = (
+        "verify_email_requests_created_total",
+        "verify_email_requests_finished_total",
+        "verify_email_requests",
+        "verify_email_pending_oldest_age_seconds",
+        "verify_email_outbox_waiting",
+        "verify_email_outbox_oldest_age_seconds",
+    )
+    assert not [name for name, _ in down if name in store_derived]
+    calls = "verify_email_provider_calls_total"
+    assert value(down, calls, endpoint="confirm", outcome="ok") == 1
 
 
 def test_metrics_off_serves_no_metrics_and_counts_nothing(tmp_path):
@@ -283,3 +413,54 @@ def test_log_settings_are_checked(monkeypatch):
     with pytest.raises(SettingsError) as refused:
         load_settings(_env_file=None)
     assert any("LOG_FORMAT" in p for p in refused.value.problems)
+
+
+def test_debug_logs_carry_no_payload_reason_or_secret(tmp_path, restore_logging):
+    """At LOG_LEVEL=DEBUG (set before the app is built, as ``python -m bot`` does) the bot's
+    own debug lines are written, but no library's: slack_sdk would log every Web API request
+    and answer in full, so the reason a person typed (which Slack did receive) appears in no
+    line, and no line so much as tried to print a secret (nothing had to be redacted)."""
+    reason = "TICKET-4711 customer-phoned-twice"
+    out = io.StringIO()
+    configure("json", "DEBUG", (BOT_TOKEN, SIGNING_SECRET, PROVIDER_KEY, APP_TOKEN), stream=out)
+    with World(database_path=tmp_path / "bot.db") as world:
+        logging.getLogger("bot.test").debug("the bot's own debug line")
+        message = world.driver.ask(REQUESTER, EMAIL, reason=reason)
+        world.driver.approve(APPROVER, message)
+        world.driver.final_message(message)
+        world.slack.wait_for(
+            lambda: len(world.slack.messages(REQUESTER)) >= 2 or None, what="the outcome DM"
+        )
+        sent = json.dumps([call.params for call in world.slack.calls])
+    text = out.getvalue()
+    records = [json.loads(line) for line in text.splitlines()]
+    assert reason in sent  # it went through slack_sdk, whose debug lines would show it
+    assert any((r["level"], r["logger"]) == ("DEBUG", "bot.test") for r in records)
+    assert any("calling the provider" in r["message"] for r in records)
+    assert reason not in text
+    for secret in (BOT_TOKEN, SIGNING_SECRET, PROVIDER_KEY, APP_TOKEN):
+        assert secret not in text
+    assert "[redacted]" not in text
+    library = [r for r in records if not r["logger"].startswith("bot")]
+    assert all(r["level"] != "DEBUG" for r in library), library[:3]
+
+
+LEVEL = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (\w+) ")
+
+
+def test_log_level_warning_leaves_out_info_lines(tmp_path, restore_logging):
+    """LOG_LEVEL=WARNING: a whole request, which logs INFO lines at LOG_LEVEL=INFO, writes no
+    line below WARNING (the bot's or a library's); a warning still gets through."""
+    quiet, chatty = io.StringIO(), io.StringIO()
+    configure("text", "WARNING", stream=quiet)
+    with World(database_path=tmp_path / "bot.db") as world:
+        world.driver.ask(REQUESTER, EMAIL)
+        logging.getLogger("bot.test").warning("a warning")
+        configure("text", "INFO", stream=chatty)
+        world.driver.ask(REQUESTER, "bob@example.com")
+    levels = [LEVEL.match(line) for line in quiet.getvalue().splitlines()]
+    assert all(levels) and {m.group(1) for m in levels if m} == {"WARNING"}
+    assert "a warning" in quiet.getvalue()
+    assert any(
+        " INFO bot.domain.service: Request " in line for line in chatty.getvalue().splitlines()
+    )

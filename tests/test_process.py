@@ -571,13 +571,13 @@ def test_json_logs_are_one_object_a_line_with_correlation_fields_and_no_secret(
 ) -> None:
     """LOG_FORMAT=json: every line of stderr is a JSON object with time, level, logger and
     message; the lines about a request carry its id, the Slack team, user and action, and the
-    provider's requestId; no secret appears; a reason with a line break and a forged JSON line
-    stays inside its own line."""
+    provider's requestId; no secret appears, nor the reason the requester typed (no payload is
+    logged)."""
     env = workspace.env(LOG_FORMAT="json", LOG_LEVEL="info")
     bot = workspace.start(env)
     driver = workspace.driver(bot)
-    forged = '\n{"level": "INFO", "message": "forged"}'
-    message = driver.ask(REQUESTER, EMAIL, reason=f"T-1{forged}")
+    reason = "T-1 customer-called-about-it"
+    message = driver.ask(REQUESTER, EMAIL, reason=reason)
     driver.approve(APPROVER, message)
     driver.final_message(message)
     assert bot.terminate() == 0
@@ -585,7 +585,7 @@ def test_json_logs_are_one_object_a_line_with_correlation_fields_and_no_secret(
     records = [json.loads(line) for line in lines]  # each line parses on its own
     for record in records:
         assert {"time", "level", "logger", "message"} <= set(record), record
-    assert not any(r["message"] == "forged" for r in records)
+    assert reason not in bot.stderr
     calling = [r for r in records if "calling the provider" in r["message"]]
     assert calling, lines
     assert {"request_id", "team", "user", "action"} <= set(calling[0]), calling[0]
@@ -594,6 +594,57 @@ def test_json_logs_are_one_object_a_line_with_correlation_fields_and_no_secret(
     assert answered and "provider_request_id" in answered[0], answered
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "HOSTUP_API_KEY"):
         assert env[name] not in bot.stderr, name
+
+
+# An address a person may type (a quoted local part may hold any character but a quote, a
+# backslash, CR and LF) that the bot logs: "Request … for <email> by <user>". Inside it, a
+# line separator (U+2028), a vertical tab and a terminal escape, each of which splits a line or
+# rewrites the screen for some reader, around what looks like a log line of its own.
+FORGED_LINE = "2026-01-01 00:00:00,000 INFO bot: forged"
+FORGING_EMAIL = f'"a\u2028{FORGED_LINE}\x0b\x1b[2J"@example.com'
+TEXT_LINE = re.compile(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: "
+)
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_user_text_in_a_log_line_is_escaped_and_forges_no_line(
+    workspace: Workspace, log_format: str
+) -> None:
+    """An email address whose quoted local part carries a line separator, a vertical tab and
+    a terminal escape around a fake log line reaches the bot's log (the request's line names
+    the address), yet stderr holds none of those characters raw: it still reads as one record
+    a line (each line a JSON object, or a text line starting with its time and level), no line
+    starts with the fake one, and the address is all there (escaped in text, intact in the
+    decoded JSON)."""
+    bot = workspace.start(workspace.env(LOG_FORMAT=log_format, LOG_LEVEL="info"))
+    driver = workspace.driver(bot)
+    form = driver.modal(driver.command(REQUESTER, ""))  # the empty form: the address typed in it
+    reply = driver.submit_request(REQUESTER, form, email=FORGING_EMAIL, reason="T-1")
+    assert reply.status == 200 and reply.body in ("", None, {}), reply
+    workspace.slack.wait_for(
+        lambda: any("forged" in json.dumps(m) for m in workspace.slack.messages(CHANNEL)) or None,
+        what="the request's message",
+    )
+    assert bot.terminate() == 0
+    output = bot.stderr
+    for raw in ("\u2028", "\x0b", "\x1b", "\r"):
+        assert raw not in output, repr(raw)
+    lines = output.split("\n")
+    assert lines[-1] == "" and output.splitlines() == lines[:-1]  # no other line break
+    naming = [line for line in lines[:-1] if "forged" in line]
+    assert len(naming) == 1, naming  # the one line about the request, not a line of its own
+    [line] = naming
+    assert not any(each.startswith(FORGED_LINE) for each in lines)
+    if log_format == "json":
+        records = [json.loads(line) for line in lines[:-1]]  # each line one object
+        [record] = [r for r in records if "forged" in r["message"]]
+        assert record["message"].endswith(f" for {FORGING_EMAIL} by {REQUESTER}"), record
+        assert record["logger"] == "bot.domain.service" and record["user"] == REQUESTER
+    else:
+        assert all(TEXT_LINE.match(line) for line in lines[:-1]), lines
+        escaped = f'"a\\u2028{FORGED_LINE}\\x0b\\x1b[2J"@example.com'
+        assert f" for {escaped} by {REQUESTER}" in line, line
 
 
 def _dockerfile_json(instruction: str) -> list[str]:
