@@ -9,7 +9,8 @@ One :class:`HostupClient` holds one long-lived ``httpx.Client`` with an explicit
   :class:`ProviderStatus`.
 * ``view(domain)`` reads the per-domain view of the v2 API (read-only, scope ``read:domains``,
   ``Authorization: Bearer <key>``): ``GET {base}/v2/domains?name=<domain>`` for the domain's id
-  (skipped when the id is known), then ``GET {base}/v2/domains/{id}/email-verification``. It
+  (skipped when the id is known, or shared with a reading of the same domain under way in this
+  process), then ``GET {base}/v2/domains/{id}/email-verification``. It
   returns a :class:`~bot.domain.views.ProviderView` or raises
   :class:`~bot.domain.views.ViewFailure`: one attempt per call (no retry, no Retry-After wait)
   with a shorter timeout (``VIEW_TIMEOUT``), so a reading is always quick and bounded.
@@ -40,11 +41,15 @@ exception or a dict this module produces.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -265,13 +270,16 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 @dataclass(frozen=True)
 class _Answer:
-    """One HTTP answer, read in full (up to MAX_BODY_BYTES)."""
+    """One HTTP answer, read in full (up to MAX_BODY_BYTES); ``endpoint`` and ``seconds`` (how
+    long the exchange took) are for the metrics, told once the answer has been judged."""
 
     status: int
     headers: httpx.Headers
     body: bytes
     too_large: bool = False
     undecodable: bool = False
+    endpoint: str = ""
+    seconds: float = 0.0
 
     @property
     def is_html(self) -> bool:
@@ -407,8 +415,12 @@ class HostupClient:
         self.max_retry_after = max_retry_after
         self._api_key = api_key
         self._sleep = sleep
-        # Told of every HTTP exchange: (endpoint, outcome, seconds); the metrics' hook.
+        # Told of every HTTP exchange once: (endpoint, outcome, seconds), the outcome being what
+        # the client made of the answer (see _judged); the metrics' hook.
         self._observe = observe
+        # The view: domain name -> the id a reading under way here is finding (or found).
+        self._finding: dict[str, Future[str]] = {}
+        self._finding_lock = threading.Lock()
         self._client = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
@@ -459,106 +471,166 @@ class HostupClient:
         """Clear the verification caches for ``email``'s domain. Raises ProviderError."""
         log.info("Asking the provider to confirm email verification for %s", email)
         answer = self._call("POST", CONFIRM_PATH, {"email": email, "approved": "yes"}, unsafe=True)
-        data, request_id = self._success_data(answer)
-        cleared = _string_list(data.get("clearedDomains"), allow_int=False)
-        if cleared is None:
-            raise self._bad_shape(answer, request_id, "clearedDomains is not a list of names")
-        clients = _string_list(data.get("clientsNotified"), allow_int=True)
-        if clients is None:
-            raise self._bad_shape(answer, request_id, "clientsNotified is not a list of ids")
-        payload = answer.payload
-        return Cleared(
-            cleared_domains=cleared,
-            clients_notified=clients,
-            message=self._redact(clean_text(data.get("message"), MAX_MESSAGE_CHARS) or ""),
-            provider_request_id=request_id,
-            timestamp=clean_text(payload.get("timestamp"), MAX_ID_CHARS),
-        )
+        with self._judged(answer):
+            data, request_id = self._success_data(answer)
+            cleared = _string_list(data.get("clearedDomains"), allow_int=False)
+            if cleared is None:
+                raise self._bad_shape(answer, request_id, "clearedDomains is not a list of names")
+            clients = _string_list(data.get("clientsNotified"), allow_int=True)
+            if clients is None:
+                raise self._bad_shape(answer, request_id, "clientsNotified is not a list of ids")
+            payload = answer.payload
+            return Cleared(
+                cleared_domains=cleared,
+                clients_notified=clients,
+                message=self._redact(clean_text(data.get("message"), MAX_MESSAGE_CHARS) or ""),
+                provider_request_id=request_id,
+                timestamp=clean_text(payload.get("timestamp"), MAX_ID_CHARS),
+            )
 
     def status(self) -> ProviderStatus:
         """The provider's read-only cache status; proves the key works. Raises ProviderError."""
         answer = self._call("GET", STATUS_PATH, None, unsafe=False)
-        data, request_id = self._success_data(answer)
-        items = data.get("domains", [])
-        if not isinstance(items, list):
-            raise self._bad_shape(answer, request_id, "domains is not a list")
-        names = (status_domain_name(item) for item in items)
-        loading = data.get("loading", False)
-        if not isinstance(loading, bool):
-            raise self._bad_shape(answer, request_id, "loading is not true or false")
-        return ProviderStatus(
-            domains=tuple(name for name in names if name is not None),
-            listed=len(items),
-            loading=loading,
-            last_checked=clean_text(data.get("lastChecked"), MAX_ID_CHARS),
-        )
+        with self._judged(answer):
+            data, request_id = self._success_data(answer)
+            items = data.get("domains", [])
+            if not isinstance(items, list):
+                raise self._bad_shape(answer, request_id, "domains is not a list")
+            names = (status_domain_name(item) for item in items)
+            loading = data.get("loading", False)
+            if not isinstance(loading, bool):
+                raise self._bad_shape(answer, request_id, "loading is not true or false")
+            return ProviderStatus(
+                domains=tuple(name for name in names if name is not None),
+                listed=len(items),
+                loading=loading,
+                last_checked=clean_text(data.get("lastChecked"), MAX_ID_CHARS),
+            )
 
     def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
         """The provider's email-verification view of ``domain``; raises ViewFailure.
 
         The domain's id comes from the list filtered by name, unless ``domain_id`` (from an
-        earlier reading) is given. Every field is read leniently: a missing or mistyped one is
-        left out, never a reason to refuse the reading; only a body that is not a JSON object,
-        or one with no ``status``, is.
+        earlier reading) is given, or another reading of the same domain in this process is
+        under way: then its list call serves both (a read-back right after an approval reuses
+        the id the request's lookup is finding), and so does its failure. A failure of the view
+        itself carries the id, so the next reading need not list again. Every field is read
+        leniently: a missing or mistyped one is left out, never a reason to refuse the reading;
+        only a body that is not a JSON object, or one with no ``status``, is.
         """
-        if domain_id is None:
-            domain_id = self._domain_id(domain)
+        if domain_id is not None:
+            return self._view_with_id(domain, domain_id)
+        key = domain.rstrip(".").lower()
+        with self._finding_lock:
+            finding = self._finding.get(key)
+            mine = finding is None
+            if finding is None:
+                finding = self._finding[key] = Future()
+        try:
+            if mine:
+                try:
+                    found = self._domain_id(domain)
+                except BaseException as exc:
+                    finding.set_exception(exc)
+                    raise
+                finding.set_result(found)
+            else:
+                found = self._joined_id(domain, finding)
+            return self._view_with_id(domain, found)
+        finally:
+            if mine:  # shared until this reading is over, then never cached
+                with self._finding_lock:
+                    del self._finding[key]
+
+    def _joined_id(self, domain: str, finding: Future[str]) -> str:
+        """The id another reading of ``domain`` is finding. Its failure is this reading's too:
+        waiting for it and then listing again could take longer than a reading may (see
+        ``max_view_duration``: this wait and the view call are its two calls)."""
+        try:
+            return finding.result(timeout=2 * self.view_timeout)
+        except ViewFailure as failure:
+            raise ViewFailure(failure.unavailable) from failure
+        except TimeoutError as exc:
+            raise self._view_failure(domain, "timeout", "no answer in time") from exc
+
+    def _view_with_id(self, domain: str, domain_id: str) -> ProviderView:
+        """The view of the domain whose id is ``domain_id``: one GET. Its failure carries the id
+        (but for a 404: an id the provider does not know is not worth keeping)."""
+        try:
+            return self._view_of(domain, domain_id)
+        except ViewFailure as failure:
+            unavailable = failure.unavailable
+            if unavailable.kind == "not_found" or unavailable.domain_id is not None:
+                raise
+            raise ViewFailure(dataclasses.replace(unavailable, domain_id=domain_id)) from failure
+
+    def _view_of(self, domain: str, domain_id: str) -> ProviderView:
         answer = self._read_v2(domain, VIEW_PATH.format(id=quote(domain_id, safe="")), None)
-        payload = answer.payload
-        if isinstance(payload, dict) and "status" not in payload and "data" in payload:
-            payload = payload["data"]  # an envelope, as the v1 API has: accepted as well
-        if not isinstance(payload, dict):
-            raise self._view_failure(
-                domain, "bad_response", "its answer is not a JSON object", answer.status
+        with self._judged(answer):
+            payload = answer.payload
+            if isinstance(payload, dict) and "status" not in payload and "data" in payload:
+                payload = payload["data"]  # an envelope, as the v1 API has: accepted as well
+            if not isinstance(payload, dict):
+                raise self._view_failure(
+                    domain, "bad_response", "its answer is not a JSON object", answer.status
+                )
+            status = clean_text(payload.get("status"), 40)
+            if status is None:
+                raise self._view_failure(domain, "bad_response", "its answer has no status")
+            verification = _object(payload.get("verification"))
+            can_resend = _object(_object(payload.get("actions")).get("canResend")).get("allowed")
+            return ProviderView(
+                domain=domain,
+                status=status.lower(),
+                read_at=datetime.now(UTC),
+                domain_id=domain_id,
+                is_verified=_bool(payload.get("isVerified")),
+                is_suspended=_bool(payload.get("isSuspended")),
+                reason=self._redact_opt(clean_text(payload.get("reason"), MAX_MESSAGE_CHARS)),
+                verified_at=clean_text(payload.get("verifiedAt"), MAX_ID_CHARS),
+                last_checked_at=clean_text(payload.get("lastCheckedAt"), MAX_ID_CHARS),
+                method=clean_text(verification.get("method"), 40),
+                recipient=clean_text(verification.get("recipient"), MAX_ITEM_CHARS),
+                expires_at=clean_text(verification.get("expiresAt"), MAX_ID_CHARS),
+                can_resend=_bool(can_resend),
             )
-        status = clean_text(payload.get("status"), 40)
-        if status is None:
-            raise self._view_failure(domain, "bad_response", "its answer has no status")
-        verification = _object(payload.get("verification"))
-        can_resend = _object(_object(payload.get("actions")).get("canResend")).get("allowed")
-        return ProviderView(
-            domain=domain,
-            status=status.lower(),
-            read_at=datetime.now(UTC),
-            domain_id=domain_id,
-            is_verified=_bool(payload.get("isVerified")),
-            is_suspended=_bool(payload.get("isSuspended")),
-            reason=self._redact_opt(clean_text(payload.get("reason"), MAX_MESSAGE_CHARS)),
-            verified_at=clean_text(payload.get("verifiedAt"), MAX_ID_CHARS),
-            last_checked_at=clean_text(payload.get("lastCheckedAt"), MAX_ID_CHARS),
-            method=clean_text(verification.get("method"), 40),
-            recipient=clean_text(verification.get("recipient"), MAX_ITEM_CHARS),
-            expires_at=clean_text(verification.get("expiresAt"), MAX_ID_CHARS),
-            can_resend=_bool(can_resend),
-        )
 
     def view_access(self) -> ViewUnavailable | None:
         """None when the key may read the per-domain view (one ``GET v2/domains?limit=1``,
         read-only); else why it may not."""
         try:
-            self._read_v2("the account's domains", DOMAINS_PATH, {"limit": "1"})
+            answer = self._read_v2("the account's domains", DOMAINS_PATH, {"limit": "1"})
         except ViewFailure as failure:
             return failure.unavailable
+        self._settle(answer, "ok")  # any 2xx will do: only the key's access is asked about
         return None
 
     def _domain_id(self, domain: str) -> str:
         """The provider's id of ``domain`` (``data[].id`` of the list, filtered by name)."""
         answer = self._read_v2(domain, DOMAINS_PATH, {"name": domain})
-        payload = answer.payload
-        items = payload.get("data") if isinstance(payload, dict) else None
-        if items is not None and not isinstance(items, list):
-            raise self._view_failure(domain, "bad_response", "its list of domains is not a list")
-        wanted = domain.rstrip(".").lower()
-        for item in items or ():
-            item = _object(item)
-            name = clean_text(item.get("name"), MAX_ITEM_CHARS)
-            found = clean_text(item.get("id"), MAX_ID_CHARS)
-            if name is not None and found and name.rstrip(".").lower() == wanted:
-                return found
-        raise self._view_failure(domain, "not_found", "the provider has no domain by that name")
+        with self._judged(answer):
+            payload = answer.payload
+            if not isinstance(payload, dict):  # an HTML page is no list, not an empty one
+                raise self._view_failure(
+                    domain, "bad_response", "its list of domains is not a JSON object"
+                )
+            items = payload.get("data")
+            if items is not None and not isinstance(items, list):
+                raise self._view_failure(
+                    domain, "bad_response", "its list of domains is not a list"
+                )
+            wanted = domain.rstrip(".").lower()
+            for item in items or ():
+                item = _object(item)
+                name = clean_text(item.get("name"), MAX_ITEM_CHARS)
+                found = clean_text(item.get("id"), MAX_ID_CHARS)
+                if name is not None and found and name.rstrip(".").lower() == wanted:
+                    return found
+            raise self._view_failure(domain, "not_found", "the provider has no domain by that name")
 
     def _read_v2(self, domain: str, path: str, params: Mapping[str, str] | None) -> _Answer:
-        """One GET of the v2 API, with the key as a Bearer token; a 2xx answer, or ViewFailure."""
+        """One GET of the v2 API, with the key as a Bearer token; a 2xx answer (for the caller
+        to judge, see :meth:`_judged`), or ViewFailure (counted here)."""
         try:
             answer = self._send(
                 "GET", path, None, params=params, bearer=True, timeout=self.view_timeout
@@ -592,6 +664,7 @@ class HostupClient:
             kind, why = "bad_response", f"an answer this bot does not expect{said}"
         if code and kind in ("server_error", "bad_response"):
             why += f" (code {code})"
+        self._settle(answer, kind)
         raise self._view_failure(domain, kind, why, status)
 
     def _view_failure(
@@ -612,7 +685,8 @@ class HostupClient:
     def _call(
         self, method: str, path: str, body: Mapping[str, Any] | None, *, unsafe: bool
     ) -> _Answer:
-        """Send until there is an answer to interpret; return it if it is a 2xx.
+        """Send until there is an answer to interpret; return it if it is a 2xx (for the caller
+        to judge, see :meth:`_judged`), else raise ProviderError (counted here).
 
         ``unsafe``: the request changes something at the provider, so an error after sending
         leaves the outcome unknown.
@@ -663,11 +737,14 @@ class HostupClient:
                 wait = parse_retry_after(answer.headers.get("retry-after"), time.time())
                 wait = min(DEFAULT_RETRY_AFTER if wait is None else wait, self.max_retry_after)
                 log.warning("Provider rate limit: waiting %.1f s before trying again", wait)
+                self._settle(answer, "rate_limited")
                 self._sleep(wait)
                 continue
             if 200 <= answer.status < 300 and not answer.too_large and not answer.undecodable:
                 return answer
-            raise self._error_from_answer(answer, attempt)
+            error = self._error_from_answer(answer, attempt)
+            self._settle(answer, error.kind)
+            raise error
 
     def _send(
         self,
@@ -679,9 +756,11 @@ class HostupClient:
         bearer: bool = False,
         timeout: float | None = None,
     ) -> _Answer:
+        """One exchange. Without an answer it is counted here (``unreachable`` when nothing was
+        sent, else ``timeout``); an answer is counted by whoever judges it (:meth:`_settle`)."""
         timeout = self.timeout if timeout is None else timeout
+        endpoint = _endpoint(path)
         started = time.perf_counter()
-        outcome = "timeout"
         try:
             answer = self._exchange(method, path, body, params, bearer, timeout)
         except (
@@ -692,17 +771,47 @@ class HostupClient:
             httpx.ProxyError,
             httpx.LocalProtocolError,
         ):
-            outcome = "unreachable"  # nothing was sent
+            self._tell(endpoint, "unreachable", time.perf_counter() - started)  # nothing was sent
             raise
-        else:
-            outcome = "ok" if 200 <= answer.status < 300 else _kind_for_status(answer.status)
-            request_id = self._request_id(answer)
-            if request_id is not None:
-                correlation.set_field("provider_request_id", request_id)
-            return answer
+        except BaseException:
+            self._tell(endpoint, "timeout", time.perf_counter() - started)
+            raise
+        answer = dataclasses.replace(
+            answer, endpoint=endpoint, seconds=time.perf_counter() - started
+        )
+        request_id = self._request_id(answer)
+        if request_id is not None:
+            correlation.set_field("provider_request_id", request_id)
+        return answer
+
+    # -- the metrics: each exchange is told once, with what the bot made of it
+
+    def _tell(self, endpoint: str, outcome: str, seconds: float) -> None:
+        if self._observe is not None:
+            self._observe(endpoint, outcome, seconds)
+
+    def _settle(self, answer: _Answer, outcome: str) -> None:
+        """Count the exchange that gave ``answer``: ``ok`` when it became a result, else the
+        kind of failure it was taken for (a 200 the bot refuses is not ``ok``)."""
+        self._tell(answer.endpoint, outcome, answer.seconds)
+
+    @contextmanager
+    def _judged(self, answer: _Answer) -> Iterator[None]:
+        """Count ``answer``'s exchange once the block has read it: ``ok`` when the block
+        returns, the kind of the ProviderError or ViewFailure it raises, ``error`` for anything
+        else (a bug, which propagates and is logged)."""
+        outcome = "error"
+        try:
+            yield
+            outcome = "ok"
+        except ProviderError as exc:
+            outcome = exc.kind
+            raise
+        except ViewFailure as exc:
+            outcome = exc.unavailable.kind
+            raise
         finally:
-            if self._observe is not None:
-                self._observe(_endpoint(path), outcome, time.perf_counter() - started)
+            self._settle(answer, outcome)
 
     def _exchange(
         self,

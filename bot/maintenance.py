@@ -8,10 +8,15 @@ Every ``interval`` seconds (and once at start-up), on every replica:
   seconds (see :func:`interrupted_bound`);
 * requests pending for REMIND_EVERY since they last changed get a reminder in their thread
   (one replica sends it);
-* outbox entries that Slack did not take earlier are delivered.
+* outbox entries that Slack did not take earlier are delivered;
+* pending requests still without a reading of the provider's view ``lookup_after`` seconds
+  after they were made (their process stopped before the lookup was recorded) are looked up,
+  at most ``max_lookups`` a round, last, so a slow provider holds up no other step.
 
 Every step is a compare-and-set in the store, so running it on several replicas at once
-changes each request exactly once, and each message is sent by one replica.
+changes each request exactly once, and each message is sent by one replica. (But a lookup:
+two replicas' rounds in the same moment may both read the provider's view, which is
+read-only there; the later reading is the one shown.)
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import threading
 from collections.abc import Callable
 
 from bot.domain.service import Approvals
+from bot.hostup import VIEW_CALLS, VIEW_TIMEOUT
 from bot.outbox import Outbox
 from bot.store import StoreError
 
@@ -30,6 +36,11 @@ INTERVAL = 15.0  # seconds between rounds: well within "at least once a minute"
 # Slack for a claim older than the longest provider call, plus this much for clock skew
 # between replicas and the store's own latency.
 INTERRUPTED_GRACE = 30.0
+# A request made longer ago than this with no reading of the provider's view lost its lookup:
+# a lookup takes at most VIEW_CALLS calls of twice VIEW_TIMEOUT each (20 s), plus the same grace.
+LOOKUP_AFTER = VIEW_CALLS * 2 * VIEW_TIMEOUT + INTERRUPTED_GRACE
+# Lookups one round makes at most: each is bounded (above), so is the round.
+MAX_LOOKUPS = 3
 
 
 def interrupted_bound(setting: float, max_call_seconds: float) -> float:
@@ -51,8 +62,12 @@ class Maintenance:
         interrupted_after: float,
         interval: float = INTERVAL,
         on_round: Callable[[bool], None] | None = None,
+        lookup_after: float = LOOKUP_AFTER,
+        max_lookups: int = MAX_LOOKUPS,
     ) -> None:
         self.approvals = approvals
+        self.lookup_after = lookup_after
+        self.max_lookups = max_lookups
         self.on_round = on_round  # told of each round of the loop: whether it succeeded
         self.outbox = outbox
         self.interrupted_after = interrupted_after
@@ -61,18 +76,20 @@ class Maintenance:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> dict[str, int]:
-        """One round; returns how many requests it expired, found interrupted and reminded
-        approvers of, and how many outbox entries it finished (besides those of the requests
-        it changed, which the service delivers at once)."""
+        """One round; returns how many requests it expired, found interrupted, reminded
+        approvers of and looked up, and how many outbox entries it finished (besides those of
+        the requests it changed, which the service delivers at once)."""
         expired = self.approvals.expire_due()
         interrupted = self.approvals.recover_interrupted(self.interrupted_after)
         reminded = self.approvals.remind_due()
         delivered = self.outbox.deliver_due()
+        looked_up = self.approvals.look_up_missing(self.lookup_after, self.max_lookups)
         return {
             "expired": len(expired),
             "interrupted": len(interrupted),
             "reminded": len(reminded),
             "delivered": delivered,
+            "looked_up": len(looked_up),
         }
 
     def start(self) -> Maintenance:
@@ -86,17 +103,23 @@ class Maintenance:
             self._thread.join(timeout=30)
             self._thread = None
 
+    def run_round(self) -> bool:
+        """One round as the loop runs it: a failure is logged, not raised, and ``on_round`` is
+        told whether the round succeeded. Returns that."""
+        ok = False
+        try:
+            self.run_once()
+            ok = True
+        except StoreError as exc:
+            log.error("Maintenance round skipped: the store is unavailable: %s", exc)
+        except Exception:  # noqa: BLE001 - the loop must outlive one bad round; logged in full
+            log.exception("Maintenance round failed")
+        if self.on_round is not None:
+            self.on_round(ok)
+        return ok
+
     def _loop(self) -> None:
         while True:
-            ok = False
-            try:
-                self.run_once()
-                ok = True
-            except StoreError as exc:
-                log.error("Maintenance round skipped: the store is unavailable: %s", exc)
-            except Exception:  # noqa: BLE001 - the loop must outlive one bad round; logged in full
-                log.exception("Maintenance round failed")
-            if self.on_round is not None:
-                self.on_round(ok)
+            self.run_round()
             if self._stop.wait(self.interval):
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -12,13 +13,14 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from bot import hostup
 from bot.domain.outcomes import Cleared, ProviderFailed, outcome_to_dict
 from bot.domain.views import ViewFailure
 from bot.hostup import HostupClient, ProviderError, ProviderStatus
-from bot.standins.provider import MODES, ErrorShape, FakeProvider, Response
+from bot.standins.provider import MODES, VIEW_MODES, ErrorShape, FakeProvider, Response
 
 KEY = "hk_live_9f8e7d6c5b4a-very-secret"
 EMAIL = "alice@example.com"
@@ -935,3 +937,222 @@ def test_view_access_probes_the_list_once(make_client: MakeClient, provider: Fak
     refused = client.view_access()
     assert refused is not None and refused.kind == "no_scope" and "read:domains" in refused.message
     assert [c["query"] for c in provider.view_calls] == [{"limit": ["1"]}, {"limit": ["1"]}]
+
+
+# ---------------------------------------------------------------------------------------------
+# The metrics hook: each exchange told once, with what the client made of it
+
+
+@pytest.mark.parametrize(
+    ("answers", "told"),
+    [
+        ([], ["ok"]),
+        ([Response.html(200)], ["bad_response"]),
+        ([Response.not_successful()], ["bad_response"]),
+        ([Response.wrong_shape()], ["bad_response"]),
+        ([Response.json(200, "[1, 2]")], ["bad_response"]),
+        ([Response.error(400, "Email is required")], ["rejected"]),
+        ([Response.html(502)], ["server_error"]),
+        ([Response.rate_limited("0"), Response(action="normal")], ["rate_limited", "ok"]),
+        ([Response.hang(5)], ["timeout"]),
+    ],
+)
+def test_confirm_tells_each_exchange_once_with_the_outcome_it_made_of_it(
+    provider: FakeProvider, make_client: MakeClient, answers: list[Response], told: list[str]
+) -> None:
+    """The metrics hook hears of every HTTP exchange exactly once, with ``ok`` only when the
+    answer became a result: a 200 the client refuses is told as the failure it raised."""
+    heard: list[tuple[str, str, float]] = []
+    provider.enqueue(*answers)
+    client = make_client(observe=lambda *call: heard.append(call))
+    try:
+        client.confirm(EMAIL)
+    except ProviderError as error:
+        assert error.kind == told[-1]
+    assert [(endpoint, outcome) for endpoint, outcome, _ in heard] == [
+        ("confirm", outcome) for outcome in told
+    ]
+    assert all(seconds >= 0 for _, _, seconds in heard)
+
+
+def test_oversized_and_unreachable_exchanges_are_told_as_such(
+    provider: FakeProvider, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 200 too large to read is told as bad_response; each attempt at a provider that cannot
+    be reached is told as unreachable."""
+    heard: list[str] = []
+    monkeypatch.setattr(hostup, "MAX_BODY_BYTES", 1000)
+    provider.cleared_domains = [f"d{i}.example" for i in range(200)]
+    confirm_error(make_client(observe=lambda _e, outcome, _s: heard.append(outcome)))
+    assert heard == ["bad_response"]
+    heard.clear()
+    unreachable = make_client(
+        f"http://127.0.0.1:{free_port()}/api", observe=lambda _e, outcome, _s: heard.append(outcome)
+    )
+    assert confirm_error(unreachable).kind == "unreachable"
+    assert heard == ["unreachable"] * hostup.MAX_ATTEMPTS
+
+
+@pytest.mark.parametrize(
+    ("answer", "told"),
+    [
+        (None, [("domains", "ok"), ("view", "ok")]),
+        (Response.html(200), [("domains", "bad_response")]),
+        (
+            Response.json(200, {"data": [{"id": "x", "name": "other.org"}]}),
+            [("domains", "not_found")],
+        ),
+        (
+            Response(401, {"code": "unauthorized"}, "application/problem+json"),
+            [("domains", "no_scope")],
+        ),
+    ],
+)
+def test_view_tells_each_exchange_once_with_the_outcome_it_made_of_it(
+    provider: FakeProvider,
+    make_client: MakeClient,
+    answer: Response | None,
+    told: list[tuple[str, str]],
+) -> None:
+    """A reading's exchanges are told with the reading's own kinds: an HTML page where the
+    list of domains should be is bad_response (not "no such domain", and not ok)."""
+    heard: list[tuple[str, str]] = []
+    if answer is not None:
+        provider.enqueue_view(answer)
+    client = make_client(observe=lambda endpoint, outcome, _s: heard.append((endpoint, outcome)))
+    try:
+        client.view("example.com")
+    except ViewFailure as failure:
+        assert failure.unavailable.kind == told[-1][1]
+    assert heard == told
+
+
+def test_readings_of_one_domain_under_way_share_one_list_call(
+    make_client: MakeClient, provider: FakeProvider
+) -> None:
+    """Pins the sharing of the domain's id between readings under way at once in one process
+    (a read-back right after an approval, while the request's lookup is still listing): one
+    list call serves both, then each reads the view. Nothing is kept once they are over: the
+    next reading lists again."""
+    client = make_client(timeout=2)
+    provider.enqueue_view(Response(action="normal", delay=0.5))  # the list, answered late
+    first: list[Any] = []
+    thread = threading.Thread(target=lambda: first.append(client.view("example.com")))
+    thread.start()
+    provider.wait_for_view_calls(1)  # the first reading's list call is under way
+    second = client.view("Example.com.")
+    thread.join(timeout=10)
+    domain_id = provider.domain("example.com").id
+    assert first[0].domain_id == second.domain_id == domain_id
+    view_path = f"/api/v2/domains/{domain_id}/email-verification"
+    assert [c["path"] for c in provider.view_calls] == ["/api/v2/domains", view_path, view_path]
+    client.view("example.com")
+    assert [c["path"] for c in provider.view_calls][3:] == ["/api/v2/domains", view_path]
+
+
+def test_a_shared_list_call_that_fails_fails_both_readings(
+    make_client: MakeClient, provider: FakeProvider
+) -> None:
+    """Pins that a reading which joined another's list call takes its failure too, without a
+    list call of its own (waiting, then listing again, could outlast a reading's bound)."""
+    client = make_client(timeout=2)
+    failing = VIEW_MODES["server_error"]()
+    provider.enqueue_view(dataclasses.replace(failing, delay=0.5))
+    first: list[ViewFailure] = []
+
+    def read() -> None:
+        try:
+            client.view("example.com")
+        except ViewFailure as failure:
+            first.append(failure)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    provider.wait_for_view_calls(1)
+    with pytest.raises(ViewFailure) as second:
+        client.view("example.com")
+    thread.join(timeout=10)
+    assert first[0].unavailable.kind == second.value.unavailable.kind == "server_error"
+    assert len(provider.view_calls) == 1
+
+
+def test_a_failed_view_call_carries_the_id_the_list_found(
+    make_client: MakeClient, provider: FakeProvider
+) -> None:
+    """Pins that a reading whose view call fails keeps the id its list call found (so the next
+    reading is one call), but not when the list failed, nor when the view says 404 (an id the
+    provider does not know is not worth keeping)."""
+    client = make_client()
+    domain_id = provider.domain("example.com").id
+    normal = Response(action="normal")
+    cases = [
+        ((normal, VIEW_MODES["server_error"]()), "server_error", domain_id),
+        ((normal, Response.json(200, {"verified": True})), "bad_response", domain_id),
+        ((normal, VIEW_MODES["hang"]()), "timeout", domain_id),
+        ((normal, VIEW_MODES["not_found"]()), "not_found", None),
+        ((VIEW_MODES["server_error"](),), "server_error", None),
+    ]
+    for answers, kind, kept in cases:
+        provider.enqueue_view(*answers)
+        with pytest.raises(ViewFailure) as failed:
+            client.view("example.com")
+        assert (failed.value.unavailable.kind, failed.value.unavailable.domain_id) == (kind, kept)
+
+
+@pytest.mark.parametrize(
+    "pages",
+    [{}, {"hasMore": False, "nextCursor": None}, {"hasMore": True, "nextCursor": "cur_2"}],
+)
+def test_the_list_is_read_with_or_without_its_pagination_fields(
+    make_client: MakeClient, provider: FakeProvider, pages: dict[str, Any]
+) -> None:
+    """Pins that the list is read leniently around its cursor pagination: with ``hasMore`` and
+    ``nextCursor`` (as the reference's cursor-paginated lists answer) or without them, the id
+    is taken from the first page (filtered by exact name) and no further page is asked for."""
+    domain_id = provider.domain("example.com").id
+    listed = {"data": [{"id": domain_id, "name": "example.com"}], **pages}
+    provider.enqueue_view(Response.json(200, listed))
+    assert make_client().view("example.com").domain_id == domain_id
+    assert [c["path"] for c in provider.view_calls][1:] == [
+        f"/api/v2/domains/{domain_id}/email-verification"
+    ]
+
+
+def v2_get(provider: FakeProvider, path: str, **params: str) -> Any:
+    answer = httpx.get(
+        f"{provider.url}/v2/{path}", params=params, headers={"Authorization": f"Bearer {KEY}"}
+    )
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def test_the_stand_in_list_is_a_cursor_page_and_leaves_service_status_alone(
+    provider: FakeProvider,
+) -> None:
+    """Pins the stand-in's list as the reference documents it: a cursor-paginated answer
+    (``hasMore``, ``nextCursor``), and a ``serviceStatus`` the view's ``isSuspended`` does not
+    decide (the reference ties them nowhere)."""
+    provider.set_domain("example.com", is_suspended=True)
+    listed = v2_get(provider, "domains", name="example.com")
+    assert (listed["hasMore"], listed["nextCursor"]) == (False, None)
+    [item] = listed["data"]
+    assert item["serviceStatus"] == "active"
+    assert v2_get(provider, f"domains/{item['id']}/email-verification")["isSuspended"] is True
+
+
+def test_the_stand_in_drops_the_reason_of_a_domain_that_turns_verified(
+    make_client: MakeClient, provider: FakeProvider
+) -> None:
+    """Pins the stand-in's reason text as the reference words it: pending (and expired,
+    suspended) states carry one; verified means no attention item, so no reason, unless a
+    test gives one; the confirm turning a domain verified drops it too."""
+    client = make_client()
+    assert client.view("example.com").reason  # pending, with its reason
+    provider.set_domain("example.com", status="verified")
+    assert client.view("example.com").reason is None
+    provider.set_domain("example.com", status="verified", reason="Verified by support.")
+    assert client.view("example.com").reason == "Verified by support."
+    provider.status_after_confirm = "verified"
+    assert client.view("b.example").reason
+    client.confirm("alice@b.example")
+    assert client.view("b.example").reason is None

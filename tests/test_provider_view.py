@@ -9,12 +9,13 @@ the provider's reference documents it.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bot import ids
-from bot.domain.model import Action, State
+from bot.domain.model import Action, State, utcnow
 from bot.domain.views import ProviderView, ViewUnavailable
 from bot.standins.provider import DOMAINS_PATH, Response
 from bot.standins.world import (
@@ -180,7 +181,8 @@ def test_a_failed_lookup_is_one_short_line_and_never_blocks(fast_world, setup, k
 def test_a_hanging_lookup_neither_delays_the_post_nor_blocks_the_approval(tmp_path):
     """The lookup runs after the request is posted (never on the ack path): while the provider's
     view hangs, the message is out, the requester is told, and an approver can approve and the
-    provider is called; the lookup's line arrives when it gives up."""
+    provider is called. When the lookup gives up, the request is no longer pending: its
+    reading is audited, not shown as the state before approval."""
     # The reading gives up after VIEW_TIMEOUT (5 s): everything below happens well before.
     with World(database_path=tmp_path / "bot.db", settings={"HOSTUP_TIMEOUT": 10}) as world:
         world.provider.enqueue_view(Response.hang(30))
@@ -195,10 +197,12 @@ def test_a_hanging_lookup_neither_delays_the_post_nor_blocks_the_approval(tmp_pa
         assert "state: succeeded" in text_of(final)
         assert stored(world, message).view is None  # the lookup still has not come back
         assert len([c for c in world.provider.calls if c["path"].endswith("/confirmed")]) == 1
-        world.slack.wait_for(
-            lambda: isinstance(stored(world, message).view, ViewUnavailable) or None,
-            what="the lookup giving up",
+        [late] = world.slack.wait_for(
+            lambda: lookups(world, message) or None, what="the lookup giving up"
         )
+        assert late.details["shown"] is False
+        assert late.details["reading"]["kind"] == "timeout"
+        assert stored(world, message).view is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,3 +395,139 @@ def test_resolved_over_socket_mode(tmp_path):
         world.slack.wait_for(
             lambda: stored(world, message).state is State.RESOLVED or None, what="resolved"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Races and failures of the readings
+
+
+def lookups(world: World, message: dict[str, Any]) -> list[Any]:
+    """The request's lookup entries in its audit log."""
+    request = stored(world, message)
+    return [e for e in world.services.store.audit_log(request.id) if e.action == Action.LOOKUP]
+
+
+def test_a_lookup_that_comes_back_after_the_approval_is_not_shown_as_before_it(tmp_path):
+    """Pins the race of a slow lookup: its reading comes back after the request was approved
+    (and the provider called, so the domain already reads verified). It is audited but never
+    shown as the state before approval ("approving may change nothing" appears on no update of
+    the message), and the read-back reuses the id the lookup's list call found: three v2 calls
+    for the request (list, the lookup's view, the read-back's view), not four."""
+    with World(database_path=tmp_path / "bot.db", settings={"HOSTUP_TIMEOUT": 10}) as world:
+        world.provider.view_delay = 1.5  # each v2 answer: the lookup takes 3 s
+        world.provider.status_after_confirm = "verified"
+        sent = world.driver.command(REQUESTER, EMAIL)
+        world.driver.submit_request(REQUESTER, world.driver.modal(sent), reason="T-1")
+        message = world.driver.request_message(EMAIL)
+        world.provider.wait_for_view_calls(1)  # the lookup's list call is under way
+        world.driver.approve(APPROVER, message)
+        world.slack.wait_for(
+            lambda: stored(world, message).state is not State.PENDING or None, what="the claim"
+        )
+        assert lookups(world, message) == []  # the race is real: claimed before the reading
+        final = world.driver.final_message(message)
+        assert "state: succeeded" in text_of(final)
+        [late] = world.slack.wait_for(lambda: lookups(world, message) or None, what="the lookup")
+        assert late.details["shown"] is False and late.from_state is not State.PENDING
+        assert late.details["reading"]["status"] == "verified"  # what the call itself did
+        request = stored(world, message)
+        assert request.view is None
+        assert isinstance(request.readback, ProviderView) and request.readback.verified
+        updates = [
+            json.dumps(c.params.get("blocks"))
+            for c in world.slack.calls_to("chat.update")
+            if c.params.get("ts") == message["ts"]
+        ]
+        assert updates and not any("approving may change nothing" in u for u in updates)
+        final = world.slack.message(world.driver.channel, message["ts"])
+        assert "Provider after the call: already *verified*" in text_of(final)
+        assert view_paths(world) == ["list", "view", "view"]
+
+
+@pytest.mark.parametrize(("mode", "kind"), [("hang", "timeout"), ("server_error", "server_error")])
+def test_a_read_back_that_fails_after_a_timeout_does_not_settle_it(world, mode, kind):
+    """Pins the automatic read-back failing after an unknown outcome (the view hangs past its
+    timeout, or answers 500): the thread says the view could not be read and that this does
+    not settle whether the call took effect, and still offers Check provider, Retry and
+    Resolved; the request stays unknown. The read-back is one call (the id is known)."""
+    message = world.driver.ask(REQUESTER, EMAIL)
+    world.provider.script_view(mode)
+    world.provider.enqueue(Response.hang(30))
+    world.driver.approve(APPROVER, message)
+    world.driver.final_message(message)
+    shown = text_of(reply := world.driver.wait_thread_reply(message))
+    assert "may or may not" in shown
+    assert "Provider now: could not read the domain's state" in shown
+    assert "that does not settle whether the call took effect" in shown
+    assert buttons(reply) == [ids.CHECK_ACTION, ids.RETRY_ACTION, ids.RESOLVE_ACTION]
+    request = stored(world, message)
+    assert request.state is State.UNKNOWN
+    assert isinstance(request.readback, ViewUnavailable) and request.readback.kind == kind
+    assert view_paths(world) == ["list", "view", "view"]
+
+
+def test_check_provider_when_the_view_fails_says_it_does_not_settle(world):
+    """Pins Check provider under a server error of the view: the check reply says the view
+    could not be read (HTTP 500) and that this does not settle it, with the three buttons
+    again; audited with who clicked; the request stays unknown and the provider's confirm is
+    not called again."""
+    message, reply = unknown_request(world)
+    world.provider.script_view("server_error")
+    world.driver.click(SECOND_APPROVER, reply, ids.CHECK_ACTION)
+    check = world.slack.wait_for(
+        lambda: replies[-1] if len(replies := world.driver.thread(message)) >= 2 else None,
+        what="the check reply",
+    )
+    shown = text_of(check)
+    assert "Provider now: could not read the domain's state" in shown and "HTTP 500" in shown
+    assert "that does not settle whether the call took effect" in shown
+    assert buttons(check) == [ids.CHECK_ACTION, ids.RETRY_ACTION, ids.RESOLVE_ACTION]
+    request = stored(world, message)
+    assert request.state is State.UNKNOWN
+    assert isinstance(request.readback, ViewUnavailable)
+    assert request.readback.kind == "server_error"
+    last = world.services.store.audit_log(request.id)[-1]
+    assert (last.action, last.actor) == (Action.CHECK, SECOND_APPROVER)
+    assert last.details["reading"]["type"] == "unavailable"
+    assert len([c for c in world.provider.calls if c["path"].endswith("/confirmed")]) == 1
+
+
+def test_a_lookup_whose_view_failed_keeps_the_id_for_the_read_back(world):
+    """Pins that a reading whose list call found the id but whose view call failed keeps the
+    id: the read-back after the approval is then one call, not the list again."""
+    world.provider.enqueue_view(Response(action="normal"))  # the list, as usual
+    world.provider.script_view("server_error")  # then the view fails
+    world.provider.status_after_confirm = "verified"
+    message = world.driver.ask(REQUESTER, EMAIL)
+    assert "HTTP 500" in provider_line(message)
+    view = stored(world, message).view
+    assert isinstance(view, ViewUnavailable)
+    assert view.domain_id == world.provider.domain("example.com").id
+    world.driver.approve(APPROVER, message)
+    reply = world.driver.wait_thread_reply(message)
+    assert "Provider now: already *verified*" in text_of(reply)
+    assert view_paths(world) == ["list", "view", "view"]
+
+
+def test_a_lookup_cut_off_is_made_by_the_maintenance_round(tmp_path):
+    """Pins the recovery of a lookup that never happened (the process stopped between posting
+    the request and reading the provider's view): a maintenance round looks up a pending
+    request without a reading once it is older than the grace, shows the line and audits it;
+    a younger one, and one already read, are left alone."""
+    with World(database_path=tmp_path / "bot.db") as world:
+        approvals = world.services.approvals
+        # Stored and posted, as submit does, but the lookup that follows never runs.
+        approvals.submit(EMAIL, "T-1", REQUESTER)
+        message = world.driver.request_message(EMAIL)
+        assert stored(world, message).view is None
+        maintenance = world.services.maintenance
+        assert maintenance.run_once()["looked_up"] == 0  # it may still be under way
+        assert world.provider.view_calls == []
+        moment = utcnow() + timedelta(seconds=maintenance.lookup_after + 1)
+        approvals.clock = lambda: moment
+        assert maintenance.run_once()["looked_up"] == 1
+        shown = world.driver.with_provider_line(message)
+        assert "*pending*" in provider_line(shown)
+        assert [e.actor for e in lookups(world, message)] == ["bot"]
+        assert maintenance.run_once()["looked_up"] == 0  # read once is enough
+        assert view_paths(world) == ["list", "view"]

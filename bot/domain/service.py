@@ -138,10 +138,12 @@ class RequestRepository(Protocol):
         actor: str,
         now: datetime,
         notices: Sequence[Notice] = (),
+        states: frozenset[State] | None = None,
     ) -> VerificationRequest | None:
         """Store a reading of the provider's view with the request (``Action.LOOKUP``: as its
         ``view``; ``Action.CHECK``: as its ``readback``), audited, in any state; None when
-        there is no such request."""
+        there is no such request. With ``states``, a request found (under its lock) in none of
+        them gets only the audit entry, and is returned in that other state."""
         ...
 
 
@@ -352,15 +354,23 @@ class Approvals:
     def look_up(self, request_id: str) -> VerificationRequest | None:
         """Read the provider's view of a new request's domain and show it beside the request.
 
-        Called once the request is posted (never before an ack, never holding up the post); a
-        failed reading is recorded as such, so it never blocks the request. None when there is
-        no such request; a request already looked up is left as it is.
+        Called once the request is posted (never before an ack, never holding up the post),
+        and by the maintenance round for a request whose lookup never finished; a failed
+        reading is recorded as such, so it never blocks the request. None when there is no such
+        request; a request already looked up, or no longer pending, is left as it is.
         """
         correlation.set_field("request_id", request_id)
         request = self.requests.get(request_id)
-        if request is None or request.view is not None:
+        if request is None or request.view is not None or request.state is not State.PENDING:
             return request
         reading = self._read_view(request)
+        # The message shows this reading as the provider's state *before* approval ("already
+        # verified: approving may change nothing"). A reading that comes back once the request
+        # has left pending (approved, and perhaps already called, meanwhile; or rejected,
+        # cancelled, expired) is no such thing, and may even reflect the call itself: it is
+        # only audited, never shown. Checked under the row's lock, so an approval cannot slip
+        # in between. After a call, the read-back ("Provider after the call") says what the
+        # domain reads then; nothing is lost by not showing this one.
         recorded = self.requests.record_view(
             request_id,
             reading,
@@ -368,10 +378,45 @@ class Approvals:
             actor="bot",
             now=self.clock(),
             notices=(Notice.SHOW,),
+            states=PENDING,
         )
+        if recorded is not None and recorded.state is not State.PENDING:
+            log.info(
+                "Request %s: the provider's view came back (%s) after the request was %s; "
+                "audited, not shown",
+                request_id,
+                _reading_word(reading),
+                recorded.state.value,
+            )
+            return recorded
         log.info("Request %s: the provider's view reads %s", request_id, _reading_word(reading))
         self.delivery.deliver(request_id)
         return recorded
+
+    def look_up_missing(self, after: float, limit: int) -> list[VerificationRequest]:
+        """Look up pending requests made more than ``after`` seconds ago that still have no
+        reading of the provider's view (their lookup was cut off: the process stopped between
+        posting the request and recording the reading), at most ``limit`` of them, oldest
+        first. ``after`` must exceed the longest a lookup can take, so a lookup still under way
+        is not repeated. Returns the requests looked up."""
+        if limit <= 0:
+            return []
+        now = self.clock()
+        cutoff = now - timedelta(seconds=after)
+        # updated_at is never before created_at: the query narrows, the test below decides.
+        missing = [
+            r
+            for r in self.requests.list_requests(PENDING, updated_before=cutoff)
+            if r.view is None and r.created_at < cutoff and not r.is_expired(now)
+        ]
+        looked_up = []
+        for request in missing[:limit]:
+            with correlation.bound(request_id=request.id):
+                log.info("Request %s has no provider reading yet: looking it up", request.id)
+                done = self.look_up(request.id)
+            if done is not None:
+                looked_up.append(done)
+        return looked_up
 
     def check_provider(self, request_id: str, approver: str) -> VerificationRequest:
         """Check provider, on an unknown outcome: read the domain's view again and show it,

@@ -9,7 +9,8 @@ public API reference says, under the same ``/api`` prefix::
 and the v2 per-domain view (``Authorization: Bearer <key>``, scope ``read:domains``, errors as
 RFC 7807 problem details)::
 
-    GET  /api/v2/domains?name=example.com              -> {"data": [{"id": "dom_…", "name": …}]}
+    GET  /api/v2/domains?name=example.com              -> {"data": [{"id": "dom_…", "name": …}],
+                                                           "hasMore": false, "nextCursor": null}
     GET  /api/v2/domains/{id}/email-verification       -> {"status": "pending", "isVerified": …}
 
 A request without the configured ``X-API-Key`` (v1) or Bearer token (v2) gets 401 problem
@@ -272,7 +273,9 @@ class DomainRecord:
         return {
             "id": self.id,
             "name": self.name,
-            "serviceStatus": "suspended" if self.is_suspended else "active",
+            # The reference does not tie serviceStatus (of the service) to the view's
+            # isSuspended: the stand-in does not either.
+            "serviceStatus": "active",
             "lifecycle": {
                 "type": "standard",
                 "autoRenewEnabled": True,
@@ -345,6 +348,7 @@ class FakeProvider:
         self._lock = threading.Condition()
         self._calls: list[dict[str, Any]] = []
         self._queue: deque[Response] = deque()
+        self._in_flight: dict[int, tuple[str, int]] = {}  # id(call) -> (path, client port)
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -457,7 +461,9 @@ class FakeProvider:
             return record
 
     def set_domain(self, name: str, **fields: Any) -> DomainRecord:
-        """Set what the view says of ``name`` (``status=``, ``recipient=``, …)."""
+        """Set what the view says of ``name`` (``status=``, ``recipient=``, …). A domain set
+        verified loses its reason unless one is given: the reference returns verified when
+        there is no attention item, and names reason text for pending, expired or suspended."""
         record = self.domain(name)
         with self._lock:
             for key, value in fields.items():
@@ -466,6 +472,8 @@ class FakeProvider:
                 setattr(record, key, value)
             if record.status == "verified" and record.verified_at is None:
                 record.verified_at = _now()
+            if fields.get("status") == "verified" and "reason" not in fields:
+                record.reason = None
         return record
 
     @property
@@ -502,9 +510,28 @@ class FakeProvider:
                 )
             return [dict(call) for call in self._view_calls]
 
+    def in_flight(self, path: str | None = None) -> list[int]:
+        """The client ports of the requests (to ``path``) being answered now, a hanging or
+        delayed one included: the soak finds the replica in the middle of a call by them."""
+        with self._lock:
+            return [port for p, port in self._in_flight.values() if path is None or p == path]
+
+    def wait_in_flight(self, path: str, timeout: float) -> list[int]:
+        """Block until a request to ``path`` is being answered (at most ``timeout`` s); the
+        client ports of those being answered then, or [] if none came."""
+        with self._lock:
+            self._lock.wait_for(lambda: bool(self.in_flight(path)), timeout)
+            return self.in_flight(path)
+
     def _record(self, call: dict[str, Any]) -> None:
         with self._lock:
             (self._view_calls if _is_v2(call["path"]) else self._calls).append(call)
+            self._in_flight[id(call)] = (call["path"], call["client_port"])
+            self._lock.notify_all()
+
+    def _answered(self, call: dict[str, Any]) -> None:
+        with self._lock:
+            self._in_flight.pop(id(call), None)
             self._lock.notify_all()
 
     def _next_scripted(self, path: str) -> Response | None:
@@ -535,7 +562,8 @@ class FakeProvider:
                 for name in names[:1]
                 if name.lower() not in unknown and name
             ]
-            return Response(200, {"data": data})
+            # A cursor-paginated list (the reference); filtered by exact name, one page.
+            return Response(200, {"data": data, "hasMore": False, "nextCursor": None})
         domain_id = path.removeprefix(DOMAINS_PATH + "/").removesuffix(VIEW_SUFFIX)
         with self._lock:
             record = next((r for r in self._domains.values() if r.id == domain_id), None)
@@ -656,6 +684,20 @@ class _Handler(BaseHTTPRequestHandler):
             "client_port": self.client_address[1],  # which process called (the soak's kills)
         }
         provider._record(call)
+        try:
+            self._answer(provider, call, method, path, query, parsed)
+        finally:
+            provider._answered(call)
+
+    def _answer(
+        self,
+        provider: FakeProvider,
+        call: dict[str, Any],
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        parsed: Any,
+    ) -> None:
         v2 = _is_v2(path)
         if v2:
             bearer = self.headers.get("Authorization", "")

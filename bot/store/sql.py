@@ -605,6 +605,7 @@ class BaseSQLStore:
         actor: str,
         now: datetime,
         notices: Sequence[Notice] = (),
+        states: frozenset[State] | None = None,
     ) -> VerificationRequest | None:
         """Store a reading of the provider's view with the request, whatever its state: as its
         ``view`` (``Action.LOOKUP``, when it was made) or its ``readback`` (``Action.CHECK``).
@@ -612,6 +613,10 @@ class BaseSQLStore:
         In one transaction: the column, an audit entry (from and to the current state, the
         reading in its details) and one outbox entry per notice. Neither the state, nor
         ``updated_at``, nor ``version`` changes. None when the request does not exist.
+
+        With ``states``, checked under the row's lock: a request in none of them gets only the
+        audit entry (``"shown": false`` beside the reading), neither the column nor the notices;
+        the request returned is then in a state outside ``states``.
         """
         if Action(action) not in VIEW_ACTIONS:
             raise ValueError(f"{Action(action).value} does not record a reading")
@@ -621,11 +626,17 @@ class BaseSQLStore:
         at = self._time_to_db(now)
         reading_json = _json(view_to_dict(reading))
         sql = _SET_VIEW if action is Action.LOOKUP else _SET_READBACK
+        allowed = None if states is None else {State(s).value for s in states}
         with self._write() as cur:
             state = self._lock_request(cur, request_id)
             if state is None:
                 return None
-            cur.execute(self._sql(sql), (reading_json, request_id))
+            shown = allowed is None or state in allowed
+            details: dict[str, Any] = {"reading": view_to_dict(reading)}
+            if shown:
+                cur.execute(self._sql(sql), (reading_json, request_id))
+            else:
+                details["shown"] = False
             audit_id = self._insert_audit(
                 cur,
                 (
@@ -635,10 +646,11 @@ class BaseSQLStore:
                     Action(action).value,
                     state,
                     state,
-                    _json({"reading": view_to_dict(reading)}),
+                    _json(details),
                 ),
             )
-            self._insert_outbox(cur, request_id, queued, at, audit_id)
+            if shown:
+                self._insert_outbox(cur, request_id, queued, at, audit_id)
             return self._fetch_request(cur, request_id)
 
     def audit_log(self, request_id: str) -> list[AuditEntry]:
