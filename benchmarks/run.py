@@ -189,7 +189,7 @@ class AppProcess:
         """Seconds from process start until it serves (GET /healthz); raises if it never does."""
         deadline = self.started + START_TIMEOUT
         while True:
-            status = self._probe()
+            status = self.probe()
             if status is not None and (status == 200 or not self.kind.health_needs_200):
                 return time.perf_counter() - self.started
             if time.perf_counter() > deadline:
@@ -205,7 +205,7 @@ class AppProcess:
                 f"{self.kind.label} exited with {code} before serving:\n{self.stderr_tail()}"
             )
 
-    def _probe(self) -> int | None:
+    def probe(self) -> int | None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1.0)
         try:
             conn.request("GET", "/healthz")

