@@ -5,12 +5,19 @@ the channel (they work the same: quorum, four eyes), and the last decisions; a r
 their own requests and their states, with Cancel. Whoever has opened the Home tab (remembered
 in the store, across replicas) gets it published again when one of the requests it shows
 changes.
+
+Those refreshes run on a worker of their own (``executor``), never on the thread of the click
+or delivery that caused them, and they are coalesced: a viewer waiting to be published is
+published once, however many requests changed meanwhile (a burst of approvals costs each
+viewer one ``views.publish``, not one per change).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -43,12 +50,19 @@ class Home:
         client: WebClient,
         channel: str,
         clock: Callable[[], datetime] = utcnow,
+        executor: Executor | None = None,
     ) -> None:
+        """``executor`` runs the refreshes (one worker is enough: they are coalesced); None
+        runs them on the caller's thread."""
         self.approvals = approvals
         self.store = store
         self.client = client
         self.channel = channel
         self.clock = clock
+        self.executor = executor
+        self._lock = threading.Lock()
+        self._waiting: dict[str, None] = {}  # viewers to publish, in the order they came
+        self._draining = False
 
     def opened(self, user_id: str) -> None:
         """``user_id`` opened the Home tab: remember it, and publish their queue."""
@@ -65,14 +79,43 @@ class Home:
             return False
         return True
 
-    def refresh(self, request_id: str) -> int:
-        """Publish again the Home of everyone who has it open and sees this request there (its
-        requester, and approvers); returns how many were published."""
+    def refresh(self, request_id: str) -> None:
+        """Publish again, on the executor, the Home of everyone who has it open and sees this
+        request there (its requester, and approvers); a viewer already waiting is not added
+        twice."""
         request = self.store.get(request_id)
         if request is None:
-            return 0
+            return
+        viewers = [
+            viewer
+            for viewer in self.store.home_viewers(since=self.clock() - VIEWERS_FOR)
+            if viewer == request.requester or self.approvals.roles.is_approver(viewer)
+        ]
+        if not viewers:
+            return
+        with self._lock:
+            self._waiting.update(dict.fromkeys(viewers))
+            if self._draining:
+                return  # the running drain publishes them too
+            self._draining = True
+        if self.executor is None:
+            self._drain()
+        else:
+            self.executor.submit(self._drain)
+
+    def _drain(self) -> int:
+        """Publish every waiting viewer, until none is left; how many were published."""
         published = 0
-        for viewer in self.store.home_viewers(since=self.clock() - VIEWERS_FOR):
-            if viewer == request.requester or self.approvals.roles.is_approver(viewer):
+        try:
+            while True:
+                with self._lock:
+                    if not self._waiting:
+                        self._draining = False
+                        return published
+                    viewer = next(iter(self._waiting))
+                    del self._waiting[viewer]
                 published += self.publish(viewer)
-        return published
+        except BaseException:
+            with self._lock:
+                self._draining = False
+            raise

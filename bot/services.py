@@ -114,6 +114,8 @@ class Services:
     # Sends the "calling the provider…" update while a listener calls the provider.
     delivery_executor: ThreadPoolExecutor
     metrics: Metrics
+    # Publishes the Home tabs kept current (bot.home), off the listeners' threads.
+    home_executor: ThreadPoolExecutor | None = None
     # Socket Mode: whether the websocket to Slack is up (set once connected; HTTP: None).
     slack_connected: Callable[[], bool] | None = None
 
@@ -144,6 +146,8 @@ class Services:
         self.maintenance.stop()
         self.executor.shutdown(wait=True)
         self.delivery_executor.shutdown(wait=True)
+        if self.home_executor is not None:
+            self.home_executor.shutdown(wait=True)
         self.provider.close()
         self.store.close()
 
@@ -202,8 +206,14 @@ def build_services(settings: Settings) -> Services:
         clock=lambda: approvals.clock(),
     )
     delivery.outbox = outbox
+    home_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="home")
     home = Home(
-        approvals, store, client, settings.APPROVAL_CHANNEL, clock=lambda: approvals.clock()
+        approvals,
+        store,
+        client,
+        settings.APPROVAL_CHANNEL,
+        clock=lambda: approvals.clock(),
+        executor=home_executor,
     )
     delivery.home = home
     if 0 < settings.INTERRUPTED_AFTER < provider.max_duration:
@@ -234,4 +244,5 @@ def build_services(settings: Settings) -> Services:
         executor,
         delivery_executor,
         metrics,
+        home_executor,
     )

@@ -179,3 +179,42 @@ def test_the_events_request_url_passes_slacks_verification(world):
     reply = world.driver.transport.sender.post(body, "application/json")
     assert reply.status == 200
     assert reply.text == "c-123" or reply.json() == {"challenge": "c-123"}
+
+
+class HeldExecutor:
+    """An executor that runs what it is given only when the test says so."""
+
+    def __init__(self) -> None:
+        self.jobs: list = []
+
+    def submit(self, fn, *args):
+        self.jobs.append((fn, args))
+
+    def run_all(self) -> None:
+        while self.jobs:
+            fn, args = self.jobs.pop(0)
+            fn(*args)
+
+
+def test_home_refreshes_run_off_the_callers_thread_and_are_coalesced(world):
+    """Three requests changing while the Home worker is busy cost each open Home one
+    views.publish, not three; and nothing is published on the thread that caused them."""
+    from bot.home import Home
+
+    messages = [world.driver.ask(REQUESTER, f"user{n}@example.com") for n in range(3)]
+    world.driver.open_home(APPROVER)
+    world.driver.open_home(REQUESTER)
+    held = HeldExecutor()
+    services = world.services
+    home = Home(
+        services.approvals, services.store, services.client, world.driver.channel, executor=held
+    )
+    before = len(world.slack.calls_to("views.publish"))
+    for message in messages:
+        [request_id] = request_ids(message, ids.APPROVE_ACTION)
+        home.refresh(request_id)
+    assert len(world.slack.calls_to("views.publish")) == before  # nothing on this thread
+    assert len(held.jobs) == 1  # one drain for all three changes
+    held.run_all()
+    published = world.slack.calls_to("views.publish")[before:]
+    assert sorted(c.params["user_id"] for c in published) == sorted([APPROVER, REQUESTER])
