@@ -5,6 +5,7 @@ carries no response_url), and kept current while it is open."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import Executor
 
 from bot import ids
 from bot.standins import payloads
@@ -181,13 +182,13 @@ def test_the_events_request_url_passes_slacks_verification(world):
     assert reply.text == "c-123" or reply.json() == {"challenge": "c-123"}
 
 
-class HeldExecutor:
+class HeldExecutor(Executor):
     """An executor that runs what it is given only when the test says so."""
 
     def __init__(self) -> None:
         self.jobs: list = []
 
-    def submit(self, fn, *args):
+    def submit(self, fn, /, *args, **kwargs):  # runs it later; returns no Future
         self.jobs.append((fn, args))
 
     def run_all(self) -> None:
