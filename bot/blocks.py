@@ -709,9 +709,13 @@ def cancelled_dm(request: VerificationRequest) -> str:
 
 def reminder_reply(request: VerificationRequest, approvers: Sequence[str], required: int) -> str:
     """The thread reply reminding the approvers (user groups as <!subteam^S…>, users as
-    <@U…>) of a request still waiting for them."""
+    <@U…>) of a request still waiting for them. A listed user who has already approved it is
+    not called again (a group is: it cannot leave one member out)."""
+    done = set(request.approvers)
     who = " ".join(
-        f"<!subteam^{esc(a)}>" if a.startswith("S") else user(a) for a in approvers if a != "*"
+        f"<!subteam^{esc(a)}>" if a.startswith("S") else user(a)
+        for a in approvers
+        if a != "*" and a not in done
     )
     waiting = approvals_line(request, required) if required > 1 else "no approval yet"
     return (

@@ -243,3 +243,15 @@ def test_history_line_says_when_there_were_more_than_it_counts():
         History("alice@example.com", "example.com", 30, (cleared, rejected))
     )
     assert "cleared once in the last 30 days" in plain_line and "more than" not in plain_line
+
+
+def test_a_reminder_calls_the_groups_and_the_listed_approvers_who_have_not_approved():
+    """A reminder mentions each user group and each listed approver, except a listed one who
+    has already approved (a group cannot leave a member out, so it is always called)."""
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    waiting = request(approvals=(Approval("U0ANA", at),))
+    text = blocks.reminder_reply(waiting, ["S0APPROVERS", "U0ANA", "U0BOB", "*"], 2)
+    assert "<!subteam^S0APPROVERS>" in text
+    assert "<@U0BOB>" in text
+    assert "<@U0ANA>" not in text.split("still waiting")[0]
+    assert "1 of 2 approvals" in text
