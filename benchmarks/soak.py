@@ -677,11 +677,14 @@ class Soak:
         chaos.start()
         with ThreadPoolExecutor(max_workers=self.args.people) as people:
             futures = [people.submit(self.person, n, s) for n, s in enumerate(seeds)]
-            for future in futures:
+            step = max(1, len(futures) // 10)
+            for n, future in enumerate(futures, 1):
                 try:
                     future.result()
                 except (RuntimeError, TimeoutError) as exc:
                     self.tally.error(str(exc))
+                if n % step == 0:
+                    log(f"{n} of {len(futures)} flows done")
         done.set()
         chaos.join(timeout=WAIT + 60)  # a replica it killed may still be restarting
         people_done = time.monotonic()
