@@ -1063,8 +1063,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
     return Plan(
         starts=2 if quick else 5,
         warm_flows=2 if quick else 5,
-        clicks=4 if quick else 100,  # 100+ samples: a p99 that is not just the slowest one
-        extra_commands=3 if quick else 2,
+        clicks=4 if quick else 200,  # 200 samples: a p99 (the 198th) that is not one outlier
+        extra_commands=3 if quick else 1,
         provider_latency=args.provider_latency,
         waiting=args.waiting,
         waiting_latency=args.waiting_latency,
