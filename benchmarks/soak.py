@@ -377,7 +377,6 @@ class Soak:
         self.driver = Driver(slack, self.balancer, CHANNEL, timeout=PATIENCE)
         self.patient = Driver(slack, self.balancer, CHANNEL, timeout=WAIT)
         self.store: BaseSQLStore | None = None
-        self.restarting = threading.Lock()
 
     def _env(self) -> dict[str, str]:
         return base_env() | {
