@@ -23,6 +23,12 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Put in a request's Bolt context by bot.server.SlackEventsHandler once the request's
+# signature checked out, before its body was parsed. An HTTP request without it is refused
+# here, before any middleware or listener sees it (Socket Mode's come over an authenticated
+# websocket and carry no signature).
+SIGNATURE_VERIFIED = "verify_email_signature_verified"
+
 
 @dataclass(frozen=True)
 class Route:
@@ -55,8 +61,11 @@ def create_app(settings: Settings, services: Services) -> App:
     app = App(
         client=services.client,
         signing_secret=signing_secret.get_secret_value() if signing_secret else None,
-        # Socket Mode messages arrive over an authenticated websocket and carry no signature.
-        request_verification_enabled=not settings.socket_mode,
+        # Off: bot.server verifies each HTTP request's signature before anything parses it
+        # (Bolt's own check parsed first, and logged the whole body of a request it refused);
+        # timed_dispatch below refuses a request that was not. Socket Mode messages arrive over
+        # an authenticated websocket and carry no signature.
+        request_verification_enabled=False,
         # auth.test once at start: a bad token stops start-up instead of the first request.
         token_verification_enabled=True,
         listener_executor=services.executor,
@@ -70,10 +79,14 @@ def create_app(settings: Settings, services: Services) -> App:
     # Every request from Slack, in HTTP mode and in Socket Mode alike, goes through dispatch,
     # which returns once the listener has acked: the place to time acknowledgements, and to
     # bind the correlation fields (bot.domain.correlation) in the thread the request arrived
-    # on. The listener pool runs each listener in a copy of this context (ContextExecutor).
+    # on, once it is known to be Slack's. The listener pool runs each listener in a copy of
+    # this context (ContextExecutor).
     dispatch = app.dispatch
 
     def timed_dispatch(req: BoltRequest) -> BoltResponse:
+        if req.mode != "socket_mode" and req.context.get(SIGNATURE_VERIFIED) is not True:
+            log.warning("Refused an HTTP request whose signature was not verified")
+            return BoltResponse(status=401, body={"error": "invalid request"})
         started = time.perf_counter()
         body = req.body if isinstance(req.body, dict) else {}
         fields = {"team": req.context.team_id, "user": req.context.user_id, "action": _what(body)}

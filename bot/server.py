@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import re
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import FrameType
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl
 
 from slack_bolt import App, BoltContext
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
-from slack_bolt.response import BoltResponse
+from waitress.channel import HTTPChannel
 
+from bot.app import SIGNATURE_VERIFIED
 from bot.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
@@ -28,6 +33,17 @@ READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 METRICS_CONTENT_TYPE = CONTENT_TYPE  # Prometheus's text exposition format
 HTTP_THREADS = 16  # waitress threads; each only waits for a listener's ack, never the provider
+
+# What one client may cost the HTTP server (see HttpServer). Slack's bodies are a few KB (a
+# view submission, the largest, stays well under 100 KB) and its headers under 2 KB.
+MAX_BODY_BYTES = 1024 * 1024  # larger bodies get 413 before they are read, chunked ones too
+MAX_HEADER_BYTES = 32 * 1024  # larger request lines and headers get 431
+BODY_IN_MEMORY_BYTES = 64 * 1024  # an arriving body beyond this waits in a temp file, not memory
+CONNECTION_LIMIT = 500  # open connections; a waiting one holds a socket and buffers, no thread
+REQUEST_DEADLINE = 10.0  # seconds a request may take to arrive, from its first byte (or connect)
+# Slack's signatures (v0): HMAC-SHA256 of "v0:<timestamp>:<body>" with the signing secret, and a
+# timestamp within five minutes of now (docs.slack.dev, "Verifying requests from Slack").
+SIGNATURE_MAX_AGE = 60 * 5
 
 StartResponse = Callable[..., Any]
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
@@ -49,13 +65,25 @@ JSON_MEDIA_TYPE = "application/json"
 # they came, which this keeps.
 
 
+class MalformedBody(ValueError):
+    """A signed body that is not what Slack sends; the message says what, never the body."""
+
+
 def parse_slack_body(raw_body: str, content_type: str | None) -> dict[str, Any]:
     """The body Slack POSTed, as a dict: form fields, an interaction's payload, or JSON.
 
     Decided by the Content-Type Slack sends and the form's fields, never by what the text
-    contains. Anything that is not a JSON object where one is expected gives ``{}``: Bolt then
-    still verifies the signature and answers as for any request no listener handles.
+    contains. Anything that is not a JSON object where one is expected gives ``{}``.
     """
+    try:
+        return read_slack_body(raw_body, content_type)
+    except MalformedBody:
+        return {}
+
+
+def read_slack_body(raw_body: str, content_type: str | None) -> dict[str, Any]:
+    """As :func:`parse_slack_body`, but a body that is not a JSON object where one is expected
+    (an interaction's ``payload`` or an Events API body) raises :class:`MalformedBody`."""
     if not raw_body:
         return {}
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
@@ -74,13 +102,19 @@ def parse_slack_body(raw_body: str, content_type: str | None) -> dict[str, Any]:
 def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
+    except RecursionError:
+        # json's parser recurses once a nesting level: 200,000 `[` end here, not in a 500.
+        raise MalformedBody("JSON nested too deep") from None
     except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+        raise MalformedBody("not JSON") from None
+    if not isinstance(value, dict):
+        raise MalformedBody("JSON that is not an object")
+    return value
 
 
 class SlackHttpRequest(BoltRequest):
-    """A BoltRequest from an HTTP body, parsed by :func:`parse_slack_body` instead of Bolt's."""
+    """A BoltRequest from an HTTP body, parsed by :func:`read_slack_body` instead of Bolt's
+    (raises :class:`MalformedBody` for a body that is not Slack's)."""
 
     def __init__(
         self,
@@ -98,7 +132,7 @@ class SlackHttpRequest(BoltRequest):
             mode="http",
         )
         self.raw_body = body
-        self.body = parse_slack_body(body, self.content_type)
+        self.body = read_slack_body(body, self.content_type)
         self.context = build_context(BoltContext(dict(context or {})), self.body)
 
     def to_copyable(self) -> SlackHttpRequest:
@@ -110,24 +144,103 @@ class SlackHttpRequest(BoltRequest):
         )
 
 
-class SlackEventsHandler(SlackRequestHandler):
-    """Bolt's WSGI adapter, building each request with :class:`SlackHttpRequest`."""
+# ---------------------------------------------------------------------------------------------
+# Where a POST becomes a request for Bolt, or is refused before anything parses it
+#
+# Nothing of a request is decoded, parsed or logged before its signature checks out: the body
+# is read (at most MAX_BODY_BYTES; waitress refuses larger ones before reading them), its v0
+# signature checked on the bytes as they came, and only then decoded and parsed. A refusal is
+# one short WARNING line naming why, from a fixed set of reasons: none carries a byte of the
+# request, and none has correlation fields (bot.app binds those only for a verified request).
+# Bolt's own verification is off (bot.app): it logged the whole body of a request it refused.
 
-    def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
-        return self.app.dispatch(
-            SlackHttpRequest(
-                body=request.get_body(),
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+
+
+def signature_problem(
+    signing_secret: str,
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    now: float,
+) -> str | None:
+    """Why ``body`` with these headers is not a request Slack signed, or None when it is."""
+    if timestamp is None or signature is None:
+        return "no signature"
+    if not _TIMESTAMP.fullmatch(timestamp) or not _SIGNATURE.fullmatch(signature):
+        return "malformed signature headers"
+    if abs(now - int(timestamp)) > SIGNATURE_MAX_AGE:
+        return "timestamp more than five minutes away"
+    base = b"v0:" + timestamp.encode("ascii") + b":" + body
+    expected = "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        return "signature does not match"
+    return None
+
+
+class SlackEventsHandler:
+    """``POST /slack/events``: the body read within MAX_BODY_BYTES, its signature verified,
+    then parsed (:class:`SlackHttpRequest`) and dispatched to Bolt marked as verified."""
+
+    def __init__(
+        self, app: App, signing_secret: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        if not signing_secret:
+            raise ValueError("a signing secret is needed to verify Slack's requests")
+        self.app = app
+        self.signing_secret = signing_secret
+        self.clock = clock
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            return self._refuse(start_response, "400 Bad Request", "no valid Content-Length")
+        if length > MAX_BODY_BYTES:
+            # waitress answers this itself before reading; this is for any other server.
+            return self._refuse(start_response, "413 Content Too Large", "body too large")
+        raw = environ["wsgi.input"].read(length) if length else b""
+        problem = signature_problem(
+            self.signing_secret,
+            raw,
+            environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"),
+            environ.get("HTTP_X_SLACK_SIGNATURE"),
+            self.clock(),
+        )
+        if problem is not None:
+            return self._refuse(start_response, "401 Unauthorized", problem)
+        request = WsgiHttpRequest(environ)
+        try:
+            bolt_request = SlackHttpRequest(
+                body=raw.decode("utf-8"),
                 query=request.query_string,
                 headers=request.get_headers(),
+                context={SIGNATURE_VERIFIED: True},
             )
-        )
+        except UnicodeDecodeError:
+            return self._refuse(start_response, "400 Bad Request", "signed body is not UTF-8")
+        except MalformedBody as exc:
+            return self._refuse(start_response, "400 Bad Request", f"signed body is {exc}")
+        response = self.app.dispatch(bolt_request)
+        wsgi = WsgiHttpResponse(response.status, response.headers, response.body)
+        start_response(wsgi.status, wsgi.get_headers())
+        return wsgi.get_body()
+
+    @staticmethod
+    def _refuse(start_response: StartResponse, status: str, reason: str) -> list[bytes]:
+        log.warning("Refused a POST to %s (%s): %s", EVENTS_PATH, status, reason)
+        return _text(start_response, status, f"{status.split(' ', 1)[1]}.")
 
 
 class WsgiApp:
     """Routes ``POST /slack/events`` to Bolt (when there is one: in Socket Mode Slack's requests
     come over the websocket) and answers ``GET /healthz`` (cheap: 200 while the process serves,
     nothing else asked), ``GET /readyz`` (each readiness check, 503 unless all pass) and
-    ``GET /metrics`` (Prometheus's text format)."""
+    ``GET /metrics`` (Prometheus's text format). Slack's requests are verified before they
+    are parsed (:class:`SlackEventsHandler`)."""
 
     def __init__(
         self,
@@ -135,8 +248,11 @@ class WsgiApp:
         health: Callable[[], bool] | None = None,
         ready: Callable[[], dict[str, bool]] | None = None,
         metrics: Callable[[], bytes] | None = None,
+        *,
+        signing_secret: str | None = None,
     ) -> None:
-        self.slack = SlackEventsHandler(bolt_app, path=EVENTS_PATH) if bolt_app else None
+        # The signing secret is required with a Bolt app: the requests are verified here.
+        self.slack = SlackEventsHandler(bolt_app, signing_secret or "") if bolt_app else None
         self.health = health
         self.ready = ready
         self.metrics = metrics
@@ -213,21 +329,104 @@ class _WaitressServer(Protocol):
     def close(self) -> None: ...
 
 
+class DeadlineChannel(HTTPChannel):
+    """waitress's connection, closed when a request takes longer than ``deadline`` seconds to
+    arrive whole, counted from its first byte (a new connection's first request: from the
+    connection's opening).
+
+    waitress's own ``channel_timeout`` counts only silence, so a client sending a byte every few
+    seconds holds its connection as long as it likes. waitress reads a request in its loop and
+    hands it to a thread only once it is whole, so a slow client holds no thread, only this
+    connection; the loop asks every connection whether it is readable at least once a second
+    (``asyncore_loop_timeout``), which is where the deadline is checked.
+    """
+
+    deadline: float = REQUEST_DEADLINE
+
+    def __init__(
+        self,
+        server: Any,
+        sock: Any,
+        addr: Any,
+        adj: Any,
+        map: Any = None,  # noqa: A002 - waitress's name
+    ) -> None:
+        # When the request now arriving started to; None between requests (keep-alive, where
+        # waitress's channel_timeout applies).
+        self.request_started: float | None = time.monotonic()
+        super().__init__(server, sock, addr, adj, map)
+
+    def received(self, data: bytes) -> bool:
+        if data and self.request is None and self.request_started is None:
+            self.request_started = time.monotonic()
+        result = super().received(data)
+        if self.request is None:  # the request arrived whole (or was refused): none pending
+            self.request_started = None
+        return result
+
+    def readable(self) -> bool:
+        started = self.request_started
+        if started is not None and not self.requests and time.monotonic() - started > self.deadline:
+            self.will_close = True  # the loop closes it on its next turn (writable() says so)
+        return super().readable()
+
+
+def connection_limit() -> int:
+    """CONNECTION_LIMIT, or half the process's file descriptors when that is fewer: the rest
+    stay for the store, the clients to Slack and the provider, and the logs."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return CONNECTION_LIMIT
+    return max(1, min(CONNECTION_LIMIT, soft // 2))
+
+
 class HttpServer:
-    """A waitress server on host:port (port 0 picks a free one), run here or in a thread."""
+    """A waitress server on host:port (port 0 picks a free one), run here or in a thread.
 
-    def __init__(self, wsgi_app: WsgiApp, host: str, port: int) -> None:
-        from waitress.server import create_server
+    Bounded against clients on the open internet: a body of MAX_BODY_BYTES or more gets 413
+    (by Content-Length before it is read, or once a chunked one reaches it), headers over
+    MAX_HEADER_BYTES 431; at most :func:`connection_limit` connections (polled, so beyond
+    select()'s 1024 descriptors), each closed when a request takes more than
+    ``request_deadline`` seconds to arrive (:class:`DeadlineChannel`) or after 60 s of silence
+    between requests.
+    """
 
+    def __init__(
+        self,
+        wsgi_app: WsgiApp,
+        host: str,
+        port: int,
+        *,
+        request_deadline: float = REQUEST_DEADLINE,
+    ) -> None:
+        from waitress.server import BaseWSGIServer, create_server
+
+        class Channel(DeadlineChannel):
+            deadline = request_deadline
+
+        sockets: dict[int, Any] = {}
         server = create_server(
             wsgi_app,
+            map=sockets,
             host=host,
             port=port,
             threads=HTTP_THREADS,
             ident="verify-email-bot",
             clear_untrusted_proxy_headers=True,
             channel_timeout=60,
+            cleanup_interval=5,  # how often channel_timeout is checked
+            # waitress refuses a body whose length is max_request_body_size or more.
+            max_request_body_size=MAX_BODY_BYTES + 1,
+            max_request_header_size=MAX_HEADER_BYTES,
+            inbuf_overflow=BODY_IN_MEMORY_BYTES,
+            connection_limit=connection_limit(),
+            asyncore_use_poll=True,
         )
+        for dispatcher in list(sockets.values()):
+            if isinstance(dispatcher, BaseWSGIServer):
+                dispatcher.channel_class = Channel
         self._server = cast(_WaitressServer, server)
         self.host = host
         self.port: int = self._server.effective_port
