@@ -212,7 +212,14 @@ def serve(host: str) -> int:
             finally:
                 health.stop()
         else:
-            wsgi = WsgiApp(app, services.healthy, services.ready, services.metrics.serve)
+            secret = settings.SLACK_SIGNING_SECRET
+            wsgi = WsgiApp(
+                app,
+                services.healthy,
+                services.ready,
+                services.metrics.serve,
+                signing_secret=secret.get_secret_value() if secret else None,
+            )
             server = HttpServer(wsgi, host, settings.PORT)
             log.info(
                 "Serving POST /slack/events and GET /healthz, /readyz and /metrics on %s:%s",

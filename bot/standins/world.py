@@ -138,7 +138,14 @@ class World:
             transport = SocketModeTransport(self.socket)
         else:
             services = self._services
-            wsgi = WsgiApp(app, services.healthy, services.ready, services.metrics.serve)
+            secret = self.settings.SLACK_SIGNING_SECRET
+            wsgi = WsgiApp(
+                app,
+                services.healthy,
+                services.ready,
+                services.metrics.serve,
+                signing_secret=secret.get_secret_value() if secret else None,
+            )
             self._server = HttpServer(wsgi, "127.0.0.1", 0).start()
             self.url = self._server.url
             transport = HttpTransport(f"{self.url}/slack/events", SIGNING_SECRET)
