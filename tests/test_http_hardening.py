@@ -158,6 +158,21 @@ def test_a_20_mib_body_is_refused_with_413_without_being_read(world, caplog, chu
     assert "aaaaaaaa" not in caplog.text
 
 
+def test_a_signed_body_just_under_the_limit_is_still_served(world):
+    """The cap is well above what Slack sends: a signed slash command of almost 1 MiB (kept in
+    a temp file by the server as it arrives) is verified, parsed and acknowledged."""
+    trigger_id = world.slack.new_trigger_id()
+    command = payloads.slash_command(
+        "alice@example.com " + "x" * (MIB - 2048),
+        user_id=REQUESTER,
+        trigger_id=trigger_id,
+        response_url=world.slack.new_response_url(),
+        command=ids.COMMAND,
+    )
+    assert MIB - 2048 < len(command) < MIB
+    assert payloads.post_signed(f"{world.url}{EVENTS}", command, SIGNING_SECRET).status == 200
+
+
 def test_request_headers_beyond_32_kib_get_431(world):
     """A request line and headers over 32 KiB are refused (431), not buffered up to 256 KiB."""
     conn = http.client.HTTPConnection("127.0.0.1", _port(world), timeout=5)
@@ -391,7 +406,7 @@ def test_a_request_that_trickles_is_cut_off_at_its_deadline():
         with Trickle(server.port, 3) as trickle:
             trickle.thread.join(timeout=10)
             assert len(trickle.closed_after) == 3
-            assert all(0.9 <= after < 3.5 for after in trickle.closed_after), trickle.closed_after
+            assert all(0.9 <= after < 6.0 for after in trickle.closed_after), trickle.closed_after
         assert silent.recv(1) == b""  # closed by the server, long before the 5 s timeout
         keep_alive.request("GET", "/healthz")  # idle for longer than the deadline: still open
         assert keep_alive.getresponse().status == 200
