@@ -201,7 +201,7 @@ class SlackEventsHandler:
             return self._refuse(start_response, "400 Bad Request", "no valid Content-Length")
         if length > MAX_BODY_BYTES:
             # waitress answers this itself before reading; this is for any other server.
-            return self._refuse(start_response, "413 Content Too Large", "body too large")
+            return self._refuse(start_response, "413 Request Entity Too Large", "body too large")
         raw = environ["wsgi.input"].read(length) if length else b""
         problem = signature_problem(
             self.signing_secret,
