@@ -350,7 +350,7 @@ def meaning_line(reading: DomainReading) -> str:
         shown = f"*{status}*" if status == reading.known_status else code(status, 60)
         what = f"The domain now reads {shown}"
     else:
-        what = f"The provider's view could not be read ({esc(reading.message)})"
+        what = f"The provider's view could not be read ({code(reading.message, 400)})"
     return f"{what}: {MEANINGS[meaning]}"
 
 

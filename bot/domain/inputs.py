@@ -56,7 +56,9 @@ _IGNORABLE_RANGES = (
 def hidden_kind(char: str) -> str | None:
     """What kind of character ``char`` is, in words, when it cannot be seen or changes how the
     text around it is shown (control, format, bidirectional, invisible, unassigned); None for
-    one a person can see."""
+    one a person can see (the plain space is one)."""
+    if char == " ":
+        return None
     if char in _BIDI_CONTROLS:
         return "a character that reverses or reorders the text around it"
     category = unicodedata.category(char)
