@@ -9,7 +9,8 @@ One :class:`HostupClient` holds one long-lived ``httpx.Client`` with an explicit
   :class:`ProviderStatus`.
 * ``view(domain)`` reads the per-domain view of the v2 API (read-only, scope ``read:domains``,
   ``Authorization: Bearer <key>``): ``GET {base}/v2/domains?name=<domain>`` for the domain's id
-  (skipped when the id is known, or shared with a reading of the same domain under way in this
+  (by its ASCII form, then by its Unicode form if that differs and the first found nothing;
+  skipped when the id is known, or shared with a reading of the same domain under way in this
   process), then ``GET {base}/v2/domains/{id}/email-verification``. It
   returns a :class:`~bot.domain.views.ProviderView` or raises
   :class:`~bot.domain.views.ViewFailure`: one attempt per call (no retry, no Retry-After wait)
@@ -547,7 +548,7 @@ class HostupClient:
     def _joined_id(self, domain: str, finding: Future[str]) -> str:
         """The id another reading of ``domain`` is finding. Its failure is this reading's too:
         waiting for it and then listing again could take longer than a reading may (see
-        ``max_view_duration``: this wait and the view call are its two calls)."""
+        ``max_view_duration``: this wait, as long as the list calls, then the view call)."""
         try:
             return finding.result(timeout=(VIEW_CALLS - 1) * 2 * self.view_timeout)
         except ViewFailure as failure:
