@@ -1,9 +1,12 @@
 """Pure functions that build Block Kit and fallback text. No I/O, no Slack client.
 
 Every piece of text that came from a person or the provider goes through ``esc`` before it is
-put into mrkdwn, so a reason of ``<!channel>`` pings nobody. Output stays within Slack's limits:
-3000 characters a section, 50 blocks a message, 2000 a button value; long lists are shortened
-with a count.
+put into mrkdwn, so a reason of ``<!channel>`` pings nobody. What the provider sends (its
+messages, codes, requestIds, domains, clients, statuses, reasons, recipients, and dates that are
+not dates) is shown with ``code``: escaped, inside an inline code span it cannot close, where
+Slack applies no formatting, so it can neither mention, link nor format. Output stays within
+Slack's limits: 3000 characters a section, 50 blocks a message, 2000 a button value; long lists
+are shortened with a count.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from datetime import datetime
 from typing import Any, assert_never
 
 from bot import ids
-from bot.domain.inputs import MAX_EMAIL_CHARS, MAX_REASON_CHARS
+from bot.domain.inputs import MAX_EMAIL_CHARS, MAX_REASON_CHARS, char_name, hidden_kind, other_forms
 from bot.domain.model import History, State, VerificationRequest
 from bot.domain.outcomes import Cleared, Outcome, ProviderFailed
 from bot.domain.refusals import Refusal, Refused
@@ -39,7 +42,56 @@ def esc(text: object) -> str:
 
 
 def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` cut to at most ``limit`` characters, ending in "…": never inside an escape
+    (``&amp;``), and never leaving a code span open."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 2]
+    amp = cut.rfind("&", max(0, len(cut) - 4))
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    if cut.count("`") % 2:
+        cut += "`"
+    return cut + "…"
+
+
+# Stands in for a backtick in provider text, which would close the code span around it.
+BACKTICK_STANDIN = "\u02cb"  # MODIFIER LETTER GRAVE ACCENT: looks alike, formats nothing
+HIDDEN_STANDIN = "\ufffd"  # REPLACEMENT CHARACTER: shows where an invisible one was
+
+
+def code(text: object, limit: int = 200) -> str:
+    """Text from the provider as an inline code span of at most ``limit`` characters: escaped
+    for mrkdwn, its backticks shown as ˋ (so it cannot close the span), line breaks as spaces
+    and characters that cannot be seen or that reorder text as �. Inside a code span Slack
+    applies no *bold*, _italics_, ~strike~ or links, so nothing in it can format the message."""
+    shown = "".join(
+        " "
+        if c.isspace()
+        else BACKTICK_STANDIN
+        if c == "`"
+        else HIDDEN_STANDIN
+        if hidden_kind(c)
+        else c
+        for c in str(text)
+    ).strip()
+    if not shown:
+        return "(nothing)"
+    return clip(f"`{esc(shown)}`", limit)
+
+
+def visible(text: str) -> str:
+    """Text a person typed, with each character that cannot be seen (or reorders text) spelled
+    out, e.g. ``[U+202E RIGHT-TO-LEFT OVERRIDE]``: for echoing input that was refused."""
+    return "".join(f"[{char_name(c)}]" if hidden_kind(c) else c for c in text)
+
+
+def email_forms(email: str) -> str:
+    """An address in a code span and, when its domain has another IDNA form, that form too, as
+    in `alice@bücher.example` (`alice@xn--bcher-kva.example`): a look-alike domain shows
+    itself in its ASCII form. Also for a bare domain."""
+    others = "".join(f" (`{esc(other)}`)" for other in other_forms(email))
+    return f"`{esc(email)}`{others}"
 
 
 def user(user_id: str) -> str:
@@ -60,7 +112,7 @@ def shorten_list(items: Sequence[str], budget: int = LIST_BUDGET) -> str:
     shown: list[str] = []
     used = 0
     for item in items:
-        piece = f"`{esc(clip(item, 200))}`"
+        piece = code(item, 200)
         if shown and used + len(piece) + 2 > budget - 20:
             break
         shown.append(piece)
@@ -100,7 +152,7 @@ HELP_TEXT = (
 
 def invalid_email_text(raw: str, problem: str) -> str:
     return (
-        f"`{esc(clip(raw, 100))}` is not an email address I can use: {esc(problem)}\n"
+        f"`{esc(visible(clip(raw, 100)))}` is not an email address I can use: {esc(problem)}\n"
         "Usage: `/verify-email alice@example.com` (or `/verify-email help`)."
     )
 
@@ -231,21 +283,23 @@ def mask_emails(text: str) -> str:
 
 
 def provider_day(value: str | None) -> str | None:
-    """An ISO time the provider sent, as its date (``2026-11-30``); other text as it came."""
+    """A time the provider sent, ready for mrkdwn: an ISO time as its date (``2026-11-30``);
+    any other text as it came, shown with ``code`` (so ``<!channel>`` pings nobody)."""
     if not value:
         return None
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d")
     except ValueError:
-        return clip(value, 40)
+        return code(value, 60)
 
 
 def provider_line(reading: DomainReading, lead: str = "Provider") -> str:
     """One line saying what the provider's view of the domain reads, or why it could not be
-    read, e.g. ``Provider: pending (checked 2026-11-30), sent to a***@example.com``."""
+    read, e.g. ``Provider: *pending* (checked 2026-11-30), sent to `a***@example.com```."""
     if not isinstance(reading, ProviderView):
         return (
-            f":satellite_antenna: {lead}: could not read the domain's state: {esc(reading.message)}"
+            f":satellite_antenna: {lead}: could not read the domain's state: "
+            f"{code(reading.message, 400)}"
         )
     parts: list[str] = []
     status = reading.known_status
@@ -258,7 +312,7 @@ def provider_line(reading: DomainReading, lead: str = "Provider") -> str:
         checked = provider_day(reading.last_checked_at)
         parts.append(f"*pending*{f' (checked {checked})' if checked else ''}")
         if reading.recipient:
-            parts.append(f"sent to {esc(mask_emails(reading.recipient))}")
+            parts.append(f"sent to {code(mask_emails(reading.recipient), 120)}")
         if expires := provider_day(reading.expires_at):
             parts.append(f"link expires {expires}")
     elif status == "expired":
@@ -267,12 +321,13 @@ def provider_line(reading: DomainReading, lead: str = "Provider") -> str:
     elif status == "unverified":
         parts.append("*unverified*")
     else:
-        parts.append(f"state *{esc(clip(reading.status, 40))}*")
+        shown = f"*{reading.status}*" if reading.status == status else code(reading.status, 60)
+        parts.append(f"state {shown}")
     if reading.is_suspended:
         parts.append("the domain is *suspended*")
     if reading.reason and not reading.verified and not (status == "pending" and reading.recipient):
         # (A pending one's reason says where the email went, which the line already does.)
-        parts.append(esc(clip(mask_emails(reading.reason), 200)))
+        parts.append(code(mask_emails(reading.reason), 300))
     if reading.can_resend is True and not reading.verified:
         parts.append("the provider can resend the email")
     return f"{PROVIDER_LINE_MARK} {lead}: " + ", ".join(parts)
@@ -291,9 +346,11 @@ def meaning_line(reading: DomainReading) -> str:
     """What a reading after an unknown outcome suggests, in words."""
     meaning = meaning_of(reading)
     if isinstance(reading, ProviderView):
-        what = f"The domain now reads *{esc(clip(reading.status, 40))}*"
+        status = reading.status
+        shown = f"*{status}*" if status == reading.known_status else code(status, 60)
+        what = f"The domain now reads {shown}"
     else:
-        what = f"The provider's view could not be read ({esc(reading.message)})"
+        what = f"The provider's view could not be read ({code(reading.message, 400)})"
     return f"{what}: {MEANINGS[meaning]}"
 
 
@@ -359,7 +416,7 @@ def history_line(history: History) -> str:
 
 def status_text(report: StatusReport, permalink: str | None) -> str:
     """The private answer to /verify-email status EMAIL."""
-    lines = [f"*Requests for `{esc(report.email)}`*"]
+    lines = [f"*Requests for {email_forms(report.email)}*"]
     if report.open is not None:
         where = f"<{permalink}|the open request>" if permalink else "The open request"
         lines.append(
@@ -415,7 +472,7 @@ def _status_line(request: VerificationRequest, required: int) -> str:
             n = len(outcome.cleared_domains) if isinstance(outcome, Cleared) else 0
             return f":white_check_mark: *Cleared*, approved by {by} ({n} domain(s) cleared)"
         case State.FAILED:
-            return f":x: *Failed*, approved by {by}: {esc(clip(error_summary(outcome), 300))}"
+            return f":x: *Failed*, approved by {by}: {code(error_summary(outcome), 400)}"
         case State.UNKNOWN:
             return (
                 f":grey_question: *Outcome unknown*, approved by {by}: the provider may or may "
@@ -446,8 +503,8 @@ def request_message(
     ``history``: earlier requests for the same email or domain, shown so a repeat stands out."""
     summary = (
         f"*Email verification request* from {user(request.requester)}\n"
-        f"*Email:* `{esc(request.email)}`\n"
-        f"*Domain:* `{esc(request.domain)}`\n"
+        f"*Email:* {email_forms(request.email)}\n"
+        f"*Domain:* {email_forms(request.domain)}\n"
         f"*Reason:* {esc(request.reason)}\n"
         f"*Expires:* {when(request.expires_at)}"
     )
@@ -490,7 +547,7 @@ def decision_buttons(
                         "type": "mrkdwn",
                         "text": clip(
                             f"The provider will clear the verification for "
-                            f"`{esc(request.email)}` and notify its clients. "
+                            f"{email_forms(request.email)} and notify its clients. "
                             "This cannot be undone.",
                             300,
                         ),
@@ -584,7 +641,7 @@ def result_reply(
     by = deciders(request, "an approver")
     provider_id = outcome.provider_request_id if outcome is not None else None
     id_line = (
-        f"Provider requestId: `{esc(provider_id)}`" if provider_id else "No provider requestId"
+        f"Provider requestId: {code(provider_id, 250)}" if provider_id else "No provider requestId"
     )
     if request.state is State.SUCCEEDED:
         cleared = outcome if isinstance(outcome, Cleared) else None
@@ -595,7 +652,7 @@ def result_reply(
             f"`{esc(request.email)}`.\n"
             f"*Cleared domains ({len(domains)}):* {shorten_list(domains)}\n"
             f"*Clients notified ({len(clients)}):* {shorten_list(clients)}\n"
-            f"*Provider says:* {esc(clip(cleared.message if cleared else '', 500))}"
+            f"*Provider says:* {code(cleared.message if cleared else '', 600)}"
         )
         if request.readback is not None:
             text += "\n" + provider_line(request.readback, lead="Provider now")
@@ -608,7 +665,7 @@ def result_reply(
             f":grey_question: Approved by {by}, but the outcome is *unknown*: the provider may "
             "or may not have cleared the verification. Check with the provider before asking "
             "again.\n"
-            f"*Details:* {esc(clip((outcome.message if outcome else '') or 'no answer', 500))}"
+            f"*Details:* {code((outcome.message if outcome else '') or 'no answer', 600)}"
         )
         if request.readback is not None:
             text += (
@@ -636,7 +693,7 @@ def result_reply(
             )
         text = (
             f":x: Approved by {by}, but the provider call *failed*: "
-            f"{esc(clip(error_summary(outcome), 800))}\n{after}"
+            f"{code(error_summary(outcome), 900)}\n{after}"
         )
         fallback = f"Provider call failed for {esc(request.email)}"
     reply = [section(text), context(f"{id_line} · request `{esc(request.id)}`")]
@@ -774,7 +831,8 @@ def not_posted_dm(request: VerificationRequest, channel: str, reason: str) -> st
 def open_request_text(existing: VerificationRequest, permalink: str | None) -> str:
     where = f"<{permalink}|the open request>" if permalink else "the open request"
     return (
-        f"`{esc(existing.email)}` already has an open request ({existing.state.value}, asked by "
+        f"{email_forms(existing.email)} already has an open request ({existing.state.value}, "
+        f"asked by "
         f"{user(existing.requester)}). See {where}; a new one can be made once it is done."
     )
 

@@ -9,7 +9,8 @@ One :class:`HostupClient` holds one long-lived ``httpx.Client`` with an explicit
   :class:`ProviderStatus`.
 * ``view(domain)`` reads the per-domain view of the v2 API (read-only, scope ``read:domains``,
   ``Authorization: Bearer <key>``): ``GET {base}/v2/domains?name=<domain>`` for the domain's id
-  (skipped when the id is known, or shared with a reading of the same domain under way in this
+  (by its ASCII form, then by its Unicode form if that differs and the first found nothing;
+  skipped when the id is known, or shared with a reading of the same domain under way in this
   process), then ``GET {base}/v2/domains/{id}/email-verification``. It
   returns a :class:`~bot.domain.views.ProviderView` or raises
   :class:`~bot.domain.views.ViewFailure`: one attempt per call (no retry, no Retry-After wait)
@@ -62,6 +63,7 @@ from urllib.parse import quote
 import httpx
 
 from bot.domain import correlation
+from bot.domain.inputs import domain_variants
 from bot.domain.outcomes import Cleared, ErrorKind, ProviderFailed, ProviderFailure
 from bot.domain.views import ProviderView, UnavailableKind, ViewFailure, ViewUnavailable
 
@@ -75,8 +77,9 @@ VIEW_PATH: Final = "v2/domains/{id}/email-verification"
 VIEW_SCOPE: Final = "read:domains"
 # Seconds for one call of the per-domain view, at most (HOSTUP_TIMEOUT when that is shorter).
 VIEW_TIMEOUT: Final = 5.0
-# Calls one reading makes at most: the list (for the id), then the view.
-VIEW_CALLS: Final = 2
+# Calls one reading makes at most: the list (for the id) by the domain's ASCII name, by its
+# Unicode name (an internationalised domain the first did not find), then the view.
+VIEW_CALLS: Final = 3
 USER_AGENT: Final = "verify-email-bot"
 
 MAX_MESSAGE_CHARS: Final = 500
@@ -545,9 +548,9 @@ class HostupClient:
     def _joined_id(self, domain: str, finding: Future[str]) -> str:
         """The id another reading of ``domain`` is finding. Its failure is this reading's too:
         waiting for it and then listing again could take longer than a reading may (see
-        ``max_view_duration``: this wait and the view call are its two calls)."""
+        ``max_view_duration``: this wait, as long as the list calls, then the view call)."""
         try:
-            return finding.result(timeout=2 * self.view_timeout)
+            return finding.result(timeout=(VIEW_CALLS - 1) * 2 * self.view_timeout)
         except ViewFailure as failure:
             raise ViewFailure(failure.unavailable) from failure
         except TimeoutError as exc:
@@ -606,8 +609,25 @@ class HostupClient:
         return None
 
     def _domain_id(self, domain: str) -> str:
-        """The provider's id of ``domain`` (``data[].id`` of the list, filtered by name)."""
-        answer = self._read_v2(domain, DOMAINS_PATH, {"name": domain})
+        """The provider's id of ``domain`` (``data[].id`` of the list, filtered by name).
+
+        The reference does not say in which form the list names an internationalised domain,
+        so its ASCII (punycode) form is asked for first, then its Unicode form if that differs;
+        a listed name matches in either form."""
+        variants = domain_variants(domain.rstrip(".").lower())
+        names = sorted(variants, key=lambda name: not name.isascii())  # the ASCII form first
+        for name in names[:-1]:
+            try:
+                return self._listed_id(domain, name)
+            except ViewFailure as failure:
+                if failure.unavailable.kind != "not_found":
+                    raise
+        return self._listed_id(domain, names[-1])
+
+    def _listed_id(self, domain: str, name: str) -> str:
+        """The id the list filtered by ``name`` gives ``domain`` (listed in either IDNA form);
+        raises ViewFailure (``not_found`` when it lists no such domain)."""
+        answer = self._read_v2(domain, DOMAINS_PATH, {"name": name})
         with self._judged(answer):
             payload = answer.payload
             if not isinstance(payload, dict):  # an HTML page is no list, not an empty one
@@ -619,12 +639,16 @@ class HostupClient:
                 raise self._view_failure(
                     domain, "bad_response", "its list of domains is not a list"
                 )
-            wanted = domain.rstrip(".").lower()
+            wanted = set(domain_variants(domain.rstrip(".").lower()))
             for item in items or ():
                 item = _object(item)
-                name = clean_text(item.get("name"), MAX_ITEM_CHARS)
+                listed = clean_text(item.get("name"), MAX_ITEM_CHARS)
                 found = clean_text(item.get("id"), MAX_ID_CHARS)
-                if name is not None and found and name.rstrip(".").lower() == wanted:
+                if (
+                    listed is not None
+                    and found
+                    and wanted.intersection(domain_variants(listed.rstrip(".").lower()))
+                ):
                     return found
             raise self._view_failure(domain, "not_found", "the provider has no domain by that name")
 

@@ -37,7 +37,7 @@ INTERVAL = 15.0  # seconds between rounds: well within "at least once a minute"
 # between replicas and the store's own latency.
 INTERRUPTED_GRACE = 30.0
 # A request made longer ago than this with no reading of the provider's view lost its lookup:
-# a lookup takes at most VIEW_CALLS calls of twice VIEW_TIMEOUT each (20 s), plus the same grace.
+# a lookup takes at most VIEW_CALLS calls of twice VIEW_TIMEOUT each (30 s), plus the same grace.
 LOOKUP_AFTER = VIEW_CALLS * 2 * VIEW_TIMEOUT + INTERRUPTED_GRACE
 # Lookups one round makes at most: each is bounded (above), so is the round.
 MAX_LOOKUPS = 3

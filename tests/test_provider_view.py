@@ -100,7 +100,7 @@ def fast_world(tmp_path):
 @pytest.mark.parametrize(
     ("fields", "shown"),
     [
-        ({}, ["*pending* (checked", "sent to h***@example.com", "link expires"]),
+        ({}, ["*pending* (checked", "sent to `h***@example.com`", "link expires"]),
         (
             {"status": "verified", "verified_at": "2026-11-30T09:00:00.000Z"},
             ["already *verified* since 2026-11-30: approving may change nothing"],

@@ -39,6 +39,7 @@ from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, Self
 
+from bot.domain.inputs import domain_variants, other_forms
 from bot.domain.model import (
     STAYING_ACTIONS,
     TRANSITIONS,
@@ -168,6 +169,14 @@ def _reading(text: str | None) -> DomainReading | None:
 def email_key(email: str) -> str:
     """What two emails are compared by for "one open request per email": lower-cased."""
     return _text(email).lower()
+
+
+def email_keys(email: str) -> tuple[str, ...]:
+    """The keys a request for ``email`` may be stored under: its own, and that of the email
+    with its domain in its other IDNA form. New rows hold the normalised (Unicode) form
+    (bot/domain/inputs.py); rows written before addresses were normalised hold whichever form
+    was typed, and are found all the same."""
+    return tuple(dict.fromkeys(email_key(e) for e in (email, *other_forms(email))))
 
 
 def _error_text(error: str) -> str:
@@ -376,14 +385,15 @@ class BaseSQLStore:
         row = cur.fetchone()
         return None if row is None else self._request_from_row(row)
 
-    def _fetch_open(self, cur: _Cursor, key: str) -> VerificationRequest | None:
+    def _fetch_open(self, cur: _Cursor, email: str) -> VerificationRequest | None:
+        keys = email_keys(email)
         placeholders = ", ".join("?" * len(OPEN_VALUES))
         cur.execute(
             self._sql(
-                _SELECT_REQUEST + f" WHERE email_key = ? AND state IN ({placeholders}) "
-                "ORDER BY created_at DESC, id DESC LIMIT 1"
+                _SELECT_REQUEST + f" WHERE email_key IN ({', '.join('?' * len(keys))}) "
+                f"AND state IN ({placeholders}) ORDER BY created_at DESC, id DESC LIMIT 1"
             ),
-            (key, *OPEN_VALUES),
+            (*keys, *OPEN_VALUES),
         )
         row = cur.fetchone()
         return None if row is None else self._request_from_row(row)
@@ -484,7 +494,7 @@ class BaseSQLStore:
                     cur.execute(self._sql("SELECT 1 FROM requests WHERE id = ?"), (row[0],))
                     if cur.fetchone() is not None:
                         raise duplicate_id()
-                    existing = self._fetch_open(cur, key)
+                    existing = self._fetch_open(cur, request.email)
                     if existing is not None:
                         raise OpenRequestExists(existing)
                     cur.execute(self._sql(_INSERT_REQUEST), row)
@@ -684,7 +694,7 @@ class BaseSQLStore:
         A pending one may be past its expiry if the sweep has not run: check ``is_expired``.
         """
         with self._read() as cur:
-            return self._fetch_open(cur, email_key(email))
+            return self._fetch_open(cur, email)
 
     def list_requests(
         self,
@@ -729,10 +739,12 @@ class BaseSQLStore:
         """Requests for ``email`` (compared case-insensitively) or, when given, for
         ``domain``, created at or after ``since``: newest first, at most ``limit``."""
         _check_aware(since, "since")
-        where, params = "email_key = ?", [email_key(email)]
+        params = list(email_keys(email))
+        where = f"email_key IN ({', '.join('?' * len(params))})"
         if domain:
-            where = "(email_key = ? OR domain = ?)"
-            params.append(_text(domain.lower()))
+            domains = list(dict.fromkeys(_text(d.lower()) for d in domain_variants(domain)))
+            where = f"({where} OR domain IN ({', '.join('?' * len(domains))}))"
+            params.extend(domains)
         sql = (
             _SELECT_REQUEST + f" WHERE {where} AND created_at >= ? "  # noqa: S608 -- constants
             "ORDER BY created_at DESC, id DESC LIMIT ?"
