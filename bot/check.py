@@ -502,8 +502,8 @@ def _check_history_scope(
     so a missing scope is a warn saying what it buys."""
     if scope in scopes:
         report.ok(
-            f"The bot may read the history of {subject} ({label}) ({scope}): a request message "
-            "Slack posted but whose answer was lost is found there and updated, never posted twice"
+            f"The bot may read the history of {label} ({scope}): a request message whose "
+            "posting answer Slack lost is found there and updated, not posted twice"
         )
         return
     report.warn(

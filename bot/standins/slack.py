@@ -88,7 +88,7 @@ _MAX_MESSAGE_TEXT = 40000
 # How long a wait_for gives the bot by default: it returns as soon as the condition holds, so
 # this only bounds a failure, and is generous for a loaded 2-core machine.
 WAIT_TIMEOUT = 15.0
-_FIRST_TS = 1_700_000_000_000_000  # microseconds; message ts are "1700000000.000100", ...
+_TS_STEP = 100  # microseconds between two message ts at least (they are unique, increasing)
 # The bot token's scopes unless told otherwise: what the app's manifest asks for.
 DEFAULT_SCOPES: tuple[str, ...] = tuple(BOT_SCOPES)
 # The app-level token's scope (Socket Mode).
@@ -253,6 +253,7 @@ class FakeSlack:
         self._channels: dict[str, dict[str, Any]] = {}
         self._socket_mode_url: Callable[[], str] | None = None
         self._counter = itertools.count(1)
+        self._last_ts = 0  # microseconds: the newest message ts handed out
         self._outage_until = 0.0  # monotonic time a whole outage ends (0: none)
         self._in_flight: dict[int, tuple[str, int]] = {}  # id -> (method, client port)
         self._server: _Server | None = None
@@ -689,7 +690,10 @@ class FakeSlack:
     # ------------------------------------------------------------ state helpers
 
     def _next_ts(self) -> str:
-        micros = _FIRST_TS + 100 * next(self._counter)
+        # As on Slack: the time it was posted (so `oldest` / `latest` mean what they say), and
+        # unique: a ts also names the message.
+        micros = max(int(time.time() * 1_000_000), self._last_ts + _TS_STEP)
+        self._last_ts = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _resolve_channel(self, channel: str) -> str:
