@@ -438,7 +438,18 @@ class Outbox:
                 if current is not None and (buttons.audit_id or 0) >= current:
                     continue  # offered on the current unknown outcome: they still act
                 text, new_blocks = self._settled_reply(request, buttons, trail)
-            self.notifier.rewrite(buttons.channel, buttons.ts, text, new_blocks)
+            try:
+                self.notifier.rewrite(buttons.channel, buttons.ts, text, new_blocks)
+            except DeliveryError as exc:
+                if not exc.permanent:
+                    raise  # Slack's trouble: the whole notice is tried again later
+                # Deleted, say: nothing left to rewrite; the others are still settled.
+                log.warning(
+                    "Could not rewrite the %s of request %s: %s",
+                    buttons.surface,
+                    request.id,
+                    exc.reason,
+                )
             self.queue.settle_buttons(buttons.id, now=self.clock())
 
     def _settled_reply(
