@@ -61,6 +61,7 @@ from run import (
 from bot import ids
 from bot.audit import export
 from bot.domain.model import (
+    NOTED_ACTIONS,
     PROVIDER_ACTIONS,
     STAYING_ACTIONS,
     TRANSITIONS,
@@ -770,7 +771,9 @@ def check(
         for before, after in zip(trail, trail[1:], strict=False):
             legal = (
                 after.from_state is after.to_state
-                if after.action in VIEW_ACTIONS or after.action in STAYING_ACTIONS
+                if after.action in VIEW_ACTIONS
+                or after.action in STAYING_ACTIONS
+                or after.action in NOTED_ACTIONS
                 else after.to_state in TRANSITIONS[before.to_state]
             )
             if after.from_state is not before.to_state or not legal:
@@ -788,6 +791,14 @@ def check(
                 shown = None
         if shown is None or f"state: {request.state.value}" not in json.dumps(shown):
             violations.append(f"{request.id}: the message does not show {request.state.value}")
+        # A copy (a post whose answer was lost, posted again) must not show a stale state
+        # either: with the history scope the bot finds it and posts no second one.
+        stale = [m for m in posts if f"state: {request.state.value}" not in json.dumps(m)]
+        if len(posts) > 1 and stale:
+            violations.append(
+                f"{request.id}: {len(stale)} of its {len(posts)} messages do not show "
+                f"{request.state.value}"
+            )
         # Thread replies: one for each provider outcome, resolution and check.
         owed = sum(1 for e in trail if e.action in REPLY_ACTIONS)
         got = len(slack.messages(CHANNEL, request.message_ts)) if request.message_ts else 0

@@ -355,19 +355,39 @@ def meaning_line(reading: DomainReading) -> str:
 
 
 def check_reply(
-    request: VerificationRequest, reading: DomainReading, by: str
+    request: VerificationRequest,
+    reading: DomainReading,
+    by: str,
+    *,
+    offer: bool = True,
+    note: str = "",
 ) -> tuple[str, Blocks]:
     """The thread reply to Check provider: what the domain reads and what that means, with
-    Retry and Resolved again (the request is still unknown until a person decides)."""
+    Retry and Resolved again (the request is still unknown until a person decides). Without
+    ``offer`` (the reply rewritten once they can no longer act) no buttons, and ``note`` (what
+    happened instead) is added as a last line."""
     text = (
         f":mag: {user(by)} checked the provider for `{esc(request.email)}`.\n"
         f"{provider_line(reading, lead='Provider now')}\n{meaning_line(reading)}"
     )
     reply: Blocks = [section(text)]
     reply.append(context(f"Read {when(reading.read_at)} · request `{esc(request.id)}`"))
-    if request.state is State.UNKNOWN:
+    if request.state is State.UNKNOWN and offer:
         reply.append(unknown_buttons(request))
+    if note:
+        reply.append(context(note))
     return f"Provider check for {esc(request.email)}", reply
+
+
+def moved_on_note(action: str | None, actor: str | None) -> str:
+    """The line that replaces Check provider / Retry / Resolved on a thread reply once they can
+    no longer act: what was decided instead (``action``: the audit action that moved the
+    request out of its unknown outcome, by ``actor``)."""
+    if action == "retry" and actor:
+        return f"Retried by {user(actor)}; see below."
+    if action == "resolve" and actor:
+        return f"Closed as resolved by {user(actor)}; see below."
+    return "Decided since; see below."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -716,6 +736,29 @@ def submitted_dm(request: VerificationRequest, channel: str) -> tuple[str, Block
         "I will tell you here when it is decided."
     )
     return text, [section(text), cancel_button(request)]
+
+
+def settled_dm(request: VerificationRequest, channel: str) -> tuple[str, Blocks]:
+    """What replaces the DM that offered Cancel once the request is decided (Cancel can no
+    longer act): the same sentence, and what happened instead of a button."""
+    if request.state is State.CANCELLED:
+        text = cancelled_dm(request)  # as the click on Cancel itself rewrites it
+        return text, [section(text)]
+    if request.state is State.PENDING:  # pragma: no cover - settled only once decided
+        return submitted_dm(request, channel)
+    posted = (
+        f"Your request to clear the email verification for `{esc(request.email)}` was posted "
+        f"in <#{esc(channel)}> for approval."
+    )
+    match request.state:
+        case State.REJECTED:
+            what = f":no_entry_sign: Rejected by {user(request.decided_by or '')}"
+        case State.EXPIRED:
+            what = ":hourglass_flowing_sand: It expired without a decision"
+        case _:
+            what = f":white_check_mark: Approved by {deciders(request, 'an approver')}"
+    line = f"{what}, so it can no longer be cancelled; how it ended is below."
+    return f"{posted} {line}", [section(posted), context(line)]
 
 
 def cancel_button(request: VerificationRequest, block_id: str = ids.CANCEL_BLOCK) -> dict[str, Any]:

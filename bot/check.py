@@ -425,6 +425,7 @@ def _check_channel(report: _Report, slack: _Slack, bot: _Bot, channel_id: str) -
     subject = f"APPROVAL_CHANNEL {channel_id}"
     member_ok = False
     label = channel_id
+    history_scope: str | None = None  # what reading the channel's history needs, once known
     try:
         response = slack.call(slack.client.conversations_info, channel=channel_id)
     except _SlackFailure as failure:
@@ -457,6 +458,7 @@ def _check_channel(report: _Report, slack: _Slack, bot: _Bot, channel_id: str) -
         name = _remote(info.get("name"))
         label = f"#{name}" if name else channel_id
         public = not info.get("is_private", False)
+        history_scope = "channels:history" if public else "groups:history"
         if info.get("is_archived"):
             report.fail(
                 subject,
@@ -489,6 +491,27 @@ def _check_channel(report: _Report, slack: _Slack, bot: _Bot, channel_id: str) -
         )
     elif member_ok:
         report.ok(f"The bot is a member of {subject} ({label}) and may post there (chat:write)")
+    if member_ok and history_scope is not None and bot.scopes is not None:
+        _check_history_scope(report, subject, label, bot.scopes, history_scope)
+
+
+def _check_history_scope(
+    report: _Report, subject: str, label: str, scopes: frozenset[str], scope: str
+) -> None:
+    """Whether the bot may read the channel's history: optional (the bot works without it),
+    so a missing scope is a warn saying what it buys."""
+    if scope in scopes:
+        report.ok(
+            f"The bot may read the history of {label} ({scope}): a request message whose "
+            "posting answer Slack lost is found there and updated, not posted twice"
+        )
+        return
+    report.warn(
+        f"SLACK_BOT_TOKEN lacks the {scope} scope, so the bot cannot read the history of "
+        f"{subject} ({label}): requests still work, but when Slack posts a request message and "
+        "its answer is lost, the bot posts a second copy and the first keeps live buttons "
+        f"showing pending. Fix: {_add_scope(scope)}"
+    )
 
 
 # 4. User groups in APPROVERS and REQUESTERS

@@ -9,7 +9,9 @@ Choices, each pinned by a test:
 
 * ``_metadata.major_version`` is 1: the bot uses no version-2-only features (functions,
   workflows, external auth providers), and the manifest validates against both schemas.
-* Bot scopes are exactly what the Web API calls need (see ``BOT_SCOPES``). Posting to a
+* Bot scopes are exactly what the Web API calls need (see ``BOT_SCOPES``); the history scopes
+  only for finding a request message whose posting answer was lost (``OPTIONAL_SCOPES``: the
+  bot runs without them, and reads no channel but APPROVAL_CHANNEL). Posting to a
   user ID with ``chat.postMessage`` lands in the App Home Messages tab and needs only
   ``chat:write``, so ``im:write`` is not requested; the Messages tab must be enabled or
   Slack answers ``messages_tab_disabled``.
@@ -50,6 +52,18 @@ BOT_SCOPES: dict[str, str] = {
     "usergroups:read": "usergroups.users.list, to expand S… group IDs in APPROVERS/REQUESTERS",
     "channels:read": "conversations.info on a public APPROVAL_CHANNEL (is the bot a member?)",
     "groups:read": "conversations.info on a private APPROVAL_CHANNEL",
+    # Not needed to run: without it a request message whose posting answer Slack lost may be
+    # posted a second time (the first copy keeping stale buttons); ``check`` says so.
+    "channels:history": (
+        "conversations.history on a public APPROVAL_CHANNEL, to find a request message Slack "
+        "posted but whose answer was lost (by its message metadata) and update it, not post twice"
+    ),
+    "groups:history": "conversations.history on a private APPROVAL_CHANNEL, for the same",
+}
+# The bot scopes the bot works without, each with what it loses without it (``check`` warns).
+OPTIONAL_SCOPES: dict[str, str] = {
+    "channels:history": "a public",
+    "groups:history": "a private",
 }
 
 # File name in manifests/ -> the arguments that produce it.

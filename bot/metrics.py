@@ -5,9 +5,11 @@ Two kinds, and the difference matters with several replicas:
 * **Derived from the store** when scraped, so they survive a restart and read the same on every
   replica (aggregate them with ``max``, not ``sum``): ``verify_email_requests_created_total``,
   ``verify_email_requests_finished_total{state}``, ``verify_email_requests{state}``,
-  ``verify_email_pending_oldest_age_seconds``, ``verify_email_outbox_waiting`` and
-  ``verify_email_outbox_oldest_age_seconds``. When the store does not answer a scrape, these
-  are left out of it (an absent series, not a false zero) and ``verify_email_store_up`` is 0.
+  ``verify_email_pending_oldest_age_seconds``, ``verify_email_outbox_waiting``,
+  ``verify_email_outbox_oldest_age_seconds`` and ``verify_email_outbox_given_up_total{kind}``
+  (what the outbox gave up telling Slack: refused for good, or not taken for 7 days). When the
+  store does not answer a scrape, these are left out of it (an absent series, not a false
+  zero) and ``verify_email_store_up`` is 0.
 * **Counted by this process** since it started (each replica serves its own: ``sum`` them, and
   use ``rate()``, which copes with restarts): provider calls by endpoint and outcome and their
   latency, Slack Web API calls by method and error, acknowledgement latency by kind (command,
@@ -29,7 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from bot.domain.model import FINAL_STATES, State, StoreFigures, utcnow
+from bot.domain.model import FINAL_STATES, Notice, State, StoreFigures, utcnow
 from bot.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,16 @@ class _StoreCollector(Collector):
             figures.oldest_outbox,
             now,
         )
+        given_up = CounterMetricFamily(
+            "verify_email_outbox_given_up",
+            "Messages to Slack given up on, ever, by notice kind: Slack refused them for good, "
+            "or did not take them for 7 days (from the store; each is audited on its request).",
+            labels=["kind"],
+        )
+        # Every kind from 0, so a first give-up is an increase (not a new series).
+        for kind in sorted({n.value for n in Notice} | set(figures.given_up)):
+            given_up.add_metric([kind], figures.given_up.get(kind, 0))
+        yield given_up
 
 
 def _age(name: str, documentation: str, since: datetime | None, now: datetime) -> Metric:

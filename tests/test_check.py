@@ -166,6 +166,8 @@ def test_a_good_configuration_passes_every_check_and_changes_nothing(
         "ok    Slack accepts SLACK_BOT_TOKEN (bot @verify-email in workspace Acme)",
         f"ok    The bot is a member of APPROVAL_CHANNEL {CHANNEL} (#email-approvals) and may "
         "post there (chat:write)",
+        "ok    The bot may read the history of #email-approvals (channels:history): a request "
+        "message whose posting answer Slack lost is found there and updated, not posted twice",
         f"ok    User group {APPROVER_GROUP} in APPROVERS resolves: 2 members",
         f"ok    User group {REQUESTER_GROUP} in REQUESTERS resolves: 1 member",
         f"ok    The provider accepts HOSTUP_API_KEY (read-only GET {provider.url}/"
@@ -617,3 +619,27 @@ def test_a_short_interrupted_after_is_a_warning(run) -> None:
     result.one("warn  ", "INTERRUPTED_AFTER=5 is shorter than a provider call can take")
     for fine in (0, 3600):
         assert not any("INTERRUPTED_AFTER" in line for line in run(INTERRUPTED_AFTER=fine).lines)
+
+
+# ------------------------------------------------------------ the history scope (optional)
+
+
+@pytest.mark.parametrize(
+    ("private", "scope"), [(False, "channels:history"), (True, "groups:history")]
+)
+def test_a_missing_history_scope_is_a_warning_saying_what_it_buys(
+    run, slack: FakeSlack, private: bool, scope: str
+) -> None:
+    """Without channels:history (groups:history for a private channel) the bot still works,
+    so check passes with a warning that names the scope and what it buys: a request message
+    whose posting answer was lost is otherwise posted a second time, the first keeping live
+    buttons. With it, an ok line says so."""
+    slack.add_channel(CHANNEL, name="email-approvals", is_private=private)
+    slack.set_scopes([s for s in DEFAULT_SCOPES if not s.endswith(":history")])
+    result = run()
+    assert result.code == 0
+    line = result.one("warn  ", scope)
+    assert "posts a second copy" in line and "live buttons" in line
+    assert f"add {scope} to the app's bot token scopes" in line
+    slack.set_scopes(DEFAULT_SCOPES)
+    assert "not posted twice" in run().one("ok    ", scope)

@@ -26,7 +26,7 @@ from bot.domain.model import (
 from bot.domain.outcomes import Cleared, ProviderFailed
 from bot.domain.service import Transition
 from bot.notify import DeliveryError, Posted
-from bot.outbox import MAX_ATTEMPTS, Outbox, backoff
+from bot.outbox import GIVE_UP_AFTER, MAX_BACKOFF, Outbox, backoff
 from bot.store import BaseSQLStore, open_store
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -48,27 +48,44 @@ class RecordingSlack:
         if queued:
             raise queued.pop(0)
 
+    # What find_request_message answers (a copy Slack holds), when asked.
+    copy: Posted | None = None
+
+    def _next(self) -> str:
+        self.posted += 1
+        return f"1700000000.{self.posted:06d}"
+
     def post_request(self, request: VerificationRequest, history: Any = None) -> Posted:
         self._maybe_fail("post_request")
-        self.posted += 1
         self.calls.append(("post_request", request.id))
-        return Posted(self.channel, f"1700000000.{self.posted:06d}")
+        return Posted(self.channel, self._next())
+
+    def find_request_message(self, request: VerificationRequest) -> Posted | None:
+        self._maybe_fail("find_request_message")
+        self.calls.append(("find_request_message", request.id))
+        return self.copy
 
     def show(self, request: VerificationRequest, history: Any = None) -> None:
         self._maybe_fail("show")
         self.calls.append(("show", request.id, request.state))
 
-    def reply_result(self, request: VerificationRequest) -> None:
+    def reply_result(self, request: VerificationRequest) -> Posted:
         self._maybe_fail("reply_result")
         self.calls.append(("reply_result", request.id, request.state, request.outcome))
+        return Posted(self.channel, self._next())
 
     def remind(self, request: VerificationRequest) -> None:
         self._maybe_fail("remind")
         self.calls.append(("remind", request.id))
 
-    def dm(self, user_id: str, text: str, message_blocks: Any = None) -> None:
+    def dm(self, user_id: str, text: str, message_blocks: Any = None) -> Posted:
         self._maybe_fail("dm")
         self.calls.append(("dm", user_id, text))
+        return Posted("D" + user_id[1:], self._next())
+
+    def rewrite(self, channel: str, ts: str, text: str, message_blocks: Any) -> None:
+        self._maybe_fail("rewrite")
+        self.calls.append(("rewrite", channel, ts, text, message_blocks))
 
     def methods(self) -> list[str]:
         return [c[0] for c in self.calls]
@@ -243,11 +260,14 @@ def test_a_request_slack_will_never_take_is_handed_back(store, slack, outbox, un
     assert [e.kind for e in store.outbox_entries(request.id)] == [Notice.DM_POSTED]
 
 
-def test_transient_failures_back_off_then_give_up_after_max_attempts(
+def test_transient_failures_are_retried_for_a_week_then_given_up_audited(
     store, slack, outbox, clock, unpostable
 ) -> None:
-    """Slack's own trouble is retried with a growing wait; after MAX_ATTEMPTS the entry is
-    given up on (buried), and a request message that never went out is handed back."""
+    """Slack's own trouble is retried with a growing wait capped at MAX_BACKOFF, however many
+    attempts it takes, until GIVE_UP_AFTER from when the entry was queued (the last try at
+    that very moment); then it is given up on (buried), the give-up is audited on the request
+    with the notice and Slack's error, and a request message that never went out is handed
+    back."""
     request = store.create(
         VerificationRequest(
             id=new_request_id(),
@@ -257,24 +277,72 @@ def test_transient_failures_back_off_then_give_up_after_max_attempts(
             requester="U0REQ",
             state=State.PENDING,
             created_at=T0,
-            expires_at=T0 + timedelta(days=1),
+            expires_at=T0 + timedelta(days=30),
             updated_at=T0,
         ),
         "U0REQ",
         notices=(Notice.POST_REQUEST,),
     )
-    slack.fail["post_request"] = [transient()] * MAX_ATTEMPTS
+    slack.fail["post_request"] = [transient()] * 2000
     outbox.deliver(request.id)
-    for attempt in range(1, MAX_ATTEMPTS):
+    attempts = 1
+    while True:
         [entry] = store.outbox_entries(request.id)
-        assert entry.attempts == attempt
-        assert entry.next_attempt_at == clock.now + backoff(attempt - 1)
+        assert entry.attempts == attempts
+        expected = min(clock.now + backoff(attempts - 1), T0 + GIVE_UP_AFTER)
+        assert entry.next_attempt_at == expected
         clock.now = entry.next_attempt_at
         outbox.deliver_due()
+        attempts += 1
+        if clock.now >= T0 + GIVE_UP_AFTER:
+            break
+        assert unpostable == []  # far beyond the 20 attempts the outbox once gave up after
+    assert attempts > 600
     assert store.outbox_entries(request.id) == []
     assert unpostable == [(request.id, "ratelimited")]
-    assert slack.calls == []
-    assert backoff(0) == timedelta(seconds=1) and backoff(30) == timedelta(minutes=10)
+    assert set(slack.methods()) == {"find_request_message"}  # each retry looked first
+    [given_up] = [e for e in store.audit_log(request.id) if e.action == Action.DELIVERY_GIVEN_UP]
+    assert (given_up.actor, given_up.from_state, given_up.to_state) == (
+        "bot",
+        State.PENDING,
+        State.PENDING,
+    )
+    assert given_up.details["notice"] == Notice.POST_REQUEST
+    assert given_up.details["error"] == "ratelimited"
+    assert given_up.details["attempts"] == attempts
+    assert store.metric_figures().given_up == {Notice.POST_REQUEST.value: 1}
+    assert backoff(0) == timedelta(seconds=1)
+    assert backoff(30) == backoff(10_000) == timedelta(seconds=MAX_BACKOFF) == timedelta(minutes=15)
+
+
+def test_a_refusal_is_given_up_at_once_and_audited(store, slack, outbox, unpostable) -> None:
+    """A person's mistake (a refusal asking again cannot change) is given up on at the first
+    attempt, audited and counted, as before the week-long retries."""
+    request = new_request(store)
+    slack.fail["post_request"] = [permanent("not_in_channel")]
+    outbox.deliver(request.id)
+    assert unpostable == [(request.id, "not_in_channel")]
+    [given_up] = [e for e in store.audit_log(request.id) if e.action == Action.DELIVERY_GIVEN_UP]
+    assert given_up.details["why"] == "refused" and given_up.details["attempts"] == 1
+    assert store.metric_figures().given_up == {Notice.POST_REQUEST.value: 1}
+
+
+def test_a_post_tried_before_is_looked_for_and_adopted_not_posted_twice(
+    store, slack, outbox, clock
+) -> None:
+    """A request message whose earlier post got no answer is looked for first; a copy Slack
+    holds becomes the request's message and is updated, with no second post. A first try
+    never looks (no extra call on the common path)."""
+    request = new_request(store)
+    slack.fail["post_request"] = [transient("timeout")]
+    outbox.deliver(request.id)
+    assert "find_request_message" not in slack.methods()
+    slack.copy = Posted(CHANNEL, "1699999999.000100")
+    clock.now = T0 + backoff(0)
+    outbox.deliver_due()
+    assert slack.methods()[:2] == ["find_request_message", "show"]
+    assert "post_request" not in slack.methods()
+    assert store.get(request.id).message_ts == "1699999999.000100"
 
 
 def test_updates_queued_together_show_the_state_once(store, slack, outbox) -> None:

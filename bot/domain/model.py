@@ -101,6 +101,9 @@ class Action(StrEnum):
     RESOLVE = "resolve"  # an approver closed an unknown outcome, having checked: -> resolved
     LOOKUP = "lookup"  # the provider's view read when the request was made: any state stays
     CHECK = "check"  # the provider's view read again by an approver (Check provider)
+    # Slack would not take a notice, for good or for a week: the outbox gave up on it (any state
+    # stays; the details name the notice and Slack's error).
+    DELIVERY_GIVEN_UP = "delivery_given_up"
 
 
 # The actions whose details are the provider's answer (or its absence): one per provider call.
@@ -121,6 +124,8 @@ DECISION_ACTIONS = frozenset(
 STAYING_ACTIONS = frozenset({Action.APPROVAL, Action.REMIND})
 # The actions that record a reading of the provider's view, in whatever state the request is.
 VIEW_ACTIONS = frozenset({Action.LOOKUP, Action.CHECK})
+# The actions that record what became of the request's messages, in whatever state it is.
+NOTED_ACTIONS = frozenset({Action.DELIVERY_GIVEN_UP})
 
 
 class Lane(StrEnum):
@@ -145,16 +150,30 @@ class Notice(StrEnum):
     DM_NOT_POSTED = "dm_not_posted"  # tell the requester it could not be posted
     REMIND = "remind"  # remind the approvers, in the request's thread
     REPLY_CHECK = "reply_check"  # what Check provider read, in the request's thread
+    # Rewrite the thread replies whose Check provider / Retry / Resolved can no longer act.
+    SETTLE_REPLIES = "settle_replies"
+    # Rewrite the requester's DM whose Cancel can no longer act (the request was decided).
+    SETTLE_DM = "settle_dm"
 
     @property
     def lane(self) -> Lane:
         return Lane.DM if self in _DM_NOTICES else Lane.CHANNEL
 
 
-_DM_NOTICES = frozenset({Notice.DM_POSTED, Notice.DM_OUTCOME, Notice.DM_NOT_POSTED})
+_DM_NOTICES = frozenset(
+    {Notice.DM_POSTED, Notice.DM_OUTCOME, Notice.DM_NOT_POSTED, Notice.SETTLE_DM}
+)
 
-# What each final change tells Slack.
-DECIDED_NOTICES = (Notice.REPLY_RESULT, Notice.SHOW, Notice.DM_OUTCOME)
+# What each final change tells Slack (and the buttons it leaves with nothing to act on).
+DECIDED_NOTICES = (
+    Notice.REPLY_RESULT,
+    Notice.SHOW,
+    Notice.SETTLE_REPLIES,
+    Notice.DM_OUTCOME,
+    Notice.SETTLE_DM,
+)
+# What closing a pending request (rejected, expired) tells Slack.
+CLOSED_NOTICES = (Notice.SHOW, Notice.DM_OUTCOME, Notice.SETTLE_DM)
 # What a new request tells Slack.
 CREATED_NOTICES = (Notice.POST_REQUEST, Notice.DM_POSTED)
 
@@ -289,6 +308,31 @@ class OutboxEntry:
     next_attempt_at: datetime
     last_error: str | None = None
     audit_id: int | None = None
+    # An earlier claim may have sent it already: an attempt failed (Slack's answer may have
+    # been lost) or a lease ran out before its claimer finished (a crash mid-call).
+    tried: bool = False
+
+
+class Surface(StrEnum):
+    """A message the bot posted with buttons that stop acting once the request moves on."""
+
+    CANCEL_DM = "cancel_dm"  # the requester's DM with Cancel
+    RESULT_REPLY = "result_reply"  # the thread reply on an unknown outcome: Check, Retry, Resolved
+    CHECK_REPLY = "check_reply"  # the thread reply to Check provider, with the same buttons
+
+
+@dataclass(frozen=True)
+class PostedButtons:
+    """Where one button-bearing message is (``channel``, ``ts``), which change it described
+    (``audit_id``), and when it was posted; kept until it is rewritten without its buttons."""
+
+    id: int
+    request_id: str
+    surface: Surface
+    channel: str
+    ts: str
+    audit_id: int | None
+    posted_at: datetime
 
 
 @dataclass(frozen=True)
@@ -300,3 +344,5 @@ class StoreFigures:
     oldest_pending: datetime | None
     outbox_waiting: int
     oldest_outbox: datetime | None
+    # Outbox entries given up on, ever, by notice kind.
+    given_up: dict[str, int] = field(default_factory=dict)

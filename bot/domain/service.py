@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from bot.domain import correlation
 from bot.domain.inputs import clean_note, domain_of, validate_email, validate_reason
 from bot.domain.model import (
+    CLOSED_NOTICES,
     CREATED_NOTICES,
     DECIDED_NOTICES,
     FINAL_STATES,
@@ -561,7 +562,7 @@ class Approvals:
                 action=Action.CANCEL,
                 now=self.clock(),
                 decided_by=actor,
-                notices=(Notice.SHOW,),
+                notices=(Notice.SHOW, Notice.SETTLE_DM),
             )
         )
         if cancelled is None:  # approved, rejected or expired in the same moment
@@ -594,7 +595,7 @@ class Approvals:
                 details={"note": note} if note else {},
                 decided_by=actor,
                 decision_note=note or None,
-                notices=(Notice.SHOW, Notice.DM_OUTCOME),
+                notices=CLOSED_NOTICES,
             )
         )
         if rejected is None:  # decided by someone else in the same moment
@@ -724,7 +725,7 @@ class Approvals:
                 action=Action.EXPIRE,
                 now=now,
                 details={"expires_at": request.expires_at.isoformat()},
-                notices=(Notice.SHOW, Notice.DM_OUTCOME),
+                notices=CLOSED_NOTICES,
             )
         )
 

@@ -33,12 +33,20 @@ Behaviour worth knowing:
   whose scope is not granted answers `missing_scope` with `needed` and `provided` (and an
   `X-Accepted-OAuth-Scopes` header): `chat:write` for chat.postMessage / chat.update /
   chat.postEphemeral, `usergroups:read` for usergroups.users.list, `channels:read` (or
-  `groups:read` for a private channel) for conversations.info. `scopes=None` sends no header
-  and checks no scope.
+  `groups:read` for a private channel) for conversations.info, `channels:history` (or
+  `groups:history`) for conversations.history. `scopes=None` sends no header and checks no scope.
+* Message metadata (`metadata: {event_type, event_payload}` on chat.postMessage) is kept with
+  the message; `conversations.history` answers a channel's top-level messages newest first,
+  within `oldest` / `latest` (exclusive unless `inclusive`), `limit` a page (default 100, at
+  most 999) with Slack's `has_more` and `response_metadata.next_cursor` (`next_ts:<ts>`,
+  base64), each message's metadata only with `include_all_metadata`, and `not_in_channel` for a
+  channel registered with `is_member=False`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import itertools
 import json
@@ -80,7 +88,7 @@ _MAX_MESSAGE_TEXT = 40000
 # How long a wait_for gives the bot by default: it returns as soon as the condition holds, so
 # this only bounds a failure, and is generous for a loaded 2-core machine.
 WAIT_TIMEOUT = 15.0
-_FIRST_TS = 1_700_000_000_000_000  # microseconds; message ts are "1700000000.000100", ...
+_TS_STEP = 100  # microseconds between two message ts at least (they are unique, increasing)
 # The bot token's scopes unless told otherwise: what the app's manifest asks for.
 DEFAULT_SCOPES: tuple[str, ...] = tuple(BOT_SCOPES)
 # The app-level token's scope (Socket Mode).
@@ -245,6 +253,7 @@ class FakeSlack:
         self._channels: dict[str, dict[str, Any]] = {}
         self._socket_mode_url: Callable[[], str] | None = None
         self._counter = itertools.count(1)
+        self._last_ts = 0  # microseconds: the newest message ts handed out
         self._outage_until = 0.0  # monotonic time a whole outage ends (0: none)
         self._in_flight: dict[int, tuple[str, int]] = {}  # id -> (method, client port)
         self._server: _Server | None = None
@@ -261,6 +270,7 @@ class FakeSlack:
             "views.update": self._views_update,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
             "apps.connections.open": self._apps_connections_open,
         }
 
@@ -658,6 +668,11 @@ class FakeSlack:
                 return None  # DMs: not a call the bot makes; left unchecked as before
             private = self._channels.get(channel, {}).get("is_private", False)
             needed = "groups:read" if private else "channels:read"
+        elif method == "conversations.history":
+            channel = str(params.get("channel", ""))
+            private = self._channels.get(channel, {}).get("is_private", False)
+            needed = "im:history" if channel.startswith("D") else None
+            needed = needed or ("groups:history" if private else "channels:history")
         if needed is None or needed in self._scopes:
             return None
         return needed
@@ -675,7 +690,10 @@ class FakeSlack:
     # ------------------------------------------------------------ state helpers
 
     def _next_ts(self) -> str:
-        micros = _FIRST_TS + 100 * next(self._counter)
+        # As on Slack: the time it was posted (so `oldest` / `latest` mean what they say), and
+        # unique: a ts also names the message.
+        micros = max(int(time.time() * 1_000_000), self._last_ts + _TS_STEP)
+        self._last_ts = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _resolve_channel(self, channel: str) -> str:
@@ -907,6 +925,61 @@ class FakeSlack:
             },
         }
 
+    def _conversations_history(self, params: Params) -> Answer:
+        channel = str(params.get("channel", ""))
+        if not channel.startswith(("C", "G", "D")):
+            return _error("channel_not_found")
+        if not self._channels.get(channel, {}).get("is_member", True):
+            return _error("not_in_channel")
+        try:
+            limit = int(params.get("limit") or 100)
+        except (TypeError, ValueError):
+            return _error("invalid_limit")
+        limit = max(1, min(limit, 999))
+        inclusive = _truthy(params.get("inclusive"))
+        metadata = _truthy(params.get("include_all_metadata"))
+        oldest, latest = _ts_bound(params.get("oldest")), _ts_bound(params.get("latest"))
+        newest_first = sorted(
+            (m for m in self._messages.get(channel, []) if m.get("thread_ts", m["ts"]) == m["ts"]),
+            key=lambda m: _ts_bound(m["ts"]) or 0.0,
+            reverse=True,
+        )
+
+        def within(ts: float) -> bool:
+            if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
+                return False
+            return latest is None or ts < latest or (ts == latest and inclusive)
+
+        found = [m for m in newest_first if within(_ts_bound(m["ts"]) or 0.0)]
+        cursor = params.get("cursor")
+        if cursor:
+            try:
+                start = (
+                    base64.b64decode(str(cursor), validate=True).decode().removeprefix("next_ts:")
+                )
+            except (binascii.Error, UnicodeDecodeError):
+                return _error("invalid_cursor")
+            found = [m for m in found if m["ts"] <= start]
+        page, rest = found[:limit], found[limit:]
+        messages = []
+        for posted in page:
+            shown = copy.deepcopy(posted)
+            if not metadata:
+                shown.pop("metadata", None)
+            messages.append(shown)
+        answer: Answer = {
+            "ok": True,
+            "messages": messages,
+            "has_more": bool(rest),
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+        }
+        if rest:
+            next_cursor = base64.b64encode(f"next_ts:{rest[0]['ts']}".encode()).decode()
+            answer["response_metadata"] = {"next_cursor": next_cursor}
+        return answer
+
     def _apps_connections_open(self, params: Params) -> Answer:
         if self._socket_mode_url is None:
             return _error("internal_error")  # the stand-in's own answer: no FakeSocketMode
@@ -921,6 +994,19 @@ def _error(code: str, messages: list[str] | None = None) -> Answer:
     if messages:
         answer["response_metadata"] = {"messages": messages}
     return answer
+
+
+def _truthy(value: Any) -> bool:
+    """A boolean argument as Slack reads one: true, 1 (as sent in a form or query)."""
+    return str(value).lower() in ("1", "true")
+
+
+def _ts_bound(value: Any) -> float | None:
+    """A message ts (or an oldest / latest bound) as a number; None when absent or not one."""
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _bearer(header: str | None) -> str | None:

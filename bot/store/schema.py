@@ -8,7 +8,10 @@ they spell an auto-numbered key, a point in time and a reference to such a key.
 Versions: 2 was the first released; 3 adds the outbox's ``lane`` and ``audit_id``; 4 the
 request's ``approvals`` (the quorum so far, JSON) and ``version`` (bumped by every change, for
 optimistic compare-and-set), and the ``home_viewers`` table; 5 the request's ``provider_view``
-and ``readback`` (the provider's per-domain view, read when it was made and after the call, JSON).
+and ``readback`` (the provider's per-domain view, read when it was made and after the call, JSON);
+6 the ``posted_buttons`` table (where each message whose buttons can stop acting is: the
+requester's DM with Cancel, the thread replies with Check provider / Retry / Resolved) and an
+index over the outbox entries given up on (counted in /metrics).
 ``MIGRATIONS[n]`` brings a version-n database to n + 1, on either backend.
 """
 
@@ -19,7 +22,7 @@ from typing import Final
 
 from bot.domain.model import OPEN_STATES
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 FIRST_RELEASED_VERSION: Final = 2
 
 OPEN_VALUES: Final = tuple(sorted(s.value for s in OPEN_STATES))
@@ -112,6 +115,23 @@ _SCHEMA: Final = (
     # The claim: each request's undone entries in id order (the FIFO head), and what is due.
     f"CREATE INDEX outbox_undone ON outbox (request_id, id) WHERE {UNDONE}",
     f"CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE {UNDONE}",
+    # The entries given up on, counted by kind for /metrics.
+    "CREATE INDEX outbox_dead ON outbox (kind) WHERE dead_at IS NOT NULL",
+    # Messages whose buttons stop acting once the request moves on; rewritten (settled_at)
+    # when they do. The live ones are read per request.
+    """
+    CREATE TABLE posted_buttons (
+        id         {serial},
+        request_id TEXT NOT NULL REFERENCES requests (id),
+        surface    TEXT NOT NULL,
+        channel    TEXT NOT NULL,
+        ts         TEXT NOT NULL,
+        audit_id   {serial_ref} REFERENCES audit_log (id),
+        posted_at  {time} NOT NULL,
+        settled_at {time}
+    )
+    """,
+    "CREATE INDEX posted_buttons_live ON posted_buttons (request_id, id) WHERE settled_at IS NULL",
     # Who has opened the app's Home tab (and when, last): whose Home is kept current.
     """
     CREATE TABLE home_viewers (
@@ -152,8 +172,27 @@ _V4_TO_V5: Final = (
     "ALTER TABLE requests ADD COLUMN readback TEXT",
 )
 
+# Version 5 -> 6: the button-bearing messages (none recorded before: the DMs and replies posted
+# by version 5 keep their buttons, which refuse politely), and the index of given-up entries.
+_V5_TO_V6: Final = (
+    "CREATE INDEX outbox_dead ON outbox (kind) WHERE dead_at IS NOT NULL",
+    """
+    CREATE TABLE posted_buttons (
+        id         {serial},
+        request_id TEXT NOT NULL REFERENCES requests (id),
+        surface    TEXT NOT NULL,
+        channel    TEXT NOT NULL,
+        ts         TEXT NOT NULL,
+        audit_id   {serial_ref} REFERENCES audit_log (id),
+        posted_at  {time} NOT NULL,
+        settled_at {time}
+    )
+    """,
+    "CREATE INDEX posted_buttons_live ON posted_buttons (request_id, id) WHERE settled_at IS NULL",
+)
+
 # From version N to N + 1.
-MIGRATIONS: Final = {2: _V2_TO_V3, 3: _V3_TO_V4, 4: _V4_TO_V5}
+MIGRATIONS: Final = {2: _V2_TO_V3, 3: _V3_TO_V4, 4: _V4_TO_V5, 5: _V5_TO_V6}
 
 
 def _render(statements: tuple[str, ...], dialect: Dialect) -> tuple[str, ...]:

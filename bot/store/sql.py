@@ -51,8 +51,10 @@ from bot.domain.model import (
     Notice,
     OpenRequestExists,
     OutboxEntry,
+    PostedButtons,
     State,
     StoreFigures,
+    Surface,
     VerificationRequest,
 )
 from bot.domain.outcomes import outcome_from_dict, outcome_to_dict
@@ -71,8 +73,10 @@ _REQUEST_COLUMNS = (
 )
 _AUDIT_COLUMNS = "request_id, at, actor, action, from_state, to_state, details"
 _OUTBOX_COLUMNS = (
-    "id, request_id, kind, lane, attempts, created_at, next_attempt_at, last_error, audit_id"
+    "id, request_id, kind, lane, attempts, created_at, next_attempt_at, last_error, audit_id, "
+    "lease_owner"
 )
+_BUTTONS_COLUMNS = "id, request_id, surface, channel, ts, audit_id, posted_at"
 
 _SELECT_REQUEST = f"SELECT {_REQUEST_COLUMNS} FROM requests"  # noqa: S608 -- constant column list
 
@@ -367,6 +371,7 @@ class BaseSQLStore:
             next_attempt_at,
             last_error,
             audit_id,
+            lease_owner,
         ) = row
         return OutboxEntry(
             id=int(id_),
@@ -378,6 +383,8 @@ class BaseSQLStore:
             next_attempt_at=self._time_from_db(next_attempt_at),
             last_error=last_error,
             audit_id=None if audit_id is None else int(audit_id),
+            # Undone and leased: a claim that failed to finish (read before this claim's lease).
+            tried=int(attempts) > 0 or lease_owner is not None,
         )
 
     def _fetch_request(self, cur: _Cursor, request_id: str) -> VerificationRequest | None:
@@ -766,12 +773,15 @@ class BaseSQLStore:
             oldest_pending = cur.fetchone()[0]
             cur.execute(f"SELECT COUNT(*), MIN(created_at) FROM outbox WHERE {UNDONE}")  # noqa: S608 -- constant
             waiting, oldest_outbox = cur.fetchone()
+            cur.execute("SELECT kind, COUNT(*) FROM outbox WHERE dead_at IS NOT NULL GROUP BY kind")
+            given_up = {str(row[0]): int(row[1]) for row in cur.fetchall()}
         return StoreFigures(
             created=sum(by_state.values()),
             by_state=by_state,
             oldest_pending=None if oldest_pending is None else self._time_from_db(oldest_pending),
             outbox_waiting=int(waiting),
             oldest_outbox=None if oldest_outbox is None else self._time_from_db(oldest_outbox),
+            given_up=given_up,
         )
 
     # -- the Home tab --------------------------------------------------------------------------
@@ -921,3 +931,109 @@ class BaseSQLStore:
         with self._read() as cur:
             cur.execute(self._sql(sql + " ORDER BY id"), params)
             return [self._outbox_from_row(r) for r in cur.fetchall()]
+
+    def give_up_outbox(
+        self, entry_id: int, owner: str, *, error: str, now: datetime, details: dict[str, Any]
+    ) -> bool:
+        """Bury the entry (as ``bury_outbox``) and, in the same transaction, append a
+        ``delivery_given_up`` audit entry to its request (its state unchanged) with ``details``
+        and Slack's ``error``. Only if ``owner`` holds the lease: False (nothing written) when
+        it does not."""
+        _check_aware(now, "now")
+        at = self._time_to_db(now)
+        with self._write() as cur:
+            cur.execute(
+                self._sql(
+                    f"SELECT request_id FROM outbox WHERE id = ? AND lease_owner = ? AND {UNDONE}"  # noqa: S608 -- constant
+                ),
+                (int(entry_id), _text(owner)),
+            )
+            row = cur.fetchone()
+            if row is None:
+                return False
+            request_id = str(row[0])
+            state = self._lock_request(cur, request_id)
+            if state is None:  # pragma: no cover - requests are never deleted
+                raise StoreError(f"request {request_id!r} of outbox entry {entry_id} is gone")
+            cur.execute(
+                self._sql(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, dead_at = ?, "
+                    "lease_until = NULL WHERE id = ?"
+                ),
+                (_error_text(error), at, int(entry_id)),
+            )
+            self._insert_audit(
+                cur,
+                (
+                    request_id,
+                    at,
+                    "bot",
+                    Action.DELIVERY_GIVEN_UP.value,
+                    state,
+                    state,
+                    _json(dict(details) | {"error": _error_text(error)}),
+                ),
+            )
+        return True
+
+    # -- messages with buttons ------------------------------------------------------------------
+
+    def record_buttons(
+        self,
+        request_id: str,
+        surface: Surface,
+        channel: str,
+        ts: str,
+        *,
+        audit_id: int | None,
+        now: datetime,
+    ) -> None:
+        """Remember a message posted with buttons that stop acting once the request moves on."""
+        _check_aware(now, "now")
+        with self._write() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO posted_buttons (request_id, surface, channel, ts, audit_id, "
+                    "posted_at) VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                (
+                    _text(request_id),
+                    Surface(surface).value,
+                    _text(channel),
+                    _text(ts),
+                    audit_id,
+                    self._time_to_db(now),
+                ),
+            )
+
+    def live_buttons(self, request_id: str) -> list[PostedButtons]:
+        """The request's messages whose buttons have not been rewritten away, oldest first."""
+        with self._read() as cur:
+            cur.execute(
+                self._sql(
+                    f"SELECT {_BUTTONS_COLUMNS} FROM posted_buttons "  # noqa: S608 -- constant
+                    "WHERE request_id = ? AND settled_at IS NULL ORDER BY id"
+                ),
+                (_text(request_id),),
+            )
+            return [
+                PostedButtons(
+                    id=int(r[0]),
+                    request_id=r[1],
+                    surface=Surface(r[2]),
+                    channel=r[3],
+                    ts=r[4],
+                    audit_id=None if r[5] is None else int(r[5]),
+                    posted_at=self._time_from_db(r[6]),
+                )
+                for r in cur.fetchall()
+            ]
+
+    def settle_buttons(self, buttons_id: int, *, now: datetime) -> None:
+        """Mark a button-bearing message as rewritten without its buttons."""
+        _check_aware(now, "now")
+        with self._write() as cur:
+            cur.execute(
+                self._sql("UPDATE posted_buttons SET settled_at = ? WHERE id = ?"),
+                (self._time_to_db(now), int(buttons_id)),
+            )
