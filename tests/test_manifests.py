@@ -27,7 +27,14 @@ MANIFESTS = REPO / "manifests"
 SCHEMA_DIR = Path(__file__).resolve().parent / "data" / "slack"
 SCHEMA_VERSIONS = (1, 2)
 
-EXPECTED_BOT_SCOPES = {"commands", "chat:write", "usergroups:read", "channels:read", "groups:read"}
+EXPECTED_BOT_SCOPES = {
+    "commands",
+    "chat:write",
+    "usergroups:read",
+    "users:read",
+    "channels:read",
+    "groups:read",
+}
 REGENERATE = (
     "manifests/ is generated from bot/manifest.py; regenerate it with:\n"
     '  .venv/bin/python -c "from pathlib import Path; from bot.manifest import '
