@@ -385,7 +385,11 @@ def status_text(report: StatusReport, permalink: str | None) -> str:
 def approvals_line(request: VerificationRequest, required: int) -> str:
     """``1 of 2 approvals: @ana``: who has approved so far, when more than one is needed."""
     names = ", ".join(user(a) for a in request.approvers) or "none yet"
-    return f"{len(request.approvals)} of {required} approvals: {names}"
+    line = f"{len(request.approvals)} of {required} approvals: {names}"
+    if request.withdrawn:
+        gone = ", ".join(user(a.approver) for a in request.withdrawn)
+        line += f" ({gone}: approval no longer counts, not an approver any more)"
+    return line
 
 
 def deciders(request: VerificationRequest, nobody: str) -> str:
@@ -791,6 +795,12 @@ NOT_AN_APPROVER_TEXT = (
     "Only approvers can approve, reject, retry, check or resolve these requests; nothing was "
     "changed."
 )
+NOT_A_MEMBER_TEXT = (
+    "Only full members of this workspace can ask for or approve these requests: not guests, "
+    "deactivated accounts, bots or people from other organisations (Slack Connect). If you "
+    "are a full member, Slack could not confirm it just now: try again in a minute. Nothing "
+    "was changed."
+)
 UNKNOWN_BUTTON_TEXT = "That button does not name a request I know."
 
 
@@ -847,6 +857,8 @@ def refusal_words(refused: Refused, *, mentions: bool = True) -> str:
             )
         case Refusal.NOTE_REQUIRED:
             return "Say why it is resolved (what the provider shows): the audit log keeps it."
+        case Refusal.NOT_A_MEMBER:
+            return NOT_A_MEMBER_TEXT
     assert_never(refused.code)
 
 

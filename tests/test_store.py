@@ -1694,6 +1694,10 @@ class _Everyone:
     def is_approver(self, user_id: str) -> bool:
         return True
 
+    def excluded(self, user_id: str) -> bool:
+        """No member lookups here: a refusal is never about membership."""
+        return False
+
 
 class _Cleared:
     def confirm(self, email: str) -> Cleared:

@@ -87,6 +87,8 @@ class Transition:
     notices: tuple[Notice, ...] = ()
     expected_version: int | None = None
     approvals: tuple[Approval, ...] | None = None
+    # Approvals that no longer count (their approver lost the role), stored with ``approvals``.
+    withdrawn: tuple[Approval, ...] = ()
     # The provider's view read back right after the call, stored with its outcome.
     readback: DomainReading | None = None
 
@@ -162,6 +164,11 @@ class Roles(Protocol):
     def is_requester(self, user_id: str) -> bool: ...
 
     def is_approver(self, user_id: str) -> bool: ...
+
+    def excluded(self, user_id: str) -> bool:
+        """True when the last check found ``user_id`` not a full member of the workspace (or
+        could not tell); asks nothing. Only chooses a refusal's words."""
+        ...
 
 
 class Delivery(Protocol):
@@ -264,7 +271,7 @@ class Approvals:
         """Before the request form opens: raises Refused unless ``requester`` may ask, and
         returns the open request for ``email``, if it has one (then no new one can be made)."""
         if not self.roles.is_requester(requester):
-            raise Refused(Refusal.NOT_A_REQUESTER)
+            raise Refused(self._outsider(requester, Refusal.NOT_A_REQUESTER))
         return self.open_request_for(email) if email else None
 
     def status_of(self, user: str, email: str) -> StatusReport:
@@ -318,7 +325,7 @@ class Approvals:
         already has an open request.
         """
         if not self.roles.is_requester(requester):
-            raise Refused(Refusal.NOT_A_REQUESTER)
+            raise Refused(self._outsider(requester, Refusal.NOT_A_REQUESTER))
         email = validate_email(email)
         reason = validate_reason(reason)
         stale = self.requests.find_open(email)
@@ -499,11 +506,23 @@ class Approvals:
         it. Returns the request as the click left it (pending, or its final state)."""
         correlation.set_field("request_id", request_id)
         if not self.roles.is_approver(approver):
-            raise Refused(Refusal.NOT_AN_APPROVER)
+            raise Refused(self._outsider(approver, Refusal.NOT_AN_APPROVER))
         for _ in range(MAX_RACE_RETRIES):
             request = self._approvable(request_id, approver)
             approvals = (*request.approvals, Approval(approver, self.clock()))
+            withdrawn = tuple(w for w in request.withdrawn if w.approver != approver)
             last = len(approvals) >= self.policy.approvals_required
+            lapsed: tuple[Approval, ...] = ()
+            if last:
+                # The quorum would complete: every earlier approval must still be an
+                # approver's. One whose approver has lost the role no longer counts.
+                lapsed = tuple(
+                    a for a in request.approvals if not self.roles.is_approver(a.approver)
+                )
+                if lapsed:
+                    approvals = tuple(a for a in approvals if a not in lapsed)
+                    withdrawn = (*withdrawn, *lapsed)
+                    last = len(approvals) >= self.policy.approvals_required
             change = Transition(
                 request_id,
                 PENDING,
@@ -511,11 +530,13 @@ class Approvals:
                 actor=approver,
                 action=Action.APPROVE if last else Action.APPROVAL,
                 now=self.clock(),
-                details={"approval": len(approvals), "of": self.policy.approvals_required},
+                details={"approval": len(approvals), "of": self.policy.approvals_required}
+                | ({"no_longer_counted": [w.approver for w in withdrawn]} if withdrawn else {}),
                 decided_by=approver if last else None,
                 unexpired_only=True,
                 expected_version=request.version,
                 approvals=approvals,
+                withdrawn=withdrawn,
                 notices=(Notice.SHOW,),
             )
             done = self.requests.transition(change)
@@ -529,6 +550,12 @@ class Approvals:
                     self.policy.approvals_required,
                     approver,
                 )
+                for gone in lapsed:
+                    log.warning(
+                        "Request %s: the approval by %s no longer counts: not an approver now",
+                        request_id,
+                        gone.approver,
+                    )
                 self.delivery.deliver(request_id)
                 return done
             return self._call_provider(done, approver, retry=False)
@@ -763,6 +790,12 @@ class Approvals:
         wait_for_interim()  # in order: the interim update is finished with before the final
         self.delivery.deliver(request_id)
         return final
+
+    def _outsider(self, user: str, code: Refusal) -> Refusal:
+        """The refusal for ``user`` without the role: NOT_A_MEMBER when ``*`` or a group would
+        have given it, but they are not a full member of the workspace (or Slack could not
+        say); ``code`` otherwise."""
+        return Refusal.NOT_A_MEMBER if self.roles.excluded(user) else code
 
     def _approvable(self, request_id: str, approver: str) -> VerificationRequest:
         """The request, if ``approver``'s Approve may count now; raises Refused otherwise."""

@@ -144,9 +144,15 @@ def _json(value: dict[str, Any]) -> str:
     return _text(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
-def _approvals_json(approvals: Sequence[Approval]) -> str:
+def _approvals_json(approvals: Sequence[Approval], withdrawn: Sequence[Approval] = ()) -> str:
+    """The approvals column: those counted, then (``"counts": false``) those that no longer
+    count because their approver lost the role."""
     return _json_list(
         [{"by": a.approver, "at": a.at.astimezone(UTC).isoformat()} for a in approvals]
+        + [
+            {"by": a.approver, "at": a.at.astimezone(UTC).isoformat(), "counts": False}
+            for a in withdrawn
+        ]
     )
 
 
@@ -154,10 +160,13 @@ def _json_list(value: list[Any]) -> str:
     return _text(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
-def _approvals_from_json(text: str | None) -> tuple[Approval, ...]:
+def _approvals_from_json(text: str | None, *, counted: bool = True) -> tuple[Approval, ...]:
+    """The approvals that count (``counted``), or those that no longer do."""
     items = json.loads(text) if text else []
     return tuple(
-        Approval(str(a["by"]), datetime.fromisoformat(a["at"]).astimezone(UTC)) for a in items
+        Approval(str(a["by"]), datetime.fromisoformat(a["at"]).astimezone(UTC))
+        for a in items
+        if a.get("counts", True) is counted
     )
 
 
@@ -329,6 +338,7 @@ class BaseSQLStore:
             decision_note=decision_note,
             outcome=None if outcome is None else outcome_from_dict(json.loads(outcome)),
             approvals=_approvals_from_json(approvals),
+            withdrawn=_approvals_from_json(approvals, counted=False),
             version=int(version),
             view=_reading(view),
             readback=_reading(readback),
@@ -562,7 +572,9 @@ class BaseSQLStore:
                 _opt_text(change.decided_by),
                 _opt_text(change.decision_note),
                 outcome_json,
-                None if change.approvals is None else _approvals_json(change.approvals),
+                None
+                if change.approvals is None
+                else _approvals_json(change.approvals, change.withdrawn),
                 None if change.readback is None else _json(view_to_dict(change.readback)),
                 request_id,
                 current.value,
