@@ -50,6 +50,10 @@ def request_of(world: World, message: dict) -> Any:
     raise AssertionError("no Approve button on the message")
 
 
+def member_lookups(world: World) -> int:
+    return len(world.slack.calls_to("users.info")) + len(world.slack.calls_to("auth.test"))
+
+
 def current(world: World, message: dict) -> dict:
     return world.slack.message(world.driver.channel, message["ts"])
 
@@ -89,7 +93,7 @@ def test_everyone_admits_a_full_member_and_a_warm_flow_asks_slack_no_more(everyo
     message = world.driver.ask("U0MEMBER", "alice@example.com")
     world.driver.approve(APPROVER, message)
     assert "state: succeeded" in rendered(world.driver.final_message(message))
-    lookups = len(world.slack.calls_to("users.info")) + len(world.slack.calls_to("auth.test"))
+    lookups = member_lookups(world)
     assert [c.params["user"] for c in world.slack.calls_to("users.info")] == [
         "U0MEMBER",
         APPROVER,
@@ -97,10 +101,7 @@ def test_everyone_admits_a_full_member_and_a_warm_flow_asks_slack_no_more(everyo
     second = world.driver.ask("U0MEMBER", "bob@example.com")
     world.driver.approve(APPROVER, second)
     world.driver.final_message(second)
-    assert (
-        len(world.slack.calls_to("users.info")) + len(world.slack.calls_to("auth.test"))
-        == lookups
-    )
+    assert member_lookups(world) == lookups
 
 
 def test_a_failing_users_info_refuses_with_one_warning(everyone_world, caplog):
