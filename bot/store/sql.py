@@ -260,6 +260,12 @@ class BaseSQLStore:
     def _read(self) -> AbstractContextManager[_Cursor]:
         raise NotImplementedError
 
+    def _probe_read(self) -> AbstractContextManager[_Cursor]:
+        """A cursor for the health and metrics reads (``metric_figures``): by default the
+        ordinary read; a store with a process-wide lock gives them a connection of their own,
+        so a scrape never holds up an acknowledgement, nor waits behind a slow write."""
+        return self._read()
+
     def _unique_violation(self, error: BaseException) -> str | None:
         """``"id"`` for a duplicate request id, ``"open_email"`` for a second open request for
         one email, None for anything else."""
@@ -756,7 +762,7 @@ class BaseSQLStore:
     def metric_figures(self) -> StoreFigures:
         """Counts for the store-derived metrics (bot/metrics.py): requests by state, the
         oldest pending one, and the outbox's backlog. Read-only."""
-        with self._read() as cur:
+        with self._probe_read() as cur:
             cur.execute("SELECT state, COUNT(*) FROM requests GROUP BY state")
             by_state = {State(row[0]): int(row[1]) for row in cur.fetchall()}
             cur.execute(
