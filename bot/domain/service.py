@@ -26,8 +26,8 @@ from bot.domain.inputs import clean_note, domain_of, validate_email, validate_re
 from bot.domain.model import (
     CREATED_NOTICES,
     DECIDED_NOTICES,
-    FINAL_STATES,
     HISTORY_DAYS,
+    OPEN_STATES,
     Action,
     Approval,
     Notice,
@@ -131,6 +131,30 @@ class RequestRepository(Protocol):
         self, email: str, domain: str | None = None, *, since: datetime, limit: int = 20
     ) -> list[VerificationRequest]: ...
 
+    def newest_requests(
+        self,
+        *,
+        limit: int,
+        states: frozenset[State] | None = None,
+        requester: str | None = None,
+        created_since: datetime | None = None,
+        not_states: frozenset[State] | None = None,
+    ) -> list[VerificationRequest]:
+        """At most ``limit`` matching requests, newest first, read through an index."""
+        ...
+
+    def count_requests(
+        self,
+        *,
+        cap: int,
+        states: frozenset[State] | None = None,
+        requester: str | None = None,
+        created_since: datetime | None = None,
+        not_states: frozenset[State] | None = None,
+    ) -> int:
+        """How many requests match, counting at most ``cap``."""
+        ...
+
     def record_view(
         self,
         request_id: str,
@@ -195,6 +219,12 @@ class ApprovalPolicy:
     remind_every: float = 0.0
 
 
+# The Home tab's bounds: most requests of each list read (at least as many as it shows), most
+# pending requests looked through for an approver's queue, and where its counts stop.
+HOME_LISTED = 20
+HOME_PENDING_SCAN = 200
+HOME_COUNT_CAP = 100
+
 # Lost optimistic races in a row before a click gives up (each loss means someone else changed
 # the request meanwhile; the next read sees it, so a loop this long takes a storm of clicks).
 MAX_RACE_RETRIES = 20
@@ -222,6 +252,12 @@ class HomeData:
     decided: tuple[VerificationRequest, ...]
     required: int
     days: int = HISTORY_DAYS
+    # How many of one's requests and of the decisions there are in ``days`` (``mine`` and
+    # ``decided`` hold only the newest), counted up to HOME_COUNT_CAP ("that many or more").
+    mine_count: int | None = None
+    decided_count: int | None = None
+    # More pending requests than HOME_PENDING_SCAN: ``waiting`` is from the newest of them.
+    waiting_more: bool = False
 
 
 @dataclass(frozen=True)
@@ -285,12 +321,16 @@ class Approvals:
         return StatusReport(email, self.open_request_for(email), tuple(recent))
 
     def home_for(self, user: str) -> HomeData:
-        """The queues one person's Home tab shows. Read-only."""
+        """The queues one person's Home tab shows. Read-only, and bounded: each list is read
+        newest first with a LIMIT through an index, and the counts stop at HOME_COUNT_CAP,
+        so the cost does not grow with the store's history."""
         now = self.clock()
         is_approver = self.roles.is_approver(user)
         waiting: list[VerificationRequest] = []
+        since = now - timedelta(days=HISTORY_DAYS)
+        pending = self.requests.newest_requests(states=PENDING, limit=HOME_PENDING_SCAN)
         if is_approver:
-            for request in reversed(self.requests.list_requests(PENDING)):
+            for request in pending:
                 if request.is_expired(now) or user in request.approvers:
                     continue
                 if request.requester == user and (
@@ -298,13 +338,34 @@ class Approvals:
                 ):
                     continue  # four eyes: not theirs to approve
                 waiting.append(request)
-        recent = list(
-            reversed(self.requests.list_requests(created_since=now - timedelta(days=HISTORY_DAYS)))
+        mine = tuple(
+            self.requests.newest_requests(requester=user, created_since=since, limit=HOME_LISTED)
         )
-        mine = tuple(r for r in recent if r.requester == user)
-        decided = tuple(r for r in recent if r.state in FINAL_STATES) if is_approver else ()
+        mine_count = self.requests.count_requests(
+            requester=user, created_since=since, cap=HOME_COUNT_CAP
+        )
+        decided: tuple[VerificationRequest, ...] = ()
+        decided_count = 0
+        if is_approver:
+            # Final states asked for as "not open": read newest first through (created_at).
+            decided = tuple(
+                self.requests.newest_requests(
+                    not_states=OPEN_STATES, created_since=since, limit=HOME_LISTED
+                )
+            )
+            decided_count = self.requests.count_requests(
+                not_states=OPEN_STATES, created_since=since, cap=HOME_COUNT_CAP
+            )
         return HomeData(
-            user, is_approver, tuple(waiting), mine, decided, self.policy.approvals_required
+            user,
+            is_approver,
+            tuple(waiting),
+            mine,
+            decided,
+            self.policy.approvals_required,
+            mine_count=mine_count,
+            decided_count=decided_count,
+            waiting_more=len(pending) >= HOME_PENDING_SCAN,
         )
 
     def rejectable(self, request_id: str) -> VerificationRequest:

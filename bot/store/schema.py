@@ -8,7 +8,8 @@ they spell an auto-numbered key, a point in time and a reference to such a key.
 Versions: 2 was the first released; 3 adds the outbox's ``lane`` and ``audit_id``; 4 the
 request's ``approvals`` (the quorum so far, JSON) and ``version`` (bumped by every change, for
 optimistic compare-and-set), and the ``home_viewers`` table; 5 the request's ``provider_view``
-and ``readback`` (the provider's per-domain view, read when it was made and after the call, JSON).
+and ``readback`` (the provider's per-domain view, read when it was made and after the call, JSON);
+6 an index on each requester's requests by time (the Home tab's "your requests", bounded).
 ``MIGRATIONS[n]`` brings a version-n database to n + 1, on either backend.
 """
 
@@ -19,7 +20,7 @@ from typing import Final
 
 from bot.domain.model import OPEN_STATES
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 FIRST_RELEASED_VERSION: Final = 2
 
 OPEN_VALUES: Final = tuple(sorted(s.value for s in OPEN_STATES))
@@ -79,6 +80,8 @@ _SCHEMA: Final = (
     "CREATE INDEX requests_created ON requests (created_at)",
     # The history beside a request: earlier requests for its domain.
     "CREATE INDEX requests_domain ON requests (domain, created_at)",
+    # The Home tab: one person's newest requests, without reading anyone else's.
+    "CREATE INDEX requests_requester ON requests (requester, created_at)",
     """
     CREATE TABLE audit_log (
         id         {serial},
@@ -152,8 +155,11 @@ _V4_TO_V5: Final = (
     "ALTER TABLE requests ADD COLUMN readback TEXT",
 )
 
+# Version 5 -> 6: the Home tab reads one person's newest requests through an index.
+_V5_TO_V6: Final = ("CREATE INDEX requests_requester ON requests (requester, created_at)",)
+
 # From version N to N + 1.
-MIGRATIONS: Final = {2: _V2_TO_V3, 3: _V3_TO_V4, 4: _V4_TO_V5}
+MIGRATIONS: Final = {2: _V2_TO_V3, 3: _V3_TO_V4, 4: _V4_TO_V5, 5: _V5_TO_V6}
 
 
 def _render(statements: tuple[str, ...], dialect: Dialect) -> tuple[str, ...]:

@@ -741,6 +741,67 @@ class BaseSQLStore:
             cur.execute(self._sql(sql), params)
             return [self._request_from_row(r) for r in cur.fetchall()]
 
+    def _home_where(
+        self,
+        states: frozenset[State] | None,
+        requester: str | None,
+        created_since: datetime | None,
+        not_states: frozenset[State] | None = None,
+    ) -> tuple[str, list[Any]]:
+        """The WHERE clause (constant fragments, bound values) of the Home tab's queries."""
+        where: list[str] = []
+        params: list[Any] = []
+        for states_, word in ((states, "IN"), (not_states, "NOT IN")):
+            if states_ is not None:
+                ordered = sorted(State(s).value for s in states_) or [""]
+                where.append(f"state {word} (" + ", ".join("?" * len(ordered)) + ")")
+                params.extend(ordered)
+        if requester is not None:
+            where.append("requester = ?")
+            params.append(_text(requester))
+        if created_since is not None:
+            where.append("created_at >= ?")
+            params.append(self._time_to_db(created_since))
+        return (" WHERE " + " AND ".join(where)) if where else "", params
+
+    def newest_requests(
+        self,
+        *,
+        limit: int,
+        states: frozenset[State] | None = None,
+        requester: str | None = None,
+        created_since: datetime | None = None,
+        not_states: frozenset[State] | None = None,
+    ) -> list[VerificationRequest]:
+        """At most ``limit`` requests, newest first (by ``created_at``), in ``states`` and in
+        none of ``not_states``, by ``requester``, created at or after ``created_since`` (each
+        when given). Read through the indexes on (requester, created_at), (created_at) and
+        (state, …), so the cost is the rows returned, not the store's history: ask for final
+        states as "not open" (``not_states``), which walks the (created_at) index newest
+        first, rather than naming them, which would read every final request to sort them."""
+        where, params = self._home_where(states, requester, created_since, not_states)
+        sql = _SELECT_REQUEST + where + " ORDER BY created_at DESC, id DESC LIMIT ?"
+        with self._read() as cur:
+            cur.execute(self._sql(sql), (*params, int(limit)))
+            return [self._request_from_row(r) for r in cur.fetchall()]
+
+    def count_requests(
+        self,
+        *,
+        cap: int,
+        states: frozenset[State] | None = None,
+        requester: str | None = None,
+        created_since: datetime | None = None,
+        not_states: frozenset[State] | None = None,
+    ) -> int:
+        """How many requests match (as ``newest_requests``), counting at most ``cap``: a
+        count that reaches ``cap`` means "``cap`` or more"."""
+        where, params = self._home_where(states, requester, created_since, not_states)
+        sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM requests{where} LIMIT ?) AS capped"  # noqa: S608 -- constants
+        with self._read() as cur:
+            cur.execute(self._sql(sql), (*params, int(cap)))
+            return int(cur.fetchone()[0])
+
     def requests_about(
         self, email: str, domain: str | None = None, *, since: datetime, limit: int = 20
     ) -> list[VerificationRequest]:
