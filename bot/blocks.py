@@ -22,7 +22,7 @@ from bot.domain.inputs import MAX_EMAIL_CHARS, MAX_REASON_CHARS, char_name, hidd
 from bot.domain.model import History, State, VerificationRequest
 from bot.domain.outcomes import Cleared, Outcome, ProviderFailed
 from bot.domain.refusals import Refusal, Refused
-from bot.domain.service import HomeData, StatusReport
+from bot.domain.service import HOME_COUNT_CAP, HomeData, StatusReport
 from bot.domain.views import DomainReading, Meaning, ProviderView, meaning_of
 
 SECTION_LIMIT = 3000
@@ -462,7 +462,11 @@ def status_text(report: StatusReport, permalink: str | None) -> str:
 def approvals_line(request: VerificationRequest, required: int) -> str:
     """``1 of 2 approvals: @ana``: who has approved so far, when more than one is needed."""
     names = ", ".join(user(a) for a in request.approvers) or "none yet"
-    return f"{len(request.approvals)} of {required} approvals: {names}"
+    line = f"{len(request.approvals)} of {required} approvals: {names}"
+    if request.withdrawn:
+        gone = ", ".join(user(a.approver) for a in request.withdrawn)
+        line += f" ({gone}: approval no longer counts, not an approver any more)"
+    return line
 
 
 def deciders(request: VerificationRequest, nobody: str) -> str:
@@ -892,6 +896,12 @@ NOT_AN_APPROVER_TEXT = (
     "Only approvers can approve, reject, retry, check or resolve these requests; nothing was "
     "changed."
 )
+NOT_A_MEMBER_TEXT = (
+    "Only full members of this workspace can ask for or approve these requests: not guests, "
+    "deactivated accounts, bots or people from other organisations (Slack Connect). If you "
+    "are a full member, Slack could not confirm it just now: try again in a minute. Nothing "
+    "was changed."
+)
 UNKNOWN_BUTTON_TEXT = "That button does not name a request I know."
 
 
@@ -948,6 +958,8 @@ def refusal_words(refused: Refused, *, mentions: bool = True) -> str:
             )
         case Refusal.NOTE_REQUIRED:
             return "Say why it is resolved (what the provider shows): the audit log keeps it."
+        case Refusal.NOT_A_MEMBER:
+            return NOT_A_MEMBER_TEXT
     assert_never(refused.code)
 
 
@@ -977,27 +989,44 @@ def _home_request_line(request: VerificationRequest) -> str:
     )
 
 
-def _more(count: int, shown: int, what: str, channel: str) -> dict[str, Any] | None:
+def _more(
+    count: int, shown: int, what: str, channel: str, *, at_least: bool = False
+) -> dict[str, Any] | None:
     if count <= shown:
         return None
-    return context(f"…and {count - shown} more {what}: see <#{esc(channel)}>.")
+    plus = "+" if at_least else ""
+    return context(f"…and {count - shown}{plus} more {what}: see <#{esc(channel)}>.")
+
+
+def _counted(count: int | None, listed: int) -> tuple[int, str, bool]:
+    """A Home list's count (the store's, capped; else the list's length), its words ("100+"
+    when the count stopped at the cap), and whether it did."""
+    if count is None:
+        return listed, str(listed), False
+    capped = count >= HOME_COUNT_CAP
+    return count, f"{count}+" if capped else str(count), capped
 
 
 def home_view(data: HomeData, channel: str) -> dict[str, Any]:
     """One person's Home tab; at most HOME_BLOCK_LIMIT blocks, longer lists counted."""
     out: Blocks = []
     if data.is_approver:
-        out.append(header(f"Waiting for your approval ({len(data.waiting)})"))
+        waiting_words = f"{len(data.waiting)}+" if data.waiting_more else str(len(data.waiting))
+        out.append(header(f"Waiting for your approval ({waiting_words})"))
         if not data.waiting:
             out.append(section("Nothing is waiting for you."))
         for request in data.waiting[:HOME_WAITING_SHOWN]:
             status = _status_line(request, data.required)
             out.append(section(f"{_home_request_line(request)}\n{status}"))
             out.append(decision_buttons(request, ids.for_request(ids.ACTIONS_BLOCK, request.id)))
-        if more := _more(len(data.waiting), HOME_WAITING_SHOWN, "waiting", channel):
-            out.append(more)
+        waiting_more = _more(
+            len(data.waiting), HOME_WAITING_SHOWN, "waiting", channel, at_least=data.waiting_more
+        )
+        if waiting_more:
+            out.append(waiting_more)
         out.append({"type": "divider"})
-    out.append(header(f"Your requests, last {data.days} days ({len(data.mine)})"))
+    mine_count, mine_words, mine_capped = _counted(data.mine_count, len(data.mine))
+    out.append(header(f"Your requests, last {data.days} days ({mine_words})"))
     if not data.mine:
         out.append(section("You have asked for nothing lately. Type `/verify-email` to ask."))
     for request in data.mine[:HOME_MINE_SHOWN]:
@@ -1006,7 +1035,7 @@ def home_view(data: HomeData, channel: str) -> dict[str, Any]:
         )
         if request.state is State.PENDING:
             out.append(cancel_button(request, ids.for_request(ids.CANCEL_BLOCK, request.id)))
-    if more := _more(len(data.mine), HOME_MINE_SHOWN, "of yours", channel):
+    if more := _more(mine_count, HOME_MINE_SHOWN, "of yours", channel, at_least=mine_capped):
         out.append(more)
     if data.is_approver:
         out.append({"type": "divider"})
@@ -1020,6 +1049,10 @@ def home_view(data: HomeData, channel: str) -> dict[str, Any]:
                     f"({when(request.updated_at)})"
                 )
             )
-        if more := _more(len(data.decided), HOME_DECIDED_SHOWN, "decisions", channel):
+        decided_count, _, decided_capped = _counted(data.decided_count, len(data.decided))
+        decided_more = _more(
+            decided_count, HOME_DECIDED_SHOWN, "decisions", channel, at_least=decided_capped
+        )
+        if more := decided_more:
             out.append(more)
     return {"type": "home", "blocks": out[:HOME_BLOCK_LIMIT]}

@@ -52,7 +52,14 @@ from bot.hostup import (
     longest_call,
 )
 from bot.services import SLACK_TIMEOUT, slack_client
-from bot.settings import GROUP_ID_RE, USER_ID_RE, Settings, SettingsError, load_settings
+from bot.settings import (
+    EVERYONE,
+    GROUP_ID_RE,
+    USER_ID_RE,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 from bot.slack_errors import CALL_ERRORS, SlackFailure, classify
 from bot.store import (
     SQLiteStore,
@@ -159,6 +166,7 @@ def run_check(
     else:
         _check_channel(report, slack, bot, settings.APPROVAL_CHANNEL)
         _check_groups(report, slack, bot, settings)
+        _check_member_lookups(report, bot, settings)
     report.waiting(
         f"asking the provider at {safe_url(settings.HOSTUP_API_URL)} (read-only status, up to "
         f"{timeout:g} s a call)"
@@ -593,6 +601,23 @@ def _check_quorum(
         "APPROVALS_REQUIRED",
         f"{required} distinct approvers are needed, but {found}: no request could ever be approved",
         "lower APPROVALS_REQUIRED, or add people to APPROVERS (or to its user groups)",
+    )
+
+
+def _check_member_lookups(report: _Report, bot: _Bot, settings: Settings) -> None:
+    """``*`` and user groups admit only full members, which users.info (users:read) says:
+    without the scope nobody gets a role through them (roles fail closed)."""
+    entries = (*settings.APPROVERS, *(settings.REQUESTERS or ()))
+    if not any(e == EVERYONE or GROUP_ID_RE.match(e) for e in entries):
+        return
+    if bot.scopes is None or "users:read" in bot.scopes:
+        return
+    report.fail(
+        "SLACK_BOT_TOKEN",
+        "lacks the users:read scope: users.info says who is a full member (not a guest, a bot, "
+        "deactivated or another organisation's), so nobody gets a role through * or a user "
+        "group without it",
+        _add_scope("users:read"),
     )
 
 

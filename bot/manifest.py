@@ -50,6 +50,10 @@ BOT_SCOPES: dict[str, str] = {
         "chat.update, chat.postEphemeral"
     ),
     "usergroups:read": "usergroups.users.list, to expand S… group IDs in APPROVERS/REQUESTERS",
+    "users:read": (
+        "users.info, so * and user groups admit only full members (no guests, deactivated "
+        "accounts, bots or other organisations' users)"
+    ),
     "channels:read": "conversations.info on a public APPROVAL_CHANNEL (is the bot a member?)",
     "groups:read": "conversations.info on a private APPROVAL_CHANNEL",
     # Not needed to run: without it a request message whose posting answer Slack lost may be

@@ -71,6 +71,10 @@ class Roles:
     def is_approver(self, user_id: str) -> bool:
         return user_id in self.approvers
 
+    def excluded(self, user_id: str) -> bool:
+        """No member lookups here: a refusal is never about membership."""
+        return False
+
 
 class Delivery:
     """Records which requests the service asked to deliver, and when alongside a call."""

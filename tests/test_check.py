@@ -403,6 +403,16 @@ def test_missing_usergroups_read_scope_is_named(run, slack: FakeSlack) -> None:
     result.one(f"FAIL  User group {REQUESTER_GROUP} in REQUESTERS: ", "usergroups:read")
 
 
+def test_missing_users_read_scope_is_named(run, slack: FakeSlack) -> None:
+    """Without users:read nobody gets a role through * or a group: check FAILs naming the
+    scope; with only user IDs listed it is not needed and not asked for."""
+    slack.set_scopes([s for s in DEFAULT_SCOPES if s != "users:read"])
+    result = run(REQUESTERS="*")
+    assert result.code == 1
+    result.one("FAIL  SLACK_BOT_TOKEN: ", "users:read", "full member")
+    assert run(APPROVERS="U0APPROVER,U0APPROVER2", REQUESTERS="U0REQUESTER").code == 0
+
+
 def test_an_empty_approver_group_with_no_one_else_means_nobody_can_approve(
     run, slack: FakeSlack
 ) -> None:

@@ -5,9 +5,12 @@ carries no response_url), and kept current while it is open."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from concurrent.futures import Executor
+from datetime import UTC, datetime, timedelta
 
 from bot import ids
+from bot.domain.model import State
 from bot.standins import payloads
 from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER, World
 
@@ -219,3 +222,69 @@ def test_home_refreshes_run_off_the_callers_thread_and_are_coalesced(world):
     held.run_all()
     published = world.slack.calls_to("views.publish")[before:]
     assert sorted(c.params["user_id"] for c in published) == sorted([APPROVER, REQUESTER])
+
+
+def add_finished_history(world: World, count: int, start: int) -> None:
+    """``count`` succeeded requests made within the last days (half of them by REQUESTER),
+    written straight into the SQLite file as a long-running installation would hold them."""
+    now = datetime.now(UTC)
+    rows = []
+    for n in range(start, start + count):
+        at = (now - timedelta(days=1, seconds=n)).isoformat(timespec="microseconds")
+        email = f"old{n}@example{n}.com"
+        rows.append(
+            (f"{n:016x}", email, f"example{n}.com", "TICKET-0", REQUESTER if n % 2 else "U0OTHER")
+            + (State.SUCCEEDED.value, at, at, at, APPROVER, email)
+        )
+    conn = sqlite3.connect(world.database_path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO requests (id, email, domain, reason, requester, state, created_at, "
+            "expires_at, updated_at, decided_by, email_key) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def store_steps_to_open_home(world: World, user: str) -> int:
+    """SQLite virtual-machine steps (in tens) the store runs while ``user`` opens the Home."""
+    steps = [0]
+
+    def tick() -> int:
+        steps[0] += 1
+        return 0  # carry on
+
+    connections = [
+        v for v in vars(world.services.store).values() if isinstance(v, sqlite3.Connection)
+    ]
+    for conn in connections:
+        conn.set_progress_handler(tick, 10)
+    try:
+        world.driver.open_home(user)
+    finally:
+        for conn in connections:
+            conn.set_progress_handler(None, 10)
+    return steps[0]
+
+
+def test_the_home_tabs_queries_do_not_grow_with_the_stores_history(tmp_path):
+    """The Home's queries read a bounded number of rows: opening an approver's and a
+    requester's Home costs the store the same work (SQLite's VM steps, counted) with 400 or
+    2,400 finished requests in the last 30 days; the counts stop at 100 ("100+")."""
+    with World(database_path=tmp_path / "bot.db") as world:
+        world.driver.ask(REQUESTER, "alice@example.com")  # one waiting request
+        add_finished_history(world, 400, start=0)
+        small = {u: store_steps_to_open_home(world, u) for u in (APPROVER, REQUESTER)}
+        add_finished_history(world, 2000, start=400)
+        large = {u: store_steps_to_open_home(world, u) for u in (APPROVER, REQUESTER)}
+        for user in (APPROVER, REQUESTER):
+            assert large[user] <= small[user] * 1.1 + 20, (user, small, large)
+        home = rendered(world.driver.open_home(REQUESTER))
+        assert "Your requests, last 30 days (100+)" in home
+        assert "…and 85+ more of yours" in home
+        approver_home = rendered(world.driver.open_home(APPROVER))
+        assert "Waiting for your approval (1)" in approver_home
+        assert "…and 90+ more decisions" in approver_home

@@ -31,6 +31,7 @@ EXPECTED_BOT_SCOPES = {
     "commands",
     "chat:write",
     "usergroups:read",
+    "users:read",
     "channels:read",
     "groups:read",
     "channels:history",

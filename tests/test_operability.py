@@ -11,6 +11,8 @@ import io
 import json
 import logging
 import re
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -258,6 +260,112 @@ def test_readyz_reports_each_check_and_healthz_stays_cheap(world):
     assert len(pings) == 1
     healthz = get("/healthz")
     assert (healthz.status_code, healthz.json()) == (200, {"ok": True})
+
+
+def sqlite_connections(store: Any) -> list[sqlite3.Connection]:
+    """Every SQLite connection the store holds, whatever it calls them."""
+    return [v for v in vars(store).values() if isinstance(v, sqlite3.Connection)]
+
+
+def test_readyz_and_metrics_answer_while_a_slow_write_holds_the_lock(world):
+    """A slow write holds the store's write lock (its process-wide lock and SQLite's): GET
+    /readyz still answers 200 with the store up at once, and GET /metrics serves the store's
+    figures; so they do when another process (a raw connection) holds SQLite's write lock."""
+    store = world.services.store
+    message = world.driver.ask(REQUESTER, EMAIL)
+    holding, release = threading.Event(), threading.Event()
+
+    def slow_write() -> None:
+        with store._write():
+            holding.set()
+            release.wait(timeout=30)
+
+    writer = threading.Thread(target=slow_write)
+    writer.start()
+    try:
+        assert holding.wait(timeout=10)
+        ready = httpx.get(f"{world.url}/readyz", timeout=2, trust_env=False)
+        assert (ready.status_code, ready.json()) == (200, {"ok": True, "store": True})
+        samples = scrape_within(world, 2)
+        assert value(samples, "verify_email_store_up") == 1
+        assert value(samples, "verify_email_requests", state="pending") == 1
+    finally:
+        release.set()
+        writer.join(timeout=30)
+    other = sqlite3.connect(world.database_path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        ready = httpx.get(f"{world.url}/readyz", timeout=2, trust_env=False)
+        assert (ready.status_code, ready.json()) == (200, {"ok": True, "store": True})
+        assert value(scrape_within(world, 2), "verify_email_store_up") == 1
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    world.driver.approve(APPROVER, message)
+    world.driver.final_message(message)
+
+
+def scrape_within(world: World, seconds: float) -> Samples:
+    reply = httpx.get(f"{world.url}/metrics", timeout=seconds, trust_env=False)
+    assert reply.status_code == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(reply.text)
+        for sample in family.samples
+    }
+
+
+def test_an_ack_does_not_wait_behind_a_metrics_scrape(world):
+    """A /metrics scrape held in the middle of its store query (a huge store, a slow disk)
+    does not hold up an acknowledgement that reads the store: the request form's submission
+    (which checks for an open request before its ack) is answered while the scrape is still
+    held, and the scrape completes once let go."""
+    store = world.services.store
+    view = world.driver.modal(world.driver.command(REQUESTER, EMAIL))
+    scraping = threading.local()
+    inside, release = threading.Event(), threading.Event()
+    figures = store.metric_figures
+
+    def flagged_figures() -> Any:
+        scraping.on = True
+        try:
+            return figures()
+        finally:
+            scraping.on = False
+
+    def handler() -> int:
+        if getattr(scraping, "on", False):
+            inside.set()
+            release.wait(timeout=30)
+        return 0  # carry on (non-zero would interrupt the query)
+
+    store.metric_figures = flagged_figures
+    connections = sqlite_connections(store)
+    for conn in connections:
+        conn.set_progress_handler(handler, 1)
+    scraped: list[Samples] = []
+    scraper = threading.Thread(target=lambda: scraped.append(scrape_within(world, 40)))
+    scraper.start()
+    try:
+        assert inside.wait(timeout=10), "the scrape never reached the store"
+        submitted: list[Any] = []
+        submitter = threading.Thread(
+            target=lambda: submitted.append(
+                world.driver.submit_request(REQUESTER, view, reason="TICKET-1")
+            )
+        )
+        submitter.start()
+        submitter.join(timeout=5)
+        assert submitted, "the submission's ack waited behind the scrape"
+        assert (submitted[0].status, submitted[0].body) == (200, "")  # acknowledged, no errors
+        assert scraper.is_alive()  # the scrape was still held all along
+    finally:
+        release.set()
+        scraper.join(timeout=30)
+        for conn in connections:
+            conn.set_progress_handler(None, 1)
+    assert value(scraped[0], "verify_email_store_up") == 1
+    assert world.driver.request_message(EMAIL)  # and the request went on to be posted
 
 
 def test_metrics_still_answer_when_the_store_is_down(world):

@@ -99,6 +99,10 @@ class Everyone:
     def is_approver(self, user_id: str) -> bool:
         return True
 
+    def excluded(self, user_id: str) -> bool:
+        """No member lookups here: a refusal is never about membership."""
+        return False
+
 
 class NoDelivery:
     def deliver(self, request_id: str) -> None:

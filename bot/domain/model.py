@@ -225,6 +225,9 @@ class VerificationRequest:
     outcome: Outcome | None = None
     # The distinct approvals counted so far, oldest first (the last one claims the request).
     approvals: tuple[Approval, ...] = ()
+    # Approvals that no longer count: their approver had lost the role when the quorum would
+    # have completed (shown, so everyone sees whose approval was dropped).
+    withdrawn: tuple[Approval, ...] = ()
     # Bumped by every change: what an optimistic compare-and-set compares.
     version: int = 0
     # The provider's view of the domain when the request was made (None: not read yet).

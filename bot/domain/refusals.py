@@ -28,6 +28,9 @@ class Refusal(StrEnum):
     NOT_CHECKABLE = "not_checkable"  # Check provider on anything but an unknown outcome
     NOT_RESOLVABLE = "not_resolvable"  # Resolved on anything but an unknown outcome
     NOTE_REQUIRED = "note_required"  # Resolved needs a word on why
+    # Through * or a user group, but not a full member (a guest, deactivated, a bot, another
+    # organisation's user), or Slack could not say: roles fail closed.
+    NOT_A_MEMBER = "not_a_member"
 
 
 class Refused(Exception):

@@ -27,8 +27,8 @@ from bot.domain.model import (
     CLOSED_NOTICES,
     CREATED_NOTICES,
     DECIDED_NOTICES,
-    FINAL_STATES,
     HISTORY_DAYS,
+    OPEN_STATES,
     Action,
     Approval,
     Notice,
@@ -88,6 +88,8 @@ class Transition:
     notices: tuple[Notice, ...] = ()
     expected_version: int | None = None
     approvals: tuple[Approval, ...] | None = None
+    # Approvals that no longer count (their approver lost the role), stored with ``approvals``.
+    withdrawn: tuple[Approval, ...] = ()
     # The provider's view read back right after the call, stored with its outcome.
     readback: DomainReading | None = None
 
@@ -130,6 +132,30 @@ class RequestRepository(Protocol):
         self, email: str, domain: str | None = None, *, since: datetime, limit: int = 20
     ) -> list[VerificationRequest]: ...
 
+    def newest_requests(
+        self,
+        *,
+        limit: int,
+        states: frozenset[State] | None = None,
+        requester: str | None = None,
+        created_since: datetime | None = None,
+        not_states: frozenset[State] | None = None,
+    ) -> list[VerificationRequest]:
+        """At most ``limit`` matching requests, newest first, read through an index."""
+        ...
+
+    def count_requests(
+        self,
+        *,
+        cap: int,
+        states: frozenset[State] | None = None,
+        requester: str | None = None,
+        created_since: datetime | None = None,
+        not_states: frozenset[State] | None = None,
+    ) -> int:
+        """How many requests match, counting at most ``cap``."""
+        ...
+
     def record_view(
         self,
         request_id: str,
@@ -164,6 +190,11 @@ class Roles(Protocol):
 
     def is_approver(self, user_id: str) -> bool: ...
 
+    def excluded(self, user_id: str) -> bool:
+        """True when the last check found ``user_id`` not a full member of the workspace (or
+        could not tell); asks nothing. Only chooses a refusal's words."""
+        ...
+
 
 class Delivery(Protocol):
     def deliver(self, request_id: str) -> None:
@@ -188,6 +219,12 @@ class ApprovalPolicy:
     # Seconds between reminders while a request is pending (REMIND_EVERY); 0: none.
     remind_every: float = 0.0
 
+
+# The Home tab's bounds: most requests of each list read (at least as many as it shows), most
+# pending requests looked through for an approver's queue, and where its counts stop.
+HOME_LISTED = 20
+HOME_PENDING_SCAN = 200
+HOME_COUNT_CAP = 100
 
 # Lost optimistic races in a row before a click gives up (each loss means someone else changed
 # the request meanwhile; the next read sees it, so a loop this long takes a storm of clicks).
@@ -216,6 +253,12 @@ class HomeData:
     decided: tuple[VerificationRequest, ...]
     required: int
     days: int = HISTORY_DAYS
+    # How many of one's requests and of the decisions there are in ``days`` (``mine`` and
+    # ``decided`` hold only the newest), counted up to HOME_COUNT_CAP ("that many or more").
+    mine_count: int | None = None
+    decided_count: int | None = None
+    # More pending requests than HOME_PENDING_SCAN: ``waiting`` is from the newest of them.
+    waiting_more: bool = False
 
 
 @dataclass(frozen=True)
@@ -265,7 +308,7 @@ class Approvals:
         """Before the request form opens: raises Refused unless ``requester`` may ask, and
         returns the open request for ``email``, if it has one (then no new one can be made)."""
         if not self.roles.is_requester(requester):
-            raise Refused(Refusal.NOT_A_REQUESTER)
+            raise Refused(self._outsider(requester, Refusal.NOT_A_REQUESTER))
         return self.open_request_for(email) if email else None
 
     def status_of(self, user: str, email: str) -> StatusReport:
@@ -279,12 +322,16 @@ class Approvals:
         return StatusReport(email, self.open_request_for(email), tuple(recent))
 
     def home_for(self, user: str) -> HomeData:
-        """The queues one person's Home tab shows. Read-only."""
+        """The queues one person's Home tab shows. Read-only, and bounded: each list is read
+        newest first with a LIMIT through an index, and the counts stop at HOME_COUNT_CAP,
+        so the cost does not grow with the store's history."""
         now = self.clock()
         is_approver = self.roles.is_approver(user)
         waiting: list[VerificationRequest] = []
+        since = now - timedelta(days=HISTORY_DAYS)
+        pending = self.requests.newest_requests(states=PENDING, limit=HOME_PENDING_SCAN)
         if is_approver:
-            for request in reversed(self.requests.list_requests(PENDING)):
+            for request in pending:
                 if request.is_expired(now) or user in request.approvers:
                     continue
                 if request.requester == user and (
@@ -292,13 +339,34 @@ class Approvals:
                 ):
                     continue  # four eyes: not theirs to approve
                 waiting.append(request)
-        recent = list(
-            reversed(self.requests.list_requests(created_since=now - timedelta(days=HISTORY_DAYS)))
+        mine = tuple(
+            self.requests.newest_requests(requester=user, created_since=since, limit=HOME_LISTED)
         )
-        mine = tuple(r for r in recent if r.requester == user)
-        decided = tuple(r for r in recent if r.state in FINAL_STATES) if is_approver else ()
+        mine_count = self.requests.count_requests(
+            requester=user, created_since=since, cap=HOME_COUNT_CAP
+        )
+        decided: tuple[VerificationRequest, ...] = ()
+        decided_count = 0
+        if is_approver:
+            # Final states asked for as "not open": read newest first through (created_at).
+            decided = tuple(
+                self.requests.newest_requests(
+                    not_states=OPEN_STATES, created_since=since, limit=HOME_LISTED
+                )
+            )
+            decided_count = self.requests.count_requests(
+                not_states=OPEN_STATES, created_since=since, cap=HOME_COUNT_CAP
+            )
         return HomeData(
-            user, is_approver, tuple(waiting), mine, decided, self.policy.approvals_required
+            user,
+            is_approver,
+            tuple(waiting),
+            mine,
+            decided,
+            self.policy.approvals_required,
+            mine_count=mine_count,
+            decided_count=decided_count,
+            waiting_more=len(pending) >= HOME_PENDING_SCAN,
         )
 
     def rejectable(self, request_id: str) -> VerificationRequest:
@@ -319,7 +387,7 @@ class Approvals:
         already has an open request.
         """
         if not self.roles.is_requester(requester):
-            raise Refused(Refusal.NOT_A_REQUESTER)
+            raise Refused(self._outsider(requester, Refusal.NOT_A_REQUESTER))
         email = validate_email(email)
         reason = validate_reason(reason)
         stale = self.requests.find_open(email)
@@ -500,11 +568,23 @@ class Approvals:
         it. Returns the request as the click left it (pending, or its final state)."""
         correlation.set_field("request_id", request_id)
         if not self.roles.is_approver(approver):
-            raise Refused(Refusal.NOT_AN_APPROVER)
+            raise Refused(self._outsider(approver, Refusal.NOT_AN_APPROVER))
         for _ in range(MAX_RACE_RETRIES):
             request = self._approvable(request_id, approver)
             approvals = (*request.approvals, Approval(approver, self.clock()))
+            withdrawn = tuple(w for w in request.withdrawn if w.approver != approver)
             last = len(approvals) >= self.policy.approvals_required
+            lapsed: tuple[Approval, ...] = ()
+            if last:
+                # The quorum would complete: every earlier approval must still be an
+                # approver's. One whose approver has lost the role no longer counts.
+                lapsed = tuple(
+                    a for a in request.approvals if not self.roles.is_approver(a.approver)
+                )
+                if lapsed:
+                    approvals = tuple(a for a in approvals if a not in lapsed)
+                    withdrawn = (*withdrawn, *lapsed)
+                    last = len(approvals) >= self.policy.approvals_required
             change = Transition(
                 request_id,
                 PENDING,
@@ -512,11 +592,13 @@ class Approvals:
                 actor=approver,
                 action=Action.APPROVE if last else Action.APPROVAL,
                 now=self.clock(),
-                details={"approval": len(approvals), "of": self.policy.approvals_required},
+                details={"approval": len(approvals), "of": self.policy.approvals_required}
+                | ({"no_longer_counted": [w.approver for w in withdrawn]} if withdrawn else {}),
                 decided_by=approver if last else None,
                 unexpired_only=True,
                 expected_version=request.version,
                 approvals=approvals,
+                withdrawn=withdrawn,
                 notices=(Notice.SHOW,),
             )
             done = self.requests.transition(change)
@@ -530,6 +612,12 @@ class Approvals:
                     self.policy.approvals_required,
                     approver,
                 )
+                for gone in lapsed:
+                    log.warning(
+                        "Request %s: the approval by %s no longer counts: not an approver now",
+                        request_id,
+                        gone.approver,
+                    )
                 self.delivery.deliver(request_id)
                 return done
             return self._call_provider(done, approver, retry=False)
@@ -764,6 +852,12 @@ class Approvals:
         wait_for_interim()  # in order: the interim update is finished with before the final
         self.delivery.deliver(request_id)
         return final
+
+    def _outsider(self, user: str, code: Refusal) -> Refusal:
+        """The refusal for ``user`` without the role: NOT_A_MEMBER when ``*`` or a group would
+        have given it, but they are not a full member of the workspace (or Slack could not
+        say); ``code`` otherwise."""
+        return Refusal.NOT_A_MEMBER if self.roles.excluded(user) else code
 
     def _approvable(self, request_id: str, approver: str) -> VerificationRequest:
         """The request, if ``approver``'s Approve may count now; raises Refused otherwise."""

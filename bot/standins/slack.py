@@ -32,9 +32,11 @@ Behaviour worth knowing:
   authenticated call carries them in an `X-OAuth-Scopes` header (comma-separated), and a method
   whose scope is not granted answers `missing_scope` with `needed` and `provided` (and an
   `X-Accepted-OAuth-Scopes` header): `chat:write` for chat.postMessage / chat.update /
-  chat.postEphemeral, `usergroups:read` for usergroups.users.list, `channels:read` (or
-  `groups:read` for a private channel) for conversations.info, `channels:history` (or
-  `groups:history`) for conversations.history. `scopes=None` sends no header and checks no scope.
+  chat.postEphemeral, `usergroups:read` for usergroups.users.list, `users:read` for
+  users.info (every U…/W… id is a full member unless `set_user()` says otherwise),
+  `channels:read` (or `groups:read` for a private channel) for conversations.info,
+  `channels:history` (or `groups:history`) for conversations.history. `scopes=None` sends no
+  header and checks no scope.
 * Message metadata (`metadata: {event_type, event_payload}` on chat.postMessage) is kept with
   the message; `conversations.history` answers a channel's top-level messages newest first,
   within `oldest` / `latest` (exclusive unless `inclusive`), `limit` a page (default 100, at
@@ -99,6 +101,7 @@ _METHOD_SCOPES = {
     "chat.update": "chat:write",
     "chat.postEphemeral": "chat:write",
     "usergroups.users.list": "usergroups:read",
+    "users.info": "users:read",
 }
 
 
@@ -250,6 +253,7 @@ class FakeSlack:
         self._triggers: dict[str, float] = {}  # trigger id -> monotonic time issued
         self._used_triggers: set[str] = set()
         self._usergroups: dict[str, list[str]] = {}
+        self._users: dict[str, dict[str, Any]] = {}  # user id -> users.info fields set
         self._channels: dict[str, dict[str, Any]] = {}
         self._socket_mode_url: Callable[[], str] | None = None
         self._counter = itertools.count(1)
@@ -269,6 +273,7 @@ class FakeSlack:
             "views.push": self._views_push,
             "views.update": self._views_update,
             "usergroups.users.list": self._usergroups_users_list,
+            "users.info": self._users_info,
             "conversations.info": self._conversations_info,
             "conversations.history": self._conversations_history,
             "apps.connections.open": self._apps_connections_open,
@@ -328,6 +333,15 @@ class FakeSlack:
         """Define (or replace) the members of a user group (S…)."""
         with self._cond:
             self._usergroups[group_id] = list(user_ids)
+
+    def set_user(self, user_id: str, **fields: Any) -> None:
+        """Describe a user to ``users.info``: the fields given replace the default's (a full,
+        active member of this workspace), e.g. ``is_restricted=True`` (a guest),
+        ``deleted=True``, ``is_bot=True``, ``team_id="T2", is_stranger=True`` (Slack Connect),
+        ``enterprise_user={...}``. ``fields`` None-valued are removed; ``set_user(id,
+        missing=True)`` makes users.info answer ``user_not_found``."""
+        with self._cond:
+            self._users[user_id] = dict(fields)
 
     def add_channel(
         self,
@@ -899,6 +913,34 @@ class FakeSlack:
         if members is None:
             return _error("no_such_subteam")
         return {"ok": True, "users": list(members)}
+
+    def _users_info(self, params: Params) -> Answer:
+        """users.info: every U…/W… id is a full member of this workspace unless ``set_user``
+        said otherwise; anything else is ``user_not_found``."""
+        user_id = str(params.get("user", ""))
+        fields = self._users.get(user_id, {})
+        if not user_id.startswith(("U", "W")) or fields.get("missing"):
+            return _error("user_not_found")
+        user: dict[str, Any] = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": user_id.lower(),
+            "deleted": False,
+            "is_admin": False,
+            "is_owner": False,
+            "is_primary_owner": False,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
+            "is_bot": False,
+            "is_app_user": False,
+            "profile": {"real_name": user_id, "display_name": user_id.lower()},
+        }
+        for name, value in fields.items():
+            if value is None:
+                user.pop(name, None)
+            else:
+                user[name] = value
+        return {"ok": True, "user": user}
 
     def _conversations_info(self, params: Params) -> Answer:
         channel = str(params.get("channel", ""))

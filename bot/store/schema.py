@@ -11,7 +11,8 @@ optimistic compare-and-set), and the ``home_viewers`` table; 5 the request's ``p
 and ``readback`` (the provider's per-domain view, read when it was made and after the call, JSON);
 6 the ``posted_buttons`` table (where each message whose buttons can stop acting is: the
 requester's DM with Cancel, the thread replies with Check provider / Retry / Resolved) and an
-index over the outbox entries given up on (counted in /metrics).
+index over the outbox entries given up on (counted in /metrics); 7 an index on each requester's
+requests by time (the Home tab's "your requests", bounded).
 ``MIGRATIONS[n]`` brings a version-n database to n + 1, on either backend.
 """
 
@@ -22,7 +23,7 @@ from typing import Final
 
 from bot.domain.model import OPEN_STATES
 
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 FIRST_RELEASED_VERSION: Final = 2
 
 OPEN_VALUES: Final = tuple(sorted(s.value for s in OPEN_STATES))
@@ -82,6 +83,8 @@ _SCHEMA: Final = (
     "CREATE INDEX requests_created ON requests (created_at)",
     # The history beside a request: earlier requests for its domain.
     "CREATE INDEX requests_domain ON requests (domain, created_at)",
+    # The Home tab: one person's newest requests, without reading anyone else's.
+    "CREATE INDEX requests_requester ON requests (requester, created_at)",
     """
     CREATE TABLE audit_log (
         id         {serial},
@@ -191,8 +194,11 @@ _V5_TO_V6: Final = (
     "CREATE INDEX posted_buttons_live ON posted_buttons (request_id, id) WHERE settled_at IS NULL",
 )
 
+# Version 6 -> 7: the Home tab reads one person's newest requests through an index.
+_V6_TO_V7: Final = ("CREATE INDEX requests_requester ON requests (requester, created_at)",)
+
 # From version N to N + 1.
-MIGRATIONS: Final = {2: _V2_TO_V3, 3: _V3_TO_V4, 4: _V4_TO_V5, 5: _V5_TO_V6}
+MIGRATIONS: Final = {2: _V2_TO_V3, 3: _V3_TO_V4, 4: _V4_TO_V5, 5: _V5_TO_V6, 6: _V6_TO_V7}
 
 
 def _render(statements: tuple[str, ...], dialect: Dialect) -> tuple[str, ...]:

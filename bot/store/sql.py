@@ -149,9 +149,15 @@ def _json(value: dict[str, Any]) -> str:
     return _text(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
-def _approvals_json(approvals: Sequence[Approval]) -> str:
+def _approvals_json(approvals: Sequence[Approval], withdrawn: Sequence[Approval] = ()) -> str:
+    """The approvals column: those counted, then (``"counts": false``) those that no longer
+    count because their approver lost the role."""
     return _json_list(
         [{"by": a.approver, "at": a.at.astimezone(UTC).isoformat()} for a in approvals]
+        + [
+            {"by": a.approver, "at": a.at.astimezone(UTC).isoformat(), "counts": False}
+            for a in withdrawn
+        ]
     )
 
 
@@ -159,10 +165,13 @@ def _json_list(value: list[Any]) -> str:
     return _text(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
-def _approvals_from_json(text: str | None) -> tuple[Approval, ...]:
+def _approvals_from_json(text: str | None, *, counted: bool = True) -> tuple[Approval, ...]:
+    """The approvals that count (``counted``), or those that no longer do."""
     items = json.loads(text) if text else []
     return tuple(
-        Approval(str(a["by"]), datetime.fromisoformat(a["at"]).astimezone(UTC)) for a in items
+        Approval(str(a["by"]), datetime.fromisoformat(a["at"]).astimezone(UTC))
+        for a in items
+        if a.get("counts", True) is counted
     )
 
 
@@ -264,6 +273,12 @@ class BaseSQLStore:
     def _read(self) -> AbstractContextManager[_Cursor]:
         raise NotImplementedError
 
+    def _probe_read(self) -> AbstractContextManager[_Cursor]:
+        """A cursor for the health and metrics reads (``metric_figures``): by default the
+        ordinary read; a store with a process-wide lock gives them a connection of their own,
+        so a scrape never holds up an acknowledgement, nor waits behind a slow write."""
+        return self._read()
+
     def _unique_violation(self, error: BaseException) -> str | None:
         """``"id"`` for a duplicate request id, ``"open_email"`` for a second open request for
         one email, None for anything else."""
@@ -342,6 +357,7 @@ class BaseSQLStore:
             decision_note=decision_note,
             outcome=None if outcome is None else outcome_from_dict(json.loads(outcome)),
             approvals=_approvals_from_json(approvals),
+            withdrawn=_approvals_from_json(approvals, counted=False),
             version=int(version),
             view=_reading(view),
             readback=_reading(readback),
@@ -579,7 +595,9 @@ class BaseSQLStore:
                 _opt_text(change.decided_by),
                 _opt_text(change.decision_note),
                 outcome_json,
-                None if change.approvals is None else _approvals_json(change.approvals),
+                None
+                if change.approvals is None
+                else _approvals_json(change.approvals, change.withdrawn),
                 None if change.readback is None else _json(view_to_dict(change.readback)),
                 request_id,
                 current.value,
@@ -740,6 +758,67 @@ class BaseSQLStore:
             cur.execute(self._sql(sql), params)
             return [self._request_from_row(r) for r in cur.fetchall()]
 
+    def _home_where(
+        self,
+        states: frozenset[State] | None,
+        requester: str | None,
+        created_since: datetime | None,
+        not_states: frozenset[State] | None = None,
+    ) -> tuple[str, list[Any]]:
+        """The WHERE clause (constant fragments, bound values) of the Home tab's queries."""
+        where: list[str] = []
+        params: list[Any] = []
+        for states_, word in ((states, "IN"), (not_states, "NOT IN")):
+            if states_ is not None:
+                ordered = sorted(State(s).value for s in states_) or [""]
+                where.append(f"state {word} (" + ", ".join("?" * len(ordered)) + ")")
+                params.extend(ordered)
+        if requester is not None:
+            where.append("requester = ?")
+            params.append(_text(requester))
+        if created_since is not None:
+            where.append("created_at >= ?")
+            params.append(self._time_to_db(created_since))
+        return (" WHERE " + " AND ".join(where)) if where else "", params
+
+    def newest_requests(
+        self,
+        *,
+        limit: int,
+        states: frozenset[State] | None = None,
+        requester: str | None = None,
+        created_since: datetime | None = None,
+        not_states: frozenset[State] | None = None,
+    ) -> list[VerificationRequest]:
+        """At most ``limit`` requests, newest first (by ``created_at``), in ``states`` and in
+        none of ``not_states``, by ``requester``, created at or after ``created_since`` (each
+        when given). Read through the indexes on (requester, created_at), (created_at) and
+        (state, …), so the cost is the rows returned, not the store's history: ask for final
+        states as "not open" (``not_states``), which walks the (created_at) index newest
+        first, rather than naming them, which would read every final request to sort them."""
+        where, params = self._home_where(states, requester, created_since, not_states)
+        sql = _SELECT_REQUEST + where + " ORDER BY created_at DESC, id DESC LIMIT ?"
+        with self._read() as cur:
+            cur.execute(self._sql(sql), (*params, int(limit)))
+            return [self._request_from_row(r) for r in cur.fetchall()]
+
+    def count_requests(
+        self,
+        *,
+        cap: int,
+        states: frozenset[State] | None = None,
+        requester: str | None = None,
+        created_since: datetime | None = None,
+        not_states: frozenset[State] | None = None,
+    ) -> int:
+        """How many requests match (as ``newest_requests``), counting at most ``cap``: a
+        count that reaches ``cap`` means "``cap`` or more"."""
+        where, params = self._home_where(states, requester, created_since, not_states)
+        sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM requests{where} LIMIT ?) AS capped"  # noqa: S608 -- constants
+        with self._read() as cur:
+            cur.execute(self._sql(sql), (*params, int(cap)))
+            return int(cur.fetchone()[0])
+
     def requests_about(
         self, email: str, domain: str | None = None, *, since: datetime, limit: int = 20
     ) -> list[VerificationRequest]:
@@ -763,7 +842,7 @@ class BaseSQLStore:
     def metric_figures(self) -> StoreFigures:
         """Counts for the store-derived metrics (bot/metrics.py): requests by state, the
         oldest pending one, and the outbox's backlog. Read-only."""
-        with self._read() as cur:
+        with self._probe_read() as cur:
             cur.execute("SELECT state, COUNT(*) FROM requests GROUP BY state")
             by_state = {State(row[0]): int(row[1]) for row in cur.fetchall()}
             cur.execute(

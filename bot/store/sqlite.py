@@ -17,6 +17,10 @@ from bot.store.sql import BaseSQLStore
 
 log = logging.getLogger(__name__)
 
+# Milliseconds the probes' connection waits for SQLite's locks: /readyz and /metrics answer at
+# once whatever is being written.
+PROBE_BUSY_MS = 50
+
 
 class SQLiteStore(BaseSQLStore):
     """The store on one SQLite file, safe for many threads and several processes.
@@ -29,6 +33,13 @@ class SQLiteStore(BaseSQLStore):
     in ``BEGIN IMMEDIATE`` (the write lock is taken before the first read, so a read-then-update
     cannot interleave with another writer), and ``busy_timeout`` to wait for that lock rather
     than fail at once.
+
+    Health and metrics: ``/readyz`` (``ping``) and ``/metrics`` (``metric_figures``) use a
+    second connection with a lock of its own, never the one above: in WAL mode its reads are
+    not blocked by a writer, so a slow write (here or in another process) does not stall a
+    probe, and a slow scrape never holds the lock an acknowledgement may need. Its ping takes
+    the write lock without waiting (``PROBE_BUSY_MS``): a database another writer holds is
+    busy, not down.
 
     Durability: ``synchronous=FULL``. NORMAL in WAL mode already survives a crash or ``kill -9``
     of the process, but may lose the last commits on power loss or an OS crash. Losing a
@@ -44,15 +55,20 @@ class SQLiteStore(BaseSQLStore):
         self._busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = self._connect()
+        self._probe_lock = threading.Lock()
+        self._probe_conn: sqlite3.Connection | None = None
         try:
             self._migrate()
+            self._probe_conn = self._connect(busy_timeout_ms=PROBE_BUSY_MS)
         except BaseException:
             self.close()
             raise
 
     # -- connection ----------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, busy_timeout_ms: int | None = None) -> sqlite3.Connection:
+        if busy_timeout_ms is None:
+            busy_timeout_ms = self._busy_timeout_ms
         parent = self.path.parent
         if not parent.is_dir():
             raise StoreError(
@@ -62,7 +78,7 @@ class SQLiteStore(BaseSQLStore):
         try:
             conn = sqlite3.connect(
                 self.path,
-                timeout=self._busy_timeout_ms / 1000,  # sets SQLite's busy_timeout
+                timeout=busy_timeout_ms / 1000,  # sets SQLite's busy_timeout
                 isolation_level=None,  # autocommit; transactions are explicit BEGIN IMMEDIATE
                 check_same_thread=False,  # shared by threads; self._lock serialises every use
             )
@@ -150,6 +166,34 @@ class SQLiteStore(BaseSQLStore):
             finally:
                 cur.close()
 
+    @contextmanager
+    def _probe_read(self) -> Iterator[sqlite3.Cursor]:
+        """A cursor on the probes' own connection (see the class docstring)."""
+        with self._probe_lock, self._translate_errors():
+            if self._probe_conn is None:
+                raise StoreError(f"the store for {self.path} is closed")
+            cur = self._probe_conn.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database can be written: on the probes' connection,
+        take the write lock, write a row and roll it back. Another writer holding the lock
+        (SQLite answers "locked" within PROBE_BUSY_MS) means the store is busy, not down."""
+        with self._probe_read() as cur:
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e) or "busy" in str(e):
+                    return  # a write is under way: the database is there and being written
+                raise
+            try:
+                cur.execute("UPDATE schema_version SET version = version")
+            finally:
+                cur.execute("ROLLBACK")
+
     def _migrate(self) -> None:
         """Create the schema, or bring a released older one up to SCHEMA_VERSION, in one
         transaction (SQLite's write lock keeps two processes from doing it at once)."""
@@ -195,6 +239,10 @@ class SQLiteStore(BaseSQLStore):
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
+        with self._probe_lock:
+            probe, self._probe_conn = self._probe_conn, None
+            if probe is not None:
+                probe.close()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
