@@ -234,7 +234,7 @@ class HeldProvider:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def confirm(self, email: str) -> Any:
+    def confirm(self, email: str, *, renew: object = None) -> Any:
         self.entered.set()
         if not self.release.wait(timeout=30):
             raise AssertionError("the test never released the provider")

@@ -221,10 +221,10 @@ def test_the_thread_reply_adds_the_state_read_back_after_the_call(world):
     final = world.driver.final_message(message)
     assert "Provider after the call: already *verified*" in text_of(final)
     request = stored(world, message)
-    success = [
-        e for e in world.services.store.audit_log(request.id) if e.action == "provider_success"
-    ]
-    assert success[0].details["readback"]["status"] == "verified"
+    # Read after the outcome was recorded (outside the claim), and audited as such.
+    trail = world.services.store.audit_log(request.id)
+    assert [e.action for e in trail][-2:] == ["provider_success", "readback"]
+    assert trail[-1].details["reading"]["status"] == "verified"
 
 
 def test_a_failed_call_is_not_read_back(world):

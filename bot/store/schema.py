@@ -8,7 +8,9 @@ they spell an auto-numbered key, a point in time and a reference to such a key.
 Versions: 2 was the first released; 3 adds the outbox's ``lane`` and ``audit_id``; 4 the
 request's ``approvals`` (the quorum so far, JSON) and ``version`` (bumped by every change, for
 optimistic compare-and-set), and the ``home_viewers`` table; 5 the request's ``provider_view``
-and ``readback`` (the provider's per-domain view, read when it was made and after the call, JSON).
+and ``readback`` (the provider's per-domain view, read when it was made and after the call, JSON);
+6 the request's ``claim_id`` and ``lease_until`` (the current claim of an executing request and
+until when it may call the provider: the fence on its outcome and the sweep's test).
 ``MIGRATIONS[n]`` brings a version-n database to n + 1, on either backend.
 """
 
@@ -19,7 +21,7 @@ from typing import Final
 
 from bot.domain.model import OPEN_STATES
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 FIRST_RELEASED_VERSION: Final = 2
 
 OPEN_VALUES: Final = tuple(sorted(s.value for s in OPEN_STATES))
@@ -69,7 +71,9 @@ _SCHEMA: Final = (
         approvals     TEXT NOT NULL DEFAULT '[]',
         version       INTEGER NOT NULL DEFAULT 0,
         provider_view TEXT,
-        readback      TEXT
+        readback      TEXT,
+        claim_id      TEXT,
+        lease_until   {time}
     )
     """,
     # "One open request per email", across processes and replicas.
@@ -152,8 +156,15 @@ _V4_TO_V5: Final = (
     "ALTER TABLE requests ADD COLUMN readback TEXT",
 )
 
+# Version 5 -> 6: the claim and its lease. A request a version-5 bot left executing has neither:
+# the sweep takes it by its age, as version 5 did (see Approvals.recover_interrupted).
+_V5_TO_V6: Final = (
+    "ALTER TABLE requests ADD COLUMN claim_id TEXT",
+    "ALTER TABLE requests ADD COLUMN lease_until {time}",
+)
+
 # From version N to N + 1.
-MIGRATIONS: Final = {2: _V2_TO_V3, 3: _V3_TO_V4, 4: _V4_TO_V5}
+MIGRATIONS: Final = {2: _V2_TO_V3, 3: _V3_TO_V4, 4: _V4_TO_V5, 5: _V5_TO_V6}
 
 
 def _render(statements: tuple[str, ...], dialect: Dialect) -> tuple[str, ...]:
