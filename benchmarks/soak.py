@@ -13,15 +13,20 @@ an approver clicks Retry on some unknown outcomes. A person whose click got lost
 died under it, the store was restarting) clicks again, as a person would, a bounded number of
 times; Slack's side is a load balancer that sends each delivery to a live replica.
 
-Faults: the provider answers 4xx, 5xx, 429, HTML, wrong shapes, hangs past the timeout and
-closes connections; Slack answers 429s and errors, times out (having acted or not) and has a
-whole outage of a minute; the soak kills (``kill -9``) a replica in the middle of a provider
-call and in the middle of a delivery to Slack, then restarts it; and restarts PostgreSQL
-(immediate mode: every connection dropped, crash recovery).
+Faults: the provider answers 4xx, 5xx, 429, HTML, wrong shapes, hangs past the timeout,
+trickles its headers a byte at a time (each read within the timeout, the whole far beyond it)
+and closes connections; Slack answers 429s and errors, times out (having acted or not) and has
+a whole outage of a minute; the soak kills (``kill -9``) a replica in the middle of a provider
+call and in the middle of a delivery to Slack, then restarts it; pauses (SIGSTOP) a replica in
+the middle of a provider call for longer than its claim's lease and one maintenance round
+(another replica takes the claim, a person may Retry), then resumes it (SIGCONT): its answer
+must be fenced out, recorded as a late answer against its own claim, and it must not call the
+provider again; and restarts PostgreSQL (immediate mode: every connection dropped, crash
+recovery).
 
-Then it waits for the maintenance rounds to settle (with INTERRUPTED_AFTER shortened, the
-setting that exists for this) and checks every promise. It prints a table and exits 1 when any
-check finds a violation.
+Then it waits for the maintenance rounds to settle (each claim's lease is the derived one: one
+attempt's deadline plus the grace) and checks every promise. It prints a table and exits 1
+when any check finds a violation.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from bot import ids
 from bot.audit import export
 from bot.domain.model import (
     PROVIDER_ACTIONS,
+    RECORD_ONLY_ACTIONS,
     STAYING_ACTIONS,
     TRANSITIONS,
     VIEW_ACTIONS,
@@ -69,6 +75,7 @@ from bot.domain.model import (
     State,
     VerificationRequest,
 )
+from bot.maintenance import INTERVAL, LEASE_GRACE
 from bot.standins import payloads
 from bot.standins.driver import Delivered, Driver, Reply
 from bot.standins.provider import CONFIRM_PATH, MODES, FakeProvider, Response
@@ -100,19 +107,24 @@ PROVIDER_FAULTS = (
     "close_after_read",
     "hang",
     "html_200",
+    "trickle_headers",
 )
 SPECIAL_FAULTS: dict[str, Callable[[], Response]] = {
     "hang": lambda: Response.hang(8),  # past HOSTUP_TIMEOUT: an unknown outcome
     "html_200": lambda: Response.html(200),  # a proxy's page, answered 200
+    # A byte every 0.5 s: each read well within HOSTUP_TIMEOUT, the headers about a minute.
+    "trickle_headers": lambda: Response.trickle_headers(0.5),
 }
 SLACK_FAULTS = (("ratelimited", 429), ("internal_error", 200), ("fatal_error", 500))
 SLACK_METHODS = ("chat.postMessage", "chat.update")
 HOSTUP_TIMEOUT = 2  # seconds: a hang of 8 s is a timeout (an unknown outcome)
 SLACK_HANG = 12.0  # past the bot's Slack timeout (bot.services.SLACK_TIMEOUT, 10 s)
-# Seconds before a claim left by a killed replica is taken for an interrupted call. Longer
-# than any call the soak's provider makes (a hang of 8 s, 429s with Retry-After 1 s, and the
-# read-back), far shorter than the bound derived from HOSTUP_TIMEOUT.
-INTERRUPTED_AFTER = 30
+# Seconds a claim's lease runs (the bot derives it: one attempt's deadline plus the grace; it is
+# renewed before each further attempt, and the read-back happens outside it). A claim left by a
+# killed or paused replica is taken for an interrupted call after it, within one round.
+LEASE = HOSTUP_TIMEOUT + LEASE_GRACE
+# How long a claim can stay executing at most, seen from outside: its lease, one round, slack.
+EXECUTING_AT_MOST = LEASE + INTERVAL + 90
 OUTAGE_SECONDS = 60.0  # a whole Slack outage (--quick: QUICK_OUTAGE_SECONDS)
 QUICK_OUTAGE_SECONDS = 20.0
 SETTLE_SECONDS = 420.0  # > the outbox lease a killed replica leaves (120 s) plus backoff
@@ -386,7 +398,6 @@ class Soak:
             "HOSTUP_API_KEY": PROVIDER_KEY,
             "HOSTUP_API_URL": self.provider.url,
             "HOSTUP_TIMEOUT": str(HOSTUP_TIMEOUT),
-            "INTERRUPTED_AFTER": str(INTERRUPTED_AFTER),
             "APPROVERS": APPROVER_GROUP,
             "REQUESTERS": REQUESTER_GROUP,
             "APPROVAL_CHANNEL": CHANNEL,
@@ -560,7 +571,7 @@ class Soak:
 
         state = self.decide(email, click)
         if state is State.EXECUTING:
-            state = self.wait_state(email, frozenset({State.EXECUTING}), INTERRUPTED_AFTER + 90)
+            state = self.wait_state(email, frozenset({State.EXECUTING}), EXECUTING_AT_MOST)
         if state is State.UNKNOWN and rng.random() < 0.6:
             self.retry(email, message)
 
@@ -595,7 +606,7 @@ class Soak:
 
         state = self.decide(email, click, frozenset({State.UNKNOWN}))
         if state is State.EXECUTING:
-            self.wait_state(email, frozenset({State.EXECUTING}), INTERRUPTED_AFTER + 90)
+            self.wait_state(email, frozenset({State.EXECUTING}), EXECUTING_AT_MOST)
 
     # -- faults the soak makes itself
 
@@ -620,6 +631,8 @@ class Soak:
                     self.tally.count(self.tally.kills, fault)
             elif fault == "kill in a provider call":
                 self._kill_in(fault, self._provider_call, done)
+            elif fault == "pause in a provider call":
+                self._pause_in(fault, done)
             else:
                 self._kill_in(fault, self._slack_delivery, done)
 
@@ -660,6 +673,33 @@ class Soak:
         self.tally.count(self.tally.kills, fault)
         done.wait(random.Random(replica.generation).uniform(0.2, 2.0))  # down for a moment
         replica.start()
+
+    def _pause_in(self, fault: str, done: threading.Event) -> None:
+        """Pause (SIGSTOP) the replica caught in the middle of a provider call for longer than
+        its claim's lease and one maintenance round, as a stalled VM or a long GC would; the
+        balancer's health check takes it out meanwhile. Then resume it (SIGCONT)."""
+        self.provider.delay = 1.5  # calls long enough to be caught in the middle of
+        try:
+            replica = None
+            while replica is None and not done.is_set():
+                ports = self._provider_call()
+                replica = next((r for r in self.replicas if r.owns(ports)), None)
+            if replica is None or replica.app is None:
+                self.tally.count(self.tally.kills, f"{fault}: missed")
+                return
+            replica.up.clear()
+            replica.app.proc.send_signal(signal.SIGSTOP)
+        finally:
+            self.provider.delay = 0.0
+        self.tally.count(self.tally.kills, fault)
+        # Past the lease and the round that sweeps it; reproducible from the run's seed.
+        seconds = random.Random(self.args.seed * 7919 + replica.generation).uniform(
+            LEASE + INTERVAL + 3, LEASE + INTERVAL + 15
+        )
+        log(f"replica{replica.index} paused for {seconds:.0f} s")
+        time.sleep(seconds)  # the pause itself: the fault being injected, not a wait on a race
+        replica.app.proc.send_signal(signal.SIGCONT)
+        replica.up.set()
 
     # -- the run
 
@@ -715,6 +755,8 @@ class Soak:
         plan = [(rng.uniform(0.1, 0.3), "outage")]
         plan += [(rng.uniform(0.05, 0.8), "kill in a provider call") for _ in range(kills)]
         plan += [(rng.uniform(0.05, 0.8), "kill in a Slack delivery") for _ in range(kills)]
+        pauses = max(1, self.args.flows // 400)
+        plan += [(rng.uniform(0.05, 0.8), "pause in a provider call") for _ in range(pauses)]
         if self.postgres is not None and self.postgres.own:
             restarts = max(1, self.args.flows // 700)
             plan += [(rng.uniform(0.05, 0.8), "postgres restart") for _ in range(restarts)]
@@ -759,6 +801,14 @@ def check(
             violations.append(f"{request.id} is left {request.state.value}")
         claims = sum(1 for e in trail if e.action in CLAIMS)
         figures["claims"] += claims
+        # Answers fenced out (their claim's lease ran out and was taken): each names a claim
+        # the sweep took, never the current one.
+        late = [e for e in trail if e.action == Action.LATE_ANSWER]
+        figures["late answers (fenced out)"] += len(late)
+        taken = {e.details.get("claim_id") for e in trail if e.action == Action.INTERRUPTED}
+        for entry in late:
+            if entry.details.get("claim_id") not in taken:
+                violations.append(f"{request.id}: a late answer for a claim nobody took")
         if confirms[email] > claims:
             violations.append(
                 f"{request.id}: {confirms[email]} provider calls for {claims} approvals or retries"
@@ -770,7 +820,9 @@ def check(
         for before, after in zip(trail, trail[1:], strict=False):
             legal = (
                 after.from_state is after.to_state
-                if after.action in VIEW_ACTIONS or after.action in STAYING_ACTIONS
+                if after.action in VIEW_ACTIONS
+                or after.action in STAYING_ACTIONS
+                or after.action in RECORD_ONLY_ACTIONS
                 else after.to_state in TRANSITIONS[before.to_state]
             )
             if after.from_state is not before.to_state or not legal:
@@ -820,6 +872,7 @@ def check(
         "approve_clicks": tally.actions["approve click"],
         "retry_clicks": tally.actions["retry click"],
         "claims": figures.pop("claims", 0),
+        "late_answers": figures.pop("late answers (fenced out)", 0),
         "provider_calls": sum(confirms.values()),
         "messages": dict(figures),
         "violations": violations,
@@ -859,6 +912,7 @@ ROWS = (
     ("kills", "kills and restarts"),
     ("claims", "approvals and retries that claimed"),
     ("provider_calls", "provider calls (not 429)"),
+    ("late_answers", "late answers (fenced out)"),
     ("messages", "Slack messages"),
     ("people_seconds", "people done after (s)"),
     ("settle_seconds", "settled in (s)"),
