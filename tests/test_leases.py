@@ -13,14 +13,16 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from test_process import make_workspace, state_of
 
 from bot import ids
-from bot.domain.model import Action, State, utcnow
+from bot.domain.model import Action, State, VerificationRequest, new_request_id, utcnow
+from bot.domain.service import Transition
 from bot.standins.provider import CONFIRM_PATH, Response
 from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER, World
 from bot.store import open_store
@@ -181,3 +183,152 @@ def test_a_process_killed_mid_call_is_offered_for_retry_within_its_lease(tmp_pat
         assert ids.RETRY_ACTION in str(reply["blocks"])
         assert offered <= 45, offered
         assert len(workspace.provider.calls) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The store's part, on each backend: the claim, the renewal, the fence and the sweep's test
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def claimed(store: Any, claim_id: str, lease_until: datetime) -> Any:
+    """A request claimed (pending -> executing) with ``claim_id`` and ``lease_until``."""
+    request = store.create(
+        VerificationRequest(
+            id=new_request_id(),
+            email=f"u-{new_request_id()}@example.com",
+            domain="example.com",
+            reason="T-1",
+            requester="U1",
+            state=State.PENDING,
+            created_at=T0,
+            expires_at=T0 + timedelta(days=1),
+            updated_at=T0,
+        ),
+        actor="U1",
+    )
+    done = store.transition(
+        Transition(
+            request.id,
+            frozenset({State.PENDING}),
+            State.EXECUTING,
+            actor="U2",
+            action=Action.APPROVE,
+            now=T0,
+            claim_id=claim_id,
+            lease_until=lease_until,
+        )
+    )
+    assert done is not None and (done.claim_id, done.lease_until) == (claim_id, lease_until)
+    return done
+
+
+def outcome(request_id: str, fence: str, **extra: Any) -> Transition:
+    return Transition(
+        request_id,
+        frozenset({State.EXECUTING}),
+        State.SUCCEEDED,
+        actor="U2",
+        action=Action.PROVIDER_SUCCESS,
+        now=T0 + timedelta(seconds=5),
+        fence=fence,
+        **extra,
+    )
+
+
+def test_the_outcome_is_fenced_on_its_claim(database_url: str) -> None:
+    """An outcome lands only under the claim it names; another claim's is refused (None) and
+    writes nothing."""
+    with open_store(database_url) as opened:
+        store: Any = opened
+        request = claimed(store, "claim-a", T0 + timedelta(seconds=13))
+        assert store.transition(outcome(request.id, "claim-b")) is None
+        assert store.get(request.id).state is State.EXECUTING
+        assert len(store.audit_log(request.id)) == 2
+        done = store.transition(outcome(request.id, "claim-a"))
+        assert done is not None and done.state is State.SUCCEEDED
+
+
+def test_a_lease_is_renewed_only_by_its_claim_while_it_runs(database_url: str) -> None:
+    """renew_lease extends the lease of the current claim while it runs; another claim, a lease
+    that ran out, or a request no longer executing cannot renew it. Nothing is audited."""
+    with open_store(database_url) as opened:
+        store: Any = opened
+        until = T0 + timedelta(seconds=13)
+        request = claimed(store, "claim-a", until)
+        later = T0 + timedelta(seconds=40)
+        assert not store.renew_lease(request.id, "claim-b", until=later, now=T0)
+        assert not store.renew_lease(request.id, "claim-a", until=later, now=until + timedelta(1))
+        assert store.renew_lease(request.id, "claim-a", until=later, now=T0 + timedelta(seconds=5))
+        assert store.get(request.id).lease_until == later
+        assert len(store.audit_log(request.id)) == 2
+        assert store.transition(outcome(request.id, "claim-a")) is not None
+        assert not store.renew_lease(request.id, "claim-a", until=later, now=T0)
+
+
+def test_the_sweep_takes_a_claim_only_once_its_lease_ran_out(database_url: str) -> None:
+    """The sweep's compare-and-set (claim listed, lease ran out before now) fails while the
+    lease runs, and after a renewal; it succeeds once the lease ran out."""
+    with open_store(database_url) as opened:
+        store: Any = opened
+        until = T0 + timedelta(seconds=13)
+        request = claimed(store, "claim-a", until)
+
+        def sweep(now: datetime) -> Any:
+            return store.transition(
+                Transition(
+                    request.id,
+                    frozenset({State.EXECUTING}),
+                    State.UNKNOWN,
+                    actor="bot",
+                    action=Action.INTERRUPTED,
+                    now=now,
+                    fence="claim-a",
+                    lease_expired_by=now,
+                )
+            )
+
+        assert sweep(until) is None  # not before it ran out
+        renewed = until + timedelta(seconds=30)
+        assert store.renew_lease(request.id, "claim-a", until=renewed, now=until)
+        assert sweep(until + timedelta(seconds=1)) is None  # renewed meanwhile
+        swept = sweep(renewed + timedelta(seconds=1))
+        assert swept is not None and swept.state is State.UNKNOWN
+
+
+def test_a_late_answer_is_audited_against_its_claim_and_changes_nothing(
+    database_url: str,
+) -> None:
+    """record_late appends a late_answer entry (its claim and the answer in its details), from
+    and to the current state; the request does not change. A transition cannot record one."""
+    with open_store(database_url) as opened:
+        store: Any = opened
+        request = claimed(store, "claim-a", T0 + timedelta(seconds=13))
+        before = store.get(request.id)
+        after = store.record_late(
+            request.id,
+            claim_id="claim-old",
+            actor="U2",
+            now=T0 + timedelta(seconds=20),
+            details={"type": "cleared", "provider_request_id": "req-1"},
+        )
+        assert after == before
+        entry = store.audit_log(request.id)[-1]
+        assert entry.action == Action.LATE_ANSWER
+        assert entry.from_state is entry.to_state is State.EXECUTING
+        assert entry.details == {
+            "type": "cleared",
+            "provider_request_id": "req-1",
+            "claim_id": "claim-old",
+        }
+        with pytest.raises(ValueError, match="record_late"):
+            store.transition(
+                Transition(
+                    request.id,
+                    frozenset({State.EXECUTING}),
+                    State.SUCCEEDED,
+                    actor="U2",
+                    action=Action.LATE_ANSWER,
+                    now=T0,
+                )
+            )
