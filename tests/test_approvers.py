@@ -100,6 +100,7 @@ def test_two_distinct_approvers_are_needed_and_the_provider_is_called_once(quoru
         (Action.APPROVAL, APPROVER),
         (Action.APPROVE, SECOND_APPROVER),
         (Action.PROVIDER_SUCCESS, SECOND_APPROVER),
+        (Action.READBACK, "bot"),  # read after the outcome, outside the claim
     ]
     out = io.StringIO()
     export(world.services.store, out)

@@ -301,8 +301,14 @@ def test_check_provider_is_for_approvers_and_unknown_outcomes_only(world):
     assert "Only approvers" in answer
     assert len(world.provider.view_calls) == calls
     world.driver.click(APPROVER, reply, ids.RETRY_ACTION)
+    # The retry's outcome, then its read-back (made after the outcome is recorded).
     world.slack.wait_for(
-        lambda: stored(world, message).state is State.SUCCEEDED or None, what="the retry"
+        lambda: (
+            [e.action for e in world.services.store.audit_log(stored(world, message).id)][-2:]
+            == ["provider_success", "readback"]
+            or None
+        ),
+        what="the retry and its read-back",
     )
     calls = len(world.provider.view_calls)
     answer = world.driver.answer(world.driver.click(APPROVER, reply, ids.CHECK_ACTION))
