@@ -394,6 +394,7 @@ class Soak:
         self.driver = Driver(slack, self.balancer, CHANNEL, timeout=PATIENCE)
         self.patient = Driver(slack, self.balancer, CHANNEL, timeout=WAIT)
         self.store: BaseSQLStore | None = None
+        self._resumers: list[threading.Thread] = []
 
     def _env(self) -> dict[str, str]:
         return base_env() | {
@@ -703,11 +704,19 @@ class Soak:
         )
         log(f"replica{replica.index} paused for {seconds:.0f} s")
         paused = datetime.now(UTC)
-        time.sleep(seconds)  # the pause itself: the fault being injected, not a wait on a race
-        replica.app.proc.send_signal(signal.SIGCONT)
-        replica.up.set()
-        with self.tally.lock:
-            self.tally.pauses.append((paused, datetime.now(UTC)))
+        app = replica.app
+
+        def resume() -> None:
+            time.sleep(seconds)  # the pause itself: the fault injected, not a wait on a race
+            app.proc.send_signal(signal.SIGCONT)
+            replica.up.set()
+            with self.tally.lock:
+                self.tally.pauses.append((paused, datetime.now(UTC)))
+
+        # The rest of the plan goes on meanwhile.
+        resumer = threading.Thread(target=resume, name="resume", daemon=True)
+        resumer.start()
+        self._resumers.append(resumer)
 
     # -- the run
 
@@ -734,6 +743,8 @@ class Soak:
                     log(f"{n} of {len(futures)} flows done")
         done.set()
         chaos.join(timeout=WAIT + 60)  # a replica it killed may still be restarting
+        for resumer in self._resumers:
+            resumer.join(timeout=WAIT)  # a replica it paused is resumed before the checks
         people_done = time.monotonic()
         settled = self.settle(time.monotonic() + SETTLE_SECONDS)
         result = check(self.store, self.slack, self.provider, self.tally)

@@ -41,7 +41,10 @@ def test_quick_soak_over_two_replicas_finds_no_violation(tmp_path: Path) -> None
     figures = json.loads(out.read_text())
     assert figures["violations"] == []
     assert (figures["backend"], figures["replicas"]) == ("postgres", 2)
-    assert figures["requests"] == figures["flows"] == 200
+    # One request per flow, and a form a paused replica finished after its person asked again
+    # elsewhere (counted apart, left pending for its TTL).
+    assert figures["requests"] == figures["flows"] + figures["stale_submissions"]
+    assert figures["flows"] == 200
     assert sum(figures["provider_faults"].values()) > 0  # faults were injected
     assert any("outage" in fault for fault in figures["slack_faults"])
     assert any("timeout" in fault for fault in figures["slack_faults"])
