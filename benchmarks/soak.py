@@ -13,15 +13,20 @@ an approver clicks Retry on some unknown outcomes. A person whose click got lost
 died under it, the store was restarting) clicks again, as a person would, a bounded number of
 times; Slack's side is a load balancer that sends each delivery to a live replica.
 
-Faults: the provider answers 4xx, 5xx, 429, HTML, wrong shapes, hangs past the timeout and
-closes connections; Slack answers 429s and errors, times out (having acted or not) and has a
-whole outage of a minute; the soak kills (``kill -9``) a replica in the middle of a provider
-call and in the middle of a delivery to Slack, then restarts it; and restarts PostgreSQL
-(immediate mode: every connection dropped, crash recovery).
+Faults: the provider answers 4xx, 5xx, 429, HTML, wrong shapes, hangs past the timeout,
+trickles its headers a byte at a time (each read within the timeout, the whole far beyond it)
+and closes connections; Slack answers 429s and errors, times out (having acted or not) and has
+a whole outage of a minute; the soak kills (``kill -9``) a replica in the middle of a provider
+call and in the middle of a delivery to Slack, then restarts it; pauses (SIGSTOP) a replica in
+the middle of a provider call for longer than its claim's lease and one maintenance round
+(another replica takes the claim, a person may Retry), then resumes it (SIGCONT): its answer
+must be fenced out, recorded as a late answer against its own claim, and it must not call the
+provider again; and restarts PostgreSQL (immediate mode: every connection dropped, crash
+recovery).
 
-Then it waits for the maintenance rounds to settle (with INTERRUPTED_AFTER shortened, the
-setting that exists for this) and checks every promise. It prints a table and exits 1 when any
-check finds a violation.
+Then it waits for the maintenance rounds to settle (each claim's lease is the derived one: one
+attempt's deadline plus the grace) and checks every promise. It prints a table and exits 1
+when any check finds a violation.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -61,8 +66,8 @@ from run import (
 from bot import ids
 from bot.audit import export
 from bot.domain.model import (
-    NOTED_ACTIONS,
     PROVIDER_ACTIONS,
+    RECORD_ONLY_ACTIONS,
     STAYING_ACTIONS,
     TRANSITIONS,
     VIEW_ACTIONS,
@@ -70,6 +75,7 @@ from bot.domain.model import (
     State,
     VerificationRequest,
 )
+from bot.maintenance import INTERVAL, LEASE_GRACE
 from bot.standins import payloads
 from bot.standins.driver import Delivered, Driver, Reply
 from bot.standins.provider import CONFIRM_PATH, MODES, FakeProvider, Response
@@ -101,19 +107,27 @@ PROVIDER_FAULTS = (
     "close_after_read",
     "hang",
     "html_200",
+    "trickle_headers",
 )
 SPECIAL_FAULTS: dict[str, Callable[[], Response]] = {
     "hang": lambda: Response.hang(8),  # past HOSTUP_TIMEOUT: an unknown outcome
     "html_200": lambda: Response.html(200),  # a proxy's page, answered 200
+    # A byte every 0.5 s: each read well within HOSTUP_TIMEOUT, the headers about a minute.
+    "trickle_headers": lambda: Response.trickle_headers(0.5),
 }
 SLACK_FAULTS = (("ratelimited", 429), ("internal_error", 200), ("fatal_error", 500))
 SLACK_METHODS = ("chat.postMessage", "chat.update")
 HOSTUP_TIMEOUT = 2  # seconds: a hang of 8 s is a timeout (an unknown outcome)
 SLACK_HANG = 12.0  # past the bot's Slack timeout (bot.services.SLACK_TIMEOUT, 10 s)
-# Seconds before a claim left by a killed replica is taken for an interrupted call. Longer
-# than any call the soak's provider makes (a hang of 8 s, 429s with Retry-After 1 s, and the
-# read-back), far shorter than the bound derived from HOSTUP_TIMEOUT.
-INTERRUPTED_AFTER = 30
+# Seconds a claim's lease runs (the bot derives it: one attempt's deadline plus the grace; it is
+# renewed before each further attempt, and the read-back happens outside it). A claim left by a
+# killed or paused replica is taken for an interrupted call after it, within one round.
+LEASE = HOSTUP_TIMEOUT + LEASE_GRACE
+# A form a paused replica was handling is stored around its pause: just before it (the clock
+# read, the commit after) or just after (a listener queued meanwhile).
+PAUSE_MARGIN = timedelta(seconds=10)
+# How long a claim can stay executing at most, seen from outside: its lease, one round, slack.
+EXECUTING_AT_MOST = LEASE + INTERVAL + 90
 OUTAGE_SECONDS = 60.0  # a whole Slack outage (--quick: QUICK_OUTAGE_SECONDS)
 QUICK_OUTAGE_SECONDS = 20.0
 SETTLE_SECONDS = 420.0  # > the outbox lease a killed replica leaves (120 s) plus backoff
@@ -155,6 +169,8 @@ class Tally:
     actions: Counter[str] = field(default_factory=Counter)
     claim_clicks: Counter[str] = field(default_factory=Counter)  # email -> Approve + Retry
     people_errors: list[str] = field(default_factory=list)
+    # When replicas were paused (SIGSTOP), start and end.
+    pauses: list[tuple[datetime, datetime]] = field(default_factory=list)
     started: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -378,6 +394,7 @@ class Soak:
         self.driver = Driver(slack, self.balancer, CHANNEL, timeout=PATIENCE)
         self.patient = Driver(slack, self.balancer, CHANNEL, timeout=WAIT)
         self.store: BaseSQLStore | None = None
+        self._resumers: list[threading.Thread] = []
 
     def _env(self) -> dict[str, str]:
         return base_env() | {
@@ -387,7 +404,6 @@ class Soak:
             "HOSTUP_API_KEY": PROVIDER_KEY,
             "HOSTUP_API_URL": self.provider.url,
             "HOSTUP_TIMEOUT": str(HOSTUP_TIMEOUT),
-            "INTERRUPTED_AFTER": str(INTERRUPTED_AFTER),
             "APPROVERS": APPROVER_GROUP,
             "REQUESTERS": REQUESTER_GROUP,
             "APPROVAL_CHANNEL": CHANNEL,
@@ -561,7 +577,7 @@ class Soak:
 
         state = self.decide(email, click)
         if state is State.EXECUTING:
-            state = self.wait_state(email, frozenset({State.EXECUTING}), INTERRUPTED_AFTER + 90)
+            state = self.wait_state(email, frozenset({State.EXECUTING}), EXECUTING_AT_MOST)
         if state is State.UNKNOWN and rng.random() < 0.6:
             self.retry(email, message)
 
@@ -596,7 +612,7 @@ class Soak:
 
         state = self.decide(email, click, frozenset({State.UNKNOWN}))
         if state is State.EXECUTING:
-            self.wait_state(email, frozenset({State.EXECUTING}), INTERRUPTED_AFTER + 90)
+            self.wait_state(email, frozenset({State.EXECUTING}), EXECUTING_AT_MOST)
 
     # -- faults the soak makes itself
 
@@ -621,6 +637,8 @@ class Soak:
                     self.tally.count(self.tally.kills, fault)
             elif fault == "kill in a provider call":
                 self._kill_in(fault, self._provider_call, done)
+            elif fault == "pause in a provider call":
+                self._pause_in(fault, done)
             else:
                 self._kill_in(fault, self._slack_delivery, done)
 
@@ -662,6 +680,44 @@ class Soak:
         done.wait(random.Random(replica.generation).uniform(0.2, 2.0))  # down for a moment
         replica.start()
 
+    def _pause_in(self, fault: str, done: threading.Event) -> None:
+        """Pause (SIGSTOP) the replica caught in the middle of a provider call for longer than
+        its claim's lease and one maintenance round, as a stalled VM or a long GC would; the
+        balancer's health check takes it out meanwhile. Then resume it (SIGCONT)."""
+        self.provider.delay = 1.5  # calls long enough to be caught in the middle of
+        try:
+            replica = None
+            while replica is None and not done.is_set():
+                ports = self._provider_call()
+                replica = next((r for r in self.replicas if r.owns(ports)), None)
+            if replica is None or replica.app is None:
+                self.tally.count(self.tally.kills, f"{fault}: missed")
+                return
+            replica.up.clear()
+            replica.app.proc.send_signal(signal.SIGSTOP)
+        finally:
+            self.provider.delay = 0.0
+        self.tally.count(self.tally.kills, fault)
+        # Past the lease and the round that sweeps it; reproducible from the run's seed.
+        seconds = random.Random(self.args.seed * 7919 + replica.generation).uniform(
+            LEASE + INTERVAL + 3, LEASE + INTERVAL + 15
+        )
+        log(f"replica{replica.index} paused for {seconds:.0f} s")
+        paused = datetime.now(UTC)
+        app = replica.app
+
+        def resume() -> None:
+            time.sleep(seconds)  # the pause itself: the fault injected, not a wait on a race
+            app.proc.send_signal(signal.SIGCONT)
+            replica.up.set()
+            with self.tally.lock:
+                self.tally.pauses.append((paused, datetime.now(UTC)))
+
+        # The rest of the plan goes on meanwhile.
+        resumer = threading.Thread(target=resume, name="resume", daemon=True)
+        resumer.start()
+        self._resumers.append(resumer)
+
     # -- the run
 
     def run(self) -> dict[str, Any]:
@@ -687,6 +743,8 @@ class Soak:
                     log(f"{n} of {len(futures)} flows done")
         done.set()
         chaos.join(timeout=WAIT + 60)  # a replica it killed may still be restarting
+        for resumer in self._resumers:
+            resumer.join(timeout=WAIT)  # a replica it paused is resumed before the checks
         people_done = time.monotonic()
         settled = self.settle(time.monotonic() + SETTLE_SECONDS)
         result = check(self.store, self.slack, self.provider, self.tally)
@@ -716,6 +774,8 @@ class Soak:
         plan = [(rng.uniform(0.1, 0.3), "outage")]
         plan += [(rng.uniform(0.05, 0.8), "kill in a provider call") for _ in range(kills)]
         plan += [(rng.uniform(0.05, 0.8), "kill in a Slack delivery") for _ in range(kills)]
+        pauses = max(1, self.args.flows // 400)
+        plan += [(rng.uniform(0.05, 0.8), "pause in a provider call") for _ in range(pauses)]
         if self.postgres is not None and self.postgres.own:
             restarts = max(1, self.args.flows // 700)
             plan += [(rng.uniform(0.05, 0.8), "postgres restart") for _ in range(restarts)]
@@ -750,19 +810,49 @@ def check(
     figures: Counter[str] = Counter()
     states: Counter[str] = Counter()
     requests = store.list_requests()
+    # The provider cannot tell requests apart, only emails: calls are checked per email.
+    claims_per_email: Counter[str] = Counter()
+    per_email: Counter[str] = Counter(r.email.lower() for r in requests)
+    for request in requests:
+        claims_per_email[request.email.lower()] += sum(
+            1 for e in store.audit_log(request.id) if e.action in CLAIMS
+        )
     dm_texts = [m.get("text", "") for m in slack.messages(REQUESTER)]
     top_level = slack.messages(CHANNEL)
     for request in requests:
         states[request.state.value] += 1
         trail = store.audit_log(request.id)
         email = request.email.lower()
-        if request.state not in FINAL:
-            violations.append(f"{request.id} is left {request.state.value}")
         claims = sum(1 for e in trail if e.action in CLAIMS)
+        if request.state not in FINAL:
+            # A paused replica that had acknowledged a form finishes it when it resumes: the
+            # request is stored after its person, seeing nothing for a while, asked again
+            # elsewhere and moved on. Legitimate (it was submitted), left for its TTL; counted.
+            stale = (
+                request.state is State.PENDING
+                and per_email[email] > 1
+                and any(
+                    start - PAUSE_MARGIN <= request.created_at <= end + PAUSE_MARGIN
+                    for start, end in tally.pauses
+                )
+            )
+            if stale:
+                figures["submissions finished after a pause (left pending)"] += 1
+            else:
+                violations.append(f"{request.id} is left {request.state.value}")
         figures["claims"] += claims
-        if confirms[email] > claims:
+        # Answers fenced out (their claim's lease ran out and was taken): each names a claim
+        # the sweep took, never the current one.
+        late = [e for e in trail if e.action == Action.LATE_ANSWER]
+        figures["late answers (fenced out)"] += len(late)
+        taken = {e.details.get("claim_id") for e in trail if e.action == Action.INTERRUPTED}
+        for entry in late:
+            if entry.details.get("claim_id") not in taken:
+                violations.append(f"{request.id}: a late answer for a claim nobody took")
+        if confirms[email] > claims_per_email[email]:
             violations.append(
-                f"{request.id}: {confirms[email]} provider calls for {claims} approvals or retries"
+                f"{request.id}: {confirms[email]} provider calls for "
+                f"{claims_per_email[email]} approvals or retries of {email}"
             )
         if claims > tally.claim_clicks[email]:
             violations.append(
@@ -773,7 +863,7 @@ def check(
                 after.from_state is after.to_state
                 if after.action in VIEW_ACTIONS
                 or after.action in STAYING_ACTIONS
-                or after.action in NOTED_ACTIONS
+                or after.action in RECORD_ONLY_ACTIONS
                 else after.to_state in TRANSITIONS[before.to_state]
             )
             if after.from_state is not before.to_state or not legal:
@@ -793,10 +883,10 @@ def check(
             violations.append(f"{request.id}: the message does not show {request.state.value}")
         # A copy (a post whose answer was lost, posted again) must not show a stale state
         # either: with the history scope the bot finds it and posts no second one.
-        stale = [m for m in posts if f"state: {request.state.value}" not in json.dumps(m)]
-        if len(posts) > 1 and stale:
+        stale_copies = [m for m in posts if f"state: {request.state.value}" not in json.dumps(m)]
+        if len(posts) > 1 and stale_copies:
             violations.append(
-                f"{request.id}: {len(stale)} of its {len(posts)} messages do not show "
+                f"{request.id}: {len(stale_copies)} of its {len(posts)} messages do not show "
                 f"{request.state.value}"
             )
         # Thread replies: one for each provider outcome, resolution and check.
@@ -831,6 +921,8 @@ def check(
         "approve_clicks": tally.actions["approve click"],
         "retry_clicks": tally.actions["retry click"],
         "claims": figures.pop("claims", 0),
+        "late_answers": figures.pop("late answers (fenced out)", 0),
+        "stale_submissions": figures.pop("submissions finished after a pause (left pending)", 0),
         "provider_calls": sum(confirms.values()),
         "messages": dict(figures),
         "violations": violations,
@@ -870,6 +962,8 @@ ROWS = (
     ("kills", "kills and restarts"),
     ("claims", "approvals and retries that claimed"),
     ("provider_calls", "provider calls (not 429)"),
+    ("late_answers", "late answers (fenced out)"),
+    ("stale_submissions", "forms finished after a pause (pending)"),
     ("messages", "Slack messages"),
     ("people_seconds", "people done after (s)"),
     ("settle_seconds", "settled in (s)"),

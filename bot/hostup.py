@@ -60,6 +60,7 @@ from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import quote
 
+import httpcore
 import httpx
 
 from bot.domain import correlation
@@ -372,6 +373,112 @@ def _explain(answer: _Answer, payload: object, attempts: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# The attempt's deadline, on the sockets themselves
+
+# httpx applies its timeout to connecting and to each read and write, not to the exchange: a
+# provider that trickles its headers (a byte at a time, each within the timeout) keeps a call
+# open for as long as it likes. So each exchange sets a wall-clock deadline for the thread that
+# makes it, and every socket operation of the default transport is given at most the time left
+# until then: at the deadline the operation times out, and httpcore closes the connection.
+_deadline = threading.local()
+
+
+def _time_left(timeout: float | None, error: type[httpcore.TimeoutException]) -> float | None:
+    """``timeout`` shortened to the time left before this thread's deadline (none: as it is);
+    ``error`` once the deadline has passed."""
+    at: float | None = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise error("the attempt reached its deadline")
+    return left if timeout is None else min(timeout, left)
+
+
+@contextmanager
+def _until(deadline: float) -> Iterator[None]:
+    """Every socket operation of this thread's exchanges ends by ``deadline`` (monotonic)."""
+    _deadline.at = deadline
+    try:
+        yield
+    finally:
+        _deadline.at = None
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake ends by the deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        left = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, left))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own sockets, each operation bounded by the thread's deadline."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        left = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._inner.connect_tcp(host, port, left, local_address, socket_options)
+        )
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        left = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.connect_unix_socket(path, left, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport (its limits and TLS defaults) over a pool of deadline-bound sockets.
+    (A proxy taken from the environment gets httpx's own transport: there only the body's
+    reading is bounded by the deadline, see :meth:`HostupClient._exchange`.)"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=_DeadlineBackend(),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
 # The client
 
 
@@ -432,8 +539,15 @@ class HostupClient:
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
             },
-            transport=transport,
+            transport=transport if transport is not None else _DeadlineTransport(),
         )
+
+    @property
+    def attempt_deadline(self) -> float:
+        """Seconds one attempt of ``confirm`` takes at most, wall-clock: connecting, sending,
+        the headers and the body (HOSTUP_TIMEOUT). A claim's lease covers one attempt and a
+        grace, and is renewed before each further one."""
+        return self.timeout
 
     @property
     def view_timeout(self) -> float:
@@ -470,10 +584,17 @@ class HostupClient:
 
     # -- the API
 
-    def confirm(self, email: str) -> Cleared:
-        """Clear the verification caches for ``email``'s domain. Raises ProviderError."""
+    def confirm(self, email: str, *, renew: Callable[[float], bool] | None = None) -> Cleared:
+        """Clear the verification caches for ``email``'s domain. Raises ProviderError.
+
+        Each attempt ends by its deadline (``attempt_deadline``). Before each attempt after the
+        first, ``renew(wait)`` (when given) must agree to it (the caller's claim is kept for
+        the wait and one more attempt); when it does not, the failure so far is raised.
+        """
         log.info("Asking the provider to confirm email verification for %s", email)
-        answer = self._call("POST", CONFIRM_PATH, {"email": email, "approved": "yes"}, unsafe=True)
+        answer = self._call(
+            "POST", CONFIRM_PATH, {"email": email, "approved": "yes"}, unsafe=True, renew=renew
+        )
         with self._judged(answer):
             data, request_id = self._success_data(answer)
             cleared = _string_list(data.get("clearedDomains"), allow_int=False)
@@ -707,13 +828,20 @@ class HostupClient:
     # -- one call, with the retries that are safe
 
     def _call(
-        self, method: str, path: str, body: Mapping[str, Any] | None, *, unsafe: bool
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        *,
+        unsafe: bool,
+        renew: Callable[[float], bool] | None = None,
     ) -> _Answer:
         """Send until there is an answer to interpret; return it if it is a 2xx (for the caller
         to judge, see :meth:`_judged`), else raise ProviderError (counted here).
 
         ``unsafe``: the request changes something at the provider, so an error after sending
-        leaves the outcome unknown.
+        leaves the outcome unknown. ``renew(wait)``: asked before each further attempt; no
+        means the attempts end here, as if this one had been the last.
         """
         attempt = 0
         while True:
@@ -722,8 +850,8 @@ class HostupClient:
                 answer = self._send(method, path, body)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Nothing reached the provider: safe to try again.
-                if attempt < self.max_attempts:
-                    wait = CONNECT_BACKOFF * 2 ** (attempt - 1)
+                wait = CONNECT_BACKOFF * 2 ** (attempt - 1)
+                if attempt < self.max_attempts and (renew is None or renew(wait)):
                     log.warning(
                         "Provider %s %s attempt %d/%d could not connect (%s); retrying in %.1f s",
                         method,
@@ -760,10 +888,11 @@ class HostupClient:
             if answer.status == 429 and attempt < self.max_attempts:
                 wait = parse_retry_after(answer.headers.get("retry-after"), time.time())
                 wait = min(DEFAULT_RETRY_AFTER if wait is None else wait, self.max_retry_after)
-                log.warning("Provider rate limit: waiting %.1f s before trying again", wait)
-                self._settle(answer, "rate_limited")
-                self._sleep(wait)
-                continue
+                if renew is None or renew(wait):
+                    log.warning("Provider rate limit: waiting %.1f s before trying again", wait)
+                    self._settle(answer, "rate_limited")
+                    self._sleep(wait)
+                    continue
             if 200 <= answer.status < 300 and not answer.too_large and not answer.undecodable:
                 return answer
             error = self._error_from_answer(answer, attempt)
@@ -853,10 +982,15 @@ class HostupClient:
             # The v2 API takes the key as a Bearer token, and only that.
             del request.headers["X-API-Key"]
             request.headers["Authorization"] = f"Bearer {self._api_key}"
-        # httpx times each read, not the whole answer: a provider that trickles its body could
-        # hold a call open for ever. Each attempt gets twice the timeout in all (see
-        # max_duration), which the interrupted-call sweep relies on.
-        deadline = time.monotonic() + 2 * timeout
+        # httpx times each read, not the whole exchange: a provider that trickles its headers
+        # or its body could hold a call open for ever. Each attempt ends by its wall-clock
+        # deadline: the sockets honour it (see _DeadlineTransport: connecting, sending, the
+        # headers), and so does the reading of the body below (for any transport).
+        deadline = time.monotonic() + timeout
+        with _until(deadline):
+            return self._exchange_by(request, deadline)
+
+    def _exchange_by(self, request: httpx.Request, deadline: float) -> _Answer:
         response = self._client.send(request, stream=True)
         try:
             chunks: list[bytes] = []

@@ -3,9 +3,9 @@
 Every ``interval`` seconds (and once at start-up), on every replica:
 
 * pending requests past REQUEST_TTL become ``expired`` and their message loses its buttons;
-* requests left ``executing`` longer than a provider call can take (their process stopped
-  mid-call) become ``unknown``, with a Retry button in the thread: after ``interrupted_after``
-  seconds (see :func:`interrupted_bound`);
+* requests whose claim's lease ran out while ``executing`` (their process stopped or stalled
+  mid-call) become ``unknown``, with a Retry button in the thread (see :func:`lease_seconds`;
+  a claim made before leases: after ``interrupted_after`` seconds, :func:`interrupted_bound`);
 * requests pending for REMIND_EVERY since they last changed get a reminder in their thread
   (one replica sends it);
 * outbox entries that Slack did not take earlier are delivered;
@@ -43,8 +43,23 @@ LOOKUP_AFTER = VIEW_CALLS * 2 * VIEW_TIMEOUT + INTERRUPTED_GRACE
 MAX_LOOKUPS = 3
 
 
+# A claim's lease: one attempt's deadline plus this much for clock skew between replicas, the
+# store's latency and writing the outcome. A crash mid-call is offered for Retry within the
+# lease plus one round's INTERVAL: with the default HOSTUP_TIMEOUT of 15 s, about 40 s.
+LEASE_GRACE = 10.0
+
+
+def lease_seconds(setting: float, attempt_deadline: float) -> float:
+    """Seconds a claim may call the provider before the sweep may take it (renewed before each
+    further attempt). ``setting`` is INTERRUPTED_AFTER: 0 (the default) derives it, one
+    attempt's deadline plus LEASE_GRACE; a positive value is used as it is (soaks, tests)."""
+    return setting if setting > 0 else attempt_deadline + LEASE_GRACE
+
+
 def interrupted_bound(setting: float, max_call_seconds: float) -> float:
-    """Seconds a request may stay ``executing`` before a round calls its call interrupted.
+    """Seconds a request claimed without a lease (by a bot before leases, schema 5) may stay
+    ``executing`` before a round calls its call interrupted (a claim with a lease is taken once
+    its lease ran out, see :func:`lease_seconds`).
 
     ``setting`` is INTERRUPTED_AFTER: 0 (the default) derives the bound from the provider
     client, the longest a call can take plus INTERRUPTED_GRACE, so a live call is never taken

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk import WebClient
@@ -22,7 +23,7 @@ from bot.domain import correlation
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.home import Home
 from bot.hostup import HostupClient
-from bot.maintenance import Maintenance, interrupted_bound
+from bot.maintenance import Maintenance, interrupted_bound, lease_seconds
 from bot.metrics import Metrics
 from bot.notify import Notifier
 from bot.outbox import Outbox
@@ -191,6 +192,9 @@ def build_services(settings: Settings) -> Services:
             ttl=settings.request_ttl,
             approvals_required=settings.APPROVALS_REQUIRED,
             remind_every=settings.REMIND_EVERY,
+            lease=timedelta(
+                seconds=lease_seconds(settings.INTERRUPTED_AFTER, provider.attempt_deadline)
+            ),
         ),
     )
     notifier = Notifier(

@@ -102,10 +102,11 @@ class Settings(StoreSettings):
     APPROVALS_REQUIRED: int = Field(default=1, ge=1, le=10)
     # Seconds between reminders to the approvers while a request is pending; 0 turns them off.
     REMIND_EVERY: int = Field(default=1800, ge=0)
-    # Seconds a request may stay executing before the maintenance round takes its call for
-    # interrupted (unknown, with Retry). 0: derived from HOSTUP_TIMEOUT, the longest a call can
-    # take plus 30 s. Shorter than a call can take risks calling a live call interrupted: for
-    # soaks and tests (the bot warns at start-up and `check` says so).
+    # Seconds a claim's lease runs (renewed before each further attempt): once it ran out the
+    # maintenance round takes the call for interrupted (unknown, with Retry). 0: derived, one
+    # attempt's deadline (HOSTUP_TIMEOUT) plus 10 s. It also bounds a claim made without a
+    # lease (by a bot before leases; 0: the longest such a call could take plus 30 s). For
+    # soaks and tests (the bot warns at start-up and `check` says so when it is short).
     INTERRUPTED_AFTER: int = Field(default=0, ge=0, le=86400)
     # text, or json: one object a line with the correlation fields (bot/logs.py).
     LOG_FORMAT: Literal["text", "json"] = "text"

@@ -45,7 +45,7 @@ class StubProvider:
         self.entered = threading.Event()
         self._lock = threading.Lock()
 
-    def confirm(self, email: str) -> Cleared:
+    def confirm(self, email: str, *, renew: object = None) -> Cleared:
         with self._lock:
             self.calls.append(email)
         self.entered.set()
@@ -278,6 +278,7 @@ def test_approve_calls_provider_once_and_records(store, clock):
         ("create", State.PENDING, "U1"),
         ("approve", State.EXECUTING, "U2"),
         ("provider_success", State.SUCCEEDED, "U2"),
+        ("readback", State.SUCCEEDED, "bot"),  # read after the outcome, outside the claim
     ]
     assert delivery.alongside == [req.id]
     assert delivery.delivered == [req.id, req.id]

@@ -100,6 +100,7 @@ def test_two_distinct_approvers_are_needed_and_the_provider_is_called_once(quoru
         (Action.APPROVAL, APPROVER),
         (Action.APPROVE, SECOND_APPROVER),
         (Action.PROVIDER_SUCCESS, SECOND_APPROVER),
+        (Action.READBACK, "bot"),  # read after the outcome, outside the claim
     ]
     out = io.StringIO()
     export(world.services.store, out)
@@ -234,7 +235,7 @@ class HeldProvider:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def confirm(self, email: str) -> Any:
+    def confirm(self, email: str, *, renew: object = None) -> Any:
         self.entered.set()
         if not self.release.wait(timeout=30):
             raise AssertionError("the test never released the provider")

@@ -157,6 +157,7 @@ def test_sandbox_keeps_store_only_when_asked(tmp_path):
             "lookup",
             "approve",
             "provider_success",
+            "readback",  # read after the outcome, outside the claim
         ]
 
 

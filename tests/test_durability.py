@@ -98,8 +98,10 @@ def test_retry_calls_provider_again_and_audits_each_attempt(world):
         ("lookup", "bot"),
         ("approve", APPROVER),
         ("provider_error", APPROVER),
+        ("readback", "bot"),  # after each call's outcome, outside its claim
         ("retry", SECOND_APPROVER),
         ("provider_success", SECOND_APPROVER),
+        ("readback", "bot"),
     ]
     rewritten = world.slack.wait_for(
         lambda: next((r for r in world.slack.responses if r.url == clicked.response_url), None),
@@ -302,9 +304,15 @@ def test_result_survives_slack_outage(world):
     world.slack.fail_next("chat.postMessage", error="internal_error", times=3)
     world.slack.fail_next("chat.update", error="internal_error", times=3)
     world.driver.approve(APPROVER, message)
+    # The outcome, then the read-back (which releases the notices the outcome held for it).
     request = world.slack.wait_for(
-        lambda: (r := request_of(world, message)).state is State.SUCCEEDED and r or None,
-        what="provider result stored",
+        lambda: (
+            (r := request_of(world, message)).state is State.SUCCEEDED
+            and r.readback is not None
+            and r
+            or None
+        ),
+        what="provider result and read-back stored",
     )
     world.slack.wait_for(
         lambda: world.services.store.outbox_entries(request.id) or None, what="queued entries"
@@ -422,6 +430,7 @@ def test_audit_export_csv_and_json(world):
         "lookup",
         "approve",
         "provider_success",
+        "readback",
     ]
     assert records["alice@example.com"]["reason"] == '=HYPERLINK("x")'
 

@@ -75,7 +75,7 @@ class ScriptedProvider:
         self.calls: Counter[str] = Counter()
         self.next = "cleared"
 
-    def confirm(self, email: str) -> Cleared:
+    def confirm(self, email: str, *, renew: object = None) -> Cleared:
         self.calls[email.lower()] += 1
         if self.next == "crash":
             raise Crash

@@ -221,10 +221,10 @@ def test_the_thread_reply_adds_the_state_read_back_after_the_call(world):
     final = world.driver.final_message(message)
     assert "Provider after the call: already *verified*" in text_of(final)
     request = stored(world, message)
-    success = [
-        e for e in world.services.store.audit_log(request.id) if e.action == "provider_success"
-    ]
-    assert success[0].details["readback"]["status"] == "verified"
+    # Read after the outcome was recorded (outside the claim), and audited as such.
+    trail = world.services.store.audit_log(request.id)
+    assert [e.action for e in trail][-2:] == ["provider_success", "readback"]
+    assert trail[-1].details["reading"]["status"] == "verified"
 
 
 def test_a_failed_call_is_not_read_back(world):
@@ -301,8 +301,14 @@ def test_check_provider_is_for_approvers_and_unknown_outcomes_only(world):
     assert "Only approvers" in answer
     assert len(world.provider.view_calls) == calls
     world.driver.click(APPROVER, reply, ids.RETRY_ACTION)
+    # The retry's outcome, then its read-back (made after the outcome is recorded).
     world.slack.wait_for(
-        lambda: stored(world, message).state is State.SUCCEEDED or None, what="the retry"
+        lambda: (
+            [e.action for e in world.services.store.audit_log(stored(world, message).id)][-2:]
+            == ["provider_success", "readback"]
+            or None
+        ),
+        what="the retry and its read-back",
     )
     calls = len(world.provider.view_calls)
     answer = world.driver.answer(world.driver.click(APPROVER, reply, ids.CHECK_ACTION))

@@ -1154,7 +1154,7 @@ def test_sqlite_settings_wal_full_sync_busy_timeout_and_schema(
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
     assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 7
+    assert SCHEMA_VERSION == 8
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {
         "requests_open_email",
@@ -1701,7 +1701,7 @@ class _Everyone:
 
 
 class _Cleared:
-    def confirm(self, email: str) -> Cleared:
+    def confirm(self, email: str, *, renew: object = None) -> Cleared:
         return Cleared(("example.com",), ("1",), "Verification caches cleared")
 
     def view(self, domain: str, domain_id: str | None = None) -> ProviderView:

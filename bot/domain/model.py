@@ -11,6 +11,13 @@ A pending request may also record something without moving: an approval that is 
 last one the quorum needs (APPROVALS_REQUIRED), or a reminder to the approvers. A request in
 any state may record a reading of the provider's per-domain view (bot/domain/views.py).
 
+Claims: each move to ``executing`` (Approve's last approval, Retry) is a claim with a fresh
+``claim_id`` and a lease (``lease_until``): until then, and no longer, its holder may call the
+provider (it renews the lease before each further attempt). The outcome's write is fenced on
+the claim: it lands only while the request is still ``executing`` under that claim. The sweep
+takes a claim whose lease ran out (``executing -> unknown``); an answer that arrives for a claim
+no longer current is recorded as a ``late_answer`` against its own claim, never on another.
+
 ``unknown`` means the provider call may or may not have reached the provider (a timeout, a
 connection broken after sending, a crash mid-call). Every transition is appended to the audit
 log, in the same transaction as the state change, with actor, time, action and details.
@@ -104,6 +111,12 @@ class Action(StrEnum):
     # Slack would not take a notice, for good or for a week: the outbox gave up on it (any state
     # stays; the details name the notice and Slack's error).
     DELIVERY_GIVEN_UP = "delivery_given_up"
+    # The provider's view read right after a call's outcome was recorded (outside the claim).
+    READBACK = "readback"
+    # The provider's answer to a claim that was no longer current when it came (its lease ran
+    # out and the sweep took it, perhaps a Retry claimed it since): recorded against its own
+    # claim (``details["claim_id"]``), the request left as it is.
+    LATE_ANSWER = "late_answer"
 
 
 # The actions whose details are the provider's answer (or its absence): one per provider call.
@@ -123,9 +136,10 @@ DECISION_ACTIONS = frozenset(
 # The actions that record something about a pending request without moving it.
 STAYING_ACTIONS = frozenset({Action.APPROVAL, Action.REMIND})
 # The actions that record a reading of the provider's view, in whatever state the request is.
-VIEW_ACTIONS = frozenset({Action.LOOKUP, Action.CHECK})
-# The actions that record what became of the request's messages, in whatever state it is.
-NOTED_ACTIONS = frozenset({Action.DELIVERY_GIVEN_UP})
+VIEW_ACTIONS = frozenset({Action.LOOKUP, Action.CHECK, Action.READBACK})
+# The actions that only record something in the audit log, in whatever state the request is:
+# a late answer (Approvals.record_late) and a notice the outbox gave up on.
+RECORD_ONLY_ACTIONS = frozenset({Action.LATE_ANSWER, Action.DELIVERY_GIVEN_UP})
 
 
 class Lane(StrEnum):
@@ -190,6 +204,11 @@ def new_request_id() -> str:
     return secrets.token_hex(8)
 
 
+def new_claim_id() -> str:
+    """A fresh token naming one claim of a request (one move to ``executing``)."""
+    return secrets.token_hex(8)
+
+
 def is_request_id(value: object) -> TypeGuard[str]:
     """True for a string shaped as the bot's request ids: the one check of ids that arrive in
     button values and modal metadata (untrusted, like everything Slack sends)."""
@@ -234,6 +253,9 @@ class VerificationRequest:
     view: DomainReading | None = None
     # The provider's view read last after the call (right after it, or by Check provider).
     readback: DomainReading | None = None
+    # The current (or last) claim: its token, and until when its holder may call the provider.
+    claim_id: str | None = None
+    lease_until: datetime | None = None
 
     @property
     def approvers(self) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from bot.domain.model import (
     OpenRequestExists,
     State,
     VerificationRequest,
+    new_claim_id,
     new_request_id,
     utcnow,
 )
@@ -70,7 +71,9 @@ class Transition:
     audit entry (``actor``, ``action``, ``details``) and one outbox entry per notice.
     ``decided_by``, ``decision_note``, ``outcome`` and ``approvals`` (the whole list) are
     stored when given; the outcome also goes into the audit details. A staying action
-    (``STAYING_ACTIONS``) goes from pending to pending.
+    (``STAYING_ACTIONS``) goes from pending to pending. A claim stores ``claim_id`` and
+    ``lease_until``; ``fence`` requires the request's current claim to be that one, and
+    ``lease_expired_by`` its lease to have run out before that time.
     """
 
     request_id: str
@@ -92,6 +95,17 @@ class Transition:
     withdrawn: tuple[Approval, ...] = ()
     # The provider's view read back right after the call, stored with its outcome.
     readback: DomainReading | None = None
+    # A claim (a move to executing): its fresh token and until when it may call the provider,
+    # both stored with the request.
+    claim_id: str | None = None
+    lease_until: datetime | None = None
+    # The fence: written only while the request's current claim is this one.
+    fence: str | None = None
+    # The sweep: written only if the request's lease ran out before this time.
+    lease_expired_by: datetime | None = None
+    # When the notices are due, if not at once: an outcome holds them for its read-back (which
+    # makes them due as soon as it is recorded), so Slack is told both together.
+    notices_due: datetime | None = None
 
     @property
     def audit_details(self) -> dict[str, Any]:
@@ -173,10 +187,35 @@ class RequestRepository(Protocol):
         them gets only the audit entry, and is returned in that other state."""
         ...
 
+    def renew_lease(
+        self, request_id: str, claim_id: str, *, until: datetime, now: datetime
+    ) -> bool:
+        """Extend the lease of the request's claim ``claim_id`` to ``until``: only while the
+        request is executing under that claim and its lease has not run out at ``now``. False
+        when it did not (the claim was taken, or its lease ran out): then stop calling."""
+        ...
+
+    def record_late(
+        self,
+        request_id: str,
+        *,
+        claim_id: str | None,
+        actor: str,
+        now: datetime,
+        details: Mapping[str, Any],
+    ) -> VerificationRequest | None:
+        """Append a ``late_answer`` audit entry against the claim ``claim_id`` (in its
+        details), from and to the request's current state, which does not change. The request
+        as it stands, or None when there is no such request."""
+        ...
+
 
 class Provider(Protocol):
-    def confirm(self, email: str) -> Cleared:
-        """Clear the verification for ``email``; raises ProviderFailure."""
+    def confirm(self, email: str, *, renew: Callable[[float], bool] | None = None) -> Cleared:
+        """Clear the verification for ``email``; raises ProviderFailure. Each attempt ends by
+        its deadline. Before each attempt after the first, ``renew(seconds)`` is asked to keep
+        the claim for that long (the wait before it and the attempt); when it says no, no
+        further attempt is made (the failure so far is raised)."""
         ...
 
     def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
@@ -218,6 +257,9 @@ class ApprovalPolicy:
     approvals_required: int = 1
     # Seconds between reminders while a request is pending (REMIND_EVERY); 0: none.
     remind_every: float = 0.0
+    # How long a claim may call the provider before the sweep may take it: one attempt's
+    # deadline plus a grace (bot/services.py derives it from the provider client).
+    lease: timedelta = timedelta(seconds=60)
 
 
 # The Home tab's bounds: most requests of each list read (at least as many as it shows), most
@@ -225,6 +267,11 @@ class ApprovalPolicy:
 HOME_LISTED = 20
 HOME_PENDING_SCAN = 200
 HOME_COUNT_CAP = 100
+
+# How long an outcome's notices wait for its read-back at most: longer than a reading can take
+# (bot/hostup.py: VIEW_CALLS calls of twice VIEW_TIMEOUT). Recording the reading makes them due
+# at once; if this process stops first, they go out after this.
+READBACK_HOLD = timedelta(seconds=30)
 
 # Lost optimistic races in a row before a click gives up (each loss means someone else changed
 # the request meanwhile; the next read sees it, so a loop this long takes a storm of clicks).
@@ -600,6 +647,8 @@ class Approvals:
                 approvals=approvals,
                 withdrawn=withdrawn,
                 notices=(Notice.SHOW,),
+                claim_id=new_claim_id() if last else None,
+                lease_until=self.clock() + self.policy.lease if last else None,
             )
             done = self.requests.transition(change)
             if done is None:
@@ -760,16 +809,30 @@ class Approvals:
         return expired
 
     def recover_interrupted(self, max_call_seconds: float) -> list[VerificationRequest]:
-        """Requests left ``executing`` longer than ``max_call_seconds`` (longer than a provider
-        call can take) become ``unknown``.
+        """Claims whose lease ran out become ``unknown``: requests left ``executing`` by a
+        process that stopped (a crash, a kill, a lost machine, a pause) while calling the
+        provider, so nobody knows whether the provider acted.
 
-        Such a request was claimed by a process that stopped (a crash, a kill, a lost machine)
-        while calling the provider, so nobody knows whether the provider acted.
+        Each claim carries its lease (``lease_until``, renewed before each further attempt), so
+        a live call is never taken: the compare-and-set re-checks, under the row's lock, that
+        the request is still executing under the claim listed and that its lease ran out. A
+        claim with no lease (made by a bot before leases, schema 5) is taken when older than
+        ``max_call_seconds``, as then.
         """
         now = self.clock()
         cutoff = now - timedelta(seconds=max_call_seconds)
         recovered = []
-        for request in self.requests.list_requests(EXECUTING, updated_before=cutoff):
+        for request in self.requests.list_requests(EXECUTING):
+            details: dict[str, Any] = {"executing_since": request.updated_at.isoformat()}
+            if request.lease_until is not None:
+                if request.lease_until >= now:
+                    continue  # a live claim
+                details |= {
+                    "claim_id": request.claim_id,
+                    "lease_until": request.lease_until.isoformat(),
+                }
+            elif request.updated_at >= cutoff:
+                continue
             done = self.requests.transition(
                 Transition(
                     request.id,
@@ -778,18 +841,22 @@ class Approvals:
                     actor="bot",
                     action=Action.INTERRUPTED,
                     now=now,
-                    details={"executing_since": request.updated_at.isoformat()},
+                    details=details,
                     outcome=Interrupted(),
-                    # Re-checked in the same compare-and-set: a request retried (claimed
-                    # afresh) since it was listed is a live call, not an interrupted one.
-                    updated_before=cutoff,
+                    # Re-checked in the same compare-and-set: a request claimed afresh, or whose
+                    # lease was renewed, since it was listed is a live call.
+                    fence=request.claim_id,
+                    lease_expired_by=now if request.lease_until is not None else None,
+                    updated_before=cutoff if request.lease_until is None else None,
                     notices=DECIDED_NOTICES,
                 )
             )
             if done is not None:
                 with correlation.bound(request_id=done.id):
                     log.warning(
-                        "Request %s was left executing by a stopped process: now unknown", done.id
+                        "Request %s: its claim's lease ran out while executing (its process "
+                        "stopped or stalled): now unknown",
+                        done.id,
                     )
                     self.delivery.deliver(done.id)
                 recovered.append(done)
@@ -896,6 +963,8 @@ class Approvals:
                 now=self.clock(),
                 decided_by=approver,
                 notices=(Notice.SHOW,),
+                claim_id=new_claim_id(),
+                lease_until=self.clock() + self.policy.lease,
             )
         )
         if claimed is None:
@@ -903,20 +972,24 @@ class Approvals:
         return claimed
 
     def _execute(self, request: VerificationRequest, approver: str) -> VerificationRequest:
-        """Call the provider for a request this process claimed, and record the outcome."""
+        """Call the provider for a request this process claimed, and record the outcome.
+
+        The outcome's write is fenced on this claim: if its lease ran out and the sweep took it
+        (perhaps a Retry claimed it since), the answer is recorded against this claim as a late
+        answer, never on the request's current state. The domain is read back after the
+        outcome is recorded, outside the claim.
+        """
         outcome: Outcome
         try:
-            outcome = self.provider.confirm(request.email)
+            outcome = self.provider.confirm(
+                request.email, renew=lambda seconds: self._renew(request, seconds)
+            )
         except ProviderFailure as failure:
             outcome = failure.outcome
             to_state = State.UNKNOWN if outcome.outcome_unknown else State.FAILED
             action = Action.PROVIDER_ERROR
         else:
             to_state, action = State.SUCCEEDED, Action.PROVIDER_SUCCESS
-        # What the domain reads now, stored with the outcome so the thread reply shows it:
-        # after a success, and (once, automatically) after an outcome nobody knows. A refusal
-        # changed nothing, so there is nothing to read back.
-        readback = self._read_view(request) if to_state is not State.FAILED else None
         final = self.requests.transition(
             Transition(
                 request.id,
@@ -926,11 +999,48 @@ class Approvals:
                 action=action,
                 now=self.clock(),
                 outcome=outcome,
-                readback=readback,
                 notices=DECIDED_NOTICES,
+                fence=request.claim_id,
+                notices_due=None if to_state is State.FAILED else self.clock() + READBACK_HOLD,
             )
         )
-        return final or self._late(request, outcome)
+        if final is None:
+            return self._late(request, outcome, approver)
+        # What the domain reads now, shown with the outcome: after a success, and (once,
+        # automatically) after an outcome nobody knows. A refusal changed nothing, so there is
+        # nothing to read back.
+        return self._read_back(final) if to_state is not State.FAILED else final
+
+    def _renew(self, request: VerificationRequest, seconds: float) -> bool:
+        """Keep this claim for ``seconds`` more (a wait before the next attempt) and one more
+        lease; False when the claim is no longer this process's to use."""
+        now = self.clock()
+        until = now + timedelta(seconds=seconds) + self.policy.lease
+        renewed = request.claim_id is not None and self.requests.renew_lease(
+            request.id, request.claim_id, until=until, now=now
+        )
+        if not renewed:
+            log.warning(
+                "Request %s: claim %s was lost (its lease ran out): the provider is not called "
+                "again under it",
+                request.id,
+                request.claim_id,
+            )
+        return renewed
+
+    def _read_back(self, final: VerificationRequest) -> VerificationRequest:
+        """Read the domain after the outcome was recorded and store the reading as the
+        request's read-back, shown only while the request is still as the outcome left it."""
+        reading = self._read_view(final)
+        recorded = self.requests.record_view(
+            final.id,
+            reading,
+            action=Action.READBACK,
+            actor="bot",
+            now=self.clock(),
+            states=frozenset({final.state}),
+        )
+        return final if recorded is None or recorded.state is not final.state else recorded
 
     def _read_view(self, request: VerificationRequest) -> DomainReading:
         """The provider's view of the request's domain now: a reading, or why there is none.
@@ -943,19 +1053,30 @@ class Approvals:
         except ViewFailure as failure:
             return failure.unavailable
 
-    def _late(self, request: VerificationRequest, outcome: Outcome) -> VerificationRequest:
-        """The provider answered after the request stopped being ``executing`` here.
+    def _late(
+        self, request: VerificationRequest, outcome: Outcome, approver: str
+    ) -> VerificationRequest:
+        """The provider answered after this claim stopped being the request's current one
+        (its lease ran out and the sweep took it; a Retry may have claimed it since).
 
-        Only the interrupted-call sweep can do that, and it waits longer than a call can take,
-        so this means a clock or a bound is wrong: say so loudly, with the answer.
+        The answer is recorded in the audit log against its own claim, with what the provider
+        said, and the request is left as it is: never written over a later claim's state.
         """
-        log.error(
-            "Request %s: the provider answered after the request was no longer executing "
-            "here; its answer was %s",
+        log.warning(
+            "Request %s: the provider answered claim %s after its lease ran out; recorded as a "
+            "late answer: %s",
             request.id,
+            request.claim_id,
             outcome_to_dict(outcome),
         )
-        return self.get(request.id)
+        recorded = self.requests.record_late(
+            request.id,
+            claim_id=request.claim_id,
+            actor=approver,
+            now=self.clock(),
+            details=outcome_to_dict(outcome),
+        )
+        return recorded or self.get(request.id)
 
 
 def _reading_word(reading: DomainReading) -> str:

@@ -104,7 +104,9 @@ class Response:
     ``action``: ``"answer"`` sends ``status``/``body``; ``"normal"`` answers as the endpoint
     normally would (the status and body here are unused); ``"close"`` reads the request, then
     closes the connection without answering. ``delay`` seconds pass before any of them.
-    ``body``: a dict or list is sent as JSON; str or bytes as they are.
+    ``body``: a dict or list is sent as JSON; str or bytes as they are. ``trickle``: seconds
+    between the bytes of the status line and headers (sent one at a time; the body follows at
+    once): a slow or hostile provider no per-read timeout catches.
     """
 
     status: int = 200
@@ -113,6 +115,9 @@ class Response:
     headers: Mapping[str, str] = field(default_factory=dict)
     action: Literal["answer", "normal", "close"] = "answer"
     delay: float = 0.0
+    trickle: float = 0.0
+    # When set, nothing is sent until it is (a test holds a call open for as long as it needs).
+    gate: threading.Event | None = None
 
     @property
     def request_id(self) -> str | None:
@@ -198,6 +203,18 @@ class Response:
         return cls(action="normal", delay=seconds)
 
     @classmethod
+    def held(cls, gate: threading.Event) -> Response:
+        """Act normally, then answer normally once ``gate`` is set (or close when stopping)."""
+        return cls(action="normal", gate=gate)
+
+    @classmethod
+    def trickle_headers(cls, every: float = 1.0) -> Response:
+        """Act normally, then send the answer's status line and headers one byte every
+        ``every`` seconds (each read well within a client's timeout, the whole far beyond it).
+        The call's ``abandoned`` is set once the client hangs up mid-way."""
+        return cls(action="normal", trickle=every)
+
+    @classmethod
     def close_after_read(cls) -> Response:
         """Read the whole request, then close the connection without a word."""
         return cls(action="close")
@@ -231,6 +248,7 @@ MODES: dict[str, Callable[[], Response]] = {
     "not_successful": Response.not_successful,
     "hang": Response.hang,
     "close_after_read": Response.close_after_read,
+    "trickle_headers": Response.trickle_headers,
 }
 """Named failures for :meth:`FakeProvider.script` (and the sandbox command)."""
 
@@ -576,6 +594,13 @@ class FakeProvider:
         """Sleep up to ``seconds``; True if the server is stopping meanwhile."""
         return self._stopping.wait(seconds) if seconds > 0 else self._stopping.is_set()
 
+    def _opened(self, gate: threading.Event | None) -> bool:
+        """Wait for ``gate`` (if any); False if the server stops first."""
+        while gate is not None and not gate.wait(0.05):
+            if self._stopping.is_set():
+                return False
+        return True
+
     def _authorised(self, key: str | None) -> bool:
         return key is not None and hmac.compare_digest(key.encode(), self.api_key.encode())
 
@@ -716,21 +741,52 @@ class _Handler(BaseHTTPRequestHandler):
                 # It acts, whether or not its answer gets back (a hang, a closed connection).
                 provider._confirm_arrived(parsed)
         delay = provider.view_delay if v2 else provider.delay
-        if provider._wait(delay + response.delay):
+        if provider._wait(delay + response.delay) or not provider._opened(response.gate):
             self.close_connection = True
             return
         if response.action == "close":
             self.close_connection = True
             return
         if response.action == "normal":
+            trickle = response.trickle
             response = (
                 provider._view_answer(method, path, query)
                 if v2
                 else provider._normal(method, path, parsed)
             )
+            if trickle > 0:
+                self._trickle(provider, call, response, trickle)
+                return
         with provider._lock:
             call["status"] = response.status
         self._send(response)
+
+    def _trickle(
+        self, provider: FakeProvider, call: dict[str, Any], response: Response, every: float
+    ) -> None:
+        """Send the status line and headers a byte at a time, then the body; stop when the
+        client hangs up (``call["abandoned"]``) or the stand-in stops."""
+        payload = _payload(response)
+        head = (
+            f"HTTP/1.0 {response.status} {_phrase(response.status)}\r\n"
+            f"Content-Type: {response.content_type}\r\n"
+            f"Content-Length: {len(payload)}\r\n"
+            "X-Stand-In: trickling headers, one byte at a time\r\n\r\n"
+        ).encode()
+        self.close_connection = True
+        try:
+            for i in range(len(head)):
+                self.wfile.write(head[i : i + 1])
+                if provider._wait(every):
+                    return
+            self.wfile.write(payload)
+        except OSError:
+            with provider._lock:
+                call["abandoned"] = True
+                provider._lock.notify_all()
+            return
+        with provider._lock:
+            call["status"] = response.status
 
     def _read_body(self) -> bytes:
         try:
@@ -740,13 +796,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(min(max(length, 0), MAX_REQUEST_BYTES)) if length > 0 else b""
 
     def _send(self, response: Response) -> None:
-        body = response.body
-        if isinstance(body, dict | list):
-            payload = json.dumps(body).encode()
-        elif isinstance(body, str):
-            payload = body.encode()
-        else:
-            payload = body
+        payload = _payload(response)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(payload)))
@@ -754,3 +804,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+
+
+def _payload(response: Response) -> bytes:
+    body = response.body
+    if isinstance(body, dict | list):
+        return json.dumps(body).encode()
+    if isinstance(body, str):
+        return body.encode()
+    return body

@@ -12,7 +12,9 @@ and ``readback`` (the provider's per-domain view, read when it was made and afte
 6 the ``posted_buttons`` table (where each message whose buttons can stop acting is: the
 requester's DM with Cancel, the thread replies with Check provider / Retry / Resolved) and an
 index over the outbox entries given up on (counted in /metrics); 7 an index on each requester's
-requests by time (the Home tab's "your requests", bounded).
+requests by time (the Home tab's "your requests", bounded);
+8 the request's ``claim_id`` and ``lease_until`` (the current claim of an executing request and
+until when it may call the provider: the fence on its outcome and the sweep's test).
 ``MIGRATIONS[n]`` brings a version-n database to n + 1, on either backend.
 """
 
@@ -23,7 +25,7 @@ from typing import Final
 
 from bot.domain.model import OPEN_STATES
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 FIRST_RELEASED_VERSION: Final = 2
 
 OPEN_VALUES: Final = tuple(sorted(s.value for s in OPEN_STATES))
@@ -73,7 +75,9 @@ _SCHEMA: Final = (
         approvals     TEXT NOT NULL DEFAULT '[]',
         version       INTEGER NOT NULL DEFAULT 0,
         provider_view TEXT,
-        readback      TEXT
+        readback      TEXT,
+        claim_id      TEXT,
+        lease_until   {time}
     )
     """,
     # "One open request per email", across processes and replicas.
@@ -197,8 +201,22 @@ _V5_TO_V6: Final = (
 # Version 6 -> 7: the Home tab reads one person's newest requests through an index.
 _V6_TO_V7: Final = ("CREATE INDEX requests_requester ON requests (requester, created_at)",)
 
+# Version 7 -> 8: the claim and its lease. A request an older bot left executing has neither:
+# the sweep takes it by its age, as older versions did (see Approvals.recover_interrupted).
+_V7_TO_V8: Final = (
+    "ALTER TABLE requests ADD COLUMN claim_id TEXT",
+    "ALTER TABLE requests ADD COLUMN lease_until {time}",
+)
+
 # From version N to N + 1.
-MIGRATIONS: Final = {2: _V2_TO_V3, 3: _V3_TO_V4, 4: _V4_TO_V5, 5: _V5_TO_V6, 6: _V6_TO_V7}
+MIGRATIONS: Final = {
+    2: _V2_TO_V3,
+    3: _V3_TO_V4,
+    4: _V4_TO_V5,
+    5: _V5_TO_V6,
+    6: _V6_TO_V7,
+    7: _V7_TO_V8,
+}
 
 
 def _render(statements: tuple[str, ...], dialect: Dialect) -> tuple[str, ...]:

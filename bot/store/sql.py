@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, Self
 
 from bot.domain.inputs import domain_variants, other_forms
 from bot.domain.model import (
+    RECORD_ONLY_ACTIONS,
     STAYING_ACTIONS,
     TRANSITIONS,
     VIEW_ACTIONS,
@@ -69,7 +70,7 @@ MAX_ERROR_CHARS = 500
 _REQUEST_COLUMNS = (
     "id, email, domain, reason, requester, state, created_at, expires_at, updated_at, "
     "channel, message_ts, decided_by, decision_note, outcome, approvals, version, "
-    "provider_view, readback"
+    "provider_view, readback, claim_id, lease_until"
 )
 _AUDIT_COLUMNS = "request_id, at, actor, action, from_state, to_state, details"
 _OUTBOX_COLUMNS = (
@@ -82,7 +83,7 @@ _SELECT_REQUEST = f"SELECT {_REQUEST_COLUMNS} FROM requests"  # noqa: S608 -- co
 
 _INSERT_REQUEST = (
     f"INSERT INTO requests ({_REQUEST_COLUMNS}, email_key) "  # noqa: S608 -- constant column list
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 # The compare-and-set. COALESCE keeps a column's value when the caller passes None, so one
@@ -95,7 +96,9 @@ _CAS = (
     "decision_note = COALESCE(?, decision_note), "
     "outcome = COALESCE(?, outcome), "
     "approvals = COALESCE(?, approvals), "
-    "readback = COALESCE(?, readback) "
+    "readback = COALESCE(?, readback), "
+    "claim_id = COALESCE(?, claim_id), "
+    "lease_until = COALESCE(?, lease_until) "
     "WHERE id = ? AND state = ?"
 )
 # A reading of the provider's view is not a change of the request: neither its state, nor
@@ -105,6 +108,20 @@ _SET_READBACK = "UPDATE requests SET readback = ? WHERE id = ?"
 _CAS_UNEXPIRED = " AND expires_at > ?"
 _CAS_UPDATED_BEFORE = " AND updated_at < ?"
 _CAS_VERSION = " AND version = ?"
+# The fence (the request's current claim is the caller's) and the sweep's test (its lease ran
+# out). NULL equals nothing: a request without a claim or lease never matches either.
+_CAS_FENCE = " AND claim_id = ?"
+_CAS_LEASE_EXPIRED = " AND lease_until < ?"
+# The entries an outcome held for its read-back (never tried yet, due later): due now.
+_RELEASE_HELD = (
+    "UPDATE outbox SET next_attempt_at = ? "  # noqa: S608 -- constant fragment
+    f"WHERE request_id = ? AND {UNDONE} AND attempts = 0 AND next_attempt_at > ?"
+)
+# A lease is renewed only by its claim's holder, while it runs.
+_RENEW_LEASE = (
+    "UPDATE requests SET lease_until = ? "
+    "WHERE id = ? AND state = ? AND claim_id = ? AND lease_until >= ?"
+)
 
 _INSERT_AUDIT = (
     f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) "  # noqa: S608 -- constant column list
@@ -212,6 +229,8 @@ def _validate_transition(
     to_state = State(to_state)
     if action is not None and Action(action) in VIEW_ACTIONS:
         raise ValueError(f"{Action(action).value} is recorded with record_view")
+    if action is not None and Action(action) in RECORD_ONLY_ACTIONS:
+        raise ValueError(f"{Action(action).value} is recorded only, never as a transition")
     if action is not None and Action(action) in STAYING_ACTIONS:
         # Recorded without moving: only a pending request, which stays pending.
         if from_states != {State.PENDING} or to_state is not State.PENDING:
@@ -340,6 +359,8 @@ class BaseSQLStore:
             version,
             view,
             readback,
+            claim_id,
+            lease_until,
         ) = row
         return VerificationRequest(
             id=id_,
@@ -361,6 +382,8 @@ class BaseSQLStore:
             version=int(version),
             view=_reading(view),
             readback=_reading(readback),
+            claim_id=claim_id,
+            lease_until=None if lease_until is None else self._time_from_db(lease_until),
         )
 
     def _audit_from_row(self, row: Sequence[Any]) -> AuditEntry:
@@ -450,11 +473,19 @@ class BaseSQLStore:
         notices: Sequence[Notice],
         at: Any,
         audit_id: int | None,
+        due: Any = None,
     ) -> None:
         for notice in notices:
             cur.execute(
                 self._sql(_INSERT_OUTBOX),
-                (request_id, notice.value, notice.lane.value, audit_id, at, at),
+                (
+                    request_id,
+                    notice.value,
+                    notice.lane.value,
+                    audit_id,
+                    at,
+                    at if due is None else due,
+                ),
             )
 
     # -- requests ------------------------------------------------------------------------------
@@ -494,6 +525,8 @@ class BaseSQLStore:
             0,
             None if request.view is None else _json(view_to_dict(request.view)),
             None if request.readback is None else _json(view_to_dict(request.readback)),
+            _opt_text(request.claim_id),
+            None if request.lease_until is None else self._time_to_db(request.lease_until),
             key,
         )
         audit = (
@@ -599,6 +632,8 @@ class BaseSQLStore:
                 if change.approvals is None
                 else _approvals_json(change.approvals, change.withdrawn),
                 None if change.readback is None else _json(view_to_dict(change.readback)),
+                _opt_text(change.claim_id),
+                None if change.lease_until is None else self._time_to_db(change.lease_until),
                 request_id,
                 current.value,
             )
@@ -613,6 +648,12 @@ class BaseSQLStore:
             if change.expected_version is not None:
                 sql += _CAS_VERSION
                 params = (*params, int(change.expected_version))
+            if change.fence is not None:
+                sql += _CAS_FENCE
+                params = (*params, _text(change.fence))
+            if change.lease_expired_by is not None:
+                sql += _CAS_LEASE_EXPIRED
+                params = (*params, self._time_to_db(change.lease_expired_by))
             cur.execute(self._sql(sql), params)
             if cur.rowcount != 1:
                 return None
@@ -628,7 +669,8 @@ class BaseSQLStore:
                     audit_details,
                 ),
             )
-            self._insert_outbox(cur, request_id, queued, at, audit_id)
+            due = None if change.notices_due is None else self._time_to_db(change.notices_due)
+            self._insert_outbox(cur, request_id, queued, at, audit_id, due)
             return self._fetch_request(cur, request_id)
 
     def record_view(
@@ -643,7 +685,9 @@ class BaseSQLStore:
         states: frozenset[State] | None = None,
     ) -> VerificationRequest | None:
         """Store a reading of the provider's view with the request, whatever its state: as its
-        ``view`` (``Action.LOOKUP``, when it was made) or its ``readback`` (``Action.CHECK``).
+        ``view`` (``Action.LOOKUP``, when it was made) or its ``readback`` (``Action.CHECK``,
+        ``Action.READBACK``: the latter also makes due now the notices the call's outcome held
+        for it, see ``Transition.notices_due``).
 
         In one transaction: the column, an audit entry (from and to the current state, the
         reading in its details) and one outbox entry per notice. Neither the state, nor
@@ -686,6 +730,64 @@ class BaseSQLStore:
             )
             if shown:
                 self._insert_outbox(cur, request_id, queued, at, audit_id)
+            if action is Action.READBACK:
+                # The outcome's notices were held for this reading: due now.
+                cur.execute(self._sql(_RELEASE_HELD), (at, request_id, at))
+            return self._fetch_request(cur, request_id)
+
+    def renew_lease(
+        self, request_id: str, claim_id: str, *, until: datetime, now: datetime
+    ) -> bool:
+        """Extend the lease of claim ``claim_id`` to ``until``: only while the request is
+        executing under that claim and its lease runs at ``now`` (a lease that ran out is lost,
+        swept or not). True when it did. Neither the audit log, nor ``updated_at``, nor
+        ``version`` changes: a renewal is no change of the request."""
+        _check_aware(until, "until")
+        _check_aware(now, "now")
+        with self._write() as cur:
+            cur.execute(
+                self._sql(_RENEW_LEASE),
+                (
+                    self._time_to_db(until),
+                    _text(request_id),
+                    State.EXECUTING.value,
+                    _text(claim_id),
+                    self._time_to_db(now),
+                ),
+            )
+            return cur.rowcount == 1
+
+    def record_late(
+        self,
+        request_id: str,
+        *,
+        claim_id: str | None,
+        actor: str,
+        now: datetime,
+        details: Mapping[str, Any],
+    ) -> VerificationRequest | None:
+        """Append a ``late_answer`` audit entry (the claim it answers, ``claim_id``, in its
+        details beside ``details``), from and to the request's current state, which does not
+        change. The request, or None when there is no such request."""
+        _check_aware(now, "now")
+        request_id = _text(request_id)
+        entry = dict(details) | {"claim_id": claim_id}
+        with self._write() as cur:
+            state = self._lock_request(cur, request_id)
+            if state is None:
+                return None
+            self._insert_audit(
+                cur,
+                (
+                    request_id,
+                    self._time_to_db(now),
+                    _text(actor),
+                    Action.LATE_ANSWER.value,
+                    state,
+                    state,
+                    _json(entry),
+                ),
+            )
             return self._fetch_request(cur, request_id)
 
     def audit_log(self, request_id: str) -> list[AuditEntry]:
