@@ -49,7 +49,6 @@ from bot.hostup import (
     HostupClient,
     ProviderError,
     clean_text,
-    longest_call,
 )
 from bot.services import SLACK_TIMEOUT, slack_client
 from bot.settings import (
@@ -296,12 +295,11 @@ def _check_settings(
         return None
     mode = "Socket Mode" if settings.socket_mode else f"HTTP mode on port {settings.PORT}"
     report.ok(f"Settings are valid ({mode})")
-    longest = longest_call(settings.HOSTUP_TIMEOUT)
-    if 0 < settings.INTERRUPTED_AFTER < longest:
+    if 0 < settings.INTERRUPTED_AFTER <= settings.HOSTUP_TIMEOUT:
         report.warn(
-            f"INTERRUPTED_AFTER={settings.INTERRUPTED_AFTER} is shorter than a provider call can "
-            f"take with HOSTUP_TIMEOUT={settings.HOSTUP_TIMEOUT:g} ({longest:.0f} s): a live call "
-            "can be taken for an interrupted one; unset it outside soaks and tests"
+            f"INTERRUPTED_AFTER={settings.INTERRUPTED_AFTER} is a lease no longer than one "
+            f"provider attempt (HOSTUP_TIMEOUT={settings.HOSTUP_TIMEOUT:g}): a live call can be "
+            "taken for an interrupted one; unset it outside soaks and tests"
         )
     return settings
 

@@ -220,12 +220,13 @@ def build_services(settings: Settings) -> Services:
         executor=home_executor,
     )
     delivery.home = home
-    if 0 < settings.INTERRUPTED_AFTER < provider.max_duration:
+    if 0 < settings.INTERRUPTED_AFTER <= provider.attempt_deadline:
         log.warning(
-            "INTERRUPTED_AFTER=%s is shorter than a provider call can take (%.0f s): a live call "
-            "can be taken for an interrupted one. Leave it unset outside soaks and tests.",
+            "INTERRUPTED_AFTER=%s is a lease no longer than one provider attempt (%.0f s, "
+            "HOSTUP_TIMEOUT): a live call can be taken for an interrupted one. Leave it unset "
+            "outside soaks and tests.",
             settings.INTERRUPTED_AFTER,
-            provider.max_duration,
+            provider.attempt_deadline,
         )
     maintenance = Maintenance(
         approvals,

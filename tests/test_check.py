@@ -622,11 +622,14 @@ def test_a_quorum_larger_than_the_approvers_fails(run) -> None:
 
 
 def test_a_short_interrupted_after_is_a_warning(run) -> None:
-    """INTERRUPTED_AFTER shorter than a provider call can take is a warn line naming it (the
-    bot still works); one longer than that, or 0 (derived), says nothing."""
-    result = run(INTERRUPTED_AFTER=5, HOSTUP_TIMEOUT=2)
+    """INTERRUPTED_AFTER (the claim's lease) no longer than one provider attempt is a warn line
+    naming it (the bot still works); one longer than that, or 0 (derived), says nothing."""
+    result = run(INTERRUPTED_AFTER=3, HOSTUP_TIMEOUT=3)
     assert result.code == 0
-    result.one("warn  ", "INTERRUPTED_AFTER=5 is shorter than a provider call can take")
+    result.one("warn  ", "INTERRUPTED_AFTER=3 is a lease no longer than one provider attempt")
+    assert not any(
+        "INTERRUPTED_AFTER" in line for line in run(INTERRUPTED_AFTER=4, HOSTUP_TIMEOUT=3).lines
+    )
     for fine in (0, 3600):
         assert not any("INTERRUPTED_AFTER" in line for line in run(INTERRUPTED_AFTER=fine).lines)
 

@@ -165,7 +165,7 @@ def test_interrupted_call_becomes_unknown_without_a_click(world):
 def test_interrupted_after_shortens_the_bound_and_is_warned_about(tmp_path, caplog):
     """By default the bound is the longest a provider call can take plus a grace; the
     INTERRUPTED_AFTER setting (for soaks and tests) replaces it, with a warning at start-up
-    when it is shorter than a call can take."""
+    when, as the claim's lease, it is no longer than one provider attempt."""
     with World(database_path=tmp_path / "default.db") as world:
         maintenance = world.services.maintenance
         longest = world.services.provider.max_duration
@@ -175,7 +175,7 @@ def test_interrupted_after_shortens_the_bound_and_is_warned_about(tmp_path, capl
         caplog.at_level(logging.WARNING, logger="bot.services"),
         World(database_path=tmp_path / "short.db", settings={"INTERRUPTED_AFTER": 5}) as world,
     ):
-        assert "INTERRUPTED_AFTER=5 is shorter than a provider call can take" in caplog.text
+        assert "INTERRUPTED_AFTER=5 is a lease no longer than one provider attempt" in caplog.text
         message = world.driver.ask(REQUESTER, "alice@example.com")
         request = request_of(world, message)
         world.services.store.transition(
