@@ -135,7 +135,8 @@ def refusal(excinfo: pytest.ExceptionInfo[Refused]) -> str:
         ("<mailto:a&amp;b@example.com|a&amp;b@example.com>", "a&b@example.com"),
         ("<alice@example.com>", "alice@example.com"),
         ("user@bücher.de", "user@bücher.de"),
-        ("x@xn--bcher-kva.de", "x@xn--bcher-kva.de"),
+        # One email whichever form Slack sends: the domain is kept in its Unicode form.
+        ("x@xn--bcher-kva.de", "x@bücher.de"),
     ],
 )
 def test_command_text_as_slack_sends_it(text, email):

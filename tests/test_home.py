@@ -8,6 +8,7 @@ import json
 import sqlite3
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot import ids
 from bot.domain.model import State
@@ -257,16 +258,21 @@ def store_steps_to_open_home(world: World, user: str) -> int:
         steps[0] += 1
         return 0  # carry on
 
-    connections = [
-        v for v in vars(world.services.store).values() if isinstance(v, sqlite3.Connection)
-    ]
-    for conn in connections:
-        conn.set_progress_handler(tick, 10)
+    store: Any = world.services.store
+    connections = [v for v in vars(store).values() if isinstance(v, sqlite3.Connection)]
+
+    def set_handlers(handler: Any) -> None:
+        # Under the lock that guards each connection: changing a handler while another thread
+        # runs a statement on it (a maintenance round) would deadlock on the GIL.
+        for conn in connections:
+            with store._probe_lock if conn is store._probe_conn else store._lock:
+                conn.set_progress_handler(handler, 10)
+
+    set_handlers(tick)
     try:
         world.driver.open_home(user)
     finally:
-        for conn in connections:
-            conn.set_progress_handler(None, 10)
+        set_handlers(None)
     return steps[0]
 
 

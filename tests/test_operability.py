@@ -267,6 +267,17 @@ def sqlite_connections(store: Any) -> list[sqlite3.Connection]:
     return [v for v in vars(store).values() if isinstance(v, sqlite3.Connection)]
 
 
+def set_progress_handlers(store: Any, handler: Any) -> None:
+    """Install (or, with None, remove) ``handler`` on each of the store's connections, each
+    under the lock that guards it. Changing a handler blocks on the connection's mutex while
+    holding the GIL, and a statement running in another thread calls its handler, which needs
+    the GIL: done without the store's lock, the two threads would wait for each other."""
+    for conn in sqlite_connections(store):
+        lock = store._probe_lock if conn is store._probe_conn else store._lock
+        with lock:
+            conn.set_progress_handler(handler, 1)
+
+
 def test_readyz_and_metrics_answer_while_a_slow_write_holds_the_lock(world):
     """A slow write holds the store's write lock (its process-wide lock and SQLite's): GET
     /readyz still answers 200 with the store up at once, and GET /metrics serves the store's
@@ -340,9 +351,7 @@ def test_an_ack_does_not_wait_behind_a_metrics_scrape(world):
         return 0  # carry on (non-zero would interrupt the query)
 
     store.metric_figures = flagged_figures
-    connections = sqlite_connections(store)
-    for conn in connections:
-        conn.set_progress_handler(handler, 1)
+    set_progress_handlers(store, handler)
     scraped: list[Samples] = []
     scraper = threading.Thread(target=lambda: scraped.append(scrape_within(world, 40)))
     scraper.start()
@@ -362,8 +371,7 @@ def test_an_ack_does_not_wait_behind_a_metrics_scrape(world):
     finally:
         release.set()
         scraper.join(timeout=30)
-        for conn in connections:
-            conn.set_progress_handler(None, 1)
+        set_progress_handlers(store, None)
     assert value(scraped[0], "verify_email_store_up") == 1
     assert world.driver.request_message(EMAIL)  # and the request went on to be posted
 
