@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -88,9 +89,20 @@ class OutboxDelivery:
             if self.home is not None:
                 self.home.refresh(request_id)
 
-    def deliver_alongside(self, request_id: str) -> Callable[[], None]:
-        future = self.executor.submit(self._outbox().deliver, request_id)
-        return lambda: future.result()
+    def deliver_alongside(self, request_id: str, after: float = 0.0) -> Callable[[], None]:
+        finished = threading.Event()
+
+        def deliver_later() -> None:
+            finished.wait(after)  # the caller's work done first: nothing to wait for
+            self._outbox().deliver(request_id)
+
+        future = self.executor.submit(deliver_later)
+
+        def finish() -> None:
+            finished.set()
+            future.result()
+
+        return finish
 
     def _outbox(self) -> Outbox:
         if self.outbox is None:

@@ -86,7 +86,7 @@ class Delivery:
     def deliver(self, request_id: str) -> None:
         self.delivered.append(request_id)
 
-    def deliver_alongside(self, request_id: str):
+    def deliver_alongside(self, request_id: str, after: float = 0.0):
         self.alongside.append(request_id)
         return lambda: None
 

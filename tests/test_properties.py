@@ -108,7 +108,7 @@ class NoDelivery:
     def deliver(self, request_id: str) -> None:
         pass
 
-    def deliver_alongside(self, request_id: str) -> Any:
+    def deliver_alongside(self, request_id: str, after: float = 0.0) -> Any:
         return lambda: None
 
 

@@ -1713,7 +1713,7 @@ class _NoDelivery:
     def deliver(self, request_id: str) -> None:
         pass
 
-    def deliver_alongside(self, request_id: str) -> Callable[[], None]:
+    def deliver_alongside(self, request_id: str, after: float = 0.0) -> Callable[[], None]:
         return lambda: None
 
 

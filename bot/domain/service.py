@@ -240,8 +240,9 @@ class Delivery(Protocol):
         """Send what is due for the request now (whatever cannot be sent is retried later)."""
         ...
 
-    def deliver_alongside(self, request_id: str) -> Callable[[], None]:
-        """Start delivering in the background; the returned function waits until done."""
+    def deliver_alongside(self, request_id: str, after: float = 0.0) -> Callable[[], None]:
+        """Deliver in the background once ``after`` seconds have passed or the returned function
+        is called, whichever comes first; that function then waits until it is done."""
         ...
 
 
@@ -272,6 +273,9 @@ HOME_COUNT_CAP = 100
 # (bot/hostup.py: VIEW_CALLS calls of twice VIEW_TIMEOUT). Recording the reading makes them due
 # at once; if this process stops first, they go out after this.
 READBACK_HOLD = timedelta(seconds=30)
+
+# Seconds a provider call may take before the request message says "calling the provider…".
+INTERIM_AFTER = 1.0
 
 # Lost optimistic races in a row before a click gives up (each loss means someone else changed
 # the request meanwhile; the next read sees it, so a loop this long takes a storm of clicks).
@@ -912,8 +916,11 @@ class Approvals:
             approver,
         )
         # The provider is called at once; "calling the provider…" goes to Slack alongside, so a
-        # slow Slack never delays the call (nor eats into the interrupted-call sweep's margin).
-        wait_for_interim = self.delivery.deliver_alongside(request_id)
+        # slow Slack never delays the call (nor eats into its lease), once the call has taken
+        # INTERIM_AFTER: a quicker call's outcome is queued by then, and the outbox sends the
+        # message's final state in one update instead of two (an update superseded by a later
+        # one queued behind it is not sent).
+        wait_for_interim = self.delivery.deliver_alongside(request_id, after=INTERIM_AFTER)
         final = self._execute(claimed, approver)
         log.info("Request %s is %s", final.id, final.state.value)
         wait_for_interim()  # in order: the interim update is finished with before the final
