@@ -504,7 +504,13 @@ def test_slack_429_on_the_thread_reply_is_retried(world: World) -> None:
     the failure is still shown, once."""
     assert world.driver is not None
     message = ask(world)
-    world.slack.fail_next("chat.postMessage", error="ratelimited", status=429, retry_after=0)
+    world.slack.fail_next(
+        "chat.postMessage",
+        error="ratelimited",
+        status=429,
+        retry_after=0,
+        where=lambda params: params.get("thread_ts") == message["ts"],
+    )
     world.provider.enqueue(Response.error(500, "Internal server error"))
 
     world.driver.approve(APPROVER, message)

@@ -141,6 +141,8 @@ class _Failure:
     # with ``acts`` the call takes effect first (Slack did it, its answer was lost).
     hang: float = 0.0
     acts: bool = False
+    # Only calls whose parameters this accepts fail (None: every call of the method).
+    where: Callable[[Params], bool] | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -368,17 +370,21 @@ class FakeSlack:
         status: int | None = None,
         retry_after: int | None = 1,
         times: int = 1,
+        where: Callable[[Params], bool] | None = None,
     ) -> None:
         """Answer the next `times` calls of `method` with a failure instead of doing them.
 
         `status` defaults to 429 for "ratelimited" (with a `Retry-After: retry_after` header,
         as slack_sdk's RateLimitErrorRetryHandler expects) and to 200 with
-        `{"ok": false, "error": error}` otherwise. Failed calls change nothing.
+        `{"ok": false, "error": error}` otherwise. Failed calls change nothing. With `where`,
+        only calls whose parameters it accepts fail (say, a post in a thread, not a DM).
         """
         resolved = status if status is not None else (429 if error == "ratelimited" else 200)
         with self._cond:
             self._failures.setdefault(method, []).append(
-                _Failure(error, resolved, retry_after if resolved == 429 else None, times)
+                _Failure(
+                    error, resolved, retry_after if resolved == 429 else None, times, where=where
+                )
             )
 
     def time_out_next(self, method: str, seconds: float, *, acts: bool) -> None:
@@ -613,7 +619,7 @@ class FakeSlack:
                 headers["X-Accepted-OAuth-Scopes"] = needed
                 answer = _error("missing_scope")
                 answer |= {"needed": needed, "provided": ",".join(self._granted(token))}
-            elif (failure := self._take_failure(method)) is not None:
+            elif (failure := self._take_failure(method, params=params)) is not None:
                 status, answer = failure.status, _error(failure.error)
                 if failure.retry_after is not None:
                     headers["Retry-After"] = str(failure.retry_after)
@@ -655,10 +661,15 @@ class FakeSlack:
             self._cond.notify_all()
         return HTTPStatus.OK, "ok"
 
-    def _take_failure(self, method: str, *, timeouts: bool = False) -> _Failure | None:
-        """The next scripted failure of `method`, if it is a timeout (`timeouts`) or not."""
+    def _take_failure(
+        self, method: str, *, timeouts: bool = False, params: Params | None = None
+    ) -> _Failure | None:
+        """The next scripted failure of `method`, if it is a timeout (`timeouts`) or not, and
+        (when it has a `where`) these `params` are ones it applies to."""
         queue = self._failures.get(method)
         if not queue or (queue[0].hang > 0) is not timeouts:
+            return None
+        if queue[0].where is not None and (params is None or not queue[0].where(params)):
             return None
         failure = queue[0]
         failure.remaining -= 1
