@@ -427,9 +427,8 @@ def test_a_lookup_that_comes_back_after_the_approval_is_not_shown_as_before_it(t
         message = world.driver.request_message(EMAIL)
         world.provider.wait_for_view_calls(1)  # the lookup's list call is under way
         world.driver.approve(APPROVER, message)
-        world.slack.wait_for(
-            lambda: stored(world, message).state is not State.PENDING or None, what="the claim"
-        )
+        world.provider.wait_for_calls(1)  # the confirm call: made under the claim
+        assert stored(world, message).state is not State.PENDING
         assert lookups(world, message) == []  # the race is real: claimed before the reading
         final = world.driver.final_message(message)
         assert "state: succeeded" in text_of(final)
