@@ -795,6 +795,18 @@ class Soak:
 # --------------------------------------------------------------------------- the checks
 
 
+def _request_of(message: dict[str, Any]) -> str | None:
+    """The request a top-level message is about, from the metadata the bot marks it with (the
+    email alone is not enough: a form a paused replica finished late is a second request for
+    the same email)."""
+    metadata = message.get("metadata")
+    if isinstance(metadata, str):  # sent form-encoded: the JSON as a string
+        metadata = json.loads(metadata)
+    payload = metadata.get("event_payload") if isinstance(metadata, dict) else None
+    found = payload.get("request_id") if isinstance(payload, dict) else None
+    return found if isinstance(found, str) else None
+
+
 def check(
     store: BaseSQLStore, slack: FakeSlack, provider: FakeProvider, tally: Tally
 ) -> dict[str, Any]:
@@ -870,7 +882,7 @@ def check(
                 violations.append(f"{request.id}: illegal step {after.action}")
         # The request message: posted once, showing the stored state.
         figures["request messages owed"] += 1
-        posts = [m for m in top_level if f"`{request.email}`" in json.dumps(m.get("blocks", []))]
+        posts = [m for m in top_level if _request_of(m) == request.id]
         figures["request messages delivered"] += min(1, len(posts))
         figures["request messages duplicated"] += max(0, len(posts) - 1)
         shown = None

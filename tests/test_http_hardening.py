@@ -216,7 +216,11 @@ def test_a_malformed_body_gets_a_4xx_and_one_short_warning(world, caplog, name, 
     status = conn.getresponse().status
     conn.close()
     assert status == (400 if signed else 401)
-    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # (waitress.queue's "Task queue depth is 1" says its threads were all busy a moment: about
+    # the machine's load, here the rest of the suite, not about this request.)
+    warnings = [
+        r for r in caplog.records if r.levelno >= logging.WARNING and r.name != "waitress.queue"
+    ]
     assert len(warnings) == 1, [r.getMessage()[:200] for r in warnings]
     assert len(_lines(caplog)[-1]) < 200
     assert not any(r.exc_info or r.exc_text for r in caplog.records)
