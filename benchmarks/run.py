@@ -414,13 +414,20 @@ class Settled:
         self.final_at: dict[str, float] = {}
         self.reply_at: dict[str, float] = {}
         self.dm_pending = set(dm_emails or [])
+        # The "posted" DM loses its Cancel once the request is decided: a flow is whole only
+        # when that update is made too (else it lands in the next flow's count).
+        self.dm_settle_pending = set(dm_emails or [])
 
     def __call__(self) -> bool | None:
         calls = self.slack.calls
         for call in calls[self.index :]:
             self._see(call)
         self.index = len(calls)
-        done = len(self.final_at) == len(self.reply_at) == len(self.tss) and not self.dm_pending
+        done = (
+            len(self.final_at) == len(self.reply_at) == len(self.tss)
+            and not self.dm_pending
+            and not self.dm_settle_pending
+        )
         return True if done else None
 
     def _see(self, call: Call) -> None:
@@ -438,6 +445,11 @@ class Settled:
             text = str(params.get("text") or "")
             if params.get("channel") == REQUESTER and "was approved" in text:
                 self.dm_pending = {e for e in self.dm_pending if e not in text}
+        if call.method == "chat.update" and "can no longer be cancelled" in str(
+            params.get("text") or ""
+        ):
+            text = str(params.get("text") or "")
+            self.dm_settle_pending = {e for e in self.dm_settle_pending if e not in text}
 
     @property
     def last_at(self) -> float:

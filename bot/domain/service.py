@@ -274,8 +274,10 @@ HOME_COUNT_CAP = 100
 # at once; if this process stops first, they go out after this.
 READBACK_HOLD = timedelta(seconds=30)
 
-# Seconds a provider call may take before the request message says "calling the provider…".
-INTERIM_AFTER = 1.0
+# Seconds a provider call may take before the request message says "calling the provider…"
+# (a quicker call goes straight to its outcome: one update of the message, not two).
+INTERIM_AFTER = 2.0
+INTERIM_HOLD = timedelta(seconds=INTERIM_AFTER)
 
 # Lost optimistic races in a row before a click gives up (each loss means someone else changed
 # the request meanwhile; the next read sees it, so a loop this long takes a storm of clicks).
@@ -653,6 +655,9 @@ class Approvals:
                 notices=(Notice.SHOW,),
                 claim_id=new_claim_id() if last else None,
                 lease_until=self.clock() + self.policy.lease if last else None,
+                # A claim's "calling the provider…" is held for INTERIM_AFTER: a quicker
+                # outcome makes it due with its own notices, and it is superseded then.
+                notices_due=self.clock() + INTERIM_HOLD if last else None,
             )
             done = self.requests.transition(change)
             if done is None:
@@ -972,6 +977,7 @@ class Approvals:
                 notices=(Notice.SHOW,),
                 claim_id=new_claim_id(),
                 lease_until=self.clock() + self.policy.lease,
+                notices_due=self.clock() + INTERIM_HOLD,
             )
         )
         if claimed is None:

@@ -670,6 +670,10 @@ class BaseSQLStore:
                 ),
             )
             due = None if change.notices_due is None else self._time_to_db(change.notices_due)
+            if change.fence is not None and due is None:
+                # An outcome told at once (no read-back to wait for): what its claim held
+                # ("calling the provider…") is due now too, so it never holds the lane up.
+                cur.execute(self._sql(_RELEASE_HELD), (at, request_id, at))
             self._insert_outbox(cur, request_id, queued, at, audit_id, due)
             return self._fetch_request(cur, request_id)
 
