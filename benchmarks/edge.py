@@ -29,7 +29,7 @@ import httpx
 import psutil
 import run as bench  # benchmarks/run.py: the bot's process, its environment, the stand-ins
 
-from bot import ids  # noqa: E402 - after run put the repository root on sys.path
+from bot.slack import ids  # noqa: E402 - after run put the repository root on sys.path
 from bot.standins import payloads  # noqa: E402
 from bot.standins.provider import FakeProvider  # noqa: E402
 from bot.standins.slack import FakeSlack  # noqa: E402

@@ -59,7 +59,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/run.py` puts benchmarks/ fir
     sys.path.insert(0, str(ROOT))
 
 # Imported after the repository root is on sys.path (see above).
-from bot import ids  # noqa: E402
+from bot.slack import ids  # noqa: E402
 from bot.standins import payloads  # noqa: E402
 from bot.standins.driver import Delivered, Driver, Reply  # noqa: E402
 from bot.standins.provider import DOMAINS_PATH, FakeProvider  # noqa: E402

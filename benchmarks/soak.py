@@ -63,8 +63,7 @@ from run import (
     free_port,
 )  # the benchmark's harness; puts bot/ on the path
 
-from bot import ids
-from bot.audit import export
+from bot.cli.audit import export
 from bot.domain.model import (
     PROVIDER_ACTIONS,
     RECORD_ONLY_ACTIONS,
@@ -76,6 +75,7 @@ from bot.domain.model import (
     VerificationRequest,
 )
 from bot.maintenance import INTERVAL, LEASE_GRACE
+from bot.slack import ids
 from bot.standins import payloads
 from bot.standins.driver import Delivered, Driver, Reply
 from bot.standins.provider import CONFIRM_PATH, MODES, FakeProvider, Response

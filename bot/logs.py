@@ -37,7 +37,7 @@ from bot.domain import correlation
 LOG_FORMATS: Final = ("text", "json")
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED: Final = "[redacted]"
-# Loggers whose records may be below INFO: the bot's own (``__main__`` is bot/__main__.py run
+# Loggers whose records may be below INFO: the bot's own (``__main__`` is bot/cli/main.py run
 # as ``python -m bot``).
 OWN_LOGGERS: Final = ("bot", "__main__")
 # The lowest level a library's record may have, whatever LOG_LEVEL says.

@@ -26,8 +26,8 @@ import threading
 from collections.abc import Callable
 
 from bot.domain.service import Approvals
-from bot.hostup import VIEW_CALLS, VIEW_TIMEOUT
-from bot.outbox import Outbox
+from bot.provider.hostup import VIEW_CALLS, VIEW_TIMEOUT
+from bot.slack.outbox import Outbox
 from bot.store import StoreError
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from bot.domain.model import FINAL_STATES, Notice, State, StoreFigures, utcnow
-from bot.store import StoreError
+from bot.domain.ports import StoreError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The bot's dependencies, built once at the edge and passed in: ``build_services(settings)``.
 
-Nothing here runs at import time. Listeners reach these through Bolt's context (see bot/app.py),
-the command line and the tests through the returned :class:`Services`.
+Nothing here runs at import time. Listeners reach these through Bolt's context (see
+bot/slack/app.py), the command line and the tests through the returned :class:`Services`.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from slack_sdk.web import SlackResponse
 
 from bot.domain import correlation
 from bot.domain.service import ApprovalPolicy, Approvals
-from bot.home import Home
-from bot.hostup import HostupClient
 from bot.maintenance import Maintenance, interrupted_bound, lease_seconds
 from bot.metrics import Metrics
-from bot.notify import Notifier
-from bot.outbox import Outbox
-from bot.roles import Roles
+from bot.provider.hostup import HostupClient
 from bot.settings import Settings
+from bot.slack.home import Home
+from bot.slack.notifier import Notifier
+from bot.slack.outbox import Outbox
+from bot.slack.roles import Roles
 from bot.store import BaseSQLStore, StoreError, open_store
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class Services:
     # Sends the "calling the provider…" update while a listener calls the provider.
     delivery_executor: ThreadPoolExecutor
     metrics: Metrics
-    # Publishes the Home tabs kept current (bot.home), off the listeners' threads.
+    # Publishes the Home tabs kept current (bot.slack.home), off the listeners' threads.
     home_executor: ThreadPoolExecutor | None = None
     # Socket Mode: whether the websocket to Slack is up (set once connected; HTTP: None).
     slack_connected: Callable[[], bool] | None = None

@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.store.urls import URL_FORMS, is_postgres_url
+from bot.database_url import URL_FORMS, is_postgres_url
 
 USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
 GROUP_ID_RE = re.compile(r"^S[A-Z0-9]{2,}$")

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from bot import blocks, ids
 from bot.domain.inputs import InvalidInput, other_forms, validate_email
 from bot.domain.model import (
     OpenRequestExists,
@@ -29,6 +28,7 @@ from bot.domain.model import (
     new_request_id,
     utcnow,
 )
+from bot.slack import blocks, ids
 from bot.standins.provider import DOMAINS_PATH
 from bot.standins.world import APPROVER, CHANNEL, REQUESTER, World
 

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import blocks
 from bot.domain.inputs import InvalidInput, validate_email, validate_reason
 from bot.domain.model import TRANSITIONS, Notice, State, can_transition, utcnow
 from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.domain.views import ProviderView
-from bot.listeners.parsing import parse_command_text
+from bot.slack import blocks
+from bot.slack.listeners.parsing import parse_command_text
 from bot.store import open_store
 
 APPROVERS = {"U2", "U3", *(f"U{100 + n}" for n in range(40))}

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from bot import ids
-from bot.audit import export
+from bot.cli.audit import export
 from bot.domain.model import Action, State, utcnow
 from bot.services import build_services
+from bot.slack import ids
 from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, SECOND_APPROVER, World
 
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import blocks, ids
 from bot.domain.model import Approval, History, State, VerificationRequest
 from bot.domain.outcomes import Cleared, Interrupted, ProviderFailed
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import HomeData
+from bot.slack import blocks, ids
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.check import DEFAULT_TIMEOUT, DESCRIPTION, add_arguments, run_check, safe_url
+from bot.cli.check import DEFAULT_TIMEOUT, DESCRIPTION, add_arguments, run_check, safe_url
 from bot.settings import Settings
 from bot.standins.provider import (
     CONFIRM_PATH,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.manifest import build_manifest
+from bot.slack.manifest import build_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 SETTING_NAMES = (

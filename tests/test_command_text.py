@@ -1,7 +1,7 @@
 """Whatever a person types after /verify-email reaches the handler, over real HTTP.
 
 Bolt's own form parser takes any body containing the word "payload" for an interaction and
-drops the command (bot/server.py says why and how the bot parses instead). These tests send
+drops the command (bot/slack/server.py says why and how the bot parses instead). These tests send
 the texts people really type, escaped and form-encoded as Slack sends them, signed, through
 the real HTTP server to the real app, and check that the modal opens with what they typed.
 """
@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot import ids
-from bot.server import parse_slack_body
+from bot.slack import ids
+from bot.slack.server import parse_slack_body
 from bot.standins import payloads
 from bot.standins.world import REQUESTER, SIGNING_SECRET, World
 

@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import ids
 from bot.domain.model import Action, Notice, State, utcnow
-from bot.notify import REQUEST_EVENT
-from bot.outbox import GIVE_UP_AFTER
+from bot.slack import ids
+from bot.slack.notifier import REQUEST_EVENT
+from bot.slack.outbox import GIVE_UP_AFTER
 from bot.standins.provider import Response
 from bot.standins.slack import DEFAULT_SCOPES
 from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER, World

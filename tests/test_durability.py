@@ -11,11 +11,11 @@ from datetime import timedelta
 
 import pytest
 
-from bot import ids
-from bot.audit import DECISIONS, export
+from bot.cli.audit import DECISIONS, export
 from bot.domain.model import DECISION_ACTIONS, Action, State, utcnow
-from bot.domain.service import Transition
+from bot.domain.ports import Transition
 from bot.maintenance import INTERRUPTED_GRACE
+from bot.slack import ids
 from bot.standins.provider import Response
 from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, SECOND_APPROVER, World
 

@@ -22,12 +22,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import blocks
 from bot.domain.inputs import hidden_kind
 from bot.domain.model import Approval, State, VerificationRequest
 from bot.domain.outcomes import ERROR_KINDS, Cleared, Interrupted, ProviderFailed
 from bot.domain.service import HomeData
 from bot.domain.views import DOCUMENTED_STATUSES, ProviderView, ViewUnavailable
+from bot.slack import blocks
 from bot.standins.world import APPROVER, CHANNEL, REQUESTER
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import ids
 from bot.domain.model import State, VerificationRequest
 from bot.domain.outcomes import Cleared, ProviderFailed
+from bot.slack import ids
 from bot.standins.provider import Response
 from bot.standins.slack import Call
 from bot.standins.world import APPROVER, CHANNEL, REQUESTER, World

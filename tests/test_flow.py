@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot import ids
 from bot.domain.model import State, utcnow
+from bot.slack import ids
 from bot.standins.world import (
     APPROVER,
     CHANNEL,

@@ -15,7 +15,7 @@ from bot.domain.model import (
     utcnow,
 )
 from bot.domain.outcomes import Cleared
-from bot.domain.service import Transition
+from bot.domain.ports import Transition
 from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, SECOND_APPROVER, World
 
 

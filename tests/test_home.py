@@ -10,8 +10,8 @@ from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import ids
 from bot.domain.model import State
+from bot.slack import ids
 from bot.standins import payloads
 from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER, World
 
@@ -204,7 +204,7 @@ class HeldExecutor(Executor):
 def test_home_refreshes_run_off_the_callers_thread_and_are_coalesced(world):
     """Three requests changing while the Home worker is busy cost each open Home one
     views.publish, not three; and nothing is published on the thread that caused them."""
-    from bot.home import Home
+    from bot.slack.home import Home
 
     messages = [world.driver.ask(REQUESTER, f"user{n}@example.com") for n in range(3)]
     world.driver.open_home(APPROVER)

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import hostup
 from bot.domain.outcomes import Cleared, ProviderFailed, outcome_to_dict
 from bot.domain.views import ViewFailure
-from bot.hostup import HostupClient, ProviderError, ProviderStatus
+from bot.provider import hostup
+from bot.provider.hostup import HostupClient, ProviderError, ProviderStatus
 from bot.standins.provider import MODES, VIEW_MODES, ErrorShape, FakeProvider, Response
 
 KEY = "hk_live_9f8e7d6c5b4a-very-secret"

@@ -23,10 +23,10 @@ import psutil
 import pytest
 from slack_bolt import BoltRequest
 
-from bot import ids
-from bot.app import create_app
 from bot.logs import CorrelationFilter, TextFormatter
-from bot.server import HttpServer, WsgiApp
+from bot.slack import ids
+from bot.slack.app import create_app
+from bot.slack.server import HttpServer, WsgiApp
 from bot.standins import payloads
 from bot.standins.world import REQUESTER, SIGNING_SECRET, World
 

@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 import pytest
 from test_process import make_workspace, state_of
 
-from bot import ids
 from bot.domain.model import Action, State, VerificationRequest, new_request_id, utcnow
-from bot.domain.service import Transition
+from bot.domain.ports import Transition
+from bot.slack import ids
 from bot.standins.provider import CONFIRM_PATH, Response
 from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER, World
 from bot.store import open_store

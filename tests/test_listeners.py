@@ -11,13 +11,13 @@ from typing import Any
 from slack_bolt import Ack, BoltContext, BoltResponse, Respond
 from slack_sdk.webhook import WebhookResponse
 
-from bot import blocks, ids
-from bot.app import ROUTES
 from bot.domain.model import State, VerificationRequest
 from bot.domain.outcomes import Interrupted
 from bot.domain.refusals import Refusal, Refused
-from bot.listeners import SERVICES_KEY, actions, commands, views
-from bot.manifest import BOT_EVENTS
+from bot.slack import blocks, ids
+from bot.slack.app import ROUTES
+from bot.slack.listeners import SERVICES_KEY, actions, commands, views
+from bot.slack.manifest import BOT_EVENTS
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 REQUEST_ID = "0123456789abcdef"

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from test_approvals import Clock, Delivery, Roles, StubProvider
 
-from bot import hostup
 from bot.domain.model import Action, State
-from bot.domain.service import ApprovalPolicy, Approvals, Transition
+from bot.domain.ports import Transition
+from bot.domain.service import ApprovalPolicy, Approvals
 from bot.domain.views import ProviderView
 from bot.maintenance import (
     INTERRUPTED_GRACE,
@@ -19,6 +19,7 @@ from bot.maintenance import (
     Maintenance,
     interrupted_bound,
 )
+from bot.provider import hostup
 from bot.store import StoreError, open_store
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from bot import ids
-from bot.manifest import (
+from bot.slack import ids
+from bot.slack.manifest import (
     EVENTS_PATH,
     PLACEHOLDER_URL,
     REFERENCE_FILES,
@@ -38,8 +38,8 @@ EXPECTED_BOT_SCOPES = {
     "groups:history",
 }
 REGENERATE = (
-    "manifests/ is generated from bot/manifest.py; regenerate it with:\n"
-    '  .venv/bin/python -c "from pathlib import Path; from bot.manifest import '
+    "manifests/ is generated from bot/slack/manifest.py; regenerate it with:\n"
+    '  .venv/bin/python -c "from pathlib import Path; from bot.slack.manifest import '
     "reference_manifests, render; [Path('manifests', n).write_text(render(m)) "
     'for n, m in reference_manifests().items()]"'
 )

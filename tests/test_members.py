@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot import ids
 from bot.domain.model import Action, State
+from bot.slack import ids
 from bot.standins.world import (
     APPROVER,
     APPROVER_GROUP,
@@ -109,10 +109,10 @@ def test_a_failing_users_info_refuses_with_one_warning(everyone_world, caplog):
     one WARNING naming the error; the failure is not cached, so the next try is admitted."""
     world = everyone_world
     world.slack.fail_next("users.info", error="internal_error")
-    with caplog.at_level(logging.WARNING, logger="bot.roles"):
+    with caplog.at_level(logging.WARNING, logger="bot.slack.roles"):
         sent = world.driver.command("U0MEMBER", "alice@example.com")
         assert "Only full members of this workspace" in world.driver.answer(sent)
-    warnings = [r for r in caplog.records if r.name == "bot.roles"]
+    warnings = [r for r in caplog.records if r.name == "bot.slack.roles"]
     assert len(warnings) == 1 and "internal_error" in warnings[0].getMessage()
     assert world.slack.calls_to("views.open") == []
     assert world.driver.modal(world.driver.command("U0MEMBER", "alice@example.com"))

@@ -9,7 +9,7 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.domain.model import State, VerificationRequest
-from bot.notify import DeliveryError, Notifier, Posted
+from bot.slack.notifier import DeliveryError, Notifier, Posted
 from bot.standins.slack import FakeSlack
 
 CHANNEL = "C0APPROVALS"

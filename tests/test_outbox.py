@@ -24,9 +24,9 @@ from bot.domain.model import (
     new_request_id,
 )
 from bot.domain.outcomes import Cleared, ProviderFailed
-from bot.domain.service import Transition
-from bot.notify import DeliveryError, Posted
-from bot.outbox import GIVE_UP_AFTER, MAX_BACKOFF, Outbox, backoff
+from bot.domain.ports import Transition
+from bot.slack.notifier import DeliveryError, Posted
+from bot.slack.outbox import GIVE_UP_AFTER, MAX_BACKOFF, Outbox, backoff
 from bot.store import BaseSQLStore, open_store
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

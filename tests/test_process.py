@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import ids
+from bot.slack import ids
 from bot.standins import payloads
 from bot.standins.driver import Driver, HttpTransport, SocketModeTransport
 from bot.standins.provider import CONFIRM_PATH, FakeProvider

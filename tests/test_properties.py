@@ -41,14 +41,14 @@ from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
 from bot.domain.refusals import Refused
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.domain.views import ProviderView
-from bot.hostup import HostupClient, ProviderError, status_domain_name
-from bot.listeners.parsing import (
+from bot.provider.hostup import HostupClient, ProviderError, status_domain_name
+from bot.slack.listeners.parsing import (
     input_value,
     parse_command_text,
     request_id_from_metadata,
     request_id_of,
 )
-from bot.server import parse_slack_body
+from bot.slack.server import parse_slack_body
 from bot.store import open_store
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from bot import ids
 from bot.domain.model import Action, State, utcnow
 from bot.domain.views import ProviderView, ViewUnavailable
+from bot.slack import ids
 from bot.standins.provider import DOMAINS_PATH, Response
 from bot.standins.world import (
     APPROVER,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from test_process import BotProcess, Workspace, make_workspace, state_of
 
-from bot import ids
+from bot.slack import ids
 from bot.standins.driver import Delivered, Driver
 from bot.standins.provider import Response
 from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER

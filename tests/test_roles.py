@@ -7,7 +7,7 @@ import threading
 import pytest
 from slack_sdk import WebClient
 
-from bot.roles import Roles
+from bot.slack.roles import Roles
 from bot.standins.slack import FakeSlack
 
 
@@ -196,9 +196,9 @@ def test_a_failing_member_lookup_fails_closed_and_is_not_cached(client, slack, c
     each; the next check asks again."""
     roles = Roles(client, [], ["*"])
     slack.fail_next("users.info", error="ratelimited")
-    with caplog.at_level("WARNING", logger="bot.roles"):
+    with caplog.at_level("WARNING", logger="bot.slack.roles"):
         assert not roles.is_requester("U0ANN")
-    assert [r.levelname for r in caplog.records if r.name == "bot.roles"] == ["WARNING"]
+    assert [r.levelname for r in caplog.records if r.name == "bot.slack.roles"] == ["WARNING"]
     assert roles.excluded("U0ANN")
     assert roles.is_requester("U0ANN")
     assert not roles.excluded("U0ANN")

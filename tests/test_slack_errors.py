@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web import SlackResponse
 
-from bot.slack_errors import CALL_ERRORS, classify
+from bot.slack.errors import CALL_ERRORS, classify
 
 
 def api_error(status: int, data: object) -> SlackApiError:

@@ -17,8 +17,8 @@ from test_approvers import (
 from test_home import dm_texts
 from test_home import request_ids as home_ids
 
-from bot import ids
 from bot.domain.model import State
+from bot.slack import ids
 from bot.standins.world import (
     APPROVER,
     APPROVER_GROUP,

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 from test_process import make_workspace, run_once
 
-from bot.__main__ import SLACK_START_BACKOFF, verify_slack_token
+from bot.cli.main import SLACK_START_BACKOFF, verify_slack_token
 
 
 def slack_error(error: str, status: int) -> SlackApiError:

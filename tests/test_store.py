@@ -34,8 +34,9 @@ from bot.domain.model import (
     utcnow,
 )
 from bot.domain.outcomes import Cleared, NotPosted
+from bot.domain.ports import Transition
 from bot.domain.refusals import Refusal, Refused
-from bot.domain.service import ApprovalPolicy, Approvals, Transition
+from bot.domain.service import ApprovalPolicy, Approvals
 from bot.domain.views import ProviderView
 from bot.store import (
     BaseSQLStore,
@@ -1093,7 +1094,7 @@ _KILL_CHILD = """
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 from bot.domain.model import Action, Notice, State, VerificationRequest
-from bot.domain.service import Transition
+from bot.domain.ports import Transition
 from bot.store import open_store
 
 store = open_store(sys.argv[1])

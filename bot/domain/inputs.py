@@ -1,7 +1,7 @@
 """What a person typed, validated: an email address, a reason, a rejection note.
 
 These see plain text only. Slack's own markup (``<mailto:…|…>``, its ``&amp;`` escapes) is
-undone by the listeners before anything reaches here (bot/listeners/parsing.py).
+undone by the listeners before anything reaches here (bot/slack/listeners/parsing.py).
 """
 
 from __future__ import annotations

@@ -154,7 +154,8 @@ class Lane(StrEnum):
 
 
 class Notice(StrEnum):
-    """What Slack must be told after a change; stored in the outbox with it (bot/outbox.py)."""
+    """What Slack must be told after a change; stored in the outbox with it
+    (bot/slack/outbox.py)."""
 
     POST_REQUEST = "post_request"  # the request message in APPROVAL_CHANNEL
     SHOW = "show"  # update the request message to the request's current state

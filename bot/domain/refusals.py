@@ -1,7 +1,7 @@
 """Why a person may not do what they asked: a code, and the request it is about.
 
-The service raises :class:`Refused`; the Block Kit layer (``bot.blocks.refusal_text``) puts the
-code in words, with mentions and the slash command where the answer can show them.
+The service raises :class:`Refused`; the Block Kit layer (``bot.slack.blocks.refusal_text``)
+puts the code in words, with mentions and the slash command where the answer can show them.
 """
 
 from __future__ import annotations

@@ -5,21 +5,16 @@ the maintenance loop calls the sweeps. Each method owns the whole sequence of it
 who may do it, the compare-and-set in the store (with the audit entry and Slack's notices in
 the same transaction), the provider call, and handing the notices to delivery.
 
-Ports (implemented at the edge, bot/services.py wires them):
-
-* :class:`RequestRepository`: durable requests and their audit log (bot/store/);
-* :class:`Provider`: the provider's confirm call and its per-domain view (bot/hostup.py);
-* :class:`Roles`: who is a requester or an approver (bot/roles.py);
-* :class:`Delivery`: sends what the outbox holds for a request (bot/outbox.py).
+It works through the ports in bot/domain/ports.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from bot.domain import correlation
 from bot.domain.inputs import clean_note, domain_of, validate_email, validate_reason
@@ -40,210 +35,21 @@ from bot.domain.model import (
     utcnow,
 )
 from bot.domain.outcomes import (
-    Cleared,
     Interrupted,
     NotPosted,
     Outcome,
     ProviderFailure,
     outcome_to_dict,
 )
+from bot.domain.ports import Delivery, Provider, RequestRepository, Roles, Transition
 from bot.domain.refusals import Refusal, Refused
-from bot.domain.views import DomainReading, ProviderView, ViewFailure, view_to_dict
+from bot.domain.views import DomainReading, ProviderView, ViewFailure
 
 log = logging.getLogger(__name__)
 
 PENDING = frozenset({State.PENDING})
 EXECUTING = frozenset({State.EXECUTING})
 UNKNOWN = frozenset({State.UNKNOWN})
-
-
-# ---------------------------------------------------------------------------------------------
-# Ports
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One compare-and-set: move ``request_id`` from one of ``from_states`` to ``to_state``.
-
-    The store writes it only if the request is in one of ``from_states`` (and, with
-    ``unexpired_only``, not past its expiry; with ``updated_before``, unchanged since; with
-    ``expected_version``, at exactly that version), and then, in the same transaction, the
-    audit entry (``actor``, ``action``, ``details``) and one outbox entry per notice.
-    ``decided_by``, ``decision_note``, ``outcome`` and ``approvals`` (the whole list) are
-    stored when given; the outcome also goes into the audit details. A staying action
-    (``STAYING_ACTIONS``) goes from pending to pending. A claim stores ``claim_id`` and
-    ``lease_until``; ``fence`` requires the request's current claim to be that one, and
-    ``lease_expired_by`` its lease to have run out before that time.
-    """
-
-    request_id: str
-    from_states: frozenset[State]
-    to_state: State
-    actor: str
-    action: Action
-    now: datetime
-    details: Mapping[str, Any] = field(default_factory=dict)
-    decided_by: str | None = None
-    decision_note: str | None = None
-    outcome: Outcome | None = None
-    unexpired_only: bool = False
-    updated_before: datetime | None = None
-    notices: tuple[Notice, ...] = ()
-    expected_version: int | None = None
-    approvals: tuple[Approval, ...] | None = None
-    # Approvals that no longer count (their approver lost the role), stored with ``approvals``.
-    withdrawn: tuple[Approval, ...] = ()
-    # The provider's view read back right after the call, stored with its outcome.
-    readback: DomainReading | None = None
-    # A claim (a move to executing): its fresh token and until when it may call the provider,
-    # both stored with the request.
-    claim_id: str | None = None
-    lease_until: datetime | None = None
-    # The fence: written only while the request's current claim is this one.
-    fence: str | None = None
-    # The sweep: written only if the request's lease ran out before this time.
-    lease_expired_by: datetime | None = None
-    # When the notices are due, if not at once: an outcome holds them for its read-back (which
-    # makes them due as soon as it is recorded), so Slack is told both together.
-    notices_due: datetime | None = None
-
-    @property
-    def audit_details(self) -> dict[str, Any]:
-        """What the audit entry records: the outcome's serialised form, then ``details``."""
-        base = outcome_to_dict(self.outcome) if self.outcome is not None else {}
-        if self.readback is not None:
-            base["readback"] = view_to_dict(self.readback)
-        return base | dict(self.details)
-
-
-class RequestRepository(Protocol):
-    """Durable requests and their append-only audit log (bot/store/)."""
-
-    def create(
-        self, request: VerificationRequest, actor: str, *, notices: Sequence[Notice] = ()
-    ) -> VerificationRequest:
-        """Store a new pending request; raises OpenRequestExists if its email has one."""
-        ...
-
-    def get(self, request_id: str) -> VerificationRequest | None: ...
-
-    def transition(self, change: Transition) -> VerificationRequest | None:
-        """The request as changed, or None when the compare-and-set did not match."""
-        ...
-
-    def find_open(self, email: str) -> VerificationRequest | None: ...
-
-    def list_requests(
-        self,
-        states: frozenset[State] | None = None,
-        *,
-        expires_before: datetime | None = None,
-        updated_before: datetime | None = None,
-        created_since: datetime | None = None,
-    ) -> list[VerificationRequest]: ...
-
-    def requests_about(
-        self, email: str, domain: str | None = None, *, since: datetime, limit: int = 20
-    ) -> list[VerificationRequest]: ...
-
-    def newest_requests(
-        self,
-        *,
-        limit: int,
-        states: frozenset[State] | None = None,
-        requester: str | None = None,
-        created_since: datetime | None = None,
-        not_states: frozenset[State] | None = None,
-    ) -> list[VerificationRequest]:
-        """At most ``limit`` matching requests, newest first, read through an index."""
-        ...
-
-    def count_requests(
-        self,
-        *,
-        cap: int,
-        states: frozenset[State] | None = None,
-        requester: str | None = None,
-        created_since: datetime | None = None,
-        not_states: frozenset[State] | None = None,
-    ) -> int:
-        """How many requests match, counting at most ``cap``."""
-        ...
-
-    def record_view(
-        self,
-        request_id: str,
-        reading: DomainReading,
-        *,
-        action: Action,
-        actor: str,
-        now: datetime,
-        notices: Sequence[Notice] = (),
-        states: frozenset[State] | None = None,
-    ) -> VerificationRequest | None:
-        """Store a reading of the provider's view with the request (``Action.LOOKUP``: as its
-        ``view``; ``Action.CHECK``: as its ``readback``), audited, in any state; None when
-        there is no such request. With ``states``, a request found (under its lock) in none of
-        them gets only the audit entry, and is returned in that other state."""
-        ...
-
-    def renew_lease(
-        self, request_id: str, claim_id: str, *, until: datetime, now: datetime
-    ) -> bool:
-        """Extend the lease of the request's claim ``claim_id`` to ``until``: only while the
-        request is executing under that claim and its lease has not run out at ``now``. False
-        when it did not (the claim was taken, or its lease ran out): then stop calling."""
-        ...
-
-    def record_late(
-        self,
-        request_id: str,
-        *,
-        claim_id: str | None,
-        actor: str,
-        now: datetime,
-        details: Mapping[str, Any],
-    ) -> VerificationRequest | None:
-        """Append a ``late_answer`` audit entry against the claim ``claim_id`` (in its
-        details), from and to the request's current state, which does not change. The request
-        as it stands, or None when there is no such request."""
-        ...
-
-
-class Provider(Protocol):
-    def confirm(self, email: str, *, renew: Callable[[float], bool] | None = None) -> Cleared:
-        """Clear the verification for ``email``; raises ProviderFailure. Each attempt ends by
-        its deadline. Before each attempt after the first, ``renew(seconds)`` is asked to keep
-        the claim for that long (the wait before it and the attempt); when it says no, no
-        further attempt is made (the failure so far is raised)."""
-        ...
-
-    def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
-        """The provider's email-verification view of ``domain`` (looked up by name unless its
-        ``domain_id`` is known), bounded in time; raises ViewFailure."""
-        ...
-
-
-class Roles(Protocol):
-    def is_requester(self, user_id: str) -> bool: ...
-
-    def is_approver(self, user_id: str) -> bool: ...
-
-    def excluded(self, user_id: str) -> bool:
-        """True when the last check found ``user_id`` not a full member of the workspace (or
-        could not tell); asks nothing. Only chooses a refusal's words."""
-        ...
-
-
-class Delivery(Protocol):
-    def deliver(self, request_id: str) -> None:
-        """Send what is due for the request now (whatever cannot be sent is retried later)."""
-        ...
-
-    def deliver_alongside(self, request_id: str, after: float = 0.0) -> Callable[[], None]:
-        """Deliver in the background once ``after`` seconds have passed or the returned function
-        is called, whichever comes first; that function then waits until it is done."""
-        ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,7 +76,7 @@ HOME_PENDING_SCAN = 200
 HOME_COUNT_CAP = 100
 
 # How long an outcome's notices wait for its read-back at most: longer than a reading can take
-# (bot/hostup.py: VIEW_CALLS calls of twice VIEW_TIMEOUT). Recording the reading makes them due
+# (bot/provider/: VIEW_CALLS calls of twice VIEW_TIMEOUT). Recording the reading makes them due
 # at once; if this process stops first, they go out after this.
 READBACK_HOLD = timedelta(seconds=30)
 

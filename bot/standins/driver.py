@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot import ids
-from bot.blocks import PROVIDER_LINE_MARK
+from bot.slack import ids
+from bot.slack.blocks import PROVIDER_LINE_MARK
 from bot.standins import payloads
 from bot.standins.slack import FakeSlack
 

@@ -28,7 +28,7 @@ Behaviour worth knowing:
   done it or not; `outage()` makes every call answer HTTP 503 for a while; `in_flight()` names
   the client ports of the calls being answered (the soak finds the replica to kill by them).
 * Scopes: the bot token is granted `scopes` (by default exactly the manifest's bot scopes,
-  `bot.manifest.BOT_SCOPES`; change them with `set_scopes()`). As on Slack, every answer to an
+  `bot.slack.manifest.BOT_SCOPES`; change them with `set_scopes()`). As on Slack, every answer to an
   authenticated call carries them in an `X-OAuth-Scopes` header (comma-separated), and a method
   whose scope is not granted answers `missing_scope` with `needed` and `provided` (and an
   `X-Accepted-OAuth-Scopes` header): `chat:write` for chat.postMessage / chat.update /
@@ -66,7 +66,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from bot.manifest import BOT_SCOPES
+from bot.slack.manifest import BOT_SCOPES
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from bot.app import create_app
-from bot.server import HttpServer, SocketModeServer, WsgiApp
 from bot.services import Services, build_services
 from bot.settings import Settings
+from bot.slack.app import create_app
+from bot.slack.server import HttpServer, SocketModeServer, WsgiApp
 from bot.standins.driver import Driver, HttpTransport, SocketModeTransport, Transport
 from bot.standins.provider import FakeProvider
 from bot.standins.slack import FakeSlack

@@ -5,7 +5,7 @@ for ``sqlite:`` URLs (the embedded default), :class:`~bot.store.postgres.Postgre
 ``postgresql://`` and ``postgres://`` (with the ``postgres`` extra installed). Both are one
 implementation, :class:`~bot.store.sql.BaseSQLStore`, over one schema rendered per database:
 
-    bot/store/urls.py      what DATABASE_URL names (the one place that tells the backends apart)
+    bot/database_url.py      what DATABASE_URL names (the one place that tells the backends apart)
     bot/store/schema.py    the tables and indexes, written once; versions and their migration
     bot/store/sql.py       the store in portable SQL: mapping, compare-and-set, outbox queue
     bot/store/sqlite.py    the SQLite connection, locking and errors
@@ -14,10 +14,10 @@ implementation, :class:`~bot.store.sql.BaseSQLStore`, over one schema rendered p
 
 from __future__ import annotations
 
+from bot.database_url import is_postgres_url, sqlite_path_from_url
 from bot.store.errors import StoreConfigError, StoreError
 from bot.store.sql import BaseSQLStore
 from bot.store.sqlite import SQLiteStore
-from bot.store.urls import is_postgres_url, sqlite_path_from_url
 
 __all__ = [
     "BaseSQLStore",

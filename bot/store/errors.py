@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
+from bot.database_url import StoreConfigError
+from bot.domain.ports import StoreError
 
-class StoreError(Exception):
-    """The store cannot do what was asked; the message is safe to log and names nothing secret."""
-
-
-class StoreConfigError(StoreError):
-    """DATABASE_URL is not one the bot can use; the message never repeats the URL."""
+__all__ = ["StoreConfigError", "StoreError"]

@@ -59,7 +59,7 @@ from bot.domain.model import (
     VerificationRequest,
 )
 from bot.domain.outcomes import outcome_from_dict, outcome_to_dict
-from bot.domain.service import Transition
+from bot.domain.ports import Transition
 from bot.domain.views import DomainReading, view_from_dict, view_to_dict
 from bot.store.errors import StoreError
 from bot.store.schema import OPEN_VALUES, UNDONE

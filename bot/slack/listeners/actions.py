@@ -8,13 +8,13 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext, Respond
 
-from bot import blocks
 from bot.domain.model import State
 from bot.domain.refusals import Refused
-from bot.listeners import services_of
-from bot.listeners.parsing import request_id_of, user_of
-from bot.notify import DeliveryError
-from bot.slack_errors import CALL_ERRORS, classify
+from bot.slack import blocks
+from bot.slack.errors import CALL_ERRORS, classify
+from bot.slack.listeners import services_of
+from bot.slack.listeners.parsing import request_id_of, user_of
+from bot.slack.notifier import DeliveryError
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, BoltContext, Respond
 
-from bot import blocks
 from bot.domain.refusals import Refused
-from bot.listeners import services_of
-from bot.listeners.parsing import parse_command_text
-from bot.slack_errors import CALL_ERRORS, classify
+from bot.slack import blocks
+from bot.slack.errors import CALL_ERRORS, classify
+from bot.slack.listeners import services_of
+from bot.slack.listeners.parsing import parse_command_text
 
 if TYPE_CHECKING:
     from bot.services import Services

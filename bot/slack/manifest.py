@@ -26,7 +26,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot import ids
+from bot.slack import ids
 
 # Where ``python -m bot`` serves Slack's commands and interactivity (HTTP mode).
 EVENTS_PATH = "/slack/events"

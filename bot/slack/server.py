@@ -22,8 +22,8 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
 from waitress.channel import HTTPChannel
 
-from bot.app import SIGNATURE_VERIFIED
 from bot.metrics import CONTENT_TYPE
+from bot.slack.app import SIGNATURE_VERIFIED
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,8 @@ class SlackHttpRequest(BoltRequest):
 # is read (at most MAX_BODY_BYTES; waitress refuses larger ones before reading them), its v0
 # signature checked on the bytes as they came, and only then decoded and parsed. A refusal is
 # one short WARNING line naming why, from a fixed set of reasons: none carries a byte of the
-# request, and none has correlation fields (bot.app binds those only for a verified request).
-# Bolt's own verification is off (bot.app): it logged the whole body of a request it refused.
+# request, and none has correlation fields (bot.slack.app binds those only for a verified request).
+# Bolt's own verification is off (bot.slack.app): it logged the whole body of a request it refused.
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")

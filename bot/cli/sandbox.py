@@ -15,9 +15,9 @@ import textwrap
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot import ids
 from bot.domain.inputs import InvalidInput, validate_email
 from bot.domain.model import State
+from bot.slack import ids
 from bot.standins.provider import MODES, Response
 from bot.standins.world import APPROVER, CHANNEL, REQUESTER, SECOND_APPROVER, World
 

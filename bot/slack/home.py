@@ -23,10 +23,10 @@ from typing import Protocol
 
 from slack_sdk import WebClient
 
-from bot import blocks
 from bot.domain.model import VerificationRequest, utcnow
 from bot.domain.service import Approvals
-from bot.slack_errors import CALL_ERRORS, classify
+from bot.slack import blocks
+from bot.slack.errors import CALL_ERRORS, classify
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, BoltContext
 
-from bot import blocks, ids
 from bot.domain.inputs import InvalidInput, clean_note, validate_email, validate_reason
 from bot.domain.model import OpenRequestExists, VerificationRequest
 from bot.domain.refusals import Refusal, Refused
-from bot.listeners import services_of
-from bot.listeners.parsing import input_value, request_id_from_metadata, user_of
-from bot.notify import DeliveryError
+from bot.slack import blocks, ids
+from bot.slack.listeners import services_of
+from bot.slack.listeners.parsing import input_value, request_id_from_metadata, user_of
+from bot.slack.notifier import DeliveryError
 
 if TYPE_CHECKING:
     from bot.services import Services

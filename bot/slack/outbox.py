@@ -47,7 +47,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bot import blocks
 from bot.domain.model import (
     DESCRIBED_STATES,
     HISTORY_DAYS,
@@ -66,7 +65,8 @@ from bot.domain.model import (
 )
 from bot.domain.outcomes import NotPosted, outcome_from_dict
 from bot.domain.views import DomainReading, view_from_dict
-from bot.notify import DeliveryError, Posted
+from bot.slack import blocks
+from bot.slack.notifier import DeliveryError, Posted
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,8 @@ class OutboxQueue(Protocol):
 
 
 class Messenger(Protocol):
-    """What the outbox needs of Slack (bot.notify.Notifier); each call raises DeliveryError."""
+    """What the outbox needs of Slack (bot.slack.notifier.Notifier); each call raises
+    DeliveryError."""
 
     channel: str
 

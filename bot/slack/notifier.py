@@ -1,9 +1,9 @@
 """Everything the bot tells Slack about a request: the channel message, its thread, the DMs.
 
 Each method is one Slack Web API call, built from the request by the pure builders in
-``bot.blocks``. The notifier only talks to Slack: it returns where it posted and writes nothing
-anywhere else. A failure raises ``DeliveryError`` saying whether trying again could help;
-``bot.outbox`` decides when to call these and retries them.
+``bot.slack.blocks``. The notifier only talks to Slack: it returns where it posted and writes
+nothing anywhere else. A failure raises ``DeliveryError`` saying whether trying again could help;
+``bot.slack.outbox`` decides when to call these and retries them.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot import blocks
 from bot.domain.model import History, VerificationRequest
 from bot.domain.views import DomainReading
-from bot.slack_errors import CALL_ERRORS, classify
+from bot.slack import blocks
+from bot.slack.errors import CALL_ERRORS, classify
 
 log = logging.getLogger(__name__)
 

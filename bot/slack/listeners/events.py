@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import BoltContext
 
-from bot.listeners import services_of
+from bot.slack.listeners import services_of
 
 
 def home_opened(event: dict[str, Any], context: BoltContext) -> None:

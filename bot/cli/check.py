@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 from slack_sdk import WebClient
 from slack_sdk.web import SlackResponse
 
-from bot.hostup import (
+from bot.provider.hostup import (
     DOMAINS_PATH,
     STATUS_PATH,
     VIEW_SCOPE,
@@ -59,7 +59,7 @@ from bot.settings import (
     SettingsError,
     load_settings,
 )
-from bot.slack_errors import CALL_ERRORS, SlackFailure, classify
+from bot.slack.errors import CALL_ERRORS, SlackFailure, classify
 from bot.store import (
     SQLiteStore,
     StoreConfigError,
@@ -309,7 +309,7 @@ def _check_settings(
 
 
 class _SlackFailure(Exception):
-    """A Slack call that failed, as the bot's one classifier (bot.slack_errors) reads it."""
+    """A Slack call that failed, as the bot's one classifier (bot.slack.errors) reads it."""
 
     def __init__(self, failure: SlackFailure) -> None:
         super().__init__(failure.error)

@@ -25,7 +25,7 @@ from cachetools import TTLCache, cachedmethod
 from slack_sdk import WebClient
 
 from bot.settings import EVERYONE, GROUP_ID_RE, USER_ID_RE
-from bot.slack_errors import CALL_ERRORS, classify
+from bot.slack.errors import CALL_ERRORS, classify
 
 log = logging.getLogger(__name__)
 

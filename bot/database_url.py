@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import unquote
 
-from bot.store.errors import StoreConfigError
+from bot.domain.ports import StoreError
+
+
+class StoreConfigError(StoreError):
+    """DATABASE_URL is not one the bot can use; the message never repeats the URL."""
+
 
 URL_FORMS: Final = "sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://…"
 _SQLITE_FORMS: Final = "sqlite:///relative.db or sqlite:////absolute/path.db"

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, assert_never
 
-from bot import ids
 from bot.domain.inputs import MAX_EMAIL_CHARS, MAX_REASON_CHARS, char_name, hidden_kind, other_forms
 from bot.domain.model import History, State, VerificationRequest
 from bot.domain.outcomes import Cleared, Outcome, ProviderFailed
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import HOME_COUNT_CAP, HomeData, StatusReport
 from bot.domain.views import DomainReading, Meaning, ProviderView, meaning_of
+from bot.slack import ids
 
 SECTION_LIMIT = 3000
 LIST_BUDGET = 1200  # characters one list (domains, clients) may take in a reply

@@ -1,6 +1,6 @@
 """create_app(settings, services) -> Bolt App, and the whole ID -> handler map (ROUTES).
 
-Handlers are module-level functions in bot/listeners/; each gets the services from Bolt's
+Handlers are module-level functions in bot/slack/listeners/; each gets the services from Bolt's
 context, where a middleware puts them for every request. Nothing here runs at import time.
 """
 
@@ -10,20 +10,22 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
-from bot import ids
 from bot.domain import correlation
-from bot.listeners import SERVICES_KEY, actions, commands, events, views
 from bot.metrics import ack_kind
-from bot.services import Services
 from bot.settings import Settings
+from bot.slack import ids
+from bot.slack.listeners import SERVICES_KEY, actions, commands, events, views
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-# Put in a request's Bolt context by bot.server.SlackEventsHandler once the request's
+# Put in a request's Bolt context by bot.slack.server.SlackEventsHandler once the request's
 # signature checked out, before its body was parsed. An HTTP request without it is refused
 # here, before any middleware or listener sees it (Socket Mode's come over an authenticated
 # websocket and carry no signature).
@@ -61,7 +63,7 @@ def create_app(settings: Settings, services: Services) -> App:
     app = App(
         client=services.client,
         signing_secret=signing_secret.get_secret_value() if signing_secret else None,
-        # Off: bot.server verifies each HTTP request's signature before anything parses it
+        # Off: bot.slack.server verifies each HTTP request's signature before anything parses it
         # (Bolt's own check parsed first, and logged the whole body of a request it refused);
         # timed_dispatch below refuses a request that was not. Socket Mode messages arrive over
         # an authenticated websocket and carry no signature.
