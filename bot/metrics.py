@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -31,7 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from bot.domain.model import FINAL_STATES, Notice, State, StoreFigures, utcnow
+from bot.domain.model import FINAL_STATES, State, StoreFigures, utcnow
 from bot.domain.ports import StoreError
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,12 @@ class FigureSource(Protocol):
 
 
 class _StoreCollector(Collector):
-    def __init__(self, source: FigureSource, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, source: FigureSource, clock: Callable[[], datetime], kinds: Sequence[str]
+    ) -> None:
         self.source = source
         self.clock = clock
+        self.kinds = tuple(kinds)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -115,7 +118,7 @@ class _StoreCollector(Collector):
             labels=["kind"],
         )
         # Every kind from 0, so a first give-up is an increase (not a new series).
-        for kind in sorted({n.value for n in Notice} | set(figures.given_up)):
+        for kind in sorted(set(self.kinds) | set(figures.given_up)):
             given_up.add_metric([kind], figures.given_up.get(kind, 0))
         yield given_up
 
@@ -172,13 +175,20 @@ class Metrics:
         )
         self._store: _StoreCollector | None = None
 
-    def watch_store(self, source: FigureSource, clock: Callable[[], datetime] = utcnow) -> None:
-        """Serve the store-derived metrics from ``source``, read on each scrape."""
+    def watch_store(
+        self,
+        source: FigureSource,
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        kinds: Sequence[str] = (),
+    ) -> None:
+        """Serve the store-derived metrics from ``source``, read on each scrape; the outbox's
+        give-ups are counted for each of ``kinds`` (every kind of notice) from 0."""
         if not self.enabled:
             return
         if self._store is not None:
             self.registry.unregister(self._store)
-        self._store = _StoreCollector(source, clock)
+        self._store = _StoreCollector(source, clock, kinds)
         self.registry.register(self._store)
 
     # -- the callbacks the instrumented pieces call

@@ -27,6 +27,7 @@ from bot.metrics import Metrics
 from bot.provider.hostup import HostupClient
 from bot.settings import Settings
 from bot.slack.home import Home
+from bot.slack.notices import KINDS, notices_for
 from bot.slack.notifier import Notifier
 from bot.slack.outbox import Outbox
 from bot.slack.roles import Roles
@@ -183,8 +184,8 @@ def slack_client(settings: Settings, metrics: Metrics | None = None) -> WebClien
 def build_services(settings: Settings) -> Services:
     metrics = Metrics(enabled=settings.METRICS)
     client = slack_client(settings, metrics)
-    store = open_store(settings.DATABASE_URL)
-    metrics.watch_store(store)
+    store = open_store(settings.DATABASE_URL, announce=notices_for)
+    metrics.watch_store(store, kinds=KINDS)
     provider = HostupClient(
         settings.HOSTUP_API_URL,
         settings.HOSTUP_API_KEY.get_secret_value(),
@@ -209,17 +210,14 @@ def build_services(settings: Settings) -> Services:
             ),
         ),
     )
-    notifier = Notifier(
-        client,
-        settings.APPROVAL_CHANNEL,
-        approvers=settings.APPROVERS,
-        approvals_required=settings.APPROVALS_REQUIRED,
-    )
+    notifier = Notifier(client, settings.APPROVAL_CHANNEL)
     outbox = Outbox(
         store,
         notifier,
         on_unpostable=approvals.close_unposted,
         clock=lambda: approvals.clock(),
+        approvals_required=settings.APPROVALS_REQUIRED,
+        approvers=settings.APPROVERS,
     )
     delivery.outbox = outbox
     home_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="home")

@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.domain.inputs import InvalidInput, validate_email, validate_reason
-from bot.domain.model import TRANSITIONS, Notice, State, can_transition, utcnow
+from bot.domain.model import TRANSITIONS, State, can_transition, utcnow
 from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.domain.views import ProviderView
 from bot.slack import blocks
 from bot.slack.listeners.parsing import parse_command_text
+from bot.slack.notices import Notice, notices_for
 from bot.store import open_store
 
 APPROVERS = {"U2", "U3", *(f"U{100 + n}" for n in range(40))}
@@ -93,7 +94,7 @@ class Delivery:
 
 @pytest.fixture
 def store(tmp_path):
-    s = open_store(f"sqlite:///{tmp_path}/t.db")
+    s = open_store(f"sqlite:///{tmp_path}/t.db", announce=notices_for)
     yield s
     s.close()
 

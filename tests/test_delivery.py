@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.domain.model import Action, Notice, State, utcnow
+from bot.domain.model import Action, State, utcnow
 from bot.slack import ids
+from bot.slack.notices import Notice
 from bot.slack.notifier import REQUEST_EVENT
 from bot.slack.outbox import GIVE_UP_AFTER
 from bot.standins.provider import Response

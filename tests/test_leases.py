@@ -23,6 +23,7 @@ from test_process import make_workspace, state_of
 from bot.domain.model import Action, State, VerificationRequest, new_request_id, utcnow
 from bot.domain.ports import Transition
 from bot.slack import ids
+from bot.slack.notices import notices_for
 from bot.standins.provider import CONFIRM_PATH, Response
 from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER, World
 from bot.store import open_store
@@ -244,7 +245,7 @@ def outcome(request_id: str, fence: str, **extra: Any) -> Transition:
 def test_the_outcome_is_fenced_on_its_claim(database_url: str) -> None:
     """An outcome lands only under the claim it names; another claim's is refused (None) and
     writes nothing."""
-    with open_store(database_url) as opened:
+    with open_store(database_url, announce=notices_for) as opened:
         store: Any = opened
         request = claimed(store, "claim-a", T0 + timedelta(seconds=13))
         assert store.transition(outcome(request.id, "claim-b")) is None
@@ -257,7 +258,7 @@ def test_the_outcome_is_fenced_on_its_claim(database_url: str) -> None:
 def test_a_lease_is_renewed_only_by_its_claim_while_it_runs(database_url: str) -> None:
     """renew_lease extends the lease of the current claim while it runs; another claim, a lease
     that ran out, or a request no longer executing cannot renew it. Nothing is audited."""
-    with open_store(database_url) as opened:
+    with open_store(database_url, announce=notices_for) as opened:
         store: Any = opened
         until = T0 + timedelta(seconds=13)
         request = claimed(store, "claim-a", until)
@@ -274,7 +275,7 @@ def test_a_lease_is_renewed_only_by_its_claim_while_it_runs(database_url: str) -
 def test_the_sweep_takes_a_claim_only_once_its_lease_ran_out(database_url: str) -> None:
     """The sweep's compare-and-set (claim listed, lease ran out before now) fails while the
     lease runs, and after a renewal; it succeeds once the lease ran out."""
-    with open_store(database_url) as opened:
+    with open_store(database_url, announce=notices_for) as opened:
         store: Any = opened
         until = T0 + timedelta(seconds=13)
         request = claimed(store, "claim-a", until)
@@ -306,7 +307,7 @@ def test_a_late_answer_is_audited_against_its_claim_and_changes_nothing(
 ) -> None:
     """record_late appends a late_answer entry (its claim and the answer in its details), from
     and to the current state; the request does not change. A transition cannot record one."""
-    with open_store(database_url) as opened:
+    with open_store(database_url, announce=notices_for) as opened:
         store: Any = opened
         request = claimed(store, "claim-a", T0 + timedelta(seconds=13))
         before = store.get(request.id)

@@ -20,6 +20,7 @@ from bot.maintenance import (
     interrupted_bound,
 )
 from bot.provider import hostup
+from bot.slack.notices import notices_for
 from bot.store import StoreError, open_store
 
 
@@ -36,7 +37,7 @@ class CountingOutbox:
 
 @pytest.fixture
 def store(tmp_path):
-    s = open_store(f"sqlite:///{tmp_path}/m.db")
+    s = open_store(f"sqlite:///{tmp_path}/m.db", announce=notices_for)
     yield s
     s.close()
 

@@ -17,14 +17,13 @@ import pytest
 from bot.domain.model import (
     HISTORY_SHOWN,
     Action,
-    Lane,
-    Notice,
     State,
     VerificationRequest,
     new_request_id,
 )
 from bot.domain.outcomes import Cleared, ProviderFailed
 from bot.domain.ports import Transition
+from bot.slack.notices import Lane, Notice, notices_for
 from bot.slack.notifier import DeliveryError, Posted
 from bot.slack.outbox import GIVE_UP_AFTER, MAX_BACKOFF, Outbox, backoff
 from bot.store import BaseSQLStore, open_store
@@ -55,40 +54,55 @@ class RecordingSlack:
         self.posted += 1
         return f"1700000000.{self.posted:06d}"
 
-    def post_request(self, request: VerificationRequest, history: Any = None) -> Posted:
-        self._maybe_fail("post_request")
-        self.calls.append(("post_request", request.id))
+    def post(
+        self,
+        what: str,
+        channel: str,
+        text: str,
+        message_blocks: Any = None,
+        *,
+        thread_ts: str | None = None,
+        metadata: Any = None,
+    ) -> Posted:
+        name = _named(what)
+        self._maybe_fail(name)
+        self.calls.append((name, what, text))
         return Posted(self.channel, self._next())
+
+    def update(
+        self, what: str, channel: str, ts: str, text: str, message_blocks: Any = None
+    ) -> None:
+        name = _named(what)
+        self._maybe_fail(name)
+        self.calls.append((name, what, text, message_blocks))
 
     def find_request_message(self, request: VerificationRequest) -> Posted | None:
         self._maybe_fail("find_request_message")
         self.calls.append(("find_request_message", request.id))
         return self.copy
 
-    def show(self, request: VerificationRequest, history: Any = None) -> None:
-        self._maybe_fail("show")
-        self.calls.append(("show", request.id, request.state))
-
-    def reply_result(self, request: VerificationRequest) -> Posted:
-        self._maybe_fail("reply_result")
-        self.calls.append(("reply_result", request.id, request.state, request.outcome))
-        return Posted(self.channel, self._next())
-
-    def remind(self, request: VerificationRequest) -> None:
-        self._maybe_fail("remind")
-        self.calls.append(("remind", request.id))
-
     def dm(self, user_id: str, text: str, message_blocks: Any = None) -> Posted:
         self._maybe_fail("dm")
         self.calls.append(("dm", user_id, text))
         return Posted("D" + user_id[1:], self._next())
 
-    def rewrite(self, channel: str, ts: str, text: str, message_blocks: Any) -> None:
-        self._maybe_fail("rewrite")
-        self.calls.append(("rewrite", channel, ts, text, message_blocks))
-
     def methods(self) -> list[str]:
         return [c[0] for c in self.calls]
+
+
+# The renderer names each attempt (the ``what`` of its primitive call): which notice it was.
+_WHATS = (
+    ("post request", "post_request"),
+    ("update the message of request", "show"),
+    ("reply in the thread", "reply_result"),
+    ("reply with a provider check", "reply_check"),
+    ("remind about", "remind"),
+    ("update message", "rewrite"),
+)
+
+
+def _named(what: str) -> str:
+    return next(name for prefix, name in _WHATS if what.startswith(prefix))
 
 
 class Clock:
@@ -101,7 +115,7 @@ class Clock:
 
 @pytest.fixture
 def store(tmp_path) -> Any:
-    s = open_store(f"sqlite:///{tmp_path}/outbox.db")
+    s = open_store(f"sqlite:///{tmp_path}/outbox.db", announce=notices_for)
     yield s
     s.close()
 
@@ -144,7 +158,7 @@ def new_request(store: BaseSQLStore, email: str = "alice@example.com") -> Verifi
         expires_at=T0 + timedelta(days=1),
         updated_at=T0,
     )
-    return store.create(request, "U0REQ", notices=(Notice.POST_REQUEST, Notice.DM_POSTED))
+    return store.create(request, "U0REQ")
 
 
 def change(store: BaseSQLStore, request_id: str, src: State, dst: State, **kw: Any) -> Any:
@@ -189,22 +203,19 @@ def test_a_refused_dm_does_not_hold_up_the_channel(store, slack, outbox, clock) 
         State.PENDING,
         State.REJECTED,
         action=Action.REJECT,
-        notices=(
-            Notice.SHOW,
-            Notice.DM_OUTCOME,
-        ),
     )
     outbox.deliver(request.id)
     assert slack.methods() == ["post_request", "show"]
-    [waiting, behind] = store.outbox_entries(request.id)
-    assert (waiting.kind, waiting.lane, waiting.attempts) == (Notice.DM_POSTED, Lane.DM, 1)
+    [waiting, *behind] = store.outbox_entries(request.id)
+    assert (waiting.kind, waiting.queue, waiting.attempts) == (Notice.DM_POSTED, Lane.DM, 1)
     assert waiting.next_attempt_at == T0 + backoff(0)
-    assert behind.kind == Notice.DM_OUTCOME
+    assert [e.kind for e in behind] == [Notice.DM_OUTCOME, Notice.SETTLE_DM]
     clock.now = T0 + backoff(0)
     assert outbox.deliver_due() >= 1
     assert store.outbox_entries() == []
-    assert slack.methods() == ["post_request", "show", "dm", "dm"]
-    assert "rejected" in slack.calls[-1][2]
+    # The DM with Cancel, how it ended, then that DM rewritten without its Cancel.
+    assert slack.methods() == ["post_request", "show", "dm", "dm", "rewrite"]
+    assert "rejected" in slack.calls[-2][2]
 
 
 def test_a_late_reply_describes_the_attempt_that_queued_it(store, slack, outbox) -> None:
@@ -224,7 +235,6 @@ def test_a_late_reply_describes_the_attempt_that_queued_it(store, slack, outbox)
         State.UNKNOWN,
         action=Action.PROVIDER_ERROR,
         outcome=first,
-        notices=(Notice.REPLY_RESULT,),
     )
     outbox.deliver(request.id)  # Slack is down for the reply
     change(store, request.id, State.UNKNOWN, State.EXECUTING, action=Action.RETRY)
@@ -235,7 +245,6 @@ def test_a_late_reply_describes_the_attempt_that_queued_it(store, slack, outbox)
         State.SUCCEEDED,
         action=Action.PROVIDER_SUCCESS,
         outcome=second,
-        notices=(Notice.REPLY_RESULT,),
     )
     outbox.deliver_due()  # due now: the backoff is measured from the failed try
     replies = [c for c in slack.calls if c[0] == "reply_result"]
@@ -243,9 +252,10 @@ def test_a_late_reply_describes_the_attempt_that_queued_it(store, slack, outbox)
     outbox.clock = lambda: T0 + backoff(0)
     outbox.deliver(request.id)
     replies = [c for c in slack.calls if c[0] == "reply_result"]
-    assert [(state, outcome) for _, _, state, outcome in replies] == [
-        (State.UNKNOWN, first),
-        (State.SUCCEEDED, second),
+    # Each reply's text says what its own change came to (the primitives see only text).
+    assert [text for _, _, text in replies] == [
+        "Outcome unknown for alice@example.com",
+        "Cleared 1 domain(s) and notified 1 client(s) for alice@example.com",
     ]
 
 
@@ -268,6 +278,8 @@ def test_transient_failures_are_retried_for_a_week_then_given_up_audited(
     that very moment); then it is given up on (buried), the give-up is audited on the request
     with the notice and Slack's error, and a request message that never went out is handed
     back."""
+    # Only the request message is queued: the DM's lane has tests of its own.
+    store.announce = lambda action: [(Notice.POST_REQUEST, Lane.CHANNEL)]
     request = store.create(
         VerificationRequest(
             id=new_request_id(),
@@ -281,7 +293,6 @@ def test_transient_failures_are_retried_for_a_week_then_given_up_audited(
             updated_at=T0,
         ),
         "U0REQ",
-        notices=(Notice.POST_REQUEST,),
     )
     slack.fail["post_request"] = [transient()] * 2000
     outbox.deliver(request.id)
@@ -350,7 +361,7 @@ def test_updates_queued_together_show_the_state_once(store, slack, outbox) -> No
     request = new_request(store)
     outbox.deliver(request.id)
     slack.calls.clear()
-    store.enqueue(request.id, [Notice.SHOW, Notice.SHOW], now=T0)
+    store.enqueue(request.id, [(Notice.SHOW, Lane.CHANNEL)] * 2, now=T0)
     outbox.deliver(request.id)
     assert slack.methods() == ["show"]
 
@@ -389,11 +400,11 @@ def test_history_beside_a_request_is_not_cut_by_newer_requests(store, outbox) ->
     request = made("alice@example.com", 0)
     for n in range(HISTORY_SHOWN + 5):
         made(f"new{n}@example.com", 1 + n)
-    history = outbox._history(request)
+    history = outbox.renderer._history(request)
     assert [r.id for r in history.requests] == [r.id for r in reversed(earlier)]
     assert history.more is False
     for n in range(HISTORY_SHOWN):
         made(f"older{n}@example.com", -200 + n)
-    history = outbox._history(request)
+    history = outbox.renderer._history(request)
     assert len(history.requests) == HISTORY_SHOWN and history.more is True
     assert history.requests[:3] == tuple(reversed(earlier))

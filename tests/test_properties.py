@@ -48,6 +48,7 @@ from bot.slack.listeners.parsing import (
     request_id_from_metadata,
     request_id_of,
 )
+from bot.slack.notices import notices_for
 from bot.slack.server import parse_slack_body
 from bot.store import open_store
 
@@ -118,7 +119,7 @@ class ServiceMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory(prefix="vet-props-")
-        self.store = open_store(f"sqlite:///{Path(self.tmp.name) / 'p.db'}")
+        self.store = open_store(f"sqlite:///{Path(self.tmp.name) / 'p.db'}", announce=notices_for)
         self.now = T0
         self.provider = ScriptedProvider()
         self.approvals = Approvals(

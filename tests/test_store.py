@@ -25,8 +25,6 @@ from backends import PostgresServer, sqlite_url, url_with_database
 from bot.domain.model import (
     OPEN_STATES,
     Action,
-    Lane,
-    Notice,
     OpenRequestExists,
     State,
     VerificationRequest,
@@ -38,6 +36,7 @@ from bot.domain.ports import Transition
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.domain.views import ProviderView
+from bot.slack.notices import Lane, Notice
 from bot.store import (
     BaseSQLStore,
     SQLiteStore,
@@ -85,10 +84,36 @@ def backend_of(url: str) -> str:
     return "sqlite" if url.startswith("sqlite:") else "postgres"
 
 
+def told(*notices: Notice) -> list[tuple[str, str]]:
+    """Outbox entries for ``notices``, each in its lane (as the edge's table queues them)."""
+    return [(n.value, n.lane.value) for n in notices]
+
+
+class Told:
+    """The edge's table (bot/slack/notices.py) as a store test scripts it: what a change of
+    each action queues, nothing unless said. The store's promise is to queue exactly that, in
+    the change's transaction; which notices an action really gets is bot/slack's."""
+
+    def __init__(self) -> None:
+        self.table: dict[Action, list[tuple[str, str]]] = {}
+
+    def says(self, action: Action, *notices: Notice) -> None:
+        self.table[action] = told(*notices)
+
+    def __call__(self, action: Action) -> list[tuple[str, str]]:
+        return self.table.get(action, [])
+
+
+def says(store: BaseSQLStore, action: Action, *notices: Notice) -> None:
+    """Script what a change of ``action`` queues in ``store`` (opened with a Told)."""
+    assert isinstance(store.announce, Told)
+    store.announce.says(action, *notices)
+
+
 @pytest.fixture
 def store(database_url: str) -> Iterator[BaseSQLStore]:
     """The store under test, on each backend."""
-    s = open_store(database_url)
+    s = open_store(database_url, announce=Told())
     try:
         yield s
     finally:
@@ -103,7 +128,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def sqlite_store(db_path: Path) -> Iterator[SQLiteStore]:
     """For what only SQLite has (files, PRAGMAs, its write lock)."""
-    s = SQLiteStore(db_path)
+    s = SQLiteStore(db_path, announce=Told())
     try:
         yield s
     finally:
@@ -247,7 +272,8 @@ def test_nul_characters_are_stored_as_replacement_characters(store: BaseSQLStore
     """PostgreSQL text cannot hold NUL: in a column it is stored as U+FFFD (on every backend,
     so they behave alike), while inside JSON it is escaped and comes back exactly."""
     request = make_request(email="nul\x00@example.com", reason="a\x00b")
-    created = store.create(request, actor="U\x00REQ", notices=(Notice.POST_REQUEST,))
+    says(store, Action.CREATE, Notice.POST_REQUEST)
+    created = store.create(request, actor="U\x00REQ")
     assert created.reason == "a\ufffdb"
     assert created.email == "nul\ufffd@example.com"
     assert store.find_open("NUL\x00@example.com") == created
@@ -467,6 +493,7 @@ def test_unexpired_only_refuses_an_expired_request(store: BaseSQLStore) -> None:
     expired = store.create(make_request(ttl=timedelta(hours=1)), actor="U_REQ")
     at_expiry = expired.expires_at
     for now in (at_expiry, at_expiry + timedelta(days=3)):
+        says(store, Action.APPROVE, Notice.SHOW)
         assert (
             store.transition(
                 Transition(
@@ -477,7 +504,6 @@ def test_unexpired_only_refuses_an_expired_request(store: BaseSQLStore) -> None:
                     action=Action.APPROVE,
                     now=now,
                     unexpired_only=True,
-                    notices=(Notice.SHOW,),
                 )
             )
             is None
@@ -541,7 +567,8 @@ def test_second_open_request_for_same_email_is_refused_case_insensitively(
     for email in ("alice@example.com", "ALICE@EXAMPLE.COM", "Alice@Example.com"):
         second = make_request(email=email)
         with pytest.raises(OpenRequestExists) as info:
-            store.create(second, actor="U_OTHER", notices=(Notice.POST_REQUEST,))
+            says(store, Action.CREATE, Notice.POST_REQUEST)
+            store.create(second, actor="U_OTHER")
         assert info.value.existing.id == first.id
         assert info.value.existing.state is state
         assert store.get(second.id) is None
@@ -607,7 +634,7 @@ def _create_race_worker(
     url: str, emails: list[str], barrier: Any, worker: str, threads: int, results: Any
 ) -> None:
     """Runs in a spawned process: `threads` threads each try to create a request per email."""
-    store = open_store(url)
+    store = open_store(url, announce=Told())
     won: list[str] = []
     refused: list[str] = []
     errors: list[str] = []
@@ -647,7 +674,7 @@ def test_two_processes_creating_requests_for_the_same_emails_open_exactly_one_ea
     """Two processes (3 threads each) released together 15 times, once per email, each
     spelling it in its own case: exactly one request per email is created, every other
     attempt gets OpenRequestExists, and the store holds one open request per email."""
-    open_store(database_url).close()  # the schema exists before the race starts
+    open_store(database_url, announce=Told()).close()  # the schema exists before the race starts
     emails = [f"race-{i}@example.com" for i in range(15)]
     procs_n, threads_n = 2, 3
     barrier = multiprocessing.get_context("spawn").Barrier(procs_n * threads_n)
@@ -660,7 +687,7 @@ def test_two_processes_creating_requests_for_the_same_emails_open_exactly_one_ea
     assert wins == Counter(dict.fromkeys(emails, 1))
     refusals = Counter(email for _, _, refused, _ in outcomes for email in refused)
     assert refusals == Counter(dict.fromkeys(emails, procs_n * threads_n - 1))
-    with open_store(database_url) as store:
+    with open_store(database_url, announce=Told()) as store:
         requests = store.list_requests()
         assert sorted(r.email.lower() for r in requests) == sorted(emails)
         for email in emails:
@@ -675,10 +702,13 @@ def test_two_processes_creating_requests_for_the_same_emails_open_exactly_one_ea
 def test_create_and_transition_store_outbox_entries_in_order(store: BaseSQLStore) -> None:
     """create's and a winning transition's outbox kinds are queued in the order given, due at
     once (created_at / now), with no attempts yet."""
+    says(store, Action.CREATE, Notice.POST_REQUEST, Notice.DM_POSTED)
     request = store.create(
-        make_request(), actor="U", notices=(Notice.POST_REQUEST, Notice.DM_POSTED)
+        make_request(),
+        actor="U",
     )
     later = T0 + timedelta(minutes=3)
+    says(store, Action.REJECT, Notice.SHOW, Notice.DM_OUTCOME)
     assert store.transition(
         Transition(
             request.id,
@@ -687,7 +717,6 @@ def test_create_and_transition_store_outbox_entries_in_order(store: BaseSQLStore
             actor="U",
             action=Action.REJECT,
             now=later,
-            notices=(Notice.SHOW, Notice.DM_OUTCOME),
         )
     )
     entries = store.outbox_entries(request.id)
@@ -704,9 +733,12 @@ def test_a_losing_transition_stores_no_outbox_entries(store: BaseSQLStore) -> No
     """A transition that loses (wrong state, unknown request, expired) queues nothing; an
     illegal one raises before writing anything."""
     request = store.create(make_request(), actor="U")
-    approve(store, request.id, notices=(Notice.SHOW,))
+    says(store, Action.APPROVE, Notice.SHOW)
+    approve(store, request.id)
     assert [e.kind for e in store.outbox_entries()] == ["show"]
-    assert approve(store, request.id, notices=(Notice.SHOW, Notice.DM_OUTCOME)) is None
+    says(store, Action.APPROVE, Notice.SHOW, Notice.DM_OUTCOME)
+    assert approve(store, request.id) is None
+    says(store, Action.PROVIDER_ERROR, Notice.SHOW)
     assert (
         store.transition(
             Transition(
@@ -716,12 +748,12 @@ def test_a_losing_transition_stores_no_outbox_entries(store: BaseSQLStore) -> No
                 actor="U",
                 action=Action.PROVIDER_ERROR,
                 now=T0,
-                notices=(Notice.SHOW,),
             )
         )
         is None
     )
     with pytest.raises(ValueError):
+        says(store, Action.PROVIDER_ERROR, Notice.SHOW)
         store.transition(
             Transition(
                 request.id,
@@ -730,7 +762,6 @@ def test_a_losing_transition_stores_no_outbox_entries(store: BaseSQLStore) -> No
                 actor="U",
                 action=Action.PROVIDER_ERROR,
                 now=T0,
-                notices=(Notice.SHOW,),
             )
         )
     assert [e.kind for e in store.outbox_entries()] == ["show"]
@@ -749,7 +780,8 @@ def test_fifty_threads_racing_a_transition_queue_its_outbox_entries_once(
     def claim(i: int) -> None:
         try:
             barrier.wait(timeout=30)
-            if approve(store, request.id, actor=f"U{i}", notices=(Notice.SHOW,)) is not None:
+            says(store, Action.APPROVE, Notice.SHOW)
+            if approve(store, request.id, actor=f"U{i}") is not None:
                 wins.append(i)
         except BaseException as e:  # noqa: BLE001 -- reported by the main thread below
             errors.append(e)
@@ -764,22 +796,23 @@ def test_fifty_threads_racing_a_transition_queue_its_outbox_entries_once(
 
 
 def test_enqueue_appends_entries_and_refuses_unknown_requests(store: BaseSQLStore) -> None:
-    """enqueue appends notices after what is queued, due at `now`; nothing for none;
-    KeyError for a request that does not exist; ValueError for a kind that is no Notice."""
-    request = store.create(make_request(), actor="U", notices=(Notice.POST_REQUEST,))
-    store.enqueue(request.id, [Notice.SHOW, Notice.REPLY_RESULT], now=T0 + timedelta(seconds=5))
-    store.enqueue(request.id, [], now=T0)
+    """enqueue appends entries after what is queued, due at `now`; nothing for none;
+    KeyError for a request that does not exist; ValueError for an entry without a kind."""
+    says(store, Action.CREATE, Notice.POST_REQUEST)
+    request = store.create(make_request(), actor="U")
+    store.enqueue(request.id, told(Notice.SHOW, Notice.REPLY_RESULT), now=T0 + timedelta(seconds=5))
+    store.enqueue(request.id, told(), now=T0)
     entries = store.outbox_entries(request.id)
     assert [e.kind for e in entries] == ["post_request", "show", "reply_result"]
     assert entries[1].next_attempt_at == T0 + timedelta(seconds=5)
     with pytest.raises(KeyError):
-        store.enqueue("missing", [Notice.POST_REQUEST], now=T0)
+        store.enqueue("missing", told(Notice.POST_REQUEST), now=T0)
     with pytest.raises(ValueError):
-        store.enqueue(request.id, [""], now=T0)  # type: ignore[list-item]  # on purpose
+        store.enqueue(request.id, [("", "channel")], now=T0)
     with pytest.raises(TypeError):
         store.enqueue(request.id, "show", now=T0)  # type: ignore[arg-type]  # on purpose
     with pytest.raises(ValueError, match="timezone-aware"):
-        store.enqueue(request.id, [Notice.POST_REQUEST], now=datetime(2025, 1, 1))
+        store.enqueue(request.id, told(Notice.POST_REQUEST), now=datetime(2025, 1, 1))
     assert len(store.outbox_entries()) == 3
 
 
@@ -787,13 +820,15 @@ def test_claim_returns_only_the_head_of_each_requests_queue(store: BaseSQLStore)
     """Strict FIFO per request: a claim returns each request's oldest undone entry (ordered by
     id, at most `limit`), never an entry behind an undone one, even when that one is not due
     or is leased; completing or burying the head makes the next one the head."""
+    says(store, Action.CREATE, Notice.POST_REQUEST, Notice.SHOW, Notice.REPLY_RESULT)
     a = store.create(
         make_request(email="a@example.com"),
         actor="U",
-        notices=(Notice.POST_REQUEST, Notice.SHOW, Notice.REPLY_RESULT),
     )
+    says(store, Action.CREATE, Notice.POST_REQUEST, Notice.SHOW)
     b = store.create(
-        make_request(email="b@example.com"), actor="U", notices=(Notice.POST_REQUEST, Notice.SHOW)
+        make_request(email="b@example.com"),
+        actor="U",
     )
     heads = store.claim_outbox(now=T0, owner="o1", lease_seconds=60)
     assert [(e.request_id, e.kind) for e in heads] == [
@@ -836,9 +871,11 @@ def test_claim_returns_only_the_head_of_each_requests_queue(store: BaseSQLStore)
 def test_claim_for_one_request_and_not_yet_due_entries(store: BaseSQLStore) -> None:
     """With request_id only that request's head is claimed; an entry due later is not
     returned before its time; a limit below 1 or a non-positive lease is refused."""
-    a = store.create(make_request(email="a@example.com"), actor="U", notices=(Notice.POST_REQUEST,))
+    says(store, Action.CREATE, Notice.POST_REQUEST)
+    a = store.create(make_request(email="a@example.com"), actor="U")
+    says(store, Action.CREATE)
     b = store.create(make_request(email="b@example.com"), actor="U")
-    store.enqueue(b.id, [Notice.POST_REQUEST], now=T0 + timedelta(hours=1))
+    store.enqueue(b.id, told(Notice.POST_REQUEST), now=T0 + timedelta(hours=1))
     assert store.claim_outbox(now=T0, owner="o", lease_seconds=5, request_id=b.id) == []
     assert store.claim_outbox(now=T0, owner="o", lease_seconds=5, request_id="zz") == []
     [b1] = store.claim_outbox(
@@ -858,7 +895,8 @@ def test_leases_expire_and_a_stale_owner_cannot_finish_what_it_lost(
 ) -> None:
     """A leased entry is nobody else's until the lease ends; then another owner may take it
     over, and the first owner's complete, retry or bury is ignored; the new owner's counts."""
-    request = store.create(make_request(), actor="U", notices=(Notice.SHOW, Notice.REPLY_RESULT))
+    says(store, Action.CREATE, Notice.SHOW, Notice.REPLY_RESULT)
+    request = store.create(make_request(), actor="U")
     [first] = store.claim_outbox(now=T0, owner="old", lease_seconds=30)
     assert store.claim_outbox(now=T0 + timedelta(seconds=29), owner="new", lease_seconds=30) == []
     takeover = T0 + timedelta(seconds=30)
@@ -882,7 +920,8 @@ def test_leases_expire_and_a_stale_owner_cannot_finish_what_it_lost(
 def test_retry_and_bury_record_attempts_and_truncated_errors(store: BaseSQLStore) -> None:
     """retry counts the attempt and keeps the error (at most MAX_ERROR_CHARS); bury counts it,
     keeps the error and drops the entry from the queue (it is dead, not delivered)."""
-    request = store.create(make_request(), actor="U", notices=(Notice.SHOW, Notice.REPLY_RESULT))
+    says(store, Action.CREATE, Notice.SHOW, Notice.REPLY_RESULT)
+    request = store.create(make_request(), actor="U")
     [show] = store.claim_outbox(now=T0, owner="o", lease_seconds=30)
     long_error = "ratelimited " + "x" * 2000
     store.retry_outbox(show.id, "o", error=long_error, next_attempt_at=T0 + timedelta(seconds=2))
@@ -901,7 +940,7 @@ def test_retry_and_bury_record_attempts_and_truncated_errors(store: BaseSQLStore
 
 def _claim_worker(url: str, barrier: Any, worker: str, threads: int, results: Any) -> None:
     """Runs in a spawned process: threads claim and complete until nothing is left."""
-    store = open_store(url)
+    store = open_store(url, announce=Told())
     got: list[int] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -937,12 +976,12 @@ def test_concurrent_claimers_in_two_processes_never_get_the_same_entry(
 ) -> None:
     """Two processes (3 claiming threads each) drain 30 requests' queues of 3 entries
     concurrently: every entry is claimed exactly once, and all end delivered."""
-    with open_store(database_url) as store:
+    with open_store(database_url, announce=Told()) as store:
         for i in range(30):
+            says(store, Action.CREATE, Notice.POST_REQUEST, Notice.SHOW, Notice.REPLY_RESULT)
             store.create(
                 make_request(email=f"q{i}@example.com"),
                 actor="U",
-                notices=(Notice.POST_REQUEST, Notice.SHOW, Notice.REPLY_RESULT),
             )
         expected = sorted(e.id for e in store.outbox_entries())
     procs_n, threads_n = 2, 3
@@ -954,7 +993,7 @@ def test_concurrent_claimers_in_two_processes_never_get_the_same_entry(
     assert [errors for *_, errors in outcomes] == [[], []]
     claimed = [i for _, got, _ in outcomes for i in got]
     assert sorted(claimed) == expected  # each once: no entry was handed out twice
-    with open_store(database_url) as store:
+    with open_store(database_url, announce=Told()) as store:
         assert store.outbox_entries() == []
 
 
@@ -1002,7 +1041,7 @@ def _race_worker(
     results: Any,
 ) -> None:
     """Runs in a spawned process: `threads` threads each try to claim every request."""
-    store = open_store(url)
+    store = open_store(url, announce=Told())
     won: list[str] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -1011,6 +1050,7 @@ def _race_worker(
         for rid in request_ids:
             try:
                 barrier.wait(timeout=60)
+                says(store, Action.APPROVE, Notice.SHOW)
                 claimed = store.transition(
                     Transition(
                         rid,
@@ -1020,7 +1060,6 @@ def _race_worker(
                         action=Action.APPROVE,
                         now=datetime.now(UTC),
                         decided_by=f"{worker}-{t}",
-                        notices=(Notice.SHOW,),
                     )
                 )
             except BaseException as e:  # noqa: BLE001 -- sent back to the test to report
@@ -1047,7 +1086,7 @@ def test_two_processes_racing_on_one_database_exactly_one_wins_each_time(
     """Two processes (4 threads each) released together 40 times, once per request, on one
     database: every request is claimed exactly once, audited once, and queues its outbox
     entry once."""
-    with open_store(database_url) as store:
+    with open_store(database_url, announce=Told()) as store:
         ids = [store.create(make_request(email=unique_email()), actor="U").id for _ in range(40)]
     procs_n, threads_n = 2, 4
     barrier = multiprocessing.get_context("spawn").Barrier(procs_n * threads_n)
@@ -1059,7 +1098,7 @@ def test_two_processes_racing_on_one_database_exactly_one_wins_each_time(
     assert wins == Counter(dict.fromkeys(ids, 1))
     # Both processes won some: they really raced (40 coin flips all landing one way is ~1e-12).
     assert all(won for _, won, _ in outcomes)
-    with open_store(database_url) as store:
+    with open_store(database_url, announce=Told()) as store:
         for rid in ids:
             entries = store.audit_log(rid)
             assert [e.action for e in entries] == ["create", "approve"]
@@ -1075,15 +1114,18 @@ def test_two_processes_racing_on_one_database_exactly_one_wins_each_time(
 def test_data_survives_close_and_reopen(database_url: str) -> None:
     """Requests, their states, audit logs and outbox entries are all there after close and
     reopen."""
-    with open_store(database_url) as store:
+    with open_store(database_url, announce=Told()) as store:
+        says(store, Action.CREATE, Notice.POST_REQUEST)
         request = store.create(
-            make_request(reason="keep me ✓"), actor="U_REQ", notices=(Notice.POST_REQUEST,)
+            make_request(reason="keep me ✓"),
+            actor="U_REQ",
         )
         store.set_message(request.id, "C1", "1.2")
-        approve(store, request.id, decided_by="U_APP", notices=(Notice.SHOW,))
+        says(store, Action.APPROVE, Notice.SHOW)
+        approve(store, request.id, decided_by="U_APP")
         before, log = store.get(request.id), store.audit_log(request.id)
         queued = store.outbox_entries()
-    with open_store(database_url) as store:
+    with open_store(database_url, announce=Told()) as store:
         assert store.get(request.id) == before
         assert store.audit_log(request.id) == log
         assert store.outbox_entries() == queued
@@ -1093,11 +1135,12 @@ def test_data_survives_close_and_reopen(database_url: str) -> None:
 _KILL_CHILD = """
 import sys
 from datetime import UTC, datetime, timedelta, timezone
-from bot.domain.model import Action, Notice, State, VerificationRequest
+from bot.domain.model import Action, State, VerificationRequest
 from bot.domain.ports import Transition
 from bot.store import open_store
 
-store = open_store(sys.argv[1])
+# The approval below queues one update of the message, nothing else is queued.
+store = open_store(sys.argv[1], announce=lambda a: [("show", "channel")] if a == "approve" else [])
 now = datetime.now(UTC)
 store.create(
     VerificationRequest(
@@ -1109,7 +1152,7 @@ store.create(
 )
 store.transition(Transition(
     "killed-1", frozenset({State.PENDING}), State.EXECUTING,
-    actor="U_APP", action=Action.APPROVE, now=now, decided_by="U_APP", notices=(Notice.SHOW,),
+    actor="U_APP", action=Action.APPROVE, now=now, decided_by="U_APP",
 ))
 print("ready", flush=True)
 sys.stdin.read()  # wait here, connection open, until killed
@@ -1133,7 +1176,7 @@ def test_committed_request_survives_kill_9(database_url: str) -> None:
             os.kill(child.pid, signal.SIGKILL)
             child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
-    with open_store(database_url) as store:
+    with open_store(database_url, announce=Told()) as store:
         got = store.get("killed-1")
         assert got is not None
         assert got.state is State.EXECUTING and got.decided_by == "U_APP"
@@ -1174,7 +1217,7 @@ def test_sqlite_settings_wal_full_sync_busy_timeout_and_schema(
 def test_postgres_schema_types_and_indexes(postgres_url: str) -> None:
     """On PostgreSQL the timestamps are timestamptz, the outbox ids are identities, and the
     open-email index is unique and partial."""
-    with open_store(postgres_url):
+    with open_store(postgres_url, announce=Told()):
         pass
     import psycopg
 
@@ -1208,7 +1251,7 @@ def test_stores_opening_a_new_database_together_create_the_schema_once(
     def start() -> None:
         try:
             barrier.wait(timeout=30)
-            stores.append(open_store(database_url))
+            stores.append(open_store(database_url, announce=Told()))
         except BaseException as e:  # noqa: BLE001 -- reported by the main thread below
             errors.append(e)
 
@@ -1243,11 +1286,11 @@ def test_reopening_a_newer_schema_refuses_with_store_error(
     database_url: str, request: pytest.FixtureRequest
 ) -> None:
     """A database written by a newer bot is not silently used by an older one."""
-    open_store(database_url).close()
+    open_store(database_url, announce=Told()).close()
     server = request.getfixturevalue("postgres_server") if "postgres" in database_url else None
     _set_schema_version(database_url, SCHEMA_VERSION + 1, server)
     with pytest.raises(StoreError, match="newer"):
-        open_store(database_url)
+        open_store(database_url, announce=Told())
 
 
 def test_a_file_that_is_not_a_database_gives_store_error_naming_it(tmp_path: Path) -> None:
@@ -1339,13 +1382,13 @@ def test_a_version_2_database_is_brought_up_to_date_in_place(
     change that queued it, so a late delivery still describes that change."""
     server = request.getfixturevalue("postgres_server") if "postgres" in database_url else None
     _write_v2(database_url, server)
-    with open_store(database_url) as store:
+    with open_store(database_url, announce=Told()) as store:
         old = store.get("old-1")
         assert old is not None and old.state is State.REJECTED and old.decision_note == "no"
         log = store.audit_log("old-1")
         assert [e.action for e in log] == ["create", "reject"]
         entries = store.outbox_entries("old-1")
-        assert [(e.kind, e.lane) for e in entries] == [
+        assert [(e.kind, e.queue) for e in entries] == [
             ("show", Lane.CHANNEL),
             ("dm_outcome", Lane.DM),
         ]
@@ -1353,10 +1396,13 @@ def test_a_version_2_database_is_brought_up_to_date_in_place(
         linked = store.audit_entry(log[1].id or 0)
         assert linked is not None and linked.details == {"note": "no"}
         # New requests work as on a new database, and name their audit entries directly.
-        new = store.create(make_request(email="dave@example.com"), "U", notices=(Notice.SHOW,))
+        says(store, Action.CREATE, Notice.SHOW)
+        new = store.create(make_request(email="dave@example.com"), "U")
         [queued] = store.outbox_entries(new.id)
         assert queued.audit_id == store.audit_log(new.id)[0].id
-    with open_store(database_url) as store:  # a second start has nothing left to do
+    with open_store(
+        database_url, announce=Told()
+    ) as store:  # a second start has nothing left to do
         assert store.get("old-1") == old
 
 
@@ -1369,7 +1415,7 @@ def test_a_version_1_sqlite_file_is_refused(db_path: Path) -> None:
         conn.execute("INSERT INTO schema_version (version) VALUES (1)")
     conn.close()
     with pytest.raises(StoreError, match="schema version 1, which no released bot wrote"):
-        SQLiteStore(db_path)
+        SQLiteStore(db_path, announce=Told())
     conn = sqlite3.connect(db_path)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     conn.close()
@@ -1386,7 +1432,7 @@ def test_open_store_relative_url_is_relative_to_current_directory(
     """sqlite:///data/bot.db opens data/bot.db under the current directory."""
     (tmp_path / "data").mkdir()
     monkeypatch.chdir(tmp_path)
-    with open_store("sqlite:///data/bot.db") as store:
+    with open_store("sqlite:///data/bot.db", announce=Told()) as store:
         assert isinstance(store, SQLiteStore)
         assert store.path == tmp_path / "data" / "bot.db"
         store.create(make_request(), actor="U_REQ")
@@ -1398,7 +1444,7 @@ def test_open_store_absolute_url(tmp_path: Path) -> None:
     path = tmp_path / "abs.db"
     url = sqlite_url(path)
     assert url.startswith("sqlite:////")
-    with open_store(url) as store:
+    with open_store(url, announce=Told()) as store:
         assert isinstance(store, SQLiteStore)
         assert store.path == path
     assert path.is_file()
@@ -1414,7 +1460,7 @@ def test_open_store_postgres_urls_open_a_postgres_store(
 
     with postgres_server.fresh_database() as url:
         url = scheme + url[url.index("://") :]
-        with open_store(url) as store:
+        with open_store(url, announce=Told()) as store:
             assert isinstance(store, PostgresStore)
             store.ping()
 
@@ -1427,7 +1473,7 @@ def test_open_store_postgres_without_the_driver_says_which_extra_to_install(
     monkeypatch.setitem(sys.modules, "psycopg", None)
     monkeypatch.delitem(sys.modules, "bot.store.postgres", raising=False)
     with pytest.raises(StoreConfigError, match=r"verify-email-bot\[postgres\]") as info:
-        open_store("postgresql://bot:s3cr3t-pw@db.internal:5432/bot")
+        open_store("postgresql://bot:s3cr3t-pw@db.internal:5432/bot", announce=Told())
     assert "s3cr3t-pw" not in str(info.value)
 
 
@@ -1454,7 +1500,7 @@ def test_open_store_garbage_raises_config_error_without_echoing(url: str) -> Non
     """A URL the bot cannot use raises StoreConfigError naming DATABASE_URL, without repeating
     any of the URL (it may hold a password)."""
     with pytest.raises(StoreConfigError) as info:
-        open_store(url)
+        open_store(url, announce=Told())
     message = str(info.value)
     assert "DATABASE_URL" in message
     assert "s3cr3t-pw" not in message
@@ -1490,7 +1536,7 @@ def test_postgres_connection_refused_names_host_and_database_not_password() -> N
     port = _closed_port()
     url = f"postgresql://bot:s3cr3t-pw@127.0.0.1:{port}/somedb"
     with pytest.raises(StoreError) as info:
-        open_store(url)
+        open_store(url, announce=Told())
     message = str(info.value)
     assert f"127.0.0.1:{port}" in message and "somedb" in message
     assert "s3cr3t-pw" not in message
@@ -1513,14 +1559,14 @@ def test_postgres_wrong_password_and_unknown_database_are_store_errors(
     where = urlencode({"host": params["host"], "port": port})
     wrong = f"postgresql://{params['user']}:Wr0ng-pa55@/nosuchdb_here?{where}"
     with pytest.raises(StoreError) as info:
-        open_store(wrong)
+        open_store(wrong, announce=Told())
     assert host in str(info.value) and "nosuchdb_here" in str(info.value)
     assert "password authentication failed" in str(info.value)
     assert "Wr0ng-pa55" not in str(info.value)
 
     missing = url_with_database(postgres_server.url, "nosuchdb_here")
     with pytest.raises(StoreError) as info:
-        open_store(missing)
+        open_store(missing, announce=Told())
     assert "nosuchdb_here" in str(info.value) and "does not exist" in str(info.value)
     assert f":{params['password']}@" not in str(info.value)  # the URL is never repeated
 
@@ -1584,7 +1630,7 @@ def test_unwritable_location_raises_store_error_naming_the_path(tmp_path: Path) 
     blocker.write_text("x")
     url = f"sqlite:///{blocker}/bot.db"
     with pytest.raises(StoreError, match="not-a-dir/bot.db") as info:
-        open_store(url).ping()
+        open_store(url, announce=Told()).ping()
     assert not isinstance(info.value, StoreConfigError)
     with pytest.raises(StoreError, match="missing-dir"):
         SQLiteStore(tmp_path / "missing-dir" / "bot.db")
@@ -1615,7 +1661,7 @@ def test_ping_answers_busy_while_another_process_holds_the_write_lock(
 
 def test_closed_store_raises_store_error_and_close_is_idempotent(database_url: str) -> None:
     """After close, ping and every operation raise StoreError; closing twice is harmless."""
-    store = open_store(database_url)
+    store = open_store(database_url, announce=Told())
     store.close()
     store.close()
     with pytest.raises(StoreError, match="closed"):
@@ -1747,13 +1793,15 @@ def test_approvals_service_approves_and_rejects_through_the_store(store: BaseSQL
 def test_direct_messages_have_their_own_lane(store: BaseSQLStore) -> None:
     """DM notices queue in a lane of their own, stored with each entry: a DM waiting to be
     retried holds up no channel update, and each lane stays first in, first out."""
+    says(store, Action.CREATE, Notice.POST_REQUEST, Notice.DM_POSTED)
     request = store.create(
-        make_request(), actor="U", notices=(Notice.POST_REQUEST, Notice.DM_POSTED)
+        make_request(),
+        actor="U",
     )
-    store.enqueue(request.id, [Notice.SHOW, Notice.DM_OUTCOME], now=T0)
+    store.enqueue(request.id, told(Notice.SHOW, Notice.DM_OUTCOME), now=T0)
     heads = store.claim_outbox(now=T0, owner="o", lease_seconds=30, request_id=request.id, limit=5)
     assert sorted(e.kind for e in heads) == ["dm_posted", "post_request"]
-    assert {e.kind: e.lane for e in heads} == {"dm_posted": Lane.DM, "post_request": Lane.CHANNEL}
+    assert {e.kind: e.queue for e in heads} == {"dm_posted": Lane.DM, "post_request": Lane.CHANNEL}
     by_kind = {e.kind: e for e in heads}
     store.retry_outbox(
         by_kind["dm_posted"].id, "o", error="x", next_attempt_at=T0 + timedelta(hours=1)

@@ -1,4 +1,4 @@
-"""The request model: its states and legal transitions, the audit's actions, Slack's notices.
+"""The request model: its states and legal transitions, and the audit's actions.
 
 States::
 
@@ -72,7 +72,7 @@ FINAL_STATES = frozenset(
         State.RESOLVED,
     }
 )
-# The states a thread reply or a DM describes (what a decision or a provider call came to).
+# The states that say what a decision or a provider call came to (final, or unknown).
 DESCRIBED_STATES = frozenset(
     {
         State.SUCCEEDED,
@@ -140,57 +140,6 @@ VIEW_ACTIONS = frozenset({Action.LOOKUP, Action.CHECK, Action.READBACK})
 # The actions that only record something in the audit log, in whatever state the request is:
 # a late answer (Approvals.record_late) and a notice the outbox gave up on.
 RECORD_ONLY_ACTIONS = frozenset({Action.LATE_ANSWER, Action.DELIVERY_GIVEN_UP})
-
-
-class Lane(StrEnum):
-    """A request's two outbox queues: what is shown in the channel, and DMs to the requester.
-
-    Within a lane notices are delivered strictly in order; a DM Slack keeps refusing never
-    holds up the channel's record.
-    """
-
-    CHANNEL = "channel"
-    DM = "dm"
-
-
-class Notice(StrEnum):
-    """What Slack must be told after a change; stored in the outbox with it
-    (bot/slack/outbox.py)."""
-
-    POST_REQUEST = "post_request"  # the request message in APPROVAL_CHANNEL
-    SHOW = "show"  # update the request message to the request's current state
-    REPLY_RESULT = "reply_result"  # the provider's answer, in the request's thread
-    DM_POSTED = "dm_posted"  # tell the requester where the request went
-    DM_OUTCOME = "dm_outcome"  # tell the requester how it ended
-    DM_NOT_POSTED = "dm_not_posted"  # tell the requester it could not be posted
-    REMIND = "remind"  # remind the approvers, in the request's thread
-    REPLY_CHECK = "reply_check"  # what Check provider read, in the request's thread
-    # Rewrite the thread replies whose Check provider / Retry / Resolved can no longer act.
-    SETTLE_REPLIES = "settle_replies"
-    # Rewrite the requester's DM whose Cancel can no longer act (the request was decided).
-    SETTLE_DM = "settle_dm"
-
-    @property
-    def lane(self) -> Lane:
-        return Lane.DM if self in _DM_NOTICES else Lane.CHANNEL
-
-
-_DM_NOTICES = frozenset(
-    {Notice.DM_POSTED, Notice.DM_OUTCOME, Notice.DM_NOT_POSTED, Notice.SETTLE_DM}
-)
-
-# What each final change tells Slack (and the buttons it leaves with nothing to act on).
-DECIDED_NOTICES = (
-    Notice.REPLY_RESULT,
-    Notice.SHOW,
-    Notice.SETTLE_REPLIES,
-    Notice.DM_OUTCOME,
-    Notice.SETTLE_DM,
-)
-# What closing a pending request (rejected, expired) tells Slack.
-CLOSED_NOTICES = (Notice.SHOW, Notice.DM_OUTCOME, Notice.SETTLE_DM)
-# What a new request tells Slack.
-CREATED_NOTICES = (Notice.POST_REQUEST, Notice.DM_POSTED)
 
 
 def utcnow() -> datetime:
@@ -317,51 +266,6 @@ class OpenRequestExists(Exception):
 
 
 @dataclass(frozen=True)
-class OutboxEntry:
-    """One thing to tell Slack about a request, stored with the change that caused it.
-
-    ``kind`` names what to deliver (a Notice's value; text, as stored), ``lane`` which of the
-    request's two queues it waits in, and ``audit_id`` the audit entry of the change that
-    queued it: a late delivery describes that change, never a later one.
-    """
-
-    id: int
-    request_id: str
-    kind: str
-    lane: Lane
-    attempts: int
-    created_at: datetime
-    next_attempt_at: datetime
-    last_error: str | None = None
-    audit_id: int | None = None
-    # An earlier claim may have sent it already: an attempt failed (Slack's answer may have
-    # been lost) or a lease ran out before its claimer finished (a crash mid-call).
-    tried: bool = False
-
-
-class Surface(StrEnum):
-    """A message the bot posted with buttons that stop acting once the request moves on."""
-
-    CANCEL_DM = "cancel_dm"  # the requester's DM with Cancel
-    RESULT_REPLY = "result_reply"  # the thread reply on an unknown outcome: Check, Retry, Resolved
-    CHECK_REPLY = "check_reply"  # the thread reply to Check provider, with the same buttons
-
-
-@dataclass(frozen=True)
-class PostedButtons:
-    """Where one button-bearing message is (``channel``, ``ts``), which change it described
-    (``audit_id``), and when it was posted; kept until it is rewritten without its buttons."""
-
-    id: int
-    request_id: str
-    surface: Surface
-    channel: str
-    ts: str
-    audit_id: int | None
-    posted_at: datetime
-
-
-@dataclass(frozen=True)
 class StoreFigures:
     """What the store can say of its contents at a glance (the store-derived metrics)."""
 
@@ -370,5 +274,5 @@ class StoreFigures:
     oldest_pending: datetime | None
     outbox_waiting: int
     oldest_outbox: datetime | None
-    # Outbox entries given up on, ever, by notice kind.
+    # Outbox entries given up on, ever, by kind.
     given_up: dict[str, int] = field(default_factory=dict)

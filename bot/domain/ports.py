@@ -5,6 +5,10 @@
 * :class:`Provider`: the provider's confirm call and its per-domain view (bot/provider/);
 * :class:`Roles`: who is a requester or an approver (bot/slack/roles.py);
 * :class:`Delivery`: sends what the outbox holds for a request (bot/slack/outbox.py).
+
+What Slack is told of a change is not the domain's to choose: the store queues, with each
+change, what the edge's table (:data:`Announce`, bot/slack/notices.py) names for its action, as
+:class:`OutboxEntry` rows whose ``kind`` and ``queue`` are the edge's words, opaque here.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.domain.model import Action, Approval, Notice, State, VerificationRequest
+from bot.domain.model import Action, Approval, State, VerificationRequest
 from bot.domain.outcomes import Cleared, Outcome, outcome_to_dict
 from bot.domain.views import DomainReading, ProviderView, view_to_dict
 
@@ -30,7 +34,7 @@ class Transition:
     The store writes it only if the request is in one of ``from_states`` (and, with
     ``unexpired_only``, not past its expiry; with ``updated_before``, unchanged since; with
     ``expected_version``, at exactly that version), and then, in the same transaction, the
-    audit entry (``actor``, ``action``, ``details``) and one outbox entry per notice.
+    audit entry (``actor``, ``action``, ``details``) and what the edge tells of that action.
     ``decided_by``, ``decision_note``, ``outcome`` and ``approvals`` (the whole list) are
     stored when given; the outcome also goes into the audit details. A staying action
     (``STAYING_ACTIONS``) goes from pending to pending. A claim stores ``claim_id`` and
@@ -50,7 +54,6 @@ class Transition:
     outcome: Outcome | None = None
     unexpired_only: bool = False
     updated_before: datetime | None = None
-    notices: tuple[Notice, ...] = ()
     expected_version: int | None = None
     approvals: tuple[Approval, ...] | None = None
     # Approvals that no longer count (their approver lost the role), stored with ``approvals``.
@@ -65,9 +68,10 @@ class Transition:
     fence: str | None = None
     # The sweep: written only if the request's lease ran out before this time.
     lease_expired_by: datetime | None = None
-    # When the notices are due, if not at once: an outcome holds them for its read-back (which
-    # makes them due as soon as it is recorded), so Slack is told both together.
-    notices_due: datetime | None = None
+    # What is told of this change waits until then, if not due at once: an outcome waits for
+    # its read-back (which makes it due as soon as it is recorded), so Slack is told both
+    # together; a claim's "calling the provider…" waits for a quicker outcome to supersede it.
+    held_until: datetime | None = None
 
     @property
     def audit_details(self) -> dict[str, Any]:
@@ -81,9 +85,7 @@ class Transition:
 class RequestRepository(Protocol):
     """Durable requests and their append-only audit log (bot/store/)."""
 
-    def create(
-        self, request: VerificationRequest, actor: str, *, notices: Sequence[Notice] = ()
-    ) -> VerificationRequest:
+    def create(self, request: VerificationRequest, actor: str) -> VerificationRequest:
         """Store a new pending request; raises OpenRequestExists if its email has one."""
         ...
 
@@ -140,7 +142,6 @@ class RequestRepository(Protocol):
         action: Action,
         actor: str,
         now: datetime,
-        notices: Sequence[Notice] = (),
         states: frozenset[State] | None = None,
     ) -> VerificationRequest | None:
         """Store a reading of the provider's view with the request (``Action.LOOKUP``: as its
@@ -206,3 +207,46 @@ class Delivery(Protocol):
         """Deliver in the background once ``after`` seconds have passed or the returned function
         is called, whichever comes first; that function then waits until it is done."""
         ...
+
+
+# The edge's table of what to tell Slack of a change: (kind, queue) pairs for an action, in the
+# order they are delivered within each queue (bot/slack/notices.py).
+Announce = Callable[[Action], Sequence[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One thing to tell Slack about a request, stored with the change that caused it.
+
+    ``kind`` names what to deliver and ``queue`` which of the request's queues it waits in (the
+    edge's words, from :data:`Announce`); ``audit_id`` is the audit entry of the change that
+    queued it: a late delivery describes that change, never a later one.
+    """
+
+    id: int
+    request_id: str
+    kind: str
+    queue: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None = None
+    audit_id: int | None = None
+    # An earlier claim may have sent it already: an attempt failed (Slack's answer may have
+    # been lost) or a lease ran out before its claimer finished (a crash mid-call).
+    tried: bool = False
+
+
+@dataclass(frozen=True)
+class PostedButtons:
+    """Where one button-bearing message is (``channel``, ``ts``; ``surface`` is the edge's
+    name for what it is), which change it described (``audit_id``), and when it was posted;
+    kept until it is rewritten without its buttons."""
+
+    id: int
+    request_id: str
+    surface: str
+    channel: str
+    ts: str
+    audit_id: int | None
+    posted_at: datetime

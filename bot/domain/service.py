@@ -2,8 +2,10 @@
 
 Listeners parse what Slack sent, acknowledge it, call one method here and render the answer;
 the maintenance loop calls the sweeps. Each method owns the whole sequence of its decision:
-who may do it, the compare-and-set in the store (with the audit entry and Slack's notices in
-the same transaction), the provider call, and handing the notices to delivery.
+who may do it, the compare-and-set in the store (with its audit entry, and whatever the edge
+tells of it, in the same transaction), the provider call, and asking delivery to send what was
+queued. Decisions return what happened; what Slack is told of each is not chosen here
+(bot/slack/notices.py).
 
 It works through the ports in bot/domain/ports.py.
 """
@@ -19,14 +21,10 @@ from typing import Any
 from bot.domain import correlation
 from bot.domain.inputs import clean_note, domain_of, validate_email, validate_reason
 from bot.domain.model import (
-    CLOSED_NOTICES,
-    CREATED_NOTICES,
-    DECIDED_NOTICES,
     HISTORY_DAYS,
     OPEN_STATES,
     Action,
     Approval,
-    Notice,
     OpenRequestExists,
     State,
     VerificationRequest,
@@ -75,9 +73,9 @@ HOME_LISTED = 20
 HOME_PENDING_SCAN = 200
 HOME_COUNT_CAP = 100
 
-# How long an outcome's notices wait for its read-back at most: longer than a reading can take
-# (bot/provider/: VIEW_CALLS calls of twice VIEW_TIMEOUT). Recording the reading makes them due
-# at once; if this process stops first, they go out after this.
+# How long what is told of an outcome waits for its read-back at most: longer than a reading
+# can take (bot/provider/: VIEW_CALLS calls of twice VIEW_TIMEOUT). Recording the reading makes
+# it due at once; if this process stops first, it goes out after this.
 READBACK_HOLD = timedelta(seconds=30)
 
 # Seconds a provider call may take before the request message says "calling the provider…"
@@ -240,7 +238,7 @@ class Approvals:
     # -- decisions -----------------------------------------------------------------------------
 
     def submit(self, email: str, reason: str, requester: str) -> VerificationRequest:
-        """Store a new pending request and deliver its message and the requester's DM.
+        """Store a new pending request and have what is told of it delivered.
 
         Raises Refused (not a requester), InvalidInput, and OpenRequestExists when the email
         already has an open request.
@@ -270,7 +268,6 @@ class Approvals:
                 updated_at=now,
             ),
             actor=requester,
-            notices=CREATED_NOTICES,
         )
         correlation.set_field("request_id", request.id)
         log.info("Request %s for %s by %s", request.id, request.email, requester)
@@ -305,7 +302,6 @@ class Approvals:
             action=Action.LOOKUP,
             actor="bot",
             now=self.clock(),
-            notices=(Notice.SHOW,),
             states=PENDING,
         )
         if recorded is not None and recorded.state is not State.PENDING:
@@ -348,7 +344,7 @@ class Approvals:
 
     def check_provider(self, request_id: str, approver: str) -> VerificationRequest:
         """Check provider, on an unknown outcome: read the domain's view again and show it,
-        with what it means, in the thread. Read-only at the provider; the request stays
+        with what it means. Read-only at the provider; the request stays
         unknown until a person decides (Retry, or Resolved)."""
         correlation.set_field("request_id", request_id)
         if not self.roles.is_approver(approver):
@@ -363,7 +359,6 @@ class Approvals:
             action=Action.CHECK,
             actor=approver,
             now=self.clock(),
-            notices=(Notice.REPLY_CHECK, Notice.SHOW),
         )
         if recorded is None:  # pragma: no cover - requests are never deleted
             raise Refused(Refusal.UNKNOWN_REQUEST)
@@ -410,7 +405,6 @@ class Approvals:
                 details={"note": note},
                 decided_by=approver,
                 decision_note=note,
-                notices=DECIDED_NOTICES,
             )
         )
         if resolved is None:  # retried or resolved by someone else in the same moment
@@ -458,12 +452,11 @@ class Approvals:
                 expected_version=request.version,
                 approvals=approvals,
                 withdrawn=withdrawn,
-                notices=(Notice.SHOW,),
                 claim_id=new_claim_id() if last else None,
                 lease_until=self.clock() + self.policy.lease if last else None,
                 # A claim's "calling the provider…" is held for INTERIM_AFTER: a quicker
-                # outcome makes it due with its own notices, and it is superseded then.
-                notices_due=self.clock() + INTERIM_HOLD if last else None,
+                # outcome makes it due with its own, and supersedes it then.
+                held_until=self.clock() + INTERIM_HOLD if last else None,
             )
             done = self.requests.transition(change)
             if done is None:
@@ -514,7 +507,6 @@ class Approvals:
                 action=Action.CANCEL,
                 now=self.clock(),
                 decided_by=actor,
-                notices=(Notice.SHOW, Notice.SETTLE_DM),
             )
         )
         if cancelled is None:  # approved, rejected or expired in the same moment
@@ -547,7 +539,6 @@ class Approvals:
                 details={"note": note} if note else {},
                 decided_by=actor,
                 decision_note=note or None,
-                notices=CLOSED_NOTICES,
             )
         )
         if rejected is None:  # decided by someone else in the same moment
@@ -570,7 +561,6 @@ class Approvals:
                 now=self.clock(),
                 details={"error": slack_error},
                 outcome=NotPosted(slack_error),
-                notices=(Notice.DM_NOT_POSTED,),
             )
         )
         if closed is not None:
@@ -601,7 +591,6 @@ class Approvals:
                     now=now,
                     unexpired_only=True,
                     updated_before=cutoff,
-                    notices=(Notice.REMIND,),
                 )
             )
             if done is not None:
@@ -613,7 +602,7 @@ class Approvals:
         """Expire every pending request past REQUEST_TTL; returns those this call expired.
 
         Safe on every replica at once: each transition is a compare-and-set, so exactly one
-        replica expires a given request, and only its notices are stored and delivered.
+        replica expires a given request, and only what it queued is delivered.
         """
         due = self.requests.list_requests(PENDING, expires_before=self.clock())
         expired = [done for r in due if (done := self._expire_if_due(r, actor="bot")) is not None]
@@ -663,7 +652,6 @@ class Approvals:
                     fence=request.claim_id,
                     lease_expired_by=now if request.lease_until is not None else None,
                     updated_before=cutoff if request.lease_until is None else None,
-                    notices=DECIDED_NOTICES,
                 )
             )
             if done is not None:
@@ -695,7 +683,6 @@ class Approvals:
                 action=Action.EXPIRE,
                 now=now,
                 details={"expires_at": request.expires_at.isoformat()},
-                notices=CLOSED_NOTICES,
             )
         )
 
@@ -780,10 +767,9 @@ class Approvals:
                 action=Action.RETRY,
                 now=self.clock(),
                 decided_by=approver,
-                notices=(Notice.SHOW,),
                 claim_id=new_claim_id(),
                 lease_until=self.clock() + self.policy.lease,
-                notices_due=self.clock() + INTERIM_HOLD,
+                held_until=self.clock() + INTERIM_HOLD,
             )
         )
         if claimed is None:
@@ -818,9 +804,8 @@ class Approvals:
                 action=action,
                 now=self.clock(),
                 outcome=outcome,
-                notices=DECIDED_NOTICES,
                 fence=request.claim_id,
-                notices_due=None if to_state is State.FAILED else self.clock() + READBACK_HOLD,
+                held_until=None if to_state is State.FAILED else self.clock() + READBACK_HOLD,
             )
         )
         if final is None:

@@ -7,8 +7,8 @@ life, each stored with the request (``VerificationRequest.view`` and ``.readback
 audit log:
 
 * when the request is made, so the approver sees the provider's state beside it;
-* right after the provider call (success, or an outcome nobody knows), so the thread says what
-  the domain reads now;
+* right after the provider call (success, or an outcome nobody knows), so what is told of the
+  outcome says what the domain reads now;
 * when an approver clicks **Check provider** on an unknown outcome.
 
 A reading never decides anything by itself: it informs the people who do (Retry, or Resolved).

@@ -1,22 +1,22 @@
-"""Everything the bot tells Slack about a request: the channel message, its thread, the DMs.
+"""The bot's three ways of telling Slack something: post, update, DM (and one lookup).
 
-Each method is one Slack Web API call, built from the request by the pure builders in
-``bot.slack.blocks``. The notifier only talks to Slack: it returns where it posted and writes
-nothing anywhere else. A failure raises ``DeliveryError`` saying whether trying again could help;
-``bot.slack.outbox`` decides when to call these and retries them.
+Each method is one Slack Web API call (``find_request_message`` pages through history). What
+to post is decided elsewhere: bot/slack/render.py renders each notice over these. The notifier
+only talks to Slack: it returns where it posted and writes nothing anywhere else. A failure
+raises ``DeliveryError`` saying whether trying again could help; the outbox decides when to
+call again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.domain.model import History, VerificationRequest
-from bot.domain.views import DomainReading
+from bot.domain.model import VerificationRequest
 from bot.slack import blocks
 from bot.slack.errors import CALL_ERRORS, classify
 
@@ -53,36 +53,57 @@ class Posted:
 
 
 class Notifier:
-    def __init__(
-        self,
-        client: WebClient,
-        channel: str,
-        *,
-        approvers: Sequence[str] = (),
-        approvals_required: int = 1,
-    ) -> None:
-        """``approvers`` (APPROVERS) are mentioned by reminders; ``approvals_required``
-        (APPROVALS_REQUIRED) is shown on requests that need more than one."""
+    """Slack's side of the outbox: three primitives (post, update, DM) and one lookup."""
+
+    def __init__(self, client: WebClient, channel: str) -> None:
         self.client = client
         self.channel = channel
-        self.approvers = tuple(approvers)
-        self.approvals_required = approvals_required
         self._bot: str | None = None  # this bot's bot_id, once asked
 
-    def post_request(self, request: VerificationRequest, history: History | None = None) -> Posted:
-        """Post the request message in APPROVAL_CHANNEL (with the history of its email and
-        domain, when given); returns where it went."""
-        text, message_blocks = blocks.request_message(request, self.approvals_required, history)
-        response = self._call(
-            f"post request {request.id}",
+    def post(
+        self,
+        what: str,
+        channel: str,
+        text: str,
+        message_blocks: blocks.Blocks | None = None,
+        *,
+        thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Posted:
+        """Post a message (in a thread, with ``thread_ts``); returns where it went."""
+        extra: dict[str, object] = {}
+        if message_blocks:
+            extra["blocks"] = message_blocks
+        if thread_ts is not None:
+            extra["thread_ts"] = thread_ts
+        if metadata is not None:
+            extra["metadata"] = metadata
+        return self._posted(
+            what,
             self.client.chat_postMessage,
-            channel=self.channel,
+            channel=channel,
             text=text,
-            blocks=message_blocks,
             unfurl_links=False,
-            metadata={"event_type": REQUEST_EVENT, "event_payload": {"request_id": request.id}},
+            **extra,
         )
-        return Posted(str(response["channel"]), str(response["ts"]))
+
+    def update(
+        self,
+        what: str,
+        channel: str,
+        ts: str,
+        text: str,
+        message_blocks: blocks.Blocks | None = None,
+    ) -> None:
+        """Replace a message the bot posted (its text and all its blocks)."""
+        self._call(
+            what,
+            self.client.chat_update,
+            channel=channel,
+            ts=ts,
+            text=text,
+            blocks=message_blocks or [],
+        )
 
     def find_request_message(self, request: VerificationRequest) -> Posted | None:
         """The request message if Slack already holds it (a post whose answer was lost): read
@@ -131,69 +152,6 @@ class Notifier:
             self._bot = bot_id if isinstance(bot_id, str) else ""
         return self._bot or None
 
-    def show(self, request: VerificationRequest, history: History | None = None) -> None:
-        """Update the request message to the request's current state."""
-        if not (request.channel and request.message_ts):
-            raise DeliveryError(f"update request {request.id}", "it has no message", permanent=True)
-        text, message_blocks = blocks.request_message(request, self.approvals_required, history)
-        self._call(
-            f"update the message of request {request.id}",
-            self.client.chat_update,
-            channel=request.channel,
-            ts=request.message_ts,
-            text=text,
-            blocks=message_blocks,
-        )
-
-    def reply_result(self, request: VerificationRequest) -> Posted:
-        """Post the provider's answer in the request's thread."""
-        if not request.message_ts:
-            raise DeliveryError(
-                f"reply about request {request.id}", "it has no message", permanent=True
-            )
-        text, reply_blocks = blocks.result_reply(request)
-        return self._posted(
-            f"reply in the thread of request {request.id}",
-            self.client.chat_postMessage,
-            channel=request.channel or self.channel,
-            thread_ts=request.message_ts,
-            text=text,
-            blocks=reply_blocks,
-            unfurl_links=False,
-        )
-
-    def reply_check(self, request: VerificationRequest, reading: DomainReading, by: str) -> Posted:
-        """Post what Check provider read (and what it means) in the request's thread."""
-        if not request.message_ts:
-            raise DeliveryError(
-                f"reply about request {request.id}", "it has no message", permanent=True
-            )
-        text, reply_blocks = blocks.check_reply(request, reading, by)
-        return self._posted(
-            f"reply with a provider check in the thread of request {request.id}",
-            self.client.chat_postMessage,
-            channel=request.channel or self.channel,
-            thread_ts=request.message_ts,
-            text=text,
-            blocks=reply_blocks,
-            unfurl_links=False,
-        )
-
-    def remind(self, request: VerificationRequest) -> None:
-        """Remind the approvers, in the request's thread, that it is still waiting."""
-        if not request.message_ts:
-            raise DeliveryError(
-                f"remind about request {request.id}", "it has no message", permanent=True
-            )
-        self._call(
-            f"remind about request {request.id}",
-            self.client.chat_postMessage,
-            channel=request.channel or self.channel,
-            thread_ts=request.message_ts,
-            text=blocks.reminder_reply(request, self.approvers, self.approvals_required),
-            unfurl_links=False,
-        )
-
     def dm(self, user_id: str, text: str, message_blocks: blocks.Blocks | None = None) -> Posted:
         """A direct message from the app to a person (its App Home Messages tab); returns
         where it went (the DM channel, D…)."""
@@ -223,17 +181,6 @@ class Notifier:
             return None
         link = response.get("permalink")
         return link if isinstance(link, str) and link.startswith("https://") else None
-
-    def rewrite(self, channel: str, ts: str, text: str, message_blocks: blocks.Blocks) -> None:
-        """Replace a message the bot posted (its text and all its blocks)."""
-        self._call(
-            f"update message {ts} in {channel}",
-            self.client.chat_update,
-            channel=channel,
-            ts=ts,
-            text=text,
-            blocks=message_blocks,
-        )
 
     @classmethod
     def _posted(cls, what: str, method: Callable[..., Any], **kwargs: object) -> Posted:

@@ -15,6 +15,7 @@ implementation, :class:`~bot.store.sql.BaseSQLStore`, over one schema rendered p
 from __future__ import annotations
 
 from bot.database_url import is_postgres_url, sqlite_path_from_url
+from bot.domain.ports import Announce
 from bot.store.errors import StoreConfigError, StoreError
 from bot.store.sql import BaseSQLStore
 from bot.store.sqlite import SQLiteStore
@@ -30,8 +31,12 @@ __all__ = [
 ]
 
 
-def open_store(database_url: str, *, busy_timeout_ms: int = 5000) -> BaseSQLStore:
-    """Open the store DATABASE_URL names, creating or migrating its schema.
+def open_store(
+    database_url: str, *, busy_timeout_ms: int = 5000, announce: Announce | None = None
+) -> BaseSQLStore:
+    """Open the store DATABASE_URL names, creating or migrating its schema. ``announce`` is
+    what the edge tells Slack of each change (bot/slack/notices.py), queued with it; without
+    it nothing is queued (for the command line's reads).
 
     Raises StoreConfigError for a URL it cannot use (never echoing it: it may hold a password),
     and StoreError when the database cannot be opened.
@@ -46,5 +51,7 @@ def open_store(database_url: str, *, busy_timeout_ms: int = 5000) -> BaseSQLStor
                 "DATABASE_URL names a PostgreSQL database, but the PostgreSQL driver is not "
                 "installed: pip install 'verify-email-bot[postgres]'"
             ) from None
-        return PostgresStore(database_url)
-    return SQLiteStore(sqlite_path_from_url(database_url), busy_timeout_ms=busy_timeout_ms)
+        return PostgresStore(database_url, announce=announce)
+    return SQLiteStore(
+        sqlite_path_from_url(database_url), busy_timeout_ms=busy_timeout_ms, announce=announce
+    )

@@ -31,6 +31,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from bot.domain.ports import Announce
 from bot.store.errors import StoreConfigError, StoreError
 from bot.store.schema import POSTGRES, SCHEMA_VERSION, create_statements, upgrade_statements
 from bot.store.sql import BaseSQLStore
@@ -69,7 +70,9 @@ class PostgresStore(BaseSQLStore):
         max_size: int = POOL_MAX_SIZE,
         connect_timeout: float = CONNECT_TIMEOUT,
         pool_timeout: float = POOL_TIMEOUT,
+        announce: Announce | None = None,
     ) -> None:
+        self.announce = announce
         self._pool: ConnectionPool | None = None
         self._conninfo, where = self._parse(database_url)
         self.host, self.port, self.dbname, self.user, self._password = where

@@ -48,18 +48,13 @@ from bot.domain.model import (
     Action,
     Approval,
     AuditEntry,
-    Lane,
-    Notice,
     OpenRequestExists,
-    OutboxEntry,
-    PostedButtons,
     State,
     StoreFigures,
-    Surface,
     VerificationRequest,
 )
 from bot.domain.outcomes import outcome_from_dict, outcome_to_dict
-from bot.domain.ports import Transition
+from bot.domain.ports import Announce, OutboxEntry, PostedButtons, Transition
 from bot.domain.views import DomainReading, view_from_dict, view_to_dict
 from bot.store.errors import StoreError
 from bot.store.schema import OPEN_VALUES, UNDONE
@@ -241,11 +236,19 @@ def _validate_transition(
         raise ValueError(f"illegal transition {','.join(illegal)} -> {to_state.value}")
 
 
-def _notices(notices: Sequence[Notice]) -> list[Notice]:
-    """The notices to queue, checked: each must be one the outbox knows how to deliver."""
-    if isinstance(notices, str):
-        raise TypeError("notices must be a sequence of Notice, not one string")
-    return [Notice(n) for n in notices]  # ValueError for a kind the outbox does not know
+def _entries(entries: object) -> list[tuple[str, str]]:
+    """Outbox entries to queue, checked: each a (kind, queue) pair of non-empty texts."""
+    if isinstance(entries, str) or not isinstance(entries, Sequence):
+        raise TypeError("entries must be a sequence of (kind, queue) pairs, not one string")
+    checked = []
+    for entry in entries:
+        if not (isinstance(entry, tuple) and len(entry) == 2 and all(entry)):
+            raise ValueError(f"an outbox entry is a (kind, queue) pair, not {entry!r}")
+        kind, queue = entry
+        if not (isinstance(kind, str) and isinstance(queue, str)):
+            raise ValueError(f"an outbox entry is a (kind, queue) pair of texts, not {entry!r}")
+        checked.append((kind, queue))
+    return checked
 
 
 class _Cursor(Protocol):
@@ -283,6 +286,11 @@ class BaseSQLStore:
     _CLAIM_LOCK: ClassVar[str] = ""
     # The driver's integrity error classes (unique and foreign-key violations).
     _INTEGRITY_ERRORS: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    # What the edge tells Slack of each change (bot/slack/notices.py), queued in the outbox in
+    # the change's own transaction. None: nothing is queued (the command line's reads, which
+    # change nothing, open the store without it).
+    announce: Announce | None = None
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -416,7 +424,7 @@ class BaseSQLStore:
             id=int(id_),
             request_id=request_id,
             kind=kind,
-            lane=Lane(lane),
+            queue=lane,
             attempts=int(attempts),
             created_at=self._time_from_db(created_at),
             next_attempt_at=self._time_from_db(next_attempt_at),
@@ -470,30 +478,26 @@ class BaseSQLStore:
         self,
         cur: _Cursor,
         request_id: str,
-        notices: Sequence[Notice],
+        entries: Sequence[tuple[str, str]],
         at: Any,
         audit_id: int | None,
         due: Any = None,
     ) -> None:
-        for notice in notices:
+        """Queue ``entries`` ((kind, queue) pairs) for the request, linked to ``audit_id``."""
+        for kind, queue in _entries(entries):
             cur.execute(
                 self._sql(_INSERT_OUTBOX),
-                (
-                    request_id,
-                    notice.value,
-                    notice.lane.value,
-                    audit_id,
-                    at,
-                    at if due is None else due,
-                ),
+                (request_id, _text(kind), _text(queue), audit_id, at, at if due is None else due),
             )
+
+    def _told(self, action: Action) -> Sequence[tuple[str, str]]:
+        """What the edge tells Slack of a change of ``action``: its outbox entries."""
+        return () if self.announce is None else self.announce(Action(action))
 
     # -- requests ------------------------------------------------------------------------------
 
-    def create(
-        self, request: VerificationRequest, actor: str, *, notices: Sequence[Notice] = ()
-    ) -> VerificationRequest:
-        """Insert a pending request, its "create" audit entry and one outbox entry per notice
+    def create(self, request: VerificationRequest, actor: str) -> VerificationRequest:
+        """Insert a pending request, its "create" audit entry and what the edge tells of it
         (due at once, linked to that audit entry), in one transaction.
 
         Raises OpenRequestExists (writing nothing) when a request for the same email, compared
@@ -503,7 +507,7 @@ class BaseSQLStore:
         """
         if request.state is not State.PENDING:
             raise ValueError(f"a new request must be pending, not {request.state.value}")
-        queued = _notices(notices)
+        queued = self._told(Action.CREATE)
         key = email_key(request.email)
         created_at = self._time_to_db(request.created_at)
         row = (
@@ -601,13 +605,13 @@ class BaseSQLStore:
         exist, is in none of ``from_states``, (``unexpired_only``) has ``expires_at <= now``,
         or (``updated_before``) changed at or after that time. ``decided_by``,
         ``decision_note`` and ``outcome`` are written when not None. The winner's audit entry
-        and one outbox entry per notice (due at ``now``, linked to that audit entry) are
-        written in the same transaction. Raises ValueError for a transition TRANSITIONS does
-        not allow, whatever the stored state.
+        and what the edge tells of its action (due at ``now``, or at ``held_until``, linked to
+        that audit entry) are written in the same transaction. Raises ValueError for a
+        transition TRANSITIONS does not allow, whatever the stored state.
         """
         _validate_transition(change.from_states, change.to_state, change.action)
         _check_aware(change.now, "now")
-        queued = _notices(change.notices)
+        queued = self._told(change.action)
         request_id = _text(change.request_id)  # ids arrive in button values: never trusted
         to_state = State(change.to_state)
         at = self._time_to_db(change.now)
@@ -669,7 +673,7 @@ class BaseSQLStore:
                     audit_details,
                 ),
             )
-            due = None if change.notices_due is None else self._time_to_db(change.notices_due)
+            due = None if change.held_until is None else self._time_to_db(change.held_until)
             if change.fence is not None and due is None:
                 # An outcome told at once (no read-back to wait for): what its claim held
                 # ("calling the provider…") is due now too, so it never holds the lane up.
@@ -685,26 +689,25 @@ class BaseSQLStore:
         action: Action,
         actor: str,
         now: datetime,
-        notices: Sequence[Notice] = (),
         states: frozenset[State] | None = None,
     ) -> VerificationRequest | None:
         """Store a reading of the provider's view with the request, whatever its state: as its
         ``view`` (``Action.LOOKUP``, when it was made) or its ``readback`` (``Action.CHECK``,
-        ``Action.READBACK``: the latter also makes due now the notices the call's outcome held
-        for it, see ``Transition.notices_due``).
+        ``Action.READBACK``: the latter also makes due now what the call's outcome held for it,
+        see ``Transition.held_until``).
 
         In one transaction: the column, an audit entry (from and to the current state, the
-        reading in its details) and one outbox entry per notice. Neither the state, nor
+        reading in its details) and what the edge tells of the action. Neither the state, nor
         ``updated_at``, nor ``version`` changes. None when the request does not exist.
 
         With ``states``, checked under the row's lock: a request in none of them gets only the
-        audit entry (``"shown": false`` beside the reading), neither the column nor the notices;
+        audit entry (``"shown": false`` beside the reading), neither the column nor the telling;
         the request returned is then in a state outside ``states``.
         """
         if Action(action) not in VIEW_ACTIONS:
             raise ValueError(f"{Action(action).value} does not record a reading")
         _check_aware(now, "now")
-        queued = _notices(notices)
+        queued = self._told(action)
         request_id = _text(request_id)
         at = self._time_to_db(now)
         reading_json = _json(view_to_dict(reading))
@@ -1000,13 +1003,15 @@ class BaseSQLStore:
 
     # -- the outbox ----------------------------------------------------------------------------
 
-    def enqueue(self, request_id: str, notices: Sequence[Notice], *, now: datetime) -> None:
-        """Append one outbox entry per notice to the request's queues, due at ``now``, linked
-        to no change (they describe the request as it stands when delivered).
+    def enqueue(
+        self, request_id: str, entries: Sequence[tuple[str, str]], *, now: datetime
+    ) -> None:
+        """Append ``entries`` ((kind, queue) pairs) to the request's queues, due at ``now``,
+        linked to no change (they describe the request as it stands when delivered).
 
         Raises KeyError for an unknown request.
         """
-        queued = _notices(notices)
+        queued = _entries(entries)
         _check_aware(now, "now")
         request_id = _text(request_id)
         if not queued:
@@ -1166,7 +1171,7 @@ class BaseSQLStore:
     def record_buttons(
         self,
         request_id: str,
-        surface: Surface,
+        surface: str,
         channel: str,
         ts: str,
         *,
@@ -1183,7 +1188,7 @@ class BaseSQLStore:
                 ),
                 (
                     _text(request_id),
-                    Surface(surface).value,
+                    _text(surface),
                     _text(channel),
                     _text(ts),
                     audit_id,
@@ -1205,7 +1210,7 @@ class BaseSQLStore:
                 PostedButtons(
                     id=int(r[0]),
                     request_id=r[1],
-                    surface=Surface(r[2]),
+                    surface=r[2],
                     channel=r[3],
                     ts=r[4],
                     audit_id=None if r[5] is None else int(r[5]),

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from bot.domain.ports import Announce
 from bot.store.errors import StoreError
 from bot.store.schema import SCHEMA_VERSION, SQLITE, create_statements, upgrade_statements
 from bot.store.sql import BaseSQLStore
@@ -50,8 +51,15 @@ class SQLiteStore(BaseSQLStore):
 
     _INTEGRITY_ERRORS = (sqlite3.IntegrityError,)
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = 5000,
+        announce: Announce | None = None,
+    ) -> None:
         self.path = Path(path)
+        self.announce = announce
         self._busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = self._connect()

@@ -1,0 +1,54 @@
+"""The edge's one table from the domain's actions to what Slack is told, and its renderers."""
+
+from __future__ import annotations
+
+from bot.domain.model import Action
+from bot.slack.notices import KINDS, TOLD, Lane, Notice, notices_for
+from bot.slack.render import Renderer
+
+
+def test_every_action_says_what_slack_is_told() -> None:
+    """Each action the domain can record has an entry (perhaps nothing): a new action without
+    one fails here, not silently at delivery."""
+    assert set(TOLD) == set(Action)
+
+
+def test_every_notice_has_a_renderer_and_is_told_by_some_action() -> None:
+    """The outbox can send every kind the table queues, and no kind is dead."""
+    renderer = Renderer(records=None, messenger=None)  # type: ignore[arg-type]  # table only
+    assert set(renderer.table) == set(Notice)
+    assert {n for told in TOLD.values() for n in told} == set(Notice)
+    assert set(KINDS) == {n.value for n in Notice}
+
+
+def test_direct_messages_wait_in_their_own_lane() -> None:
+    """What goes to the requester's DMs queues apart from the channel, so a refused DM never
+    holds the channel's record up; the store is handed (kind, lane) pairs in order."""
+    assert notices_for(Action.CREATE) == (("post_request", "channel"), ("dm_posted", "dm"))
+    dm = {n for n in Notice if n.lane is Lane.DM}
+    assert dm == {Notice.DM_POSTED, Notice.DM_OUTCOME, Notice.DM_NOT_POSTED, Notice.SETTLE_DM}
+
+
+def test_what_a_decision_tells() -> None:
+    """A final outcome tells the thread, the message, the requester and settles the buttons;
+    closing a pending request has no thread reply; a reading after a call tells nothing of its
+    own (it releases what the outcome held)."""
+    decided = (
+        Notice.REPLY_RESULT,
+        Notice.SHOW,
+        Notice.SETTLE_REPLIES,
+        Notice.DM_OUTCOME,
+        Notice.SETTLE_DM,
+    )
+    for action in (Action.PROVIDER_SUCCESS, Action.PROVIDER_ERROR, Action.INTERRUPTED):
+        assert TOLD[action] == decided
+    assert (
+        TOLD[Action.REJECT]
+        == TOLD[Action.EXPIRE]
+        == (
+            Notice.SHOW,
+            Notice.DM_OUTCOME,
+            Notice.SETTLE_DM,
+        )
+    )
+    assert TOLD[Action.READBACK] == TOLD[Action.LATE_ANSWER] == ()
