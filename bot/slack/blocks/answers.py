@@ -1,0 +1,79 @@
+"""The private (ephemeral) answers to a person: /verify-email help and status, an address that
+cannot be used, an open request for the same address, and an approval that does not complete
+the quorum yet. What the service refused is in ``refusals``."""
+
+from __future__ import annotations
+
+from bot.domain.model import VerificationRequest
+from bot.domain.service import StatusReport
+from bot.slack.blocks.text import (
+    approvals_line,
+    clip,
+    day,
+    deciders,
+    email_forms,
+    esc,
+    user,
+    visible,
+    when,
+)
+
+HELP_TEXT = (
+    "*/verify-email* clears a stuck email verification at the provider, once an approver "
+    "agrees.\n"
+    "• `/verify-email alice@example.com` opens the request form for that address\n"
+    "• `/verify-email alice@example.com TICKET-123 customer locked out` also fills in the reason\n"
+    "• `/verify-email` opens an empty form\n"
+    "• `/verify-email status alice@example.com` shows its open request and last outcomes\n"
+    "• `/verify-email help` shows this\n"
+    "The request is posted for approval; you are told where, and told again when it is done."
+)
+
+
+def invalid_email_text(raw: str, problem: str) -> str:
+    return (
+        f"`{esc(visible(clip(raw, 100)))}` is not an email address I can use: {esc(problem)}\n"
+        "Usage: `/verify-email alice@example.com` (or `/verify-email help`)."
+    )
+
+
+def status_text(report: StatusReport, permalink: str | None) -> str:
+    """The private answer to /verify-email status EMAIL."""
+    lines = [f"*Requests for {email_forms(report.email)}*"]
+    if report.open is not None:
+        where = f"<{permalink}|the open request>" if permalink else "The open request"
+        lines.append(
+            f"{where} is {report.open.state.value}, asked by {user(report.open.requester)} "
+            f"{when(report.open.created_at)}."
+        )
+    else:
+        lines.append("No open request: a new one can be asked for.")
+    open_id = report.open.id if report.open is not None else None
+    decided = [r for r in report.recent if r.id != open_id]
+    if decided:
+        lines.append(f"Last outcomes (last {report.days} days):")
+        lines.extend(
+            f"• {r.state.value} {day(r.updated_at)}, asked by {user(r.requester)}"
+            + (f", decided by {deciders(r, 'someone')}" if r.decided_by else "")
+            for r in decided
+        )
+    else:
+        lines.append(f"No other request in the last {report.days} days.")
+    return "\n".join(lines)
+
+
+def open_request_text(existing: VerificationRequest, permalink: str | None) -> str:
+    where = f"<{permalink}|the open request>" if permalink else "the open request"
+    return (
+        f"{email_forms(existing.email)} already has an open request ({existing.state.value}, "
+        f"asked by "
+        f"{user(existing.requester)}). See {where}; a new one can be made once it is done."
+    )
+
+
+def approval_recorded_text(request: VerificationRequest, required: int) -> str:
+    """The private answer to an approval that does not complete the quorum yet."""
+    return (
+        f":ballot_box_with_check: Your approval is recorded: {approvals_line(request, required)}. "
+        "The provider is called when the last one is in."
+    )
