@@ -1,0 +1,246 @@
+"""Approval of a request: asking, approving towards the quorum (the last approval claims it
+and has it executed), rejecting, cancelling, and closing a request Slack would not take.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.domain import correlation
+from bot.domain.core import (
+    INTERIM_HOLD,
+    MAX_RACE_RETRIES,
+    PENDING,
+)
+from bot.domain.execution import Execution
+from bot.domain.inputs import clean_note, domain_of, validate_email, validate_reason
+from bot.domain.model import (
+    Action,
+    Approval,
+    OpenRequestExists,
+    State,
+    VerificationRequest,
+    new_claim_id,
+    new_request_id,
+)
+from bot.domain.outcomes import (
+    NotPosted,
+)
+from bot.domain.ports import Transition
+from bot.domain.refusals import Refusal, Refused
+
+log = logging.getLogger(__name__)
+
+
+class Approving(Execution):
+    """Creates requests and decides them: who may, the quorum, four eyes, expiry."""
+
+    def submit(self, email: str, reason: str, requester: str) -> VerificationRequest:
+        """Store a new pending request and have what is told of it delivered.
+
+        Raises Refused (not a requester), InvalidInput, and OpenRequestExists when the email
+        already has an open request.
+        """
+        if not self.roles.is_requester(requester):
+            raise Refused(self._outsider(requester, Refusal.NOT_A_REQUESTER))
+        email = validate_email(email)
+        reason = validate_reason(reason)
+        stale = self.requests.find_open(email)
+        expired = None
+        if stale is not None:
+            if stale.is_open(self.clock()):
+                raise OpenRequestExists(stale)
+            # Past its expiry but not marked yet: expire it (whoever wins), then ask anew.
+            expired = self._expire_if_due(stale, actor="bot")
+        now = self.clock()
+        request = self.requests.create(
+            VerificationRequest(
+                id=new_request_id(),
+                email=email,
+                domain=domain_of(email),
+                reason=reason,
+                requester=requester,
+                state=State.PENDING,
+                created_at=now,
+                expires_at=now + self.policy.ttl,
+                updated_at=now,
+            ),
+            actor=requester,
+        )
+        correlation.set_field("request_id", request.id)
+        log.info("Request %s for %s by %s", request.id, request.email, requester)
+        self.delivery.deliver(request.id)
+        if expired is not None:
+            self.delivery.deliver(expired.id)
+        return request
+
+    def approve(self, request_id: str, approver: str) -> VerificationRequest:
+        """Approve. Until the quorum (APPROVALS_REQUIRED distinct approvers, not the requester
+        but for a first self-approval where allowed) the approval is recorded and the request
+        stays pending; the approval that completes it claims the request (exactly one click
+        wins, however many race), calls the provider once, records what it said and delivers
+        it. Returns the request as the click left it (pending, or its final state)."""
+        correlation.set_field("request_id", request_id)
+        if not self.roles.is_approver(approver):
+            raise Refused(self._outsider(approver, Refusal.NOT_AN_APPROVER))
+        for _ in range(MAX_RACE_RETRIES):
+            request = self._approvable(request_id, approver)
+            approvals = (*request.approvals, Approval(approver, self.clock()))
+            withdrawn = tuple(w for w in request.withdrawn if w.approver != approver)
+            last = len(approvals) >= self.policy.approvals_required
+            lapsed: tuple[Approval, ...] = ()
+            if last:
+                # The quorum would complete: every earlier approval must still be an
+                # approver's. One whose approver has lost the role no longer counts.
+                lapsed = tuple(
+                    a for a in request.approvals if not self.roles.is_approver(a.approver)
+                )
+                if lapsed:
+                    approvals = tuple(a for a in approvals if a not in lapsed)
+                    withdrawn = (*withdrawn, *lapsed)
+                    last = len(approvals) >= self.policy.approvals_required
+            change = Transition(
+                request_id,
+                PENDING,
+                State.EXECUTING if last else State.PENDING,
+                actor=approver,
+                action=Action.APPROVE if last else Action.APPROVAL,
+                now=self.clock(),
+                details={"approval": len(approvals), "of": self.policy.approvals_required}
+                | ({"no_longer_counted": [w.approver for w in withdrawn]} if withdrawn else {}),
+                decided_by=approver if last else None,
+                unexpired_only=True,
+                expected_version=request.version,
+                approvals=approvals,
+                withdrawn=withdrawn,
+                claim_id=new_claim_id() if last else None,
+                lease_until=self.clock() + self.policy.lease if last else None,
+                # A claim's "calling the provider…" is held for INTERIM_AFTER: a quicker
+                # outcome makes it due with its own, and supersedes it then.
+                held_until=self.clock() + INTERIM_HOLD if last else None,
+            )
+            done = self.requests.transition(change)
+            if done is None:
+                continue  # someone changed it first: look again
+            if not last:
+                log.info(
+                    "Request %s: approval %d of %d, by %s",
+                    request_id,
+                    len(approvals),
+                    self.policy.approvals_required,
+                    approver,
+                )
+                for gone in lapsed:
+                    log.warning(
+                        "Request %s: the approval by %s no longer counts: not an approver now",
+                        request_id,
+                        gone.approver,
+                    )
+                self.delivery.deliver(request_id)
+                return done
+            return self._call_provider(done, approver, retry=False)
+        raise Refused(Refusal.BUSY, self.requests.get(request_id))
+
+    def cancel(self, request_id: str, actor: str) -> VerificationRequest:
+        """The requester withdraws a pending request (before the provider is called)."""
+        correlation.set_field("request_id", request_id)
+        request = self.get(request_id)
+        if request.requester != actor:
+            raise Refused(Refusal.NOT_THE_REQUESTER, request)
+        if request.state is State.PENDING and request.is_expired(self.clock()):
+            raise self._expire_and_refuse(request, actor, Refusal.EXPIRED_BEFORE_CANCEL)
+        cancelled = self.requests.transition(
+            Transition(
+                request_id,
+                PENDING,
+                State.CANCELLED,
+                actor=actor,
+                action=Action.CANCEL,
+                now=self.clock(),
+                decided_by=actor,
+            )
+        )
+        if cancelled is None:  # approved, rejected or expired in the same moment
+            raise Refused(Refusal.ALREADY_DECIDED, self.get(request_id))
+        log.info("Request %s cancelled by its requester", request_id)
+        self.delivery.deliver(request_id)
+        return cancelled
+
+    def start_rejection(self, request_id: str, actor: str) -> VerificationRequest:
+        """Reject was clicked: the request, if ``actor`` may reject it now; raises Refused."""
+        if not self.roles.is_approver(actor):
+            raise Refused(Refusal.NOT_AN_APPROVER)
+        return self._still_rejectable(request_id, actor)
+
+    def reject(self, request_id: str, actor: str, note: str = "") -> VerificationRequest:
+        """Reject a pending request (the provider is never called) and deliver the news."""
+        correlation.set_field("request_id", request_id)
+        if not self.roles.is_approver(actor):
+            raise Refused(Refusal.NOT_AN_APPROVER)
+        self._still_rejectable(request_id, actor)
+        note = clean_note(note)
+        rejected = self.requests.transition(
+            Transition(
+                request_id,
+                PENDING,
+                State.REJECTED,
+                actor=actor,
+                action=Action.REJECT,
+                now=self.clock(),
+                details={"note": note} if note else {},
+                decided_by=actor,
+                decision_note=note or None,
+            )
+        )
+        if rejected is None:  # decided by someone else in the same moment
+            self.delivery.deliver(request_id)
+            raise Refused(Refusal.ALREADY_DECIDED, self.get(request_id))
+        log.info("Request %s rejected by %s", request_id, actor)
+        self.delivery.deliver(request_id)
+        return rejected
+
+    def close_unposted(self, request_id: str, slack_error: str) -> VerificationRequest | None:
+        """Slack will never take the request message: close the request (nobody can decide
+        it) and tell the requester why. None when it was no longer pending."""
+        closed = self.requests.transition(
+            Transition(
+                request_id,
+                PENDING,
+                State.EXPIRED,
+                actor="bot",
+                action=Action.POST_FAILED,
+                now=self.clock(),
+                details={"error": slack_error},
+                outcome=NotPosted(slack_error),
+            )
+        )
+        if closed is not None:
+            self.delivery.deliver(request_id)
+        return closed
+
+    def _approvable(self, request_id: str, approver: str) -> VerificationRequest:
+        """The request, if ``approver``'s Approve may count now; raises Refused otherwise."""
+        request = self.get(request_id)
+        if request.state is State.PENDING and request.is_expired(self.clock()):
+            raise self._expire_and_refuse(request, approver, Refusal.EXPIRED)
+        if request.state is State.UNKNOWN:
+            raise Refused(Refusal.USE_RETRY, request)
+        if request.state is not State.PENDING:
+            raise Refused(Refusal.ALREADY_DECIDED, request)
+        if approver in request.approvers:
+            raise Refused(Refusal.ALREADY_APPROVED, request)
+        if request.requester == approver and (
+            not self.policy.allow_self_approval or request.approvals
+        ):
+            # Four eyes: the requester's own Approve counts only where self-approval is
+            # allowed, and never as a second or later approval.
+            raise Refused(Refusal.SELF_APPROVAL, request)
+        return request
+
+    def _still_rejectable(self, request_id: str, actor: str) -> VerificationRequest:
+        request = self.get(request_id)
+        if request.state is State.PENDING and request.is_expired(self.clock()):
+            raise self._expire_and_refuse(request, actor, Refusal.EXPIRED_BEFORE_REJECT)
+        if request.state is not State.PENDING:
+            raise Refused(Refusal.ALREADY_DECIDED, request)
+        return request

@@ -1,0 +1,152 @@
+"""What happens without anyone clicking (run by bot/maintenance.py on every replica at once):
+reminders, expiry, claims whose lease ran out, lookups that never finished.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from bot.domain import correlation
+from bot.domain.approval import Approving
+from bot.domain.core import (
+    EXECUTING,
+    PENDING,
+)
+from bot.domain.model import (
+    Action,
+    State,
+    VerificationRequest,
+)
+from bot.domain.outcomes import (
+    Interrupted,
+)
+from bot.domain.ports import Transition
+
+log = logging.getLogger(__name__)
+
+
+class Sweeps(Approving):
+    """The maintenance round's decisions: each a compare-and-set, safe on every replica."""
+
+    def remind_due(self) -> list[VerificationRequest]:
+        """Remind the approvers of each request pending for REMIND_EVERY since it last changed
+        (asked, approved once, reminded). Safe on every replica at once: each reminder is a
+        compare-and-set on the request's last change, so one replica sends it."""
+        if self.policy.remind_every <= 0:
+            return []
+        now = self.clock()
+        cutoff = now - timedelta(seconds=self.policy.remind_every)
+        reminded = []
+        for request in self.requests.list_requests(PENDING, updated_before=cutoff):
+            if request.is_expired(now):
+                continue  # the expiry sweep takes it
+            done = self.requests.transition(
+                Transition(
+                    request.id,
+                    PENDING,
+                    State.PENDING,
+                    actor="bot",
+                    action=Action.REMIND,
+                    now=now,
+                    unexpired_only=True,
+                    updated_before=cutoff,
+                )
+            )
+            if done is not None:
+                self.delivery.deliver(done.id)
+                reminded.append(done)
+        return reminded
+
+    def expire_due(self) -> list[VerificationRequest]:
+        """Expire every pending request past REQUEST_TTL; returns those this call expired.
+
+        Safe on every replica at once: each transition is a compare-and-set, so exactly one
+        replica expires a given request, and only what it queued is delivered.
+        """
+        due = self.requests.list_requests(PENDING, expires_before=self.clock())
+        expired = [done for r in due if (done := self._expire_if_due(r, actor="bot")) is not None]
+        for request in expired:
+            with correlation.bound(request_id=request.id):
+                log.info("Request %s expired without a decision", request.id)
+                self.delivery.deliver(request.id)
+        return expired
+
+    def recover_interrupted(self, max_call_seconds: float) -> list[VerificationRequest]:
+        """Claims whose lease ran out become ``unknown``: requests left ``executing`` by a
+        process that stopped (a crash, a kill, a lost machine, a pause) while calling the
+        provider, so nobody knows whether the provider acted.
+
+        Each claim carries its lease (``lease_until``, renewed before each further attempt), so
+        a live call is never taken: the compare-and-set re-checks, under the row's lock, that
+        the request is still executing under the claim listed and that its lease ran out. A
+        claim with no lease (made by a bot before leases, schema 5) is taken when older than
+        ``max_call_seconds``, as then.
+        """
+        now = self.clock()
+        cutoff = now - timedelta(seconds=max_call_seconds)
+        recovered = []
+        for request in self.requests.list_requests(EXECUTING):
+            details: dict[str, Any] = {"executing_since": request.updated_at.isoformat()}
+            if request.lease_until is not None:
+                if request.lease_until >= now:
+                    continue  # a live claim
+                details |= {
+                    "claim_id": request.claim_id,
+                    "lease_until": request.lease_until.isoformat(),
+                }
+            elif request.updated_at >= cutoff:
+                continue
+            done = self.requests.transition(
+                Transition(
+                    request.id,
+                    EXECUTING,
+                    State.UNKNOWN,
+                    actor="bot",
+                    action=Action.INTERRUPTED,
+                    now=now,
+                    details=details,
+                    outcome=Interrupted(),
+                    # Re-checked in the same compare-and-set: a request claimed afresh, or whose
+                    # lease was renewed, since it was listed is a live call.
+                    fence=request.claim_id,
+                    lease_expired_by=now if request.lease_until is not None else None,
+                    updated_before=cutoff if request.lease_until is None else None,
+                )
+            )
+            if done is not None:
+                with correlation.bound(request_id=done.id):
+                    log.warning(
+                        "Request %s: its claim's lease ran out while executing (its process "
+                        "stopped or stalled): now unknown",
+                        done.id,
+                    )
+                    self.delivery.deliver(done.id)
+                recovered.append(done)
+        return recovered
+
+    def look_up_missing(self, after: float, limit: int) -> list[VerificationRequest]:
+        """Look up pending requests made more than ``after`` seconds ago that still have no
+        reading of the provider's view (their lookup was cut off: the process stopped between
+        posting the request and recording the reading), at most ``limit`` of them, oldest
+        first. ``after`` must exceed the longest a lookup can take, so a lookup still under way
+        is not repeated. Returns the requests looked up."""
+        if limit <= 0:
+            return []
+        now = self.clock()
+        cutoff = now - timedelta(seconds=after)
+        # updated_at is never before created_at: the query narrows, the test below decides.
+        missing = [
+            r
+            for r in self.requests.list_requests(PENDING, updated_before=cutoff)
+            if r.view is None and r.created_at < cutoff and not r.is_expired(now)
+        ]
+        looked_up = []
+        for request in missing[:limit]:
+            with correlation.bound(request_id=request.id):
+                log.info("Request %s has no provider reading yet: looking it up", request.id)
+                done = self.look_up(request.id)
+            if done is not None:
+                looked_up.append(done)
+        return looked_up
