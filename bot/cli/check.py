@@ -42,14 +42,10 @@ from urllib.parse import urlsplit
 from slack_sdk import WebClient
 from slack_sdk.web import SlackResponse
 
-from bot.provider.hostup import (
-    DOMAINS_PATH,
-    STATUS_PATH,
-    VIEW_SCOPE,
-    HostupClient,
-    ProviderError,
-    clean_text,
-)
+from bot.provider.api import DOMAINS_PATH, STATUS_PATH, VIEW_SCOPE
+from bot.provider.client import HostupClient
+from bot.provider.failures import ProviderError
+from bot.provider.reading import clean_text
 from bot.services import SLACK_TIMEOUT, slack_client
 from bot.settings import (
     EVERYONE,
