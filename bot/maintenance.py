@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 
 from bot.domain.service import Approvals
-from bot.provider.hostup import VIEW_CALLS, VIEW_TIMEOUT
+from bot.provider.view import VIEW_CALLS, VIEW_TIMEOUT
 from bot.slack.outbox import Outbox
 from bot.store import StoreError
 

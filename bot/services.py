@@ -24,7 +24,7 @@ from bot.domain import correlation
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.maintenance import Maintenance, interrupted_bound, lease_seconds
 from bot.metrics import Metrics
-from bot.provider.hostup import HostupClient
+from bot.provider.client import HostupClient
 from bot.settings import Settings
 from bot.slack.home import Home
 from bot.slack.notices import KINDS, notices_for

@@ -18,8 +18,11 @@ import pytest
 
 from bot.domain.outcomes import Cleared, ProviderFailed, outcome_to_dict
 from bot.domain.views import ViewFailure
-from bot.provider import hostup
-from bot.provider.hostup import HostupClient, ProviderError, ProviderStatus
+from bot.provider import reading
+from bot.provider.client import HostupClient
+from bot.provider.confirm import MAX_ATTEMPTS, ProviderStatus
+from bot.provider.failures import ProviderError
+from bot.provider.view import VIEW_CALLS, VIEW_TIMEOUT
 from bot.standins.provider import MODES, VIEW_MODES, ErrorShape, FakeProvider, Response
 
 KEY = "hk_live_9f8e7d6c5b4a-very-secret"
@@ -477,7 +480,7 @@ def test_oversized_answer_is_a_bad_response(
     provider: FakeProvider, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An answer over the size cap is refused rather than read into memory."""
-    monkeypatch.setattr(hostup, "MAX_BODY_BYTES", 1000)
+    monkeypatch.setattr(reading, "MAX_BODY_BYTES", 1000)
     provider.cleared_domains = [f"d{i}.example" for i in range(200)]
     error = confirm_error(make_client())
     assert error.kind == "bad_response"
@@ -618,9 +621,9 @@ def test_429_then_success(
 def test_retry_after_http_date_counts_from_now() -> None:
     """An HTTP-date Retry-After is the number of seconds from now until then."""
     now = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
-    assert hostup.parse_retry_after("Thu, 02 Jan 2025 03:04:15 GMT", now) == 10.0
-    assert hostup.parse_retry_after("Thu, 02 Jan 2025 03:04:00 GMT", now) == 0.0
-    assert hostup.parse_retry_after("garbage, 99", now) is None
+    assert reading.parse_retry_after("Thu, 02 Jan 2025 03:04:15 GMT", now) == 10.0
+    assert reading.parse_retry_after("Thu, 02 Jan 2025 03:04:00 GMT", now) == 0.0
+    assert reading.parse_retry_after("garbage, 99", now) is None
 
 
 def test_other_statuses_are_never_retried(
@@ -922,8 +925,8 @@ def test_view_timeout_is_capped_and_bounds_the_executing_time(make_client: MakeC
     """A reading's calls time out after at most VIEW_TIMEOUT, and max_duration (the
     interrupted-call sweep's bound) covers the confirm call and a full reading after it."""
     client = make_client(timeout=60)
-    assert client.view_timeout == hostup.VIEW_TIMEOUT
-    assert client.max_view_duration == hostup.VIEW_CALLS * 2 * hostup.VIEW_TIMEOUT
+    assert client.view_timeout == VIEW_TIMEOUT
+    assert client.max_view_duration == VIEW_CALLS * 2 * VIEW_TIMEOUT
     quick = make_client(timeout=0.3)
     assert quick.view_timeout == 0.3
     assert quick.max_duration > quick.max_view_duration > 0
@@ -981,7 +984,7 @@ def test_oversized_and_unreachable_exchanges_are_told_as_such(
     """A 200 too large to read is told as bad_response; each attempt at a provider that cannot
     be reached is told as unreachable."""
     heard: list[str] = []
-    monkeypatch.setattr(hostup, "MAX_BODY_BYTES", 1000)
+    monkeypatch.setattr(reading, "MAX_BODY_BYTES", 1000)
     provider.cleared_domains = [f"d{i}.example" for i in range(200)]
     confirm_error(make_client(observe=lambda _e, outcome, _s: heard.append(outcome)))
     assert heard == ["bad_response"]
@@ -990,7 +993,7 @@ def test_oversized_and_unreachable_exchanges_are_told_as_such(
         f"http://127.0.0.1:{free_port()}/api", observe=lambda _e, outcome, _s: heard.append(outcome)
     )
     assert confirm_error(unreachable).kind == "unreachable"
-    assert heard == ["unreachable"] * hostup.MAX_ATTEMPTS
+    assert heard == ["unreachable"] * MAX_ATTEMPTS
 
 
 @pytest.mark.parametrize(

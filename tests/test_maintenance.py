@@ -19,7 +19,7 @@ from bot.maintenance import (
     Maintenance,
     interrupted_bound,
 )
-from bot.provider import hostup
+from bot.provider.view import VIEW_CALLS, VIEW_TIMEOUT
 from bot.slack.notices import notices_for
 from bot.store import StoreError, open_store
 
@@ -130,7 +130,7 @@ def test_a_round_looks_up_the_requests_whose_lookup_was_cut_off(store) -> None:
     they are older than LOOKUP_AFTER (longer than a lookup can take), oldest first and at most
     MAX_LOOKUPS a round; never a younger one, one already read, one no longer pending, or one
     past its expiry."""
-    assert LOOKUP_AFTER > hostup.VIEW_CALLS * 2 * hostup.VIEW_TIMEOUT  # never a live lookup
+    assert LOOKUP_AFTER > VIEW_CALLS * 2 * VIEW_TIMEOUT  # never a live lookup
     clock, provider = Clock(), CountingProvider()
     approvals = Approvals(
         store, provider, Roles(), Delivery(), ApprovalPolicy(ttl=timedelta(hours=1)), clock

@@ -41,7 +41,9 @@ from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
 from bot.domain.refusals import Refused
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.domain.views import ProviderView
-from bot.provider.hostup import HostupClient, ProviderError, status_domain_name
+from bot.provider.client import HostupClient
+from bot.provider.failures import ProviderError
+from bot.provider.reading import status_domain_name
 from bot.slack.listeners.parsing import (
     input_value,
     parse_command_text,

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-# How a provider call failed (bot/provider/hostup.py says which answer gives which).
+# How a provider call failed (bot/provider/failures.py says which answer gives which).
 ErrorKind = Literal[
     "rejected", "auth", "rate_limited", "server_error", "bad_response", "timeout", "unreachable"
 ]

@@ -32,305 +32,61 @@ back (``enqueue``/``script`` for the v1 API, ``enqueue_view``/``script_view`` fo
 
 Handlers run on their own daemon threads, so a delayed or hanging answer never holds up other
 requests, and :meth:`FakeProvider.stop` wakes them so it never waits for them.
+
+What it answers (paths, scripted answers, a domain's record) is in
+:mod:`bot.standins.provider_answers`, re-exported here; its HTTP server and handler are in
+:mod:`bot.standins.provider_http`.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal, Self
-from urllib.parse import parse_qs
+from typing import Any, Self
+
+from bot.standins.provider_answers import (
+    CONFIRM_PATH,
+    DOMAINS_PATH,
+    MODES,
+    PREFIX,
+    STATUS_PATH,
+    VIEW_MODES,
+    VIEW_SCOPE,
+    VIEW_STATUSES,
+    VIEW_SUFFIX,
+    DomainRecord,
+    ErrorShape,
+    Response,
+    is_v2,
+    new_request_id,
+    now,
+    now_plus_days,
+    problem,
+)
+from bot.standins.provider_http import Handler, Server
+
+# The names the tests, the sandbox and the benchmarks import from here.
+__all__ = [
+    "CONFIRM_PATH",
+    "DOMAINS_PATH",
+    "MODES",
+    "PREFIX",
+    "STATUS_PATH",
+    "VIEW_MODES",
+    "VIEW_SCOPE",
+    "VIEW_STATUSES",
+    "DomainRecord",
+    "ErrorShape",
+    "FakeProvider",
+    "Response",
+    "problem",
+]
 
 log = logging.getLogger(__name__)
-
-PREFIX = "/api"
-CONFIRM_PATH = f"{PREFIX}/email-verification/confirmed"
-STATUS_PATH = f"{PREFIX}/email-verification/status"
-DOMAINS_PATH = f"{PREFIX}/v2/domains"
-VIEW_SUFFIX = "/email-verification"
-VIEW_SCOPE = "read:domains"
-MAX_REQUEST_BYTES = 1_000_000
-# The statuses the per-domain view documents.
-VIEW_STATUSES = ("verified", "unverified", "pending", "expired", "unknown")
-
-ErrorShape = Literal["documented", "problem"]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _new_request_id() -> str:
-    return str(uuid.uuid4())
-
-
-def _now_plus_days(days: int) -> str:
-    moment = datetime.now(UTC) + timedelta(days=days)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _is_v2(path: str) -> bool:
-    return path == DOMAINS_PATH or path.startswith(DOMAINS_PATH + "/")
-
-
-def _code_for(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase.upper().replace(" ", "_").replace("-", "_")
-    except ValueError:
-        return f"HTTP_{status}"
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
-
-
-@dataclass(frozen=True)
-class Response:
-    """One scripted answer.
-
-    ``action``: ``"answer"`` sends ``status``/``body``; ``"normal"`` answers as the endpoint
-    normally would (the status and body here are unused); ``"close"`` reads the request, then
-    closes the connection without answering. ``delay`` seconds pass before any of them.
-    ``body``: a dict or list is sent as JSON; str or bytes as they are. ``trickle``: seconds
-    between the bytes of the status line and headers (sent one at a time; the body follows at
-    once): a slow or hostile provider no per-read timeout catches.
-    """
-
-    status: int = 200
-    body: dict[str, Any] | list[Any] | str | bytes = b""
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    action: Literal["answer", "normal", "close"] = "answer"
-    delay: float = 0.0
-    trickle: float = 0.0
-    # When set, nothing is sent until it is (a test holds a call open for as long as it needs).
-    gate: threading.Event | None = None
-
-    @property
-    def request_id(self) -> str | None:
-        """The ``requestId`` in the body, when it has one."""
-        value = self.body.get("requestId") if isinstance(self.body, dict) else None
-        return value if isinstance(value, str) else None
-
-    @classmethod
-    def json(
-        cls,
-        status: int,
-        body: dict[str, Any] | list[Any] | str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> Response:
-        """Any JSON (or raw text sent as JSON) with any status."""
-        return cls(status, body, content_type, dict(headers or {}))
-
-    @classmethod
-    def error(
-        cls,
-        status: int,
-        message: str | None = None,
-        *,
-        code: str | None = None,
-        shape: ErrorShape = "documented",
-        headers: Mapping[str, str] | None = None,
-    ) -> Response:
-        """An error in the documented shape or as RFC 7807 problem details."""
-        message = message or f"{_phrase(status)} (stand-in provider)"
-        code = code or _code_for(status)
-        if shape == "problem":
-            body: dict[str, Any] = {
-                "type": f"https://cloud.hostup.se/problems/{code.lower().replace('_', '-')}",
-                "title": _phrase(status),
-                "status": status,
-                "detail": message,
-                "code": code,
-                "requestId": _new_request_id(),
-            }
-            return cls(status, body, "application/problem+json", dict(headers or {}))
-        body = {
-            "code": code,
-            "error": _phrase(status),
-            "message": message,
-            "requestId": _new_request_id(),
-            "timestamp": _now(),
-        }
-        return cls(status, body, "application/json", dict(headers or {}))
-
-    @classmethod
-    def rate_limited(
-        cls, retry_after: str | None = "1", *, shape: ErrorShape = "problem"
-    ) -> Response:
-        """429 with ``Retry-After`` (omitted when None)."""
-        headers = {} if retry_after is None else {"Retry-After": retry_after}
-        return cls.error(429, "Too many requests, slow down", shape=shape, headers=headers)
-
-    @classmethod
-    def html(cls, status: int = 502) -> Response:
-        """An HTML error page, as a proxy in front of the provider would send."""
-        page = (
-            f"<!DOCTYPE html><html><head><title>{status} {_phrase(status)}</title></head>"
-            f"<body><h1>{status} {_phrase(status)}</h1><hr><p>nginx</p></body></html>"
-        )
-        return cls(status, page, "text/html; charset=utf-8")
-
-    @classmethod
-    def wrong_shape(cls) -> Response:
-        """200 with JSON that is not the documented answer."""
-        return cls(200, {"ok": True, "result": "done"})
-
-    @classmethod
-    def not_successful(cls, message: str = "Nothing to clear") -> Response:
-        """200 whose body says it did not succeed."""
-        body = {"success": False, "message": message, "requestId": _new_request_id()}
-        return cls(200, body)
-
-    @classmethod
-    def hang(cls, seconds: float = 30.0) -> Response:
-        """Say nothing for ``seconds`` (longer than the client's timeout), then answer normally."""
-        return cls(action="normal", delay=seconds)
-
-    @classmethod
-    def held(cls, gate: threading.Event) -> Response:
-        """Act normally, then answer normally once ``gate`` is set (or close when stopping)."""
-        return cls(action="normal", gate=gate)
-
-    @classmethod
-    def trickle_headers(cls, every: float = 1.0) -> Response:
-        """Act normally, then send the answer's status line and headers one byte every
-        ``every`` seconds (each read well within a client's timeout, the whole far beyond it).
-        The call's ``abandoned`` is set once the client hangs up mid-way."""
-        return cls(action="normal", trickle=every)
-
-    @classmethod
-    def close_after_read(cls) -> Response:
-        """Read the whole request, then close the connection without a word."""
-        return cls(action="close")
-
-
-def problem(status: int, code: str, detail: str, instance: str = "/api/v2/...") -> Response:
-    """An RFC 7807 problem document as the v2 API sends it (developer.hostup.se/errors)."""
-    body = {
-        "type": f"https://developer.hostup.se/errors/{code}",
-        "title": _phrase(status),
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "instance": instance,
-        "requestId": f"req_{uuid.uuid4().hex[:26]}",
-        "timestamp": _now(),
-    }
-    return Response(status, body, "application/problem+json")
-
-
-MODES: dict[str, Callable[[], Response]] = {
-    "bad_request": lambda: Response.error(400, "Email is required"),
-    "unauthorized": lambda: Response.error(401, "Invalid API key", shape="problem"),
-    "forbidden": lambda: Response.error(403, "This API key may not do that", shape="problem"),
-    "not_found": lambda: Response.error(404, "No such endpoint", shape="problem"),
-    "rate_limited": lambda: Response.rate_limited("1"),
-    "server_error": lambda: Response.error(500, "Internal server error"),
-    "bad_gateway": lambda: Response.html(502),
-    "unavailable": lambda: Response.error(503, "Service temporarily unavailable", shape="problem"),
-    "wrong_shape": Response.wrong_shape,
-    "not_successful": Response.not_successful,
-    "hang": Response.hang,
-    "close_after_read": Response.close_after_read,
-    "trickle_headers": Response.trickle_headers,
-}
-"""Named failures for :meth:`FakeProvider.script` (and the sandbox command)."""
-
-VIEW_MODES: dict[str, Callable[[], Response]] = {
-    "unauthorized": lambda: problem(401, "unauthorized", "Authentication required."),
-    "forbidden": lambda: problem(403, "forbidden", "The API key lacks the read:domains scope."),
-    "not_found": lambda: problem(404, "not_found", "No domain matching the given ID was found."),
-    "rate_limited": lambda: Response(
-        429,
-        problem(429, "rate_limited", "Too many requests.").body,
-        "application/problem+json",
-        {"Retry-After": "30"},
-    ),
-    "server_error": lambda: problem(500, "internal_error", "An unexpected error occurred."),
-    "bad_gateway": lambda: Response.html(502),
-    "hang": Response.hang,
-    "close_after_read": Response.close_after_read,
-}
-"""Named failures for :meth:`FakeProvider.script_view`."""
-
-
-@dataclass
-class DomainRecord:
-    """One domain on the stand-in's account, and what its email-verification view says."""
-
-    name: str
-    id: str
-    status: str = "pending"
-    reason: str | None = None
-    verified_at: str | None = None
-    last_checked_at: str | None = None
-    method: str | None = "email"
-    recipient: str | None = None
-    expires_at: str | None = None
-    is_suspended: bool = False
-    can_resend: bool = False
-
-    def listing(self) -> dict[str, Any]:
-        """The item ``GET /api/v2/domains`` lists for it."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            # The reference does not tie serviceStatus (of the service) to the view's
-            # isSuspended: the stand-in does not either.
-            "serviceStatus": "active",
-            "lifecycle": {
-                "type": "standard",
-                "autoRenewEnabled": True,
-                "registrarLockEnabled": False,
-                "transferInProgress": False,
-            },
-            "billing": {"amount": 159, "currencyCode": "SEK", "billingCycle": "annually"},
-        }
-
-    def view(self) -> dict[str, Any]:
-        """The documented answer of ``GET /api/v2/domains/{id}/email-verification``."""
-        verified = self.status == "verified"
-        verification = (
-            None
-            if verified
-            else {
-                "method": self.method,
-                "recipient": self.recipient,
-                "txtRecord": None,
-                "expiresAt": self.expires_at,
-            }
-        )
-        return {
-            "status": self.status,
-            "isVerified": verified,
-            "isSuspended": self.is_suspended,
-            "reason": self.reason,
-            "verifiedAt": self.verified_at,
-            "lastCheckedAt": self.last_checked_at,
-            "verification": verification,
-            "actions": {
-                "canResend": {
-                    "allowed": self.can_resend,
-                    "reason": None if self.can_resend else "Not available for this domain.",
-                }
-            },
-        }
 
 
 class FakeProvider:
@@ -368,7 +124,7 @@ class FakeProvider:
         self._queue: deque[Response] = deque()
         self._in_flight: dict[int, tuple[str, int]] = {}  # id(call) -> (path, client port)
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle
@@ -377,7 +133,7 @@ class FakeProvider:
         if self._server is not None:
             raise RuntimeError("The stand-in provider is already running.")
         self._stopping.clear()
-        self._server = _Server(self._address, _Handler, self)
+        self._server = Server(self._address, Handler, self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.01},
@@ -472,8 +228,8 @@ class FakeProvider:
                         f"A verification email has been sent to hostmaster@{key}. Follow the "
                         "link in that message to verify the registrant's email address."
                     ),
-                    last_checked_at=_now(),
-                    expires_at=_now_plus_days(7),
+                    last_checked_at=now(),
+                    expires_at=now_plus_days(7),
                 )
                 self._domains[key] = record
             return record
@@ -489,7 +245,7 @@ class FakeProvider:
                     raise AttributeError(f"DomainRecord has no field {key!r}")
                 setattr(record, key, value)
             if record.status == "verified" and record.verified_at is None:
-                record.verified_at = _now()
+                record.verified_at = now()
             if fields.get("status") == "verified" and "reason" not in fields:
                 record.reason = None
         return record
@@ -543,7 +299,7 @@ class FakeProvider:
 
     def _record(self, call: dict[str, Any]) -> None:
         with self._lock:
-            (self._view_calls if _is_v2(call["path"]) else self._calls).append(call)
+            (self._view_calls if is_v2(call["path"]) else self._calls).append(call)
             self._in_flight[id(call)] = (call["path"], call["client_port"])
             self._lock.notify_all()
 
@@ -554,7 +310,7 @@ class FakeProvider:
 
     def _next_scripted(self, path: str) -> Response | None:
         with self._lock:
-            queue = self._view_queue if _is_v2(path) else self._queue
+            queue = self._view_queue if is_v2(path) else self._queue
             return queue.popleft() if queue else None
 
     def _confirm_arrived(self, body: Any) -> None:
@@ -617,7 +373,7 @@ class FakeProvider:
                     if self.status_items is not None
                     else [{"domain": name} for name in self.status_domains]
                 )
-            data = {"domains": domains, "loading": False, "lastChecked": _now()}
+            data = {"domains": domains, "loading": False, "lastChecked": now()}
             return Response(200, self._success(data))
         if method != "POST":
             return Response.error(405, "Use POST", shape="problem")
@@ -642,174 +398,4 @@ class FakeProvider:
 
     @staticmethod
     def _success(data: dict[str, Any]) -> dict[str, Any]:
-        return {"success": True, "timestamp": _now(), "requestId": _new_request_id(), "data": data}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # a burst of approvals connects at once
-    # Do not join handler threads on close: a hanging one must not hold up stop().
-    block_on_close = False
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        provider: FakeProvider,
-    ) -> None:
-        self.provider = provider
-        super().__init__(address, handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up (timeout, closed socket) is normal here; no traceback on stderr.
-        log.debug("stand-in provider: error while answering %s", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    # One request per connection: nothing lingers on a kept-alive socket after stop().
-    protocol_version = "HTTP/1.0"
-    server_version = "FakeHostup/1.0"
-    sys_version = ""
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("stand-in provider: " + format, *args)
-
-    def _handle(self) -> None:
-        provider = self.server.provider
-        raw = self._read_body()
-        try:
-            parsed: Any = json.loads(raw) if raw else None
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            parsed = None
-        method = self.command
-        path, _, query_text = self.path.partition("?")
-        query = parse_qs(query_text)
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        call: dict[str, Any] = {
-            "method": method,
-            "path": path,
-            "query": query,
-            "headers": headers,
-            "json": parsed,
-            "body": raw,
-            "status": None,  # the status it was answered with, once it is (None: no answer)
-            "client_port": self.client_address[1],  # which process called (the soak's kills)
-        }
-        provider._record(call)
-        try:
-            self._answer(provider, call, method, path, query, parsed)
-        finally:
-            provider._answered(call)
-
-    def _answer(
-        self,
-        provider: FakeProvider,
-        call: dict[str, Any],
-        method: str,
-        path: str,
-        query: dict[str, list[str]],
-        parsed: Any,
-    ) -> None:
-        v2 = _is_v2(path)
-        if v2:
-            bearer = self.headers.get("Authorization", "")
-            token = bearer[7:] if bearer.startswith("Bearer ") else None
-            allowed = provider._authorised(token)
-        else:
-            allowed = provider._authorised(self.headers.get("X-API-Key"))
-        if not allowed:
-            if v2:
-                response = problem(401, "unauthorized", "Authentication required.", path)
-            else:
-                response = Response.error(401, "Invalid or missing API key", shape="problem")
-        else:
-            response = provider._next_scripted(path) or Response(action="normal")
-            if path == CONFIRM_PATH and method == "POST" and response.action != "answer":
-                # It acts, whether or not its answer gets back (a hang, a closed connection).
-                provider._confirm_arrived(parsed)
-        delay = provider.view_delay if v2 else provider.delay
-        if provider._wait(delay + response.delay) or not provider._opened(response.gate):
-            self.close_connection = True
-            return
-        if response.action == "close":
-            self.close_connection = True
-            return
-        if response.action == "normal":
-            trickle = response.trickle
-            response = (
-                provider._view_answer(method, path, query)
-                if v2
-                else provider._normal(method, path, parsed)
-            )
-            if trickle > 0:
-                self._trickle(provider, call, response, trickle)
-                return
-        with provider._lock:
-            call["status"] = response.status
-        self._send(response)
-
-    def _trickle(
-        self, provider: FakeProvider, call: dict[str, Any], response: Response, every: float
-    ) -> None:
-        """Send the status line and headers a byte at a time, then the body; stop when the
-        client hangs up (``call["abandoned"]``) or the stand-in stops."""
-        payload = _payload(response)
-        head = (
-            f"HTTP/1.0 {response.status} {_phrase(response.status)}\r\n"
-            f"Content-Type: {response.content_type}\r\n"
-            f"Content-Length: {len(payload)}\r\n"
-            "X-Stand-In: trickling headers, one byte at a time\r\n\r\n"
-        ).encode()
-        self.close_connection = True
-        try:
-            for i in range(len(head)):
-                self.wfile.write(head[i : i + 1])
-                if provider._wait(every):
-                    return
-            self.wfile.write(payload)
-        except OSError:
-            with provider._lock:
-                call["abandoned"] = True
-                provider._lock.notify_all()
-            return
-        with provider._lock:
-            call["status"] = response.status
-
-    def _read_body(self) -> bytes:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        return self.rfile.read(min(max(length, 0), MAX_REQUEST_BYTES)) if length > 0 else b""
-
-    def _send(self, response: Response) -> None:
-        payload = _payload(response)
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-def _payload(response: Response) -> bytes:
-    body = response.body
-    if isinstance(body, dict | list):
-        return json.dumps(body).encode()
-    if isinstance(body, str):
-        return body.encode()
-    return body
+        return {"success": True, "timestamp": now(), "requestId": new_request_id(), "data": data}

@@ -1,0 +1,161 @@
+"""The provider client: HostUp's email-verification API, typed results and errors.
+
+One :class:`HostupClient` holds one long-lived ``httpx.Client`` with an explicit timeout
+(:mod:`bot.provider.transport`: each attempt bounded by a wall-clock deadline), and is the
+service's Provider port through two clients that share it:
+
+* :mod:`bot.provider.confirm`: ``confirm(email)`` and ``status()``, the v1 API, with the
+  retries that are safe;
+* :mod:`bot.provider.view`: ``view(domain)`` and ``view_access()``, the per-domain view of the
+  v2 API, read-only, one quick attempt per call.
+
+Every failure is classified in one place, :mod:`bot.provider.failures`: a
+:class:`~bot.provider.failures.ProviderError` from ``confirm`` and ``status``, a
+:class:`~bot.domain.views.ViewFailure` from ``view``. Everything the provider sends is
+untrusted (:mod:`bot.provider.reading`). The API key never appears in a log line, an exception
+or a dict this package produces.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from bot.domain.outcomes import Cleared
+from bot.domain.views import ProviderView, ViewUnavailable
+from bot.provider.confirm import (
+    CONNECT_BACKOFF,
+    MAX_ATTEMPTS,
+    MAX_RETRY_AFTER,
+    ConfirmClient,
+    ProviderStatus,
+)
+from bot.provider.failures import Failures
+from bot.provider.transport import Exchanges
+from bot.provider.view import VIEW_CALLS, VIEW_TIMEOUT, ViewClient
+
+
+def longest_call(
+    timeout: float, max_attempts: int = MAX_ATTEMPTS, max_retry_after: float = MAX_RETRY_AFTER
+) -> float:
+    """Seconds a claimed request can stay executing at most: every attempt of ``confirm`` and
+    the waits between them, then the read-back of the domain's view.
+
+    httpx applies ``timeout`` to connecting and to each read; twice it per attempt is a
+    generous bound. A claim older than this cannot still be waiting on the provider.
+    """
+    confirm = max_attempts * 2 * timeout + (max_attempts - 1) * max(
+        max_retry_after, CONNECT_BACKOFF * 2.0 ** (max_attempts - 1)
+    )
+    return confirm + VIEW_CALLS * 2 * min(timeout, VIEW_TIMEOUT)
+
+
+class HostupClient:
+    """The provider's email-verification API over one long-lived httpx client."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout: float,
+        *,
+        max_attempts: int = MAX_ATTEMPTS,
+        max_retry_after: float = MAX_RETRY_AFTER,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+        observe: Callable[[str, str, float], None] | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1.")
+        if any(c in api_key for c in "\r\n\0"):
+            # Say what is wrong without repeating the key.
+            raise ValueError(
+                "The API key contains a line break or NUL, which a header cannot carry."
+            )
+        self.base_url = base_url.rstrip("/") + "/"
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.max_retry_after = max_retry_after
+        # Told of every HTTP exchange once: (endpoint, outcome, seconds), the outcome being what
+        # the client made of the answer (see Exchanges.judged); the metrics' hook.
+        self._exchanges = Exchanges(
+            self.base_url, api_key, timeout, transport=transport, observe=observe
+        )
+        failures = Failures(self.base_url, api_key)
+        self._confirm = ConfirmClient(
+            self._exchanges,
+            failures,
+            max_attempts=max_attempts,
+            max_retry_after=max_retry_after,
+            sleep=sleep,
+        )
+        self._view = ViewClient(self._exchanges, failures, view_timeout=self.view_timeout)
+
+    @property
+    def attempt_deadline(self) -> float:
+        """Seconds one attempt of ``confirm`` takes at most, wall-clock: connecting, sending,
+        the headers and the body (HOSTUP_TIMEOUT). A claim's lease covers one attempt and a
+        grace, and is renewed before each further one."""
+        return self.timeout
+
+    @property
+    def view_timeout(self) -> float:
+        return min(self.timeout, VIEW_TIMEOUT)
+
+    @property
+    def max_view_duration(self) -> float:
+        """Seconds one ``view`` can take at most: each of its calls, twice its timeout."""
+        return VIEW_CALLS * 2 * self.view_timeout
+
+    @property
+    def max_duration(self) -> float:
+        """Seconds a claimed request can stay executing at most (see :func:`longest_call`)."""
+        return longest_call(self.timeout, self.max_attempts, self.max_retry_after)
+
+    def __repr__(self) -> str:
+        return f"HostupClient(base_url={self.base_url!r}, max_attempts={self.max_attempts!r})"
+
+    # -- lifecycle
+
+    def close(self) -> None:
+        self._exchanges.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the API (the service's Provider port, and the checks' reads)
+
+    def confirm(self, email: str, *, renew: Callable[[float], bool] | None = None) -> Cleared:
+        """Clear the verification caches for ``email``'s domain. Raises ProviderError.
+
+        Each attempt ends by its deadline (``attempt_deadline``). Before each attempt after the
+        first, ``renew(wait)`` (when given) must agree to it (the caller's claim is kept for
+        the wait and one more attempt); when it does not, the failure so far is raised.
+        """
+        return self._confirm.confirm(email, renew=renew)
+
+    def status(self) -> ProviderStatus:
+        """The provider's read-only cache status; proves the key works. Raises ProviderError."""
+        return self._confirm.status()
+
+    def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
+        """The provider's email-verification view of ``domain``; raises ViewFailure (see
+        :meth:`ViewClient.view <bot.provider.view.ViewClient.view>`)."""
+        return self._view.view(domain, domain_id)
+
+    def view_access(self) -> ViewUnavailable | None:
+        """None when the key may read the per-domain view (one ``GET v2/domains?limit=1``,
+        read-only); else why it may not."""
+        return self._view.view_access()
