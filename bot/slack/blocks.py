@@ -967,8 +967,10 @@ def refusal_words(refused: Refused, *, mentions: bool = True, link: str | None =
         case Refusal.NOT_A_MEMBER:
             return NOT_A_MEMBER_TEXT
         case Refusal.OPEN_REQUEST:
-            if request is None or not mentions:
+            if not mentions:
                 return OPEN_REQUEST_ERROR
+            if request is None:
+                return "This address already has an open request."
             return open_request_text(request, link)
     assert_never(refused.code)
 
