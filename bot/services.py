@@ -1,7 +1,8 @@
 """The bot's dependencies, built once at the edge and passed in: ``build_services(settings)``.
 
-Nothing here runs at import time. Listeners reach these through Bolt's context (see
-bot/slack/app.py), the command line and the tests through the returned :class:`Services`.
+Nothing here runs at import time. Listeners reach what the Slack edge needs through Bolt's
+context (``Services.slack_deps``, see bot/slack/app.py), the command line and the tests through
+the returned :class:`Services`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bot.maintenance import Maintenance, interrupted_bound, lease_seconds
 from bot.metrics import Metrics
 from bot.provider.client import HostupClient
 from bot.settings import Settings
+from bot.slack.deps import SlackDeps
 from bot.slack.home import Home
 from bot.slack.notices import KINDS, notices_for
 from bot.slack.notifier import Notifier
@@ -132,6 +134,17 @@ class Services:
     home_executor: ThreadPoolExecutor | None = None
     # Socket Mode: whether the websocket to Slack is up (set once connected; HTTP: None).
     slack_connected: Callable[[], bool] | None = None
+
+    def slack_deps(self) -> SlackDeps:
+        """What the Slack app (bot.slack.app.create_app) and its listeners use of these."""
+        return SlackDeps(
+            approvals=self.approvals,
+            notifier=self.notifier,
+            home=self.home,
+            client=self.client,
+            metrics=self.metrics,
+            executor=self.executor,
+        )
 
     def healthy(self) -> bool:
         """What /healthz reports: the process serves, so True; nothing else is asked. It is

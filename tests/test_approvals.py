@@ -264,6 +264,34 @@ def test_open_request_lookups_write_nothing(store, clock):
     assert approvals.open_request_for("a@example.com") == new
 
 
+def test_an_open_request_elsewhere_is_a_refusal_carrying_it(store, clock, monkeypatch):
+    """A second request for an email with an open one is refused with OPEN_REQUEST and the
+    open request, whether the form is about to open (may_ask), the form is checked before its
+    ack (askable), the submit finds it first, or the store finds it in a race (a lookup that
+    saw nothing); nothing new is stored."""
+    approvals = make(store, clock)
+    first = approvals.submit("a@example.com", "T-1", "U1")
+    attempts = (
+        lambda: approvals.may_ask("U1", "A@example.com"),
+        lambda: approvals.askable("a@example.com"),
+        lambda: approvals.submit("a@example.com", "T-2", "U1"),
+    )
+    for attempt in attempts:
+        with pytest.raises(Refused) as refused:
+            attempt()
+        assert refused.value.code is Refusal.OPEN_REQUEST
+        assert refused.value.request is not None and refused.value.request.id == first.id
+    looked: list[str] = []
+    monkeypatch.setattr(store, "find_open", looked.append)  # sees nothing: a race
+    with pytest.raises(Refused) as raced:
+        approvals.submit("a@example.com", "T-3", "U1")
+    assert looked == ["a@example.com"]  # so the store's unique index refused it
+    assert raced.value.code is Refusal.OPEN_REQUEST
+    assert raced.value.request is not None and raced.value.request.id == first.id
+    assert [r.id for r in store.list_requests()] == [first.id]
+    approvals.may_ask("U1", "b@example.com")  # another email: no refusal
+
+
 def test_approve_calls_provider_once_and_records(store, clock):
     """Approve: one provider call, state succeeded, outcome stored, audit complete, and the
     interim update is delivered alongside the call, the result after it."""

@@ -298,7 +298,7 @@ def _fields_of(record: logging.LogRecord) -> dict[str, str]:
 def test_the_app_refuses_an_http_request_that_was_not_verified(world, caplog):
     """Bolt's own signature check is off (it logged bodies): the app itself refuses any HTTP
     request that did not come through the verifying server, with a constant WARNING line."""
-    app = create_app(world.settings, world.services)
+    app = create_app(world.settings, world.services.slack_deps())
     body = payloads.slash_command(
         "alice@example.com",
         user_id=REQUESTER,

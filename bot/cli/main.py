@@ -173,7 +173,7 @@ def serve(host: str) -> int:
     refused = verify_slack_token(services.client.auth_test)
     if refused is None:
         try:  # Bolt calls auth.test once more: only an outage starting just now fails it
-            app = create_app(settings, services)
+            app = create_app(settings, services.slack_deps())
         except (BoltError, SlackClientError, OSError) as exc:
             refused = f"Slack failed auth.test ({type(exc).__name__})"
     if refused is not None:

@@ -38,9 +38,15 @@ class Approving(Execution):
     def submit(self, email: str, reason: str, requester: str) -> VerificationRequest:
         """Store a new pending request and have what is told of it delivered.
 
-        Raises Refused (not a requester), InvalidInput, and OpenRequestExists when the email
-        already has an open request.
+        Raises Refused (not a requester; OPEN_REQUEST, with that request, when the email
+        already has an open request, found first or by the store in a race) and InvalidInput.
         """
+        try:
+            return self._submit(email, reason, requester)
+        except OpenRequestExists as exc:
+            raise Refused(Refusal.OPEN_REQUEST, exc.existing) from exc
+
+    def _submit(self, email: str, reason: str, requester: str) -> VerificationRequest:
         if not self.roles.is_requester(requester):
             raise Refused(self._outsider(requester, Refusal.NOT_A_REQUESTER))
         email = validate_email(email)

@@ -67,12 +67,20 @@ class Queries(ServiceCore):
             return None
         return existing
 
-    def may_ask(self, requester: str, email: str | None) -> VerificationRequest | None:
+    def may_ask(self, requester: str, email: str | None) -> None:
         """Before the request form opens: raises Refused unless ``requester`` may ask, and
-        returns the open request for ``email``, if it has one (then no new one can be made)."""
+        (OPEN_REQUEST) when ``email`` has an open request (then no new one can be made)."""
         if not self.roles.is_requester(requester):
             raise Refused(self._outsider(requester, Refusal.NOT_A_REQUESTER))
-        return self.open_request_for(email) if email else None
+        if email:
+            self.askable(email)
+
+    def askable(self, email: str) -> None:
+        """Raises Refused (OPEN_REQUEST, with that request) when ``email`` has an open request.
+        Read-only: the request form asks it before its ack."""
+        existing = self.open_request_for(email)
+        if existing is not None:
+            raise Refused(Refusal.OPEN_REQUEST, existing)
 
     def status_of(self, user: str, email: str) -> StatusReport:
         """The open request for ``email`` and its last outcomes, for a requester or approver.

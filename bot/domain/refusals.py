@@ -31,6 +31,8 @@ class Refusal(StrEnum):
     # Through * or a user group, but not a full member (a guest, deactivated, a bot, another
     # organisation's user), or Slack could not say: roles fail closed.
     NOT_A_MEMBER = "not_a_member"
+    # The email has an open request already (``request`` is that one): see it, not a new one.
+    OPEN_REQUEST = "open_request"
 
 
 class Refused(Exception):

@@ -1,7 +1,10 @@
-"""create_app(settings, services) -> Bolt App, and the whole ID -> handler map (ROUTES).
+"""create_app(settings, deps) -> Bolt App, and the whole ID -> handler map (ROUTES).
 
-Handlers are module-level functions in bot/slack/listeners/; each gets the services from Bolt's
-context, where a middleware puts them for every request. Nothing here runs at import time.
+Handlers are module-level functions in bot/slack/listeners/; a button's is wrapped in
+``button`` and a form's in ``form`` (bot/slack/listeners/interactions.py), which ack, read the
+request id and word a refusal. Each finds the Slack edge's dependencies (bot.slack.deps) in
+Bolt's context, where a middleware puts them for every request. Nothing here runs at import
+time.
 """
 
 from __future__ import annotations
@@ -10,18 +13,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
 from bot.domain import correlation
-from bot.metrics import ack_kind
+from bot.metrics import Metrics, ack_kind
 from bot.settings import Settings
 from bot.slack import ids
-from bot.slack.listeners import SERVICES_KEY, actions, commands, events, views
-
-if TYPE_CHECKING:
-    from bot.services import Services
+from bot.slack.deps import DEPS_KEY, SlackDeps
+from bot.slack.listeners import actions, commands, events, views
+from bot.slack.listeners.interactions import button, form
 
 log = logging.getLogger(__name__)
 
@@ -45,47 +47,52 @@ class Route:
 
 ROUTES: tuple[Route, ...] = (
     Route("command", ids.COMMAND, commands.verify_email_command, "opens REQUEST_VIEW"),
-    Route("view", ids.REQUEST_VIEW, views.request_submitted, "stores and posts a request"),
-    Route("action", ids.APPROVE_ACTION, actions.approve_clicked, "claims, calls the provider"),
-    Route("action", ids.REJECT_ACTION, actions.reject_clicked, "opens REJECT_VIEW"),
-    Route("action", ids.RETRY_ACTION, actions.retry_clicked, "unknown -> executing again"),
-    Route("view", ids.REJECT_VIEW, views.reject_submitted, "rejects the request"),
-    Route("action", ids.CANCEL_ACTION, actions.cancel_clicked, "the requester withdraws it"),
-    Route("action", ids.CHECK_ACTION, actions.check_clicked, "reads the provider's view again"),
-    Route("action", ids.RESOLVE_ACTION, actions.resolve_clicked, "opens RESOLVE_VIEW"),
-    Route("view", ids.RESOLVE_VIEW, views.resolve_submitted, "unknown -> resolved"),
+    Route(
+        "view",
+        ids.REQUEST_VIEW,
+        form(views.request_submitted, ids.EMAIL_BLOCK, about_request=False),
+        "stores and posts a request",
+    ),
+    Route(
+        "action", ids.APPROVE_ACTION, button(actions.approve_clicked), "claims, calls the provider"
+    ),
+    Route("action", ids.REJECT_ACTION, button(actions.reject_clicked), "opens REJECT_VIEW"),
+    Route("action", ids.RETRY_ACTION, button(actions.retry_clicked), "unknown -> executing again"),
+    Route(
+        "view",
+        ids.REJECT_VIEW,
+        form(views.reject_submitted, ids.REJECT_REASON_BLOCK),
+        "rejects the request",
+    ),
+    Route(
+        "action", ids.CANCEL_ACTION, button(actions.cancel_clicked), "the requester withdraws it"
+    ),
+    Route(
+        "action", ids.CHECK_ACTION, button(actions.check_clicked), "reads the provider's view again"
+    ),
+    Route("action", ids.RESOLVE_ACTION, button(actions.resolve_clicked), "opens RESOLVE_VIEW"),
+    Route(
+        "view",
+        ids.RESOLVE_VIEW,
+        form(views.resolve_submitted, ids.RESOLVE_NOTE_BLOCK),
+        "unknown -> resolved",
+    ),
     Route("event", "app_home_opened", events.home_opened, "publishes the Home tab"),
 )
 
 
-def create_app(settings: Settings, services: Services) -> App:
-    signing_secret = settings.SLACK_SIGNING_SECRET
-    app = App(
-        client=services.client,
-        signing_secret=signing_secret.get_secret_value() if signing_secret else None,
-        # Off: bot.slack.server verifies each HTTP request's signature before anything parses it
-        # (Bolt's own check parsed first, and logged the whole body of a request it refused);
-        # timed_dispatch below refuses a request that was not. Socket Mode messages arrive over
-        # an authenticated websocket and carry no signature.
-        request_verification_enabled=False,
-        # auth.test once at start: a bad token stops start-up instead of the first request.
-        token_verification_enabled=True,
-        listener_executor=services.executor,
-    )
+class SlackApp(App):
+    """Bolt's App, whose dispatch (every request from Slack, in HTTP mode and in Socket Mode
+    alike, returning once the listener has acked) refuses an HTTP request whose signature was
+    not verified, times the acknowledgement, and binds the correlation fields
+    (bot.domain.correlation) in the thread the request arrived on, once it is known to be
+    Slack's. The listener pool runs each listener in a copy of this context (ContextExecutor)."""
 
-    @app.middleware
-    def provide_services(context: BoltContext, next: Callable[[], None]) -> None:
-        context[SERVICES_KEY] = services
-        next()
+    def __init__(self, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
 
-    # Every request from Slack, in HTTP mode and in Socket Mode alike, goes through dispatch,
-    # which returns once the listener has acked: the place to time acknowledgements, and to
-    # bind the correlation fields (bot.domain.correlation) in the thread the request arrived
-    # on, once it is known to be Slack's. The listener pool runs each listener in a copy of
-    # this context (ContextExecutor).
-    dispatch = app.dispatch
-
-    def timed_dispatch(req: BoltRequest) -> BoltResponse:
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
         if req.mode != "socket_mode" and req.context.get(SIGNATURE_VERIFIED) is not True:
             log.warning("Refused an HTTP request whose signature was not verified")
             return BoltResponse(status=401, body={"error": "invalid request"})
@@ -94,11 +101,31 @@ def create_app(settings: Settings, services: Services) -> App:
         fields = {"team": req.context.team_id, "user": req.context.user_id, "action": _what(body)}
         try:
             with correlation.bound(request_id=None, provider_request_id=None, **fields):
-                return dispatch(req)
+                return super().dispatch(req)
         finally:
-            services.metrics.acked(ack_kind(body), time.perf_counter() - started)
+            self.metrics.acked(ack_kind(body), time.perf_counter() - started)
 
-    app.dispatch = timed_dispatch  # type: ignore[method-assign]  # one wrapper, set once here
+
+def create_app(settings: Settings, deps: SlackDeps) -> App:
+    signing_secret = settings.SLACK_SIGNING_SECRET
+    app = SlackApp(
+        deps.metrics,
+        client=deps.client,
+        signing_secret=signing_secret.get_secret_value() if signing_secret else None,
+        # Off: bot.slack.server verifies each HTTP request's signature before anything parses it
+        # (Bolt's own check parsed first, and logged the whole body of a request it refused);
+        # SlackApp.dispatch refuses a request that was not. Socket Mode messages arrive over
+        # an authenticated websocket and carry no signature.
+        request_verification_enabled=False,
+        # auth.test once at start: a bad token stops start-up instead of the first request.
+        token_verification_enabled=True,
+        listener_executor=deps.executor,
+    )
+
+    @app.middleware
+    def provide_deps(context: BoltContext, next: Callable[[], None]) -> None:
+        context[DEPS_KEY] = deps
+        next()
 
     for route in ROUTES:
         register = {

@@ -128,7 +128,7 @@ class World:
 
     def _start_bot(self) -> None:
         self._services = build_services(self.settings)
-        app = create_app(self.settings, self._services)
+        app = create_app(self.settings, self._services.slack_deps())
         if self._maintenance:
             self._services.maintenance.start()
         transport: Transport

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from bot.domain.refusals import Refusal, Refused
+from bot.slack.blocks.answers import open_request_text
 from bot.slack.blocks.text import user
 
 NOT_A_REQUESTER_TEXT = (
@@ -23,11 +24,17 @@ NOT_A_MEMBER_TEXT = (
     "was changed."
 )
 UNKNOWN_BUTTON_TEXT = "That button does not name a request I know."
+# A field error cannot hold a link: the listener sends the open request's link by DM as well.
+OPEN_REQUEST_ERROR = (
+    "This address already has an open request; I have sent you a link to it. A new one can be "
+    "made once it is done."
+)
 
 
-def refusal_words(refused: Refused, *, mentions: bool = True) -> str:
+def refusal_words(refused: Refused, *, mentions: bool = True, link: str | None = None) -> str:
     """The sentence for a refusal. ``mentions`` False: for plain-text places (a modal's field
-    error), where a mention would show as markup."""
+    error), where a mention would show as markup. ``link``: the permalink of the request the
+    refusal points to (OPEN_REQUEST), when Slack gave one."""
     request = refused.request
     by = ""
     if request is not None and request.decided_by and mentions:
@@ -80,10 +87,19 @@ def refusal_words(refused: Refused, *, mentions: bool = True) -> str:
             return "Say why it is resolved (what the provider shows): the audit log keeps it."
         case Refusal.NOT_A_MEMBER:
             return NOT_A_MEMBER_TEXT
+        case Refusal.OPEN_REQUEST:
+            if not mentions:
+                return OPEN_REQUEST_ERROR
+            if request is None:
+                return "This address already has an open request."
+            return open_request_text(request, link)
     assert_never(refused.code)
 
 
-def refusal_text(refused: Refused | str) -> str:
-    """A private answer saying what was refused (a Refused, or a sentence of the listener's)."""
+def refusal_text(refused: Refused | str, *, link: str | None = None) -> str:
+    """A private answer saying what was refused (a Refused, or a sentence of the listener's).
+    An open request elsewhere is pointed to (with ``link``), not warned about."""
+    if isinstance(refused, Refused) and refused.code is Refusal.OPEN_REQUEST:
+        return refusal_words(refused, link=link)
     words = refusal_words(refused) if isinstance(refused, Refused) else refused
     return f":warning: {words}"

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt import Ack, BoltContext, Respond
 
 from bot.domain.refusals import Refused
 from bot.slack import blocks
+from bot.slack.deps import SlackDeps, deps_of
 from bot.slack.errors import CALL_ERRORS, classify
-from bot.slack.listeners import services_of
+from bot.slack.listeners.interactions import link_of
 from bot.slack.listeners.parsing import parse_command_text
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +36,16 @@ def verify_email_command(
     # Ack before anything that may wait on Slack (a first group lookup); the trigger is still
     # good for views.open for the rest of its 3 seconds.
     ack()
-    services = services_of(context)
+    services = deps_of(context)
     user_id = str(body.get("user_id", ""))
     if parsed.status and parsed.email:
         answer_status(services, user_id, parsed.email, respond)
         return
     try:
-        existing = services.approvals.may_ask(user_id, parsed.email)
-    except Refused as refused:
-        respond(text=blocks.refusal_words(refused), response_type="ephemeral")
-        return
-    if existing is not None:
-        link = services.notifier.permalink(existing)
-        respond(text=blocks.open_request_text(existing, link), response_type="ephemeral")
+        services.approvals.may_ask(user_id, parsed.email)
+    except Refused as refused:  # an open request for the email too: then with its link
+        link = link_of(services, refused)
+        respond(text=blocks.refusal_words(refused, link=link), response_type="ephemeral")
         return
     try:
         services.client.views_open(
@@ -69,7 +64,7 @@ def verify_email_command(
         )
 
 
-def answer_status(services: Services, user_id: str, email: str, respond: Respond) -> None:
+def answer_status(services: SlackDeps, user_id: str, email: str, respond: Respond) -> None:
     """``/verify-email status EMAIL``: the open request (with a link) and the last outcomes."""
     try:
         report = services.approvals.status_of(user_id, email)

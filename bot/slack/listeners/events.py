@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import BoltContext
 
-from bot.slack.listeners import services_of
+from bot.slack.deps import deps_of
 
 
 def home_opened(event: dict[str, Any], context: BoltContext) -> None:
@@ -14,4 +14,4 @@ def home_opened(event: dict[str, Any], context: BoltContext) -> None:
     user_id = event.get("user")
     if event.get("tab") != "home" or not isinstance(user_id, str):
         return
-    services_of(context).home.opened(user_id)
+    deps_of(context).home.opened(user_id)
