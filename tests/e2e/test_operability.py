@@ -2,7 +2,7 @@
 
 The metrics tests scrape ``GET /metrics`` of the real bot (in this process, over HTTP on
 loopback, against the stand-ins) before and after a flow and check the deltas. The processes'
-own health, readiness and JSON logs are in tests/test_process.py.
+own health, readiness and JSON logs are in tests/e2e/test_process.py.
 """
 
 from __future__ import annotations

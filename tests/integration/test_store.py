@@ -52,7 +52,7 @@ from bot.store.sql import MAX_ERROR_CHARS
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 PENDING = frozenset({State.PENDING})
 EXECUTING = frozenset({State.EXECUTING})
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_request(

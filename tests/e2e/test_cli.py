@@ -12,7 +12,7 @@ import pytest
 
 from bot.slack.manifest import build_manifest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SETTING_NAMES = (
     "SLACK_",
     "HOSTUP_",

@@ -21,10 +21,10 @@ from bot.slack.manifest import (
     request_url,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 # Slack's own schemas, kept in the repository as test data (see tests/data/slack/README.md).
-SCHEMA_DIR = Path(__file__).resolve().parent / "data" / "slack"
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "data" / "slack"
 SCHEMA_VERSIONS = (1, 2)
 
 EXPECTED_BOT_SCOPES = {

@@ -45,7 +45,7 @@ from bot.standins.world import (
 )
 from bot.store import open_store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "Procfile"
 # Only what a process needs to run at all; never a proxy, never a developer's settings.
 BASIC_ENV = ("PATH", "HOME", "SYSTEMROOT", "SystemRoot", "TMPDIR", "TEMP", "TMP", "LANG")
@@ -616,7 +616,7 @@ def test_an_address_built_to_forge_a_log_line_is_refused_and_forges_none(
     the one text a person types that a log line names, so it never reaches one); the bot's
     stderr holds none of those characters raw and still reads as one record a line (each line
     a JSON object, or a text line starting with its time and level), none the fake one.
-    (bot.logs escapes such characters all the same: tests/test_operability.py.)"""
+    (bot.logs escapes such characters all the same: tests/e2e/test_operability.py.)"""
     bot = workspace.start(workspace.env(LOG_FORMAT=log_format, LOG_LEVEL="info"))
     driver = workspace.driver(bot)
     form = driver.modal(driver.command(REQUESTER, ""))  # the empty form: the address typed in it
