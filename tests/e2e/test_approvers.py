@@ -6,52 +6,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import threading
-from datetime import timedelta
 from typing import Any
 
 import pytest
+from worlds import confirm_calls, later, request_of
 
 from bot.cli.audit import export
-from bot.domain.model import Action, State, utcnow
+from bot.domain.model import Action, State
 from bot.services import build_services
 from bot.slack import ids
+from bot.standins.driver import buttons, rendered
 from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, SECOND_APPROVER, World
-
-
-def rendered(message: dict) -> str:
-    return json.dumps(message.get("blocks", []), ensure_ascii=False)
-
-
-def buttons(message: dict) -> list[str]:
-    return [
-        e.get("action_id")
-        for b in message.get("blocks", [])
-        if b.get("type") == "actions"
-        for e in b.get("elements", [])
-    ]
-
-
-def request_of(world: World, message: dict) -> Any:
-    for block in message["blocks"]:
-        for element in block.get("elements", []):
-            if element.get("action_id") == ids.APPROVE_ACTION:
-                return world.services.store.get(element["value"])
-    raise AssertionError("no Approve button on the message")
-
-
-def current(world: World, message: dict) -> dict:
-    return world.slack.message(world.driver.channel, message["ts"])
-
-
-def confirm_calls(world: World) -> int:
-    return sum(1 for c in world.provider.calls if c["path"].endswith("/confirmed"))
-
-
-def later(world: World, seconds: float) -> None:
-    moment = utcnow() + timedelta(seconds=seconds)
-    world.services.approvals.clock = lambda: moment
 
 
 @pytest.fixture
@@ -75,8 +41,8 @@ def test_two_distinct_approvers_are_needed_and_the_provider_is_called_once(quoru
     assert "Your approval is recorded: 1 of 2 approvals" in first
     shown = world.slack.wait_for(
         lambda: (
-            current(world, message)
-            if "1 of 2 approvals" in rendered(current(world, message))
+            world.driver.current(message)
+            if "1 of 2 approvals" in rendered(world.driver.current(message))
             else None
         ),
         what="the message showing one approval",
@@ -179,27 +145,11 @@ def test_quorum_over_socket_mode(tmp_path):
 # ------------------------------------------------------------------------------ 2. Cancel
 
 
-def posted_dm(world: World) -> dict:
-    """The requester's "was posted" DM, with its Cancel button."""
-    return world.slack.wait_for(
-        lambda: next(
-            (m for m in world.slack.messages(REQUESTER) if ids.CANCEL_ACTION in rendered(m)), None
-        ),
-        what="the DM with Cancel",
-    )
-
-
-def cancel(world: World, user: str, dm: dict) -> Any:
-    return world.driver.click(
-        user, dm, ids.CANCEL_ACTION, channel=world.slack.dm_channel(REQUESTER)
-    )
-
-
 def test_the_requester_cancels_from_the_dm(world):
     """Cancel in the DM: the request is cancelled, the channel message loses its buttons and
     says who cancelled, the DM says so; the provider is never called."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
-    clicked = cancel(world, REQUESTER, posted_dm(world))
+    clicked = world.driver.cancel(REQUESTER, world.driver.dm_with(REQUESTER, ids.CANCEL_ACTION))
     response = world.slack.wait_for(
         lambda: next((r for r in world.slack.responses if r.url == clicked.response_url), None),
         what="the answer to Cancel",
@@ -217,11 +167,11 @@ def test_the_requester_cancels_from_the_dm(world):
 def test_only_the_requester_can_cancel_and_only_while_pending(world):
     """Someone else's Cancel is refused; after an approval, Cancel says it is decided."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
-    dm = posted_dm(world)
-    assert "Only the person who asked" in world.driver.answer(cancel(world, OUTSIDER, dm))
+    dm = world.driver.dm_with(REQUESTER, ids.CANCEL_ACTION)
+    assert "Only the person who asked" in world.driver.answer(world.driver.cancel(OUTSIDER, dm))
     world.driver.approve(APPROVER, message)
     world.driver.final_message(message)
-    assert "already succeeded" in world.driver.answer(cancel(world, REQUESTER, dm))
+    assert "already succeeded" in world.driver.answer(world.driver.cancel(REQUESTER, dm))
     assert request_of(world, message).state is State.SUCCEEDED
 
 
@@ -255,14 +205,14 @@ def test_cancel_while_the_approval_is_executing_is_refused(world):
     requester's Cancel is refused privately ("already executing", naming the approver) and
     changes nothing; the approval goes on to one provider call and succeeds."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
-    dm = posted_dm(world)
+    dm = world.driver.dm_with(REQUESTER, ids.CANCEL_ACTION)
     held = HeldProvider(world.services.approvals.provider)
     world.services.approvals.provider = held
     try:
         world.driver.approve(APPROVER, message)
         assert held.entered.wait(timeout=15), "the approval never reached the provider"
         assert request_of(world, message).state is State.EXECUTING
-        refused = world.driver.answer(cancel(world, REQUESTER, dm))
+        refused = world.driver.answer(world.driver.cancel(REQUESTER, dm))
         assert f"already executing by <@{APPROVER}>" in refused
         assert request_of(world, message).state is State.EXECUTING
     finally:
@@ -278,7 +228,7 @@ def test_approve_after_a_cancel_is_refused(world):
     privately ("already cancelled", naming the requester) and never reaches the provider."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
     assert "You cancelled your request" in world.driver.answer(
-        cancel(world, REQUESTER, posted_dm(world))
+        world.driver.cancel(REQUESTER, world.driver.dm_with(REQUESTER, ids.CANCEL_ACTION))
     )
     refused = world.driver.answer(world.driver.approve(APPROVER, message))
     assert f"already cancelled by <@{REQUESTER}>" in refused
@@ -293,7 +243,7 @@ def test_cancel_racing_an_approval_exactly_one_wins(world):
     the provider is called once if Approve won, never if Cancel did. (The two orders, forced,
     are the two tests above.)"""
     message = world.driver.ask(REQUESTER, "alice@example.com")
-    dm = posted_dm(world)
+    dm = world.driver.dm_with(REQUESTER, ids.CANCEL_ACTION)
     barrier = threading.Barrier(2)
     clicked: dict[str, Any] = {}
 
@@ -302,7 +252,7 @@ def test_cancel_racing_an_approval_exactly_one_wins(world):
         clicked[name] = click()
 
     threads = [
-        threading.Thread(target=do, args=("cancel", lambda: cancel(world, REQUESTER, dm))),
+        threading.Thread(target=do, args=("cancel", lambda: world.driver.cancel(REQUESTER, dm))),
         threading.Thread(
             target=do, args=("approve", lambda: world.driver.approve(APPROVER, message))
         ),
@@ -333,10 +283,6 @@ def reminding_world(database_url, tmp_path):
         yield world
 
 
-def reminders(world: World, message: dict) -> list[dict]:
-    return [m for m in world.driver.thread(message) if ":bell:" in m.get("text", "")]
-
-
 def test_approvers_are_reminded_once_per_interval_and_never_after_a_decision(reminding_world):
     """While a request waits, a maintenance round past REMIND_EVERY posts one reminder in its
     thread mentioning the approvers' group; another round in the same interval posts none;
@@ -349,18 +295,22 @@ def test_approvers_are_reminded_once_per_interval_and_never_after_a_decision(rem
     assert maintenance.run_once()["reminded"] == 1
     # Sent by this round, or by the listener still finishing the request's earlier delivery
     # (the outbox's lanes are FIFO): either way at once.
-    [reminder] = world.slack.wait_for(lambda: reminders(world, message) or None, what="reminder")
+    [reminder] = world.slack.wait_for(
+        lambda: world.driver.reminders(message) or None, what="reminder"
+    )
     assert "<!subteam^S0APPROVERS>" in reminder["text"] and "still waiting" in reminder["text"]
     assert maintenance.run_once()["reminded"] == 0
     later(world, 122)
     assert maintenance.run_once()["reminded"] == 1
-    world.slack.wait_for(lambda: len(reminders(world, message)) >= 2 or None, what="reminder 2")
-    assert len(reminders(world, message)) == 2
+    world.slack.wait_for(
+        lambda: len(world.driver.reminders(message)) >= 2 or None, what="reminder 2"
+    )
+    assert len(world.driver.reminders(message)) == 2
     world.driver.reject(APPROVER, message)
     world.driver.final_message(message)
     later(world, 600)
     assert maintenance.run_once()["reminded"] == 0
-    assert len(reminders(world, message)) == 2
+    assert len(world.driver.reminders(message)) == 2
 
 
 def test_two_replicas_send_one_reminder(reminding_world):
@@ -386,7 +336,7 @@ def test_two_replicas_send_one_reminder(reminding_world):
     finally:
         other.close()
     assert sorted(r["reminded"] for r in rounds) == [0, 1]
-    assert len(reminders(world, message)) == 1
+    assert len(world.driver.reminders(message)) == 1
 
 
 def test_reminders_can_be_turned_off(database_url, tmp_path):
@@ -396,4 +346,4 @@ def test_reminders_can_be_turned_off(database_url, tmp_path):
         message = world.driver.ask(REQUESTER, "alice@example.com")
         later(world, 86000)
         assert world.services.maintenance.run_once()["reminded"] == 0
-        assert reminders(world, message) == []
+        assert world.driver.reminders(message) == []

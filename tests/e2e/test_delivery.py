@@ -18,11 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
+from worlds import later
 
-from bot.domain.model import Action, Notice, State, utcnow
+from bot.domain.model import Action, Notice, State
 from bot.slack import ids
 from bot.slack.notifier import REQUEST_EVENT
 from bot.slack.outbox import GIVE_UP_AFTER
+from bot.standins.driver import buttons
 from bot.standins.provider import Response
 from bot.standins.slack import DEFAULT_SCOPES
 from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER, World
@@ -43,21 +45,6 @@ def world(database_url, tmp_path):
     }
     with World(database_path=tmp_path / "unused.db", settings=settings) as w:
         yield w
-
-
-def later(world: World, seconds: float) -> None:
-    """Move the bot's clock (requests, sweeps, outbox) to ``seconds`` from now."""
-    moment = utcnow() + timedelta(seconds=seconds)
-    world.services.approvals.clock = lambda: moment
-
-
-def buttons(message: dict[str, Any]) -> list[str]:
-    return [
-        e["action_id"]
-        for b in message.get("blocks", [])
-        if b.get("type") == "actions"
-        for e in b["elements"]
-    ]
 
 
 def text_of(message: dict[str, Any]) -> str:

@@ -10,12 +10,14 @@ import logging
 from datetime import timedelta
 
 import pytest
+from worlds import later, request_of
 
 from bot.cli.audit import DECISIONS, export
 from bot.domain.model import DECISION_ACTIONS, Action, State, utcnow
 from bot.domain.ports import Transition
 from bot.maintenance import INTERRUPTED_GRACE
 from bot.slack import ids
+from bot.standins.driver import buttons, rendered
 from bot.standins.provider import Response
 from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, SECOND_APPROVER, World
 
@@ -26,37 +28,6 @@ def world(database_url, tmp_path):
     settings = {"DATABASE_URL": database_url, "HOSTUP_TIMEOUT": 0.5}
     with World(database_path=tmp_path / "unused.db", settings=settings) as w:
         yield w
-
-
-def request_of(world: World, message: dict):
-    for block in message["blocks"]:
-        for element in block.get("elements", []):
-            if element.get("action_id") == ids.APPROVE_ACTION:
-                return world.services.store.get(element["value"])
-    raise AssertionError("no Approve button on the message")
-
-
-def text_of(message: dict) -> str:
-    return json.dumps(message.get("blocks", []), ensure_ascii=False)
-
-
-def buttons(message: dict) -> list[str]:
-    return [
-        e["action_id"]
-        for b in message.get("blocks", [])
-        if b.get("type") == "actions"
-        for e in b["elements"]
-    ]
-
-
-def later(world: World, seconds: float) -> None:
-    """Move the bot's clock (requests, sweeps, outbox) forward."""
-    moment = utcnow() + timedelta(seconds=seconds)
-    world.services.approvals.clock = lambda: moment
-
-
-def dms(world: World, user: str) -> list[str]:
-    return [m.get("text", "") for m in world.slack.messages(user)]
 
 
 # ------------------------------------------------------------------- 3. unknown and Retry
@@ -75,7 +46,7 @@ def test_timeout_becomes_unknown_with_retry_in_thread(world):
     """No answer in time: the request is unknown, and the thread says so and offers Retry."""
     message, reply = unknown_request(world)
     assert request_of(world, message).state is State.UNKNOWN
-    assert "may or may not" in text_of(reply)
+    assert "may or may not" in rendered(reply)
     assert buttons(reply) == [ids.CHECK_ACTION, ids.RETRY_ACTION, ids.RESOLVE_ACTION]
     assert buttons(world.slack.message(world.driver.channel, message["ts"])) == []
 
@@ -158,7 +129,7 @@ def test_interrupted_call_becomes_unknown_without_a_click(world):
     assert store.get(request.id).state is State.UNKNOWN
     reply = world.driver.wait_thread_reply(message)
     assert buttons(reply) == [ids.CHECK_ACTION, ids.RETRY_ACTION, ids.RESOLVE_ACTION]
-    assert "stopped while it was calling" in text_of(reply)
+    assert "stopped while it was calling" in rendered(reply)
     assert world.provider.calls == []
 
 
@@ -208,11 +179,12 @@ def test_expiry_sweep_updates_message_without_a_click(world):
     later(world, 86400 + 1)
     assert world.services.maintenance.run_once()["expired"] == 1
     final = world.driver.final_message(message)
-    assert "Expired" in text_of(final)
+    assert "Expired" in rendered(final)
     assert buttons(final) == []
     assert request_of(world, message).state is State.EXPIRED
     world.slack.wait_for(
-        lambda: any("expired" in t for t in dms(world, REQUESTER)) or None, what="expiry DM"
+        lambda: any("expired" in t for t in world.driver.dm_texts(REQUESTER)) or None,
+        what="expiry DM",
     )
 
 
@@ -265,7 +237,10 @@ def test_second_request_via_the_form_is_refused_with_link(world):
     assert reply.body["response_action"] == "errors"
     assert "open request" in reply.body["errors"][ids.EMAIL_BLOCK]
     world.slack.wait_for(
-        lambda: any("already has an open request" in t for t in dms(world, REQUESTER)) or None,
+        lambda: (
+            any("already has an open request" in t for t in world.driver.dm_texts(REQUESTER))
+            or None
+        ),
         what="DM with the link",
     )
     assert len(world.services.store.list_requests()) == 1
@@ -325,8 +300,8 @@ def test_result_survives_slack_outage(world):
             break
     assert world.services.store.outbox_entries(request.id) == []
     reply = world.driver.wait_thread_reply(message)
-    assert "example.com" in text_of(reply)
-    assert "state: succeeded" in text_of(world.slack.message(world.driver.channel, message["ts"]))
+    assert "example.com" in rendered(reply)
+    assert "state: succeeded" in rendered(world.slack.message(world.driver.channel, message["ts"]))
     assert len(world.driver.thread(message)) == 1  # delivered once, not once per try
 
 
@@ -347,7 +322,7 @@ def test_outbox_delivered_after_restart(world):
     later(world, 3600)
     world.services.maintenance.run_once()
     reply = world.driver.wait_thread_reply(message)
-    assert "Cleared domains" in text_of(reply)
+    assert "Cleared domains" in rendered(reply)
 
 
 def test_permanent_slack_error_closes_request_and_tells_requester(world):
@@ -356,8 +331,8 @@ def test_permanent_slack_error_closes_request_and_tells_requester(world):
     world.slack.fail_next("chat.postMessage", error="not_in_channel")
     view = world.driver.modal(world.driver.command(REQUESTER, "alice@example.com"))
     world.driver.submit_request(REQUESTER, view, reason="T-1")
-    world.slack.wait_for(lambda: dms(world, REQUESTER) or None, what="DM to requester")
-    assert "not_in_channel" in dms(world, REQUESTER)[0]
+    world.slack.wait_for(lambda: world.driver.dm_texts(REQUESTER) or None, what="DM to requester")
+    assert "not_in_channel" in world.driver.dm_texts(REQUESTER)[0]
     (request,) = world.services.store.list_requests()
     assert request.state is State.EXPIRED
     # The post was given up on at once (not retried) and so was "posted" DM; only the DM just

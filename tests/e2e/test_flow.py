@@ -9,9 +9,11 @@ import json
 from datetime import timedelta
 
 import pytest
+from worlds import request_of
 
 from bot.domain.model import State, utcnow
 from bot.slack import ids
+from bot.standins.driver import rendered
 from bot.standins.world import (
     APPROVER,
     CHANNEL,
@@ -23,25 +25,8 @@ from bot.standins.world import (
 )
 
 
-def blocks_text(message: dict) -> str:
-    return json.dumps(message.get("blocks", []), ensure_ascii=False)
-
-
 def has_buttons(message: dict) -> bool:
     return any(b.get("type") == "actions" for b in message.get("blocks", []))
-
-
-def stored(world: World, message: dict):
-    """The stored request behind a request message (its id is the Approve button's value)."""
-    for block in message["blocks"]:
-        for element in block.get("elements", []):
-            if element.get("action_id") == ids.APPROVE_ACTION:
-                return world.services.store.get(element["value"])
-    raise AssertionError("no Approve button on the message")
-
-
-def dms(world: World, user: str) -> list[str]:
-    return [m.get("text", "") for m in world.slack.messages(user)]
 
 
 # ------------------------------------------------------------------------------- 2. Ask
@@ -134,8 +119,8 @@ def test_submitted_values_win_over_prefill(world):
     )
     assert reply.body in ("", {})
     message = world.driver.request_message("second@example.org")
-    assert "first@example.com" not in blocks_text(message)
-    request = stored(world, message)
+    assert "first@example.com" not in rendered(message)
+    request = request_of(world, message)
     assert (request.email, request.domain, request.reason) == (
         "second@example.org",
         "example.org",
@@ -147,7 +132,7 @@ def test_request_message_contents(world):
     """The top-level message names requester, email, domain, reason, expiry and has both buttons."""
     message = world.driver.ask(REQUESTER, "alice@example.com", "TICKET-7")
     assert "thread_ts" not in message
-    text = blocks_text(message)
+    text = rendered(message)
     for piece in (f"<@{REQUESTER}>", "alice@example.com", "example.com", "TICKET-7", "<!date^"):
         assert piece in text
     buttons = {
@@ -159,7 +144,7 @@ def test_request_message_contents(world):
     assert buttons[ids.APPROVE_ACTION]["style"] == "primary"
     assert "confirm" in buttons[ids.APPROVE_ACTION]
     assert buttons[ids.REJECT_ACTION]["style"] == "danger"
-    request = stored(world, message)
+    request = request_of(world, message)
     assert request.state is State.PENDING
     assert (request.channel, request.message_ts) == (CHANNEL, message["ts"])
 
@@ -167,8 +152,8 @@ def test_request_message_contents(world):
 def test_requester_told_where_it_went(world):
     """The requester gets a DM naming the approval channel."""
     world.driver.ask(REQUESTER, "alice@example.com")
-    world.slack.wait_for(lambda: dms(world, REQUESTER) or None, what="DM to requester")
-    assert f"<#{CHANNEL}>" in dms(world, REQUESTER)[0]
+    world.slack.wait_for(lambda: world.driver.dm_texts(REQUESTER) or None, what="DM to requester")
+    assert f"<#{CHANNEL}>" in world.driver.dm_texts(REQUESTER)[0]
 
 
 # --------------------------------------------------------------------------- 4. Approve
@@ -190,7 +175,7 @@ def test_approve_end_to_end(world):
     assert calls[0]["headers"]["x-api-key"] == PROVIDER_KEY
     assert calls[0]["json"] == {"email": "alice@example.com", "approved": "yes"}
 
-    reply_text = blocks_text(reply)
+    reply_text = rendered(reply)
     for piece in (
         "example.com",
         "example.net",
@@ -200,15 +185,17 @@ def test_approve_end_to_end(world):
         f"<@{APPROVER}>",
     ):
         assert piece in reply_text
-    request = stored(world, message)
+    request = request_of(world, message)
     assert request.outcome.provider_request_id in reply_text
 
     assert not has_buttons(final)
-    assert f"<@{APPROVER}>" in blocks_text(final)
-    assert "state: succeeded" in blocks_text(final)
+    assert f"<@{APPROVER}>" in rendered(final)
+    assert "state: succeeded" in rendered(final)
     assert request.state is State.SUCCEEDED
-    world.slack.wait_for(lambda: len(dms(world, REQUESTER)) >= 2 or None, what="outcome DM")
-    assert "approved" in dms(world, REQUESTER)[-1]
+    world.slack.wait_for(
+        lambda: len(world.driver.dm_texts(REQUESTER)) >= 2 or None, what="outcome DM"
+    )
+    assert "approved" in world.driver.dm_texts(REQUESTER)[-1]
 
 
 def test_non_approver_click_changes_nothing(world):
@@ -220,7 +207,7 @@ def test_non_approver_click_changes_nothing(world):
     post = next(r for r in world.slack.responses if r.url == clicked.response_url)
     assert post.body["response_type"] == "ephemeral"
     assert post.body.get("replace_original") is False
-    assert stored(world, message).state is State.PENDING
+    assert request_of(world, message).state is State.PENDING
     assert world.provider.calls == []
     assert has_buttons(world.slack.message(CHANNEL, message["ts"]))
 
@@ -231,7 +218,7 @@ def test_self_approval_refused(tmp_path):
         message = w.driver.ask(APPROVER, "alice@example.com")
         answer = w.driver.answer(w.driver.approve(APPROVER, message))
         assert "someone else" in answer
-        assert stored(w, message).state is State.PENDING
+        assert request_of(w, message).state is State.PENDING
         assert w.provider.calls == []
 
 
@@ -241,7 +228,7 @@ def test_self_approval_allowed_when_configured(tmp_path):
     with World(database_path=tmp_path / "b.db", settings=settings) as w:
         message = w.driver.ask(APPROVER, "alice@example.com")
         w.driver.approve(APPROVER, message)
-        assert "state: succeeded" in blocks_text(w.driver.final_message(message))
+        assert "state: succeeded" in rendered(w.driver.final_message(message))
 
 
 def test_expired_request_refused(world):
@@ -251,7 +238,7 @@ def test_expired_request_refused(world):
     world.services.approvals.clock = lambda: later
     answer = world.driver.answer(world.driver.approve(APPROVER, message))
     assert "expired" in answer
-    assert stored(world, message).state is State.EXPIRED
+    assert request_of(world, message).state is State.EXPIRED
     assert world.provider.calls == []
     final = world.driver.final_message(message)
     assert not has_buttons(final)
@@ -288,23 +275,25 @@ def test_reject_with_reason(world):
     reply = world.driver.reject(APPROVER, message, reason="not our customer <!here>")
     assert reply.body in ("", {})
     final = world.driver.final_message(message)
-    text = blocks_text(final)
+    text = rendered(final)
     assert f"Rejected by <@{APPROVER}>" in text
     assert "not our customer &lt;!here&gt;" in text
     assert not has_buttons(final)
-    request = stored(world, message)
+    request = request_of(world, message)
     assert request.state is State.REJECTED
     assert request.decision_note == "not our customer <!here>"
     assert world.provider.calls == []
-    world.slack.wait_for(lambda: len(dms(world, REQUESTER)) >= 2 or None, what="reject DM")
-    assert "rejected" in dms(world, REQUESTER)[-1]
+    world.slack.wait_for(
+        lambda: len(world.driver.dm_texts(REQUESTER)) >= 2 or None, what="reject DM"
+    )
+    assert "rejected" in world.driver.dm_texts(REQUESTER)[-1]
 
 
 def test_reject_without_reason(world):
     """The reason is optional."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
     world.driver.reject(APPROVER, message)
-    assert stored(world, message).state is State.REJECTED
+    assert request_of(world, message).state is State.REJECTED
 
 
 def test_non_approver_cannot_reject(world):
@@ -314,7 +303,7 @@ def test_non_approver_cannot_reject(world):
     answer = world.driver.answer(world.driver.click(OUTSIDER, message, ids.REJECT_ACTION))
     assert "Only approvers" in answer
     assert len(world.slack.calls_to("views.open")) == opened_before
-    assert stored(world, message).state is State.PENDING
+    assert request_of(world, message).state is State.PENDING
 
 
 def test_reject_form_that_slack_will_not_open_is_said_privately(world):
@@ -324,7 +313,7 @@ def test_reject_form_that_slack_will_not_open_is_said_privately(world):
     world.slack.fail_next("views.open", error="expired_trigger_id")
     answer = world.driver.answer(world.driver.click(APPROVER, message, ids.REJECT_ACTION))
     assert "could not open the reject form" in answer and "expired_trigger_id" in answer
-    assert stored(world, message).state is State.PENDING
+    assert request_of(world, message).state is State.PENDING
 
 
 # ------------------------------------------------------------------------------ 9. Safe
@@ -338,7 +327,7 @@ def test_channel_ping_in_reason_pings_nobody(world):
         assert "<!channel>" not in shown
         assert "<!here>" not in shown
         assert "<@U0BOSS>" not in shown
-    assert "&lt;!channel&gt;" in blocks_text(message)
+    assert "&lt;!channel&gt;" in rendered(message)
 
 
 # ---------------------------------------------------------------------------- 10. Calls
@@ -350,13 +339,17 @@ def test_warm_flow_costs_at_most_eight_slack_calls(world):
     first = world.driver.ask(REQUESTER, "warm@example.com")
     world.driver.approve(APPROVER, first)
     world.driver.final_message(first)
-    world.slack.wait_for(lambda: len(dms(world, REQUESTER)) >= 2 or None, what="outcome DM")
+    world.slack.wait_for(
+        lambda: len(world.driver.dm_texts(REQUESTER)) >= 2 or None, what="outcome DM"
+    )
     before = len(world.slack.calls)
 
     message = world.driver.ask(REQUESTER, "alice@example.com")
     world.driver.approve(APPROVER, message)
     world.driver.final_message(message)
-    world.slack.wait_for(lambda: len(dms(world, REQUESTER)) >= 4 or None, what="outcome DM")
+    world.slack.wait_for(
+        lambda: len(world.driver.dm_texts(REQUESTER)) >= 4 or None, what="outcome DM"
+    )
     methods = [c.method for c in world.slack.calls[before:]]
     assert "usergroups.users.list" not in methods
     assert len(methods) <= 8, methods
@@ -371,8 +364,8 @@ def test_request_that_cannot_be_posted_is_closed_and_requester_told(world):
     world.slack.fail_next("chat.postMessage", error="not_in_channel")
     view = world.driver.modal(world.driver.command(REQUESTER, "alice@example.com"))
     world.driver.submit_request(REQUESTER, view, reason="T-1")
-    world.slack.wait_for(lambda: dms(world, REQUESTER) or None, what="DM to requester")
-    assert "not_in_channel" in dms(world, REQUESTER)[0]
+    world.slack.wait_for(lambda: world.driver.dm_texts(REQUESTER) or None, what="DM to requester")
+    assert "not_in_channel" in world.driver.dm_texts(REQUESTER)[0]
     (request,) = world.services.store.list_requests()
     assert request.state is State.EXPIRED
     # The last change is closing it (the give-ups of its notices are audited beside it).
@@ -392,7 +385,7 @@ def test_failed_message_update_does_not_stop_the_approval(world):
     world.slack.fail_next("chat.update", error="internal_error")
     world.driver.approve(APPROVER, message)
     request = world.slack.wait_for(
-        lambda: (r := stored(world, message)).state is State.SUCCEEDED and r or None,
+        lambda: (r := request_of(world, message)).state is State.SUCCEEDED and r or None,
         what="provider result",
     )
     assert len(world.provider.calls) == 1
@@ -405,7 +398,7 @@ def test_failed_message_update_does_not_stop_the_approval(world):
     later = utcnow() + timedelta(seconds=60)
     world.services.approvals.clock = lambda: later
     world.services.maintenance.run_once()
-    assert "state: succeeded" in blocks_text(world.driver.final_message(message))
+    assert "state: succeeded" in rendered(world.driver.final_message(message))
     assert (
         len(
             [
@@ -424,6 +417,6 @@ def test_submission_from_someone_not_allowed_is_refused_after_the_ack(world):
     view = world.driver.modal(world.driver.command(REQUESTER, "alice@example.com"))
     reply = world.driver.submit_request(OUTSIDER, view, reason="T-1")
     assert reply.body in ("", {})
-    world.slack.wait_for(lambda: dms(world, OUTSIDER) or None, what="DM to the outsider")
-    assert "REQUESTERS" in dms(world, OUTSIDER)[0]
+    world.slack.wait_for(lambda: world.driver.dm_texts(OUTSIDER) or None, what="DM to the outsider")
+    assert "REQUESTERS" in world.driver.dm_texts(OUTSIDER)[0]
     assert world.services.store.list_requests() == []

@@ -3,7 +3,6 @@ behind /verify-email status."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 from bot.domain.model import (
@@ -16,11 +15,8 @@ from bot.domain.model import (
 )
 from bot.domain.outcomes import Cleared
 from bot.domain.ports import Transition
+from bot.standins.driver import rendered
 from bot.standins.world import APPROVER, OUTSIDER, REQUESTER, SECOND_APPROVER, World
-
-
-def rendered(message: dict) -> str:
-    return json.dumps(message.get("blocks", []), ensure_ascii=False)
 
 
 def test_a_first_request_says_there_is_no_history(world: World) -> None:

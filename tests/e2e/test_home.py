@@ -10,31 +10,13 @@ from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from worlds import confirm_calls
+
 from bot.domain.model import State
 from bot.slack import ids
 from bot.standins import payloads
+from bot.standins.driver import button_values, rendered
 from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER, World
-
-
-def rendered(view: dict) -> str:
-    return json.dumps(view.get("blocks", []), ensure_ascii=False)
-
-
-def request_ids(view: dict, action_id: str) -> list[str]:
-    return [
-        e["value"]
-        for b in view.get("blocks", [])
-        for e in b.get("elements", [])
-        if isinstance(e, dict) and e.get("action_id") == action_id
-    ]
-
-
-def confirm_calls(world: World) -> int:
-    return sum(1 for c in world.provider.calls if c["path"].endswith("/confirmed"))
-
-
-def dm_texts(world: World, user: str) -> list[str]:
-    return [m.get("text", "") for m in world.slack.messages(user)]
 
 
 def test_an_approver_approves_from_the_home_tab(database_url, tmp_path):
@@ -46,13 +28,14 @@ def test_an_approver_approves_from_the_home_tab(database_url, tmp_path):
         message = world.driver.ask(REQUESTER, "alice@example.com")
         home = world.driver.open_home(APPROVER)
         assert "Waiting for your approval (1)" in rendered(home)
-        [request_id] = request_ids(home, ids.APPROVE_ACTION)
-        assert request_ids(home, ids.REJECT_ACTION) == [request_id]
+        [request_id] = button_values(home, ids.APPROVE_ACTION)
+        assert button_values(home, ids.REJECT_ACTION) == [request_id]
         publishes = len(world.slack.calls_to("views.publish"))
         assert world.driver.click_home(APPROVER, ids.APPROVE_ACTION, request_id).status == 200
         world.slack.wait_for(
             lambda: (
-                any("Your approval is recorded" in t for t in dm_texts(world, APPROVER)) or None
+                any("Your approval is recorded" in t for t in world.driver.dm_texts(APPROVER))
+                or None
             ),
             what="the private answer by DM",
         )
@@ -61,7 +44,7 @@ def test_an_approver_approves_from_the_home_tab(database_url, tmp_path):
             lambda: len(world.slack.calls_to("views.publish")) > publishes or None,
             what="the Home published again",
         )
-        assert request_ids(world.slack.home(APPROVER) or {}, ids.APPROVE_ACTION) == []
+        assert button_values(world.slack.home(APPROVER) or {}, ids.APPROVE_ACTION) == []
         second = world.driver.open_home(SECOND_APPROVER)
         assert "1 of 2 approvals" in rendered(second)
         world.driver.click_home(SECOND_APPROVER, ids.APPROVE_ACTION, request_id)
@@ -77,18 +60,20 @@ def test_a_requester_sees_their_requests_and_cancels_from_home(world):
     home = world.driver.open_home(REQUESTER)
     assert "Your requests, last 30 days (1)" in rendered(home)
     assert "Waiting for your approval" not in rendered(home)  # not an approver
-    [request_id] = request_ids(home, ids.CANCEL_ACTION)
+    [request_id] = button_values(home, ids.CANCEL_ACTION)
     world.driver.click_home(REQUESTER, ids.CANCEL_ACTION, request_id)
     world.driver.final_message(message)
     world.slack.wait_for(
-        lambda: any("You cancelled your request" in t for t in dm_texts(world, REQUESTER)) or None,
+        lambda: (
+            any("You cancelled your request" in t for t in world.driver.dm_texts(REQUESTER)) or None
+        ),
         what="the DM saying it was cancelled",
     )
     world.slack.wait_for(
         lambda: "Cancelled by" in rendered(world.slack.home(REQUESTER) or {}) or None,
         what="the Home showing it cancelled",
     )
-    assert request_ids(world.slack.home(REQUESTER) or {}, ids.CANCEL_ACTION) == []
+    assert button_values(world.slack.home(REQUESTER) or {}, ids.CANCEL_ACTION) == []
 
 
 def test_the_requester_does_not_see_their_own_request_to_approve(database_url, tmp_path):
@@ -98,9 +83,9 @@ def test_the_requester_does_not_see_their_own_request_to_approve(database_url, t
     with World(database_path=tmp_path / "unused.db", settings=settings) as world:
         world.driver.ask(APPROVER, "own@example.com")
         home = world.driver.open_home(APPROVER)
-        assert request_ids(home, ids.APPROVE_ACTION) == []
-        assert len(request_ids(home, ids.CANCEL_ACTION)) == 1
-        assert len(request_ids(world.driver.open_home(SECOND_APPROVER), ids.APPROVE_ACTION)) == 1
+        assert button_values(home, ids.APPROVE_ACTION) == []
+        assert len(button_values(home, ids.CANCEL_ACTION)) == 1
+        assert len(button_values(world.driver.open_home(SECOND_APPROVER), ids.APPROVE_ACTION)) == 1
 
 
 def block_ids(view: dict) -> list[str]:
@@ -120,12 +105,12 @@ def test_several_requests_on_one_home_tab_each_get_their_own_block_ids(world):
     assert all(c.ok for c in world.slack.calls_to("views.publish"))
     for home in (approver_home, requester_home):
         assert len(set(block_ids(home))) == len(block_ids(home))
-    waiting = request_ids(approver_home, ids.APPROVE_ACTION)
+    waiting = button_values(approver_home, ids.APPROVE_ACTION)
     assert len(waiting) == 3
     rows = [b for b in approver_home["blocks"] if b.get("type") == "actions"]
     assert [b["block_id"] for b in rows] == [f"{ids.ACTIONS_BLOCK}:{r}" for r in waiting]
     assert all(len(b["block_id"]) <= 255 for b in rows)
-    cancellable = request_ids(requester_home, ids.CANCEL_ACTION)
+    cancellable = button_values(requester_home, ids.CANCEL_ACTION)
     assert sorted(cancellable) == sorted(waiting)
     assert [b for b in block_ids(requester_home) if b.startswith(ids.CANCEL_BLOCK)] == [
         f"{ids.CANCEL_BLOCK}:{r}" for r in cancellable
@@ -152,7 +137,7 @@ def test_a_long_queue_stays_within_slacks_limits(world):
     assert len(home["blocks"]) <= 100
     assert "Waiting for your approval (30)" in rendered(home)
     assert "…and 10 more waiting" in rendered(home)
-    assert len(request_ids(home, ids.APPROVE_ACTION)) == 20
+    assert len(button_values(home, ids.APPROVE_ACTION)) == 20
 
 
 def test_opening_the_messages_tab_publishes_nothing(world):
@@ -172,7 +157,7 @@ def test_home_over_socket_mode(tmp_path):
     with World(socket_mode=True, database_path=tmp_path / "s.db") as world:
         world.driver.ask(REQUESTER, "alice@example.com")
         home = world.driver.open_home(APPROVER)
-        assert len(request_ids(home, ids.APPROVE_ACTION)) == 1
+        assert len(button_values(home, ids.APPROVE_ACTION)) == 1
 
 
 def test_the_events_request_url_passes_slacks_verification(world):
@@ -216,7 +201,7 @@ def test_home_refreshes_run_off_the_callers_thread_and_are_coalesced(world):
     )
     before = len(world.slack.calls_to("views.publish"))
     for message in messages:
-        [request_id] = request_ids(message, ids.APPROVE_ACTION)
+        [request_id] = button_values(message, ids.APPROVE_ACTION)
         home.refresh(request_id)
     assert len(world.slack.calls_to("views.publish")) == before  # nothing on this thread
     assert len(held.jobs) == 1  # one drain for all three changes

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from test_process import make_workspace, state_of
+from processes import make_workspace, state_of
+from worlds import later, request_of
 
-from bot.domain.model import Action, State, VerificationRequest, new_request_id, utcnow
+from bot.domain.model import Action, State, VerificationRequest, new_request_id
 from bot.domain.ports import Transition
 from bot.slack import ids
 from bot.standins.provider import CONFIRM_PATH, Response
@@ -29,14 +30,6 @@ from bot.store import open_store
 
 T = TypeVar("T")
 EMAIL = "alice@example.com"
-
-
-def request_of(world: World, message: dict[str, Any]) -> Any:
-    for block in message["blocks"]:
-        for element in block.get("elements", []):
-            if element.get("action_id") == ids.APPROVE_ACTION:
-                return world.services.store.get(element["value"])
-    raise AssertionError("no Approve button on the message")
 
 
 def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
@@ -51,12 +44,6 @@ def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no {what} within {timeout} s")
         pause.wait(0.05)
-
-
-def later(world: World, seconds: float) -> None:
-    """Move the bot's clock (claims, leases, sweeps, outbox) forward."""
-    moment = utcnow() + timedelta(seconds=seconds)
-    world.services.approvals.clock = lambda: moment
 
 
 def test_a_provider_trickling_its_headers_is_cut_off_at_the_deadline(database_url, tmp_path):

@@ -5,14 +5,14 @@ real HTTP against the stand-ins, on both store backends."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import pytest
+from worlds import confirm_calls, request_of
 
 from bot.domain.model import Action, State
-from bot.slack import ids
+from bot.standins.driver import rendered
 from bot.standins.world import (
     APPROVER,
     APPROVER_GROUP,
@@ -34,28 +34,8 @@ NOT_MEMBERS: dict[str, dict[str, Any]] = {
 }
 
 
-def rendered(message: dict) -> str:
-    return json.dumps(message.get("blocks", []), ensure_ascii=False)
-
-
-def confirm_calls(world: World) -> int:
-    return sum(1 for c in world.provider.calls if c["path"].endswith("/confirmed"))
-
-
-def request_of(world: World, message: dict) -> Any:
-    for block in message["blocks"]:
-        for element in block.get("elements", []):
-            if element.get("action_id") == ids.APPROVE_ACTION:
-                return world.services.store.get(element["value"])
-    raise AssertionError("no Approve button on the message")
-
-
 def member_lookups(world: World) -> int:
     return len(world.slack.calls_to("users.info")) + len(world.slack.calls_to("auth.test"))
-
-
-def current(world: World, message: dict) -> dict:
-    return world.slack.message(world.driver.channel, message["ts"])
 
 
 @pytest.fixture
@@ -167,8 +147,8 @@ def test_an_approval_by_someone_no_longer_an_approver_does_not_complete_the_quor
     assert [w.approver for w in request.withdrawn] == [APPROVER]
     shown = world.slack.wait_for(
         lambda: (
-            current(world, message)
-            if "no longer counts" in rendered(current(world, message))
+            world.driver.current(message)
+            if "no longer counts" in rendered(world.driver.current(message))
             else None
         ),
         what="the message saying whose approval no longer counts",

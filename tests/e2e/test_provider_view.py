@@ -13,10 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from worlds import request_of
 
 from bot.domain.model import Action, State, utcnow
 from bot.domain.views import ProviderView, ViewUnavailable
 from bot.slack import ids
+from bot.standins.driver import buttons, rendered
 from bot.standins.provider import DOMAINS_PATH, Response
 from bot.standins.world import (
     APPROVER,
@@ -30,19 +32,6 @@ from bot.standins.world import (
 EMAIL = "alice@example.com"
 
 
-def text_of(message: dict[str, Any]) -> str:
-    return json.dumps(message.get("blocks", []), ensure_ascii=False)
-
-
-def buttons(message: dict[str, Any]) -> list[str]:
-    return [
-        e["action_id"]
-        for b in message.get("blocks", [])
-        if b.get("type") == "actions"
-        for e in b.get("elements", [])
-    ]
-
-
 def provider_line(message: dict[str, Any]) -> str:
     lines = [
         e.get("text", "")
@@ -51,18 +40,8 @@ def provider_line(message: dict[str, Any]) -> str:
         for e in b.get("elements", [])
         if ":satellite_antenna:" in e.get("text", "")
     ]
-    assert lines, f"no provider line in {text_of(message)}"
+    assert lines, f"no provider line in {rendered(message)}"
     return lines[0]
-
-
-def stored(world: World, message: dict[str, Any]):
-    request_id = next(
-        e["value"]
-        for b in message["blocks"]
-        for e in b.get("elements", [])
-        if e.get("action_id") == ids.APPROVE_ACTION
-    )
-    return world.services.store.get(request_id)
 
 
 def view_paths(world: World) -> list[str]:
@@ -124,8 +103,8 @@ def test_the_request_shows_the_providers_state(world, fields, shown):
     line = provider_line(message)
     for words in shown:
         assert words in line, line
-    assert "hostmaster@example.com" not in text_of(message)
-    reading = stored(world, message).view
+    assert "hostmaster@example.com" not in rendered(message)
+    reading = request_of(world, message).view
     assert isinstance(reading, ProviderView) and reading.domain_id
     # The lookup is two calls, list then view, each with the key as a Bearer token only.
     assert view_paths(world) == ["list", "view"]
@@ -133,7 +112,7 @@ def test_the_request_shows_the_providers_state(world, fields, shown):
         assert call["headers"]["authorization"].startswith("Bearer ")
         assert "x-api-key" not in call["headers"]
     assert world.provider.view_calls[0]["query"] == {"name": ["example.com"]}
-    audit = world.services.store.audit_log(reading_request_id := stored(world, message).id)
+    audit = world.services.store.audit_log(reading_request_id := request_of(world, message).id)
     assert [(e.action, e.from_state, e.to_state) for e in audit][-1] == (
         Action.LOOKUP,
         State.PENDING,
@@ -170,12 +149,12 @@ def test_a_failed_lookup_is_one_short_line_and_never_blocks(fast_world, setup, k
     line = provider_line(message)
     assert "could not read the domain's state" in line and words in line, line
     assert len(line) < 300
-    reading = stored(world, message).view
+    reading = request_of(world, message).view
     assert isinstance(reading, ViewUnavailable) and reading.kind == kind
-    assert PROVIDER_KEY not in text_of(message)
+    assert PROVIDER_KEY not in rendered(message)
     world.driver.approve(APPROVER, message)
     final = world.driver.final_message(message)
-    assert "state: succeeded" in text_of(final)
+    assert "state: succeeded" in rendered(final)
 
 
 def test_a_hanging_lookup_neither_delays_the_post_nor_blocks_the_approval(tmp_path):
@@ -191,18 +170,18 @@ def test_a_hanging_lookup_neither_delays_the_post_nor_blocks_the_approval(tmp_pa
         assert reply.status == 200 and reply.body in ("", None, {})
         message = world.driver.request_message(EMAIL)
         world.provider.wait_for_view_calls(1)  # the lookup is under way (and hangs)
-        assert stored(world, message).view is None  # still hanging
+        assert request_of(world, message).view is None  # still hanging
         world.driver.approve(APPROVER, message)
         final = world.driver.final_message(message)
-        assert "state: succeeded" in text_of(final)
-        assert stored(world, message).view is None  # the lookup still has not come back
+        assert "state: succeeded" in rendered(final)
+        assert request_of(world, message).view is None  # the lookup still has not come back
         assert len([c for c in world.provider.calls if c["path"].endswith("/confirmed")]) == 1
         [late] = world.slack.wait_for(
             lambda: lookups(world, message) or None, what="the lookup giving up"
         )
         assert late.details["shown"] is False
         assert late.details["reading"]["kind"] == "timeout"
-        assert stored(world, message).view is None
+        assert request_of(world, message).view is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,11 +195,11 @@ def test_the_thread_reply_adds_the_state_read_back_after_the_call(world):
     message = world.driver.ask(REQUESTER, EMAIL)
     world.driver.approve(APPROVER, message)
     reply = world.driver.wait_thread_reply(message)
-    assert "Provider now: already *verified*" in text_of(reply)
+    assert "Provider now: already *verified*" in rendered(reply)
     assert view_paths(world) == ["list", "view", "view"]
     final = world.driver.final_message(message)
-    assert "Provider after the call: already *verified*" in text_of(final)
-    request = stored(world, message)
+    assert "Provider after the call: already *verified*" in rendered(final)
+    request = request_of(world, message)
     # Read after the outcome was recorded (outside the claim), and audited as such.
     trail = world.services.store.audit_log(request.id)
     assert [e.action for e in trail][-2:] == ["provider_success", "readback"]
@@ -234,7 +213,7 @@ def test_a_failed_call_is_not_read_back(world):
     world.driver.approve(APPROVER, message)
     world.driver.wait_thread_reply(message)
     assert view_paths(world) == ["list", "view"]
-    assert stored(world, message).readback is None
+    assert request_of(world, message).readback is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,21 +225,21 @@ def test_after_a_timeout_the_state_is_read_back_once_and_explained(world):
     domain now reads verified, what that means, and the request stays unknown."""
     world.provider.status_after_confirm = "verified"
     message, reply = unknown_request(world)
-    shown = text_of(reply)
+    shown = rendered(reply)
     assert "may or may not" in shown
     assert "The domain now reads *verified*: the call most likely took effect" in shown
     assert "Retry is probably not needed" in shown
     assert buttons(reply) == [ids.CHECK_ACTION, ids.RETRY_ACTION, ids.RESOLVE_ACTION]
-    assert stored(world, message).state is State.UNKNOWN
+    assert request_of(world, message).state is State.UNKNOWN
     assert view_paths(world) == ["list", "view", "view"]
 
 
 def test_after_a_timeout_a_still_pending_domain_suggests_retry(world):
     """The provider did not act: the read-back still says pending, so Retry may be needed."""
     message, reply = unknown_request(world)
-    assert "The domain now reads *pending*" in text_of(reply)
-    assert "most likely did not take effect" in text_of(reply)
-    assert "Retry may be needed" in text_of(reply)
+    assert "The domain now reads *pending*" in rendered(reply)
+    assert "most likely did not take effect" in rendered(reply)
+    assert "Retry may be needed" in rendered(reply)
 
 
 def test_check_provider_reads_again_and_says_what_it_means(world):
@@ -275,12 +254,12 @@ def test_check_provider_reads_again_and_says_what_it_means(world):
         lambda: replies[-1] if len(replies := world.driver.thread(message)) >= 2 else None,
         what="the check reply",
     )
-    shown = text_of(check)
+    shown = rendered(check)
     assert "checked the provider" in shown and f"<@{SECOND_APPROVER}>" in shown
     assert "the call most likely took effect; Retry is probably not needed" in shown
     assert buttons(check) == [ids.CHECK_ACTION, ids.RETRY_ACTION, ids.RESOLVE_ACTION]
     assert [c["path"] == DOMAINS_PATH for c in world.provider.view_calls[calls:]] == [False]
-    request = stored(world, message)
+    request = request_of(world, message)
     assert request.state is State.UNKNOWN
     assert isinstance(request.readback, ProviderView) and request.readback.status == "verified"
     last = world.services.store.audit_log(request.id)[-1]
@@ -304,7 +283,7 @@ def test_check_provider_is_for_approvers_and_unknown_outcomes_only(world):
     # The retry's outcome, then its read-back (made after the outcome is recorded).
     world.slack.wait_for(
         lambda: (
-            [e.action for e in world.services.store.audit_log(stored(world, message).id)][-2:]
+            [e.action for e in world.services.store.audit_log(request_of(world, message).id)][-2:]
             == ["provider_success", "readback"]
             or None
         ),
@@ -332,14 +311,14 @@ def test_resolved_closes_an_unknown_outcome_with_who_and_why(world):
         lambda: (
             m
             if "state: resolved"
-            in text_of(m := world.slack.message(world.driver.channel, message["ts"]))
+            in rendered(m := world.slack.message(world.driver.channel, message["ts"]))
             else None
         ),
         what="the resolved message",
     )
-    assert "*Resolved by" in text_of(final) and "Provider shows verified" in text_of(final)
+    assert "*Resolved by" in rendered(final) and "Provider shows verified" in rendered(final)
     assert buttons(final) == []
-    request = stored(world, message)
+    request = request_of(world, message)
     assert (request.state, request.decided_by) == (State.RESOLVED, SECOND_APPROVER)
     last = world.services.store.audit_log(request.id)[-1]
     assert (last.action, last.actor, last.from_state, last.to_state) == (
@@ -350,7 +329,7 @@ def test_resolved_closes_an_unknown_outcome_with_who_and_why(world):
     )
     assert last.details["note"] == "Provider shows verified"
     world.slack.wait_for(
-        lambda: any("resolved" in text_of(r) for r in world.driver.thread(message)) or None,
+        lambda: any("resolved" in rendered(r) for r in world.driver.thread(message)) or None,
         what="the resolved reply",
     )
     world.slack.wait_for(
@@ -385,7 +364,7 @@ def test_resolved_keeps_four_eyes_and_needs_a_reason(tmp_path):
         empty = resolve(world, SECOND_APPROVER, reply, "   ")
         assert empty.body["response_action"] == "errors"
         assert "Say why" in empty.body["errors"][ids.RESOLVE_NOTE_BLOCK]
-        assert stored(world, message).state is State.UNKNOWN
+        assert request_of(world, message).state is State.UNKNOWN
 
 
 def test_resolved_over_socket_mode(tmp_path):
@@ -399,7 +378,7 @@ def test_resolved_over_socket_mode(tmp_path):
         )
         resolve(world, SECOND_APPROVER, reply, "checked: verified")
         world.slack.wait_for(
-            lambda: stored(world, message).state is State.RESOLVED or None, what="resolved"
+            lambda: request_of(world, message).state is State.RESOLVED or None, what="resolved"
         )
 
 
@@ -409,7 +388,7 @@ def test_resolved_over_socket_mode(tmp_path):
 
 def lookups(world: World, message: dict[str, Any]) -> list[Any]:
     """The request's lookup entries in its audit log."""
-    request = stored(world, message)
+    request = request_of(world, message)
     return [e for e in world.services.store.audit_log(request.id) if e.action == Action.LOOKUP]
 
 
@@ -428,14 +407,14 @@ def test_a_lookup_that_comes_back_after_the_approval_is_not_shown_as_before_it(t
         world.provider.wait_for_view_calls(1)  # the lookup's list call is under way
         world.driver.approve(APPROVER, message)
         world.provider.wait_for_calls(1)  # the confirm call: made under the claim
-        assert stored(world, message).state is not State.PENDING
+        assert request_of(world, message).state is not State.PENDING
         assert lookups(world, message) == []  # the race is real: claimed before the reading
         final = world.driver.final_message(message)
-        assert "state: succeeded" in text_of(final)
+        assert "state: succeeded" in rendered(final)
         [late] = world.slack.wait_for(lambda: lookups(world, message) or None, what="the lookup")
         assert late.details["shown"] is False and late.from_state is not State.PENDING
         assert late.details["reading"]["status"] == "verified"  # what the call itself did
-        request = stored(world, message)
+        request = request_of(world, message)
         assert request.view is None
         assert isinstance(request.readback, ProviderView) and request.readback.verified
         updates = [
@@ -445,7 +424,7 @@ def test_a_lookup_that_comes_back_after_the_approval_is_not_shown_as_before_it(t
         ]
         assert updates and not any("approving may change nothing" in u for u in updates)
         final = world.slack.message(world.driver.channel, message["ts"])
-        assert "Provider after the call: already *verified*" in text_of(final)
+        assert "Provider after the call: already *verified*" in rendered(final)
         assert view_paths(world) == ["list", "view", "view"]
 
 
@@ -460,12 +439,12 @@ def test_a_read_back_that_fails_after_a_timeout_does_not_settle_it(world, mode, 
     world.provider.enqueue(Response.hang(30))
     world.driver.approve(APPROVER, message)
     world.driver.final_message(message)
-    shown = text_of(reply := world.driver.wait_thread_reply(message))
+    shown = rendered(reply := world.driver.wait_thread_reply(message))
     assert "may or may not" in shown
     assert "Provider now: could not read the domain's state" in shown
     assert "that does not settle whether the call took effect" in shown
     assert buttons(reply) == [ids.CHECK_ACTION, ids.RETRY_ACTION, ids.RESOLVE_ACTION]
-    request = stored(world, message)
+    request = request_of(world, message)
     assert request.state is State.UNKNOWN
     assert isinstance(request.readback, ViewUnavailable) and request.readback.kind == kind
     assert view_paths(world) == ["list", "view", "view"]
@@ -483,11 +462,11 @@ def test_check_provider_when_the_view_fails_says_it_does_not_settle(world):
         lambda: replies[-1] if len(replies := world.driver.thread(message)) >= 2 else None,
         what="the check reply",
     )
-    shown = text_of(check)
+    shown = rendered(check)
     assert "Provider now: could not read the domain's state" in shown and "HTTP 500" in shown
     assert "that does not settle whether the call took effect" in shown
     assert buttons(check) == [ids.CHECK_ACTION, ids.RETRY_ACTION, ids.RESOLVE_ACTION]
-    request = stored(world, message)
+    request = request_of(world, message)
     assert request.state is State.UNKNOWN
     assert isinstance(request.readback, ViewUnavailable)
     assert request.readback.kind == "server_error"
@@ -505,12 +484,12 @@ def test_a_lookup_whose_view_failed_keeps_the_id_for_the_read_back(world):
     world.provider.status_after_confirm = "verified"
     message = world.driver.ask(REQUESTER, EMAIL)
     assert "HTTP 500" in provider_line(message)
-    view = stored(world, message).view
+    view = request_of(world, message).view
     assert isinstance(view, ViewUnavailable)
     assert view.domain_id == world.provider.domain("example.com").id
     world.driver.approve(APPROVER, message)
     reply = world.driver.wait_thread_reply(message)
-    assert "Provider now: already *verified*" in text_of(reply)
+    assert "Provider now: already *verified*" in rendered(reply)
     assert view_paths(world) == ["list", "view", "view"]
 
 
@@ -524,7 +503,7 @@ def test_a_lookup_cut_off_is_made_by_the_maintenance_round(tmp_path):
         # Stored and posted, as submit does, but the lookup that follows never runs.
         approvals.submit(EMAIL, "T-1", REQUESTER)
         message = world.driver.request_message(EMAIL)
-        assert stored(world, message).view is None
+        assert request_of(world, message).view is None
         maintenance = world.services.maintenance
         assert maintenance.run_once()["looked_up"] == 0  # it may still be under way
         assert world.provider.view_calls == []

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_process import BotProcess, Workspace, make_workspace, state_of
+from processes import BotProcess, Workspace, make_workspace, state_of
 
 from bot.slack import ids
 from bot.standins.driver import Delivered, Driver

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import json
 
-from test_approvers import (
-    buttons,
-    cancel,
-    confirm_calls,
-    later,
-    posted_dm,
-    reminders,
-    rendered,
-    request_of,
-)
-from test_home import dm_texts
-from test_home import request_ids as home_ids
+from worlds import confirm_calls, later, request_of
 
 from bot.domain.model import State
 from bot.slack import ids
+from bot.standins.driver import button_values, buttons, rendered
 from bot.standins.world import (
     APPROVER,
     APPROVER_GROUP,
@@ -73,7 +63,7 @@ def test_cancel_from_the_dm_over_socket_mode(tmp_path):
     loses its buttons, and the provider is never called."""
     with socket_world(tmp_path) as world:
         message = world.driver.ask(REQUESTER, "alice@example.com")
-        clicked = cancel(world, REQUESTER, posted_dm(world))
+        clicked = world.driver.cancel(REQUESTER, world.driver.dm_with(REQUESTER, ids.CANCEL_ACTION))
         assert clicked.reply.status == 200
         response = world.slack.wait_for(
             lambda: next((r for r in world.slack.responses if r.url == clicked.response_url), None),
@@ -94,7 +84,9 @@ def test_a_reminder_over_socket_mode(tmp_path):
         message = world.driver.ask(REQUESTER, "alice@example.com")
         later(world, 61)
         assert world.services.maintenance.run_once()["reminded"] == 1
-        [reminder] = world.slack.wait_for(lambda: reminders(world, message) or None, what="it")
+        [reminder] = world.slack.wait_for(
+            lambda: world.driver.reminders(message) or None, what="it"
+        )
         assert f"<!subteam^{APPROVER_GROUP}>" in reminder["text"]
         assert world.services.maintenance.run_once()["reminded"] == 0
 
@@ -132,7 +124,7 @@ def test_home_tab_clicks_over_socket_mode(tmp_path):
         message = world.driver.ask(REQUESTER, "alice@example.com")
         other = world.driver.ask(REQUESTER, "bob@example.org")
         home = world.driver.open_home(APPROVER)
-        waiting = [world.services.store.get(r) for r in home_ids(home, ids.APPROVE_ACTION)]
+        waiting = [world.services.store.get(r) for r in button_values(home, ids.APPROVE_ACTION)]
         by_email = {r.email: r.id for r in waiting if r is not None}
         responses = len(world.slack.responses)
         clicked = world.driver.click_home(
@@ -140,7 +132,7 @@ def test_home_tab_clicks_over_socket_mode(tmp_path):
         )
         assert clicked.status == 200
         world.slack.wait_for(
-            lambda: any("recorded: 1 of 2" in t for t in dm_texts(world, APPROVER)) or None,
+            lambda: any("recorded: 1 of 2" in t for t in world.driver.dm_texts(APPROVER)) or None,
             what="the approver's private answer by DM",
         )
         world.driver.open_home(SECOND_APPROVER)
@@ -151,7 +143,8 @@ def test_home_tab_clicks_over_socket_mode(tmp_path):
         world.driver.click_home(REQUESTER, ids.CANCEL_ACTION, by_email["bob@example.org"])
         world.slack.wait_for(
             lambda: (
-                any("You cancelled your request" in t for t in dm_texts(world, REQUESTER)) or None
+                any("You cancelled your request" in t for t in world.driver.dm_texts(REQUESTER))
+                or None
             ),
             what="the requester's private answer by DM",
         )

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from doubles import Monotonic
+from processes import make_workspace, run_once
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
-from test_process import make_workspace, run_once
 
 from bot.cli.main import SLACK_START_BACKOFF, verify_slack_token
 
@@ -27,21 +28,6 @@ def slack_error(error: str, status: int) -> SlackApiError:
     return SlackApiError(error, response)
 
 
-class Clock:
-    """A clock that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def answers(*outcomes: BaseException | None) -> Any:
     """An auth.test that fails with each exception in turn (None: answers)."""
     queue = list(outcomes)
@@ -57,7 +43,7 @@ def answers(*outcomes: BaseException | None) -> Any:
 
 def test_a_refused_token_stops_start_up_at_once() -> None:
     """invalid_auth is final: no waiting, and the reason names the setting."""
-    clock = Clock()
+    clock = Monotonic()
     refused = verify_slack_token(
         answers(slack_error("invalid_auth", 200)), sleep=clock.sleep, clock=clock
     )
@@ -68,7 +54,7 @@ def test_a_refused_token_stops_start_up_at_once() -> None:
 def test_an_outage_is_waited_out_with_backoff() -> None:
     """503s, a 429 and a refused connection are tried again, with growing pauses, until
     Slack answers."""
-    clock = Clock()
+    clock = Monotonic()
     refused = verify_slack_token(
         answers(
             slack_error("service_unavailable", 503),
@@ -86,7 +72,7 @@ def test_an_outage_is_waited_out_with_backoff() -> None:
 def test_an_outage_longer_than_the_wait_stops_start_up() -> None:
     """Past the wait, start-up stops, saying Slack could not be reached and how; the pauses
     never exceed the cap."""
-    clock = Clock()
+    clock = Monotonic()
     refused = verify_slack_token(
         answers(*[slack_error("service_unavailable", 503)] * 50),
         wait=120,

@@ -4,91 +4,21 @@ no Slack (the store is a real SQLite file; roles, delivery and the provider are 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from doubles import Clock, Delivery, Roles, StubProvider
 
 from bot.domain.inputs import InvalidInput, validate_email, validate_reason
-from bot.domain.model import TRANSITIONS, Notice, State, can_transition, utcnow
-from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
+from bot.domain.model import TRANSITIONS, Notice, State, can_transition
+from bot.domain.outcomes import Cleared, ProviderFailed
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import ApprovalPolicy, Approvals
-from bot.domain.views import ProviderView
 from bot.slack import blocks
 from bot.slack.listeners.parsing import parse_command_text
 from bot.store import open_store
 
 APPROVERS = {"U2", "U3", *(f"U{100 + n}" for n in range(40))}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class StubProvider:
-    """In-process provider double: counts calls, answers as told; ``hold`` keeps a call in
-    flight until released (``entered`` is set once it is)."""
-
-    def __init__(self, answer: Cleared | ProviderFailed | None = None) -> None:
-        self.calls: list[str] = []
-        self.answer = answer or Cleared(
-            cleared_domains=("example.com",),
-            clients_notified=("3704",),
-            message="Verification caches cleared",
-            provider_request_id="req-1",
-        )
-        self.hold: threading.Event | None = None
-        self.entered = threading.Event()
-        self._lock = threading.Lock()
-
-    def confirm(self, email: str, *, renew: object = None) -> Cleared:
-        with self._lock:
-            self.calls.append(email)
-        self.entered.set()
-        if self.hold is not None:
-            assert self.hold.wait(timeout=15), "the test never released the provider"
-        if isinstance(self.answer, ProviderFailed):
-            raise ProviderFailure(self.answer)
-        return self.answer
-
-    def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
-        """The provider's view reads pending (the service reads it; no test here counts it)."""
-        return ProviderView(domain=domain, status="pending", read_at=utcnow(), domain_id="dom_1")
-
-
-class Roles:
-    def __init__(self, approvers: set[str] = APPROVERS, requesters: set[str] | None = None):
-        self.approvers = approvers
-        self.requesters = requesters
-
-    def is_requester(self, user_id: str) -> bool:
-        return self.requesters is None or user_id in self.requesters
-
-    def is_approver(self, user_id: str) -> bool:
-        return user_id in self.approvers
-
-    def excluded(self, user_id: str) -> bool:
-        """No member lookups here: a refusal is never about membership."""
-        return False
-
-
-class Delivery:
-    """Records which requests the service asked to deliver, and when alongside a call."""
-
-    def __init__(self) -> None:
-        self.delivered: list[str] = []
-        self.alongside: list[str] = []
-
-    def deliver(self, request_id: str) -> None:
-        self.delivered.append(request_id)
-
-    def deliver_alongside(self, request_id: str, after: float = 0.0):
-        self.alongside.append(request_id)
-        return lambda: None
 
 
 @pytest.fixture
@@ -107,7 +37,7 @@ def make(store, clock, provider=None, allow_self=False, roles=None, delivery=Non
     return Approvals(
         store,
         provider or StubProvider(),
-        roles or Roles(),
+        roles or Roles(APPROVERS),
         delivery or Delivery(),
         ApprovalPolicy(allow_self_approval=allow_self, ttl=timedelta(hours=1)),
         clock=clock,

@@ -6,12 +6,11 @@ import logging
 from datetime import timedelta
 
 import pytest
-from test_approvals import Clock, Delivery, Roles, StubProvider
+from doubles import Clock, Delivery, Roles, StubProvider
 
 from bot.domain.model import Action, State
 from bot.domain.ports import Transition
 from bot.domain.service import ApprovalPolicy, Approvals
-from bot.domain.views import ProviderView
 from bot.maintenance import (
     INTERRUPTED_GRACE,
     LOOKUP_AFTER,
@@ -111,18 +110,6 @@ def test_the_loop_outlives_a_bad_round_and_stops_when_asked(caplog) -> None:
     assert "Maintenance round failed" in caplog.text and "a bug" in caplog.text
 
 
-class CountingProvider(StubProvider):
-    """Counts the readings of the provider's view."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.views: list[str] = []
-
-    def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
-        self.views.append(domain)
-        return super().view(domain, domain_id)
-
-
 def test_a_round_looks_up_the_requests_whose_lookup_was_cut_off(store) -> None:
     """Pins the recovery of lookups that never ran (a process stopped between posting a
     request and recording its reading): a round looks up pending requests with no reading once
@@ -130,7 +117,7 @@ def test_a_round_looks_up_the_requests_whose_lookup_was_cut_off(store) -> None:
     MAX_LOOKUPS a round; never a younger one, one already read, one no longer pending, or one
     past its expiry."""
     assert LOOKUP_AFTER > hostup.VIEW_CALLS * 2 * hostup.VIEW_TIMEOUT  # never a live lookup
-    clock, provider = Clock(), CountingProvider()
+    clock, provider = Clock(), StubProvider()
     approvals = Approvals(
         store, provider, Roles(), Delivery(), ApprovalPolicy(ttl=timedelta(hours=1)), clock
     )

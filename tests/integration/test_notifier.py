@@ -3,9 +3,10 @@ anywhere but Slack, and every failure said as transient or permanent."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
+from doubles import make_request
 from slack_sdk import WebClient
 
 from bot.domain.model import State, VerificationRequest
@@ -30,18 +31,7 @@ def notifier(slack: FakeSlack) -> Notifier:
 
 
 def request(**changes) -> VerificationRequest:
-    base = VerificationRequest(
-        id="0123456789abcdef",
-        email="alice@example.com",
-        domain="example.com",
-        reason="T-1",
-        requester="U0REQ",
-        state=State.PENDING,
-        created_at=T0,
-        expires_at=T0 + timedelta(days=1),
-        updated_at=T0,
-    )
-    return VerificationRequest(**{**base.__dict__, **changes})
+    return make_request(**{"id": "0123456789abcdef", "created_at": T0, **changes})
 
 
 def test_post_request_returns_where_slack_put_it(slack: FakeSlack, notifier: Notifier) -> None:

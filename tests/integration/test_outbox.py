@@ -8,11 +8,11 @@ request Slack will never take is handed back to be closed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from doubles import CHANNEL, Clock, RecordingSlack, make_request
 
 from bot.domain.model import (
     HISTORY_SHOWN,
@@ -30,73 +30,6 @@ from bot.slack.outbox import GIVE_UP_AFTER, MAX_BACKOFF, Outbox, backoff
 from bot.store import BaseSQLStore, open_store
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-CHANNEL = "C0APPROVALS"
-
-
-@dataclass
-class RecordingSlack:
-    """The outbox's Messenger: records every call; ``fail[method]`` holds errors to raise, one
-    per call, before the calls succeed again."""
-
-    channel: str = CHANNEL
-    calls: list[tuple[Any, ...]] = field(default_factory=list)
-    fail: dict[str, list[DeliveryError]] = field(default_factory=dict)
-    posted: int = 0
-
-    def _maybe_fail(self, method: str) -> None:
-        queued = self.fail.get(method)
-        if queued:
-            raise queued.pop(0)
-
-    # What find_request_message answers (a copy Slack holds), when asked.
-    copy: Posted | None = None
-
-    def _next(self) -> str:
-        self.posted += 1
-        return f"1700000000.{self.posted:06d}"
-
-    def post_request(self, request: VerificationRequest, history: Any = None) -> Posted:
-        self._maybe_fail("post_request")
-        self.calls.append(("post_request", request.id))
-        return Posted(self.channel, self._next())
-
-    def find_request_message(self, request: VerificationRequest) -> Posted | None:
-        self._maybe_fail("find_request_message")
-        self.calls.append(("find_request_message", request.id))
-        return self.copy
-
-    def show(self, request: VerificationRequest, history: Any = None) -> None:
-        self._maybe_fail("show")
-        self.calls.append(("show", request.id, request.state))
-
-    def reply_result(self, request: VerificationRequest) -> Posted:
-        self._maybe_fail("reply_result")
-        self.calls.append(("reply_result", request.id, request.state, request.outcome))
-        return Posted(self.channel, self._next())
-
-    def remind(self, request: VerificationRequest) -> None:
-        self._maybe_fail("remind")
-        self.calls.append(("remind", request.id))
-
-    def dm(self, user_id: str, text: str, message_blocks: Any = None) -> Posted:
-        self._maybe_fail("dm")
-        self.calls.append(("dm", user_id, text))
-        return Posted("D" + user_id[1:], self._next())
-
-    def rewrite(self, channel: str, ts: str, text: str, message_blocks: Any) -> None:
-        self._maybe_fail("rewrite")
-        self.calls.append(("rewrite", channel, ts, text, message_blocks))
-
-    def methods(self) -> list[str]:
-        return [c[0] for c in self.calls]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -133,17 +66,7 @@ def outbox(store, slack, clock, unpostable) -> Outbox:
 
 
 def new_request(store: BaseSQLStore, email: str = "alice@example.com") -> VerificationRequest:
-    request = VerificationRequest(
-        id=new_request_id(),
-        email=email,
-        domain=email.rpartition("@")[2],
-        reason="T-1",
-        requester="U0REQ",
-        state=State.PENDING,
-        created_at=T0,
-        expires_at=T0 + timedelta(days=1),
-        updated_at=T0,
-    )
+    request = make_request(email=email, created_at=T0)
     return store.create(request, "U0REQ", notices=(Notice.POST_REQUEST, Notice.DM_POSTED))
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from doubles import Delivery, Roles
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -92,26 +93,6 @@ class ScriptedProvider:
         return ProviderView(domain=domain, status="pending", read_at=utcnow(), domain_id="dom_1")
 
 
-class Everyone:
-    def is_requester(self, user_id: str) -> bool:
-        return True
-
-    def is_approver(self, user_id: str) -> bool:
-        return True
-
-    def excluded(self, user_id: str) -> bool:
-        """No member lookups here: a refusal is never about membership."""
-        return False
-
-
-class NoDelivery:
-    def deliver(self, request_id: str) -> None:
-        pass
-
-    def deliver_alongside(self, request_id: str, after: float = 0.0) -> Any:
-        return lambda: None
-
-
 class ServiceMachine(RuleBasedStateMachine):
     """People and the clock acting on the real service and store, in any order."""
 
@@ -124,8 +105,8 @@ class ServiceMachine(RuleBasedStateMachine):
         self.approvals = Approvals(
             self.store,
             self.provider,
-            Everyone(),
-            NoDelivery(),
+            Roles(),
+            Delivery(),
             ApprovalPolicy(ttl=TTL),
             clock=lambda: self.now,
         )

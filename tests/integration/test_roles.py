@@ -5,18 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+from doubles import Monotonic
 from slack_sdk import WebClient
 
 from bot.slack.roles import Roles
 from bot.standins.slack import FakeSlack
-
-
-class Timer:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -63,7 +56,7 @@ def test_everyone(client):
 
 def test_group_lookups_are_cached_until_ttl(client, slack):
     """The second check uses the cache; after the TTL Slack is asked again."""
-    timer = Timer()
+    timer = Monotonic()
     roles = Roles(client, ["S0APPROVERS"], ["S0APPROVERS"], ttl=300, timer=timer)
     assert roles.is_approver("U0ANN")
     assert roles.is_approver("U0BOB")
@@ -180,7 +173,7 @@ def test_a_user_listed_by_id_is_not_looked_up(client, slack):
 def test_member_lookups_are_cached_until_ttl(client, slack):
     """One users.info per user per TTL (and one auth.test ever), whichever role asks; after
     the TTL Slack is asked again and a change (deactivated meanwhile) is seen."""
-    timer = Timer()
+    timer = Monotonic()
     roles = Roles(client, ["S0APPROVERS"], ["*"], ttl=300, timer=timer)
     for _ in range(3):
         assert roles.is_approver("U0ANN") and roles.is_requester("U0ANN")

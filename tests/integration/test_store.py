@@ -19,8 +19,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import doubles
 import pytest
 from backends import PostgresServer, sqlite_url, url_with_database
+from doubles import Delivery, Roles, StubProvider
 
 from bot.domain.model import (
     OPEN_STATES,
@@ -31,13 +33,11 @@ from bot.domain.model import (
     State,
     VerificationRequest,
     new_request_id,
-    utcnow,
 )
 from bot.domain.outcomes import Cleared, NotPosted
 from bot.domain.ports import Transition
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import ApprovalPolicy, Approvals
-from bot.domain.views import ProviderView
 from bot.store import (
     BaseSQLStore,
     SQLiteStore,
@@ -64,16 +64,10 @@ def make_request(
     ttl: timedelta = timedelta(days=1),
     request_id: str | None = None,
 ) -> VerificationRequest:
-    return VerificationRequest(
-        id=request_id or new_request_id(),
-        email=email,
-        domain=email.rpartition("@")[2],
-        reason=reason,
-        requester=requester,
-        state=State.PENDING,
-        created_at=created_at,
-        expires_at=created_at + ttl,
-        updated_at=created_at,
+    """The factory's pending request, with this module's own reason, requester and clock."""
+    changes = {"id": request_id} if request_id else {}
+    return doubles.make_request(
+        email=email, reason=reason, requester=requester, created_at=created_at, ttl=ttl, **changes
     )
 
 
@@ -1687,43 +1681,12 @@ def test_list_requests_filters_by_state_and_times_oldest_first(store: BaseSQLSto
 # With the domain
 
 
-class _Everyone:
-    """Every user holds every role."""
-
-    def is_requester(self, user_id: str) -> bool:
-        return True
-
-    def is_approver(self, user_id: str) -> bool:
-        return True
-
-    def excluded(self, user_id: str) -> bool:
-        """No member lookups here: a refusal is never about membership."""
-        return False
-
-
-class _Cleared:
-    def confirm(self, email: str, *, renew: object = None) -> Cleared:
-        return Cleared(("example.com",), ("1",), "Verification caches cleared")
-
-    def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
-        """The provider's view reads pending (the service reads it; no test here counts it)."""
-        return ProviderView(domain=domain, status="pending", read_at=utcnow(), domain_id="dom_1")
-
-
-class _NoDelivery:
-    def deliver(self, request_id: str) -> None:
-        pass
-
-    def deliver_alongside(self, request_id: str, after: float = 0.0) -> Callable[[], None]:
-        return lambda: None
-
-
 def test_approvals_service_approves_and_rejects_through_the_store(store: BaseSQLStore) -> None:
     """The store is the service's RequestRepository: submit, approve once (the second approval
     is refused), reject another, and a late one is expired when someone tries to approve it."""
     clock = [T0]
     approvals = Approvals(
-        store, _Cleared(), _Everyone(), _NoDelivery(), ApprovalPolicy(), clock=lambda: clock[0]
+        store, StubProvider(), Roles(), Delivery(), ApprovalPolicy(), clock=lambda: clock[0]
     )
     request = approvals.submit("carol@Example.COM", "ticket 7", requester="U_REQ")
     assert request.email == "carol@example.com"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
+from doubles import make_request
 
 from bot.domain.model import Approval, History, State, VerificationRequest
 from bot.domain.outcomes import Cleared, Interrupted, ProviderFailed
@@ -18,20 +18,15 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def request(**changes) -> VerificationRequest:
-    base = VerificationRequest(
+    base = dict(
         id="0123456789abcdef",
-        email="alice@example.com",
-        domain="example.com",
         reason="TICKET-1",
         requester="U1",
-        state=State.PENDING,
         created_at=NOW,
-        expires_at=NOW + timedelta(days=1),
-        updated_at=NOW,
         channel="C1",
         message_ts="1.000100",
     )
-    return replace(base, **changes)
+    return make_request(**{**base, **changes})
 
 
 def all_text(value) -> str:

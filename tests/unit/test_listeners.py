@@ -4,10 +4,11 @@ handed back; and the route table covers every ID the bot's own Block Kit carries
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from doubles import make_request
 from slack_bolt import Ack, BoltContext, BoltResponse, Respond
 from slack_sdk.webhook import WebhookResponse
 
@@ -69,18 +70,7 @@ class FakeApprovals:
 
 
 def request(**changes: Any) -> VerificationRequest:
-    base = VerificationRequest(
-        id=REQUEST_ID,
-        email="alice@example.com",
-        domain="example.com",
-        reason="T-1",
-        requester="U0REQ",
-        state=State.PENDING,
-        created_at=T0,
-        expires_at=T0 + timedelta(days=1),
-        updated_at=T0,
-    )
-    return VerificationRequest(**{**base.__dict__, **changes})
+    return make_request(**{"id": REQUEST_ID, "created_at": T0, **changes})
 
 
 def context(approvals: Any) -> BoltContext:
