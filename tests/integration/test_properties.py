@@ -1,9 +1,10 @@
 """Properties, checked by hypothesis over many generated cases.
 
 * The service over a real store: any sequence of submits, approvals, retries, rejections,
-  expiries, crashes mid-call and sweeps keeps exactly one provider call per claim, a legal
-  audit chain for every request (matching its stored state), and at most one open request per
-  email.
+  cancels, expiries, crashes mid-call and sweeps keeps exactly one provider call per claim, a
+  legal audit chain for every request (matching its stored state), at most one open request
+  per email, a claim only after a quorum of people other than the requester (one, and two),
+  and a cancel only by the requester before any claim.
 * The parsers of what people and other systems send (command text, HTTP bodies, button values,
   modal values and metadata, provider answers) never fail in a way that is not theirs to say,
   and what they accept is what they were given.
@@ -96,6 +97,9 @@ class ScriptedProvider:
 class ServiceMachine(RuleBasedStateMachine):
     """People and the clock acting on the real service and store, in any order."""
 
+    # APPROVALS_REQUIRED: distinct approvers before the provider is called.
+    required = 1
+
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory(prefix="vet-props-")
@@ -107,7 +111,7 @@ class ServiceMachine(RuleBasedStateMachine):
             self.provider,
             Roles(),
             Delivery(),
-            ApprovalPolicy(ttl=TTL),
+            ApprovalPolicy(ttl=TTL, approvals_required=self.required),
             clock=lambda: self.now,
         )
         self.ids: list[str] = []
@@ -165,6 +169,12 @@ class ServiceMachine(RuleBasedStateMachine):
         with contextlib.suppress(Refused):
             self.approvals.resolve(self._pick(index), who, note)
 
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 50), who=st.sampled_from(PEOPLE))
+    def cancel(self, index: int, who: str) -> None:
+        with contextlib.suppress(Refused):
+            self.approvals.cancel(self._pick(index), who)
+
     @rule(minutes=st.integers(1, 90))
     def time_passes(self, minutes: int) -> None:
         self.now += timedelta(minutes=minutes)
@@ -207,6 +217,30 @@ class ServiceMachine(RuleBasedStateMachine):
         executing = self.store.list_requests(frozenset({State.EXECUTING}))
         assert len(executing) <= self.crashes
 
+    @invariant()
+    def a_claim_follows_a_quorum_of_others(self) -> None:
+        """The provider is called only for a request approved by ``required`` distinct
+        people, none of them its requester."""
+        for request in self.store.list_requests():
+            trail = self.store.audit_log(request.id)
+            if any(e.action in CLAIMS for e in trail):
+                assert len(set(request.approvers)) == len(request.approvers) >= self.required
+                assert request.requester not in request.approvers
+
+    @invariant()
+    def only_the_requester_cancels_and_never_after_a_call(self) -> None:
+        """A cancelled request was cancelled by its requester, and never claimed."""
+        for request in self.store.list_requests(frozenset({State.CANCELLED})):
+            trail = self.store.audit_log(request.id)
+            assert trail[-1].action == Action.CANCEL and trail[-1].actor == request.requester
+            assert not any(e.action in CLAIMS for e in trail)
+
+
+class QuorumMachine(ServiceMachine):
+    """The same, with a quorum of two (APPROVALS_REQUIRED=2)."""
+
+    required = 2
+
 
 ServiceMachine.TestCase.settings = settings(
     max_examples=60,
@@ -215,6 +249,8 @@ ServiceMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_service_properties = ServiceMachine.TestCase
+QuorumMachine.TestCase.settings = ServiceMachine.TestCase.settings
+test_service_properties_with_a_quorum_of_two = QuorumMachine.TestCase
 
 
 # ---------------------------------------------------------------------------------------------
