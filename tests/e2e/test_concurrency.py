@@ -1,18 +1,22 @@
 """Fast where people wait: acks never wait on the provider, and approvals run side by side.
 
-These pin a structural property (nothing serialises behind a slow provider) with wide margins:
-a serialised bot misses them by several seconds. The measured figures come from the benchmark.
+These pin the structural property (nothing serialises behind a slow provider) by holding the
+provider's answers until the test releases them, so no wall clock is read: a bot whose acks
+waited for the provider, or whose calls ran one at a time, never gets past the hold. The
+measured figures come from the benchmark (benchmarks/run.py).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from bot.domain.model import State
+from bot.slack import ids
+from bot.standins.driver import rendered
+from bot.standins.provider import Response
 from bot.standins.world import APPROVER, REQUESTER, World
 
 
@@ -38,41 +42,48 @@ def slow_world(tmp_path):
 
 
 def test_command_answered_while_a_dozen_approvals_wait(slow_world):
-    """With 12 approvals waiting on a 6 s provider, a new /verify-email acks and opens its modal
-    in well under a second."""
+    """With 12 approvals held inside the provider (none answered until the test says), every
+    click is acked and a new /verify-email acks and opens its modal: nothing on the ack path
+    waits for the provider. The twelve are still executing when all that is done."""
     world = slow_world
     messages = ask_many(world, 12, "wait")
-    world.provider.delay = 6.0
-    clicks = click_together(world, messages)
-    assert all(c.reply.status == 200 for c in clicks)
-    world.provider.wait_for_calls(12, timeout=5)  # all twelve are now inside the provider
-
-    started = time.monotonic()
-    sent = world.driver.command(REQUESTER, "fresh@example.com")
-    acked = time.monotonic() - started
-    world.driver.modal(sent)
-    opened = time.monotonic() - started
-    assert sent.reply.status == 200
-    assert acked < 1.0, f"ack took {acked:.2f} s"
-    assert opened < 1.0, f"views.open came {opened:.2f} s after the command"
-    # Nothing has finished yet: the twelve really were waiting while we were answered.
-    assert all(world.services.store.get(_id(m)).state is State.EXECUTING for m in messages)
+    gate = threading.Event()
+    world.provider.enqueue(*(Response.held(gate) for _ in messages))
+    try:
+        clicks = click_together(world, messages)
+        assert all(c.reply.status == 200 for c in clicks)
+        world.provider.wait_for_calls(12)  # all twelve are now inside the provider
+        sent = world.driver.command(REQUESTER, "fresh@example.com")
+        assert sent.reply.status == 200
+        assert world.driver.modal(sent)["callback_id"] == ids.REQUEST_VIEW
+        # Nothing has finished yet: the twelve really were waiting while we were answered.
+        assert all(c["status"] is None for c in world.provider.calls)
+        assert all(world.services.store.get(_id(m)).state is State.EXECUTING for m in messages)
+    finally:
+        gate.set()
+    for message in messages:
+        assert "state: succeeded" in rendered(world.driver.final_message(message))
 
 
 def test_thirty_approvals_run_side_by_side(tmp_path):
-    """Thirty approvals clicked together against a 1 s provider all finish in under 3 s."""
-    with World(database_path=tmp_path / "b.db") as world:
+    """Thirty approvals clicked together are all inside the provider at once (each held there
+    until the test releases them), so none waits for another's call; released, all succeed
+    with one call each. How fast is the benchmark's to say (benchmarks/run.py)."""
+    with World(database_path=tmp_path / "b.db", settings={"HOSTUP_TIMEOUT": 15}) as world:
         messages = ask_many(world, 30, "burst")
-        world.provider.delay = 1.0
-        started = time.monotonic()
-        click_together(world, messages)
+        gate = threading.Event()
+        world.provider.enqueue(*(Response.held(gate) for _ in messages))
+        try:
+            click_together(world, messages)
+            held = world.provider.wait_for_calls(30)
+            assert len(held) == 30 and all(c["status"] is None for c in held)
+        finally:
+            gate.set()
         for message in messages:
             world.driver.final_message(message)
-        elapsed = time.monotonic() - started
         assert len(world.provider.calls) == 30
         stored = [world.services.store.get(_id(m)) for m in messages]
         assert all(r is not None and r.state is State.SUCCEEDED for r in stored)
-        assert elapsed < 3.0, f"30 approvals took {elapsed:.2f} s"
 
 
 def test_many_clicks_one_provider_call(world):

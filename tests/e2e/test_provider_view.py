@@ -368,18 +368,33 @@ def test_resolved_keeps_four_eyes_and_needs_a_reason(tmp_path):
 
 
 def test_resolved_over_socket_mode(tmp_path):
-    """The same Check provider and Resolved over Socket Mode."""
+    """The same Check provider and Resolved over Socket Mode: the check's thread reply names
+    who checked and offers Retry and Resolved again; Resolved closes the request with who and
+    why, on the message and in the audit log."""
     settings = {"HOSTUP_TIMEOUT": 1}
     with World(socket_mode=True, database_path=tmp_path / "s.db", settings=settings) as world:
         message, reply = unknown_request(world)
-        world.driver.click(APPROVER, reply, ids.CHECK_ACTION)
-        world.slack.wait_for(
-            lambda: len(world.driver.thread(message)) >= 2 or None, what="the check reply"
+        clicked = world.driver.click(APPROVER, reply, ids.CHECK_ACTION)
+        assert clicked.reply.status == 200
+        check = world.slack.wait_for(
+            lambda: replies[-1] if len(replies := world.driver.thread(message)) >= 2 else None,
+            what="the check reply",
         )
-        resolve(world, SECOND_APPROVER, reply, "checked: verified")
-        world.slack.wait_for(
-            lambda: request_of(world, message).state is State.RESOLVED or None, what="resolved"
+        assert "checked the provider" in rendered(check) and f"<@{APPROVER}>" in rendered(check)
+        assert buttons(check) == [ids.CHECK_ACTION, ids.RETRY_ACTION, ids.RESOLVE_ACTION]
+        assert resolve(world, SECOND_APPROVER, reply, "checked: verified").status == 200
+        final = world.slack.wait_for(
+            lambda: (
+                m if "state: resolved" in rendered(m := world.driver.current(message)) else None
+            ),
+            what="the resolved message",
         )
+        assert "*Resolved by" in rendered(final) and buttons(final) == []
+        request = request_of(world, message)
+        assert (request.state, request.decided_by) == (State.RESOLVED, SECOND_APPROVER)
+        last = world.services.store.audit_log(request.id)[-1]
+        assert (last.action, last.actor) == (Action.RESOLVE, SECOND_APPROVER)
+        assert last.details["note"] == "checked: verified"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
+import bot
 from bot.settings import Settings, SettingsError, load_settings
+
+BOT = Path(bot.__file__).resolve().parent
 
 GOOD = {
     "SLACK_BOT_TOKEN": "xoxb-secret-bot-token",
@@ -153,9 +159,73 @@ def test_slack_api_url_gets_trailing_slash():
     assert load_settings(**GOOD, SLACK_API_URL="http://127.0.0.1:9/api").SLACK_API_URL.endswith("/")
 
 
+ENVIRONMENT_READERS = frozenset({"environ", "environb", "getenv", "getenvb"})
+
+
+def environment_reads(source: str) -> list[str]:
+    """Where ``source`` reads the process environment (os.environ, os.getenv and the like,
+    however os or the name was imported) or a dotenv file itself: ``line: what``."""
+    tree = ast.parse(source)
+    os_names = {"os"}
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "os":
+                    os_names.add(alias.asname or "os")
+                if alias.name.split(".")[0] == "dotenv":
+                    found.append(f"{node.lineno}: import {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            if node.module == "os":
+                found += [
+                    f"{node.lineno}: from os import {a.name}"
+                    for a in node.names
+                    if a.name in ENVIRONMENT_READERS
+                ]
+            elif node.module.split(".")[0] == "dotenv":
+                found.append(f"{node.lineno}: from {node.module} import ...")
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ENVIRONMENT_READERS
+            and isinstance(node.value, ast.Name)
+            and node.value.id in os_names
+        ):
+            found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+    return found
+
+
 def test_settings_is_the_only_reader():
-    """Settings reads .env too (it is the one place the environment is read)."""
+    """bot/settings.py is the one place the bot reads the environment (and .env, which
+    Settings reads too): no other module of bot/ reads os.environ, os.getenv or a dotenv file
+    itself, however it imports them (a WSGI ``environ`` parameter is not the environment)."""
     assert Settings.model_config["env_file"] == ".env"
+    readers = {
+        str(path.relative_to(BOT.parent)): reads
+        for path in sorted(BOT.rglob("*.py"))
+        if path != BOT / "settings.py"
+        and (reads := environment_reads(path.read_text(encoding="utf-8")))
+    }
+    assert readers == {}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import os\nx = os.environ['A']",
+        "import os\nx = os.environ.get('A')",
+        "import os\nx = os.getenv('A')",
+        "import os as o\nx = o.getenv('A')",
+        "from os import environ\nx = environ['A']",
+        "from os import getenv as g\nx = g('A')",
+        "from dotenv import load_dotenv\nload_dotenv()",
+    ],
+)
+def test_the_scan_finds_every_way_of_reading_the_environment(source):
+    """The scan above would fail on each of these (so it is not passing by finding nothing),
+    and not on a WSGI app's ``environ`` argument."""
+    assert environment_reads(source)
+    assert not environment_reads("def app(environ, start):\n    return environ.get('PATH_INFO')")
 
 
 def test_blank_signing_secret_is_unset_in_socket_mode():
