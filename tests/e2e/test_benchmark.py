@@ -33,6 +33,7 @@ KEYS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     """`python benchmarks/run.py --quick --json PATH` exits 0, prints the side-by-side table
