@@ -8,6 +8,7 @@ and the offline sandbox use it, so both exercise the bot exactly as Slack would.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -369,19 +370,21 @@ class Driver:
         return [str(m.get("text", "")) for m in self.slack.messages(user)]
 
     def dm_with(self, user: str, containing: str) -> dict[str, Any]:
-        """The first DM to ``user`` whose text or blocks contain ``containing``, waiting for it."""
+        """The first DM to ``user`` whose text contains ``containing``, waiting for it."""
+        return self._first_dm(user, lambda m: containing in str(m.get("text", "")), containing)
 
-        def find() -> dict[str, Any] | None:
-            return next(
-                (
-                    m
-                    for m in self.slack.messages(user)
-                    if containing in str(m.get("text", "")) or containing in rendered(m)
-                ),
-                None,
-            )
+    def dm_with_button(self, user: str, action_id: str) -> dict[str, Any]:
+        """The first DM to ``user`` with an ``action_id`` button (Cancel), waiting for it."""
+        return self._first_dm(user, lambda m: action_id in buttons(m), action_id)
 
-        return self.slack.wait_for(find, self.timeout, what=f"DM to {user} with {containing!r}")
+    def _first_dm(
+        self, user: str, wanted: Callable[[dict[str, Any]], bool], what: str
+    ) -> dict[str, Any]:
+        return self.slack.wait_for(
+            lambda: next((m for m in self.slack.messages(user) if wanted(m)), None),
+            self.timeout,
+            what=f"DM to {user} with {what!r}",
+        )
 
     def cancel(self, user: str, dm: dict[str, Any], requester: str | None = None) -> Delivered:
         """``user`` clicks Cancel in ``requester``'s DM (``user`` by default: the requester)."""

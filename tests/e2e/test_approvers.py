@@ -149,7 +149,9 @@ def test_the_requester_cancels_from_the_dm(world):
     """Cancel in the DM: the request is cancelled, the channel message loses its buttons and
     says who cancelled, the DM says so; the provider is never called."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
-    clicked = world.driver.cancel(REQUESTER, world.driver.dm_with(REQUESTER, ids.CANCEL_ACTION))
+    clicked = world.driver.cancel(
+        REQUESTER, world.driver.dm_with_button(REQUESTER, ids.CANCEL_ACTION)
+    )
     response = world.slack.wait_for(
         lambda: next((r for r in world.slack.responses if r.url == clicked.response_url), None),
         what="the answer to Cancel",
@@ -167,7 +169,7 @@ def test_the_requester_cancels_from_the_dm(world):
 def test_only_the_requester_can_cancel_and_only_while_pending(world):
     """Someone else's Cancel is refused; after an approval, Cancel says it is decided."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
-    dm = world.driver.dm_with(REQUESTER, ids.CANCEL_ACTION)
+    dm = world.driver.dm_with_button(REQUESTER, ids.CANCEL_ACTION)
     assert "Only the person who asked" in world.driver.answer(world.driver.cancel(OUTSIDER, dm))
     world.driver.approve(APPROVER, message)
     world.driver.final_message(message)
@@ -205,7 +207,7 @@ def test_cancel_while_the_approval_is_executing_is_refused(world):
     requester's Cancel is refused privately ("already executing", naming the approver) and
     changes nothing; the approval goes on to one provider call and succeeds."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
-    dm = world.driver.dm_with(REQUESTER, ids.CANCEL_ACTION)
+    dm = world.driver.dm_with_button(REQUESTER, ids.CANCEL_ACTION)
     held = HeldProvider(world.services.approvals.provider)
     world.services.approvals.provider = held
     try:
@@ -228,7 +230,7 @@ def test_approve_after_a_cancel_is_refused(world):
     privately ("already cancelled", naming the requester) and never reaches the provider."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
     assert "You cancelled your request" in world.driver.answer(
-        world.driver.cancel(REQUESTER, world.driver.dm_with(REQUESTER, ids.CANCEL_ACTION))
+        world.driver.cancel(REQUESTER, world.driver.dm_with_button(REQUESTER, ids.CANCEL_ACTION))
     )
     refused = world.driver.answer(world.driver.approve(APPROVER, message))
     assert f"already cancelled by <@{REQUESTER}>" in refused
@@ -243,7 +245,7 @@ def test_cancel_racing_an_approval_exactly_one_wins(world):
     the provider is called once if Approve won, never if Cancel did. (The two orders, forced,
     are the two tests above.)"""
     message = world.driver.ask(REQUESTER, "alice@example.com")
-    dm = world.driver.dm_with(REQUESTER, ids.CANCEL_ACTION)
+    dm = world.driver.dm_with_button(REQUESTER, ids.CANCEL_ACTION)
     barrier = threading.Barrier(2)
     clicked: dict[str, Any] = {}
 

@@ -23,7 +23,7 @@ import pytest
 
 from bot.domain.model import State, VerificationRequest
 from bot.domain.outcomes import Cleared, ProviderFailed
-from bot.slack import ids
+from bot.standins.driver import request_id_of
 from bot.standins.provider import Response
 from bot.standins.slack import Call
 from bot.standins.world import APPROVER, CHANNEL, REQUESTER, World
@@ -74,15 +74,6 @@ def visible(message: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def request_id_of(message: dict[str, Any]) -> str:
-    for block in message["blocks"]:
-        if block.get("block_id") == ids.ACTIONS_BLOCK:
-            return next(
-                e["value"] for e in block["elements"] if e["action_id"] == ids.APPROVE_ACTION
-            )
-    raise AssertionError("the request message has no Approve button")
-
-
 def ask(world: World, email: str = EMAIL) -> dict[str, Any]:
     """Ask for ``email``; return the request message once the bot has finished submitting.
 
@@ -91,7 +82,7 @@ def ask(world: World, email: str = EMAIL) -> dict[str, Any]:
     """
     assert world.driver is not None
     message = world.driver.ask(REQUESTER, email)
-    requester_dm(world, f"`{email}` was posted")
+    world.driver.dm_with(REQUESTER, f"`{email}` was posted")
     return message
 
 
@@ -121,18 +112,6 @@ def assert_closed(settled: Settled, state: State) -> None:
     # Exactly one reply: the outcome is said once, not repeated or lost.
     assert settled.world.driver is not None
     assert len(settled.world.driver.thread(settled.message)) == 1
-
-
-def requester_dm(world: World, containing: str) -> dict[str, Any]:
-    """The requester's DM containing ``containing``, waiting for it."""
-    return world.slack.wait_for(
-        lambda: next(
-            (m for m in world.slack.messages(REQUESTER) if containing in m.get("text", "")),
-            None,
-        ),
-        10,
-        what=f"DM to the requester containing {containing!r}",
-    )
 
 
 def slack_calls_after(world: World, ts: str) -> list[Call]:
@@ -408,7 +387,7 @@ def test_no_answer_leaves_the_outcome_unknown(slow_world: World, answer: Respons
     assert "Outcome unknown" in settled.final_text
     assert settled.request.outcome is not None
     assert settled.request.outcome.outcome_unknown is True
-    dm = requester_dm(slow_world, "unknown")
+    dm = slow_world.driver.dm_with(REQUESTER, "unknown")
     assert EMAIL in dm["text"]
 
 
@@ -448,7 +427,7 @@ def test_provider_text_cannot_ping_the_channel(world: World) -> None:
     )
 
     settled = settle(world, EMAIL, hostile)
-    requester_dm(world, "failed")
+    world.driver.dm_with(REQUESTER, "failed")
 
     posted = slack_calls_after(world, settled.message["ts"])
     assert {c.method for c in posted} == {"chat.postMessage", "chat.update"}
@@ -559,7 +538,7 @@ def test_requester_is_told_of_a_failure_by_dm(world: World) -> None:
     address and pointing at the thread in the approval channel."""
     settle(world, EMAIL, Response.error(403, "This API key may not do that", shape="problem"))
 
-    dm = requester_dm(world, "failed")
+    dm = world.driver.dm_with(REQUESTER, "failed")
 
     assert EMAIL in dm["text"]
     assert f"<#{CHANNEL}>" in dm["text"]

@@ -205,8 +205,7 @@ def cancel_dm(replicas: Replicas, email: str) -> dict[str, Any]:
 
 
 def cancel_on(driver: Driver, replicas: Replicas, email: str) -> Delivered:
-    channel = replicas.workspace.slack.dm_channel(REQUESTER)
-    return driver.click(REQUESTER, cancel_dm(replicas, email), ids.CANCEL_ACTION, channel=channel)
+    return driver.cancel(REQUESTER, cancel_dm(replicas, email))
 
 
 def decided(replicas: Replicas, email: str) -> list[str]:

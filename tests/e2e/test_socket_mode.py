@@ -63,7 +63,9 @@ def test_cancel_from_the_dm_over_socket_mode(tmp_path):
     loses its buttons, and the provider is never called."""
     with socket_world(tmp_path) as world:
         message = world.driver.ask(REQUESTER, "alice@example.com")
-        clicked = world.driver.cancel(REQUESTER, world.driver.dm_with(REQUESTER, ids.CANCEL_ACTION))
+        clicked = world.driver.cancel(
+            REQUESTER, world.driver.dm_with_button(REQUESTER, ids.CANCEL_ACTION)
+        )
         assert clicked.reply.status == 200
         response = world.slack.wait_for(
             lambda: next((r for r in world.slack.responses if r.url == clicked.response_url), None),
