@@ -8,6 +8,7 @@ and the offline sandbox use it, so both exercise the bot exactly as Slack would.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,6 +18,43 @@ from bot.standins import payloads
 from bot.standins.slack import FakeSlack
 
 DEFAULT_TIMEOUT = 15.0  # only bounds a failure: every wait returns once its condition holds
+REMINDER_MARK = ":bell:"  # what a reminder in a request's thread starts with
+
+
+# ---------------------------------------------------------------------- reading a message
+
+
+def rendered(message: dict[str, Any]) -> str:
+    """A message's (or a view's) blocks as one JSON string, unescaped, to look for text in."""
+    return json.dumps(message.get("blocks", []), ensure_ascii=False)
+
+
+def buttons(message: dict[str, Any]) -> list[str]:
+    """The action IDs of a message's buttons, in order (none once it is final)."""
+    return [
+        str(element.get("action_id"))
+        for block in message.get("blocks", [])
+        if block.get("type") == "actions"
+        for element in block.get("elements", [])
+    ]
+
+
+def button_values(message: dict[str, Any], action_id: str) -> list[str]:
+    """The values of every ``action_id`` button of a message or a view (a Home tab's)."""
+    return [
+        str(element["value"])
+        for block in message.get("blocks", [])
+        for element in block.get("elements", [])
+        if isinstance(element, dict) and element.get("action_id") == action_id
+    ]
+
+
+def request_id_of(message: dict[str, Any]) -> str:
+    """The id of the request behind a request message: its Approve button's value."""
+    found = button_values(message, ids.APPROVE_ACTION)
+    if not found:
+        raise LookupError("no Approve button on the message")
+    return found[0]
 
 
 @dataclass(frozen=True)
@@ -320,6 +358,42 @@ class Driver:
             return current
 
         return self.slack.wait_for(find, self.timeout, what="final request message")
+
+    # ------------------------------------------------------------------ reading it back
+
+    def current(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The request message as the channel shows it now (after the bot's updates)."""
+        return self.slack.message(self.channel, message["ts"])
+
+    def dm_texts(self, user: str) -> list[str]:
+        """The texts of the bot's DMs to ``user``, oldest first."""
+        return [str(m.get("text", "")) for m in self.slack.messages(user)]
+
+    def dm_with(self, user: str, containing: str) -> dict[str, Any]:
+        """The first DM to ``user`` whose text contains ``containing``, waiting for it."""
+        return self._first_dm(user, lambda m: containing in str(m.get("text", "")), containing)
+
+    def dm_with_button(self, user: str, action_id: str) -> dict[str, Any]:
+        """The first DM to ``user`` with an ``action_id`` button (Cancel), waiting for it."""
+        return self._first_dm(user, lambda m: action_id in buttons(m), action_id)
+
+    def _first_dm(
+        self, user: str, wanted: Callable[[dict[str, Any]], bool], what: str
+    ) -> dict[str, Any]:
+        return self.slack.wait_for(
+            lambda: next((m for m in self.slack.messages(user) if wanted(m)), None),
+            self.timeout,
+            what=f"DM to {user} with {what!r}",
+        )
+
+    def cancel(self, user: str, dm: dict[str, Any], requester: str | None = None) -> Delivered:
+        """``user`` clicks Cancel in ``requester``'s DM (``user`` by default: the requester)."""
+        channel = self.slack.dm_channel(requester or user)
+        return self.click(user, dm, ids.CANCEL_ACTION, channel=channel)
+
+    def reminders(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        """The reminders posted in the request message's thread so far."""
+        return [m for m in self.thread(message) if REMINDER_MARK in str(m.get("text", ""))]
 
     def thread(self, message: dict[str, Any]) -> list[dict[str, Any]]:
         return self.slack.messages(self.channel, message["ts"])

@@ -1,0 +1,260 @@
+"""The command line: sandbox, manifest and --help, as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.slack.manifest import build_manifest
+
+REPO = Path(__file__).resolve().parents[2]
+SETTING_NAMES = (
+    "SLACK_",
+    "HOSTUP_",
+    "APPROVERS",
+    "REQUESTERS",
+    "APPROVAL_CHANNEL",
+    "ALLOW_SELF_APPROVAL",
+    "REQUEST_TTL",
+    "DATABASE_URL",
+    "PORT",
+)
+
+
+def run(args: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` in a fresh directory with no settings and no proxy."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(SETTING_NAMES) and "proxy" not in k.lower()
+    }
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_sandbox_plays_the_whole_flow(tmp_path):
+    """With no settings and no network, `sandbox` plays request, approval, provider call and
+    thread reply, prints the channel as a person reads it, exits 0 and leaves no files."""
+    result = run(["sandbox"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "/verify-email alice@example.com" in out
+    assert "[ Approve ]  [ Reject ]" in out  # the request with its buttons
+    assert "clicks [ Approve ]" in out  # who clicked what
+    assert "state: succeeded" in out  # the final state
+    assert "Cleared domains (1):* `example.com`" in out  # the thread reply
+    assert "Clients notified (1):* `3704`" in out
+    assert "<@" not in out and "&lt;" not in out  # read as a person sees it
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "shown", "state"),
+    [
+        (["--reject"], "Rejected by @ana (approver)", "rejected"),
+        (["--approvals", "2"], "1 of 2 approvals: @ana (approver)", "succeeded"),
+        (["--cancel"], "Cancelled by @sam (support)", "cancelled"),
+        (["--provider-error", "400"], "HTTP 400 BAD_REQUEST", "failed"),
+        (["--provider-error", "timeout"], "may or may not", "unknown"),
+        (
+            ["--email", "bob@shop.example.org", "--domains", "3"],
+            "shop2.shop.example.org",
+            "succeeded",
+        ),
+    ],
+)
+def test_sandbox_outcomes(tmp_path, args, shown, state):
+    """Options pick the email, reject or cancel instead, need two approvals, or make the
+    provider fail; each outcome shows."""
+    result = run(["sandbox", *args], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert shown in result.stdout
+    assert f"state {state} (expected {state})" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "clicked", "answer"),
+    [
+        (["--approvals", "2"], "clicks [ Approve ] on the Home tab", "Your approval is recorded"),
+        (["--cancel"], "clicks [ Cancel request ] there", "You cancelled your request"),
+    ],
+)
+def test_sandbox_shows_the_home_tab(tmp_path, args, clicked, answer):
+    """--home shows the approver's queue (or the requester's list) with its buttons, the click
+    made there answered by DM, and the requester's Home tab at the end."""
+    result = run(["sandbox", "--home", *args], tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "opens the bot's Home tab" in out and "YOUR REQUESTS, LAST 30 DAYS (1)" in out
+    if "--cancel" in args:
+        assert "[ Cancel request ]" in out.split("clicks [ Cancel request ] there")[0]
+    else:
+        assert "WAITING FOR YOUR APPROVAL (1)" in out
+    said = out.split(clicked)[1].splitlines()[1]  # the line under the click's heading
+    assert said.startswith("Only @") and "in the bot's DM:" in said and answer in said, said
+    final_home = out.rsplit("opens the bot's Home tab", 1)[1]
+    if "--cancel" in args:
+        assert "Cancelled" in final_home
+    else:
+        assert "*Cleared*, approved by @ana (approver) and @lee (approver)" in final_home
+
+
+@pytest.mark.parametrize(
+    ("args", "line", "after"),
+    [
+        (
+            ["--provider-state", "pending"],
+            "Provider: *pending* (checked",
+            "Provider now: already *verified*",
+        ),
+        (["--provider-state", "verified"], "approving may change nothing", "Provider now"),
+        (["--provider-state", "no-scope"], "needs read:domains", "could not read"),
+        (["--provider-state", "not-found"], "the provider has no domain", "could not read"),
+        (
+            ["--provider-state", "pending", "--provider-error", "timeout"],
+            "Provider: *pending*",
+            "the call most likely took effect",
+        ),
+    ],
+)
+def test_sandbox_shows_the_providers_view(tmp_path, args, line, after):
+    """--provider-state sets what the provider's view reads beside the request (or how reading
+    it fails); the thread shows the read-back after the call, and the request goes ahead."""
+    result = run(["sandbox", *args], tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    request, thread = out.split("…and in its thread")
+    assert line in request.split("clicks [ Approve ]")[0]
+    assert after in thread
+    assert "provider view calls:" in out and "Provider view of" not in out + result.stderr
+
+
+def test_sandbox_keeps_store_only_when_asked(tmp_path):
+    """--database keeps the store, holding the request and its audit log."""
+    result = run(["sandbox", "--database", "kept.db"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "kept.db").exists()
+    from bot.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'kept.db'}") as store:
+        (request,) = store.list_requests()
+        assert request.state.value == "succeeded"
+        assert [e.action for e in store.audit_log(request.id)] == [
+            "create",
+            "lookup",
+            "approve",
+            "provider_success",
+            "readback",  # read after the outcome, outside the claim
+        ]
+
+
+def test_sandbox_rejects_bad_email(tmp_path):
+    """A bad --email is refused with a message, not a traceback."""
+    result = run(["sandbox", "--email", "nope"], tmp_path)
+    assert result.returncode == 2
+    assert "--email" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_manifest_with_url(tmp_path):
+    """`manifest --url` prints the HTTP manifest with that URL in both places."""
+    result = run(["manifest", "--url", "https://bot.acme.io"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(result.stdout)
+    assert manifest == build_manifest("https://bot.acme.io", False)
+    assert manifest["settings"]["interactivity"]["request_url"] == (
+        "https://bot.acme.io/slack/events"
+    )
+    assert manifest["features"]["slash_commands"][0]["url"] == "https://bot.acme.io/slack/events"
+
+
+def test_manifest_socket_mode(tmp_path):
+    """`manifest --socket-mode` prints the Socket Mode manifest."""
+    result = run(["manifest", "--socket-mode"], tmp_path)
+    manifest = json.loads(result.stdout)
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    assert manifest == build_manifest(None, True)
+
+
+def test_manifest_bad_url(tmp_path):
+    """A URL Slack cannot call is refused with a one-line reason."""
+    result = run(["manifest", "--url", "http://bot.acme.io"], tmp_path)
+    assert result.returncode == 2
+    assert "https" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["serve"], ["sandbox"], ["check"], ["audit"], ["manifest"]]
+)
+def test_every_command_has_help(tmp_path, command):
+    """Every command answers --help with a description, and exits 0."""
+    result = run([*command, "--help"], tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: python -m bot")
+    assert len(result.stdout.splitlines()) > 4
+
+
+def test_audit_export_from_the_command_line(tmp_path):
+    """`audit` reads DATABASE_URL from the environment or .env and writes CSV or JSON."""
+    assert run(["sandbox", "--database", "kept.db"], tmp_path).returncode == 0
+    assert (
+        run(
+            ["sandbox", "--database", "kept.db", "--email", "b@example.org", "--reject"], tmp_path
+        ).returncode
+        == 0
+    )
+    (tmp_path / ".env").write_text("DATABASE_URL=sqlite:///kept.db\n")
+    result = run(["audit"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("request_id,requested_at,requester,email")
+    assert len(lines) == 3
+    assert any(",approved," in line and "succeeded" in line for line in lines)
+    assert any(",rejected," in line for line in lines)
+    result = run(["audit", "--format", "json", "--since", "2000-01-01", "-o", "out.json"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = json.loads((tmp_path / "out.json").read_text())
+    assert {r["state"] for r in records} == {"succeeded", "rejected"}
+    assert all(r["history"][0]["action"] == "create" for r in records)
+    bad = run(["audit", "--since", "yesterday"], tmp_path)
+    assert bad.returncode == 2
+    assert "not a date" in bad.stderr
+
+
+def test_check_says_what_it_waits_for(tmp_path):
+    """`check` prints one line per check on stdout and, on stderr, what each slow step waits
+    for; against services that are not there it fails, naming the settings, with no secret."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (tmp_path / ".env").write_text(
+        "SLACK_BOT_TOKEN=xoxb-cli-secret-token\nSLACK_SIGNING_SECRET=cli-signing-secret\n"
+        "HOSTUP_API_KEY=cli-provider-secret\nAPPROVERS=U0ANN\nAPPROVAL_CHANNEL=C0OPS\n"
+        f"SLACK_API_URL=http://127.0.0.1:{port}/api/\nHOSTUP_API_URL=http://127.0.0.1:{port}/api\n"
+        "DATABASE_URL=sqlite:///bot.db\n"
+    )
+    result = run(["check", "--timeout", "2"], tmp_path)
+    assert result.returncode == 1
+    assert f"… asking Slack at http://127.0.0.1:{port}/api/" in result.stderr
+    assert "… asking the provider at" in result.stderr
+    assert "FAIL  SLACK_API_URL" in result.stdout
+    assert "FAIL  HOSTUP_API_URL" in result.stdout
+    for secret in ("xoxb-cli-secret-token", "cli-signing-secret", "cli-provider-secret"):
+        assert secret not in result.stdout + result.stderr
+    assert not (tmp_path / "bot.db").exists()
