@@ -7,7 +7,13 @@ implementation, :class:`~bot.store.sql.BaseSQLStore`, over one schema rendered p
 
     bot/database_url.py      what DATABASE_URL names (the one place that tells the backends apart)
     bot/store/schema.py    the tables and indexes, written once; versions and their migration
-    bot/store/sql.py       the store in portable SQL: mapping, compare-and-set, outbox queue
+    bot/store/sql.py       the store in portable SQL: BaseSQLStore, made of the parts below
+    bot/store/rows.py      column lists; the text and JSON a value is stored as; checks
+    bot/store/core.py      the cursor protocol, the hooks, the row mapping, the shared steps
+    bot/store/requests.py  create, compare-and-set transitions, readings, leases, late answers
+    bot/store/queries.py   the sweeps', the audit export's, the Home tab's and metrics' reads
+    bot/store/outbox.py    the outbox queue: enqueue, claim, complete, retry, bury, give up
+    bot/store/buttons.py   messages posted with buttons, until rewritten without them
     bot/store/sqlite.py    the SQLite connection, locking and errors
     bot/store/postgres.py  the PostgreSQL pool, locking and errors; ``probe`` for ``check``
 """

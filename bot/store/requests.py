@@ -1,0 +1,421 @@
+"""The writes of a request: create, transition (the compare-and-set), readings of the
+provider's view, lease renewals, late answers and where the request was posted; and the reads
+of one request (``get``, ``find_open``).
+
+The rules these keep (one transaction per change, the compare-and-set, one open request per
+email) are described in bot/store/sql.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.domain.model import (
+    RECORD_ONLY_ACTIONS,
+    STAYING_ACTIONS,
+    TRANSITIONS,
+    VIEW_ACTIONS,
+    Action,
+    OpenRequestExists,
+    State,
+    VerificationRequest,
+)
+from bot.domain.outcomes import outcome_to_dict
+from bot.domain.ports import Transition
+from bot.domain.views import DomainReading, view_to_dict
+from bot.store.core import StoreCore
+from bot.store.errors import StoreError
+from bot.store.rows import (
+    _REQUEST_COLUMNS,
+    _approvals_json,
+    _check_aware,
+    _json,
+    _opt_text,
+    _text,
+    email_key,
+)
+from bot.store.schema import UNDONE
+
+_INSERT_REQUEST = (
+    f"INSERT INTO requests ({_REQUEST_COLUMNS}, email_key) "  # noqa: S608 -- constant column list
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+# The compare-and-set. COALESCE keeps a column's value when the caller passes None, so one
+# constant statement serves every transition. The state in the WHERE clause is the one read
+# (and, on PostgreSQL, row-locked) in the same transaction, so the audit's from_state is exactly
+# what was replaced.
+_CAS = (
+    "UPDATE requests SET state = ?, updated_at = ?, version = version + 1, "
+    "decided_by = COALESCE(?, decided_by), "
+    "decision_note = COALESCE(?, decision_note), "
+    "outcome = COALESCE(?, outcome), "
+    "approvals = COALESCE(?, approvals), "
+    "readback = COALESCE(?, readback), "
+    "claim_id = COALESCE(?, claim_id), "
+    "lease_until = COALESCE(?, lease_until) "
+    "WHERE id = ? AND state = ?"
+)
+# A reading of the provider's view is not a change of the request: neither its state, nor
+# updated_at (which the sweeps compare), nor its version.
+_SET_VIEW = "UPDATE requests SET provider_view = ? WHERE id = ?"
+_SET_READBACK = "UPDATE requests SET readback = ? WHERE id = ?"
+_CAS_UNEXPIRED = " AND expires_at > ?"
+_CAS_UPDATED_BEFORE = " AND updated_at < ?"
+_CAS_VERSION = " AND version = ?"
+# The fence (the request's current claim is the caller's) and the sweep's test (its lease ran
+# out). NULL equals nothing: a request without a claim or lease never matches either.
+_CAS_FENCE = " AND claim_id = ?"
+_CAS_LEASE_EXPIRED = " AND lease_until < ?"
+# The entries an outcome held for its read-back (never tried yet, due later): due now.
+_RELEASE_HELD = (
+    "UPDATE outbox SET next_attempt_at = ? "  # noqa: S608 -- constant fragment
+    f"WHERE request_id = ? AND {UNDONE} AND attempts = 0 AND next_attempt_at > ?"
+)
+# A lease is renewed only by its claim's holder, while it runs.
+_RENEW_LEASE = (
+    "UPDATE requests SET lease_until = ? "
+    "WHERE id = ? AND state = ? AND claim_id = ? AND lease_until >= ?"
+)
+
+
+def _validate_transition(
+    from_states: frozenset[State], to_state: State, action: Action | None = None
+) -> None:
+    if not from_states:
+        raise ValueError("transition needs at least one from_state")
+    to_state = State(to_state)
+    if action is not None and Action(action) in VIEW_ACTIONS:
+        raise ValueError(f"{Action(action).value} is recorded with record_view")
+    if action is not None and Action(action) in RECORD_ONLY_ACTIONS:
+        raise ValueError(f"{Action(action).value} is recorded only, never as a transition")
+    if action is not None and Action(action) in STAYING_ACTIONS:
+        # Recorded without moving: only a pending request, which stays pending.
+        if from_states != {State.PENDING} or to_state is not State.PENDING:
+            raise ValueError(f"{Action(action).value} keeps a pending request pending")
+        return
+    illegal = sorted(s.value for s in map(State, from_states) if to_state not in TRANSITIONS[s])
+    if illegal:
+        raise ValueError(f"illegal transition {','.join(illegal)} -> {to_state.value}")
+
+
+class RequestMethods(StoreCore):
+    """Creating and changing requests (a mixin of :class:`~bot.store.sql.BaseSQLStore`)."""
+
+    def _told(self, action: Action) -> Sequence[tuple[str, str]]:
+        """What the edge tells Slack of a change of ``action``: its outbox entries."""
+        return () if self.announce is None else self.announce(Action(action))
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def create(self, request: VerificationRequest, actor: str) -> VerificationRequest:
+        """Insert a pending request, its "create" audit entry and what the edge tells of it
+        (due at once, linked to that audit entry), in one transaction.
+
+        Raises OpenRequestExists (writing nothing) when a request for the same email, compared
+        case-insensitively, is pending, executing or unknown; expiry is not looked at here (the
+        caller expires a stale pending one first). Atomic across processes and replicas: the
+        partial unique index decides. Raises StoreError for a duplicate id.
+        """
+        if request.state is not State.PENDING:
+            raise ValueError(f"a new request must be pending, not {request.state.value}")
+        queued = self._told(Action.CREATE)
+        key = email_key(request.email)
+        created_at = self._time_to_db(request.created_at)
+        row = (
+            _text(request.id),
+            _text(request.email),
+            _text(request.domain),
+            _text(request.reason),
+            _text(request.requester),
+            request.state.value,
+            created_at,
+            self._time_to_db(request.expires_at),
+            self._time_to_db(request.updated_at),
+            _opt_text(request.channel),
+            _opt_text(request.message_ts),
+            _opt_text(request.decided_by),
+            _opt_text(request.decision_note),
+            None if request.outcome is None else _json(outcome_to_dict(request.outcome)),
+            _approvals_json(request.approvals),
+            0,
+            None if request.view is None else _json(view_to_dict(request.view)),
+            None if request.readback is None else _json(view_to_dict(request.readback)),
+            _opt_text(request.claim_id),
+            None if request.lease_until is None else self._time_to_db(request.lease_until),
+            key,
+        )
+        audit = (
+            _text(request.id),
+            created_at,
+            _text(actor),
+            Action.CREATE.value,
+            None,
+            State.PENDING.value,
+            _json({"email": request.email, "domain": request.domain, "reason": request.reason}),
+        )
+
+        def duplicate_id() -> StoreError:
+            return StoreError(f"a request with id {request.id!r} already exists")
+
+        # A conflict with an open request that is closed by the time we look for it is retried;
+        # twice in a row would take a request created and closed within milliseconds, twice.
+        for _ in range(3):
+            try:
+                with self._write() as cur:
+                    cur.execute(self._sql("SELECT 1 FROM requests WHERE id = ?"), (row[0],))
+                    if cur.fetchone() is not None:
+                        raise duplicate_id()
+                    existing = self._fetch_open(cur, request.email)
+                    if existing is not None:
+                        raise OpenRequestExists(existing)
+                    cur.execute(self._sql(_INSERT_REQUEST), row)
+                    audit_id = self._insert_audit(cur, audit)
+                    self._insert_outbox(cur, row[0], queued, created_at, audit_id)
+                    stored = self._fetch_request(cur, row[0])
+            except self._INTEGRITY_ERRORS as e:
+                # Another process committed between our check and our insert.
+                which = self._unique_violation(e)
+                if which == "id":
+                    raise duplicate_id() from None
+                if which != "open_email":
+                    raise
+                existing = self.find_open(request.email)
+                if existing is not None:
+                    raise OpenRequestExists(existing) from None
+                continue
+            if stored is None:  # cannot happen: inserted in this very transaction
+                raise StoreError(f"request {request.id!r} vanished while being created")
+            return stored
+        raise StoreError(
+            f"could not create request {request.id!r}: another request for the same email "
+            "kept being opened and closed at the same moment"
+        )
+
+    def get(self, request_id: str) -> VerificationRequest | None:
+        with self._read() as cur:
+            return self._fetch_request(cur, request_id)
+
+    def find_open(self, email: str) -> VerificationRequest | None:
+        """The newest request for ``email`` (compared case-insensitively) in an open state
+        (pending, executing, unknown); there is at most one.
+
+        A pending one may be past its expiry if the sweep has not run: check ``is_expired``.
+        """
+        with self._read() as cur:
+            return self._fetch_open(cur, email)
+
+    def set_message(self, request_id: str, channel: str, message_ts: str) -> None:
+        """Record where the request was posted. Raises KeyError for an unknown id.
+
+        Not a state change: neither ``updated_at`` nor the audit log is touched.
+        """
+        with self._write() as cur:
+            cur.execute(
+                self._sql("UPDATE requests SET channel = ?, message_ts = ? WHERE id = ?"),
+                (_text(channel), _text(message_ts), _text(request_id)),
+            )
+            if cur.rowcount != 1:
+                raise KeyError(request_id)
+
+    def transition(self, change: Transition) -> VerificationRequest | None:
+        """Atomically carry out ``change``: move the request from one of its ``from_states`` to
+        its ``to_state``.
+
+        Returns the updated request, or None (writing nothing) when the request does not
+        exist, is in none of ``from_states``, (``unexpired_only``) has ``expires_at <= now``,
+        or (``updated_before``) changed at or after that time. ``decided_by``,
+        ``decision_note`` and ``outcome`` are written when not None. The winner's audit entry
+        and what the edge tells of its action (due at ``now``, or at ``held_until``, linked to
+        that audit entry) are written in the same transaction. Raises ValueError for a
+        transition TRANSITIONS does not allow, whatever the stored state.
+        """
+        _validate_transition(change.from_states, change.to_state, change.action)
+        _check_aware(change.now, "now")
+        queued = self._told(change.action)
+        request_id = _text(change.request_id)  # ids arrive in button values: never trusted
+        to_state = State(change.to_state)
+        at = self._time_to_db(change.now)
+        audit_details = _json(change.audit_details)
+        outcome = change.outcome
+        outcome_json = None if outcome is None else _json(outcome_to_dict(outcome))
+        with self._write() as cur:
+            # SQLite: the write lock is held from the transaction's start; PostgreSQL: the row
+            # is locked by this read. Either way the update below sees this state; it re-checks
+            # it anyway (it is the CAS).
+            state = self._lock_request(cur, request_id)
+            if state is None or State(state) not in change.from_states:
+                return None
+            current = State(state)
+            params: tuple[Any, ...] = (
+                to_state.value,
+                at,
+                _opt_text(change.decided_by),
+                _opt_text(change.decision_note),
+                outcome_json,
+                None
+                if change.approvals is None
+                else _approvals_json(change.approvals, change.withdrawn),
+                None if change.readback is None else _json(view_to_dict(change.readback)),
+                _opt_text(change.claim_id),
+                None if change.lease_until is None else self._time_to_db(change.lease_until),
+                request_id,
+                current.value,
+            )
+            sql = _CAS
+            if change.unexpired_only:
+                sql += _CAS_UNEXPIRED
+                params = (*params, at)
+            if change.updated_before is not None:
+                _check_aware(change.updated_before, "updated_before")
+                sql += _CAS_UPDATED_BEFORE
+                params = (*params, self._time_to_db(change.updated_before))
+            if change.expected_version is not None:
+                sql += _CAS_VERSION
+                params = (*params, int(change.expected_version))
+            if change.fence is not None:
+                sql += _CAS_FENCE
+                params = (*params, _text(change.fence))
+            if change.lease_expired_by is not None:
+                sql += _CAS_LEASE_EXPIRED
+                params = (*params, self._time_to_db(change.lease_expired_by))
+            cur.execute(self._sql(sql), params)
+            if cur.rowcount != 1:
+                return None
+            audit_id = self._insert_audit(
+                cur,
+                (
+                    request_id,
+                    at,
+                    _text(change.actor),
+                    _text(Action(change.action).value),
+                    current.value,
+                    to_state.value,
+                    audit_details,
+                ),
+            )
+            due = None if change.held_until is None else self._time_to_db(change.held_until)
+            if change.fence is not None and due is None:
+                # An outcome told at once (no read-back to wait for): what its claim held
+                # ("calling the provider…") is due now too, so it never holds the lane up.
+                cur.execute(self._sql(_RELEASE_HELD), (at, request_id, at))
+            self._insert_outbox(cur, request_id, queued, at, audit_id, due)
+            return self._fetch_request(cur, request_id)
+
+    def record_view(
+        self,
+        request_id: str,
+        reading: DomainReading,
+        *,
+        action: Action,
+        actor: str,
+        now: datetime,
+        states: frozenset[State] | None = None,
+    ) -> VerificationRequest | None:
+        """Store a reading of the provider's view with the request, whatever its state: as its
+        ``view`` (``Action.LOOKUP``, when it was made) or its ``readback`` (``Action.CHECK``,
+        ``Action.READBACK``: the latter also makes due now what the call's outcome held for it,
+        see ``Transition.held_until``).
+
+        In one transaction: the column, an audit entry (from and to the current state, the
+        reading in its details) and what the edge tells of the action. Neither the state, nor
+        ``updated_at``, nor ``version`` changes. None when the request does not exist.
+
+        With ``states``, checked under the row's lock: a request in none of them gets only the
+        audit entry (``"shown": false`` beside the reading), neither the column nor the telling;
+        the request returned is then in a state outside ``states``.
+        """
+        if Action(action) not in VIEW_ACTIONS:
+            raise ValueError(f"{Action(action).value} does not record a reading")
+        _check_aware(now, "now")
+        queued = self._told(action)
+        request_id = _text(request_id)
+        at = self._time_to_db(now)
+        reading_json = _json(view_to_dict(reading))
+        sql = _SET_VIEW if action is Action.LOOKUP else _SET_READBACK
+        allowed = None if states is None else {State(s).value for s in states}
+        with self._write() as cur:
+            state = self._lock_request(cur, request_id)
+            if state is None:
+                return None
+            shown = allowed is None or state in allowed
+            details: dict[str, Any] = {"reading": view_to_dict(reading)}
+            if shown:
+                cur.execute(self._sql(sql), (reading_json, request_id))
+            else:
+                details["shown"] = False
+            audit_id = self._insert_audit(
+                cur,
+                (
+                    request_id,
+                    at,
+                    _text(actor),
+                    Action(action).value,
+                    state,
+                    state,
+                    _json(details),
+                ),
+            )
+            if shown:
+                self._insert_outbox(cur, request_id, queued, at, audit_id)
+            if action is Action.READBACK:
+                # The outcome's notices were held for this reading: due now.
+                cur.execute(self._sql(_RELEASE_HELD), (at, request_id, at))
+            return self._fetch_request(cur, request_id)
+
+    def renew_lease(
+        self, request_id: str, claim_id: str, *, until: datetime, now: datetime
+    ) -> bool:
+        """Extend the lease of claim ``claim_id`` to ``until``: only while the request is
+        executing under that claim and its lease runs at ``now`` (a lease that ran out is lost,
+        swept or not). True when it did. Neither the audit log, nor ``updated_at``, nor
+        ``version`` changes: a renewal is no change of the request."""
+        _check_aware(until, "until")
+        _check_aware(now, "now")
+        with self._write() as cur:
+            cur.execute(
+                self._sql(_RENEW_LEASE),
+                (
+                    self._time_to_db(until),
+                    _text(request_id),
+                    State.EXECUTING.value,
+                    _text(claim_id),
+                    self._time_to_db(now),
+                ),
+            )
+            return cur.rowcount == 1
+
+    def record_late(
+        self,
+        request_id: str,
+        *,
+        claim_id: str | None,
+        actor: str,
+        now: datetime,
+        details: Mapping[str, Any],
+    ) -> VerificationRequest | None:
+        """Append a ``late_answer`` audit entry (the claim it answers, ``claim_id``, in its
+        details beside ``details``), from and to the request's current state, which does not
+        change. The request, or None when there is no such request."""
+        _check_aware(now, "now")
+        request_id = _text(request_id)
+        entry = dict(details) | {"claim_id": claim_id}
+        with self._write() as cur:
+            state = self._lock_request(cur, request_id)
+            if state is None:
+                return None
+            self._insert_audit(
+                cur,
+                (
+                    request_id,
+                    self._time_to_db(now),
+                    _text(actor),
+                    Action.LATE_ANSWER.value,
+                    state,
+                    state,
+                    _json(entry),
+                ),
+            )
+            return self._fetch_request(cur, request_id)
