@@ -578,5 +578,5 @@ def test_log_level_warning_leaves_out_info_lines(tmp_path, restore_logging):
     assert all(levels) and {m.group(1) for m in levels if m} == {"WARNING"}
     assert "a warning" in quiet.getvalue()
     assert any(
-        " INFO bot.domain.service: Request " in line for line in chatty.getvalue().splitlines()
+        " INFO bot.domain.approval: Request " in line for line in chatty.getvalue().splitlines()
     )
