@@ -108,6 +108,7 @@ def cleared_earlier(world: World, email: str, count: int) -> None:
                     action=action,
                     now=at,
                     decided_by=APPROVER,
+                    item=0,
                     outcome=outcome,
                 )
             )
