@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.domain.model import State, VerificationRequest, new_request_id, utcnow
+from bot.domain.model import State, VerificationRequest, new_request_id, one_item_request, utcnow
 from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
 from bot.domain.views import ProviderView
 from bot.slack.notifier import DeliveryError, Posted
@@ -71,20 +71,20 @@ def make_request(
     ttl: timedelta = timedelta(days=1),
     **changes: Any,
 ) -> VerificationRequest:
-    """A pending request as the service creates it (a new id, the email's domain, expiring
-    ``ttl`` after ``created_at``); ``changes`` sets any other field."""
-    base = VerificationRequest(
-        id=new_request_id(),
-        email=email,
-        domain=email.rpartition("@")[2],
-        reason="T-1",
-        requester="U0REQ",
-        state=State.PENDING,
-        created_at=created_at,
-        expires_at=created_at + ttl,
-        updated_at=created_at,
-    )
-    return replace(base, **changes)
+    """A pending request for one email as the service creates it (a new id, the email's domain,
+    expiring ``ttl`` after ``created_at``); ``changes`` sets any other field, the request's or
+    its item's (outcome, view, readback, claim…)."""
+    fields: dict[str, Any] = {
+        "id": new_request_id(),
+        "domain": email.rpartition("@")[2],
+        "reason": "T-1",
+        "requester": "U0REQ",
+        "state": State.PENDING,
+        "created_at": created_at,
+        "expires_at": created_at + ttl,
+        "updated_at": created_at,
+    }
+    return one_item_request(email=email, **(fields | changes))
 
 
 # ---------------------------------------------------------------------------------------------

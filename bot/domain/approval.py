@@ -22,6 +22,7 @@ from bot.domain.model import (
     VerificationRequest,
     new_claim_id,
     new_request_id,
+    one_item_request,
 )
 from bot.domain.outcomes import (
     NotPosted,
@@ -60,7 +61,7 @@ class Approving(Execution):
             expired = self._expire_if_due(stale, actor="bot")
         now = self.clock()
         request = self.requests.create(
-            VerificationRequest(
+            one_item_request(
                 id=new_request_id(),
                 email=email,
                 domain=domain_of(email),
@@ -124,6 +125,8 @@ class Approving(Execution):
                 # A claim's "calling the provider…" is held for INTERIM_AFTER: a quicker
                 # outcome makes it due with its own, and supersedes it then.
                 held_until=self.clock() + INTERIM_HOLD if last else None,
+                # The approval that completes the quorum claims the request's item to execute.
+                item=request.item.position if last else None,
             )
             done = self.requests.transition(change)
             if done is None:

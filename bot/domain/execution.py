@@ -76,6 +76,7 @@ class Execution(Queries):
             actor="bot",
             now=self.clock(),
             states=PENDING,
+            item=request.item.position,
         )
         if recorded is not None and recorded.state is not State.PENDING:
             log.info(
@@ -107,6 +108,7 @@ class Execution(Queries):
             action=Action.CHECK,
             actor=approver,
             now=self.clock(),
+            item=request.item.position,
         )
         if recorded is None:  # pragma: no cover - requests are never deleted
             raise Refused(Refusal.UNKNOWN_REQUEST)
@@ -153,6 +155,7 @@ class Execution(Queries):
                 details={"note": note},
                 decided_by=approver,
                 decision_note=note,
+                item=self.get(request_id).item.position,
             )
         )
         if resolved is None:  # retried or resolved by someone else in the same moment
@@ -204,6 +207,7 @@ class Execution(Queries):
                 claim_id=new_claim_id(),
                 lease_until=self.clock() + self.policy.lease,
                 held_until=self.clock() + INTERIM_HOLD,
+                item=request.item.position,
             )
         )
         if claimed is None:
@@ -240,6 +244,7 @@ class Execution(Queries):
                 outcome=outcome,
                 fence=request.claim_id,
                 held_until=None if to_state is State.FAILED else self.clock() + READBACK_HOLD,
+                item=request.item.position,
             )
         )
         if final is None:
@@ -277,6 +282,7 @@ class Execution(Queries):
             actor="bot",
             now=self.clock(),
             states=frozenset({final.state}),
+            item=final.item.position,
         )
         return final if recorded is None or recorded.state is not final.state else recorded
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeGuard
@@ -133,6 +134,18 @@ DECISION_ACTIONS = frozenset(
         Action.RESOLVE,
     }
 )
+# The actions that move one item of a request (its execution): the claim, its outcome, a Retry,
+# the sweep taking a claim whose lease ran out, an unknown outcome closed as resolved.
+EXECUTION_ACTIONS = frozenset(
+    {
+        Action.APPROVE,
+        Action.RETRY,
+        Action.PROVIDER_SUCCESS,
+        Action.PROVIDER_ERROR,
+        Action.INTERRUPTED,
+        Action.RESOLVE,
+    }
+)
 # The actions that record something about a pending request without moving it.
 STAYING_ACTIONS = frozenset({Action.APPROVAL, Action.REMIND})
 # The actions that record a reading of the provider's view, in whatever state the request is.
@@ -173,32 +186,29 @@ class Approval:
     at: datetime
 
 
+class Operation(StrEnum):
+    """What a request asks the provider to do to each of its items."""
+
+    CONFIRM = "confirm"  # clear the stuck verification (the provider's confirm endpoint)
+
+
+# The fields of a request that belong to one of its items (its execution), not to the request.
+ITEM_FIELDS = frozenset(
+    {"email", "domain", "outcome", "view", "readback", "claim_id", "lease_until"}
+)
+
+
 @dataclass(frozen=True)
-class VerificationRequest:
-    id: str
+class Item:
+    """One email of a request, and its execution: its state (the request's while it waits for
+    approval or was closed without a call), the claim that may call the provider for it (with
+    its lease), what the call came to, and the provider's view of its domain."""
+
     email: str
     domain: str
-    reason: str
-    requester: str
-    state: State
-    created_at: datetime
-    expires_at: datetime
-    updated_at: datetime
-    channel: str | None = None
-    message_ts: str | None = None
-    # Who approved or rejected it (the last one, for a retried request).
-    decided_by: str | None = None
-    # The rejecter's optional reason.
-    decision_note: str | None = None
+    state: State = State.PENDING
     # What the provider call came to (or why there was none): see bot.domain.outcomes.
     outcome: Outcome | None = None
-    # The distinct approvals counted so far, oldest first (the last one claims the request).
-    approvals: tuple[Approval, ...] = ()
-    # Approvals that no longer count: their approver had lost the role when the quorum would
-    # have completed (shown, so everyone sees whose approval was dropped).
-    withdrawn: tuple[Approval, ...] = ()
-    # Bumped by every change: what an optimistic compare-and-set compares.
-    version: int = 0
     # The provider's view of the domain when the request was made (None: not read yet).
     view: DomainReading | None = None
     # The provider's view read last after the call (right after it, or by Check provider).
@@ -206,6 +216,97 @@ class VerificationRequest:
     # The current (or last) claim: its token, and until when its holder may call the provider.
     claim_id: str | None = None
     lease_until: datetime | None = None
+    # Its place in the request (0 for the first).
+    position: int = 0
+
+
+def request_state(states: Iterable[State]) -> State:
+    """What the states of a request's items make of the request: a one-item request (or one
+    whose items all agree) is in its items' state; of items that differ, executing while any
+    is, unknown while any outcome is, otherwise failed if any failed, resolved if any was
+    closed as resolved."""
+    distinct = set(states)
+    if len(distinct) == 1:
+        return distinct.pop()
+    for state in (State.EXECUTING, State.UNKNOWN, State.FAILED, State.RESOLVED):
+        if state in distinct:
+            return state
+    raise ValueError(f"items in {sorted(s.value for s in distinct)} make no request state")
+
+
+@dataclass(frozen=True)
+class VerificationRequest:
+    """A request: one operation on one or more items (emails), and its approval (who asked and
+    why, the quorum, who decided, expiry, where Slack shows it). Execution belongs to each item
+    (:class:`Item`); the request's state is its approval's until it is approved, then what its
+    items' states make of it (:func:`request_state`)."""
+
+    id: str
+    reason: str
+    requester: str
+    state: State
+    created_at: datetime
+    expires_at: datetime
+    updated_at: datetime
+    items: tuple[Item, ...]
+    operation: Operation = Operation.CONFIRM
+    channel: str | None = None
+    message_ts: str | None = None
+    # Who approved or rejected it (the last one, for a retried request).
+    decided_by: str | None = None
+    # The rejecter's optional reason.
+    decision_note: str | None = None
+    # The distinct approvals counted so far, oldest first (the last one claims the request).
+    approvals: tuple[Approval, ...] = ()
+    # Approvals that no longer count: their approver had lost the role when the quorum would
+    # have completed (shown, so everyone sees whose approval was dropped).
+    withdrawn: tuple[Approval, ...] = ()
+    # Bumped by every change: what an optimistic compare-and-set compares.
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise ValueError("a request has at least one item")
+
+    @property
+    def item(self) -> Item:
+        """The request's item, for what is shown and done for a one-email request (the only
+        kind the bot makes yet); ValueError for a request of several."""
+        if len(self.items) != 1:
+            raise ValueError(f"request {self.id} has {len(self.items)} items, not one")
+        return self.items[0]
+
+    @property
+    def email(self) -> str:
+        return self.item.email
+
+    @property
+    def domain(self) -> str:
+        return self.item.domain
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self.item.outcome
+
+    @property
+    def view(self) -> DomainReading | None:
+        return self.item.view
+
+    @property
+    def readback(self) -> DomainReading | None:
+        return self.item.readback
+
+    @property
+    def claim_id(self) -> str | None:
+        return self.item.claim_id
+
+    @property
+    def lease_until(self) -> datetime | None:
+        return self.item.lease_until
+
+    def with_item(self, **changes: Any) -> VerificationRequest:
+        """The request with its (one) item changed: ``changes`` are Item fields."""
+        return replace(self, items=(replace(self.item, **changes),))
 
     @property
     def approvers(self) -> tuple[str, ...]:
@@ -220,6 +321,15 @@ class VerificationRequest:
         return self.state in OPEN_STATES and not (
             self.state is State.PENDING and self.is_expired(now)
         )
+
+
+def one_item_request(
+    *, email: str, domain: str, state: State = State.PENDING, **fields: Any
+) -> VerificationRequest:
+    """A request for one email: ``fields`` are the request's, or its item's (ITEM_FIELDS)."""
+    item_fields = {k: fields.pop(k) for k in list(fields) if k in ITEM_FIELDS}
+    item = Item(email=email, domain=domain, state=state, **item_fields)
+    return VerificationRequest(state=state, items=(item,), **fields)
 
 
 # How far back the history beside a request, and /verify-email status, look.

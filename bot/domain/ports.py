@@ -68,6 +68,11 @@ class Transition:
     fence: str | None = None
     # The sweep: written only if the request's lease ran out before this time.
     lease_expired_by: datetime | None = None
+    # The item (its position) this change executes: its state moves (from one of
+    # ``from_states`` to ``to_state``), and the outcome, read-back, claim, lease, fence and the
+    # sweep's test are its; the request moves to what its items make of it. None: a change of
+    # the request's approval (its waiting items close with it when it closes).
+    item: int | None = None
     # What is told of this change waits until then, if not due at once: an outcome waits for
     # its read-back (which makes it due as soon as it is recorded), so Slack is told both
     # together; a claim's "calling the provider…" waits for a quicker outcome to supersede it.
@@ -143,9 +148,10 @@ class RequestRepository(Protocol):
         actor: str,
         now: datetime,
         states: frozenset[State] | None = None,
+        item: int = 0,
     ) -> VerificationRequest | None:
-        """Store a reading of the provider's view with the request (``Action.LOOKUP``: as its
-        ``view``; ``Action.CHECK``: as its ``readback``), audited, in any state; None when
+        """Store a reading of the provider's view with the request's ``item`` (``Action.LOOKUP``:
+        as its ``view``; ``Action.CHECK``: as its ``readback``), audited, in any state; None when
         there is no such request. With ``states``, a request found (under its lock) in none of
         them gets only the audit entry, and is returned in that other state."""
         ...

@@ -113,6 +113,7 @@ class Sweeps(Approving):
                     fence=request.claim_id,
                     lease_expired_by=now if request.lease_until is not None else None,
                     updated_before=cutoff if request.lease_until is None else None,
+                    item=request.item.position,
                 )
             )
             if done is not None:

@@ -457,10 +457,8 @@ class Renderer:
         if event.action in PROVIDER_ACTIONS and isinstance(event.details.get("readback"), dict):
             readback = view_from_dict(event.details["readback"])
         return replace(
-            request,
+            request.with_item(state=event.to_state, outcome=outcome, readback=readback),
             state=event.to_state,
-            outcome=outcome,
-            readback=readback,
             decided_by=request.decided_by if event.actor == "bot" else event.actor,
             decision_note=note or request.decision_note,
         )

@@ -16,12 +16,13 @@ from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, Self
 
-from bot.domain.model import AuditEntry, State, VerificationRequest
+from bot.domain.model import AuditEntry, Item, Operation, State, VerificationRequest
 from bot.domain.outcomes import outcome_from_dict
 from bot.domain.ports import Announce, OutboxEntry
 from bot.store.errors import StoreError
 from bot.store.rows import (
     _AUDIT_COLUMNS,
+    _SELECT_ITEMS,
     _SELECT_REQUEST,
     _approvals_from_json,
     _check_aware,
@@ -31,6 +32,10 @@ from bot.store.rows import (
     email_keys,
 )
 from bot.store.schema import OPEN_VALUES
+
+# Request ids per query when the items of many requests are read (within every backend's
+# limit on parameters).
+_ITEMS_PER_QUERY = 500
 
 _INSERT_AUDIT = (
     f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) "  # noqa: S608 -- constant column list
@@ -127,11 +132,9 @@ class StoreCore:
 
     # -- mapping -------------------------------------------------------------------------------
 
-    def _request_from_row(self, row: Sequence[Any]) -> VerificationRequest:
+    def _request_from_row(self, row: Sequence[Any], items: Sequence[Item]) -> VerificationRequest:
         (
             id_,
-            email,
-            domain,
             reason,
             requester,
             state,
@@ -142,37 +145,74 @@ class StoreCore:
             message_ts,
             decided_by,
             decision_note,
-            outcome,
             approvals,
             version,
-            view,
-            readback,
-            claim_id,
-            lease_until,
+            operation,
         ) = row
         return VerificationRequest(
             id=id_,
-            email=email,
-            domain=domain,
             reason=reason,
             requester=requester,
             state=State(state),
             created_at=self._time_from_db(created_at),
             expires_at=self._time_from_db(expires_at),
             updated_at=self._time_from_db(updated_at),
+            items=tuple(items),
+            operation=Operation(operation),
             channel=channel,
             message_ts=message_ts,
             decided_by=decided_by,
             decision_note=decision_note,
-            outcome=None if outcome is None else outcome_from_dict(json.loads(outcome)),
             approvals=_approvals_from_json(approvals),
             withdrawn=_approvals_from_json(approvals, counted=False),
             version=int(version),
+        )
+
+    def _item_from_row(self, row: Sequence[Any]) -> Item:
+        (
+            _request_id,
+            position,
+            email,
+            domain,
+            state,
+            outcome,
+            view,
+            readback,
+            claim_id,
+            lease_until,
+        ) = row
+        return Item(
+            email=email,
+            domain=domain,
+            state=State(state),
+            outcome=None if outcome is None else outcome_from_dict(json.loads(outcome)),
             view=_reading(view),
             readback=_reading(readback),
             claim_id=claim_id,
             lease_until=None if lease_until is None else self._time_from_db(lease_until),
+            position=int(position),
         )
+
+    def _requests_from_rows(
+        self, cur: _Cursor, rows: Sequence[Sequence[Any]]
+    ) -> list[VerificationRequest]:
+        """The requests of ``rows`` (request columns), each with its items (one more query)."""
+        if not rows:
+            return []
+        ids = [str(row[0]) for row in rows]
+        items: dict[str, list[Item]] = {request_id: [] for request_id in ids}
+        for start in range(0, len(ids), _ITEMS_PER_QUERY):
+            chunk = ids[start : start + _ITEMS_PER_QUERY]
+            cur.execute(
+                self._sql(
+                    _SELECT_ITEMS + f" WHERE request_id IN ({', '.join('?' * len(chunk))}) "
+                    "ORDER BY request_id, position"
+                ),
+                tuple(chunk),
+            )
+            for item_row in cur.fetchall():
+                items[str(item_row[0])].append(self._item_from_row(item_row))
+        return [self._request_from_row(row, items[str(row[0])]) for row in rows]
 
     def _audit_from_row(self, row: Sequence[Any]) -> AuditEntry:
         id_, request_id, at, actor, action, from_state, to_state, details = row
@@ -217,20 +257,22 @@ class StoreCore:
     def _fetch_request(self, cur: _Cursor, request_id: str) -> VerificationRequest | None:
         cur.execute(self._sql(_SELECT_REQUEST + " WHERE id = ?"), (_text(request_id),))
         row = cur.fetchone()
-        return None if row is None else self._request_from_row(row)
+        return None if row is None else self._requests_from_rows(cur, [row])[0]
 
     def _fetch_open(self, cur: _Cursor, email: str) -> VerificationRequest | None:
+        """The newest request with an open item for ``email`` (in any of its spellings)."""
         keys = email_keys(email)
         placeholders = ", ".join("?" * len(OPEN_VALUES))
         cur.execute(
             self._sql(
-                _SELECT_REQUEST + f" WHERE email_key IN ({', '.join('?' * len(keys))}) "
-                f"AND state IN ({placeholders}) ORDER BY created_at DESC, id DESC LIMIT 1"
+                _SELECT_REQUEST + " WHERE id IN (SELECT request_id FROM items "  # noqa: S608 -- constants and placeholders
+                f"WHERE email_key IN ({', '.join('?' * len(keys))}) "
+                f"AND state IN ({placeholders})) ORDER BY created_at DESC, id DESC LIMIT 1"
             ),
             (*keys, *OPEN_VALUES),
         )
         row = cur.fetchone()
-        return None if row is None else self._request_from_row(row)
+        return None if row is None else self._requests_from_rows(cur, [row])[0]
 
     def _lock_request(self, cur: _Cursor, request_id: str) -> str | None:
         """Lock the request's row for this transaction; its state, or None if it does not exist.

@@ -204,7 +204,7 @@ class PostgresStore(BaseSQLStore):
     def _unique_violation(self, error: BaseException) -> str | None:
         if not isinstance(error, pg_errors.UniqueViolation):
             return None
-        return {"requests_open_email": "open_email", "requests_pkey": "id"}.get(
+        return {"items_open_email": "open_email", "requests_pkey": "id"}.get(
             error.diag.constraint_name or ""
         )
 

@@ -76,7 +76,7 @@ class QueryMethods(StoreCore):
         sql += " ORDER BY created_at, id"
         with self._read() as cur:
             cur.execute(self._sql(sql), params)
-            return [self._request_from_row(r) for r in cur.fetchall()]
+            return self._requests_from_rows(cur, cur.fetchall())
 
     def _home_where(
         self,
@@ -120,7 +120,7 @@ class QueryMethods(StoreCore):
         sql = _SELECT_REQUEST + where + " ORDER BY created_at DESC, id DESC LIMIT ?"
         with self._read() as cur:
             cur.execute(self._sql(sql), (*params, int(limit)))
-            return [self._request_from_row(r) for r in cur.fetchall()]
+            return self._requests_from_rows(cur, cur.fetchall())
 
     def count_requests(
         self,
@@ -152,12 +152,13 @@ class QueryMethods(StoreCore):
             where = f"({where} OR domain IN ({', '.join('?' * len(domains))}))"
             params.extend(domains)
         sql = (
-            _SELECT_REQUEST + f" WHERE {where} AND created_at >= ? "  # noqa: S608 -- constants
+            _SELECT_REQUEST + f" WHERE id IN (SELECT request_id FROM items WHERE {where}) "  # noqa: S608 -- constants
+            "AND created_at >= ? "
             "ORDER BY created_at DESC, id DESC LIMIT ?"
         )
         with self._read() as cur:
             cur.execute(self._sql(sql), (*params, self._time_to_db(since), int(limit)))
-            return [self._request_from_row(r) for r in cur.fetchall()]
+            return self._requests_from_rows(cur, cur.fetchall())
 
     def metric_figures(self) -> StoreFigures:
         """Counts for the store-derived metrics (bot/metrics.py): requests by state, the

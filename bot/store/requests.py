@@ -13,21 +13,25 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.model import (
+    EXECUTION_ACTIONS,
     RECORD_ONLY_ACTIONS,
     STAYING_ACTIONS,
     TRANSITIONS,
     VIEW_ACTIONS,
     Action,
     OpenRequestExists,
+    Operation,
     State,
     VerificationRequest,
+    request_state,
 )
 from bot.domain.outcomes import outcome_to_dict
 from bot.domain.ports import Transition
 from bot.domain.views import DomainReading, view_to_dict
-from bot.store.core import StoreCore
+from bot.store.core import StoreCore, _Cursor
 from bot.store.errors import StoreError
 from bot.store.rows import (
+    _ITEM_COLUMNS,
     _REQUEST_COLUMNS,
     _approvals_json,
     _check_aware,
@@ -39,8 +43,12 @@ from bot.store.rows import (
 from bot.store.schema import UNDONE
 
 _INSERT_REQUEST = (
-    f"INSERT INTO requests ({_REQUEST_COLUMNS}, email_key) "  # noqa: S608 -- constant column list
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO requests ({_REQUEST_COLUMNS}) "  # noqa: S608 -- constant column list
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_ITEM = (
+    f"INSERT INTO items ({_ITEM_COLUMNS}, email_key) "  # noqa: S608 -- constant column list
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 # The compare-and-set. COALESCE keeps a column's value when the caller passes None, so one
@@ -51,17 +59,29 @@ _CAS = (
     "UPDATE requests SET state = ?, updated_at = ?, version = version + 1, "
     "decided_by = COALESCE(?, decided_by), "
     "decision_note = COALESCE(?, decision_note), "
+    "approvals = COALESCE(?, approvals) "
+    "WHERE id = ? AND state = ?"
+)
+# The item a change executes: its own compare-and-set (on its state, and on its claim and lease
+# with the fence and the sweep's test), in the same transaction as the request's.
+_ITEM_CAS = (
+    "UPDATE items SET state = ?, "
     "outcome = COALESCE(?, outcome), "
-    "approvals = COALESCE(?, approvals), "
     "readback = COALESCE(?, readback), "
     "claim_id = COALESCE(?, claim_id), "
     "lease_until = COALESCE(?, lease_until) "
-    "WHERE id = ? AND state = ?"
+    "WHERE request_id = ? AND position = ? AND state = ?"
 )
+# A pending request closed without a call (rejected, expired, cancelled, never posted): its
+# items waiting for approval close with it, and stop holding their emails.
+_CLOSE_ITEMS = (
+    "UPDATE items SET state = ?, outcome = COALESCE(?, outcome) WHERE request_id = ? AND state = ?"
+)
+_ITEM_STATES = "SELECT state FROM items WHERE request_id = ? ORDER BY position"
 # A reading of the provider's view is not a change of the request: neither its state, nor
 # updated_at (which the sweeps compare), nor its version.
-_SET_VIEW = "UPDATE requests SET provider_view = ? WHERE id = ?"
-_SET_READBACK = "UPDATE requests SET readback = ? WHERE id = ?"
+_SET_VIEW = "UPDATE items SET provider_view = ? WHERE request_id = ? AND position = ?"
+_SET_READBACK = "UPDATE items SET readback = ? WHERE request_id = ? AND position = ?"
 _CAS_UNEXPIRED = " AND expires_at > ?"
 _CAS_UPDATED_BEFORE = " AND updated_at < ?"
 _CAS_VERSION = " AND version = ?"
@@ -76,16 +96,28 @@ _RELEASE_HELD = (
 )
 # A lease is renewed only by its claim's holder, while it runs.
 _RENEW_LEASE = (
-    "UPDATE requests SET lease_until = ? "
-    "WHERE id = ? AND state = ? AND claim_id = ? AND lease_until >= ?"
+    "UPDATE items SET lease_until = ? "
+    "WHERE request_id = ? AND state = ? AND claim_id = ? AND lease_until >= ?"
 )
 
 
+class _Lost(Exception):
+    """A compare-and-set found the request changed after its item's: nothing is written."""
+
+
 def _validate_transition(
-    from_states: frozenset[State], to_state: State, action: Action | None = None
+    from_states: frozenset[State],
+    to_state: State,
+    action: Action | None = None,
+    item: int | None = None,
 ) -> None:
     if not from_states:
         raise ValueError("transition needs at least one from_state")
+    if action is not None and (Action(action) in EXECUTION_ACTIONS) != (item is not None):
+        raise ValueError(
+            f"{Action(action).value} "
+            + ("moves an item: name it" if item is None else "is the request's, not an item's")
+        )
     to_state = State(to_state)
     if action is not None and Action(action) in VIEW_ACTIONS:
         raise ValueError(f"{Action(action).value} is recorded with record_view")
@@ -99,6 +131,18 @@ def _validate_transition(
     illegal = sorted(s.value for s in map(State, from_states) if to_state not in TRANSITIONS[s])
     if illegal:
         raise ValueError(f"illegal transition {','.join(illegal)} -> {to_state.value}")
+
+
+def _created_details(request: VerificationRequest) -> dict[str, Any]:
+    """What the "create" audit entry records: the email and its domain (each item's, for a
+    request of several) and the reason."""
+    if len(request.items) == 1:
+        return {"email": request.email, "domain": request.domain, "reason": request.reason}
+    return {
+        "emails": [item.email for item in request.items],
+        "operation": Operation(request.operation).value,
+        "reason": request.reason,
+    }
 
 
 class RequestMethods(StoreCore):
@@ -122,12 +166,9 @@ class RequestMethods(StoreCore):
         if request.state is not State.PENDING:
             raise ValueError(f"a new request must be pending, not {request.state.value}")
         queued = self._told(Action.CREATE)
-        key = email_key(request.email)
         created_at = self._time_to_db(request.created_at)
         row = (
             _text(request.id),
-            _text(request.email),
-            _text(request.domain),
             _text(request.reason),
             _text(request.requester),
             request.state.value,
@@ -138,15 +179,26 @@ class RequestMethods(StoreCore):
             _opt_text(request.message_ts),
             _opt_text(request.decided_by),
             _opt_text(request.decision_note),
-            None if request.outcome is None else _json(outcome_to_dict(request.outcome)),
             _approvals_json(request.approvals),
             0,
-            None if request.view is None else _json(view_to_dict(request.view)),
-            None if request.readback is None else _json(view_to_dict(request.readback)),
-            _opt_text(request.claim_id),
-            None if request.lease_until is None else self._time_to_db(request.lease_until),
-            key,
+            Operation(request.operation).value,
         )
+        item_rows = [
+            (
+                row[0],
+                position,
+                _text(item.email),
+                _text(item.domain),
+                State.PENDING.value,
+                None if item.outcome is None else _json(outcome_to_dict(item.outcome)),
+                None if item.view is None else _json(view_to_dict(item.view)),
+                None if item.readback is None else _json(view_to_dict(item.readback)),
+                _opt_text(item.claim_id),
+                None if item.lease_until is None else self._time_to_db(item.lease_until),
+                email_key(item.email),
+            )
+            for position, item in enumerate(request.items)
+        ]
         audit = (
             _text(request.id),
             created_at,
@@ -154,7 +206,7 @@ class RequestMethods(StoreCore):
             Action.CREATE.value,
             None,
             State.PENDING.value,
-            _json({"email": request.email, "domain": request.domain, "reason": request.reason}),
+            _json(_created_details(request)),
         )
 
         def duplicate_id() -> StoreError:
@@ -168,10 +220,13 @@ class RequestMethods(StoreCore):
                     cur.execute(self._sql("SELECT 1 FROM requests WHERE id = ?"), (row[0],))
                     if cur.fetchone() is not None:
                         raise duplicate_id()
-                    existing = self._fetch_open(cur, request.email)
-                    if existing is not None:
-                        raise OpenRequestExists(existing)
+                    for item in request.items:
+                        existing = self._fetch_open(cur, item.email)
+                        if existing is not None:
+                            raise OpenRequestExists(existing)
                     cur.execute(self._sql(_INSERT_REQUEST), row)
+                    for item_row in item_rows:
+                        cur.execute(self._sql(_INSERT_ITEM), item_row)
                     audit_id = self._insert_audit(cur, audit)
                     self._insert_outbox(cur, row[0], queued, created_at, audit_id)
                     stored = self._fetch_request(cur, row[0])
@@ -182,9 +237,10 @@ class RequestMethods(StoreCore):
                     raise duplicate_id() from None
                 if which != "open_email":
                     raise
-                existing = self.find_open(request.email)
-                if existing is not None:
-                    raise OpenRequestExists(existing) from None
+                for item in request.items:
+                    existing = self.find_open(item.email)
+                    if existing is not None:
+                        raise OpenRequestExists(existing) from None
                 continue
             if stored is None:  # cannot happen: inserted in this very transaction
                 raise StoreError(f"request {request.id!r} vanished while being created")
@@ -232,7 +288,7 @@ class RequestMethods(StoreCore):
         that audit entry) are written in the same transaction. Raises ValueError for a
         transition TRANSITIONS does not allow, whatever the stored state.
         """
-        _validate_transition(change.from_states, change.to_state, change.action)
+        _validate_transition(change.from_states, change.to_state, change.action, change.item)
         _check_aware(change.now, "now")
         queued = self._told(change.action)
         request_id = _text(change.request_id)  # ids arrive in button values: never trusted
@@ -241,68 +297,122 @@ class RequestMethods(StoreCore):
         audit_details = _json(change.audit_details)
         outcome = change.outcome
         outcome_json = None if outcome is None else _json(outcome_to_dict(outcome))
-        with self._write() as cur:
-            # SQLite: the write lock is held from the transaction's start; PostgreSQL: the row
-            # is locked by this read. Either way the update below sees this state; it re-checks
-            # it anyway (it is the CAS).
-            state = self._lock_request(cur, request_id)
-            if state is None or State(state) not in change.from_states:
-                return None
-            current = State(state)
-            params: tuple[Any, ...] = (
-                to_state.value,
-                at,
-                _opt_text(change.decided_by),
-                _opt_text(change.decision_note),
-                outcome_json,
-                None
-                if change.approvals is None
-                else _approvals_json(change.approvals, change.withdrawn),
-                None if change.readback is None else _json(view_to_dict(change.readback)),
-                _opt_text(change.claim_id),
-                None if change.lease_until is None else self._time_to_db(change.lease_until),
-                request_id,
-                current.value,
-            )
-            sql = _CAS
-            if change.unexpired_only:
-                sql += _CAS_UNEXPIRED
-                params = (*params, at)
-            if change.updated_before is not None:
-                _check_aware(change.updated_before, "updated_before")
-                sql += _CAS_UPDATED_BEFORE
-                params = (*params, self._time_to_db(change.updated_before))
-            if change.expected_version is not None:
-                sql += _CAS_VERSION
-                params = (*params, int(change.expected_version))
-            if change.fence is not None:
-                sql += _CAS_FENCE
-                params = (*params, _text(change.fence))
-            if change.lease_expired_by is not None:
-                sql += _CAS_LEASE_EXPIRED
-                params = (*params, self._time_to_db(change.lease_expired_by))
-            cur.execute(self._sql(sql), params)
-            if cur.rowcount != 1:
-                return None
-            audit_id = self._insert_audit(
-                cur,
-                (
-                    request_id,
-                    at,
-                    _text(change.actor),
-                    _text(Action(change.action).value),
-                    current.value,
-                    to_state.value,
-                    audit_details,
-                ),
-            )
-            due = None if change.held_until is None else self._time_to_db(change.held_until)
-            if change.fence is not None and due is None:
-                # An outcome told at once (no read-back to wait for): what its claim held
-                # ("calling the provider…") is due now too, so it never holds the lane up.
-                cur.execute(self._sql(_RELEASE_HELD), (at, request_id, at))
-            self._insert_outbox(cur, request_id, queued, at, audit_id, due)
-            return self._fetch_request(cur, request_id)
+        try:
+            with self._write() as cur:
+                # SQLite: the write lock is held from the transaction's start; PostgreSQL: the
+                # row is locked by this read. Either way the updates below see this state; they
+                # re-check it anyway (they are the CAS).
+                state = self._lock_request(cur, request_id)
+                if state is None:
+                    return None
+                current = State(state)
+                if change.item is None:
+                    if current not in change.from_states:
+                        return None
+                    new_state = to_state
+                else:
+                    if not self._move_item(cur, request_id, change):
+                        return None
+                    cur.execute(self._sql(_ITEM_STATES), (request_id,))
+                    new_state = request_state(State(r[0]) for r in cur.fetchall())
+                if not self._move_request(cur, request_id, current, new_state, change):
+                    if change.item is None:
+                        return None
+                    raise _Lost  # the item moved above: undo it
+                if change.item is None and to_state is not State.PENDING:
+                    # A pending request closed without a call: so are its waiting items.
+                    cur.execute(
+                        self._sql(_CLOSE_ITEMS),
+                        (to_state.value, outcome_json, request_id, State.PENDING.value),
+                    )
+                audit_id = self._insert_audit(
+                    cur,
+                    (
+                        request_id,
+                        at,
+                        _text(change.actor),
+                        _text(Action(change.action).value),
+                        current.value,
+                        new_state.value,
+                        audit_details,
+                    ),
+                )
+                due = None if change.held_until is None else self._time_to_db(change.held_until)
+                if change.fence is not None and due is None:
+                    # An outcome told at once (no read-back to wait for): what its claim held
+                    # ("calling the provider…") is due now too, so it never holds the lane up.
+                    cur.execute(self._sql(_RELEASE_HELD), (at, request_id, at))
+                self._insert_outbox(cur, request_id, queued, at, audit_id, due)
+                return self._fetch_request(cur, request_id)
+        except _Lost:
+            return None
+
+    def _move_request(
+        self,
+        cur: _Cursor,
+        request_id: str,
+        current: State,
+        new_state: State,
+        change: Transition,
+    ) -> bool:
+        """The request's compare-and-set for ``change``: True when it matched."""
+        at = self._time_to_db(change.now)
+        params: tuple[Any, ...] = (
+            new_state.value,
+            at,
+            _opt_text(change.decided_by),
+            _opt_text(change.decision_note),
+            None
+            if change.approvals is None
+            else _approvals_json(change.approvals, change.withdrawn),
+            request_id,
+            current.value,
+        )
+        sql = _CAS
+        if change.unexpired_only:
+            sql += _CAS_UNEXPIRED
+            params = (*params, at)
+        if change.updated_before is not None:
+            _check_aware(change.updated_before, "updated_before")
+            sql += _CAS_UPDATED_BEFORE
+            params = (*params, self._time_to_db(change.updated_before))
+        if change.expected_version is not None:
+            sql += _CAS_VERSION
+            params = (*params, int(change.expected_version))
+        cur.execute(self._sql(sql), params)
+        return bool(cur.rowcount == 1)
+
+    def _move_item(self, cur: _Cursor, request_id: str, change: Transition) -> bool:
+        """The compare-and-set of the item ``change`` executes (from one of ``from_states``,
+        under the fence and the sweep's test): True when it matched."""
+        assert change.item is not None
+        cur.execute(
+            self._sql("SELECT state FROM items WHERE request_id = ? AND position = ?"),
+            (request_id, int(change.item)),
+        )
+        row = cur.fetchone()
+        if row is None or State(row[0]) not in change.from_states:
+            return False
+        outcome = change.outcome
+        params: tuple[Any, ...] = (
+            State(change.to_state).value,
+            None if outcome is None else _json(outcome_to_dict(outcome)),
+            None if change.readback is None else _json(view_to_dict(change.readback)),
+            _opt_text(change.claim_id),
+            None if change.lease_until is None else self._time_to_db(change.lease_until),
+            request_id,
+            int(change.item),
+            str(row[0]),
+        )
+        sql = _ITEM_CAS
+        if change.fence is not None:
+            sql += _CAS_FENCE
+            params = (*params, _text(change.fence))
+        if change.lease_expired_by is not None:
+            sql += _CAS_LEASE_EXPIRED
+            params = (*params, self._time_to_db(change.lease_expired_by))
+        cur.execute(self._sql(sql), params)
+        return bool(cur.rowcount == 1)
 
     def record_view(
         self,
@@ -313,8 +423,10 @@ class RequestMethods(StoreCore):
         actor: str,
         now: datetime,
         states: frozenset[State] | None = None,
+        item: int = 0,
     ) -> VerificationRequest | None:
-        """Store a reading of the provider's view with the request, whatever its state: as its
+        """Store a reading of the provider's view with the request's ``item``, whatever its
+        state: as its
         ``view`` (``Action.LOOKUP``, when it was made) or its ``readback`` (``Action.CHECK``,
         ``Action.READBACK``: the latter also makes due now what the call's outcome held for it,
         see ``Transition.held_until``).
@@ -343,7 +455,7 @@ class RequestMethods(StoreCore):
             shown = allowed is None or state in allowed
             details: dict[str, Any] = {"reading": view_to_dict(reading)}
             if shown:
-                cur.execute(self._sql(sql), (reading_json, request_id))
+                cur.execute(self._sql(sql), (reading_json, request_id, int(item)))
             else:
                 details["shown"] = False
             audit_id = self._insert_audit(

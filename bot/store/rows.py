@@ -21,9 +21,12 @@ from bot.domain.views import DomainReading, view_from_dict
 MAX_ERROR_CHARS = 500
 
 _REQUEST_COLUMNS = (
-    "id, email, domain, reason, requester, state, created_at, expires_at, updated_at, "
-    "channel, message_ts, decided_by, decision_note, outcome, approvals, version, "
-    "provider_view, readback, claim_id, lease_until"
+    "id, reason, requester, state, created_at, expires_at, updated_at, "
+    "channel, message_ts, decided_by, decision_note, approvals, version, operation"
+)
+_ITEM_COLUMNS = (
+    "request_id, position, email, domain, state, outcome, provider_view, readback, claim_id, "
+    "lease_until"
 )
 _AUDIT_COLUMNS = "request_id, at, actor, action, from_state, to_state, details"
 _OUTBOX_COLUMNS = (
@@ -33,6 +36,7 @@ _OUTBOX_COLUMNS = (
 _BUTTONS_COLUMNS = "id, request_id, surface, channel, ts, audit_id, posted_at"
 
 _SELECT_REQUEST = f"SELECT {_REQUEST_COLUMNS} FROM requests"  # noqa: S608 -- constant column list
+_SELECT_ITEMS = f"SELECT {_ITEM_COLUMNS} FROM items"  # noqa: S608 -- constant column list
 
 
 # Lone surrogates are not Unicode text and cannot be encoded as UTF-8, yet JSON from Slack can

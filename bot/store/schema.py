@@ -1,7 +1,8 @@
 """The store's schema, written once and rendered for each database.
 
-Three tables: ``requests`` (one row per request, its current state), ``audit_log`` (every
-transition, append-only) and ``outbox`` (what Slack must be told, per request and lane, each
+The tables: ``requests`` (one row per request: its approval and current state), ``items``
+(one row per email of a request: its execution), ``audit_log`` (every transition,
+append-only) and ``outbox`` (what Slack must be told, per request and lane, each
 entry naming the audit entry of the change that queued it). The dialects differ only in how
 they spell an auto-numbered key, a point in time and a reference to such a key.
 
@@ -14,7 +15,10 @@ requester's DM with Cancel, the thread replies with Check provider / Retry / Res
 index over the outbox entries given up on (counted in /metrics); 7 an index on each requester's
 requests by time (the Home tab's "your requests", bounded);
 8 the request's ``claim_id`` and ``lease_until`` (the current claim of an executing request and
-until when it may call the provider: the fence on its outcome and the sweep's test).
+until when it may call the provider: the fence on its outcome and the sweep's test);
+9 the ``items`` table: a request asks for an ``operation`` on one or more items, and what
+belongs to executing one (its email, state, claim and lease, outcome, the provider's views)
+moves from the request's row to its item's; "one open request per email" is kept across items.
 ``MIGRATIONS[n]`` brings a version-n database to n + 1, on either backend.
 """
 
@@ -25,7 +29,7 @@ from typing import Final
 
 from bot.domain.model import OPEN_STATES
 
-SCHEMA_VERSION: Final = 8
+SCHEMA_VERSION: Final = 9
 FIRST_RELEASED_VERSION: Final = 2
 
 OPEN_VALUES: Final = tuple(sorted(s.value for s in OPEN_STATES))
@@ -53,13 +57,37 @@ POSTGRES: Final = Dialect(
     serial_ref="BIGINT",
 )
 
+# One row per email of a request: its execution. ``state`` is the item's own (its request's while
+# that waits for approval, or was closed without a call).
+_ITEMS: Final = """
+    CREATE TABLE items (
+        request_id    TEXT NOT NULL REFERENCES requests (id),
+        position      INTEGER NOT NULL,
+        email         TEXT NOT NULL,
+        domain        TEXT NOT NULL,
+        email_key     TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        outcome       TEXT,
+        provider_view TEXT,
+        readback      TEXT,
+        claim_id      TEXT,
+        lease_until   {time},
+        PRIMARY KEY (request_id, position)
+    )
+    """
+_ITEM_INDEXES: Final = (
+    # "One open request per email", across items, processes and replicas.
+    f"CREATE UNIQUE INDEX items_open_email ON items (email_key) WHERE {OPEN_IN}",
+    "CREATE INDEX items_email_key ON items (email_key, state)",
+    # The history beside a request: earlier requests for its domain.
+    "CREATE INDEX items_domain ON items (domain)",
+)
+
 # {serial}, {time} and {serial_ref} are the dialect's words; every other brace is doubled.
 _SCHEMA: Final = (
     """
     CREATE TABLE requests (
         id            TEXT PRIMARY KEY,
-        email         TEXT NOT NULL,
-        domain        TEXT NOT NULL,
         reason        TEXT NOT NULL,
         requester     TEXT NOT NULL,
         state         TEXT NOT NULL,
@@ -70,25 +98,17 @@ _SCHEMA: Final = (
         message_ts    TEXT,
         decided_by    TEXT,
         decision_note TEXT,
-        outcome       TEXT,
-        email_key     TEXT NOT NULL,
         approvals     TEXT NOT NULL DEFAULT '[]',
         version       INTEGER NOT NULL DEFAULT 0,
-        provider_view TEXT,
-        readback      TEXT,
-        claim_id      TEXT,
-        lease_until   {time}
+        operation     TEXT NOT NULL DEFAULT 'confirm'
     )
     """,
-    # "One open request per email", across processes and replicas.
-    f"CREATE UNIQUE INDEX requests_open_email ON requests (email_key) WHERE {OPEN_IN}",
-    "CREATE INDEX requests_email_key ON requests (email_key, state)",
     "CREATE INDEX requests_state_expires ON requests (state, expires_at)",
     "CREATE INDEX requests_created ON requests (created_at)",
-    # The history beside a request: earlier requests for its domain.
-    "CREATE INDEX requests_domain ON requests (domain, created_at)",
     # The Home tab: one person's newest requests, without reading anyone else's.
     "CREATE INDEX requests_requester ON requests (requester, created_at)",
+    _ITEMS,
+    *_ITEM_INDEXES,
     """
     CREATE TABLE audit_log (
         id         {serial},
@@ -208,6 +228,33 @@ _V7_TO_V8: Final = (
     "ALTER TABLE requests ADD COLUMN lease_until {time}",
 )
 
+# Version 8 -> 9: each request's email, its execution and its view move to its one item; the
+# request asks for the operation every earlier bot did (confirm).
+_V8_TO_V9: Final = (
+    _ITEMS,
+    "INSERT INTO items (request_id, position, email, domain, email_key, state, outcome, "
+    "provider_view, readback, claim_id, lease_until) SELECT id, 0, email, domain, email_key, "
+    "state, outcome, provider_view, readback, claim_id, lease_until FROM requests",
+    "DROP INDEX IF EXISTS requests_open_email",
+    "DROP INDEX IF EXISTS requests_email_key",
+    "DROP INDEX IF EXISTS requests_domain",
+    *_ITEM_INDEXES,
+    *(
+        f"ALTER TABLE requests DROP COLUMN {column}"
+        for column in (
+            "email",
+            "domain",
+            "email_key",
+            "outcome",
+            "provider_view",
+            "readback",
+            "claim_id",
+            "lease_until",
+        )
+    ),
+    "ALTER TABLE requests ADD COLUMN operation TEXT NOT NULL DEFAULT 'confirm'",
+)
+
 # From version N to N + 1.
 MIGRATIONS: Final = {
     2: _V2_TO_V3,
@@ -216,6 +263,7 @@ MIGRATIONS: Final = {
     5: _V5_TO_V6,
     6: _V6_TO_V7,
     7: _V7_TO_V8,
+    8: _V8_TO_V9,
 }
 
 

@@ -140,7 +140,7 @@ class SQLiteStore(BaseSQLStore):
 
     def _unique_violation(self, error: BaseException) -> str | None:
         message = str(error)
-        if "requests.email_key" in message:
+        if "items.email_key" in message:
             return "open_email"
         if "requests.id" in message:
             return "id"

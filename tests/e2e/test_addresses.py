@@ -26,6 +26,7 @@ from bot.domain.model import (
     State,
     VerificationRequest,
     new_request_id,
+    one_item_request,
     utcnow,
 )
 from bot.slack import blocks, ids
@@ -117,7 +118,7 @@ def test_the_echo_of_a_refused_address_spells_out_what_was_hidden():
 
 def stored_request(email: str, domain: str) -> VerificationRequest:
     now = utcnow()
-    return VerificationRequest(
+    return one_item_request(
         id=new_request_id(),
         email=email,
         domain=domain,

@@ -118,6 +118,7 @@ def test_interrupted_call_becomes_unknown_without_a_click(world):
             State.EXECUTING,
             actor=APPROVER,
             action=Action.APPROVE,
+            item=0,
             now=utcnow(),
             decided_by=APPROVER,
         )
@@ -156,6 +157,7 @@ def test_interrupted_after_shortens_the_bound_and_is_warned_about(tmp_path, capl
                 State.EXECUTING,
                 actor=APPROVER,
                 action=Action.APPROVE,
+                item=0,
                 now=utcnow(),
                 decided_by=APPROVER,
             )
@@ -436,6 +438,7 @@ def test_a_retried_request_is_not_swept_as_interrupted(world):
             State.EXECUTING,
             actor=APPROVER,
             action=Action.RETRY,
+            item=0,
             now=listed_cutoff + timedelta(seconds=1),
         )
     )
@@ -447,6 +450,7 @@ def test_a_retried_request_is_not_swept_as_interrupted(world):
                 State.UNKNOWN,
                 actor="bot",
                 action=Action.INTERRUPTED,
+                item=0,
                 now=utcnow(),
                 updated_before=listed_cutoff,
             )

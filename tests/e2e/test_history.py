@@ -9,8 +9,8 @@ from bot.domain.model import (
     HISTORY_SHOWN,
     Action,
     State,
-    VerificationRequest,
     new_request_id,
+    one_item_request,
     utcnow,
 )
 from bot.domain.outcomes import Cleared
@@ -82,7 +82,7 @@ def cleared_earlier(world: World, email: str, count: int) -> None:
     for n in range(count):
         at = start + timedelta(hours=n)
         request = store.create(
-            VerificationRequest(
+            one_item_request(
                 id=new_request_id(),
                 email=email,
                 domain=email.rpartition("@")[2],
@@ -108,6 +108,7 @@ def cleared_earlier(world: World, email: str, count: int) -> None:
                     action=action,
                     now=at,
                     decided_by=APPROVER,
+                    item=0,
                     outcome=outcome,
                 )
             )

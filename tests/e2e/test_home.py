@@ -214,21 +214,27 @@ def add_finished_history(world: World, count: int, start: int) -> None:
     """``count`` succeeded requests made within the last days (half of them by REQUESTER),
     written straight into the SQLite file as a long-running installation would hold them."""
     now = datetime.now(UTC)
-    rows = []
+    rows, items = [], []
     for n in range(start, start + count):
         at = (now - timedelta(days=1, seconds=n)).isoformat(timespec="microseconds")
         email = f"old{n}@example{n}.com"
         rows.append(
-            (f"{n:016x}", email, f"example{n}.com", "TICKET-0", REQUESTER if n % 2 else "U0OTHER")
-            + (State.SUCCEEDED.value, at, at, at, APPROVER, email)
+            (f"{n:016x}", "TICKET-0", REQUESTER if n % 2 else "U0OTHER")
+            + (State.SUCCEEDED.value, at, at, at, APPROVER)
         )
+        items.append((f"{n:016x}", email, f"example{n}.com", State.SUCCEEDED.value, email))
     conn = sqlite3.connect(world.database_path, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(
-            "INSERT INTO requests (id, email, domain, reason, requester, state, created_at, "
-            "expires_at, updated_at, decided_by, email_key) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO requests (id, reason, requester, state, created_at, "
+            "expires_at, updated_at, decided_by) VALUES (?,?,?,?,?,?,?,?)",
             rows,
+        )
+        conn.executemany(
+            "INSERT INTO items (request_id, position, email, domain, state, email_key) "
+            "VALUES (?,0,?,?,?,?)",
+            items,
         )
         conn.execute("COMMIT")
     finally:

@@ -21,7 +21,7 @@ import pytest
 from processes import make_workspace, state_of
 from worlds import later, request_of
 
-from bot.domain.model import Action, State, VerificationRequest, new_request_id
+from bot.domain.model import Action, State, new_request_id, one_item_request
 from bot.domain.ports import Transition
 from bot.slack import ids
 from bot.slack.notices import notices_for
@@ -187,7 +187,7 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 def claimed(store: Any, claim_id: str, lease_until: datetime) -> Any:
     """A request claimed (pending -> executing) with ``claim_id`` and ``lease_until``."""
     request = store.create(
-        VerificationRequest(
+        one_item_request(
             id=new_request_id(),
             email=f"u-{new_request_id()}@example.com",
             domain="example.com",
@@ -207,6 +207,7 @@ def claimed(store: Any, claim_id: str, lease_until: datetime) -> Any:
             State.EXECUTING,
             actor="U2",
             action=Action.APPROVE,
+            item=0,
             now=T0,
             claim_id=claim_id,
             lease_until=lease_until,
@@ -223,6 +224,7 @@ def outcome(request_id: str, fence: str, **extra: Any) -> Transition:
         State.SUCCEEDED,
         actor="U2",
         action=Action.PROVIDER_SUCCESS,
+        item=0,
         now=T0 + timedelta(seconds=5),
         fence=fence,
         **extra,
@@ -275,6 +277,7 @@ def test_the_sweep_takes_a_claim_only_once_its_lease_ran_out(database_url: str) 
                     State.UNKNOWN,
                     actor="bot",
                     action=Action.INTERRUPTED,
+                    item=0,
                     now=now,
                     fence="claim-a",
                     lease_expired_by=now,

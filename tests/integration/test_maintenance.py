@@ -58,6 +58,7 @@ def test_a_round_expires_recovers_and_delivers(store) -> None:
             State.EXECUTING,
             actor="U2",
             action=Action.APPROVE,
+            item=0,
             now=clock.now,
         )
     )

@@ -20,6 +20,7 @@ from bot.domain.model import (
     State,
     VerificationRequest,
     new_request_id,
+    one_item_request,
 )
 from bot.domain.outcomes import Cleared, ProviderFailed
 from bot.domain.ports import Transition
@@ -134,7 +135,7 @@ def test_a_late_reply_describes_the_attempt_that_queued_it(store, slack, outbox)
     outbox.deliver(request.id)
     first = ProviderFailed(kind="timeout", message="no answer", outcome_unknown=True)
     second = Cleared(("example.com",), ("3704",), "cleared")
-    change(store, request.id, State.PENDING, State.EXECUTING, action=Action.APPROVE)
+    change(store, request.id, State.PENDING, State.EXECUTING, action=Action.APPROVE, item=0)
     slack.fail["reply_result"] = [transient()]
     change(
         store,
@@ -142,16 +143,18 @@ def test_a_late_reply_describes_the_attempt_that_queued_it(store, slack, outbox)
         State.EXECUTING,
         State.UNKNOWN,
         action=Action.PROVIDER_ERROR,
+        item=0,
         outcome=first,
     )
     outbox.deliver(request.id)  # Slack is down for the reply
-    change(store, request.id, State.UNKNOWN, State.EXECUTING, action=Action.RETRY)
+    change(store, request.id, State.UNKNOWN, State.EXECUTING, action=Action.RETRY, item=0)
     change(
         store,
         request.id,
         State.EXECUTING,
         State.SUCCEEDED,
         action=Action.PROVIDER_SUCCESS,
+        item=0,
         outcome=second,
     )
     outbox.deliver_due()  # due now: the backoff is measured from the failed try
@@ -189,7 +192,7 @@ def test_transient_failures_are_retried_for_a_week_then_given_up_audited(
     # Only the request message is queued: the DM's lane has tests of its own.
     store.announce = lambda action: [(Notice.POST_REQUEST, Lane.CHANNEL)]
     request = store.create(
-        VerificationRequest(
+        one_item_request(
             id=new_request_id(),
             email="bob@example.com",
             domain="example.com",
@@ -291,7 +294,7 @@ def test_history_beside_a_request_is_not_cut_by_newer_requests(store, outbox) ->
 
     def made(email: str, minutes: int) -> VerificationRequest:
         at = T0 + timedelta(minutes=minutes)
-        request = VerificationRequest(
+        request = one_item_request(
             id=new_request_id(),
             email=email,
             domain=email.rpartition("@")[2],

@@ -36,6 +36,7 @@ from bot.domain.model import (
     Action,
     State,
     is_request_id,
+    request_state,
     utcnow,
 )
 from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
@@ -216,6 +217,21 @@ class ServiceMachine(RuleBasedStateMachine):
     def one_open_request_per_email(self) -> None:
         open_emails = [r.email.lower() for r in self.store.list_requests(OPEN_STATES)]
         assert len(open_emails) == len(set(open_emails))
+
+    @invariant()
+    def items_make_their_request_and_hold_their_email(self) -> None:
+        """Each request is in the state its items make of it (its approval's while it waits
+        or was closed without a call), an item is claimed only under a claim of its own, and
+        no email has two open items: what the store's unique index holds across items."""
+        open_items: list[str] = []
+        for request in self.store.list_requests():
+            assert request.items and request.state is request_state(i.state for i in request.items)
+            for item in request.items:
+                if item.state is State.EXECUTING:
+                    assert item.claim_id is not None and item.lease_until is not None
+                if item.state in OPEN_STATES and request.is_open(self.now):
+                    open_items.append(item.email.casefold())
+        assert len(open_items) == len(set(open_items))
 
     @invariant()
     def only_a_crash_leaves_a_claim_behind(self) -> None:

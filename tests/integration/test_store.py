@@ -15,6 +15,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from doubles import Delivery, Roles, StubProvider
 from bot.domain.model import (
     OPEN_STATES,
     Action,
+    Item,
     OpenRequestExists,
     State,
     VerificationRequest,
@@ -132,7 +134,14 @@ def sqlite_store(db_path: Path) -> Iterator[SQLiteStore]:
 def approve(store: BaseSQLStore, request_id: str, actor: str = "U_APP", **kw: Any) -> Any:
     return store.transition(
         Transition(
-            request_id, PENDING, State.EXECUTING, actor=actor, action=Action.APPROVE, now=T0, **kw
+            request_id,
+            PENDING,
+            State.EXECUTING,
+            actor=actor,
+            action=Action.APPROVE,
+            item=0,
+            now=T0,
+            **kw,
         )
     )
 
@@ -225,7 +234,7 @@ def test_create_appends_create_audit_entry_in_same_transaction(store: BaseSQLSto
 def test_create_refuses_a_request_that_is_not_pending(store: BaseSQLStore) -> None:
     """Only pending requests may be created; anything else is a programming error."""
     request = make_request()
-    executing = VerificationRequest(**{**request.__dict__, "state": State.EXECUTING})
+    executing = replace(request, state=State.EXECUTING)
     with pytest.raises(ValueError, match="pending"):
         store.create(executing, actor="U_REQ")
     assert store.get(request.id) is None
@@ -322,6 +331,7 @@ def test_legal_transition_updates_state_and_appends_audit(store: BaseSQLStore) -
             State.EXECUTING,
             actor="U_APP",
             action=Action.APPROVE,
+            item=0,
             now=later,
             details={"note": "looks fine ✓", "n": 1},
             decided_by="U_APP",
@@ -349,6 +359,7 @@ def test_legal_transition_updates_state_and_appends_audit(store: BaseSQLStore) -
             State.SUCCEEDED,
             actor="U_APP",
             action=Action.PROVIDER_SUCCESS,
+            item=0,
             now=later + timedelta(seconds=2),
             details={"nested": {"x": None}},
             outcome=outcome,
@@ -394,7 +405,13 @@ def test_transition_from_one_of_several_states_records_the_actual_one(
     approve(store, other.id)
     store.transition(
         Transition(
-            other.id, EXECUTING, State.UNKNOWN, actor="U_APP", action=Action.PROVIDER_ERROR, now=T0
+            other.id,
+            EXECUTING,
+            State.UNKNOWN,
+            actor="U_APP",
+            action=Action.PROVIDER_ERROR,
+            item=0,
+            now=T0,
         )
     )
     retried = store.transition(
@@ -404,6 +421,7 @@ def test_transition_from_one_of_several_states_records_the_actual_one(
             State.EXECUTING,
             actor="U_APP2",
             action=Action.RETRY,
+            item=0,
             now=T0,
             decided_by="U_APP2",
         )
@@ -457,7 +475,13 @@ def test_illegal_transition_raises_value_error_and_writes_nothing(
     with pytest.raises(ValueError):
         store.transition(
             Transition(
-                request.id, from_states, to_state, actor="U", action=Action.PROVIDER_ERROR, now=T0
+                request.id,
+                from_states,
+                to_state,
+                actor="U",
+                action=Action.PROVIDER_ERROR,
+                item=0,
+                now=T0,
             )
         )
     assert store.get(request.id) == request
@@ -475,6 +499,7 @@ def test_transition_rejects_naive_now(store: BaseSQLStore) -> None:
                 State.EXECUTING,
                 actor="U",
                 action=Action.APPROVE,
+                item=0,
                 now=datetime(2025, 3, 1),
             )
         )
@@ -496,6 +521,7 @@ def test_unexpired_only_refuses_an_expired_request(store: BaseSQLStore) -> None:
                     State.EXECUTING,
                     actor="U",
                     action=Action.APPROVE,
+                    item=0,
                     now=now,
                     unexpired_only=True,
                 )
@@ -514,6 +540,7 @@ def test_unexpired_only_refuses_an_expired_request(store: BaseSQLStore) -> None:
             State.EXECUTING,
             actor="U",
             action=Action.APPROVE,
+            item=0,
             now=fresh.expires_at - timedelta(microseconds=1),
             unexpired_only=True,
         )
@@ -555,6 +582,7 @@ def test_second_open_request_for_same_email_is_refused_case_insensitively(
                 State.UNKNOWN,
                 actor="bot",
                 action=Action.PROVIDER_ERROR,
+                item=0,
                 now=T0,
             )
         )
@@ -594,7 +622,9 @@ def test_a_new_request_is_allowed_once_the_open_one_is_done(
         src = EXECUTING
     assert (
         store.transition(
-            Transition(first.id, src, to_state, actor="U", action=Action.PROVIDER_ERROR, now=T0)
+            Transition(
+                first.id, src, to_state, actor="U", action=Action.PROVIDER_ERROR, item=0, now=T0
+            )
         )
         is not None
     )
@@ -741,6 +771,7 @@ def test_a_losing_transition_stores_no_outbox_entries(store: BaseSQLStore) -> No
                 State.REJECTED,
                 actor="U",
                 action=Action.PROVIDER_ERROR,
+                item=0,
                 now=T0,
             )
         )
@@ -755,6 +786,7 @@ def test_a_losing_transition_stores_no_outbox_entries(store: BaseSQLStore) -> No
                 State.PENDING,
                 actor="U",
                 action=Action.PROVIDER_ERROR,
+                item=0,
                 now=T0,
             )
         )
@@ -1052,6 +1084,7 @@ def _race_worker(
                         State.EXECUTING,
                         actor=f"{worker}-{t}",
                         action=Action.APPROVE,
+                        item=0,
                         now=datetime.now(UTC),
                         decided_by=f"{worker}-{t}",
                     )
@@ -1129,7 +1162,7 @@ def test_data_survives_close_and_reopen(database_url: str) -> None:
 _KILL_CHILD = """
 import sys
 from datetime import UTC, datetime, timedelta, timezone
-from bot.domain.model import Action, State, VerificationRequest
+from bot.domain.model import Action, State, one_item_request
 from bot.domain.ports import Transition
 from bot.store import open_store
 
@@ -1137,7 +1170,7 @@ from bot.store import open_store
 store = open_store(sys.argv[1], announce=lambda a: [("show", "channel")] if a == "approve" else [])
 now = datetime.now(UTC)
 store.create(
-    VerificationRequest(
+    one_item_request(
         id="killed-1", email="k@example.com", domain="example.com", reason="survive",
         requester="U_REQ", state=State.PENDING, created_at=now,
         expires_at=now + timedelta(days=1), updated_at=now,
@@ -1146,7 +1179,7 @@ store.create(
 )
 store.transition(Transition(
     "killed-1", frozenset({State.PENDING}), State.EXECUTING,
-    actor="U_APP", action=Action.APPROVE, now=now, decided_by="U_APP",
+    actor="U_APP", action=Action.APPROVE, item=0, now=now, decided_by="U_APP",
 ))
 print("ready", flush=True)
 sys.stdin.read()  # wait here, connection open, until killed
@@ -1192,11 +1225,12 @@ def test_sqlite_settings_wal_full_sync_busy_timeout_and_schema(
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
     assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 8
+    assert SCHEMA_VERSION == 9
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {
-        "requests_open_email",
-        "requests_email_key",
+        "items_open_email",
+        "items_email_key",
+        "items_domain",
         "requests_state_expires",
         "requests_created",
         "requests_requester",
@@ -1204,8 +1238,8 @@ def test_sqlite_settings_wal_full_sync_busy_timeout_and_schema(
         "outbox_undone",
         "outbox_due",
     } <= indexes
-    unique = {r[1]: r[2] for r in conn.execute("PRAGMA index_list(requests)")}
-    assert unique["requests_open_email"] == 1
+    unique = {r[1]: r[2] for r in conn.execute("PRAGMA index_list(items)")}
+    assert unique["items_open_email"] == 1
 
 
 def test_postgres_schema_types_and_indexes(postgres_url: str) -> None:
@@ -1223,7 +1257,7 @@ def test_postgres_schema_types_and_indexes(postgres_url: str) -> None:
             ).fetchall()
         )
         index = conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'requests_open_email'"
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'items_open_email'"
         ).fetchone()
     assert types["requests.created_at"] == "timestamp with time zone"
     assert types["outbox.lease_until"] == "timestamp with time zone"
@@ -1689,6 +1723,7 @@ def test_list_requests_filters_by_state_and_times_oldest_first(store: BaseSQLSto
             State.EXECUTING,
             actor="U",
             action=Action.APPROVE,
+            item=0,
             now=T0 + timedelta(minutes=10),
         )
     )
@@ -1783,7 +1818,13 @@ def test_updated_before_guards_a_transition(store: BaseSQLStore) -> None:
     claimed_at = T0 + timedelta(minutes=5)
     store.transition(
         Transition(
-            request.id, PENDING, State.EXECUTING, actor="U", action=Action.APPROVE, now=claimed_at
+            request.id,
+            PENDING,
+            State.EXECUTING,
+            actor="U",
+            action=Action.APPROVE,
+            item=0,
+            now=claimed_at,
         )
     )
     swept = store.transition(
@@ -1793,6 +1834,7 @@ def test_updated_before_guards_a_transition(store: BaseSQLStore) -> None:
             State.UNKNOWN,
             actor="bot",
             action=Action.PROVIDER_ERROR,
+            item=0,
             now=claimed_at + timedelta(hours=1),
             updated_before=claimed_at,
         )
@@ -1806,8 +1848,88 @@ def test_updated_before_guards_a_transition(store: BaseSQLStore) -> None:
             State.UNKNOWN,
             actor="bot",
             action=Action.PROVIDER_ERROR,
+            item=0,
             now=claimed_at + timedelta(hours=1),
             updated_before=claimed_at + timedelta(seconds=1),
         )
     )
     assert swept is not None and swept.state is State.UNKNOWN
+
+
+def test_a_request_of_several_items_holds_each_email_and_moves_by_its_items(
+    store: BaseSQLStore,
+) -> None:
+    """A request may hold several items (emails): each is stored with its own state and holds
+    its email against a second open request (one open request per email, across items); each
+    item is claimed and answered under its own claim, and the request is in the state its
+    items make of it; closing the request closes its waiting items and frees their emails."""
+    both = VerificationRequest(
+        id=new_request_id(),
+        reason="INC-7",
+        requester="U_REQ",
+        state=State.PENDING,
+        created_at=T0,
+        expires_at=T0 + timedelta(days=1),
+        updated_at=T0,
+        items=(Item("a@x.example", "x.example"), Item("b@y.example", "y.example", position=1)),
+    )
+    created = store.create(both, actor="U_REQ")
+    assert [(i.position, i.email, i.state) for i in created.items] == [
+        (0, "a@x.example", State.PENDING),
+        (1, "b@y.example", State.PENDING),
+    ]
+    assert store.audit_log(both.id)[0].details["emails"] == ["a@x.example", "b@y.example"]
+    with pytest.raises(OpenRequestExists) as held:
+        store.create(make_request(email="B@Y.example"), actor="U_OTHER")
+    assert held.value.existing.id == both.id
+
+    def execute(item: int, src: State, dst: State, action: Action, **kw: Any) -> Any:
+        change = Transition(
+            both.id, frozenset({src}), dst, actor="U_APP", action=action, now=T0, item=item, **kw
+        )
+        return store.transition(change)
+
+    lease = T0 + timedelta(minutes=1)
+    first = execute(
+        0, State.PENDING, State.EXECUTING, Action.APPROVE, claim_id="c0", lease_until=lease
+    )
+    assert first.state is State.EXECUTING
+    assert [i.state for i in first.items] == [State.EXECUTING, State.PENDING]
+    assert first.items[0].claim_id == "c0" and first.items[1].claim_id is None
+    execute(1, State.PENDING, State.EXECUTING, Action.APPROVE, claim_id="c1", lease_until=lease)
+    # The fence is the item's own claim: item 1's claim cannot answer for item 0.
+    cleared = Cleared(("x.example",), ("1",), "ok")
+    assert (
+        execute(
+            0,
+            State.EXECUTING,
+            State.SUCCEEDED,
+            Action.PROVIDER_SUCCESS,
+            fence="c1",
+            outcome=cleared,
+        )
+        is None
+    )
+    done = execute(
+        0, State.EXECUTING, State.SUCCEEDED, Action.PROVIDER_SUCCESS, fence="c0", outcome=cleared
+    )
+    assert done.state is State.EXECUTING  # item 1 still runs
+    assert done.items[0].outcome == cleared and done.items[1].outcome is None
+    last = execute(1, State.EXECUTING, State.UNKNOWN, Action.PROVIDER_ERROR, fence="c1")
+    assert last.state is State.UNKNOWN
+    assert [e.to_state for e in store.audit_log(both.id)][-1] is State.UNKNOWN
+
+    other = store.create(
+        replace(
+            both,
+            id=new_request_id(),
+            items=(Item("c@z.example", "z.example"), Item("d@z.example", "z.example", position=1)),
+        ),
+        actor="U_REQ",
+    )
+    rejected = store.transition(
+        Transition(other.id, PENDING, State.REJECTED, actor="U_APP", action=Action.REJECT, now=T0)
+    )
+    assert rejected is not None
+    assert [i.state for i in rejected.items] == [State.REJECTED, State.REJECTED]
+    assert store.create(make_request(email="d@z.example"), actor="U_REQ").state is State.PENDING

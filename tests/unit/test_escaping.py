@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.domain.inputs import hidden_kind
-from bot.domain.model import Approval, State, VerificationRequest
+from bot.domain.model import Approval, State, VerificationRequest, one_item_request
 from bot.domain.outcomes import ERROR_KINDS, Cleared, Interrupted, ProviderFailed
 from bot.domain.service import HomeData
 from bot.domain.views import DOCUMENTED_STATUSES, ProviderView, ViewUnavailable
@@ -161,7 +161,7 @@ def assert_inert(text: str) -> None:
 
 
 def request(state: State, outcome: Any, view: Any, readback: Any) -> VerificationRequest:
-    return VerificationRequest(
+    return one_item_request(
         id="req_0123456789abcdef0123456789",
         email="alice@bücher.example",
         domain="bücher.example",
