@@ -1,11 +1,11 @@
 """Logging for ``python -m bot``: LOG_FORMAT (text or json) and LOG_LEVEL, with the correlation
 fields of the request a line concerns, no secret, and no line another can be forged into.
 
-* ``text``: ``2026-12-03 12:00:00,000 INFO bot.domain.service: Request … [request_id=… user=…]``;
+* ``text``: ``2026-12-03 12:00:00,000 INFO bot.domain.approval: Request … [request_id=… user=…]``;
 * ``json``: one object a line (python-json-logger) with ``time``, ``level``, ``logger``,
   ``message`` and the fields bound in bot.domain.correlation, e.g.::
 
-    {"time": "2026-12-03T12:00:00.123Z", "level": "INFO", "logger": "bot.domain.service",
+    {"time": "2026-12-03T12:00:00.123Z", "level": "INFO", "logger": "bot.domain.approval",
      "message": "Request 0f3a… approved by U0ANA; calling the provider",
      "request_id": "0f3a…", "team": "T0ACME", "user": "U0ANA", "action": "verify_email_approve"}
 

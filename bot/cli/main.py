@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot [serve | sandbox | check | manifest]``.
+"""Command line: ``python -m bot [serve | sandbox | check | audit | manifest]``.
 
 ``serve`` (the default) runs the bot: HTTP, or Socket Mode when SLACK_APP_TOKEN is set.
 """

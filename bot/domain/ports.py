@@ -37,9 +37,13 @@ class Transition:
     audit entry (``actor``, ``action``, ``details``) and what the edge tells of that action.
     ``decided_by``, ``decision_note``, ``outcome`` and ``approvals`` (the whole list) are
     stored when given; the outcome also goes into the audit details. A staying action
-    (``STAYING_ACTIONS``) goes from pending to pending. A claim stores ``claim_id`` and
-    ``lease_until``; ``fence`` requires the request's current claim to be that one, and
-    ``lease_expired_by`` its lease to have run out before that time.
+    (``STAYING_ACTIONS``) goes from pending to pending.
+
+    An execution action (``EXECUTION_ACTIONS``) names its ``item``: ``from_states`` and
+    ``to_state`` are then the item's, and the request moves to what its items make of it. A
+    claim stores the item's ``claim_id`` and ``lease_until``; ``fence`` requires the item's
+    current claim to be that one, and ``lease_expired_by`` its lease to have run out before
+    that time.
     """
 
     request_id: str

@@ -9,7 +9,7 @@ dialect and the error translation.
   are in autocommit mode; every write is one explicit transaction.
 * Concurrency (READ COMMITTED): a transition locks the request's row (``FOR NO KEY UPDATE``)
   before reading its state, so the compare-and-set, its audit entry and its outbox entries are
-  one atomic step; the partial unique index ``requests_open_email`` makes a second open request
+  one atomic step; the partial unique index ``items_open_email`` makes a second open request
   for one email impossible across replicas; the outbox claim skips rows another replica holds
   (``FOR UPDATE SKIP LOCKED``) and re-checks the lease of any row changed meanwhile.
 * Schema: created (or migrated) at start inside a transaction holding an advisory lock, so two

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bot.slack import ids
-from bot.slack.server import parse_slack_body
+from bot.slack.http_request import parse_slack_body
 from bot.standins import payloads
 from bot.standins.world import REQUESTER, SIGNING_SECRET, World
 

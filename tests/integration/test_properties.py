@@ -46,6 +46,7 @@ from bot.domain.views import ProviderView
 from bot.provider.client import HostupClient
 from bot.provider.failures import ProviderError
 from bot.provider.reading import status_domain_name
+from bot.slack.http_request import parse_slack_body
 from bot.slack.listeners.parsing import (
     input_value,
     parse_command_text,
@@ -53,7 +54,6 @@ from bot.slack.listeners.parsing import (
     request_id_of,
 )
 from bot.slack.notices import notices_for
-from bot.slack.server import parse_slack_body
 from bot.store import open_store
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
