@@ -79,6 +79,8 @@ class Approving(Execution):
         )
         correlation.set_field("request_id", request.id)
         log.info("Request %s for %s by %s", request.id, request.email, requester)
+        # Nothing of it is due yet (held for its lookup), but the Home tabs open show it now.
+        self.delivery.deliver(request.id)
         if expired is not None:
             self.delivery.deliver(expired.id)
         return request
