@@ -12,10 +12,9 @@ Check provider / Retry / Resolved; the requester's DM with Cancel, from before C
 the request message) are remembered where Slack put them, and rewritten to say what happened
 instead when a later change queues ``SETTLE_REPLIES`` / ``SETTLE_DM``.
 
-An update is not sent when nothing it would show has changed: one queued behind a later one
-(both would show the current state), and the first one after the post when it renders exactly
-what the post showed (a new request's message is held for the provider's view, so it is
-usually posted with it, and the lookup's own update has nothing to add).
+An update is not sent when nothing it would show has changed: one a later queued update
+supersedes, and the first after the post when it renders just what the post showed (the
+lookup's, usually: a new request's message waits for the provider's view to be posted with it).
 """
 
 from __future__ import annotations
@@ -55,8 +54,7 @@ log = logging.getLogger(__name__)
 # The surfaces whose buttons act on an unknown outcome (Check provider, Retry, Resolved).
 _UNKNOWN_SURFACES = frozenset({Surface.RESULT_REPLY, Surface.CHECK_REPLY})
 
-# Request messages whose posted rendering is kept (the newest), until their first update.
-POSTS_KEPT = 1024
+POSTS_KEPT = 1024  # request messages whose posted rendering is kept (the newest), until updated
 
 
 class Messenger(Protocol):
@@ -192,7 +190,7 @@ class Renderer:
         self.records.set_message(request.id, posted.channel, posted.ts)
         with self._posted_lock:
             self._posted[request.id] = _digest(text, message_blocks)
-            while len(self._posted) > POSTS_KEPT:
+            if len(self._posted) > POSTS_KEPT:
                 self._posted.popitem(last=False)
 
     def _show(self, entry: OutboxEntry, request: VerificationRequest) -> None:
@@ -204,11 +202,9 @@ class Renderer:
         self._update_message(request, shown)
 
     def _as_posted(self, request_id: str, text: str, message_blocks: blocks.Blocks) -> bool:
-        """True when the first update since this process posted the request's message would
-        show exactly what the post showed. Safe whoever updated the message meanwhile: a
-        request never returns to how it was posted (an approval, the provider's view, a
-        decision are never taken back), so an equal rendering means it was never updated.
-        (Posted by another process, or before a restart: the update is sent.)"""
+        """True when the first update since this process posted the message would show just
+        what the post did. Whoever updated it since, it still shows that: a request never
+        returns to how it was posted (approvals, the view, decisions are never taken back)."""
         with self._posted_lock:
             posted = self._posted.pop(request_id, None)
         return posted is not None and posted == _digest(text, message_blocks)
@@ -357,8 +353,7 @@ class Renderer:
                 permanent=not still_posting,
             )
         text, dm_blocks = blocks.submitted_dm(request, self.messenger.channel)
-        # No button (Cancel is on the request message): nothing to settle once it is decided.
-        self.messenger.dm(request.requester, text, dm_blocks)
+        self.messenger.dm(request.requester, text, dm_blocks)  # no button: never settled
 
     def _dm_outcome(self, entry: OutboxEntry, request: VerificationRequest) -> None:
         decided = self._as_of(entry.audit_id, request)
@@ -502,5 +497,4 @@ class Renderer:
 
 def _digest(text: str, message_blocks: blocks.Blocks) -> str:
     """What a message shows, in a few bytes: equal digests, equal messages."""
-    shown = json.dumps([text, message_blocks], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(shown.encode()).hexdigest()
+    return hashlib.sha256(json.dumps([text, message_blocks], sort_keys=True).encode()).hexdigest()
