@@ -244,6 +244,24 @@ def test_after_any_decision_the_dm_loses_cancel_and_says_what_happened(world, ho
     assert words[state] in text_of(dm)
 
 
+def test_cancel_clicked_in_a_dm_from_before_rewrites_that_dm(world):
+    """Cancel clicked in a "posted" DM from before Cancel moved to the request message still
+    works: the request is cancelled, that DM is rewritten through the click's response_url to
+    say so, and the request message says who cancelled, without buttons."""
+    message = world.driver.ask(REQUESTER, EMAIL)
+    as_posted_before_cancel_moved(world)
+    channel = world.slack.dm_channel(REQUESTER)
+    clicked = world.driver.click(REQUESTER, dm_with_cancel(world), ids.CANCEL_ACTION, channel)
+    response = world.slack.wait_for(
+        lambda: next((r for r in world.slack.responses if r.url == clicked.response_url), None),
+        what="the answer to Cancel",
+    )
+    assert response.body["replace_original"] is True
+    assert "You cancelled your request" in response.body["text"]
+    final = world.driver.final_message(message)
+    assert f"Cancelled by <@{REQUESTER}>" in text_of(final) and buttons(final) == []
+
+
 def dm_with_cancel_or_cancelled(world: World) -> dict[str, Any] | None:
     """The first DM to the requester: the one that offered Cancel (whatever it says now)."""
     dms = world.slack.messages(REQUESTER)
