@@ -327,6 +327,35 @@ def test_a_post_not_waiting_longer_than_held_until_is_updated_by_the_lookup(
     assert slack.methods() == ["post_request", "dm", "show"]
 
 
+def test_a_lookup_not_shown_releases_nothing(store, slack, outbox) -> None:
+    """A lookup that comes back once the request has left pending (approved meanwhile) is not
+    shown, and leaves what the approval held ("calling the provider…") held."""
+    request = new_request(store)
+    outbox.deliver(request.id)
+    held = T0 + timedelta(seconds=2)
+    change(
+        store,
+        request.id,
+        State.PENDING,
+        State.EXECUTING,
+        action=Action.APPROVE,
+        claim_id="c1",
+        lease_until=T0 + timedelta(minutes=1),
+        held_until=held,
+    )
+    recorded = store.record_view(
+        request.id,
+        view(),
+        action=Action.LOOKUP,
+        actor="bot",
+        now=T0,
+        states=frozenset({State.PENDING}),
+    )
+    assert recorded.view is None
+    [interim] = store.outbox_entries(request.id)
+    assert (interim.kind, interim.next_attempt_at) == (Notice.SHOW, held)
+
+
 def test_a_dm_with_cancel_from_before_is_still_settled(store, slack, outbox) -> None:
     """A "posted" DM that offered Cancel (posted before Cancel moved to the request message)
     is still rewritten without it once the request is decided."""
