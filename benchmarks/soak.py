@@ -514,7 +514,7 @@ class Soak:
         if roll < 0.1:
             self.reject(email, message)
         elif roll < 0.2:
-            self.cancel(email)
+            self.cancel(email, message)
         else:
             self.approve(email, message, rng)
 
@@ -532,28 +532,10 @@ class Soak:
 
         self.decide(email, click)
 
-    def cancel(self, email: str) -> None:
-        def find() -> dict[str, Any] | None:
-            return next(
-                (
-                    m
-                    for m in self.slack.messages(REQUESTER)
-                    if ids.CANCEL_ACTION in json.dumps(m) and f"`{email}`" in m.get("text", "")
-                ),
-                None,
-            )
-
-        try:
-            dm = self.slack.wait_for(find, WAIT, what=f"the DM with Cancel for {email}")
-        except TimeoutError as exc:
-            self.tally.error(str(exc))
-            return
-
+    def cancel(self, email: str, message: dict[str, Any]) -> None:
         def click(_: int) -> None:
             self.tally.count(self.tally.actions, "cancel")
-            self.driver.click(
-                REQUESTER, dm, ids.CANCEL_ACTION, channel=self.slack.dm_channel(REQUESTER)
-            )
+            self.driver.cancel(REQUESTER, message)
 
         self.decide(email, click)
 

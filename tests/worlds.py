@@ -5,6 +5,8 @@ reads in Slack (messages, threads, DMs, buttons) is read with the Driver (bot/st
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -30,3 +32,14 @@ def request_of(world: World, message: dict[str, Any]) -> Any:
     request = world.services.store.get(request_id_of(message))
     assert request is not None, "the message's request is not stored"
     return request
+
+
+def wait_drained(world: World, request_id: str, timeout: float = 15.0) -> None:
+    """Wait until nothing is left in the request's outbox (everything told, or found to need
+    no call), looking every 50 ms: what only the store shows wakes no waiter in Slack."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while world.services.store.outbox_entries(request_id):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the outbox of request {request_id} still holds entries")
+        pause.wait(0.05)

@@ -232,19 +232,9 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
         narrator.heading(f"@{NAMES[REQUESTER]} clicks [ Cancel request ] there")
         _home_click(world, narrator, REQUESTER, ids.CANCEL_ACTION, request_id, answered=True)
     elif args.cancel:
-        dm = world.slack.wait_for(
-            lambda: next(
-                (m for m in world.slack.messages(REQUESTER) if ids.CANCEL_ACTION in str(m)), None
-            ),
-            driver.timeout,
-            what="the DM with its Cancel button",
-        )
-        narrator.heading(f"@{NAMES[REQUESTER]} clicks [ Cancel request ] in the bot's DM")
-        narrator.say(render(dm))
-        cancelled = driver.click(
-            REQUESTER, dm, ids.CANCEL_ACTION, channel=world.slack.dm_channel(REQUESTER)
-        )
-        narrator.say(f"The DM now says: {readable(driver.answer(cancelled))}")
+        narrator.heading(f"@{NAMES[REQUESTER]} clicks [ Cancel request ] on the request")
+        cancelled = driver.cancel(REQUESTER, message)
+        narrator.say(f"The bot tells them: {readable(driver.answer(cancelled))}")
     elif args.reject:
         narrator.heading(f"@{NAMES[APPROVER]} clicks [ Reject ] and gives a reason")
         driver.reject(APPROVER, message, reason="Not verified with the customer yet")

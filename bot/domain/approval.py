@@ -9,6 +9,7 @@ import logging
 from bot.domain import correlation
 from bot.domain.core import (
     INTERIM_HOLD,
+    LOOKUP_HOLD,
     MAX_RACE_RETRIES,
     PENDING,
 )
@@ -37,7 +38,9 @@ class Approving(Execution):
     """Creates requests and decides them: who may, the quorum, four eyes, expiry."""
 
     def submit(self, email: str, reason: str, requester: str) -> VerificationRequest:
-        """Store a new pending request and have what is told of it delivered.
+        """Store a new pending request. What is told of it (its message, the requester's DM)
+        is held for its lookup (``look_up``, called next: the message is posted with the
+        provider's view) for LOOKUP_HOLD at most.
 
         Raises Refused (not a requester; OPEN_REQUEST, with that request, when the email
         already has an open request, found first or by the store in a race) and InvalidInput.
@@ -73,9 +76,11 @@ class Approving(Execution):
                 updated_at=now,
             ),
             actor=requester,
+            held_until=now + LOOKUP_HOLD,
         )
         correlation.set_field("request_id", request.id)
         log.info("Request %s for %s by %s", request.id, request.email, requester)
+        # Nothing of it is due yet (held for its lookup), but the Home tabs open show it now.
         self.delivery.deliver(request.id)
         if expired is not None:
             self.delivery.deliver(expired.id)

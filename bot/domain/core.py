@@ -54,6 +54,12 @@ HOME_COUNT_CAP = 100
 # it due at once; if this process stops first, it goes out after this.
 READBACK_HOLD = timedelta(seconds=30)
 
+# Seconds a new request's message waits for the provider's view of its domain: posted with it
+# as soon as the lookup is recorded (one post, no update adding it), or without it after this
+# (the lookup's own update adds it then). The submit's ack never waits for either.
+LOOKUP_WAIT = 1.0
+LOOKUP_HOLD = timedelta(seconds=LOOKUP_WAIT)
+
 # Seconds a provider call may take before the request message says "calling the provider…"
 # (a quicker call goes straight to its outcome: one update of the message, not two).
 INTERIM_AFTER = 2.0

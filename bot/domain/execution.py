@@ -14,6 +14,7 @@ from bot.domain.core import (
     EXECUTING,
     INTERIM_AFTER,
     INTERIM_HOLD,
+    LOOKUP_WAIT,
     PENDING,
     READBACK_HOLD,
     UNKNOWN,
@@ -52,16 +53,24 @@ class Execution(Queries):
     def look_up(self, request_id: str) -> VerificationRequest | None:
         """Read the provider's view of a new request's domain and show it beside the request.
 
-        Called once the request is posted (never before an ack, never holding up the post),
-        and by the maintenance round for a request whose lookup never finished; a failed
-        reading is recorded as such, so it never blocks the request. None when there is no such
-        request; a request already looked up, or no longer pending, is left as it is.
+        Called right after ``submit`` (after the ack), and by the maintenance round for a
+        request whose lookup never finished; a failed reading is recorded as such, so it never
+        blocks the request. The request's message, held for this reading, is posted with it as
+        soon as it is recorded, or without it once LOOKUP_WAIT has passed (then an update adds
+        it). None when there is no such request; a request already looked up, or no longer
+        pending, is left as it is.
         """
         correlation.set_field("request_id", request_id)
         request = self.requests.get(request_id)
         if request is None or request.view is not None or request.state is not State.PENDING:
             return request
-        reading = self._read_view(request)
+        # The message waits for this reading, LOOKUP_WAIT at most: then it is posted alongside,
+        # without it (and this reading's update adds it).
+        post_anyway = self.delivery.deliver_alongside(request_id, after=LOOKUP_WAIT)
+        try:
+            reading = self._read_view(request)
+        finally:
+            post_anyway()  # the timer is done with before the reading is recorded
         # The message shows this reading as the provider's state *before* approval ("already
         # verified: approving may change nothing"). A reading that comes back once the request
         # has left pending (approved, and perhaps already called, meanwhile; or rejected,

@@ -94,8 +94,12 @@ class Transition:
 class RequestRepository(Protocol):
     """Durable requests and their append-only audit log (bot/store/)."""
 
-    def create(self, request: VerificationRequest, actor: str) -> VerificationRequest:
-        """Store a new pending request; raises OpenRequestExists if its email has one."""
+    def create(
+        self, request: VerificationRequest, actor: str, *, held_until: datetime | None = None
+    ) -> VerificationRequest:
+        """Store a new pending request; raises OpenRequestExists if its email has one. What is
+        told of it waits until ``held_until`` (if given) or until its lookup is recorded
+        (``record_view`` with ``Action.LOOKUP``), whichever comes first."""
         ...
 
     def get(self, request_id: str) -> VerificationRequest | None: ...

@@ -24,8 +24,9 @@ RETRY_BLOCK = "verify_email_retry_actions"
 CHECK_ACTION = "verify_email_check_provider"
 RESOLVE_ACTION = "verify_email_resolve"
 
-# The Cancel button on the DM that tells the requester where the request went (and on the App
-# Home). Its value is the request id.
+# The requester's Cancel button: on the request message (beside Approve and Reject), on the
+# App Home, and on the "posted" DMs sent before it moved to the message (CANCEL_BLOCK). Its
+# value is the request id.
 CANCEL_ACTION = "verify_email_cancel"
 CANCEL_BLOCK = "verify_email_cancel_actions"
 

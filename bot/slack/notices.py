@@ -41,7 +41,8 @@ class Notice(StrEnum):
     REPLY_CHECK = "reply_check"  # what Check provider read, in the request's thread
     # Rewrite the thread replies whose Check provider / Retry / Resolved can no longer act.
     SETTLE_REPLIES = "settle_replies"
-    # Rewrite the requester's DM whose Cancel can no longer act (the request was decided).
+    # Rewrite the requester's DM whose Cancel can no longer act (the request was decided): a
+    # DM posted before Cancel moved to the request message; the "posted" DM has none now.
     SETTLE_DM = "settle_dm"
 
     @property
@@ -57,7 +58,7 @@ _DM_NOTICES = frozenset(
 class Surface(StrEnum):
     """A message the bot posted with buttons that stop acting once the request moves on."""
 
-    CANCEL_DM = "cancel_dm"  # the requester's DM with Cancel
+    CANCEL_DM = "cancel_dm"  # the requester's DM with Cancel (posted before it moved)
     RESULT_REPLY = "result_reply"  # the thread reply on an unknown outcome: Check, Retry, Resolved
     CHECK_REPLY = "check_reply"  # the thread reply to Check provider, with the same buttons
 

@@ -7,15 +7,23 @@ change that queued it, from that change's audit entry). The Block Kit comes from
 builders in bot/slack/blocks.py; the three primitives are the :class:`Messenger`'s
 (bot/slack/notifier.py is the real one). A failure raises DeliveryError; the outbox retries.
 
-Messages with buttons that stop acting once the request moves on (the requester's DM with
-Cancel, the thread replies with Check provider / Retry / Resolved) are remembered where Slack
-put them, and rewritten to say what happened instead when a later change queues
-``SETTLE_DM`` / ``SETTLE_REPLIES``.
+Messages with buttons that stop acting once the request moves on (the thread replies with
+Check provider / Retry / Resolved; the requester's DM with Cancel, from before Cancel moved to
+the request message) are remembered where Slack put them, and rewritten to say what happened
+instead when a later change queues ``SETTLE_REPLIES`` / ``SETTLE_DM``.
+
+An update is not sent when nothing it would show has changed: one a later queued update
+supersedes, and the first after the post when it renders just what the post showed (the
+lookup's, usually: a new request's message waits for the provider's view to be posted with it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -45,6 +53,8 @@ log = logging.getLogger(__name__)
 
 # The surfaces whose buttons act on an unknown outcome (Check provider, Retry, Resolved).
 _UNKNOWN_SURFACES = frozenset({Surface.RESULT_REPLY, Surface.CHECK_REPLY})
+
+POSTS_KEPT = 1024  # request messages whose posted rendering is kept (the newest), until updated
 
 
 class Messenger(Protocol):
@@ -133,6 +143,9 @@ class Renderer:
         self.approvals_required = approvals_required
         self.approvers = tuple(approvers)
         self.clock = clock
+        # What each request message this process posted showed (a digest), by request id.
+        self._posted: OrderedDict[str, str] = OrderedDict()
+        self._posted_lock = threading.Lock()
         self.table: Mapping[Notice, Send] = MappingProxyType(
             {
                 Notice.POST_REQUEST: self._post_request,
@@ -175,17 +188,34 @@ class Renderer:
                 f"post request {request.id}", "Slack did not say where it went", permanent=False
             )
         self.records.set_message(request.id, posted.channel, posted.ts)
+        with self._posted_lock:
+            self._posted[request.id] = _digest(text, message_blocks)
+            if len(self._posted) > POSTS_KEPT:
+                self._posted.popitem(last=False)
 
     def _show(self, entry: OutboxEntry, request: VerificationRequest) -> None:
         if self._superseded(request.id):
             return  # a later update is queued: it shows the same (current) state
-        self._update_message(request)
+        shown = self._request_message(request)
+        if self._as_posted(request.id, *shown):
+            return  # the message shows this already: it was posted so
+        self._update_message(request, shown)
 
-    def _update_message(self, request: VerificationRequest) -> None:
-        """Update the request message to the request's current state."""
+    def _as_posted(self, request_id: str, text: str, message_blocks: blocks.Blocks) -> bool:
+        """True when the first update since this process posted the message would show just
+        what the post did. Whoever updated it since, it still shows that: a request never
+        returns to how it was posted (approvals, the view, decisions are never taken back)."""
+        with self._posted_lock:
+            posted = self._posted.pop(request_id, None)
+        return posted is not None and posted == _digest(text, message_blocks)
+
+    def _update_message(
+        self, request: VerificationRequest, shown: tuple[str, blocks.Blocks] | None = None
+    ) -> None:
+        """Update the request message to the request's current state (``shown``: rendered)."""
         if not (request.channel and request.message_ts):
             raise DeliveryError(f"update request {request.id}", "it has no message", permanent=True)
-        text, message_blocks = self._request_message(request)
+        text, message_blocks = shown or self._request_message(request)
         self.messenger.update(
             f"update the message of request {request.id}",
             request.channel,
@@ -323,8 +353,7 @@ class Renderer:
                 permanent=not still_posting,
             )
         text, dm_blocks = blocks.submitted_dm(request, self.messenger.channel)
-        posted = self.messenger.dm(request.requester, text, dm_blocks)
-        self._remember(request, Surface.CANCEL_DM, posted, entry.audit_id)
+        self.messenger.dm(request.requester, text, dm_blocks)  # no button: never settled
 
     def _dm_outcome(self, entry: OutboxEntry, request: VerificationRequest) -> None:
         decided = self._as_of(entry.audit_id, request)
@@ -462,3 +491,8 @@ class Renderer:
             decided_by=request.decided_by if event.actor == "bot" else event.actor,
             decision_note=note or request.decision_note,
         )
+
+
+def _digest(text: str, message_blocks: blocks.Blocks) -> str:
+    """What a message shows, in a few bytes: equal digests, equal messages."""
+    return hashlib.sha256(json.dumps([text, message_blocks], sort_keys=True).encode()).hexdigest()

@@ -386,10 +386,9 @@ class Driver:
             what=f"DM to {user} with {what!r}",
         )
 
-    def cancel(self, user: str, dm: dict[str, Any], requester: str | None = None) -> Delivered:
-        """``user`` clicks Cancel in ``requester``'s DM (``user`` by default: the requester)."""
-        channel = self.slack.dm_channel(requester or user)
-        return self.click(user, dm, ids.CANCEL_ACTION, channel=channel)
+    def cancel(self, user: str, message: dict[str, Any]) -> Delivered:
+        """``user`` clicks Cancel request on the request message (the requester's button)."""
+        return self.click(user, message, ids.CANCEL_ACTION)
 
     def reminders(self, message: dict[str, Any]) -> list[dict[str, Any]]:
         """The reminders posted in the request message's thread so far."""

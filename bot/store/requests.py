@@ -154,9 +154,13 @@ class RequestMethods(StoreCore):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def create(self, request: VerificationRequest, actor: str) -> VerificationRequest:
+    def create(
+        self, request: VerificationRequest, actor: str, *, held_until: datetime | None = None
+    ) -> VerificationRequest:
         """Insert a pending request, its "create" audit entry and what the edge tells of it
-        (due at once, linked to that audit entry), in one transaction.
+        (due at once, or at ``held_until``, linked to that audit entry), in one transaction.
+        Recording the request's lookup (``record_view`` with ``Action.LOOKUP``) makes what is
+        held due at once.
 
         Raises OpenRequestExists (writing nothing) when a request for the same email, compared
         case-insensitively, is pending, executing or unknown; expiry is not looked at here (the
@@ -167,6 +171,9 @@ class RequestMethods(StoreCore):
             raise ValueError(f"a new request must be pending, not {request.state.value}")
         queued = self._told(Action.CREATE)
         created_at = self._time_to_db(request.created_at)
+        if held_until is not None:
+            _check_aware(held_until, "held_until")
+        due = None if held_until is None else self._time_to_db(held_until)
         row = (
             _text(request.id),
             _text(request.reason),
@@ -228,7 +235,7 @@ class RequestMethods(StoreCore):
                     for item_row in item_rows:
                         cur.execute(self._sql(_INSERT_ITEM), item_row)
                     audit_id = self._insert_audit(cur, audit)
-                    self._insert_outbox(cur, row[0], queued, created_at, audit_id)
+                    self._insert_outbox(cur, row[0], queued, created_at, audit_id, due)
                     stored = self._fetch_request(cur, row[0])
             except self._INTEGRITY_ERRORS as e:
                 # Another process committed between our check and our insert.
@@ -426,8 +433,8 @@ class RequestMethods(StoreCore):
         item: int = 0,
     ) -> VerificationRequest | None:
         """Store a reading of the provider's view with the request's ``item``, whatever its
-        state: as its
-        ``view`` (``Action.LOOKUP``, when it was made) or its ``readback`` (``Action.CHECK``,
+        state: as its ``view`` (``Action.LOOKUP``, when it was made: a lookup that is shown also
+        makes due now what ``create`` held for it) or its ``readback`` (``Action.CHECK``,
         ``Action.READBACK``: the latter also makes due now what the call's outcome held for it,
         see ``Transition.held_until``).
 
@@ -472,8 +479,8 @@ class RequestMethods(StoreCore):
             )
             if shown:
                 self._insert_outbox(cur, request_id, queued, at, audit_id)
-            if action is Action.READBACK:
-                # The outcome's notices were held for this reading: due now.
+            if action is Action.READBACK or (action is Action.LOOKUP and shown):
+                # The outcome's notices (a new request's) were held for this reading: due now.
                 cur.execute(self._sql(_RELEASE_HELD), (at, request_id, at))
             return self._fetch_request(cur, request_id)
 

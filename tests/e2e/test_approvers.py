@@ -145,18 +145,18 @@ def test_quorum_over_socket_mode(tmp_path):
 # ------------------------------------------------------------------------------ 2. Cancel
 
 
-def test_the_requester_cancels_from_the_dm(world):
-    """Cancel in the DM: the request is cancelled, the channel message loses its buttons and
-    says who cancelled, the DM says so; the provider is never called."""
+def test_the_requester_cancels_from_the_request_message(world):
+    """Cancel on the request message: the request is cancelled, the channel message loses its
+    buttons and says who cancelled, the requester is told so privately (the message is not
+    replaced by that answer); the provider is never called."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
-    clicked = world.driver.cancel(
-        REQUESTER, world.driver.dm_with_button(REQUESTER, ids.CANCEL_ACTION)
-    )
+    clicked = world.driver.cancel(REQUESTER, message)
     response = world.slack.wait_for(
         lambda: next((r for r in world.slack.responses if r.url == clicked.response_url), None),
         what="the answer to Cancel",
     )
-    assert response.body["replace_original"] is True
+    assert response.body["replace_original"] is False
+    assert response.body["response_type"] == "ephemeral"
     assert "You cancelled your request" in response.body["text"]
     final = world.driver.final_message(message)
     assert f"Cancelled by <@{REQUESTER}>" in rendered(final) and buttons(final) == []
@@ -169,11 +169,15 @@ def test_the_requester_cancels_from_the_dm(world):
 def test_only_the_requester_can_cancel_and_only_while_pending(world):
     """Someone else's Cancel is refused; after an approval, Cancel says it is decided."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
-    dm = world.driver.dm_with_button(REQUESTER, ids.CANCEL_ACTION)
-    assert "Only the person who asked" in world.driver.answer(world.driver.cancel(OUTSIDER, dm))
+    assert "Only the person who asked" in world.driver.answer(
+        world.driver.cancel(OUTSIDER, message)
+    )
+    assert "Only the person who asked" in world.driver.answer(
+        world.driver.cancel(APPROVER, message)
+    )
     world.driver.approve(APPROVER, message)
     world.driver.final_message(message)
-    assert "already succeeded" in world.driver.answer(world.driver.cancel(REQUESTER, dm))
+    assert "already succeeded" in world.driver.answer(world.driver.cancel(REQUESTER, message))
     assert request_of(world, message).state is State.SUCCEEDED
 
 
@@ -207,14 +211,13 @@ def test_cancel_while_the_approval_is_executing_is_refused(world):
     requester's Cancel is refused privately ("already executing", naming the approver) and
     changes nothing; the approval goes on to one provider call and succeeds."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
-    dm = world.driver.dm_with_button(REQUESTER, ids.CANCEL_ACTION)
     held = HeldProvider(world.services.approvals.provider)
     world.services.approvals.provider = held
     try:
         world.driver.approve(APPROVER, message)
         assert held.entered.wait(timeout=15), "the approval never reached the provider"
         assert request_of(world, message).state is State.EXECUTING
-        refused = world.driver.answer(world.driver.cancel(REQUESTER, dm))
+        refused = world.driver.answer(world.driver.cancel(REQUESTER, message))
         assert f"already executing by <@{APPROVER}>" in refused
         assert request_of(world, message).state is State.EXECUTING
     finally:
@@ -230,7 +233,7 @@ def test_approve_after_a_cancel_is_refused(world):
     privately ("already cancelled", naming the requester) and never reaches the provider."""
     message = world.driver.ask(REQUESTER, "alice@example.com")
     assert "You cancelled your request" in world.driver.answer(
-        world.driver.cancel(REQUESTER, world.driver.dm_with_button(REQUESTER, ids.CANCEL_ACTION))
+        world.driver.cancel(REQUESTER, message)
     )
     refused = world.driver.answer(world.driver.approve(APPROVER, message))
     assert f"already cancelled by <@{REQUESTER}>" in refused
@@ -245,7 +248,6 @@ def test_cancel_racing_an_approval_exactly_one_wins(world):
     the provider is called once if Approve won, never if Cancel did. (The two orders, forced,
     are the two tests above.)"""
     message = world.driver.ask(REQUESTER, "alice@example.com")
-    dm = world.driver.dm_with_button(REQUESTER, ids.CANCEL_ACTION)
     barrier = threading.Barrier(2)
     clicked: dict[str, Any] = {}
 
@@ -254,7 +256,9 @@ def test_cancel_racing_an_approval_exactly_one_wins(world):
         clicked[name] = click()
 
     threads = [
-        threading.Thread(target=do, args=("cancel", lambda: world.driver.cancel(REQUESTER, dm))),
+        threading.Thread(
+            target=do, args=("cancel", lambda: world.driver.cancel(REQUESTER, message))
+        ),
         threading.Thread(
             target=do, args=("approve", lambda: world.driver.approve(APPROVER, message))
         ),

@@ -3,7 +3,8 @@
 * a Slack outage far longer than the 20 attempts the outbox once gave up after is still
   delivered afterwards; a give-up (after 7 days) is audited and shows in /metrics;
 * buttons that can no longer act are taken away, with a line saying what happened instead
-  (the thread replies' Check provider / Retry / Resolved, the requester's DM's Cancel);
+  (the thread replies' Check provider / Retry / Resolved, and the Cancel of a requester's DM
+  posted before Cancel moved to the request message);
 * a request message Slack posted but whose answer was lost is found (message metadata,
   conversations.history) and updated, never posted twice, when the history scope is granted.
 
@@ -20,9 +21,9 @@ import httpx
 import pytest
 from worlds import later
 
-from bot.domain.model import Action, State
-from bot.slack import ids
-from bot.slack.notices import Notice
+from bot.domain.model import Action, State, utcnow
+from bot.slack import blocks, ids
+from bot.slack.notices import Notice, Surface
 from bot.slack.notifier import REQUEST_EVENT
 from bot.slack.outbox import GIVE_UP_AFTER
 from bot.standins.driver import buttons
@@ -101,7 +102,7 @@ def test_an_outage_far_longer_than_twenty_attempts_still_delivers_afterwards(wor
     assert stored.state is State.PENDING and stored.message_ts is not None
     [message] = request_messages(world)
     assert "state: pending" in text_of(message)
-    assert buttons(message) == [ids.APPROVE_ACTION, ids.REJECT_ACTION]
+    assert buttons(message) == [ids.APPROVE_ACTION, ids.REJECT_ACTION, ids.CANCEL_ACTION]
     assert any("was posted" in m.get("text", "") for m in world.slack.messages(REQUESTER))
 
 
@@ -180,6 +181,24 @@ def dm_with_cancel(world: World) -> dict[str, Any]:
     return next(m for m in world.slack.messages(REQUESTER) if "was posted" in m.get("text", ""))
 
 
+def as_posted_before_cancel_moved(world: World) -> None:
+    """Make the requester's "posted" DM what the bot posted before Cancel moved to the request
+    message: the DM with a Cancel button, remembered (as it was then) to be settled."""
+    [request] = world.services.store.list_requests()
+    dm = dm_with_cancel(world)
+    channel = world.slack.dm_channel(REQUESTER)
+    world.services.client.chat_update(
+        channel=channel,
+        ts=dm["ts"],
+        text=dm["text"],
+        blocks=[blocks.section(dm["text"]), blocks.cancel_button(request)],
+    )
+    created = world.services.store.audit_log(request.id)[0]
+    world.services.store.record_buttons(
+        request.id, Surface.CANCEL_DM, channel, dm["ts"], audit_id=created.id, now=utcnow()
+    )
+
+
 def decide(world: World, how: str, message: dict[str, Any]) -> State:
     """Decide the request ``how``; the state it ends in."""
     [request] = world.services.store.list_requests()
@@ -203,10 +222,13 @@ def decide(world: World, how: str, message: dict[str, Any]) -> State:
 
 @pytest.mark.parametrize("how", ["approve", "reject", "expire", "cancel"])
 def test_after_any_decision_the_dm_loses_cancel_and_says_what_happened(world, how):
-    """The requester's DM offers Cancel while the request is pending; once it is approved,
-    rejected, expired or cancelled (from the Home tab: nobody clicked the DM), the DM is
-    rewritten without Cancel, saying what happened instead."""
+    """A requester's DM that offers Cancel (posted before Cancel moved to the request message)
+    keeps it while the request is pending; once it is approved, rejected, expired or cancelled
+    (from the Home tab: nobody clicked the DM), the DM is rewritten without Cancel, saying what
+    happened instead."""
     message = world.driver.ask(REQUESTER, EMAIL)
+    assert buttons(dm_with_cancel(world)) == []  # the "posted" DM has no button now
+    as_posted_before_cancel_moved(world)
     assert buttons(dm_with_cancel(world)) == [ids.CANCEL_ACTION]
     state = decide(world, how, message)
     dm = world.slack.wait_for(
@@ -220,6 +242,24 @@ def test_after_any_decision_the_dm_loses_cancel_and_says_what_happened(world, ho
         State.CANCELLED: "You cancelled your request",
     }
     assert words[state] in text_of(dm)
+
+
+def test_cancel_clicked_in_a_dm_from_before_rewrites_that_dm(world):
+    """Cancel clicked in a "posted" DM from before Cancel moved to the request message still
+    works: the request is cancelled, that DM is rewritten through the click's response_url to
+    say so, and the request message says who cancelled, without buttons."""
+    message = world.driver.ask(REQUESTER, EMAIL)
+    as_posted_before_cancel_moved(world)
+    channel = world.slack.dm_channel(REQUESTER)
+    clicked = world.driver.click(REQUESTER, dm_with_cancel(world), ids.CANCEL_ACTION, channel)
+    response = world.slack.wait_for(
+        lambda: next((r for r in world.slack.responses if r.url == clicked.response_url), None),
+        what="the answer to Cancel",
+    )
+    assert response.body["replace_original"] is True
+    assert "You cancelled your request" in response.body["text"]
+    final = world.driver.final_message(message)
+    assert f"Cancelled by <@{REQUESTER}>" in text_of(final) and buttons(final) == []
 
 
 def dm_with_cancel_or_cancelled(world: World) -> dict[str, Any] | None:

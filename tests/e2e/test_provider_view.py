@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from worlds import request_of
 
+from bot.domain.core import LOOKUP_HOLD
 from bot.domain.model import Action, State, utcnow
 from bot.domain.views import ProviderView, ViewUnavailable
 from bot.slack import ids
@@ -515,12 +516,15 @@ def test_a_lookup_cut_off_is_made_by_the_maintenance_round(tmp_path):
     a younger one, and one already read, are left alone."""
     with World(database_path=tmp_path / "bot.db") as world:
         approvals = world.services.approvals
-        # Stored and posted, as submit does, but the lookup that follows never runs.
+        # Stored, as submit does, but the lookup that follows never runs: the message, held
+        # for it, is posted by a maintenance round once its hold (LOOKUP_HOLD) is over.
         approvals.submit(EMAIL, "T-1", REQUESTER)
+        maintenance = world.services.maintenance
+        held = utcnow() + LOOKUP_HOLD + timedelta(seconds=1)
+        approvals.clock = lambda: held
+        assert maintenance.run_once()["looked_up"] == 0  # it may still be under way
         message = world.driver.request_message(EMAIL)
         assert request_of(world, message).view is None
-        maintenance = world.services.maintenance
-        assert maintenance.run_once()["looked_up"] == 0  # it may still be under way
         assert world.provider.view_calls == []
         moment = utcnow() + timedelta(seconds=maintenance.lookup_after + 1)
         approvals.clock = lambda: moment

@@ -9,7 +9,6 @@ names one).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ from typing import Any
 import pytest
 from processes import BotProcess, Workspace, make_workspace, state_of
 
-from bot.slack import ids
 from bot.standins.driver import Delivered, Driver
 from bot.standins.provider import Response
 from bot.standins.world import APPROVER, REQUESTER, SECOND_APPROVER
@@ -188,26 +186,6 @@ def test_two_approvers_racing_over_two_replicas_make_one_provider_call(
             assert (actions.count("approval"), actions.count("approve")) == (1, 1), actions
 
 
-def cancel_dm(replicas: Replicas, email: str) -> dict[str, Any]:
-    """The requester's "was posted" DM for ``email``, with its Cancel button."""
-    slack = replicas.workspace.slack
-    return slack.wait_for(
-        lambda: next(
-            (
-                m
-                for m in slack.messages(REQUESTER)
-                if email in m.get("text", "") and ids.CANCEL_ACTION in json.dumps(m["blocks"])
-            ),
-            None,
-        ),
-        what=f"the DM with Cancel for {email}",
-    )
-
-
-def cancel_on(driver: Driver, replicas: Replicas, email: str) -> Delivered:
-    return driver.cancel(REQUESTER, cancel_dm(replicas, email))
-
-
 def decided(replicas: Replicas, email: str) -> list[str]:
     """The cancel and approve entries of the one request for ``email``."""
     with open_store(replicas.database_url) as store:
@@ -227,13 +205,13 @@ def test_cancel_and_approve_in_either_order_over_two_replicas(replicas: Replicas
     provider.enqueue(Response.hang(2))  # answers normally, 2 s late (HOSTUP_TIMEOUT is 5)
     driver_a.approve(APPROVER, approved)
     provider.wait_for_calls(1)  # the approval claimed the request: the provider has the call
-    refused = driver_b.answer(cancel_on(driver_b, replicas, "first@example.com"))
+    refused = driver_b.answer(driver_b.cancel(REQUESTER, approved))
     assert "already executing" in refused or "already succeeded" in refused, refused
     assert state_of(driver_a.final_message(approved)) == "succeeded"
     assert decided(replicas, "first@example.com") == ["approve"]
 
     cancelled = driver_b.ask(REQUESTER, "second@example.com")
-    answer = driver_a.answer(cancel_on(driver_a, replicas, "second@example.com"))
+    answer = driver_a.answer(driver_a.cancel(REQUESTER, cancelled))
     assert "You cancelled your request" in answer
     refused = driver_b.answer(driver_b.approve(APPROVER, cancelled))
     assert f"already cancelled by <@{REQUESTER}>" in refused
@@ -250,8 +228,6 @@ def test_cancel_racing_approve_over_two_replicas_exactly_one_wins(replicas: Repl
     drivers = replicas.drivers()
     emails = [f"race{i}@example{i}.com" for i in range(5)]
     messages = [drivers[i % 2].ask(REQUESTER, email) for i, email in enumerate(emails)]
-    for email in emails:
-        cancel_dm(replicas, email)  # every DM is there before the clicks
     barrier = threading.Barrier(2 * len(emails))
     clicked: dict[tuple[str, str], Delivered] = {}
     errors: list[BaseException] = []
@@ -271,7 +247,7 @@ def test_cancel_racing_approve_over_two_replicas_exactly_one_wins(replicas: Repl
     jobs: list[tuple[tuple[str, str], Any]] = []
     for i, (email, message) in enumerate(zip(emails, messages, strict=True)):
         canceller, approver = drivers[i % 2], drivers[(i + 1) % 2]
-        jobs.append(((email, "cancel"), lambda d=canceller, e=email: cancel_on(d, replicas, e)))
+        jobs.append(((email, "cancel"), lambda d=canceller, m=message: d.cancel(REQUESTER, m)))
         jobs.append(((email, "approve"), lambda d=approver, m=message: d.approve(APPROVER, m)))
     threads = [threading.Thread(target=click, args=job) for job in jobs]
     for t in threads:

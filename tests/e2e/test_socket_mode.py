@@ -57,21 +57,19 @@ def socket_world(tmp_path, **settings: object) -> World:
     return World(socket_mode=True, database_path=tmp_path / "s.db", settings=settings)
 
 
-def test_cancel_from_the_dm_over_socket_mode(tmp_path):
-    """Over Socket Mode the requester's Cancel in the DM works as over HTTP: the DM's button
-    is replaced through the click's response_url, the channel message says who cancelled and
-    loses its buttons, and the provider is never called."""
+def test_cancel_from_the_request_message_over_socket_mode(tmp_path):
+    """Over Socket Mode the requester's Cancel on the request message works as over HTTP: the
+    requester is answered privately through the click's response_url, the channel message
+    says who cancelled and loses its buttons, and the provider is never called."""
     with socket_world(tmp_path) as world:
         message = world.driver.ask(REQUESTER, "alice@example.com")
-        clicked = world.driver.cancel(
-            REQUESTER, world.driver.dm_with_button(REQUESTER, ids.CANCEL_ACTION)
-        )
+        clicked = world.driver.cancel(REQUESTER, message)
         assert clicked.reply.status == 200
         response = world.slack.wait_for(
             lambda: next((r for r in world.slack.responses if r.url == clicked.response_url), None),
             what="the answer to Cancel",
         )
-        assert response.body["replace_original"] is True
+        assert response.body["replace_original"] is False
         assert "You cancelled your request" in response.body["text"]
         final = world.driver.final_message(message)
         assert f"Cancelled by <@{REQUESTER}>" in rendered(final) and buttons(final) == []

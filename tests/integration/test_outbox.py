@@ -8,6 +8,7 @@ request Slack will never take is handed back to be closed.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,9 @@ from bot.domain.model import (
 )
 from bot.domain.outcomes import Cleared, ProviderFailed
 from bot.domain.ports import Transition
-from bot.slack.notices import Lane, Notice, notices_for
+from bot.domain.views import ProviderView
+from bot.slack.blocks import PROVIDER_LINE_MARK
+from bot.slack.notices import Lane, Notice, Surface, notices_for
 from bot.slack.notifier import DeliveryError, Posted
 from bot.slack.outbox import GIVE_UP_AFTER, MAX_BACKOFF, Outbox, backoff
 from bot.store import BaseSQLStore, open_store
@@ -76,6 +79,10 @@ def change(store: BaseSQLStore, request_id: str, src: State, dst: State, **kw: A
     )
 
 
+def view() -> ProviderView:
+    return ProviderView(domain="example.com", status="pending", read_at=T0, domain_id="dom_1")
+
+
 def transient(reason: str = "ratelimited") -> DeliveryError:
     return DeliveryError("x", reason, permanent=False)
 
@@ -122,9 +129,10 @@ def test_a_refused_dm_does_not_hold_up_the_channel(store, slack, outbox, clock) 
     clock.now = T0 + backoff(0)
     assert outbox.deliver_due() >= 1
     assert store.outbox_entries() == []
-    # The DM with Cancel, how it ended, then that DM rewritten without its Cancel.
-    assert slack.methods() == ["post_request", "show", "dm", "dm", "rewrite"]
-    assert "rejected" in slack.calls[-2][2]
+    # The "posted" DM (no button since Cancel moved to the message: nothing to rewrite), then
+    # how it ended.
+    assert slack.methods() == ["post_request", "show", "dm", "dm"]
+    assert "rejected" in slack.calls[-1][2]
 
 
 def test_a_late_reply_describes_the_attempt_that_queued_it(store, slack, outbox) -> None:
@@ -272,9 +280,98 @@ def test_updates_queued_together_show_the_state_once(store, slack, outbox) -> No
     request = new_request(store)
     outbox.deliver(request.id)
     slack.calls.clear()
-    store.enqueue(request.id, [(Notice.SHOW, Lane.CHANNEL)] * 2, now=T0)
+    # A change the post did not show (the provider's view) queues one, then one more.
+    store.record_view(request.id, view(), action=Action.LOOKUP, actor="bot", now=T0)
+    store.enqueue(request.id, [(Notice.SHOW, Lane.CHANNEL)], now=T0)
     outbox.deliver(request.id)
     assert slack.methods() == ["show"]
+
+
+def test_a_new_request_is_held_for_its_lookup_then_posted_with_it(
+    store, slack, outbox, monkeypatch
+) -> None:
+    """What a new request tells is held until its lookup is recorded (or until ``held_until``):
+    then the message is posted showing the provider's view, the DM follows, and the lookup's
+    own update is not sent (it would show what the post showed)."""
+    posted: list[str] = []
+    post = slack.post
+
+    def post_keeping_blocks(what: str, channel: str, text: str, blocks: Any = None, **kw: Any):
+        posted.append(json.dumps(blocks))
+        return post(what, channel, text, blocks, **kw)
+
+    monkeypatch.setattr(slack, "post", post_keeping_blocks)
+    request = store.create(
+        make_request(created_at=T0), "U0REQ", held_until=T0 + timedelta(seconds=1)
+    )
+    outbox.deliver(request.id)
+    assert slack.methods() == []  # held
+    store.record_view(request.id, view(), action=Action.LOOKUP, actor="bot", now=T0)
+    outbox.deliver(request.id)
+    assert slack.methods() == ["post_request", "dm"]
+    [message] = posted
+    assert PROVIDER_LINE_MARK in message and "pending" in message
+    assert store.outbox_entries() == []
+
+
+def test_a_post_not_waiting_longer_than_held_until_is_updated_by_the_lookup(
+    store, slack, outbox, clock
+) -> None:
+    """With no lookup by ``held_until`` the message is posted without the provider's view, and
+    the lookup recorded later updates it (that update shows something new: it is sent)."""
+    request = store.create(
+        make_request(created_at=T0), "U0REQ", held_until=T0 + timedelta(seconds=1)
+    )
+    clock.now = T0 + timedelta(seconds=1)
+    outbox.deliver(request.id)
+    assert slack.methods() == ["post_request", "dm"]
+    store.record_view(request.id, view(), action=Action.LOOKUP, actor="bot", now=clock.now)
+    outbox.deliver(request.id)
+    assert slack.methods() == ["post_request", "dm", "show"]
+
+
+def test_a_lookup_not_shown_releases_nothing(store, slack, outbox) -> None:
+    """A lookup that comes back once the request has left pending (approved meanwhile) is not
+    shown, and leaves what the approval held ("calling the provider…") held."""
+    request = new_request(store)
+    outbox.deliver(request.id)
+    held = T0 + timedelta(seconds=2)
+    change(
+        store,
+        request.id,
+        State.PENDING,
+        State.EXECUTING,
+        action=Action.APPROVE,
+        claim_id="c1",
+        lease_until=T0 + timedelta(minutes=1),
+        held_until=held,
+    )
+    recorded = store.record_view(
+        request.id,
+        view(),
+        action=Action.LOOKUP,
+        actor="bot",
+        now=T0,
+        states=frozenset({State.PENDING}),
+    )
+    assert recorded.view is None
+    [interim] = store.outbox_entries(request.id)
+    assert (interim.kind, interim.next_attempt_at) == (Notice.SHOW, held)
+
+
+def test_a_dm_with_cancel_from_before_is_still_settled(store, slack, outbox) -> None:
+    """A "posted" DM that offered Cancel (posted before Cancel moved to the request message)
+    is still rewritten without it once the request is decided."""
+    request = new_request(store)
+    outbox.deliver(request.id)
+    store.record_buttons(
+        request.id, Surface.CANCEL_DM, "D0REQ", "1699999999.000001", audit_id=None, now=T0
+    )
+    change(store, request.id, State.PENDING, State.REJECTED, action=Action.REJECT)
+    outbox.deliver(request.id)
+    assert slack.methods() == ["post_request", "dm", "show", "dm", "rewrite"]
+    assert "can no longer be cancelled" in slack.calls[-1][2]
+    assert store.live_buttons(request.id) == []
 
 
 def test_a_posted_request_is_never_posted_again(store, slack, outbox) -> None:

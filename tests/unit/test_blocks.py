@@ -47,16 +47,17 @@ def test_hostile_reason_pings_nobody():
     assert "&lt;!channel&gt;" in rendered
 
 
-def test_pending_message_has_both_buttons():
+def test_pending_message_has_its_three_buttons():
     """Pending: names requester, email, domain, reason, expiry; Approve (primary, with a
-    confirmation) and Reject (danger)."""
+    confirmation), Reject (danger) and the requester's Cancel (with a confirmation saying only
+    the requester can)."""
     text, bl = blocks.request_message(request())
     rendered = all_text(bl)
     for piece in ("<@U1>", "alice@example.com", "example.com", "TICKET-1", "<!date^"):
         assert piece in rendered
     actions = [b for b in bl if b["type"] == "actions"]
     assert len(actions) == 1
-    approve, reject = actions[0]["elements"]
+    approve, reject, cancel = actions[0]["elements"]
     assert (approve["action_id"], approve["style"], approve["value"]) == (
         ids.APPROVE_ACTION,
         "primary",
@@ -64,6 +65,8 @@ def test_pending_message_has_both_buttons():
     )
     assert "confirm" in approve
     assert (reject["action_id"], reject["style"]) == (ids.REJECT_ACTION, "danger")
+    assert (cancel["action_id"], cancel["value"]) == (ids.CANCEL_ACTION, "0123456789abcdef")
+    assert "Only the person who asked" in cancel["confirm"]["text"]["text"]
     assert "alice@example.com" in text
 
 
@@ -167,11 +170,12 @@ def test_reject_modal_carries_request_id():
 
 
 def test_dms_escape_and_name_channel():
-    """DMs name the channel and escape the email."""
+    """DMs name the channel and escape the email; the "posted" DM has no button (Cancel is on
+    the request message) and says where to cancel."""
     text, dm_blocks = blocks.submitted_dm(request(email="a&b@example.com"), "C1")
     assert "<#C1>" in text and "a&amp;b@example.com" in text
-    [button] = [e for b in dm_blocks if b["type"] == "actions" for e in b["elements"]]
-    assert button["action_id"] == ids.CANCEL_ACTION and button["value"] == "0123456789abcdef"
+    assert "cancel it with *Cancel request* on the request message" in text
+    assert [b for b in dm_blocks if b["type"] == "actions"] == []
     rejected = blocks.outcome_dm(
         request(state=State.REJECTED, decided_by="U2", decision_note="<!here>"), "C1"
     )

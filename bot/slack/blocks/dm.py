@@ -1,5 +1,6 @@
-"""The requester's direct messages: where the request went (with Cancel), what replaces that
-DM once Cancel can no longer act, how the request ended, and that it could not be posted."""
+"""The requester's direct messages: where the request went (Cancel is on the request message
+itself), what replaces a DM that offered Cancel (posted before it moved there) once Cancel can no
+longer act, how the request ended, and that it could not be posted."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ from typing import Any
 
 from bot.domain.model import State, VerificationRequest
 from bot.slack import ids
+from bot.slack.blocks.request import cancel_element
 from bot.slack.blocks.text import (
     Blocks,
-    clip,
     context,
     deciders,
     esc,
-    plain,
     section,
     user,
     when,
@@ -21,18 +21,20 @@ from bot.slack.blocks.text import (
 
 
 def submitted_dm(request: VerificationRequest, channel: str) -> tuple[str, Blocks]:
-    """The DM telling the requester where the request went, with a Cancel button."""
+    """The DM telling the requester where the request went; no button (the request message
+    carries their Cancel), so it never needs rewriting."""
     text = (
         f"Your request to clear the email verification for `{esc(request.email)}` was posted "
         f"in <#{esc(channel)}> for approval. It expires {when(request.expires_at)}. "
-        "I will tell you here when it is decided."
+        "I will tell you here when it is decided; until then you can cancel it with "
+        "*Cancel request* on the request message there."
     )
-    return text, [section(text), cancel_button(request)]
+    return text, [section(text)]
 
 
 def settled_dm(request: VerificationRequest, channel: str) -> tuple[str, Blocks]:
-    """What replaces the DM that offered Cancel once the request is decided (Cancel can no
-    longer act): the same sentence, and what happened instead of a button."""
+    """What replaces a DM that offered Cancel (one posted before Cancel moved to the request
+    message) once the request is decided: the same sentence, and what happened instead."""
     if request.state is State.CANCELLED:
         text = cancelled_dm(request)  # as the click on Cancel itself rewrites it
         return text, [section(text)]
@@ -54,33 +56,9 @@ def settled_dm(request: VerificationRequest, channel: str) -> tuple[str, Blocks]
 
 
 def cancel_button(request: VerificationRequest, block_id: str = ids.CANCEL_BLOCK) -> dict[str, Any]:
-    """The requester's Cancel. ``block_id``: the DM's own; the Home tab gives each request's
-    row its own (ids.for_request)."""
-    return {
-        "type": "actions",
-        "block_id": block_id,
-        "elements": [
-            {
-                "type": "button",
-                "action_id": ids.CANCEL_ACTION,
-                "text": plain("Cancel request"),
-                "value": request.id,
-                "confirm": {
-                    "title": plain("Cancel this request?", 100),
-                    "text": {
-                        "type": "mrkdwn",
-                        "text": clip(
-                            f"Nobody will be able to approve the request for "
-                            f"`{esc(request.email)}` any more.",
-                            300,
-                        ),
-                    },
-                    "confirm": plain("Cancel request", 30),
-                    "deny": plain("Keep it", 30),
-                },
-            }
-        ],
-    }
+    """The requester's Cancel in a row of its own: the Home tab gives each request's row its
+    own ``block_id`` (ids.for_request)."""
+    return {"type": "actions", "block_id": block_id, "elements": [cancel_element(request)]}
 
 
 def cancelled_dm(request: VerificationRequest) -> str:

@@ -1,6 +1,7 @@
 """The request message in APPROVAL_CHANNEL: who asks to clear what and why, its state in one
-line, Approve and Reject while it is pending, the provider's view and earlier requests for the
-same email or domain. The Home tab shows the same state line and buttons for each request."""
+line, Approve and Reject (and the requester's Cancel) while it is pending, the provider's view
+and earlier requests for the same email or domain. The Home tab shows the same state line and
+buttons for each request."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def request_message(
     )
     blocks: Blocks = [section(summary), section(state_line(request, required))]
     if request.state is State.PENDING:
-        blocks.append(decision_buttons(request))
+        blocks.append(decision_buttons(request, cancel=True))
     if request.view is not None:
         blocks.append(context(provider_line(request.view)))
     if request.readback is not None and request.state is not State.PENDING:
@@ -100,11 +101,12 @@ def state_line(request: VerificationRequest, required: int) -> str:
 
 
 def decision_buttons(
-    request: VerificationRequest, block_id: str = ids.ACTIONS_BLOCK
+    request: VerificationRequest, block_id: str = ids.ACTIONS_BLOCK, *, cancel: bool = False
 ) -> dict[str, Any]:
-    """Approve (with its confirmation) and Reject for a pending request. ``block_id``: the
-    channel message's own; the Home tab, showing several requests, gives each row its own
-    (ids.for_request), as Slack refuses a view with a repeated block_id."""
+    """Approve (with its confirmation) and Reject for a pending request, and with ``cancel``
+    the requester's Cancel (the request message's: the service refuses it to anyone else).
+    ``block_id``: the channel message's own; the Home tab, showing several requests, gives
+    each row its own (ids.for_request), as Slack refuses a view with a repeated block_id."""
     return {
         "type": "actions",
         "block_id": block_id,
@@ -138,7 +140,32 @@ def decision_buttons(
                 "style": "danger",
                 "value": request.id,
             },
+            *([cancel_element(request)] if cancel else []),
         ],
+    }
+
+
+def cancel_element(request: VerificationRequest) -> dict[str, Any]:
+    """The requester's Cancel (with its confirmation): on the request message, beside Approve
+    and Reject, and on the requester's Home tab."""
+    return {
+        "type": "button",
+        "action_id": ids.CANCEL_ACTION,
+        "text": plain("Cancel request"),
+        "value": request.id,
+        "confirm": {
+            "title": plain("Cancel this request?", 100),
+            "text": {
+                "type": "mrkdwn",
+                "text": clip(
+                    f"Only the person who asked for it can cancel it. Nobody will be able to "
+                    f"approve the request for `{esc(request.email)}` any more.",
+                    300,
+                ),
+            },
+            "confirm": plain("Cancel request", 30),
+            "deny": plain("Keep it", 30),
+        },
     }
 
 

@@ -1,5 +1,6 @@
 """The buttons: Approve and Reject on a request message; Retry, Check provider and Resolved on
-an unknown outcome; Cancel on the requester's DM.
+an unknown outcome; the requester's Cancel on the request message (and on the DMs that
+offered it before it moved there).
 
 Each is its decision, and the answer it gives when the decision goes ahead; the ack, the
 request id and a refusal's words are ``bot.slack.listeners.interactions.button``'s.
@@ -8,7 +9,7 @@ request id and a refusal's words are ``bot.slack.listeners.interactions.button``
 from __future__ import annotations
 
 from bot.domain.model import State
-from bot.slack import blocks
+from bot.slack import blocks, ids
 from bot.slack.listeners.interactions import Click
 
 
@@ -30,8 +31,14 @@ def retry_clicked(click: Click) -> None:
 
 def cancel_clicked(click: Click) -> None:
     cancelled = click.approvals.cancel(click.request_id, click.user)
-    # The DM that offered Cancel says what happened instead.
-    click.replace(blocks.cancelled_dm(cancelled))
+    actions = click.body.get("actions") or [{}]
+    if actions[0].get("block_id") == ids.CANCEL_BLOCK:
+        # A DM that offered Cancel (posted before it moved to the request message) says
+        # what happened instead.
+        click.replace(blocks.cancelled_dm(cancelled))
+        return
+    # The request message shows it once updated (by the outbox); the requester hears it here.
+    click.tell(blocks.cancelled_dm(cancelled))
 
 
 def reject_clicked(click: Click) -> None:
