@@ -26,6 +26,9 @@ Peak resident memory of the app's whole process tree is sampled from /proc durin
 
 Linux only (reads /proc). Everything listens on 127.0.0.1; temporary files and processes are
 removed on every exit path.
+
+One script of about a thousand lines on purpose: two apps, their stand-ins and every scenario
+of one comparison, run and read top to bottom by itself, importing nothing of the tests.
 """
 
 from __future__ import annotations

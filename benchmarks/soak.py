@@ -8,7 +8,8 @@ or doubled.
     .venv/bin/python benchmarks/soak.py --backend sqlite              # one replica on SQLite
 
 People: a requester asks (command, form, submit); then an approver approves (some click twice,
-or two approvers click together), rejects (the form), or the requester cancels from the DM;
+or two approvers click together), rejects (the form), or the requester cancels from the request
+message;
 an approver clicks Retry on some unknown outcomes. A person whose click got lost (the replica
 died under it, the store was restarting) clicks again, as a person would, a bounded number of
 times; Slack's side is a load balancer that sends each delivery to a live replica.
@@ -27,6 +28,9 @@ recovery).
 Then it waits for the maintenance rounds to settle (each claim's lease is the derived one: one
 attempt's deadline plus the grace) and checks every promise. It prints a table and exits 1
 when any check finds a violation.
+
+One script of about a thousand lines on purpose: it is a single run (people, faults, checks)
+that anyone can read top to bottom and run by itself, importing nothing of the tests.
 """
 
 from __future__ import annotations

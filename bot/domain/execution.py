@@ -6,8 +6,10 @@ read beside a request (its lookup, Check provider).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import assert_never
 
 from bot.domain import correlation
 from bot.domain.core import (
@@ -22,11 +24,13 @@ from bot.domain.core import (
 from bot.domain.inputs import clean_note
 from bot.domain.model import (
     Action,
+    Operation,
     State,
     VerificationRequest,
     new_claim_id,
 )
 from bot.domain.outcomes import (
+    Cleared,
     Outcome,
     ProviderFailure,
     outcome_to_dict,
@@ -233,9 +237,7 @@ class Execution(Queries):
         """
         outcome: Outcome
         try:
-            outcome = self.provider.confirm(
-                request.email, renew=lambda seconds: self._renew(request, seconds)
-            )
+            outcome = self._call(request, lambda seconds: self._renew(request, seconds))
         except ProviderFailure as failure:
             outcome = failure.outcome
             to_state = State.UNKNOWN if outcome.outcome_unknown else State.FAILED
@@ -262,6 +264,14 @@ class Execution(Queries):
         # automatically) after an outcome nobody knows. A refusal changed nothing, so there is
         # nothing to read back.
         return self._read_back(final) if to_state is not State.FAILED else final
+
+    def _call(self, request: VerificationRequest, renew: Callable[[float], bool]) -> Cleared:
+        """The provider call the request's operation asks for, for its item; raises
+        ProviderFailure."""
+        match request.operation:
+            case Operation.CONFIRM:
+                return self.provider.confirm(request.item.email, renew=renew)
+        assert_never(request.operation)
 
     def _renew(self, request: VerificationRequest, seconds: float) -> bool:
         """Keep this claim for ``seconds`` more (a wait before the next attempt) and one more

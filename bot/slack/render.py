@@ -4,7 +4,7 @@ The outbox (bot/slack/outbox.py) hands each due entry here; :class:`Renderer` lo
 kind up in its table and sends it, rendering the content from the request's stored state at
 delivery time (a late delivery never shows a stale state; a thread reply or DM describes the
 change that queued it, from that change's audit entry). The Block Kit comes from the pure
-builders in bot/slack/blocks.py; the three primitives are the :class:`Messenger`'s
+builders in bot/slack/blocks/; the three primitives are the :class:`Messenger`'s
 (bot/slack/notifier.py is the real one). A failure raises DeliveryError; the outbox retries.
 
 Messages with buttons that stop acting once the request moves on (the thread replies with

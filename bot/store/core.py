@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, Self
 
-from bot.domain.model import AuditEntry, Item, Operation, State, VerificationRequest
+from bot.domain.model import Action, AuditEntry, Item, Operation, State, VerificationRequest
 from bot.domain.outcomes import outcome_from_dict
 from bot.domain.ports import Announce, OutboxEntry
 from bot.store.errors import StoreError
@@ -253,6 +253,10 @@ class StoreCore:
             # Undone and leased: a claim that failed to finish (read before this claim's lease).
             tried=int(attempts) > 0 or lease_owner is not None,
         )
+
+    def _told(self, action: Action) -> Sequence[tuple[str, str]]:
+        """What the edge tells Slack of a change of ``action``: its outbox entries."""
+        return () if self.announce is None else self.announce(Action(action))
 
     def _fetch_request(self, cur: _Cursor, request_id: str) -> VerificationRequest | None:
         cur.execute(self._sql(_SELECT_REQUEST + " WHERE id = ?"), (_text(request_id),))

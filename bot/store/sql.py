@@ -33,7 +33,8 @@ The parts, each a module of its own:
 
     bot/store/rows.py      column lists; the text and JSON a value is stored as; checks
     bot/store/core.py      the cursor protocol, the hooks, the row mapping, the shared steps
-    bot/store/requests.py  create, transition, readings, leases, late answers
+    bot/store/requests.py  create, transition (a request's and its item's compare-and-set)
+    bot/store/execution.py readings of the provider's view, lease renewals, late answers
     bot/store/queries.py   the sweeps', the audit export's, the Home tab's and the metrics' reads
     bot/store/outbox.py    the outbox queue
     bot/store/buttons.py   messages posted with buttons
@@ -42,6 +43,7 @@ The parts, each a module of its own:
 from __future__ import annotations
 
 from bot.store.buttons import ButtonMethods
+from bot.store.execution import ExecutionRecords
 from bot.store.outbox import OutboxMethods
 from bot.store.queries import QueryMethods
 from bot.store.requests import RequestMethods
@@ -50,7 +52,7 @@ from bot.store.rows import MAX_ERROR_CHARS
 __all__ = ["MAX_ERROR_CHARS", "BaseSQLStore"]
 
 
-class BaseSQLStore(RequestMethods, QueryMethods, OutboxMethods, ButtonMethods):
+class BaseSQLStore(RequestMethods, ExecutionRecords, QueryMethods, OutboxMethods, ButtonMethods):
     """The Store, written once against a DB-API cursor; subclasses supply the connection.
 
     A subclass implements :meth:`_write` (a cursor inside one transaction, committed on success
