@@ -342,6 +342,7 @@ def test_a_lookup_not_shown_releases_nothing(store, slack, outbox) -> None:
         State.PENDING,
         State.EXECUTING,
         action=Action.APPROVE,
+        item=0,
         claim_id="c1",
         lease_until=T0 + timedelta(minutes=1),
         held_until=held,
