@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backends import (
@@ -19,8 +20,15 @@ from backends import (
     postgres_url_from_env,
     sqlite_url,
 )
+from provider_client import KEY, MakeClient
+from slack_payloads import APP_TOKEN, BOT_TOKEN
+from stores import Told
 
+from bot.provider.client import HostupClient
+from bot.standins.provider import FakeProvider
+from bot.standins.slack import FakeSlack
 from bot.standins.world import World
+from bot.store import BaseSQLStore, SQLiteStore, open_store
 
 
 @pytest.fixture(autouse=True)
@@ -83,3 +91,86 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     directory = tmp_path / "db"
     directory.mkdir(exist_ok=True)
     return sqlite_url(directory / "bot.db")
+
+
+# ---------------------------------------------------------------------------------------------
+# The SQL store under test (tests/integration/test_store_*.py; their helpers: tests/stores.py)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[BaseSQLStore]:
+    """The store under test, on each backend, queueing what its Told table says."""
+    s = open_store(database_url, announce=Told())
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "bot.db"
+
+
+@pytest.fixture
+def sqlite_store(db_path: Path) -> Iterator[SQLiteStore]:
+    """For what only SQLite has (files, PRAGMAs, its write lock)."""
+    s = SQLiteStore(db_path, announce=Told())
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The provider client under test (tests/integration/test_hostup_*.py; their helpers:
+# tests/provider_client.py)
+
+
+@pytest.fixture
+def provider() -> Iterator[FakeProvider]:
+    """The stand-in provider on loopback, expecting the helpers' KEY."""
+    with FakeProvider(api_key=KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """The waits a client made with make_client asked for, in order (it does not sleep)."""
+    return []
+
+
+@pytest.fixture
+def make_client(provider: FakeProvider, sleeps: list[float]) -> Iterator[MakeClient]:
+    """Makes clients of ``provider`` (or ``url``) with KEY and a short timeout, recording their
+    sleeps; closes them after the test."""
+    clients: list[HostupClient] = []
+
+    def make(
+        url: str | None = None, *, key: str = KEY, timeout: float = 0.3, **kwargs: Any
+    ) -> HostupClient:
+        client = HostupClient(
+            url or provider.url,
+            key,
+            timeout,
+            sleep=sleeps.append,
+            **kwargs,
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The Slack stand-in alone (tests/integration/test_standins_*.py; their payloads:
+# tests/slack_payloads.py)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    """A running FakeSlack with the stand-in tests' bot and app tokens."""
+    with FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN) as running:
+        yield running

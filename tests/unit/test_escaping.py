@@ -6,13 +6,11 @@ builder, can mention, link or format.
   rendered by every builder that shows them, never gives a ``<``, ``>`` or ``&`` outside the
   bot's own markup, and lands only inside code spans it cannot close (where Slack applies no
   formatting).
-* End to end over real HTTP: a provider whose ``verifiedAt``, ``lastCheckedAt`` or
-  ``verification.expiresAt`` is ``<!channel>`` (not a date) is shown escaped in the real message.
+* End to end over real HTTP, in the real messages: tests/e2e/test_escaped_provider_text.py.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,8 +19,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mrkdwn import MARK, assert_inert, mrkdwn_texts
 
-from bot.domain.inputs import hidden_kind
 from bot.domain.model import Approval, State, VerificationRequest, one_item_request
 from bot.domain.outcomes import ERROR_KINDS, Cleared, Interrupted, ProviderFailed
 from bot.domain.service import HomeData
@@ -31,8 +29,6 @@ from bot.slack import blocks
 from bot.standins.world import APPROVER, CHANNEL, REQUESTER
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-# Marks every provider string, so the rendered text shows where provider text landed.
-MARK = "Ж"
 NASTY = (
     "<!channel>",
     "<!here|here>",
@@ -126,39 +122,6 @@ OUTCOMES = st.one_of(
     st.builds(Interrupted, message=TEXT),
 )
 
-# The bot's own markup, as the builders write it (people's ids, channels, dates, links).
-OWN_MARKUP = re.compile(
-    r"<@U0[A-Z0-9]+>"
-    r"|<#C0[A-Z0-9]+>"
-    r"|<!subteam\^S0[A-Z0-9]+>"
-    r"|<!date\^\d+\^\{[a-z_]+\}(?: at \{time\})?\|[0-9: -]+(?:UTC)?>"
-    r"|<https://slack\.example/archives/[A-Za-z0-9/]+\|the open request>"
-)
-
-
-def mrkdwn_texts(value: Any) -> list[str]:
-    """Every mrkdwn text in a Block Kit structure (sections, contexts, confirm dialogs)."""
-    if isinstance(value, list):
-        return [t for item in value for t in mrkdwn_texts(item)]
-    if not isinstance(value, dict):
-        return []
-    found = [str(value["text"])] if value.get("type") == "mrkdwn" else []
-    return found + [t for v in value.values() for t in mrkdwn_texts(v)]
-
-
-def assert_inert(text: str) -> None:
-    """No live mention, link or formatting from provider text in one rendered mrkdwn text."""
-    bare = OWN_MARKUP.sub("", text)
-    assert "<" not in bare and ">" not in bare, text
-    assert not re.search(r"&(?!amp;|lt;|gt;)", bare), text
-    assert not any(hidden_kind(c) for c in bare if c not in "\n"), ascii(text)
-    for i, segment in enumerate(bare.split("`")):
-        if i % 2:  # inside a code span: one line, so Slack renders it as code
-            assert "\n" not in segment, text
-        else:  # outside every code span: no provider text at all
-            assert MARK not in segment, text
-    assert bare.count("`") % 2 == 0, text
-
 
 def request(state: State, outcome: Any, view: Any, readback: Any) -> VerificationRequest:
     return one_item_request(
@@ -249,69 +212,6 @@ def test_clip_never_cuts_an_escape_or_leaves_a_code_span_open():
         assert len(cut) <= n
         assert not re.search(r"&(?!amp;|lt;|gt;)", cut), cut
         assert cut.count("`") % 2 == 0, cut
-
-
-# ---------------------------------------------------------------------------------------------
-# End to end
-
-
-def provider_line_of(message: dict[str, Any]) -> str:
-    for text in mrkdwn_texts(message.get("blocks", [])):
-        if blocks.PROVIDER_LINE_MARK in text:
-            return text
-    raise AssertionError(f"no provider line in {json.dumps(message.get('blocks'))}")
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {"status": "verified", "verified_at": "<!channel>"},
-        {"status": "pending", "last_checked_at": "<!channel>"},
-        {"status": "pending", "expires_at": "<!channel>"},
-        {"status": "expired", "expires_at": "<!here> & <@U0APPROVER>"},
-    ],
-    ids=["verifiedAt", "lastCheckedAt", "expiresAt", "expiredAt"],
-)
-def test_a_provider_date_that_is_a_mention_is_escaped_in_the_real_message(world, fields):
-    """The provider's view answers ``verifiedAt`` / ``lastCheckedAt`` /
-    ``verification.expiresAt`` with a mention instead of a date: the request message Slack
-    receives shows it escaped, in a code span, and pings nobody."""
-    world.provider.set_domain("example.com", **fields)
-    message = world.driver.ask(REQUESTER, "alice@example.com")
-    line = provider_line_of(message)
-    assert "&lt;!" in line, line
-    assert_inert(line.replace(f"<@{APPROVER}>", ""))
-    for text in mrkdwn_texts(message["blocks"]):
-        assert "<!channel>" not in text and "<!here>" not in text, text
-
-
-def test_a_failed_call_with_formatting_in_its_message_cannot_format_the_thread(world):
-    """A provider error whose message and code carry formatting and a backtick is shown in a
-    code span it cannot close, in the thread reply and the final message."""
-    from bot.standins.provider import Response
-
-    world.provider.enqueue(
-        Response.json(
-            400,
-            {
-                "code": "BAD`*CODE*",
-                "error": "Bad Request",
-                "message": "*oops* `<!channel>` _x_",
-                "requestId": "rid`1",
-            },
-        )
-    )
-    message = world.driver.ask(REQUESTER, "alice@example.com")
-    world.driver.approve(APPROVER, message)
-    final = world.driver.final_message(message)
-    reply = world.driver.wait_thread_reply(message)
-    for text in [*mrkdwn_texts(final["blocks"]), *mrkdwn_texts(reply["blocks"])]:
-        bare = OWN_MARKUP.sub("", text)
-        assert "<" not in bare and ">" not in bare, text
-        assert bare.count("`") % 2 == 0, text
-    reply_text = " ".join(mrkdwn_texts(reply["blocks"]))
-    assert "`HTTP 400 BADˋ*CODE*: *oops* ˋ&lt;!channel&gt;ˋ _x_`" in reply_text, reply_text
-    assert "`ridˋ1`" in reply_text
 
 
 def test_a_stored_reading_renders_the_same_after_a_round_trip():
