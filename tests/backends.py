@@ -79,7 +79,8 @@ def embedded_postgres_server() -> Iterator[str]:
 
 
 # The role the tests use, as on a real server: it logs in with a password (so a wrong one is
-# refused, which tests/integration/test_store_errors.py checks) and may create the per-test databases.
+# refused, which tests/integration/test_store_errors.py checks) and may create the per-test
+# databases.
 TEST_ROLE = "bot"
 TEST_PASSWORD = "bot"  # noqa: S105 - a throwaway server's test role, on a private socket
 
