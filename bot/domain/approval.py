@@ -38,9 +38,9 @@ class Approving(Execution):
     """Creates requests and decides them: who may, the quorum, four eyes, expiry."""
 
     def submit(self, email: str, reason: str, requester: str) -> VerificationRequest:
-        """Store a new pending request. What is told of it (its message, the requester's DM)
-        is held for its lookup (``look_up``, called next: the message is posted with the
-        provider's view) for LOOKUP_HOLD at most.
+        """Store a new pending request. What is told of it is held for its lookup (``look_up``,
+        called next, so what is shown of the request shows the provider's view) for
+        LOOKUP_HOLD at most.
 
         Raises Refused (not a requester; OPEN_REQUEST, with that request, when the email
         already has an open request, found first or by the store in a race) and InvalidInput.
