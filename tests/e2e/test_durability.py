@@ -291,8 +291,15 @@ def test_result_survives_slack_outage(world):
         ),
         what="provider result and read-back stored",
     )
+    # The service's own delivery tries each lane's head at once (and fails): wait until it has,
+    # so no delivery still in flight on the real clock meets the rounds below on the moved one.
     world.slack.wait_for(
-        lambda: world.services.store.outbox_entries(request.id) or None, what="queued entries"
+        lambda: (
+            {e.kind for e in world.services.store.outbox_entries(request.id) if e.attempts}
+            >= {"reply_result", "dm_outcome"}
+            or None
+        ),
+        what="both lanes' heads tried once",
     )
     assert world.driver.thread(message) == []
     for step in range(1, 8):
