@@ -111,6 +111,11 @@ class Settings(StoreSettings):
     # text, or json: one object a line with the correlation fields (bot/logs.py).
     LOG_FORMAT: Literal["text", "json"] = "text"
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # A TOML file of approval rules per domain, operation and requester (bot/domain/policy.py);
+    # unset: the settings above decide every request (APPROVERS, APPROVALS_REQUIRED, ...).
+    POLICY_FILE: str | None = None
+    # The language of the verification email a resend sends (the provider's ``lang``).
+    RESEND_LANGUAGE: Literal["en", "sv"] = "en"
     # GET /metrics and the counting behind it; false: neither (for a team that has no use
     # for them, and for the benchmark's comparison).
     METRICS: bool = True
@@ -119,6 +124,18 @@ class Settings(StoreSettings):
     @classmethod
     def _log_format(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("RESEND_LANGUAGE", mode="before")
+    @classmethod
+    def _language(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("POLICY_FILE", mode="before")
+    @classmethod
+    def _policy_file(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None  # blank means unset
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod

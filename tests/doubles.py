@@ -11,7 +11,7 @@ own process, for tests of one component.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -138,12 +138,17 @@ class Roles:
     ) -> None:
         self.approvers = approvers
         self.requesters = requesters
+        # User-group ID -> its members, for a rule's approvers, escalate_to and requesters.
+        self.groups: dict[str, Collection[str]] = {}
 
     def is_requester(self, user_id: str) -> bool:
         return self.requesters is None or user_id in self.requesters
 
     def is_approver(self, user_id: str) -> bool:
         return self.approvers is None or user_id in self.approvers
+
+    def is_among(self, user_id: str, ids: Sequence[str]) -> bool:
+        return "*" in ids or user_id in ids or any(user_id in self.groups.get(g, ()) for g in ids)
 
     def excluded(self, user_id: str) -> bool:
         return False

@@ -118,6 +118,12 @@ class Action(StrEnum):
     # out and the sweep took it, perhaps a Retry claimed it since): recorded against its own
     # claim (``details["claim_id"]``), the request left as it is.
     LATE_ANSWER = "late_answer"
+    # A request still waiting when its rule's ``escalate_after`` passed: its ``escalate_to``
+    # may approve it too from now on (stays pending; recorded once).
+    ESCALATE = "escalate"
+    # A resend the provider says it cannot do (the domain is not listed, or its view reads
+    # ``canResend: false``): closed before anyone approves it, with the provider's reason.
+    NOT_RESENDABLE = "not_resendable"
 
 
 # The actions whose details are the provider's answer (or its absence): one per provider call.
@@ -132,6 +138,7 @@ DECISION_ACTIONS = frozenset(
         Action.POST_FAILED,
         Action.CANCEL,
         Action.RESOLVE,
+        Action.NOT_RESENDABLE,
     }
 )
 # The actions that move one item of a request (its execution): the claim, its outcome, a Retry,
@@ -147,7 +154,7 @@ EXECUTION_ACTIONS = frozenset(
     }
 )
 # The actions that record something about a pending request without moving it.
-STAYING_ACTIONS = frozenset({Action.APPROVAL, Action.REMIND})
+STAYING_ACTIONS = frozenset({Action.APPROVAL, Action.REMIND, Action.ESCALATE})
 # The actions that record a reading of the provider's view, in whatever state the request is.
 VIEW_ACTIONS = frozenset({Action.LOOKUP, Action.CHECK, Action.READBACK})
 # The actions that only record something in the audit log, in whatever state the request is:
@@ -190,6 +197,35 @@ class Operation(StrEnum):
     """What a request asks the provider to do to each of its items."""
 
     CONFIRM = "confirm"  # clear the stuck verification (the provider's confirm endpoint)
+    RESEND = "resend"  # send the verification email again (the provider's v2 resend action)
+
+
+@dataclass(frozen=True)
+class RuleTerms:
+    """What the rule a request was made under decides for it, stored with the request (so a
+    change of the policy file never changes a waiting request): who may approve, how many must,
+    reminders and escalation. ``name`` and ``policy_hash`` say where it came from: the rule's
+    name (``default`` for the policy's ``[default]``) and the first 12 hex digits of the
+    SHA-256 of the policy file's bytes ("" without POLICY_FILE: the settings decided)."""
+
+    name: str
+    policy_hash: str
+    # Slack user IDs (U…/W…), user-group IDs (S…) or ``*`` (every full member).
+    approvers: tuple[str, ...]
+    # Distinct approvals needed; 0: approved by the rule itself (runs at once, audited).
+    approvals_required: int
+    # Seconds between reminders while the request waits; 0: none.
+    remind_every: float = 0.0
+    # Seconds a request may wait before ``escalate_to`` may approve it too (None: never).
+    escalate_after: float | None = None
+    escalate_to: tuple[str, ...] = ()
+    # What the reason had to match (shown in the form), if anything.
+    reason_pattern: str | None = None
+
+    @property
+    def by_rule(self) -> bool:
+        """Approved by the rule itself: nobody is asked."""
+        return self.approvals_required == 0
 
 
 # The fields of a request that belong to one of its items (its execution), not to the request.
@@ -263,6 +299,10 @@ class VerificationRequest:
     withdrawn: tuple[Approval, ...] = ()
     # Bumped by every change: what an optimistic compare-and-set compares.
     version: int = 0
+    # The rule it was made under (None: made before rules, or in a test: the settings decide).
+    rule: RuleTerms | None = None
+    # When its rule's escalation was recorded (Action.ESCALATE): its escalate_to may approve.
+    escalated_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if not self.items:

@@ -1,6 +1,9 @@
 """What a provider call came to, or why there was none: one class per case, serialised here.
 
 * :class:`Cleared`: the provider cleared the verification (its documented 200);
+* :class:`Resent`: the provider sent the verification email again (its documented 200);
+* :class:`NotResendable`: the provider's view said a resend cannot be done (the domain is not
+  listed, or ``canResend`` is false), so the request was closed before anyone approved it;
 * :class:`ProviderFailed`: the provider refused, failed, could not be read or did not answer;
   ``outcome_unknown`` when it may have acted all the same;
 * :class:`Interrupted`: the bot stopped while it was calling the provider;
@@ -52,6 +55,39 @@ class Cleared:
 
 
 @dataclass(frozen=True)
+class Resent:
+    """The provider accepted the resend: it sent the verification email to ``recipient``."""
+
+    recipient: str
+    sent_at: str
+    domain: str
+    domain_id: str | None = None
+    method: str | None = None
+    provider_request_id: str | None = None
+    outcome_unknown: Literal[False] = False
+
+    @property
+    def message(self) -> str:
+        return f"Verification email sent to {self.recipient} at {self.sent_at}"
+
+
+@dataclass(frozen=True)
+class NotResendable:
+    """The provider's view says it cannot resend for the domain (``reason`` is its words, or
+    ours when it gave none): nothing was asked of it, nobody needed to approve."""
+
+    reason: str
+    # The provider lists the domain (its view was read and said ``canResend: false``).
+    listed: bool = True
+    provider_request_id: None = None
+    outcome_unknown: Literal[False] = False
+
+    @property
+    def message(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True)
 class ProviderFailed:
     """The provider call failed; ``message`` is a sentence that can be shown to a person."""
 
@@ -90,7 +126,9 @@ class NotPosted:
         return f"Slack said {self.slack_error}"
 
 
-Outcome = Cleared | ProviderFailed | Interrupted | NotPosted
+Outcome = Cleared | Resent | ProviderFailed | Interrupted | NotPosted | NotResendable
+# What a successful provider call returns, by operation.
+Done = Cleared | Resent
 
 
 class ProviderFailure(Exception):
@@ -137,6 +175,18 @@ def outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
             }
         case NotPosted():
             return {"type": "not_posted", "slack_error": outcome.slack_error}
+        case Resent():
+            return {
+                "type": "resent",
+                "recipient": outcome.recipient,
+                "sent_at": outcome.sent_at,
+                "domain": outcome.domain,
+                "domain_id": outcome.domain_id,
+                "method": outcome.method,
+                "provider_request_id": outcome.provider_request_id,
+            }
+        case NotResendable():
+            return {"type": "not_resendable", "reason": outcome.reason, "listed": outcome.listed}
 
 
 def outcome_from_dict(data: Mapping[str, Any]) -> Outcome:
@@ -162,6 +212,19 @@ def outcome_from_dict(data: Mapping[str, Any]) -> Outcome:
             code=_opt_str(data.get("code")),
             provider_request_id=_opt_str(data.get("provider_request_id")),
             outcome_unknown=data.get("outcome_unknown") is True,
+        )
+    if kind == "resent":
+        return Resent(
+            recipient=str(data.get("recipient") or ""),
+            sent_at=str(data.get("sent_at") or ""),
+            domain=str(data.get("domain") or ""),
+            domain_id=_opt_str(data.get("domain_id")),
+            method=_opt_str(data.get("method")),
+            provider_request_id=_opt_str(data.get("provider_request_id")),
+        )
+    if kind == "not_resendable":
+        return NotResendable(
+            reason=str(data.get("reason") or ""), listed=data.get("listed") is not False
         )
     if kind == "interrupted":
         return Interrupted(message=str(data.get("message") or INTERRUPTED_MESSAGE))

@@ -2,7 +2,8 @@
 
 * :class:`RequestRepository`: durable requests and their audit log (bot/store/), whose one
   write is a :class:`Transition` (a compare-and-set) and whose failures are :class:`StoreError`;
-* :class:`Provider`: the provider's confirm call and its per-domain view (bot/provider/);
+* :class:`Provider`: the provider's calls (confirm, resend) and its per-domain view
+  (bot/provider/);
 * :class:`Roles`: who is a requester or an approver (bot/slack/roles.py);
 * :class:`Delivery`: sends what the outbox holds for a request (bot/slack/outbox.py).
 
@@ -19,7 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.domain.model import Action, Approval, State, VerificationRequest
-from bot.domain.outcomes import Cleared, Outcome, outcome_to_dict
+from bot.domain.outcomes import Cleared, Outcome, Resent, outcome_to_dict
 from bot.domain.views import DomainReading, ProviderView, view_to_dict
 
 
@@ -81,6 +82,8 @@ class Transition:
     # its read-back (which makes it due as soon as it is recorded), so Slack is told both
     # together; a claim's "calling the provider…" waits for a quicker outcome to supersede it.
     held_until: datetime | None = None
+    # An escalation (Action.ESCALATE): when it was recorded, stored with the request.
+    escalated_at: datetime | None = None
 
     @property
     def audit_details(self) -> dict[str, Any]:
@@ -195,6 +198,20 @@ class Provider(Protocol):
         further attempt is made (the failure so far is raised)."""
         ...
 
+    def resend(
+        self,
+        domain: str,
+        *,
+        language: str,
+        domain_id: str | None = None,
+        renew: Callable[[float], bool] | None = None,
+    ) -> Resent:
+        """Send ``domain``'s verification email again, in ``language`` (``en`` or ``sv``),
+        through the provider's v2 resend action (the domain found by name unless its
+        ``domain_id`` is known); raises ProviderFailure. Deadlines and ``renew`` as for
+        ``confirm``."""
+        ...
+
     def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
         """The provider's email-verification view of ``domain`` (looked up by name unless its
         ``domain_id`` is known), bounded in time; raises ViewFailure."""
@@ -205,6 +222,11 @@ class Roles(Protocol):
     def is_requester(self, user_id: str) -> bool: ...
 
     def is_approver(self, user_id: str) -> bool: ...
+
+    def is_among(self, user_id: str, ids: Sequence[str]) -> bool:
+        """Whether ``user_id`` is one of ``ids`` (user IDs, user-group IDs, ``*``), as for
+        APPROVERS: what a rule's ``approvers``, ``escalate_to`` and ``requesters`` mean."""
+        ...
 
     def excluded(self, user_id: str) -> bool:
         """True when the last check found ``user_id`` not a full member of the workspace (or

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from cachetools import TTLCache, cachedmethod
@@ -112,6 +112,11 @@ class Roles:
 
     def is_requester(self, user_id: str) -> bool:
         return self._matches(user_id, self.requesters)
+
+    def is_among(self, user_id: str, ids: Sequence[str]) -> bool:
+        """Whether ``user_id`` is one of ``ids`` (user IDs, group IDs, ``*``), read as
+        APPROVERS is: what a policy rule's approvers, escalate_to and requesters mean."""
+        return self._matches(user_id, tuple(ids))
 
     def group_members(self, group_id: str) -> frozenset[str]:
         """Members of a user group, cached; raises GroupLookupError when Slack cannot say."""
