@@ -92,17 +92,19 @@ class Maintenance:
 
     def run_once(self) -> dict[str, int]:
         """One round; returns how many requests it expired, found interrupted, reminded
-        approvers of and looked up, and how many outbox entries it finished (besides those of
-        the requests it changed, which the service delivers at once)."""
+        approvers of, escalated and looked up, and how many outbox entries it finished
+        (besides those of the requests it changed, which the service delivers at once)."""
         expired = self.approvals.expire_due()
         interrupted = self.approvals.recover_interrupted(self.interrupted_after)
         reminded = self.approvals.remind_due()
+        escalated = self.approvals.escalate_due()
         delivered = self.outbox.deliver_due()
         looked_up = self.approvals.look_up_missing(self.lookup_after, self.max_lookups)
         return {
             "expired": len(expired),
             "interrupted": len(interrupted),
             "reminded": len(reminded),
+            "escalated": len(escalated),
             "delivered": delivered,
             "looked_up": len(looked_up),
         }

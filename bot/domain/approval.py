@@ -14,11 +14,19 @@ from bot.domain.core import (
     PENDING,
 )
 from bot.domain.execution import Execution
-from bot.domain.inputs import clean_note, domain_of, validate_email, validate_reason
+from bot.domain.inputs import (
+    check_reason,
+    clean_note,
+    domain_of,
+    validate_email,
+    validate_reason,
+)
 from bot.domain.model import (
     Action,
     Approval,
     OpenRequestExists,
+    Operation,
+    RuleTerms,
     State,
     VerificationRequest,
     new_claim_id,
@@ -37,24 +45,54 @@ log = logging.getLogger(__name__)
 class Approving(Execution):
     """Creates requests and decides them: who may, the quorum, four eyes, expiry."""
 
-    def submit(self, email: str, reason: str, requester: str) -> VerificationRequest:
-        """Store a new pending request. What is told of it is held for its lookup (``look_up``,
-        called next, so what is shown of the request shows the provider's view) for
-        LOOKUP_HOLD at most.
+    def submit(
+        self,
+        email: str,
+        reason: str,
+        requester: str,
+        operation: Operation = Operation.CONFIRM,
+    ) -> VerificationRequest:
+        """Store a new pending request for ``operation``, under the rule that decides it
+        (stored with it). What is told of it is held for its lookup (``look_up``, called next,
+        so what is shown of the request shows the provider's view) for LOOKUP_HOLD at most.
 
-        Raises Refused (not a requester; OPEN_REQUEST, with that request, when the email
-        already has an open request, found first or by the store in a race) and InvalidInput.
+        Raises Refused (not a requester; OPERATION_NOT_ALLOWED by the rules; OPEN_REQUEST,
+        with that request, when the email already has an open request, found first or by the
+        store in a race) and InvalidInput (a reason the rule's reason_pattern refuses too).
         """
         try:
-            return self._submit(email, reason, requester)
+            return self._submit(email, reason, requester, operation)
         except OpenRequestExists as exc:
             raise Refused(Refusal.OPEN_REQUEST, exc.existing) from exc
 
-    def _submit(self, email: str, reason: str, requester: str) -> VerificationRequest:
+    def rule_for(
+        self, email: str, requester: str, operation: Operation = Operation.CONFIRM
+    ) -> RuleTerms | None:
+        """The terms the rules would give a request for ``email`` by ``requester`` now (None:
+        no rules, the settings decide); raises Refused (OPERATION_NOT_ALLOWED) when they do
+        not allow ``operation``, InvalidInput for an address that is not one. Read-only."""
+        if self.rules is None:
+            return None
+        decision = self.rules.decide(
+            domain=domain_of(validate_email(email)),
+            operation=operation,
+            requester=requester,
+            is_among=self.roles.is_among,
+        )
+        if not decision.allowed:
+            raise Refused(Refusal.OPERATION_NOT_ALLOWED)
+        return decision.terms
+
+    def _submit(
+        self, email: str, reason: str, requester: str, operation: Operation
+    ) -> VerificationRequest:
         if not self.roles.is_requester(requester):
             raise Refused(self._outsider(requester, Refusal.NOT_A_REQUESTER))
         email = validate_email(email)
         reason = validate_reason(reason)
+        rule = self.rule_for(email, requester, operation)
+        if rule is not None and rule.reason_pattern is not None:
+            check_reason(reason, rule.reason_pattern, rule.name)
         stale = self.requests.find_open(email)
         expired = None
         if stale is not None:
@@ -74,12 +112,21 @@ class Approving(Execution):
                 created_at=now,
                 expires_at=now + self.policy.ttl,
                 updated_at=now,
+                operation=operation,
+                rule=rule,
             ),
             actor=requester,
             held_until=now + LOOKUP_HOLD,
         )
         correlation.set_field("request_id", request.id)
-        log.info("Request %s for %s by %s", request.id, request.email, requester)
+        log.info(
+            "Request %s to %s %s by %s%s",
+            request.id,
+            operation.value,
+            request.email,
+            requester,
+            f" (rule {rule.name})" if rule is not None else "",
+        )
         # Nothing of it is due yet (held for its lookup), but the Home tabs open show it now.
         self.delivery.deliver(request.id)
         if expired is not None:
@@ -93,24 +140,23 @@ class Approving(Execution):
         wins, however many race), calls the provider once, records what it said and delivers
         it. Returns the request as the click left it (pending, or its final state)."""
         correlation.set_field("request_id", request_id)
-        if not self.roles.is_approver(approver):
-            raise Refused(self._outsider(approver, Refusal.NOT_AN_APPROVER))
         for _ in range(MAX_RACE_RETRIES):
             request = self._approvable(request_id, approver)
+            required = self.required(request)
             approvals = (*request.approvals, Approval(approver, self.clock()))
             withdrawn = tuple(w for w in request.withdrawn if w.approver != approver)
-            last = len(approvals) >= self.policy.approvals_required
+            last = len(approvals) >= required
             lapsed: tuple[Approval, ...] = ()
             if last:
                 # The quorum would complete: every earlier approval must still be an
                 # approver's. One whose approver has lost the role no longer counts.
                 lapsed = tuple(
-                    a for a in request.approvals if not self.roles.is_approver(a.approver)
+                    a for a in request.approvals if not self.may_decide(request, a.approver)
                 )
                 if lapsed:
                     approvals = tuple(a for a in approvals if a not in lapsed)
                     withdrawn = (*withdrawn, *lapsed)
-                    last = len(approvals) >= self.policy.approvals_required
+                    last = len(approvals) >= required
             change = Transition(
                 request_id,
                 PENDING,
@@ -118,7 +164,7 @@ class Approving(Execution):
                 actor=approver,
                 action=Action.APPROVE if last else Action.APPROVAL,
                 now=self.clock(),
-                details={"approval": len(approvals), "of": self.policy.approvals_required}
+                details={"approval": len(approvals), "of": required}
                 | ({"no_longer_counted": [w.approver for w in withdrawn]} if withdrawn else {}),
                 decided_by=approver if last else None,
                 unexpired_only=True,
@@ -141,7 +187,7 @@ class Approving(Execution):
                     "Request %s: approval %d of %d, by %s",
                     request_id,
                     len(approvals),
-                    self.policy.approvals_required,
+                    required,
                     approver,
                 )
                 for gone in lapsed:
@@ -182,15 +228,13 @@ class Approving(Execution):
 
     def start_rejection(self, request_id: str, actor: str) -> VerificationRequest:
         """Reject was clicked: the request, if ``actor`` may reject it now; raises Refused."""
-        if not self.roles.is_approver(actor):
-            raise Refused(Refusal.NOT_AN_APPROVER)
+        self._decider(request_id, actor)
         return self._still_rejectable(request_id, actor)
 
     def reject(self, request_id: str, actor: str, note: str = "") -> VerificationRequest:
         """Reject a pending request (the provider is never called) and deliver the news."""
         correlation.set_field("request_id", request_id)
-        if not self.roles.is_approver(actor):
-            raise Refused(Refusal.NOT_AN_APPROVER)
+        self._decider(request_id, actor)
         self._still_rejectable(request_id, actor)
         note = clean_note(note)
         rejected = self.requests.transition(
@@ -234,7 +278,7 @@ class Approving(Execution):
 
     def _approvable(self, request_id: str, approver: str) -> VerificationRequest:
         """The request, if ``approver``'s Approve may count now; raises Refused otherwise."""
-        request = self.get(request_id)
+        request = self._decider(request_id, approver)
         if request.state is State.PENDING and request.is_expired(self.clock()):
             raise self._expire_and_refuse(request, approver, Refusal.EXPIRED)
         if request.state is State.UNKNOWN:

@@ -8,12 +8,15 @@ the approval itself (approval.py) and the sweeps nobody clicks (sweeps.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from bot.domain.model import (
     Action,
+    Operation,
+    RuleTerms,
     State,
     VerificationRequest,
     utcnow,
@@ -41,6 +44,35 @@ class ApprovalPolicy:
     # How long a claim may call the provider before the sweep may take it: one attempt's
     # deadline plus a grace (bot/services.py derives it from the provider client).
     lease: timedelta = timedelta(seconds=60)
+    # The language of the email a resend sends (RESEND_LANGUAGE: en or sv).
+    resend_language: str = "en"
+
+
+class Decided(Protocol):
+    """What the rules decide for one request to be made (bot/domain/policy.py's Decision)."""
+
+    @property
+    def allowed(self) -> bool: ...
+
+    @property
+    def terms(self) -> RuleTerms: ...
+
+
+class RuleBook(Protocol):
+    """The approval rules (bot/domain/policy.py's Policy): which rule decides a request."""
+
+    def decide(
+        self,
+        *,
+        domain: str,
+        operation: Operation,
+        requester: str,
+        is_among: Callable[[str, Sequence[str]], bool],
+    ) -> Decided: ...
+
+    def approver_ids(self) -> tuple[str, ...]:
+        """Every ID any rule names as approvers or escalate_to (who may decide something)."""
+        ...
 
 
 # The Home tab's bounds: most requests of each list read (at least as many as it shows), most
@@ -81,18 +113,65 @@ class ServiceCore:
         delivery: Delivery,
         policy: ApprovalPolicy,
         clock: Callable[[], datetime] = utcnow,
+        rules: RuleBook | None = None,
     ) -> None:
+        """``rules`` decide each new request's approvers, quorum, reminders and escalation
+        (stored with it); without them the settings decide (``policy``, the Roles' approvers)
+        and a request carries no rule."""
         self.requests = requests
         self.provider = provider
         self.roles = roles
         self.delivery = delivery
         self.policy = policy
         self.clock = clock
+        self.rules = rules
 
     def get(self, request_id: str) -> VerificationRequest:
         request = self.requests.get(request_id)
         if request is None:
             raise Refused(Refusal.UNKNOWN_REQUEST)
+        return request
+
+    def required(self, request: VerificationRequest) -> int:
+        """The distinct approvals the request needs: its rule's, else APPROVALS_REQUIRED."""
+        if request.rule is not None:
+            return request.rule.approvals_required
+        return self.policy.approvals_required
+
+    def remind_every(self, request: VerificationRequest) -> float:
+        """Seconds between the request's reminders (0: none): its rule's, else REMIND_EVERY."""
+        if request.rule is not None:
+            return request.rule.remind_every
+        return self.policy.remind_every
+
+    def approvers_of(self, request: VerificationRequest) -> tuple[str, ...] | None:
+        """Who may decide the request (IDs, as for APPROVERS): its rule's approvers, and its
+        escalate_to once it was escalated; None when the settings' APPROVERS decide."""
+        rule = request.rule
+        if rule is None:
+            return None
+        return rule.approvers + (rule.escalate_to if request.escalated_at is not None else ())
+
+    def may_decide(self, request: VerificationRequest, user: str) -> bool:
+        """Whether ``user`` is one of the request's approvers (approve, reject, retry,
+        resolve, check): the rule's it was made under, else APPROVERS."""
+        approvers = self.approvers_of(request)
+        if approvers is None:
+            return self.roles.is_approver(user)
+        return self.roles.is_among(user, approvers)
+
+    def is_an_approver(self, user: str) -> bool:
+        """Whether ``user`` may decide some request: one of the rules' approvers (or their
+        escalate_to), else of APPROVERS. What a request needs is ``may_decide``'s."""
+        if self.roles.is_approver(user):
+            return True
+        return self.rules is not None and self.roles.is_among(user, self.rules.approver_ids())
+
+    def _decider(self, request_id: str, user: str) -> VerificationRequest:
+        """The request, if ``user`` may decide it; raises Refused (NOT_AN_APPROVER) if not."""
+        request = self.get(request_id)
+        if not self.may_decide(request, user):
+            raise Refused(self._outsider(user, Refusal.NOT_AN_APPROVER))
         return request
 
     def _expire_if_due(

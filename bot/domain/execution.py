@@ -30,7 +30,8 @@ from bot.domain.model import (
     new_claim_id,
 )
 from bot.domain.outcomes import (
-    Cleared,
+    Done,
+    NotResendable,
     Outcome,
     ProviderFailure,
     outcome_to_dict,
@@ -38,7 +39,7 @@ from bot.domain.outcomes import (
 from bot.domain.ports import Transition
 from bot.domain.queries import Queries
 from bot.domain.refusals import Refusal, Refused
-from bot.domain.views import DomainReading, ProviderView
+from bot.domain.views import DomainReading, ProviderView, resend_refusal
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,12 @@ class Execution(Queries):
         """
         correlation.set_field("request_id", request_id)
         request = self.requests.get(request_id)
-        if request is None or request.view is not None or request.state is not State.PENDING:
+        if request is None or request.state is not State.PENDING:
             return request
+        if request.view is not None:
+            # Read already (this process stopped before what follows the reading, or another
+            # replica's round got here first): only what follows is left to do.
+            return self._after_lookup(request)
         # The message waits for this reading, LOOKUP_WAIT at most: then it is posted alongside,
         # without it (and this reading's update adds it).
         post_anyway = self.delivery.deliver_alongside(request_id, after=LOOKUP_WAIT)
@@ -101,17 +106,78 @@ class Execution(Queries):
             )
             return recorded
         log.info("Request %s: the provider's view reads %s", request_id, _reading_word(reading))
-        self.delivery.deliver(request_id)
-        return recorded
+        if recorded is None:  # pragma: no cover - requests are never deleted
+            return None
+        return self._after_lookup(recorded)
+
+    def _after_lookup(self, request: VerificationRequest) -> VerificationRequest:
+        """What follows a pending request's lookup: a resend the provider says it cannot do
+        is closed (nobody is asked to approve it); a request whose rule needs no approval is
+        approved by the rule and run; anything else waits for its approvers."""
+        item = request.item
+        refusal = (
+            resend_refusal(item.view)
+            if request.operation is Operation.RESEND and item.view is not None
+            else None
+        )
+        if refusal is not None:
+            reason, listed = refusal
+            closed = self.requests.transition(
+                Transition(
+                    request.id,
+                    PENDING,
+                    State.REJECTED,
+                    actor="bot",
+                    action=Action.NOT_RESENDABLE,
+                    now=self.clock(),
+                    outcome=NotResendable(reason, listed=listed),
+                    expected_version=request.version,
+                )
+            )
+            if closed is not None:
+                log.info("Request %s: closed before approval: %s", request.id, reason)
+            self.delivery.deliver(request.id)
+            return closed or self.get(request.id)
+        if request.rule is not None and request.rule.by_rule:
+            return self._approve_by_rule(request)
+        self.delivery.deliver(request.id)
+        return request
+
+    def _approve_by_rule(self, request: VerificationRequest) -> VerificationRequest:
+        """The rule the request was made under needs no approval: it approves the request
+        itself (audited with its name) and the provider is called, once: the claim is a
+        compare-and-set like any approval's, so a second replica's round finds it taken."""
+        assert request.rule is not None
+        now = self.clock()
+        claimed = self.requests.transition(
+            Transition(
+                request.id,
+                PENDING,
+                State.EXECUTING,
+                actor="bot",
+                action=Action.APPROVE,
+                now=now,
+                details={"approval": 0, "of": 0, "by_rule": request.rule.name},
+                unexpired_only=True,
+                expected_version=request.version,
+                claim_id=new_claim_id(),
+                lease_until=now + self.policy.lease,
+                held_until=now + INTERIM_HOLD,
+                item=request.item.position,
+            )
+        )
+        if claimed is None:  # approved, cancelled or expired by someone else meanwhile
+            self.delivery.deliver(request.id)
+            return self.get(request.id)
+        log.info("Request %s: approved by rule %s", request.id, request.rule.name)
+        return self._call_provider(claimed, "bot", retry=False)
 
     def check_provider(self, request_id: str, approver: str) -> VerificationRequest:
         """Check provider, on an unknown outcome: read the domain's view again and show it,
         with what it means. Read-only at the provider; the request stays
         unknown until a person decides (Retry, or Resolved)."""
         correlation.set_field("request_id", request_id)
-        if not self.roles.is_approver(approver):
-            raise Refused(Refusal.NOT_AN_APPROVER)
-        request = self.get(request_id)
+        request = self._decider(request_id, approver)
         if request.state is not State.UNKNOWN:
             raise Refused(Refusal.NOT_CHECKABLE, request)
         reading = self._read_view(request)
@@ -135,24 +201,20 @@ class Execution(Queries):
         """Retry an unknown outcome: one approver claims it again and the provider is called
         once more (the quorum was met by the approval that led to the unknown outcome)."""
         correlation.set_field("request_id", request_id)
-        if not self.roles.is_approver(approver):
-            raise Refused(Refusal.NOT_AN_APPROVER)
-        before = self.get(request_id)
+        before = self._decider(request_id, approver)
         claimed = self._claim_retry(request_id, approver)
         return Retried(before, self._call_provider(claimed, approver, retry=True))
 
     def start_resolution(self, request_id: str, actor: str) -> VerificationRequest:
         """Resolved was clicked: the request, if ``actor`` may close it now; raises Refused."""
-        if not self.roles.is_approver(actor):
-            raise Refused(Refusal.NOT_AN_APPROVER)
+        self._decider(request_id, actor)
         return self.resolvable(request_id, actor)
 
     def resolve(self, request_id: str, approver: str, note: str) -> VerificationRequest:
         """Close an unknown outcome as resolved: an approver has checked the provider and
         decided no Retry is needed. Audited with who and why; the provider is not called."""
         correlation.set_field("request_id", request_id)
-        if not self.roles.is_approver(approver):
-            raise Refused(Refusal.NOT_AN_APPROVER)
+        self._decider(request_id, approver)
         self.resolvable(request_id, approver)
         note = clean_note(note)
         if not note:
@@ -265,12 +327,22 @@ class Execution(Queries):
         # nothing to read back.
         return self._read_back(final) if to_state is not State.FAILED else final
 
-    def _call(self, request: VerificationRequest, renew: Callable[[float], bool]) -> Cleared:
+    def _call(self, request: VerificationRequest, renew: Callable[[float], bool]) -> Done:
         """The provider call the request's operation asks for, for its item; raises
         ProviderFailure."""
+        item = request.item
         match request.operation:
             case Operation.CONFIRM:
-                return self.provider.confirm(request.item.email, renew=renew)
+                return self.provider.confirm(item.email, renew=renew)
+            case Operation.RESEND:
+                # The domain's id from its lookup, when it was read: the resend is one call.
+                known = item.view.domain_id if isinstance(item.view, ProviderView) else None
+                return self.provider.resend(
+                    item.domain,
+                    language=self.policy.resend_language,
+                    domain_id=known,
+                    renew=renew,
+                )
         assert_never(request.operation)
 
     def _renew(self, request: VerificationRequest, seconds: float) -> bool:

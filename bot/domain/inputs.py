@@ -179,3 +179,12 @@ def validate_reason(raw: str | None) -> str:
 def clean_note(raw: str | None) -> str:
     """An optional note (a rejection's reason): trimmed, at most MAX_REASON_CHARS."""
     return (raw or "").strip()[:MAX_REASON_CHARS]
+
+
+def check_reason(reason: str, pattern: str, rule: str) -> None:
+    """Raise InvalidInput unless ``reason`` matches the rule's ``reason_pattern`` (searched,
+    as ``re.search`` does: the pattern anchors itself with ``^`` where it wants to)."""
+    if re.search(pattern, reason) is None:
+        raise InvalidInput(
+            f"The reason must match the pattern {pattern} (the rule {rule} asks for it)."
+        )

@@ -228,6 +228,39 @@ class RuleTerms:
         return self.approvals_required == 0
 
 
+def rule_to_dict(rule: RuleTerms) -> dict[str, Any]:
+    """The JSON-able form of a request's rule, as stored and audited."""
+    return {
+        "name": rule.name,
+        "policy_hash": rule.policy_hash,
+        "approvers": list(rule.approvers),
+        "approvals_required": rule.approvals_required,
+        "remind_every": rule.remind_every,
+        "escalate_after": rule.escalate_after,
+        "escalate_to": list(rule.escalate_to),
+        "reason_pattern": rule.reason_pattern,
+    }
+
+
+def rule_from_dict(data: dict[str, Any]) -> RuleTerms:
+    """The rule ``rule_to_dict`` wrote. Raises ValueError for a form it never writes."""
+    name, required = data.get("name"), data.get("approvals_required")
+    if not isinstance(name, str) or not isinstance(required, int) or isinstance(required, bool):
+        raise ValueError(f"not a stored rule: {sorted(data)!r}")
+    after = data.get("escalate_after")
+    pattern = data.get("reason_pattern")
+    return RuleTerms(
+        name=name,
+        policy_hash=str(data.get("policy_hash") or ""),
+        approvers=tuple(str(a) for a in data.get("approvers") or ()),
+        approvals_required=required,
+        remind_every=float(data.get("remind_every") or 0.0),
+        escalate_after=float(after) if isinstance(after, int | float) else None,
+        escalate_to=tuple(str(a) for a in data.get("escalate_to") or ()),
+        reason_pattern=pattern if isinstance(pattern, str) else None,
+    )
+
+
 # The fields of a request that belong to one of its items (its execution), not to the request.
 ITEM_FIELDS = frozenset(
     {"email", "domain", "outcome", "view", "readback", "claim_id", "lease_until"}

@@ -85,7 +85,7 @@ class Queries(ServiceCore):
     def status_of(self, user: str, email: str) -> StatusReport:
         """The open request for ``email`` and its last outcomes, for a requester or approver.
         Raises Refused for anyone else, InvalidInput for an address that is not one."""
-        if not (self.roles.is_requester(user) or self.roles.is_approver(user)):
+        if not (self.roles.is_requester(user) or self.is_an_approver(user)):
             raise Refused(Refusal.NOT_A_REQUESTER)
         email = validate_email(email)
         since = self.clock() - timedelta(days=HISTORY_DAYS)
@@ -97,7 +97,7 @@ class Queries(ServiceCore):
         newest first with a LIMIT through an index, and the counts stop at HOME_COUNT_CAP,
         so the cost does not grow with the store's history."""
         now = self.clock()
-        is_approver = self.roles.is_approver(user)
+        is_approver = self.is_an_approver(user)
         waiting: list[VerificationRequest] = []
         since = now - timedelta(days=HISTORY_DAYS)
         pending = self.requests.newest_requests(states=PENDING, limit=HOME_PENDING_SCAN)
@@ -105,6 +105,10 @@ class Queries(ServiceCore):
             for request in pending:
                 if request.is_expired(now) or user in request.approvers:
                     continue
+                if not self.may_decide(request, user):
+                    continue  # another rule's approvers'
+                if request.rule is not None and request.rule.by_rule:
+                    continue  # its rule approves it: nobody is asked
                 if request.requester == user and (
                     not self.policy.allow_self_approval or request.approvals
                 ):

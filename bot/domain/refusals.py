@@ -33,6 +33,8 @@ class Refusal(StrEnum):
     NOT_A_MEMBER = "not_a_member"
     # The email has an open request already (``request`` is that one): see it, not a new one.
     OPEN_REQUEST = "open_request"
+    # The policy's rules do not allow this operation for this domain and requester.
+    OPERATION_NOT_ALLOWED = "operation_not_allowed"
 
 
 class Refused(Exception):

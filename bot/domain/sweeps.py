@@ -16,6 +16,7 @@ from bot.domain.core import (
 )
 from bot.domain.model import (
     Action,
+    Operation,
     State,
     VerificationRequest,
 )
@@ -23,6 +24,7 @@ from bot.domain.outcomes import (
     Interrupted,
 )
 from bot.domain.ports import Transition
+from bot.domain.views import resend_refusal
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +33,19 @@ class Sweeps(Approving):
     """The maintenance round's decisions: each a compare-and-set, safe on every replica."""
 
     def remind_due(self) -> list[VerificationRequest]:
-        """Remind the approvers of each request pending for REMIND_EVERY since it last changed
-        (asked, approved once, reminded). Safe on every replica at once: each reminder is a
-        compare-and-set on the request's last change, so one replica sends it."""
-        if self.policy.remind_every <= 0:
-            return []
+        """Remind the approvers of each request pending for its rule's remind_every (else
+        REMIND_EVERY) since it last changed (asked, approved once, reminded, escalated). Safe on
+        every replica at once: each reminder is a compare-and-set on the request's last change,
+        so one replica sends it."""
         now = self.clock()
-        cutoff = now - timedelta(seconds=self.policy.remind_every)
         reminded = []
-        for request in self.requests.list_requests(PENDING, updated_before=cutoff):
-            if request.is_expired(now):
-                continue  # the expiry sweep takes it
+        for request in self.requests.list_requests(PENDING):
+            every = self.remind_every(request)
+            if every <= 0 or request.is_expired(now):
+                continue  # no reminders for it; or the expiry sweep takes it
+            cutoff = now - timedelta(seconds=every)
+            if request.updated_at >= cutoff:
+                continue
             done = self.requests.transition(
                 Transition(
                     request.id,
@@ -58,6 +62,50 @@ class Sweeps(Approving):
                 self.delivery.deliver(done.id)
                 reminded.append(done)
         return reminded
+
+    def escalate_due(self) -> list[VerificationRequest]:
+        """Escalate each request still pending once its rule's escalate_after has passed since
+        it was made: its escalate_to may approve it from then on, and the thread says so, once
+        (a compare-and-set on the request's version: one replica records it)."""
+        now = self.clock()
+        escalated = []
+        for request in self.requests.list_requests(PENDING):
+            rule = request.rule
+            if rule is None or rule.escalate_after is None or request.escalated_at is not None:
+                continue
+            if request.is_expired(now):
+                continue
+            if now < request.created_at + timedelta(seconds=rule.escalate_after):
+                continue
+            done = self.requests.transition(
+                Transition(
+                    request.id,
+                    PENDING,
+                    State.PENDING,
+                    actor="bot",
+                    action=Action.ESCALATE,
+                    now=now,
+                    details={
+                        "escalate_to": list(rule.escalate_to),
+                        "after_seconds": rule.escalate_after,
+                        "rule": rule.name,
+                    },
+                    unexpired_only=True,
+                    expected_version=request.version,
+                    escalated_at=now,
+                )
+            )
+            if done is not None:
+                with correlation.bound(request_id=done.id):
+                    log.info(
+                        "Request %s escalated to %s (rule %s)",
+                        done.id,
+                        ", ".join(rule.escalate_to),
+                        rule.name,
+                    )
+                self.delivery.deliver(done.id)
+                escalated.append(done)
+        return escalated
 
     def expire_due(self) -> list[VerificationRequest]:
         """Expire every pending request past REQUEST_TTL; returns those this call expired.
@@ -130,9 +178,10 @@ class Sweeps(Approving):
     def look_up_missing(self, after: float, limit: int) -> list[VerificationRequest]:
         """Look up pending requests made more than ``after`` seconds ago that still have no
         reading of the provider's view (their lookup was cut off: the process stopped between
-        posting the request and recording the reading), at most ``limit`` of them, oldest
-        first. ``after`` must exceed the longest a lookup can take, so a lookup still under way
-        is not repeated. Returns the requests looked up."""
+        posting the request and recording the reading), or whose reading was never followed
+        up (a resend the reading refuses, a request its rule approves), at most ``limit`` of
+        them, oldest first. ``after`` must exceed the longest a lookup can take, so a lookup
+        still under way is not repeated. Returns the requests looked up."""
         if limit <= 0:
             return []
         now = self.clock()
@@ -141,7 +190,9 @@ class Sweeps(Approving):
         missing = [
             r
             for r in self.requests.list_requests(PENDING, updated_before=cutoff)
-            if r.view is None and r.created_at < cutoff and not r.is_expired(now)
+            if (r.view is None or _follows_lookup(r))
+            and r.created_at < cutoff
+            and not r.is_expired(now)
         ]
         looked_up = []
         for request in missing[:limit]:
@@ -151,3 +202,16 @@ class Sweeps(Approving):
             if done is not None:
                 looked_up.append(done)
         return looked_up
+
+
+def _follows_lookup(request: VerificationRequest) -> bool:
+    """Whether a pending request's lookup decides something that is not done yet: its rule
+    approves it, or its reading refuses its resend."""
+    if request.rule is not None and request.rule.by_rule:
+        return True
+    view = request.view
+    return (
+        request.operation is Operation.RESEND
+        and view is not None
+        and resend_refusal(view) is not None
+    )

@@ -68,6 +68,8 @@ class ProviderView:
     recipient: str | None = None
     expires_at: str | None = None
     can_resend: bool | None = None
+    # Why a resend is not possible, in the provider's words (``actions.canResend.reason``).
+    resend_blocked: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -122,6 +124,20 @@ def meaning_of(reading: DomainReading) -> Meaning:
     return Meaning.UNCLEAR
 
 
+def resend_refusal(reading: DomainReading) -> tuple[str, bool] | None:
+    """Why the provider cannot resend the verification email for the reading's domain, and
+    whether it lists the domain at all; None when nothing says it cannot (a reading that
+    failed for another reason, or a view without ``canResend``, does not refuse)."""
+    if isinstance(reading, ViewUnavailable):
+        if reading.kind == "not_found":
+            return (f"The provider does not list {reading.domain} on this account.", False)
+        return None
+    if reading.can_resend is False:
+        why = reading.resend_blocked or "it gave no reason"
+        return (f"The provider cannot resend the verification email now: {why}", True)
+    return None
+
+
 def view_to_dict(reading: DomainReading) -> dict[str, Any]:
     """The JSON-able form of a reading, as stored and audited."""
     if isinstance(reading, ViewUnavailable):
@@ -148,6 +164,7 @@ def view_to_dict(reading: DomainReading) -> dict[str, Any]:
         "recipient": reading.recipient,
         "expires_at": reading.expires_at,
         "can_resend": reading.can_resend,
+        "resend_blocked": reading.resend_blocked,
         "read_at": reading.read_at.isoformat(),
     }
 
@@ -185,6 +202,7 @@ def view_from_dict(data: Mapping[str, Any]) -> DomainReading:
         recipient=_opt_str(data.get("recipient")),
         expires_at=_opt_str(data.get("expires_at")),
         can_resend=_opt_bool(data.get("can_resend")),
+        resend_blocked=_opt_str(data.get("resend_blocked")),
     )
 
 

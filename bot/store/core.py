@@ -16,7 +16,15 @@ from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, Self
 
-from bot.domain.model import Action, AuditEntry, Item, Operation, State, VerificationRequest
+from bot.domain.model import (
+    Action,
+    AuditEntry,
+    Item,
+    Operation,
+    State,
+    VerificationRequest,
+    rule_from_dict,
+)
 from bot.domain.outcomes import outcome_from_dict
 from bot.domain.ports import Announce, OutboxEntry
 from bot.store.errors import StoreError
@@ -148,6 +156,8 @@ class StoreCore:
             approvals,
             version,
             operation,
+            rule,
+            escalated_at,
         ) = row
         return VerificationRequest(
             id=id_,
@@ -166,6 +176,8 @@ class StoreCore:
             approvals=_approvals_from_json(approvals),
             withdrawn=_approvals_from_json(approvals, counted=False),
             version=int(version),
+            rule=None if rule is None else rule_from_dict(json.loads(rule)),
+            escalated_at=None if escalated_at is None else self._time_from_db(escalated_at),
         )
 
     def _item_from_row(self, row: Sequence[Any]) -> Item:

@@ -23,6 +23,7 @@ from bot.domain.model import (
     State,
     VerificationRequest,
     request_state,
+    rule_to_dict,
 )
 from bot.domain.outcomes import outcome_to_dict
 from bot.domain.ports import Transition
@@ -43,7 +44,7 @@ from bot.store.schema import UNDONE
 
 _INSERT_REQUEST = (
     f"INSERT INTO requests ({_REQUEST_COLUMNS}) "  # noqa: S608 -- constant column list
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_ITEM = (
     f"INSERT INTO items ({_ITEM_COLUMNS}, email_key) "  # noqa: S608 -- constant column list
@@ -58,7 +59,8 @@ _CAS = (
     "UPDATE requests SET state = ?, updated_at = ?, version = version + 1, "
     "decided_by = COALESCE(?, decided_by), "
     "decision_note = COALESCE(?, decision_note), "
-    "approvals = COALESCE(?, approvals) "
+    "approvals = COALESCE(?, approvals), "
+    "escalated_at = COALESCE(?, escalated_at) "
     "WHERE id = ? AND state = ?"
 )
 # The item a change executes: its own compare-and-set (on its state, and on its claim and lease
@@ -126,13 +128,23 @@ def _validate_transition(
 def _created_details(request: VerificationRequest) -> dict[str, Any]:
     """What the "create" audit entry records: the email and its domain (each item's, for a
     request of several) and the reason."""
+    rule = (
+        {}
+        if request.rule is None
+        else {"rule": request.rule.name, "policy_hash": request.rule.policy_hash}
+    )
     if len(request.items) == 1:
-        return {"email": request.email, "domain": request.domain, "reason": request.reason}
+        return {
+            "email": request.email,
+            "domain": request.domain,
+            "operation": Operation(request.operation).value,
+            "reason": request.reason,
+        } | rule
     return {
         "emails": [item.email for item in request.items],
         "operation": Operation(request.operation).value,
         "reason": request.reason,
-    }
+    } | rule
 
 
 class RequestMethods(StoreCore):
@@ -175,6 +187,8 @@ class RequestMethods(StoreCore):
             _approvals_json(request.approvals),
             0,
             Operation(request.operation).value,
+            None if request.rule is None else _json(rule_to_dict(request.rule)),
+            None if request.escalated_at is None else self._time_to_db(request.escalated_at),
         )
         item_rows = [
             (
@@ -358,6 +372,7 @@ class RequestMethods(StoreCore):
             None
             if change.approvals is None
             else _approvals_json(change.approvals, change.withdrawn),
+            None if change.escalated_at is None else self._time_to_db(change.escalated_at),
             request_id,
             current.value,
         )

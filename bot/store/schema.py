@@ -18,7 +18,9 @@ requests by time (the Home tab's "your requests", bounded);
 until when it may call the provider: the fence on its outcome and the sweep's test);
 9 the ``items`` table: a request asks for an ``operation`` on one or more items, and what
 belongs to executing one (its email, state, claim and lease, outcome, the provider's views)
-moves from the request's row to its item's; "one open request per email" is kept across items.
+moves from the request's row to its item's; "one open request per email" is kept across items;
+10 the request's ``rule`` (the policy rule it was made under, with its terms, JSON; NULL: the
+settings decided) and ``escalated_at`` (when its rule's escalation was recorded).
 ``MIGRATIONS[n]`` brings a version-n database to n + 1, on either backend.
 """
 
@@ -29,7 +31,7 @@ from typing import Final
 
 from bot.domain.model import OPEN_STATES
 
-SCHEMA_VERSION: Final = 9
+SCHEMA_VERSION: Final = 10
 FIRST_RELEASED_VERSION: Final = 2
 
 OPEN_VALUES: Final = tuple(sorted(s.value for s in OPEN_STATES))
@@ -100,7 +102,9 @@ _SCHEMA: Final = (
         decision_note TEXT,
         approvals     TEXT NOT NULL DEFAULT '[]',
         version       INTEGER NOT NULL DEFAULT 0,
-        operation     TEXT NOT NULL DEFAULT 'confirm'
+        operation     TEXT NOT NULL DEFAULT 'confirm',
+        rule          TEXT,
+        escalated_at  {time}
     )
     """,
     "CREATE INDEX requests_state_expires ON requests (state, expires_at)",
@@ -255,6 +259,13 @@ _V8_TO_V9: Final = (
     "ALTER TABLE requests ADD COLUMN operation TEXT NOT NULL DEFAULT 'confirm'",
 )
 
+# Version 9 -> 10: the rule a request was made under, and its escalation. Requests made before
+# keep none: the settings decide them, as they did.
+_V9_TO_V10: Final = (
+    "ALTER TABLE requests ADD COLUMN rule TEXT",
+    "ALTER TABLE requests ADD COLUMN escalated_at {time}",
+)
+
 # From version N to N + 1.
 MIGRATIONS: Final = {
     2: _V2_TO_V3,
@@ -264,6 +275,7 @@ MIGRATIONS: Final = {
     6: _V6_TO_V7,
     7: _V7_TO_V8,
     8: _V8_TO_V9,
+    9: _V9_TO_V10,
 }
 
 

@@ -75,6 +75,7 @@ def test_a_round_expires_recovers_and_delivers(store) -> None:
         "expired": 0,
         "interrupted": 0,
         "reminded": 0,
+        "escalated": 0,
         "delivered": 3,
         "looked_up": 1,
     }
@@ -83,6 +84,7 @@ def test_a_round_expires_recovers_and_delivers(store) -> None:
         "expired": 1,
         "interrupted": 1,
         "reminded": 0,
+        "escalated": 0,
         "delivered": 3,
         "looked_up": 0,
     }

@@ -84,6 +84,7 @@ def test_create_appends_create_audit_entry_in_same_transaction(store: BaseSQLSto
     assert entry.details == {
         "email": "alice@example.com",
         "domain": "example.com",
+        "operation": "confirm",
         "reason": "ticket 🙂",
     }
 

@@ -120,7 +120,7 @@ def test_sqlite_settings_wal_full_sync_busy_timeout_and_schema(
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
     assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 9
+    assert SCHEMA_VERSION == 10
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {
         "items_open_email",
@@ -308,6 +308,8 @@ def test_a_version_2_database_is_brought_up_to_date_in_place(
     with open_store(database_url, announce=Told()) as store:
         old = store.get("old-1")
         assert old is not None and old.state is State.REJECTED and old.decision_note == "no"
+        # Made before rules: the settings decide it, as they did.
+        assert old.rule is None and old.escalated_at is None
         log = store.audit_log("old-1")
         assert [e.action for e in log] == ["create", "reject"]
         entries = store.outbox_entries("old-1")

@@ -23,6 +23,10 @@ NOT_A_MEMBER_TEXT = (
     "are a full member, Slack could not confirm it just now: try again in a minute. Nothing "
     "was changed."
 )
+OPERATION_NOT_ALLOWED_TEXT = (
+    "The approval rules do not allow that for this address (see `python -m bot policy explain`"
+    " with an admin); nothing was asked. Choose the other action, or ask an admin."
+)
 UNKNOWN_BUTTON_TEXT = "That button does not name a request I know."
 # A field error cannot hold a link: the listener sends the open request's link by DM as well.
 OPEN_REQUEST_ERROR = (
@@ -87,6 +91,8 @@ def refusal_words(refused: Refused, *, mentions: bool = True, link: str | None =
             return "Say why it is resolved (what the provider shows): the audit log keeps it."
         case Refusal.NOT_A_MEMBER:
             return NOT_A_MEMBER_TEXT
+        case Refusal.OPERATION_NOT_ALLOWED:
+            return OPERATION_NOT_ALLOWED_TEXT
         case Refusal.OPEN_REQUEST:
             if not mentions:
                 return OPEN_REQUEST_ERROR
