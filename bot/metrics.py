@@ -31,7 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from bot.domain.model import FINAL_STATES, State, StoreFigures, utcnow
+from bot.domain.model import FINAL_STATES, Operation, State, StoreFigures, utcnow
 from bot.domain.ports import StoreError
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,16 @@ class _StoreCollector(Collector):
         for state in State:
             current.add_metric([state.value], figures.by_state.get(state, 0))
         yield current
+        by_operation = GaugeMetricFamily(
+            "verify_email_requests_by_operation",
+            "Requests in each state now, by the operation they ask for (from the store).",
+            labels=["operation", "state"],
+        )
+        for operation in Operation:
+            for state in State:
+                count = figures.by_operation.get((operation.value, state), 0)
+                by_operation.add_metric([operation.value, state.value], count)
+        yield by_operation
         yield _age(
             "verify_email_pending_oldest_age_seconds",
             "Age of the oldest pending request; 0 when none is pending.",

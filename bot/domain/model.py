@@ -459,3 +459,5 @@ class StoreFigures:
     oldest_outbox: datetime | None
     # Outbox entries given up on, ever, by kind.
     given_up: dict[str, int] = field(default_factory=dict)
+    # Requests by operation (its value) and state.
+    by_operation: dict[tuple[str, State], int] = field(default_factory=dict)

@@ -161,11 +161,14 @@ class QueryMethods(StoreCore):
             return self._requests_from_rows(cur, cur.fetchall())
 
     def metric_figures(self) -> StoreFigures:
-        """Counts for the store-derived metrics (bot/metrics.py): requests by state, the
-        oldest pending one, and the outbox's backlog. Read-only."""
+        """Counts for the store-derived metrics (bot/metrics.py): requests by operation and
+        state, the oldest pending one, and the outbox's backlog. Read-only."""
         with self._probe_read() as cur:
-            cur.execute("SELECT state, COUNT(*) FROM requests GROUP BY state")
-            by_state = {State(row[0]): int(row[1]) for row in cur.fetchall()}
+            cur.execute("SELECT operation, state, COUNT(*) FROM requests GROUP BY operation, state")
+            by_operation = {(str(row[0]), State(row[1])): int(row[2]) for row in cur.fetchall()}
+            by_state: dict[State, int] = {}
+            for (_, state), count in by_operation.items():
+                by_state[state] = by_state.get(state, 0) + count
             cur.execute(
                 self._sql("SELECT MIN(created_at) FROM requests WHERE state = ?"),
                 (State.PENDING.value,),
@@ -182,6 +185,7 @@ class QueryMethods(StoreCore):
             outbox_waiting=int(waiting),
             oldest_outbox=None if oldest_outbox is None else self._time_from_db(oldest_outbox),
             given_up=given_up,
+            by_operation=by_operation,
         )
 
     # -- the Home tab --------------------------------------------------------------------------

@@ -94,6 +94,9 @@ def test_a_successful_flow_moves_the_metrics_it_should(world):
     message = world.driver.ask(REQUESTER, EMAIL)
     during = scrape(world)
     assert value(during, "verify_email_requests", state="pending") == 1
+    by_operation = "verify_email_requests_by_operation"
+    assert value(during, by_operation, operation="confirm", state="pending") == 1
+    assert value(during, by_operation, operation="resend", state="pending") == 0
     assert value(during, "verify_email_pending_oldest_age_seconds") == 90
     assert value(during, "verify_email_store_up") == 1
     world.driver.approve(APPROVER, message)
@@ -107,6 +110,7 @@ def test_a_successful_flow_moves_the_metrics_it_should(world):
     assert delta(before, after, "verify_email_requests_finished_total", state="succeeded") == 1
     assert delta(before, after, "verify_email_requests_finished_total", state="failed") == 0
     assert value(after, "verify_email_requests", state="pending") == 0
+    assert value(after, by_operation, operation="confirm", state="succeeded") == 1
     assert value(after, "verify_email_pending_oldest_age_seconds") == 0
     calls = "verify_email_provider_calls_total"
     assert delta(before, after, calls, endpoint="confirm", outcome="ok") == 1
