@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.domain.model import State, VerificationRequest, new_request_id, one_item_request, utcnow
+from bot.domain.model import (
+    Operation,
+    RuleTerms,
+    State,
+    VerificationRequest,
+    new_request_id,
+    one_item_request,
+    utcnow,
+)
 from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
 from bot.domain.views import ProviderView
 from bot.slack.notifier import DeliveryError, Posted
@@ -242,3 +250,53 @@ class RecordingSlack:
 
     def methods(self) -> list[str]:
         return [c[0] for c in self.calls]
+
+
+# ------------------------------------------------------------------------------------ rules
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What the rules port decides for one request to be made."""
+
+    allowed: bool
+    terms: RuleTerms
+
+
+def rule(name: str = "r", **terms: Any) -> RuleTerms:
+    """A rule's terms from a policy file (hash "f00d"): ``terms`` are RuleTerms fields;
+    approvers default to U2 to U5, one approval."""
+    return RuleTerms(
+        **{"name": name, "policy_hash": "f00d", "approvers": ("U2", "U3", "U4", "U5")}
+        | {"approvals_required": 1}
+        | terms
+    )
+
+
+class Rules:
+    """The rules port (bot/domain/policy.py's Policy, as the service sees it): ``by_operation``
+    gives each allowed operation's terms (an operation left out is not allowed); the test may
+    change it while a request waits (a policy file edited). Records what it was asked."""
+
+    def __init__(self, by_operation: dict[Operation, RuleTerms]) -> None:
+        self.by_operation = by_operation
+        self.asked: list[tuple[str, Operation, str]] = []
+
+    def decide(
+        self,
+        *,
+        domain: str,
+        operation: Operation,
+        requester: str,
+        is_among: Callable[[str, Sequence[str]], bool],
+    ) -> Decided:
+        self.asked.append((domain, operation, requester))
+        terms = self.by_operation.get(operation)
+        return Decided(terms is not None, terms or rule("refused"))
+
+    def approver_ids(self) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(
+                a for t in self.by_operation.values() for a in (*t.approvers, *t.escalate_to)
+            )
+        )
