@@ -25,7 +25,7 @@ from bot.domain.model import (
     one_item_request,
     utcnow,
 )
-from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
+from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure, Resent
 from bot.domain.views import ProviderView
 from bot.slack.notifier import DeliveryError, Posted
 
@@ -111,12 +111,16 @@ class StubProvider:
     """The provider port: counts calls (``calls``, the emails in order), answers as told
     (``answer``: a Cleared, or a ProviderFailed it raises); ``hold`` keeps a call in flight
     until released (``entered`` is set once it is). Its view reads pending; ``views`` lists
-    the domains read."""
+    the domains read. ``resend`` likewise: ``resends`` (the domains and languages in order),
+    ``resend_answer`` (a Resent, or a ProviderFailed it raises; None: sent to the domain's
+    hostmaster), the same ``hold``."""
 
     def __init__(self, answer: Cleared | ProviderFailed | None = None) -> None:
         self.calls: list[str] = []
         self.views: list[str] = []
         self.answer = answer or CLEARED
+        self.resends: list[tuple[str, str]] = []
+        self.resend_answer: Resent | ProviderFailed | None = None
         self.hold: threading.Event | None = None
         self.entered = threading.Event()
         self._lock = threading.Lock()
@@ -130,6 +134,30 @@ class StubProvider:
         if isinstance(self.answer, ProviderFailed):
             raise ProviderFailure(self.answer)
         return self.answer
+
+    def resend(
+        self,
+        domain: str,
+        *,
+        language: str,
+        domain_id: str | None = None,
+        renew: object = None,
+    ) -> Resent:
+        with self._lock:
+            self.resends.append((domain, language))
+        self.entered.set()
+        if self.hold is not None:
+            assert self.hold.wait(timeout=15), "the test never released the provider"
+        if isinstance(self.resend_answer, ProviderFailed):
+            raise ProviderFailure(self.resend_answer)
+        return self.resend_answer or Resent(
+            recipient=f"hostmaster@{domain}",
+            sent_at="2026-11-30T09:00:00.000Z",
+            domain=domain,
+            domain_id=domain_id or "dom_1",
+            method="email",
+            provider_request_id="req-1",
+        )
 
     def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
         with self._lock:

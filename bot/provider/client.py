@@ -7,10 +7,13 @@ service's Provider port through two clients that share it:
 * :mod:`bot.provider.confirm`: ``confirm(email)`` and ``status()``, the v1 API, with the
   retries that are safe;
 * :mod:`bot.provider.view`: ``view(domain)`` and ``view_access()``, the per-domain view of the
-  v2 API, read-only, one quick attempt per call.
+  v2 API, read-only, one quick attempt per call;
+* :mod:`bot.provider.resend`: ``resend(domain, language=...)``, the v2 action that sends the
+  verification email again (the domain's id found as the view finds it), with the confirm
+  client's attempts and safe retries.
 
 Every failure is classified in one place, :mod:`bot.provider.failures`: a
-:class:`~bot.provider.failures.ProviderError` from ``confirm`` and ``status``, a
+:class:`~bot.provider.failures.ProviderError` from ``confirm``, ``resend`` and ``status``, a
 :class:`~bot.domain.views.ViewFailure` from ``view``. Everything the provider sends is
 untrusted (:mod:`bot.provider.reading`). The API key never appears in a log line, an exception
 or a dict this package produces.
@@ -25,7 +28,7 @@ from typing import Self
 
 import httpx
 
-from bot.domain.outcomes import Cleared
+from bot.domain.outcomes import Cleared, Resent
 from bot.domain.views import ProviderView, ViewUnavailable
 from bot.provider.confirm import (
     CONNECT_BACKOFF,
@@ -35,6 +38,7 @@ from bot.provider.confirm import (
     ProviderStatus,
 )
 from bot.provider.failures import Failures
+from bot.provider.resend import ResendClient
 from bot.provider.transport import Exchanges
 from bot.provider.view import VIEW_CALLS, VIEW_TIMEOUT, ViewClient
 
@@ -42,16 +46,21 @@ from bot.provider.view import VIEW_CALLS, VIEW_TIMEOUT, ViewClient
 def longest_call(
     timeout: float, max_attempts: int = MAX_ATTEMPTS, max_retry_after: float = MAX_RETRY_AFTER
 ) -> float:
-    """Seconds a claimed request can stay executing at most: every attempt of ``confirm`` and
-    the waits between them, then the read-back of the domain's view.
+    """Seconds a claimed request can stay executing at most, whichever its operation: every
+    attempt of ``confirm`` or of ``resend`` and the waits between them (a ``resend`` first
+    looks up the domain's id: the view's list calls), then the read-back of the domain's view.
+    The longer of the two operations: a resend, by its lookup.
 
     httpx applies ``timeout`` to connecting and to each read; twice it per attempt is a
     generous bound. A claim older than this cannot still be waiting on the provider.
     """
-    confirm = max_attempts * 2 * timeout + (max_attempts - 1) * max(
+    view_timeout = min(timeout, VIEW_TIMEOUT)
+    attempts = max_attempts * 2 * timeout + (max_attempts - 1) * max(
         max_retry_after, CONNECT_BACKOFF * 2.0 ** (max_attempts - 1)
     )
-    return confirm + VIEW_CALLS * 2 * min(timeout, VIEW_TIMEOUT)
+    confirm = attempts
+    resend = (VIEW_CALLS - 1) * 2 * view_timeout + attempts
+    return max(confirm, resend) + VIEW_CALLS * 2 * view_timeout
 
 
 class HostupClient:
@@ -94,12 +103,15 @@ class HostupClient:
             sleep=sleep,
         )
         self._view = ViewClient(self._exchanges, failures, view_timeout=self.view_timeout)
+        self._resend = ResendClient(
+            self._exchanges, failures, calls=self._confirm, lookup=self._view
+        )
 
     @property
     def attempt_deadline(self) -> float:
-        """Seconds one attempt of ``confirm`` takes at most, wall-clock: connecting, sending,
-        the headers and the body (HOSTUP_TIMEOUT). A claim's lease covers one attempt and a
-        grace, and is renewed before each further one."""
+        """Seconds one attempt of ``confirm`` or ``resend`` takes at most, wall-clock:
+        connecting, sending, the headers and the body (HOSTUP_TIMEOUT). A claim's lease covers
+        one attempt and a grace, and is renewed before each further one."""
         return self.timeout
 
     @property
@@ -113,7 +125,8 @@ class HostupClient:
 
     @property
     def max_duration(self) -> float:
-        """Seconds a claimed request can stay executing at most (see :func:`longest_call`)."""
+        """Seconds a claimed request can stay executing at most, a confirm or a resend
+        (the longer of the two), with its read-back (see :func:`longest_call`)."""
         return longest_call(self.timeout, self.max_attempts, self.max_retry_after)
 
     def __repr__(self) -> str:
@@ -145,6 +158,20 @@ class HostupClient:
         the wait and one more attempt); when it does not, the failure so far is raised.
         """
         return self._confirm.confirm(email, renew=renew)
+
+    def resend(
+        self,
+        domain: str,
+        *,
+        language: str,
+        domain_id: str | None = None,
+        renew: Callable[[float], bool] | None = None,
+    ) -> Resent:
+        """Send ``domain``'s verification email again in ``language`` (``en`` or ``sv``); the
+        domain found by name unless ``domain_id`` is known. Raises ProviderError (see
+        :meth:`ResendClient.resend <bot.provider.resend.ResendClient.resend>`). Deadlines and
+        ``renew`` as for :meth:`confirm`."""
+        return self._resend.resend(domain, language=language, domain_id=domain_id, renew=renew)
 
     def status(self) -> ProviderStatus:
         """The provider's read-only cache status; proves the key works. Raises ProviderError."""

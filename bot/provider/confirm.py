@@ -90,7 +90,7 @@ class ConfirmClient:
         the wait and one more attempt); when it does not, the failure so far is raised.
         """
         log.info("Asking the provider to confirm email verification for %s", email)
-        answer = self._call(
+        answer = self.call(
             "POST", CONFIRM_PATH, {"email": email, "approved": "yes"}, unsafe=True, renew=renew
         )
         with self._exchanges.judged(answer):
@@ -117,7 +117,7 @@ class ConfirmClient:
 
     def status(self) -> ProviderStatus:
         """The provider's read-only cache status; proves the key works. Raises ProviderError."""
-        answer = self._call("GET", STATUS_PATH, None, unsafe=False)
+        answer = self.call("GET", STATUS_PATH, None, unsafe=False)
         with self._exchanges.judged(answer):
             data, request_id = self._success_data(answer)
             items = data.get("domains", [])
@@ -136,7 +136,7 @@ class ConfirmClient:
 
     # -- one call, with the retries that are safe
 
-    def _call(
+    def call(
         self,
         method: str,
         path: str,
@@ -144,19 +144,25 @@ class ConfirmClient:
         *,
         unsafe: bool,
         renew: Callable[[float], bool] | None = None,
+        params: Mapping[str, str] | None = None,
+        bearer: bool = False,
+        describe: Callable[[Any], str | None] | None = None,
     ) -> Answer:
         """Send until there is an answer to interpret; return it if it is a 2xx (for the caller
         to judge, see :meth:`Exchanges.judged`), else raise ProviderError (counted here).
 
         ``unsafe``: the request changes something at the provider, so an error after sending
         leaves the outcome unknown. ``renew(wait)``: asked before each further attempt; no
-        means the attempts end here, as if this one had been the last.
+        means the attempts end here, as if this one had been the last. ``params`` and
+        ``bearer`` as for :meth:`Exchanges.send` (the resend client's v2 call uses both);
+        ``describe``: the message of an error answer's JSON, when it gives one (see
+        :meth:`Failures.refused`).
         """
         attempt = 0
         while True:
             attempt += 1
             try:
-                answer = self._exchanges.send(method, path, body)
+                answer = self._exchanges.send(method, path, body, params=params, bearer=bearer)
             except httpx.TransportError as exc:
                 # Only a connection that never reached the provider is safe to try again: after
                 # anything else, the request was (at least partly) sent, or would fail the same
@@ -202,7 +208,7 @@ class ConfirmClient:
                     continue
             if 200 <= answer.status < 300 and not answer.too_large and not answer.undecodable:
                 return answer
-            error = self._failures.refused(answer, attempt)
+            error = self._failures.refused(answer, attempt, describe)
             self._exchanges.settle(answer, error.kind)
             raise error
 

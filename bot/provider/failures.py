@@ -31,9 +31,10 @@ that into the domain's two shapes, with the API key redacted from every text:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import httpx
 
@@ -291,10 +292,19 @@ class Failures:
         log.warning("Provider %s %s: %s (%s)", method, path, message, type(exc).__name__)
         return self.error("timeout", message, outcome_unknown=unsafe)
 
-    def refused(self, answer: Answer, attempts: int) -> ProviderError:
-        """The failure an answer that is no result (not a 2xx, or one we could not read) is."""
+    def refused(
+        self,
+        answer: Answer,
+        attempts: int,
+        describe: Callable[[Any], str | None] | None = None,
+    ) -> ProviderError:
+        """The failure an answer that is no result (not a 2xx, or one we could not read) is;
+        its message is ``describe(payload)`` when given and it says something, else the body's
+        own message, else ours."""
         payload = answer.payload
         code, message, request_id = error_fields(payload)
+        if describe is not None:
+            message = describe(payload) or message
         return self.error(
             ERROR_KINDS[refusal(answer.status)],
             message or explain(answer, payload, attempts),

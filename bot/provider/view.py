@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import quote
@@ -72,6 +73,21 @@ class ViewClient:
         """
         if domain_id is not None:
             return self._view_with_id(domain, domain_id)
+        with self._found_id(domain) as found:
+            return self._view_with_id(domain, found)
+
+    def domain_id(self, domain: str) -> str:
+        """The provider's id of ``domain``, found as :meth:`view` finds it (the list filtered
+        by name, shared with a reading of the same domain under way); raises ViewFailure
+        (``not_found`` when the provider lists no such domain). The resend client's lookup."""
+        with self._found_id(domain) as found:
+            return found
+
+    @contextmanager
+    def _found_id(self, domain: str) -> Iterator[str]:
+        """The id of ``domain``, shared with every other lookup of it in this process until the
+        block ends (then never cached): one list call serves them all, and so does its
+        failure."""
         key = domain.rstrip(".").lower()
         with self._finding_lock:
             finding = self._finding.get(key)
@@ -88,7 +104,7 @@ class ViewClient:
                 finding.set_result(found)
             else:
                 found = self._joined_id(domain, finding)
-            return self._view_with_id(domain, found)
+            yield found
         finally:
             if mine:  # shared until this reading is over, then never cached
                 with self._finding_lock:
@@ -141,7 +157,9 @@ class ViewClient:
                 raise self._failures.view(domain, "bad_response", "its answer has no status")
             verification = json_object(payload.get("verification"))
             actions = json_object(payload.get("actions"))
-            can_resend = json_object(actions.get("canResend")).get("allowed")
+            gate = json_object(actions.get("canResend"))
+            can_resend = gate.get("allowed")
+            blocked = clean_text(gate.get("reason"), MAX_MESSAGE_CHARS)
             reason = clean_text(payload.get("reason"), MAX_MESSAGE_CHARS)
             return ProviderView(
                 domain=domain,
@@ -157,6 +175,7 @@ class ViewClient:
                 recipient=clean_text(verification.get("recipient"), MAX_ITEM_CHARS),
                 expires_at=clean_text(verification.get("expiresAt"), MAX_ID_CHARS),
                 can_resend=json_bool(can_resend),
+                resend_blocked=self._failures.redact_opt(blocked),
             )
 
     def _domain_id(self, domain: str) -> str:

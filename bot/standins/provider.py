@@ -13,11 +13,24 @@ RFC 7807 problem details)::
                                                            "hasMore": false, "nextCursor": null}
     GET  /api/v2/domains/{id}/email-verification       -> {"status": "pending", "isVerified": …}
 
+and the v2 resend action (scope ``write:domains``; ``lang`` en or sv; no body, or ``{}``)::
+
+    POST /api/v2/domains/{id}/email-verification/actions/resend?lang=sv
+        -> {"ok": true, "domain": {"id", "name"}, "verification": {"recipient",
+            "method": "email"}, "sentAt": …}
+        (403 without the scope, 404 for an unknown id, 400 invalid_request for a bad lang or a
+        body, RESEND_BLOCKED_STATUS / RESEND_BLOCKED_CODE when the domain's view says
+        canResend false: the reference names no code for that, see provider_answers)
+
 A request without the configured ``X-API-Key`` (v1) or Bearer token (v2) gets 401 problem
 details. Every request to the v1 API is recorded in :attr:`FakeProvider.calls`, every one to
-the v2 view in :attr:`FakeProvider.view_calls`. By default every call succeeds; to script
-failures, queue answers, which are used one per request, in order, before the default comes
-back (``enqueue``/``script`` for the v1 API, ``enqueue_view``/``script_view`` for the view)::
+the v2 view in :attr:`FakeProvider.view_calls`, every one to the resend action in
+:attr:`FakeProvider.resend_calls` (and every email it sent in :meth:`FakeProvider.resends`).
+By default every call succeeds (but a resend: a domain's record says canResend false unless
+``default_can_resend`` or :meth:`set_domain` says otherwise); to script failures, queue answers,
+which are used one per request, in order, before the default comes back (``enqueue``/``script``
+for the v1 API, ``enqueue_view``/``script_view`` for the view, ``enqueue_resend``/
+``script_resend`` for the resend action)::
 
     with FakeProvider(api_key="k") as provider:
         provider.enqueue(Response.error(400, "Email is required"))
@@ -28,6 +41,8 @@ back (``enqueue``/``script`` for the v1 API, ``enqueue_view``/``script_view`` fo
         provider.clients_notified = [3704, "3705"]
         provider.delay = 0.2                         # before every v1 answer
         provider.view_delay = 0.1                    # before every answer of the v2 view
+        provider.resend_delay = 0.1                  # before every answer of the resend
+        provider.script_resend("close_after_read")   # sends the email, the answer is lost
         client = HostupClient(provider.url, "k", timeout=1)
 
 Handlers run on their own daemon threads, so a delayed or hanging answer never holds up other
@@ -35,7 +50,8 @@ requests, and :meth:`FakeProvider.stop` wakes them so it never waits for them.
 
 What it answers (paths, scripted answers, a domain's record) is in
 :mod:`bot.standins.provider_answers`, re-exported here; its HTTP server and handler are in
-:mod:`bot.standins.provider_http`.
+:mod:`bot.standins.provider_http`. (Over 500 lines: the one class that holds the stand-in's
+state for the v1 API, the view and the resend action, each with its thin scripting methods.)
 """
 
 from __future__ import annotations
@@ -53,6 +69,11 @@ from bot.standins.provider_answers import (
     DOMAINS_PATH,
     MODES,
     PREFIX,
+    RESEND_BLOCKED_CODE,
+    RESEND_BLOCKED_STATUS,
+    RESEND_MODES,
+    RESEND_SCOPE,
+    RESEND_SUFFIX,
     STATUS_PATH,
     VIEW_MODES,
     VIEW_SCOPE,
@@ -61,11 +82,14 @@ from bot.standins.provider_answers import (
     DomainRecord,
     ErrorShape,
     Response,
+    is_resend,
     is_v2,
     new_request_id,
     now,
     now_plus_days,
     problem,
+    rate_limited_problem,
+    resend_answer,
 )
 from bot.standins.provider_http import Handler, Server
 
@@ -75,6 +99,11 @@ __all__ = [
     "DOMAINS_PATH",
     "MODES",
     "PREFIX",
+    "RESEND_BLOCKED_CODE",
+    "RESEND_BLOCKED_STATUS",
+    "RESEND_MODES",
+    "RESEND_SCOPE",
+    "RESEND_SUFFIX",
     "STATUS_PATH",
     "VIEW_MODES",
     "VIEW_SCOPE",
@@ -84,6 +113,7 @@ __all__ = [
     "FakeProvider",
     "Response",
     "problem",
+    "rate_limited_problem",
 ]
 
 log = logging.getLogger(__name__)
@@ -93,31 +123,40 @@ class FakeProvider:
     """The stand-in provider: a threaded HTTP server on 127.0.0.1, on a free port.
 
     Settable at any time: ``delay`` (seconds before every answer of the v1 API),
-    ``view_delay`` (the same for the v2 view), ``cleared_domains`` (None: the domain of the
+    ``view_delay`` (the same for the v2 view), ``resend_delay`` (the same for the resend
+    action), ``cleared_domains`` (None: the domain of the
     email), ``clients_notified``, ``status_domains`` (names, listed by the status endpoint as
     objects ``{"domain": name}``: the reference documents an array of objects without their
-    fields), ``status_items`` (when not None, the items sent as they are); for the v2 view,
-    ``scopes`` (the key's: without ``read:domains`` it answers 403), ``unknown_domains``
-    (names the account does not hold), ``status_after_confirm`` and, per domain,
-    :meth:`set_domain`.
+    fields), ``status_items`` (when not None, the items sent as they are); for the v2 API,
+    ``scopes`` (the key's: without ``read:domains`` the view answers 403, without
+    ``write:domains`` the resend does), ``unknown_domains`` (names the account does not hold),
+    ``status_after_confirm``, ``default_can_resend`` (what a domain's record first says of
+    canResend) and, per domain, :meth:`set_domain`.
     """
 
     def __init__(self, api_key: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.api_key = api_key
         self.delay: float = 0.0
         self.view_delay: float = 0.0
+        self.resend_delay: float = 0.0
         self.cleared_domains: list[str] | None = None
         self.clients_notified: list[str | int] = ["3704"]
         self.status_domains: list[str] = ["example.com"]
         self.status_items: list[Any] | None = None
         # The v2 view: every domain asked about is on the account, pending, unless set here.
-        self.scopes: set[str] = {VIEW_SCOPE}
+        self.scopes: set[str] = {VIEW_SCOPE, RESEND_SCOPE}
         self.unknown_domains: set[str] = set()
+        # canResend of a domain's record when it is first made (the reference's example: false).
+        self.default_can_resend = False
         # When set, a confirm that arrives (answered or not) turns its domain to this status.
         self.status_after_confirm: str | None = None
         self._domains: dict[str, DomainRecord] = {}
         self._view_calls: list[dict[str, Any]] = []
         self._view_queue: deque[Response] = deque()
+        self._resend_calls: list[dict[str, Any]] = []
+        self._resend_queue: deque[Response] = deque()
+        # Every verification email the resend action sent: domain, id, recipient, lang, sentAt.
+        self._resent: list[dict[str, Any]] = []
         self._address = (host, port)
         self._lock = threading.Condition()
         self._calls: list[dict[str, Any]] = []
@@ -199,6 +238,9 @@ class FakeProvider:
             self._queue.clear()
             self._view_calls.clear()
             self._view_queue.clear()
+            self._resend_calls.clear()
+            self._resend_queue.clear()
+            self._resent.clear()
 
     def enqueue_view(self, *responses: Response) -> None:
         """Answer the next requests to the v2 view with these, in order."""
@@ -212,6 +254,45 @@ class FakeProvider:
         except KeyError:
             raise ValueError(f"Unknown mode {mode!r}; known: {', '.join(VIEW_MODES)}") from None
         self.enqueue_view(*(make() for _ in range(times)))
+
+    def enqueue_resend(self, *responses: Response) -> None:
+        """Answer the next requests to the resend action with these, in order. One whose
+        ``action`` is not ``answer`` (a hang, a closed connection) still sends the email, as
+        the real action would have before its answer was lost."""
+        with self._lock:
+            self._resend_queue.extend(responses)
+
+    def script_resend(self, mode: str, *, times: int = 1) -> None:
+        """Queue the named failure of the resend action; ``mode`` is a key of
+        :data:`RESEND_MODES`."""
+        try:
+            make = RESEND_MODES[mode]
+        except KeyError:
+            raise ValueError(f"Unknown mode {mode!r}; known: {', '.join(RESEND_MODES)}") from None
+        self.enqueue_resend(*(make() for _ in range(times)))
+
+    @property
+    def resend_calls(self) -> list[dict[str, Any]]:
+        """Every request to the resend action so far, as :attr:`calls` records them (and
+        ``query``), answered or not."""
+        with self._lock:
+            return [dict(call) for call in self._resend_calls]
+
+    def resends(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every verification email the resend action sent (to ``name``'s domain), oldest
+        first: ``domain``, ``id``, ``recipient``, ``lang`` (None: not given, the provider's
+        default en) and ``sent_at``. A scripted error sends none; a lost answer does."""
+        key = None if name is None else name.lower()
+        with self._lock:
+            return [dict(sent) for sent in self._resent if key is None or sent["domain"] == key]
+
+    def wait_for_resend_calls(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until at least ``count`` requests to the resend action have arrived."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._resend_calls) >= count, timeout):
+                have = len(self._resend_calls)
+                raise TimeoutError(f"FakeProvider: {have} of {count} resend calls in {timeout} s")
+            return [dict(call) for call in self._resend_calls]
 
     def domain(self, name: str) -> DomainRecord:
         """The record of ``name`` (created pending, as the reference's example, on first use);
@@ -230,6 +311,7 @@ class FakeProvider:
                     ),
                     last_checked_at=now(),
                     expires_at=now_plus_days(7),
+                    can_resend=self.default_can_resend,
                 )
                 self._domains[key] = record
             return record
@@ -299,7 +381,11 @@ class FakeProvider:
 
     def _record(self, call: dict[str, Any]) -> None:
         with self._lock:
-            (self._view_calls if is_v2(call["path"]) else self._calls).append(call)
+            path = call["path"]
+            if is_resend(path):
+                self._resend_calls.append(call)
+            else:
+                (self._view_calls if is_v2(path) else self._calls).append(call)
             self._in_flight[id(call)] = (call["path"], call["client_port"])
             self._lock.notify_all()
 
@@ -310,8 +396,46 @@ class FakeProvider:
 
     def _next_scripted(self, path: str) -> Response | None:
         with self._lock:
-            queue = self._view_queue if is_v2(path) else self._queue
+            if is_resend(path):
+                queue = self._resend_queue
+            else:
+                queue = self._view_queue if is_v2(path) else self._queue
             return queue.popleft() if queue else None
+
+    def _delay_for(self, path: str) -> float:
+        """Seconds before every answer to ``path``: ``resend_delay``, ``view_delay`` or
+        ``delay``."""
+        if is_resend(path):
+            return self.resend_delay
+        return self.view_delay if is_v2(path) else self.delay
+
+    def _resend_arrived(
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes
+    ) -> Response:
+        """A request to the resend action arrived (the caller authenticated): what it answers,
+        the email sent (and recorded) when that is its 200, whether or not the answer gets
+        back."""
+        if method != "POST":
+            return problem(405, "method_not_allowed", "Use POST.", path)
+        domain_id = path.removeprefix(DOMAINS_PATH + "/").removesuffix(RESEND_SUFFIX)
+        with self._lock:
+            record = next((r for r in self._domains.values() if r.id == domain_id), None)
+            if "/" in domain_id:
+                record = None
+            response = resend_answer(record, path, query, body, set(self.scopes))
+            if response.status == 200 and record is not None and isinstance(response.body, dict):
+                langs = query.get("lang")
+                self._resent.append(
+                    {
+                        "domain": record.name,
+                        "id": record.id,
+                        "recipient": response.body["verification"]["recipient"],
+                        "lang": langs[0] if langs else None,
+                        "sent_at": response.body["sentAt"],
+                    }
+                )
+                self._lock.notify_all()
+        return response
 
     def _confirm_arrived(self, body: Any) -> None:
         """A confirm reached the provider: the domain turns ``status_after_confirm``, if set."""

@@ -20,6 +20,17 @@ STATUS_PATH = f"{PREFIX}/email-verification/status"
 DOMAINS_PATH = f"{PREFIX}/v2/domains"
 VIEW_SUFFIX = "/email-verification"
 VIEW_SCOPE = "read:domains"
+# The v2 resend action (POST, scope write:domains, ``lang`` en or sv, no body).
+RESEND_SUFFIX = "/email-verification/actions/resend"
+RESEND_SCOPE = "write:domains"
+RESEND_LANGUAGES = ("en", "sv")
+# The reference documents no code for a resend its gate (the view's actions.canResend) refuses;
+# the stand-in answers as its error reference does for an action the resource's state blocks
+# (409, e.g. nameserver_update_blocked), under this code of its own.
+RESEND_BLOCKED_STATUS = 409
+RESEND_BLOCKED_CODE = "email_verification_resend_blocked"
+# What the view says when canResend is false and no reason was set.
+NOT_RESENDABLE_REASON = "Not available for this domain."
 MAX_REQUEST_BYTES = 1_000_000
 # The statuses the per-domain view documents.
 VIEW_STATUSES = ("verified", "unverified", "pending", "expired", "unknown")
@@ -42,6 +53,11 @@ def now_plus_days(days: int) -> str:
 
 def is_v2(path: str) -> bool:
     return path == DOMAINS_PATH or path.startswith(DOMAINS_PATH + "/")
+
+
+def is_resend(path: str) -> bool:
+    """A path of the v2 resend action (``…/v2/domains/{id}/email-verification/actions/resend``)."""
+    return path.startswith(DOMAINS_PATH + "/") and path.endswith(RESEND_SUFFIX)
 
 
 def code_for(status: int) -> str:
@@ -181,11 +197,21 @@ class Response:
         return cls(action="close")
 
 
-def problem(status: int, code: str, detail: str, instance: str = "/api/v2/...") -> Response:
-    """An RFC 7807 problem document as the v2 API sends it (developer.hostup.se/errors)."""
-    body = {
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    instance: str = "/api/v2/...",
+    *,
+    title: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """An RFC 7807 problem document as the v2 API sends it (developer.hostup.se/errors);
+    ``errors``: the field-level errors an ``invalid_request`` carries."""
+    body: dict[str, Any] = {
         "type": f"https://developer.hostup.se/errors/{code}",
-        "title": phrase(status),
+        "title": title or phrase(status),
         "status": status,
         "detail": detail,
         "code": code,
@@ -193,7 +219,28 @@ def problem(status: int, code: str, detail: str, instance: str = "/api/v2/...") 
         "requestId": f"req_{uuid.uuid4().hex[:26]}",
         "timestamp": now(),
     }
-    return Response(status, body, "application/problem+json")
+    if errors is not None:
+        body["errors"] = errors
+    return Response(status, body, "application/problem+json", dict(headers or {}))
+
+
+def rate_limited_problem(retry_after: str | None = "30") -> Response:
+    """429 as the v2 API documents it: ``rate_limited`` with ``Retry-After`` (seconds, omitted
+    when None) and the X-RateLimit headers."""
+    headers = {
+        "X-RateLimit-Limit": "60",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": now(),
+    }
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
+    return problem(
+        429,
+        "rate_limited",
+        "Rate limit exceeded. Please try again later.",
+        title="Rate limit exceeded",
+        headers=headers,
+    )
 
 
 MODES: dict[str, Callable[[], Response]] = {
@@ -230,6 +277,31 @@ VIEW_MODES: dict[str, Callable[[], Response]] = {
 }
 """Named failures for :meth:`FakeProvider.script_view`."""
 
+RESEND_MODES: dict[str, Callable[[], Response]] = {
+    "invalid_request": lambda: problem(
+        400,
+        "invalid_request",
+        "The request body failed validation.",
+        title="Validation failed",
+        errors=[{"pointer": "/", "detail": "No fields are accepted.", "code": "invalid"}],
+    ),
+    "unauthorized": lambda: problem(401, "unauthorized", "Authentication required."),
+    "forbidden": lambda: problem(403, "forbidden", "The API key lacks the write:domains scope."),
+    "not_found": lambda: problem(404, "not_found", "No domain matching the given ID was found."),
+    "blocked": lambda: problem(
+        RESEND_BLOCKED_STATUS, RESEND_BLOCKED_CODE, NOT_RESENDABLE_REASON, title="Resend blocked"
+    ),
+    "rate_limited": rate_limited_problem,
+    "server_error": lambda: problem(
+        500, "internal_error", "An unexpected error occurred.", title="Internal server error"
+    ),
+    "bad_gateway": lambda: Response.html(502),
+    "wrong_shape": lambda: Response(200, {"ok": True}),
+    "hang": Response.hang,
+    "close_after_read": Response.close_after_read,
+}
+"""Named failures for :meth:`FakeProvider.script_resend` (an error answer sends nothing)."""
+
 
 @dataclass
 class DomainRecord:
@@ -246,6 +318,12 @@ class DomainRecord:
     expires_at: str | None = None
     is_suspended: bool = False
     can_resend: bool = False
+    # Why canResend is false (None: NOT_RESENDABLE_REASON); the resend action's 409 says it too.
+    resend_reason: str | None = None
+
+    @property
+    def can_resend_reason(self) -> str | None:
+        return None if self.can_resend else (self.resend_reason or NOT_RESENDABLE_REASON)
 
     def listing(self) -> dict[str, Any]:
         """The item ``GET /api/v2/domains`` lists for it."""
@@ -286,10 +364,7 @@ class DomainRecord:
             "lastCheckedAt": self.last_checked_at,
             "verification": verification,
             "actions": {
-                "canResend": {
-                    "allowed": self.can_resend,
-                    "reason": None if self.can_resend else "Not available for this domain.",
-                }
+                "canResend": {"allowed": self.can_resend, "reason": self.can_resend_reason}
             },
         }
 
@@ -301,3 +376,64 @@ def body_bytes(response: Response) -> bytes:
     if isinstance(body, str):
         return body.encode()
     return body
+
+
+def resend_answer(
+    record: DomainRecord | None,
+    path: str,
+    query: Mapping[str, list[str]],
+    body: bytes,
+    scopes: set[str],
+) -> Response:
+    """What ``POST /api/v2/domains/{id}/email-verification/actions/resend`` answers (the caller
+    authenticated), in the order the checks are made: the scope (403), the id (404), ``lang``
+    and the body (400 ``invalid_request`` with field-level errors), the view's canResend gate
+    (RESEND_BLOCKED_STATUS with the view's reason), else the documented 200."""
+    if RESEND_SCOPE not in scopes:
+        return problem(403, "forbidden", f"This API key lacks the {RESEND_SCOPE} scope.", path)
+    if record is None:
+        return problem(404, "not_found", "No domain matching the given ID was found.", path)
+    errors: list[dict[str, str]] = []
+    langs = query.get("lang", [])
+    if len(langs) > 1 or any(lang not in RESEND_LANGUAGES for lang in langs):
+        errors.append(
+            {"pointer": "/lang", "detail": "lang must be en or sv.", "code": "invalid_value"}
+        )
+    if body.strip() and _json_or_none(body) != {}:
+        errors.append({"pointer": "/", "detail": "No fields are accepted.", "code": "invalid"})
+    if errors:
+        return problem(
+            400,
+            "invalid_request",
+            "The request failed validation.",
+            path,
+            title="Validation failed",
+            errors=errors,
+        )
+    if not record.can_resend:
+        return problem(
+            RESEND_BLOCKED_STATUS,
+            RESEND_BLOCKED_CODE,
+            record.can_resend_reason or NOT_RESENDABLE_REASON,
+            path,
+            title="Resend blocked",
+        )
+    return Response(
+        200,
+        {
+            "ok": True,
+            "domain": {"id": record.id, "name": record.name},
+            "verification": {
+                "recipient": record.recipient or f"hostmaster@{record.name}",
+                "method": "email",
+            },
+            "sentAt": now(),
+        },
+    )
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None

@@ -15,6 +15,7 @@ from bot.standins.provider_answers import (
     MAX_REQUEST_BYTES,
     Response,
     body_bytes,
+    is_resend,
     is_v2,
     phrase,
     problem,
@@ -91,7 +92,7 @@ class Handler(BaseHTTPRequestHandler):
         }
         provider._record(call)
         try:
-            self._answer(provider, call, method, path, query, parsed)
+            self._answer(provider, call, method, path, query, parsed, raw)
         finally:
             provider._answered(call)
 
@@ -103,8 +104,10 @@ class Handler(BaseHTTPRequestHandler):
         path: str,
         query: dict[str, list[str]],
         parsed: Any,
+        raw: bytes,
     ) -> None:
         v2 = is_v2(path)
+        acted: Response | None = None  # a resend's answer, decided (and acted on) on arrival
         if v2:
             bearer = self.headers.get("Authorization", "")
             token = bearer[7:] if bearer.startswith("Bearer ") else None
@@ -121,7 +124,10 @@ class Handler(BaseHTTPRequestHandler):
             if path == CONFIRM_PATH and method == "POST" and response.action != "answer":
                 # It acts, whether or not its answer gets back (a hang, a closed connection).
                 provider._confirm_arrived(parsed)
-        delay = provider.view_delay if v2 else provider.delay
+            elif is_resend(path) and response.action != "answer":
+                # It sends the email, whether or not its answer gets back.
+                acted = provider._resend_arrived(method, path, query, raw)
+        delay = provider._delay_for(path)
         if provider._wait(delay + response.delay) or not provider._opened(response.gate):
             self.close_connection = True
             return
@@ -130,11 +136,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         if response.action == "normal":
             trickle = response.trickle
-            response = (
-                provider._view_answer(method, path, query)
-                if v2
-                else provider._normal(method, path, parsed)
-            )
+            if acted is not None:
+                response = acted
+            elif v2:
+                response = provider._view_answer(method, path, query)
+            else:
+                response = provider._normal(method, path, parsed)
             if trickle > 0:
                 self._trickle(provider, call, response, trickle)
                 return

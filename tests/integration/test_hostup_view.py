@@ -95,6 +95,30 @@ def test_view_reads_any_shape_with_a_status_leniently(
     assert view.is_verified is None or isinstance(view.is_verified, bool)
 
 
+def test_view_reads_the_resend_gate_and_its_reason(
+    make_client: MakeClient, provider: FakeProvider
+) -> None:
+    """actions.canResend {allowed, reason}: both are read (the reason cleaned of control
+    characters), so a resend the gate closes is refused before approval in the provider's
+    words; an open gate has no reason."""
+    provider.enqueue_view(
+        Response.json(
+            200,
+            {
+                "status": "pending",
+                "actions": {"canResend": {"allowed": False, "reason": "Sent 2 min ago\x1b"}},
+            },
+        )
+    )
+    provider.enqueue_view(
+        Response.json(200, {"status": "pending", "actions": {"canResend": {"allowed": True}}})
+    )
+    closed = make_client().view("example.com", "dom_1")
+    assert closed.can_resend is False and closed.resend_blocked == "Sent 2 min ago"
+    opened = make_client().view("example.com", "dom_1")
+    assert opened.can_resend is True and opened.resend_blocked is None
+
+
 @pytest.mark.parametrize(
     ("answer", "kind"),
     [

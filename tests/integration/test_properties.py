@@ -34,12 +34,13 @@ from bot.domain.model import (
     TRANSITIONS,
     VIEW_ACTIONS,
     Action,
+    Operation,
     State,
     is_request_id,
     request_state,
     utcnow,
 )
-from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure
+from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure, Resent
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.domain.views import ProviderView
@@ -74,14 +75,26 @@ class Crash(BaseException):
 
 
 class ScriptedProvider:
-    """Answers as the test says next; counts every call, per email."""
+    """Answers as the test says next; counts every call, by operation and what it names (the
+    email for confirm, the domain for resend)."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.next = "cleared"
 
     def confirm(self, email: str, *, renew: object = None) -> Cleared:
-        self.calls[email.lower()] += 1
+        self.calls[f"confirm:{email.lower()}"] += 1
+        self._answer()
+        return Cleared((email.rpartition("@")[2],), ("1",), "cleared")
+
+    def resend(
+        self, domain: str, *, language: str, domain_id: str | None = None, renew: object = None
+    ) -> Resent:
+        self.calls[f"resend:{domain.lower()}"] += 1
+        self._answer()
+        return Resent(recipient=f"owner@{domain}", sent_at="2026-11-30T09:00:00Z", domain=domain)
+
+    def _answer(self) -> None:
         if self.next == "crash":
             raise Crash
         if self.next == "failed":
@@ -90,7 +103,6 @@ class ScriptedProvider:
             raise ProviderFailure(
                 ProviderFailed(kind="timeout", message="no answer", outcome_unknown=True)
             )
-        return Cleared((email.rpartition("@")[2],), ("1",), "cleared")
 
     def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
         """The provider's view reads pending (the service reads it; no test here counts it)."""
@@ -127,10 +139,14 @@ class ServiceMachine(RuleBasedStateMachine):
     def _pick(self, index: int) -> str:
         return self.ids[index % len(self.ids)]
 
-    @rule(email=st.sampled_from(EMAILS), who=st.sampled_from(PEOPLE))
-    def submit(self, email: str, who: str) -> None:
+    @rule(
+        email=st.sampled_from(EMAILS),
+        who=st.sampled_from(PEOPLE),
+        operation=st.sampled_from(Operation),
+    )
+    def submit(self, email: str, who: str, operation: Operation) -> None:
         try:
-            self.ids.append(self.approvals.submit(email, "T", who).id)
+            self.ids.append(self.approvals.submit(email, "T", who, operation).id)
         except Refused as refused:  # one open request per email, a refusal like the others
             assert refused.code is Refusal.OPEN_REQUEST and refused.request is not None
             assert refused.request.email.casefold() == email.casefold()
@@ -195,7 +211,9 @@ class ServiceMachine(RuleBasedStateMachine):
         claims: Counter[str] = Counter()
         for request in self.store.list_requests():
             trail = self.store.audit_log(request.id)
-            claims[request.email.lower()] += sum(1 for e in trail if e.action in CLAIMS)
+            called = request.domain if request.operation is Operation.RESEND else request.email
+            key = f"{request.operation.value}:{called.lower()}"
+            claims[key] += sum(1 for e in trail if e.action in CLAIMS)
         assert self.provider.calls == claims
 
     @invariant()
