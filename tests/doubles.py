@@ -26,7 +26,7 @@ from bot.domain.model import (
     utcnow,
 )
 from bot.domain.outcomes import Cleared, ProviderFailed, ProviderFailure, Resent
-from bot.domain.views import ProviderView
+from bot.domain.views import ProviderView, ViewFailure, ViewUnavailable
 from bot.slack.notifier import DeliveryError, Posted
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -121,6 +121,8 @@ class StubProvider:
         self.answer = answer or CLEARED
         self.resends: list[tuple[str, str]] = []
         self.resend_answer: Resent | ProviderFailed | None = None
+        # What the view reads instead of pending (a ViewUnavailable: the reading fails so).
+        self.reading: ProviderView | ViewUnavailable | None = None
         self.hold: threading.Event | None = None
         self.entered = threading.Event()
         self._lock = threading.Lock()
@@ -162,6 +164,10 @@ class StubProvider:
     def view(self, domain: str, domain_id: str | None = None) -> ProviderView:
         with self._lock:
             self.views.append(domain)
+        if isinstance(self.reading, ViewUnavailable):
+            raise ViewFailure(self.reading)
+        if self.reading is not None:
+            return self.reading
         return ProviderView(domain=domain, status="pending", read_at=utcnow(), domain_id="dom_1")
 
 

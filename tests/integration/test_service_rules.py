@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from doubles import Clock, Delivery, Roles, Rules, StubProvider, rule
+from doubles import T0, Clock, Delivery, Roles, Rules, StubProvider, rule
 
 from bot.domain.inputs import InvalidInput
 from bot.domain.model import Action, Operation, State
+from bot.domain.outcomes import NotResendable, Resent
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import ApprovalPolicy, Approvals
+from bot.domain.views import ProviderView, ViewUnavailable
 from bot.store import open_store
 
 REQUESTER = "U1"
@@ -240,3 +242,85 @@ def test_home_lists_a_request_only_for_its_rules_approvers(store, clock, provide
     senior = approvals.home_for("U8")
     assert senior.is_approver and [r.id for r in senior.waiting] == [request.id]
     assert [r.id for r in approvals.home_for("U2").waiting] == []
+
+
+# ------------------------------------------------------------------------------ resend
+
+
+def test_a_resend_is_approved_then_sent_in_the_configured_language(
+    store, clock, provider, roles, delivery
+):
+    """Without rules: a resend waits for its approver like a confirm, then the provider's
+    resend is called once, in RESEND_LANGUAGE, with the domain's id from the lookup; confirm is
+    never called. The outcome names the recipient."""
+    approvals = service(store, clock, provider, roles, delivery, None, resend_language="sv")
+    request = approvals.submit(EMAIL, "T-1", REQUESTER, Operation.RESEND)
+    assert approvals.look_up(request.id).state is State.PENDING
+    done = approvals.approve(request.id, "U2")
+    assert done.state is State.SUCCEEDED and done.operation is Operation.RESEND
+    assert provider.resends == [("example.com", "sv")] and provider.calls == []
+    assert isinstance(done.outcome, Resent) and done.outcome.recipient == "hostmaster@example.com"
+
+
+@pytest.mark.parametrize(
+    ("reading", "says"),
+    [
+        (
+            ViewUnavailable("example.com", "not_found", "no such domain", T0),
+            "does not list example.com",
+        ),
+        (
+            ProviderView(
+                "example.com", "pending", T0, can_resend=False, resend_blocked="Wait 5 min"
+            ),
+            "Wait 5 min",
+        ),
+    ],
+)
+def test_a_resend_the_provider_cannot_do_is_closed_before_approval(
+    store, clock, provider, roles, delivery, reading, says
+):
+    """The lookup says the provider does not list the domain, or its resend gate is closed:
+    the request is closed (rejected by the bot, audited as not_resendable with the provider's
+    reason) before anyone approves it, and nothing is sent. A confirm of the same domain is not
+    refused by the gate."""
+    provider.reading = reading
+    approvals = service(store, clock, provider, roles, delivery, None)
+    request = approvals.submit(EMAIL, "T-1", REQUESTER, Operation.RESEND)
+    closed = approvals.look_up(request.id)
+    assert closed.state is State.REJECTED
+    assert isinstance(closed.outcome, NotResendable) and says in closed.outcome.reason
+    assert actions(store, request.id)[-1] == Action.NOT_RESENDABLE
+    with pytest.raises(Refused):
+        approvals.approve(request.id, "U2")
+    assert provider.resends == []
+    confirm = approvals.submit("bob@example.com", "T-2", REQUESTER)
+    assert approvals.look_up(confirm.id).state is State.PENDING
+
+
+def test_a_resend_whose_view_says_nothing_of_the_gate_waits_for_approval(
+    store, clock, provider, roles, delivery
+):
+    """A view without canResend (None), or a reading that failed for another reason, does not
+    refuse: the request waits, and the provider's own answer will say."""
+    provider.reading = ViewUnavailable("example.com", "timeout", "no answer", T0)
+    approvals = service(store, clock, provider, roles, delivery, None)
+    request = approvals.submit(EMAIL, "T-1", REQUESTER, Operation.RESEND)
+    assert approvals.look_up(request.id).state is State.PENDING
+
+
+def test_a_routine_resend_is_sent_by_its_rule_once_the_lookup_allows_it(
+    store, clock, provider, roles, delivery
+):
+    """A rule approving resends itself: sent right after the lookup, once; its closed gate
+    closes it instead (nothing sent, no approval recorded)."""
+    rules = Rules({Operation.RESEND: rule("resend-is-routine", approvals_required=0)})
+    approvals = service(store, clock, provider, roles, delivery, rules)
+    request = approvals.submit(EMAIL, "T-1", REQUESTER, Operation.RESEND)
+    assert approvals.look_up(request.id).state is State.SUCCEEDED
+    assert provider.resends == [("example.com", "en")]
+    provider.reading = ProviderView("example.net", "pending", T0, can_resend=False)
+    blocked = approvals.submit("bob@example.net", "T-2", REQUESTER, Operation.RESEND)
+    assert approvals.look_up(blocked.id).state is State.REJECTED
+    assert Action.APPROVE not in actions(store, blocked.id)
+    assert provider.resends == [("example.com", "en")]
