@@ -13,7 +13,7 @@ import pytest
 from doubles import T0, Clock, Delivery, Roles, Rules, StubProvider, rule
 
 from bot.domain.inputs import InvalidInput
-from bot.domain.model import Action, Operation, State
+from bot.domain.model import Action, Operation, State, VerificationRequest
 from bot.domain.outcomes import NotResendable, Resent
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.service import ApprovalPolicy, Approvals
@@ -64,6 +64,13 @@ def service(store, clock, provider, roles, delivery, rules, **policy) -> Approva
         clock=clock,
         rules=rules,
     )
+
+
+def looked_up(approvals: Approvals, request_id: str) -> VerificationRequest:
+    """The request as its lookup (and what follows it) left it."""
+    request = approvals.look_up(request_id)
+    assert request is not None
+    return request
 
 
 def actions(store, request_id: str) -> list[str]:
@@ -255,7 +262,7 @@ def test_a_resend_is_approved_then_sent_in_the_configured_language(
     never called. The outcome names the recipient."""
     approvals = service(store, clock, provider, roles, delivery, None, resend_language="sv")
     request = approvals.submit(EMAIL, "T-1", REQUESTER, Operation.RESEND)
-    assert approvals.look_up(request.id).state is State.PENDING
+    assert looked_up(approvals, request.id).state is State.PENDING
     done = approvals.approve(request.id, "U2")
     assert done.state is State.SUCCEEDED and done.operation is Operation.RESEND
     assert provider.resends == [("example.com", "sv")] and provider.calls == []
@@ -287,7 +294,7 @@ def test_a_resend_the_provider_cannot_do_is_closed_before_approval(
     provider.reading = reading
     approvals = service(store, clock, provider, roles, delivery, None)
     request = approvals.submit(EMAIL, "T-1", REQUESTER, Operation.RESEND)
-    closed = approvals.look_up(request.id)
+    closed = looked_up(approvals, request.id)
     assert closed.state is State.REJECTED
     assert isinstance(closed.outcome, NotResendable) and says in closed.outcome.reason
     assert actions(store, request.id)[-1] == Action.NOT_RESENDABLE
@@ -295,7 +302,7 @@ def test_a_resend_the_provider_cannot_do_is_closed_before_approval(
         approvals.approve(request.id, "U2")
     assert provider.resends == []
     confirm = approvals.submit("bob@example.com", "T-2", REQUESTER)
-    assert approvals.look_up(confirm.id).state is State.PENDING
+    assert looked_up(approvals, confirm.id).state is State.PENDING
 
 
 def test_a_resend_whose_view_says_nothing_of_the_gate_waits_for_approval(
@@ -306,7 +313,7 @@ def test_a_resend_whose_view_says_nothing_of_the_gate_waits_for_approval(
     provider.reading = ViewUnavailable("example.com", "timeout", "no answer", T0)
     approvals = service(store, clock, provider, roles, delivery, None)
     request = approvals.submit(EMAIL, "T-1", REQUESTER, Operation.RESEND)
-    assert approvals.look_up(request.id).state is State.PENDING
+    assert looked_up(approvals, request.id).state is State.PENDING
 
 
 def test_a_routine_resend_is_sent_by_its_rule_once_the_lookup_allows_it(
@@ -317,10 +324,10 @@ def test_a_routine_resend_is_sent_by_its_rule_once_the_lookup_allows_it(
     rules = Rules({Operation.RESEND: rule("resend-is-routine", approvals_required=0)})
     approvals = service(store, clock, provider, roles, delivery, rules)
     request = approvals.submit(EMAIL, "T-1", REQUESTER, Operation.RESEND)
-    assert approvals.look_up(request.id).state is State.SUCCEEDED
+    assert looked_up(approvals, request.id).state is State.SUCCEEDED
     assert provider.resends == [("example.com", "en")]
     provider.reading = ProviderView("example.net", "pending", T0, can_resend=False)
     blocked = approvals.submit("bob@example.net", "T-2", REQUESTER, Operation.RESEND)
-    assert approvals.look_up(blocked.id).state is State.REJECTED
+    assert looked_up(approvals, blocked.id).state is State.REJECTED
     assert Action.APPROVE not in actions(store, blocked.id)
     assert provider.resends == [("example.com", "en")]
