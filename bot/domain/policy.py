@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -218,10 +219,11 @@ class Policy:
         catch_all: list[str] = []
         for rule in self.rules:
             if taken and set(rule.operations) <= taken:
+                verb = "matches" if len(catch_all) == 1 else "match"
                 found.append(
                     f"rule {rule.name} (line {rule.line}) is never used: "
-                    f"{' and '.join(catch_all)} before it match every request of its operations "
-                    f"({', '.join(rule.operations)})"
+                    f"{' and '.join(catch_all)} before it {verb} every request of its "
+                    f"operations ({', '.join(rule.operations)})"
                 )
             if rule.matches_everything:
                 taken |= set(rule.operations)
@@ -663,8 +665,11 @@ class _Reader:
         if not isinstance(value, str):
             raise self.fail("reason_pattern", f"must be a string, not {_shown(value)}")
         try:
-            re.compile(value)
-        except re.error as exc:
+            with warnings.catch_warnings():
+                # "Possible nested set" and the like: ambiguous, so refused, not guessed at.
+                warnings.simplefilter("error")
+                re.compile(value)
+        except (re.error, Warning) as exc:
             raise self.fail(
                 "reason_pattern", f"is not a valid regular expression ({exc})"
             ) from None
