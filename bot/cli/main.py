@@ -266,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "manifest":
         return print_manifest(args.url, args.socket_mode)
+    if args.command == "policy":  # prints, logs nothing: no logging set up
+        from bot.cli.policy import run_policy
+
+        return run_policy(args, sys.stdout, sys.stderr)
     configure_logging()
     if args.command == "sandbox":
         from bot.cli.sandbox import run_sandbox
@@ -273,10 +277,6 @@ def main(argv: list[str] | None = None) -> int:
         return run_sandbox(args, sys.stdout)
     if args.command == "audit":
         return export_audit(args)
-    if args.command == "policy":
-        from bot.cli.policy import run_policy
-
-        return run_policy(args, sys.stdout, sys.stderr)
     if args.command == "check":
         from bot.cli.check import run_check
 

@@ -56,7 +56,8 @@ def check_policy(report: Report, settings: Settings, slack: Slack | None, bot: B
             )
     members = _resolve_groups(report, settings, policy, slack, bot)
     for rule in policy.all_rules:
-        _check_quorum(report, rule, members)
+        # Without Slack the groups were skipped (said once): no quorum counted from guesses.
+        _check_quorum(report, rule, members, read=slack is not None and bot is not None)
 
 
 def _where(rule: Rule) -> str:
@@ -103,7 +104,9 @@ def _resolve_groups(
     return members
 
 
-def _check_quorum(report: Report, rule: Rule, members: dict[str, set[str] | None]) -> None:
+def _check_quorum(
+    report: Report, rule: Rule, members: dict[str, set[str] | None], *, read: bool
+) -> None:
     """Warn when the rule needs more distinct approvals than its approvers (and escalate_to)
     have people. A user ID is one person, a group its members, ``*`` enough."""
     required = rule.approvals_required
@@ -119,18 +122,19 @@ def _check_quorum(report: Report, rule: Rule, members: dict[str, set[str] | None
                 unread.append(entry)
             else:
                 people |= found
-    if len(people) >= required:
+    if len(people) >= required or (unread and not read):
         return
     counted = f"{len(people)} distinct {'person' if len(people) == 1 else 'people'}"
     whom = "its approvers" + (" and escalate_to" if rule.escalate_to else "")
+    needs = f"needs {required} approval{'' if required == 1 else 's'}"
     if unread:
         report.warn(
-            f"POLICY_FILE: {rule.label} ({_where(rule)}) needs {required} approvals, but "
+            f"POLICY_FILE: {rule.label} ({_where(rule)}) {needs}, but "
             f"{whom} name {counted} so far ({', '.join(unread)} not read): its requests may "
             "never be approved"
         )
     else:
         report.warn(
-            f"POLICY_FILE: {rule.label} ({_where(rule)}) needs {required} approvals, but {whom} "
+            f"POLICY_FILE: {rule.label} ({_where(rule)}) {needs}, but {whom} "
             f"are {counted}: its requests can never be approved"
         )
