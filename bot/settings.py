@@ -17,11 +17,11 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.database_url import URL_FORMS, is_postgres_url
+from bot.domain.inputs import EVERYONE as EVERYONE
+from bot.domain.inputs import GROUP_ID_RE as GROUP_ID_RE
+from bot.domain.inputs import USER_ID_RE as USER_ID_RE
 
-USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
-GROUP_ID_RE = re.compile(r"^S[A-Z0-9]{2,}$")
 CHANNEL_ID_RE = re.compile(r"^[CG][A-Z0-9]{2,}$")
-EVERYONE = "*"
 
 
 class SettingsError(Exception):
@@ -79,6 +79,30 @@ class StoreSettings(BaseSettings):
         if not (is_postgres_url(value) or value.split(":", 1)[0].lower() == "sqlite"):
             raise ValueError(f"must be {URL_FORMS}")
         return value
+
+
+class PolicySettings(BaseSettings):
+    """Just what ``policy explain`` reads: POLICY_FILE and the settings its [default] inherits
+    (none required: without APPROVERS a [default] must name its own approvers)."""
+
+    model_config = StoreSettings.model_config
+
+    POLICY_FILE: str | None = None
+    APPROVERS: Annotated[tuple[str, ...], NoDecode] = ()
+    APPROVALS_REQUIRED: int = Field(default=1, ge=1, le=10)
+    REMIND_EVERY: int = Field(default=1800, ge=0)
+
+    @field_validator("POLICY_FILE", mode="before")
+    @classmethod
+    def _policy_file(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None  # blank means unset
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("APPROVERS", mode="before")
+    @classmethod
+    def _approvers(cls, value: object) -> tuple[str, ...]:
+        return _id_list(value, allow_everyone=False)
 
 
 class Settings(StoreSettings):
@@ -255,6 +279,14 @@ def load_store_settings(**overrides: object) -> StoreSettings:
     """Only DATABASE_URL, for commands that need nothing else."""
     try:
         return StoreSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+
+
+def load_policy_settings(**overrides: object) -> PolicySettings:
+    """POLICY_FILE, APPROVERS, APPROVALS_REQUIRED and REMIND_EVERY, for ``policy explain``."""
+    try:
+        return PolicySettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(describe_errors(exc)) from None
 

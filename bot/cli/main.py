@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot [serve | sandbox | check | audit | manifest]``.
+"""Command line: ``python -m bot [serve | sandbox | check | audit | manifest | policy]``.
 
 ``serve`` (the default) runs the bot: HTTP, or Socket Mode when SLACK_APP_TOKEN is set.
 """
@@ -34,7 +34,7 @@ MANIFEST_DESCRIPTION = (
 
 
 def _parser() -> argparse.ArgumentParser:
-    from bot.cli import audit, check, sandbox
+    from bot.cli import audit, check, policy, sandbox
 
     parser = argparse.ArgumentParser(prog="python -m bot", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
         description=audit.DESCRIPTION,
     )
     audit.add_arguments(history)
+
+    rules = commands.add_parser(
+        "policy",
+        help="explain how the approval policy (POLICY_FILE) decides a request",
+        description=policy.DESCRIPTION,
+    )
+    policy.add_arguments(rules)
 
     manifest = commands.add_parser(
         "manifest", help="print the Slack app manifest", description=MANIFEST_DESCRIPTION
@@ -259,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "manifest":
         return print_manifest(args.url, args.socket_mode)
+    if args.command == "policy":  # prints, logs nothing: no logging set up
+        from bot.cli.policy import run_policy
+
+        return run_policy(args, sys.stdout, sys.stderr)
     configure_logging()
     if args.command == "sandbox":
         from bot.cli.sandbox import run_sandbox

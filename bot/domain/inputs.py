@@ -14,6 +14,12 @@ import idna
 MAX_REASON_CHARS = 500
 MAX_EMAIL_CHARS = 254
 
+# Who may do what is named by Slack ID (APPROVERS, REQUESTERS, a policy rule's lists): a user
+# (U…, or W… in Enterprise Grid), a user group (S…), or everyone (every full member).
+USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
+GROUP_ID_RE = re.compile(r"^S[A-Z0-9]{2,}$")
+EVERYONE = "*"
+
 
 class InvalidInput(ValueError):
     """Input a person typed that we cannot use; the message is safe to show them."""

@@ -23,6 +23,9 @@ SETTING_NAMES = (
     "REQUEST_TTL",
     "DATABASE_URL",
     "PORT",
+    "POLICY_FILE",
+    "APPROVALS_REQUIRED",
+    "REMIND_EVERY",
 )
 
 
@@ -198,7 +201,8 @@ def test_manifest_bad_url(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["serve"], ["sandbox"], ["check"], ["audit"], ["manifest"]]
+    "command",
+    [[], ["serve"], ["sandbox"], ["check"], ["audit"], ["manifest"], ["policy", "explain"]],
 )
 def test_every_command_has_help(tmp_path, command):
     """Every command answers --help with a description, and exits 0."""
@@ -258,3 +262,21 @@ def test_check_says_what_it_waits_for(tmp_path):
     for secret in ("xoxb-cli-secret-token", "cli-signing-secret", "cli-provider-secret"):
         assert secret not in result.stdout + result.stderr
     assert not (tmp_path / "bot.db").exists()
+
+
+def test_policy_explain_from_the_command_line(tmp_path):
+    """`policy explain` reads POLICY_FILE and APPROVERS from .env, prints the deciding rule and
+    exits 0; a bad file prints its "PATH line N: reason" on stderr and exits 2."""
+    (tmp_path / "policy.toml").write_text(
+        '[[rule]]\nname = "banks"\ndomains = ["*.bank.example"]\napprovals_required = 2\n'
+    )
+    (tmp_path / ".env").write_text("POLICY_FILE=policy.toml\nAPPROVERS=U0ANN,U0BEA\n")
+    result = run(["policy", "explain", "ann@a.bank.example"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Decides: rule banks (line 1)" in result.stdout
+    assert "Approvers: U0ANN, U0BEA" in result.stdout
+    (tmp_path / "policy.toml").write_text('[[rule]]\nname = "banks"\ndomain = ["x"]\n')
+    bad = run(["policy", "explain", "ann@a.bank.example"], tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("policy.toml line 3: rule banks: unknown key 'domain'")
+    assert bad.stdout == ""

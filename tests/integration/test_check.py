@@ -156,7 +156,7 @@ def closed_port_url(path: str = "/") -> str:
 def test_a_good_configuration_passes_every_check_and_changes_nothing(
     run, slack: FakeSlack, provider: FakeProvider, db_path: Path
 ) -> None:
-    """All seven checks pass, one ok line each (one per group), in order, exit 0; Slack is only
+    """All eight checks pass, one ok line each (one per group), in order, exit 0; Slack is only
     read, the provider only sees GET status and one GET of its v2 domain list, and the
     database file is not created."""
     result = run()
@@ -170,6 +170,8 @@ def test_a_good_configuration_passes_every_check_and_changes_nothing(
         "message whose posting answer Slack lost is found there and updated, not posted twice",
         f"ok    User group {APPROVER_GROUP} in APPROVERS resolves: 2 members",
         f"ok    User group {REQUESTER_GROUP} in REQUESTERS resolves: 1 member",
+        "ok    POLICY_FILE is not set: the settings decide every request (APPROVERS, "
+        "APPROVALS_REQUIRED, REMIND_EVERY; confirm and resend both allowed)",
         f"ok    The provider accepts HOSTUP_API_KEY (read-only GET {provider.url}/"
         "email-verification/status answered; 1 domain in its cache)",
         f"ok    HOSTUP_API_KEY can read the provider's per-domain view (GET {provider.url}/"
@@ -656,3 +658,146 @@ def test_a_missing_history_scope_is_a_warning_saying_what_it_buys(
     assert f"add {scope} to the app's bot token scopes" in line
     slack.set_scopes(DEFAULT_SCOPES)
     assert "not posted twice" in run().one("ok    ", scope)
+
+
+# ------------------------------------------------------------------------------- POLICY_FILE
+
+POLICY = """\
+[default]
+approvers = ["S0APPROVERS"]
+approvals_required = 1
+
+[[rule]]
+name = "vip-customers"
+domains = ["*.bank.example"]
+approvers = ["S0SENIOR"]
+approvals_required = 2
+
+[[rule]]
+name = "resend-is-routine"
+operations = ["resend"]
+requesters = ["S0SUPPORT"]
+approvals_required = 0
+"""
+
+
+def test_a_valid_policy_file_lists_its_rules(run, slack: FakeSlack, tmp_path: Path) -> None:
+    """POLICY_FILE valid: one ok line naming it and its hash, then each rule in the order they
+    are tried, [default] last; each user group it names is read (the groups already in
+    APPROVERS or REQUESTERS are reported once, by their own check); exit 0."""
+    slack.set_usergroup("S0SENIOR", ["U0SEN1", "U0SEN2"])
+    path = tmp_path / "policy.toml"
+    path.write_text(POLICY)
+    result = run(POLICY_FILE=str(path))
+    assert result.code == 0, result.lines
+    start = result.lines.index(result.one("ok    ", f"POLICY_FILE {path} is valid (hash "))
+    assert result.lines[start].endswith("): 2 rules and [default], tried in this order:")
+    assert result.lines[start + 1 : start + 5] == [
+        "ok    Rule vip-customers (line 5): domains *.bank.example -> 2 approvals from S0SENIOR; "
+        "reminders every 1800 s",
+        "ok    Rule resend-is-routine (line 11): operations resend; requesters S0SUPPORT -> "
+        "approved by the rule itself (0 approvals)",
+        "ok    Rule default (line 1): every other request; operations confirm, resend -> 1 "
+        "approval from S0APPROVERS; reminders every 1800 s",
+        "ok    User group S0SENIOR in POLICY_FILE (rule vip-customers) resolves: 2 members",
+    ]
+    assert not result.status("warn")
+    assert [c.params["usergroup"] for c in slack.calls_to("usergroups.users.list")].count(
+        "S0SENIOR"
+    ) == 1
+
+
+def test_a_bad_policy_file_fails_with_its_line(run, tmp_path: Path) -> None:
+    """A file the bot could not start with is a FAIL line carrying the PolicyError ("PATH line
+    N: reason") and how to see what the file decides; exit 1."""
+    path = tmp_path / "policy.toml"
+    path.write_text('[[rule]]\nname = "a"\ndomain = ["x.example"]\n')
+    result = run(POLICY_FILE=str(path))
+    assert result.code == 1
+    line = result.one("FAIL  POLICY_FILE: ")
+    assert f"POLICY_FILE: {path} line 3: rule a: unknown key 'domain'" in line
+    assert f"policy explain EMAIL --file {path}" in line
+
+
+def test_a_policy_that_no_one_can_satisfy_is_warned_of(
+    run, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """A rule letting confirm run with 0 approvals, one needing more approvals than its
+    approvers (with escalate_to) have people, and a rule never reached are warn lines; a
+    quorum met through escalate_to or "*" is not; the run still passes."""
+    slack.set_usergroup("S0SENIOR", ["U0SEN1"])
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        """\
+[default]
+approvers = ["U0ANN"]
+approvals_required = 1
+
+[[rule]]
+name = "auto-confirm"
+domains = ["free.example"]
+approvals_required = 0
+
+[[rule]]
+name = "too-few"
+domains = ["*.bank.example"]
+approvers = ["S0SENIOR", "U0ANN"]
+approvals_required = 3
+
+[[rule]]
+name = "escalated"
+domains = ["*.shop.example"]
+approvers = ["S0SENIOR"]
+approvals_required = 3
+escalate_after = 600
+escalate_to = ["U0BOSS", "U0ANN"]
+
+[[rule]]
+name = "anyone"
+domains = ["*.co.example"]
+approvers = ["*"]
+approvals_required = 5
+
+[[rule]]
+name = "everything"
+
+[[rule]]
+name = "shadowed"
+domains = ["x.example"]
+"""
+    )
+    result = run(POLICY_FILE=str(path))
+    assert result.code == 0, result.lines
+    assert result.status("warn") == [
+        "warn  POLICY_FILE: rule shadowed (line 33) is never used: rule everything before it "
+        "matches every request of its operations (confirm, resend)",
+        "warn  POLICY_FILE: rule auto-confirm (line 5) lets confirm run with approvals_required "
+        "0: a confirm it decides is approved by no one (it bypasses the customer's own click)",
+        "warn  POLICY_FILE: rule too-few (line 10) needs 3 approvals, but its approvers are 2 "
+        "distinct people: its requests can never be approved",
+    ]
+
+
+def test_policy_groups_that_do_not_resolve_are_named(run, tmp_path: Path) -> None:
+    """A user group in the policy Slack does not know is a FAIL naming the rules that use it,
+    and the quorum it would fill is only "so far"."""
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        '[[rule]]\nname = "vip"\ndomains = ["vip.example"]\napprovers = ["S0NOSUCH"]\n'
+        "approvals_required = 2\n"
+    )
+    result = run(POLICY_FILE=str(path))
+    assert result.code == 1
+    result.one("FAIL  User group S0NOSUCH in POLICY_FILE (rule vip): ", "knows no user group")
+    result.one("warn  POLICY_FILE: rule vip (line 1) needs 2 approvals", "(S0NOSUCH not read)")
+
+
+def test_without_slack_the_policy_is_still_validated(run, tmp_path: Path) -> None:
+    """With Slack refusing the token, the file is still parsed and listed; the groups it names
+    are skipped, saying why."""
+    path = tmp_path / "policy.toml"
+    path.write_text(POLICY)
+    result = run(POLICY_FILE=str(path), SLACK_BOT_TOKEN=WRONG_BOT_TOKEN)
+    result.one("ok    ", f"POLICY_FILE {path} is valid")
+    result.one("skip  The user groups in POLICY_FILE (S0SENIOR, S0APPROVERS, S0SUPPORT) not read")
+    assert not [line for line in result.lines if "POLICY_FILE" in line and "approvals" in line]

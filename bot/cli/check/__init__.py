@@ -6,6 +6,7 @@ One line per check, in this order, each starting with a fixed-width status word:
     ok    Slack accepts SLACK_BOT_TOKEN (bot @verify-email in workspace Acme)
     FAIL  APPROVAL_CHANNEL C0123ABCD: the bot is not a member of #approvals. Fix: in Slack, …
     ok    User group S0123ABCD in APPROVERS resolves: 3 members
+    ok    POLICY_FILE is not set: the settings decide every request (APPROVERS, …
     warn  User group S0456EFGH in REQUESTERS has no members: nobody gets a role through it
     ok    The provider accepts HOSTUP_API_KEY (read-only GET https://cloud.hostup.se/api/…
     ok    The store at DATABASE_URL sqlite:///verify-email.db is reachable and writable
@@ -27,7 +28,8 @@ every line is also scrubbed of the configured secret values before it is written
 
 The checks live in this package by what they ask: :mod:`.output` (the lines, scrubbed of
 secrets), :mod:`.slack` (the token and APPROVAL_CHANNEL), :mod:`.groups` (the user groups in
-APPROVERS and REQUESTERS, the quorum), :mod:`.provider` (the read-only status endpoint and the
+APPROVERS and REQUESTERS, the quorum), :mod:`.rules` (POLICY_FILE: valid, its rules, the
+groups it names and each rule's quorum), :mod:`.provider` (the read-only status endpoint and the
 per-domain view) and :mod:`.store` (DATABASE_URL); this module reads the settings and runs them
 in order.
 """
@@ -40,6 +42,7 @@ from typing import Any, TextIO
 from bot.cli.check.groups import check_groups, check_member_lookups
 from bot.cli.check.output import Report, safe_url, secret_values
 from bot.cli.check.provider import check_provider
+from bot.cli.check.rules import check_policy
 from bot.cli.check.slack import Slack, check_channel, check_token
 from bot.cli.check.store import check_store
 from bot.services import SLACK_TIMEOUT, slack_client
@@ -51,11 +54,12 @@ DESCRIPTION = (
     "Check a deployment's configuration without changing anything, one line per check: every "
     "setting is valid; Slack accepts SLACK_BOT_TOKEN; the bot is a member of APPROVAL_CHANNEL "
     "and has the chat:write scope (nothing is posted); every user group in APPROVERS and "
-    "REQUESTERS resolves; the provider accepts HOSTUP_API_KEY (through its read-only status "
-    "endpoint, never the confirm endpoint); the store at DATABASE_URL is reachable and "
-    "writable. A failed check names the setting at fault and how to fix it. Settings come "
-    "from the environment or a .env file, as for serving; no secret is printed. Exits 0 when "
-    "every check passed, 1 otherwise."
+    "REQUESTERS resolves; POLICY_FILE, when set, is valid (its rules are listed, with a "
+    "warning for a rule no one can satisfy); the provider accepts HOSTUP_API_KEY (through "
+    "its read-only status endpoint, never the confirm endpoint); the store at DATABASE_URL "
+    "is reachable and writable. A failed check names the setting at fault and how to fix it. "
+    "Settings come from the environment or a .env file, as for serving; no secret is "
+    "printed. Exits 0 when every check passed, 1 otherwise."
 )
 
 DEFAULT_TIMEOUT = float(SLACK_TIMEOUT)  # seconds for one Slack or provider call
@@ -119,6 +123,7 @@ def run_check(
         check_channel(report, slack, bot, settings.APPROVAL_CHANNEL)
         check_groups(report, slack, bot, settings)
         check_member_lookups(report, bot, settings)
+    check_policy(report, settings, slack if bot else None, bot)
     report.waiting(
         f"asking the provider at {safe_url(settings.HOSTUP_API_URL)} (read-only status, up to "
         f"{timeout:g} s a call)"
