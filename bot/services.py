@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.web import SlackResponse
 
 from bot.domain import correlation
+from bot.domain.policy import Policy, load_policy
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.maintenance import Maintenance, interrupted_bound, lease_seconds
 from bot.metrics import Metrics
@@ -194,7 +195,30 @@ def slack_client(settings: Settings, metrics: Metrics | None = None) -> WebClien
     return client
 
 
+def load_rules(settings: Settings) -> Policy | None:
+    """The approval rules of POLICY_FILE (None when it is unset: the settings decide); raises
+    PolicyError, naming the file's line and the reason, for a file that cannot be used."""
+    if settings.POLICY_FILE is None:
+        return None
+    rules = load_policy(
+        settings.POLICY_FILE,
+        approvers=settings.APPROVERS,
+        approvals_required=settings.APPROVALS_REQUIRED,
+        remind_every=settings.REMIND_EVERY,
+    )
+    log.info(
+        "Approval rules from %s (policy %s): %s",
+        settings.POLICY_FILE,
+        rules.policy_hash,
+        ", ".join(rule.name for rule in rules.all_rules),
+    )
+    return rules
+
+
 def build_services(settings: Settings) -> Services:
+    """The whole bot, wired. Raises PolicyError for a POLICY_FILE that cannot be used (before
+    anything is opened), StoreError for a store that cannot be."""
+    rules = load_rules(settings)
     metrics = Metrics(enabled=settings.METRICS)
     client = slack_client(settings, metrics)
     store = open_store(settings.DATABASE_URL, announce=notices_for)
@@ -221,7 +245,9 @@ def build_services(settings: Settings) -> Services:
             lease=timedelta(
                 seconds=lease_seconds(settings.INTERRUPTED_AFTER, provider.attempt_deadline)
             ),
+            resend_language=settings.RESEND_LANGUAGE,
         ),
+        rules=rules,
     )
     notifier = Notifier(client, settings.APPROVAL_CHANNEL)
     outbox = Outbox(

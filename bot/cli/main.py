@@ -148,6 +148,7 @@ def serve(host: str) -> int:
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackClientError
 
+    from bot.domain.policy import PolicyError
     from bot.services import build_services
     from bot.settings import SettingsError, load_settings
     from bot.slack.app import create_app
@@ -173,7 +174,7 @@ def serve(host: str) -> int:
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, secrets=settings.secrets)
     try:
         services = build_services(settings)
-    except StoreError as exc:
+    except (StoreError, PolicyError) as exc:
         print(f"verify-email bot cannot start: {exc}", file=sys.stderr)
         return 2
     log.info("Checking SLACK_BOT_TOKEN with Slack (auth.test at %s)…", settings.SLACK_API_URL)

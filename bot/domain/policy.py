@@ -147,6 +147,15 @@ class Policy:
         """The rules in the order they are tried, the [default] last."""
         return (*self.rules, self.default)
 
+    def approver_ids(self) -> tuple[str, ...]:
+        """Every ID a rule (or the [default]) names as approvers or escalate_to, in file
+        order, each once: who may decide some request (the Home tab's queue, status)."""
+        return tuple(
+            dict.fromkeys(
+                i for rule in self.all_rules for i in (*rule.approvers, *rule.escalate_to)
+            )
+        )
+
     def rule_named(self, name: str) -> Rule | None:
         return next((rule for rule in self.all_rules if rule.name == name), None)
 

@@ -104,3 +104,20 @@ def test_the_bot_exits_2_on_a_refused_token(tmp_path: Path) -> None:
     assert "cannot start: Slack refused SLACK_BOT_TOKEN (invalid_auth)" in result.stderr
     assert ws.slack.bot_token not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_policy_file_stops_start_up_naming_its_line(tmp_path: Path) -> None:
+    """POLICY_FILE with a rule whose approvals_required is out of range: the process exits 2
+    before it opens anything, with one line naming the file, the line and the reason; Slack
+    is never asked (the policy is read first)."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[default]\napprovers = ["U0LEAD"]\n\n[[rule]]\nname = "vip"\n'
+        'domains = ["vip.example"]\napprovals_required = 11\n'
+    )
+    with make_workspace(tmp_path) as ws:
+        result = run_once(ws.env(POLICY_FILE=str(policy)), tmp_path / "cwd")
+        assert ws.slack.calls_to("auth.test") == []
+    assert result.returncode == 2
+    assert f"cannot start: {policy} line 7: rule vip approvals_required: must be" in result.stderr
+    assert "Traceback" not in result.stderr
