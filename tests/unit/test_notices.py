@@ -52,3 +52,13 @@ def test_what_a_decision_tells() -> None:
         )
     )
     assert TOLD[Action.READBACK] == TOLD[Action.LATE_ANSWER] == ()
+
+
+def test_an_escalation_is_told_once_in_the_thread_and_a_refused_resend_as_a_closing() -> None:
+    """ESCALATE (the request stays pending): a notice in the thread, then the message shown
+    again; NOT_RESENDABLE (closed before approval, no provider call): as a rejection, no
+    thread reply."""
+    assert TOLD[Action.ESCALATE] == (Notice.ESCALATED, Notice.SHOW)
+    assert Notice.ESCALATED.lane is Lane.CHANNEL
+    assert TOLD[Action.NOT_RESENDABLE] == TOLD[Action.REJECT]
+    assert Notice.REPLY_RESULT not in TOLD[Action.NOT_RESENDABLE]
