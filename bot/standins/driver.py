@@ -268,15 +268,18 @@ class Driver:
 
         return self.slack.wait_for(shown, self.timeout, what="the provider's view on the request")
 
-    def ask(self, user: str, email: str, reason: str = "TICKET-1") -> dict[str, Any]:
-        """The whole request: command, modal, submit; returns the posted request message."""
+    def ask(
+        self, user: str, email: str, reason: str = "TICKET-1", *, operation: str | None = None
+    ) -> dict[str, Any]:
+        """The whole request: command, modal, submit; returns the posted request message.
+        ``operation``: what to choose in the form (None: what it offers first, the clear)."""
         seen = self.posted()
         told = self._posted_dms(user, email)
         delivered = self.command(user, email)
         if delivered.reply.status != 200 or delivered.reply.text:
             raise RuntimeError(f"command refused: {delivered.reply}")
         view = self.modal(delivered)
-        reply = self.submit_request(user, view, reason=reason)
+        reply = self.submit_request(user, view, reason=reason, operation=operation)
         if reply.body not in ("", None) and reply.body != {}:
             raise RuntimeError(f"submit refused: {reply.body}")
         message = self.request_message(email, seen)
