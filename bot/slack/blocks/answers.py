@@ -46,8 +46,8 @@ def status_text(report: StatusReport, permalink: str | None) -> str:
     if report.open is not None:
         where = f"<{permalink}|the open request>" if permalink else "The open request"
         lines.append(
-            f"{where} (to {operation_words(report.open.operation)}) is "
-            f"{report.open.state.value}, asked by {user(report.open.requester)} "
+            f"{where} is {report.open.state.value} (to "
+            f"{operation_words(report.open.operation)}), asked by {user(report.open.requester)} "
             f"{when(report.open.created_at)}."
         )
     else:
