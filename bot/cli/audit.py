@@ -1,8 +1,11 @@
 """``python -m bot audit``: the history of every request, from the store, as CSV or JSON.
 
 One row per request: who asked, for which email and why; who approved or rejected it and when;
-how it ended; the provider's requestId; how many provider calls it took. JSON adds each
-request's whole audit trail (every transition with actor, time and details).
+how it ended; the provider's requestId; how many provider calls it took; what it asked for
+(confirm or resend) and the rule it was made under (name, and the hash of the policy file).
+JSON adds each request's whole audit trail (every transition with actor, time and details).
+New columns are added at the end: a spreadsheet or script reading the old ones by position
+keeps working.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ COLUMNS = (
     "approved_by",
     "provider_view",
     "provider_readback",
+    "operation",
+    "rule",
+    "policy_hash",
 )
 # The decision actions (DECISION_ACTIONS), as the export words them.
 DECISIONS: dict[str, str] = {
@@ -56,6 +62,7 @@ DECISIONS: dict[str, str] = {
     Action.POST_FAILED: "not posted",
     Action.CANCEL: "cancelled",
     Action.RESOLVE: "resolved",
+    Action.NOT_RESENDABLE: "not resendable",
 }
 # Spreadsheets run cells starting with these as formulas; people type reasons (OWASP: CSV
 # injection), so such cells are prefixed with a quote in CSV output.
@@ -108,7 +115,7 @@ def summarize(request: VerificationRequest, trail: list[AuditEntry]) -> dict[str
         "domain": request.domain,
         "reason": request.reason,
         "state": request.state.value,
-        "decision": DECISIONS[decision.action] if decision else "",
+        "decision": _decision(decision) if decision else "",
         "decided_by": decision.actor if decision else "",
         "decided_at": decision.at.isoformat() if decision else "",
         "provider_calls": sum(1 for e in trail if e.action in PROVIDER_ACTIONS),
@@ -119,7 +126,19 @@ def summarize(request: VerificationRequest, trail: list[AuditEntry]) -> dict[str
         # The provider's view of the domain when it was asked for, and read last after the call.
         "provider_view": _reading(request.view),
         "provider_readback": _reading(request.readback),
+        "operation": request.operation.value,
+        # The rule that decided it ("" for a request made before rules); its policy file's
+        # hash ("" when no POLICY_FILE: the settings were the rule).
+        "rule": request.rule.name if request.rule is not None else "",
+        "policy_hash": request.rule.policy_hash if request.rule is not None else "",
     }
+
+
+def _decision(entry: AuditEntry) -> str:
+    """The decision in words: ``approved by rule`` when the request's rule approved it."""
+    if entry.action == Action.APPROVE and entry.details.get("by_rule"):
+        return "approved by rule"
+    return DECISIONS[entry.action]
 
 
 def _reading(reading: DomainReading | None) -> str:

@@ -12,6 +12,10 @@ EMAIL_BLOCK = "email_block"
 EMAIL_INPUT = "email_input"
 REASON_BLOCK = "reason_block"
 REASON_INPUT = "reason_input"
+# What should happen (a radio group in an input block: Slack sends its choice with the form,
+# no action of its own): its options' values are the operations' (confirm, resend).
+OPERATION_BLOCK = "operation_block"
+OPERATION_INPUT = "operation_input"
 
 # The buttons on the request message in APPROVAL_CHANNEL. Their value is the request id.
 APPROVE_ACTION = "verify_email_approve"

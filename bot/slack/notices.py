@@ -38,6 +38,8 @@ class Notice(StrEnum):
     DM_OUTCOME = "dm_outcome"  # tell the requester how it ended
     DM_NOT_POSTED = "dm_not_posted"  # tell the requester it could not be posted
     REMIND = "remind"  # remind the approvers, in the request's thread
+    # Say, once, in the request's thread that it was escalated: to whom, after how long.
+    ESCALATED = "escalated"
     REPLY_CHECK = "reply_check"  # what Check provider read, in the request's thread
     # Rewrite the thread replies whose Check provider / Retry / Resolved can no longer act.
     SETTLE_REPLIES = "settle_replies"
@@ -92,6 +94,10 @@ TOLD: Mapping[Action, tuple[Notice, ...]] = MappingProxyType(
         Action.POST_FAILED: (Notice.DM_NOT_POSTED,),
         Action.CANCEL: (Notice.SHOW, Notice.SETTLE_DM),
         Action.REMIND: (Notice.REMIND,),
+        # Still pending: the thread says once who may approve it too; the message shows it.
+        Action.ESCALATE: (Notice.ESCALATED, Notice.SHOW),
+        # A resend the provider cannot do, closed before approval: as a rejection is.
+        Action.NOT_RESENDABLE: _CLOSED,
         # The provider's view beside a pending request (only while it is pending: the store
         # audits a later reading without telling anyone).
         Action.LOOKUP: (Notice.SHOW,),

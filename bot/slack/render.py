@@ -155,6 +155,7 @@ class Renderer:
                 Notice.DM_POSTED: self._dm_posted,
                 Notice.DM_OUTCOME: self._dm_outcome,
                 Notice.REMIND: self._remind,
+                Notice.ESCALATED: self._escalated,
                 Notice.DM_NOT_POSTED: self._dm_not_posted,
                 Notice.SETTLE_REPLIES: self._settle_replies,
                 Notice.SETTLE_DM: self._settle_dm,
@@ -338,6 +339,14 @@ class Renderer:
             request,
             blocks.reminder_reply(request, self.approvers, self.approvals_required),
         )
+
+    def _escalated(self, entry: OutboxEntry, request: VerificationRequest) -> None:
+        if request.state is not State.PENDING or request.is_expired(self.clock()):
+            return  # decided (or past its time) before this was told: nothing to approve
+        event = self.records.audit_entry(entry.audit_id) if entry.audit_id is not None else None
+        after = event.details.get("after_seconds") if event is not None else None
+        text = blocks.escalation_reply(request, after if isinstance(after, int | float) else None)
+        self._reply(f"tell of the escalation of request {request.id}", request, text)
 
     # -- the requester's DMs -------------------------------------------------------------------
 

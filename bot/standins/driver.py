@@ -49,6 +49,18 @@ def button_values(message: dict[str, Any], action_id: str) -> list[str]:
     ]
 
 
+def radio_choice(view: dict[str, Any], value: str) -> dict[str, Any]:
+    """The state Slack sends for the form's "What should happen?" with the option of ``value``
+    chosen: that option as the form offers it, or (one it does not offer) a made-up one."""
+    block: dict[str, Any] = next(
+        (b for b in view.get("blocks", []) if b.get("block_id") == ids.OPERATION_BLOCK), {}
+    )
+    options = (block.get("element") or {}).get("options") or []
+    option = next((o for o in options if o.get("value") == value), None)
+    chosen = option or {"text": {"type": "plain_text", "text": value}, "value": value}
+    return {"type": "radio_buttons", "selected_option": chosen}
+
+
 def request_id_of(message: dict[str, Any]) -> str:
     """The id of the request behind a request message: its Approve button's value."""
     found = button_values(message, ids.APPROVE_ACTION)
@@ -194,9 +206,18 @@ class Driver:
         return self.transport.interactive(payload)
 
     def submit_request(
-        self, user: str, view: dict[str, Any], email: str | None = None, reason: str | None = None
+        self,
+        user: str,
+        view: dict[str, Any],
+        email: str | None = None,
+        reason: str | None = None,
+        *,
+        operation: str | None = None,
     ) -> Reply:
-        """Submit the request modal; None keeps what the modal was prefilled with."""
+        """Submit the request modal; None keeps what the modal was prefilled with (and the
+        operation it chose). ``operation``: the value of the choice made in "What should
+        happen?" (``confirm``, ``resend``; any other value is sent as given, as a tampered
+        form would)."""
         blocks = {b.get("block_id"): b for b in view.get("blocks", [])}
         email_value = (
             email
@@ -208,14 +229,13 @@ class Driver:
             if reason is not None
             else (blocks[ids.REASON_BLOCK]["element"].get("initial_value"))
         )
-        return self.submit(
-            user,
-            view,
-            {
-                ids.EMAIL_BLOCK: {ids.EMAIL_INPUT: email_value},
-                ids.REASON_BLOCK: {ids.REASON_INPUT: reason_value},
-            },
-        )
+        values: dict[str, dict[str, Any]] = {
+            ids.EMAIL_BLOCK: {ids.EMAIL_INPUT: email_value},
+            ids.REASON_BLOCK: {ids.REASON_INPUT: reason_value},
+        }
+        if operation is not None:
+            values[ids.OPERATION_BLOCK] = {ids.OPERATION_INPUT: radio_choice(view, operation)}
+        return self.submit(user, view, values)
 
     def posted(self) -> set[str]:
         """The timestamps of the messages in the approval channel now, to tell a new one."""
@@ -248,15 +268,18 @@ class Driver:
 
         return self.slack.wait_for(shown, self.timeout, what="the provider's view on the request")
 
-    def ask(self, user: str, email: str, reason: str = "TICKET-1") -> dict[str, Any]:
-        """The whole request: command, modal, submit; returns the posted request message."""
+    def ask(
+        self, user: str, email: str, reason: str = "TICKET-1", *, operation: str | None = None
+    ) -> dict[str, Any]:
+        """The whole request: command, modal, submit; returns the posted request message.
+        ``operation``: what to choose in the form (None: what it offers first, the clear)."""
         seen = self.posted()
         told = self._posted_dms(user, email)
         delivered = self.command(user, email)
         if delivered.reply.status != 200 or delivered.reply.text:
             raise RuntimeError(f"command refused: {delivered.reply}")
         view = self.modal(delivered)
-        reply = self.submit_request(user, view, reason=reason)
+        reply = self.submit_request(user, view, reason=reason, operation=operation)
         if reply.body not in ("", None) and reply.body != {}:
             raise RuntimeError(f"submit refused: {reply.body}")
         message = self.request_message(email, seen)

@@ -13,6 +13,7 @@ body to the bot's `/slack/events` the way Slack does.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import secrets
@@ -312,7 +313,8 @@ def block_actions_payload(
 def _state_values(
     view: Mapping[str, Any], values: Mapping[str, Mapping[str, StateValue]]
 ) -> dict[str, dict[str, Any]]:
-    """Slack's `view.state.values`: every plain_text_input (empty ones as null), then `values`."""
+    """Slack's `view.state.values`: every plain_text_input (empty ones as null) and radio group
+    (its initial option chosen, else null), then `values`."""
     state: dict[str, dict[str, Any]] = {}
     for block in view.get("blocks") or []:
         element = block.get("element") or {}
@@ -320,6 +322,11 @@ def _state_values(
             state.setdefault(str(block.get("block_id")), {})[element["action_id"]] = {
                 "type": "plain_text_input",
                 "value": None,
+            }
+        if block.get("type") == "input" and element.get("type") == "radio_buttons":
+            state.setdefault(str(block.get("block_id")), {})[element["action_id"]] = {
+                "type": "radio_buttons",
+                "selected_option": copy.deepcopy(element.get("initial_option")),
             }
     for block_id, actions in values.items():
         for action_id, given in actions.items():

@@ -317,12 +317,13 @@ def test_an_open_request_elsewhere_is_a_field_error_and_a_dm_with_its_link() -> 
     )
     assert [name for name, _ in log] == [
         "approvals.askable",
+        "approvals.rule_for",
         "ack",
         "approvals.submit",
         "permalink",
         "dm",
     ]
-    assert log[1][1] == {} and log[-1][1] == pointer
+    assert log[2][1] == {} and log[-1][1] == pointer
 
 
 def test_the_command_for_an_email_with_an_open_request_answers_with_its_link() -> None:

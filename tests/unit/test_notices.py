@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from bot.domain.model import Action
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from doubles import make_request
+
+from bot.domain.model import Action, AuditEntry, RuleTerms, State
+from bot.domain.ports import OutboxEntry
 from bot.slack.notices import KINDS, TOLD, Lane, Notice, notices_for
 from bot.slack.render import Renderer
 
@@ -52,3 +59,49 @@ def test_what_a_decision_tells() -> None:
         )
     )
     assert TOLD[Action.READBACK] == TOLD[Action.LATE_ANSWER] == ()
+
+
+def test_an_escalation_is_told_once_in_the_thread_and_a_refused_resend_as_a_closing() -> None:
+    """ESCALATE (the request stays pending): a notice in the thread, then the message shown
+    again; NOT_RESENDABLE (closed before approval, no provider call): as a rejection, no
+    thread reply."""
+    assert TOLD[Action.ESCALATE] == (Notice.ESCALATED, Notice.SHOW)
+    assert Notice.ESCALATED.lane is Lane.CHANNEL
+    assert TOLD[Action.NOT_RESENDABLE] == TOLD[Action.REJECT]
+    assert Notice.REPLY_RESULT not in TOLD[Action.NOT_RESENDABLE]
+
+
+def test_the_escalation_notice_is_one_thread_reply_naming_whom_while_pending() -> None:
+    """ESCALATED posts one reply in the request's thread: how long it waited (the audit
+    entry's), to whom it was escalated; a request decided before it is told gets nothing."""
+    now = datetime.now(UTC)
+    rule = RuleTerms("vip", "0123456789ab", ("S0SENIOR",), 2, 0.0, 1800.0, ("U0BOSS",))
+    waiting = make_request(
+        created_at=now, rule=rule, escalated_at=now, channel="C1", message_ts="1.1"
+    )
+    event = AuditEntry(
+        waiting.id,
+        now,
+        "bot",
+        "escalate",
+        State.PENDING,
+        State.PENDING,
+        {"after_seconds": 2700.0},
+        id=7,
+    )
+    posts: list[dict[str, Any]] = []
+    records = SimpleNamespace(audit_entry=lambda entry_id: event if entry_id == 7 else None)
+    messenger = SimpleNamespace(
+        channel="C1",
+        post=lambda what, channel, text, blocks=None, **kw: posts.append(
+            {"channel": channel, "text": text, **kw}
+        ),
+    )
+    renderer = Renderer(records, messenger)  # (SimpleNamespace: only what it reads)
+    entry = OutboxEntry(1, waiting.id, Notice.ESCALATED, "channel", 0, now, now, audit_id=7)
+    renderer.send(entry, waiting)
+    [post] = posts
+    assert post["thread_ts"] == "1.1" and post["channel"] == "C1"
+    assert post["text"].startswith(":arrow_double_up: Waiting 45 min: escalated to <@U0BOSS>")
+    renderer.send(entry, make_request(created_at=now, rule=rule, state=State.SUCCEEDED))
+    assert len(posts) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain.inputs import InvalidInput, validate_email, validate_reason
-from bot.domain.model import TRANSITIONS, State, can_transition
+from bot.domain.model import TRANSITIONS, Operation, State, can_transition
 from bot.slack.listeners.parsing import parse_command_text
 
 
@@ -111,3 +111,22 @@ def test_state_machine_matches_design():
         (State.UNKNOWN, State.RESOLVED),
     }
     assert not can_transition(State.SUCCEEDED, State.EXECUTING)
+
+
+def test_resend_prefills_the_form_with_the_resend() -> None:
+    """``resend EMAIL [reason…]`` is the form for EMAIL with the resend chosen (however Slack
+    wraps the address); ``resend`` alone an empty one; ``resend help`` or ``resend status x``
+    name no address to resend for; an address alone stays a confirm."""
+    parsed = parse_command_text("resend <mailto:a@b.example|a@b.example> ZD-1 again")
+    assert (parsed.email, parsed.reason, parsed.operation) == (
+        "a@b.example",
+        "ZD-1 again",
+        Operation.RESEND,
+    )
+    assert parse_command_text("RESEND").operation is Operation.RESEND
+    assert parse_command_text("resend").email is None
+    for text in ("resend help", "resend status a@b.example", "resend resend a@b.example"):
+        wrong = parse_command_text(text)
+        assert wrong.error and not wrong.help and not wrong.status, text
+    assert parse_command_text("a@b.example").operation is Operation.CONFIRM
+    assert parse_command_text("resend nope").error

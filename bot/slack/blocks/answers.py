@@ -13,15 +13,18 @@ from bot.slack.blocks.text import (
     deciders,
     email_forms,
     esc,
+    operation_words,
+    quorum,
     user,
     visible,
     when,
 )
 
 HELP_TEXT = (
-    "*/verify-email* clears a stuck email verification at the provider, once an approver "
-    "agrees.\n"
+    "*/verify-email* clears a stuck email verification at the provider, or has it send the "
+    "verification email again, once an approver agrees (or the rules need nobody to).\n"
     "• `/verify-email alice@example.com` opens the request form for that address\n"
+    "• `/verify-email resend alice@example.com` opens it to resend the verification email\n"
     "• `/verify-email alice@example.com TICKET-123 customer locked out` also fills in the reason\n"
     "• `/verify-email` opens an empty form\n"
     "• `/verify-email status alice@example.com` shows its open request and last outcomes\n"
@@ -43,7 +46,8 @@ def status_text(report: StatusReport, permalink: str | None) -> str:
     if report.open is not None:
         where = f"<{permalink}|the open request>" if permalink else "The open request"
         lines.append(
-            f"{where} is {report.open.state.value}, asked by {user(report.open.requester)} "
+            f"{where} is {report.open.state.value} (to "
+            f"{operation_words(report.open.operation)}), asked by {user(report.open.requester)} "
             f"{when(report.open.created_at)}."
         )
     else:
@@ -53,7 +57,8 @@ def status_text(report: StatusReport, permalink: str | None) -> str:
     if decided:
         lines.append(f"Last outcomes (last {report.days} days):")
         lines.extend(
-            f"• {r.state.value} {day(r.updated_at)}, asked by {user(r.requester)}"
+            f"• {operation_words(r.operation)}: {r.state.value} {day(r.updated_at)}, asked by "
+            f"{user(r.requester)}"
             + (f", decided by {deciders(r, 'someone')}" if r.decided_by else "")
             for r in decided
         )
@@ -65,14 +70,16 @@ def status_text(report: StatusReport, permalink: str | None) -> str:
 def open_request_text(existing: VerificationRequest, permalink: str | None) -> str:
     where = f"<{permalink}|the open request>" if permalink else "the open request"
     return (
-        f"{email_forms(existing.email)} already has an open request ({existing.state.value}, "
-        f"asked by "
+        f"{email_forms(existing.email)} already has an open request (to "
+        f"{operation_words(existing.operation)}, {existing.state.value}, asked by "
         f"{user(existing.requester)}). See {where}; a new one can be made once it is done."
     )
 
 
 def approval_recorded_text(request: VerificationRequest, required: int) -> str:
-    """The private answer to an approval that does not complete the quorum yet."""
+    """The private answer to an approval that does not complete the quorum yet (the
+    request's rule's quorum; ``required`` for a request without one)."""
+    required = quorum(request, required)
     return (
         f":ballot_box_with_check: Your approval is recorded: {approvals_line(request, required)}. "
         "The provider is called when the last one is in."

@@ -10,7 +10,18 @@ from bot.domain.service import HOME_COUNT_CAP, HomeData
 from bot.slack import ids
 from bot.slack.blocks.dm import cancel_button
 from bot.slack.blocks.request import decision_buttons, state_line
-from bot.slack.blocks.text import Blocks, clip, context, esc, header, section, user, when
+from bot.slack.blocks.text import (
+    Blocks,
+    by_rule,
+    clip,
+    context,
+    esc,
+    header,
+    operation_words,
+    section,
+    user,
+    when,
+)
 
 HOME_BLOCK_LIMIT = 100  # Slack's limit for a view
 HOME_WAITING_SHOWN = 20  # two blocks each, with their buttons
@@ -21,7 +32,8 @@ HOME_DECIDED_SHOWN = 10
 def _home_request_line(request: VerificationRequest) -> str:
     return (
         f"`{esc(request.email)}` from {user(request.requester)}: {esc(clip(request.reason, 200))}"
-        f"\nAsked {when(request.created_at)}, expires {when(request.expires_at)}"
+        f"\nAsked {when(request.created_at)} to {operation_words(request.operation)}, expires "
+        f"{when(request.expires_at)}"
     )
 
 
@@ -54,7 +66,9 @@ def home_view(data: HomeData, channel: str) -> dict[str, Any]:
         for request in data.waiting[:HOME_WAITING_SHOWN]:
             status = state_line(request, data.required)
             out.append(section(f"{_home_request_line(request)}\n{status}"))
-            out.append(decision_buttons(request, ids.for_request(ids.ACTIONS_BLOCK, request.id)))
+            if not by_rule(request):  # (the service lists none of those: nobody is asked)
+                row = ids.for_request(ids.ACTIONS_BLOCK, request.id)
+                out.append(decision_buttons(request, row))
         waiting_more = _more(
             len(data.waiting), HOME_WAITING_SHOWN, "waiting", channel, at_least=data.waiting_more
         )
@@ -79,8 +93,8 @@ def home_view(data: HomeData, channel: str) -> dict[str, Any]:
         for request in data.decided[:HOME_DECIDED_SHOWN]:
             out.append(
                 context(
-                    f"`{esc(request.email)}`: {state_line(request, data.required)} "
-                    f"({when(request.updated_at)})"
+                    f"`{esc(request.email)}` ({operation_words(request.operation)}): "
+                    f"{state_line(request, data.required)} ({when(request.updated_at)})"
                 )
             )
         decided_count, _, decided_capped = _counted(data.decided_count, len(data.decided))

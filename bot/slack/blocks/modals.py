@@ -1,27 +1,97 @@
-"""The modals: the request form (/verify-email), Reject's optional reason and Resolved's
-required note."""
+"""The modals: the request form (/verify-email: the address, what should happen to it, and
+why), Reject's optional reason and Resolved's required note."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from bot.domain.inputs import MAX_EMAIL_CHARS, MAX_REASON_CHARS
-from bot.domain.model import VerificationRequest
+from bot.domain.model import Operation, RuleTerms, VerificationRequest
 from bot.slack import ids
 from bot.slack.blocks.provider import provider_line
-from bot.slack.blocks.text import esc, plain, section, user
+from bot.slack.blocks.text import esc, operation_title, operation_words, plain, section, user
 
 WHAT_APPROVAL_DOES = (
-    "When an approver clicks *Approve*, the provider clears the stuck email verification for "
-    "this address: its domains' verification caches are cleared and the affected clients are "
-    "notified. Nothing happens until someone other than you approves."
+    "*Clear the stuck verification*: when an approver clicks *Approve*, the provider clears "
+    "the stuck email verification for this address: its domains' verification caches are "
+    "cleared and the affected clients are notified.\n"
+    "*Resend the verification email*: the provider sends the verification email again; the "
+    "customer still clicks its link themselves (the safer choice).\n"
+    "Nothing happens until someone other than you approves, unless the approval rules need "
+    "no approval for it."
 )
+# What each choice of the form's radio group says under its title (at most 75 characters).
+OPERATION_HINTS = {
+    Operation.CONFIRM: "The provider marks it verified now, without the customer's click",
+    Operation.RESEND: "The provider emails the verification link again",
+}
+HINT_LIMIT = 2000  # Slack's limit for an input block's hint
+
+
+def operation_option(operation: Operation) -> dict[str, Any]:
+    """One choice of the form's radio group; its value is the operation's."""
+    return {
+        "text": plain(operation_title(operation)),
+        "description": plain(OPERATION_HINTS[operation]),
+        "value": operation.value,
+    }
+
+
+def reason_hint(rules: Mapping[Operation, RuleTerms | None]) -> str | None:
+    """What the reason must match, from the rules that would decide each operation offered
+    (``The reason must match ^(TICKET|ZD)-\\d+ (rule default).``); None when nothing is asked."""
+    asks = {
+        op: (rule.reason_pattern, rule.name)
+        for op, rule in rules.items()
+        if rule is not None and rule.reason_pattern is not None
+    }
+    if not asks:
+        return None
+    if len(set(asks.values())) == 1 and len(asks) == len(rules):
+        pattern, name = next(iter(asks.values()))
+        return f"The reason must match {pattern} (rule {name})."
+    return " ".join(
+        f"To {operation_words(op)}, the reason must match {pattern} (rule {name})."
+        for op, (pattern, name) in asks.items()
+    )
 
 
 def request_modal(
-    email: str | None, reason: str = "", private_metadata: str = ""
+    email: str | None,
+    reason: str = "",
+    private_metadata: str = "",
+    *,
+    operation: Operation = Operation.CONFIRM,
+    refused: Collection[Operation] = (),
+    rules: Mapping[Operation, RuleTerms | None] | None = None,
 ) -> dict[str, Any]:
+    """The request form: the address (``email`` prefilled), what should happen (``operation``
+    chosen; those the rules ``refused`` for the address left out, and said so), and the reason
+    (``reason`` prefilled; the pattern the ``rules`` of the operations offered ask of it, said
+    in its hint)."""
+    offered = [op for op in Operation if op not in refused] or list(Operation)
+    chosen = operation if operation in offered else offered[0]
+    options = [operation_option(op) for op in offered]
+    operation_block: dict[str, Any] = {
+        "type": "input",
+        "block_id": ids.OPERATION_BLOCK,
+        "label": plain("What should happen?"),
+        "element": {
+            "type": "radio_buttons",
+            "action_id": ids.OPERATION_INPUT,
+            "options": options,
+            "initial_option": options[offered.index(chosen)],
+        },
+    }
+    left_out = [op for op in Operation if op not in offered]
+    if left_out:
+        names = " and ".join(operation_title(op) for op in left_out)
+        operation_block["hint"] = plain(
+            f"{names}: not offered for this address, the approval rules do not allow it.",
+            HINT_LIMIT,
+        )
     email_element: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": ids.EMAIL_INPUT,
@@ -39,6 +109,15 @@ def request_modal(
     }
     if reason:
         reason_element["initial_value"] = reason[:MAX_REASON_CHARS]
+    reason_block: dict[str, Any] = {
+        "type": "input",
+        "block_id": ids.REASON_BLOCK,
+        "label": plain("Reason or ticket reference"),
+        "element": reason_element,
+    }
+    hint = reason_hint({op: (rules or {}).get(op) for op in offered}) if rules else None
+    if hint is not None:
+        reason_block["hint"] = plain(hint, HINT_LIMIT)
     return {
         "type": "modal",
         "callback_id": ids.REQUEST_VIEW,
@@ -53,12 +132,8 @@ def request_modal(
                 "label": plain("Email address"),
                 "element": email_element,
             },
-            {
-                "type": "input",
-                "block_id": ids.REASON_BLOCK,
-                "label": plain("Reason or ticket reference"),
-                "element": reason_element,
-            },
+            operation_block,
+            reason_block,
             section(WHAT_APPROVAL_DOES),
         ],
     }
@@ -74,8 +149,9 @@ def reject_modal(request: VerificationRequest) -> dict[str, Any]:
         "private_metadata": json.dumps({"request_id": request.id}),
         "blocks": [
             section(
-                f"Reject {user(request.requester)}'s request to clear `{esc(request.email)}`? "
-                "The provider will not be called."
+                f"Reject {user(request.requester)}'s request to "
+                f"{operation_words(request.operation)} for `{esc(request.email)}`? The provider "
+                "will not be called."
             ),
             {
                 "type": "input",
@@ -106,7 +182,8 @@ def resolve_modal(request: VerificationRequest) -> dict[str, Any]:
         "private_metadata": json.dumps({"request_id": request.id}),
         "blocks": [
             section(
-                f"Close the request to clear `{esc(request.email)}` as *resolved*? Its outcome "
+                f"Close the request to {operation_words(request.operation)} for "
+                f"`{esc(request.email)}` as *resolved*? Its outcome "
                 "is unknown; once resolved it cannot be retried, and the provider is not called "
                 f"again.{seen}"
             ),

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from bot.domain.outcomes import Outcome, ProviderFailed
 from bot.domain.views import DomainReading, Meaning, ProviderView, meaning_of
-from bot.slack.blocks.text import code
+from bot.slack.blocks.text import code, when
 
 # How the line about the provider's view begins (the stand-ins' driver waits for it).
 PROVIDER_LINE_MARK = ":satellite_antenna:"
@@ -33,6 +33,18 @@ def provider_day(value: str | None) -> str | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d")
     except ValueError:
         return code(value, 60)
+
+
+def provider_time(value: str) -> str:
+    """A time the provider sent, ready for mrkdwn: an ISO time as Slack shows a date and time
+    to each reader; any other text as it came, with ``code``."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return code(value, 60)
+    if moment.tzinfo is None:
+        return code(value, 60)  # no zone: not a moment Slack can show in the reader's
+    return when(moment)
 
 
 def provider_line(reading: DomainReading, lead: str = "Provider") -> str:

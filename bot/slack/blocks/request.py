@@ -1,19 +1,22 @@
-"""The request message in APPROVAL_CHANNEL: who asks to clear what and why, its state in one
-line, Approve and Reject (and the requester's Cancel) while it is pending, the provider's view
-and earlier requests for the same email or domain. The Home tab shows the same state line and
-buttons for each request."""
+"""The request message in APPROVAL_CHANNEL: who asks for what (clear the stuck verification, or
+resend the verification email) for which email and why, the rule that decides it and who may
+approve, its state in one line, Approve and Reject (and the requester's Cancel) while it is
+pending, the provider's view and earlier requests for the same email or domain. The Home tab
+shows the same state line and buttons for each request."""
 
 from __future__ import annotations
 
 from typing import Any, assert_never
 
-from bot.domain.model import History, State, VerificationRequest
-from bot.domain.outcomes import Cleared
+from bot.domain.model import History, Operation, State, VerificationRequest
+from bot.domain.outcomes import Cleared, NotResendable, Resent
+from bot.domain.views import ProviderView
 from bot.slack import ids
-from bot.slack.blocks.provider import error_summary, provider_line
+from bot.slack.blocks.provider import error_summary, mask_emails, provider_line, provider_time
 from bot.slack.blocks.text import (
     Blocks,
     approvals_line,
+    by_rule,
     clip,
     code,
     context,
@@ -21,7 +24,12 @@ from bot.slack.blocks.text import (
     deciders,
     email_forms,
     esc,
+    mentions,
+    operation_title,
+    operation_words,
     plain,
+    quorum,
+    rule_line,
     section,
     user,
     when,
@@ -32,52 +40,95 @@ def request_message(
     request: VerificationRequest, required: int = 1, history: History | None = None
 ) -> tuple[str, Blocks]:
     """Fallback text and blocks for the request message, in whatever state it is.
-    ``required``: APPROVALS_REQUIRED (above 1, the message says who has approved so far);
-    ``history``: earlier requests for the same email or domain, shown so a repeat stands out."""
+    ``required``: APPROVALS_REQUIRED, for a request without a rule (the rule's own quorum
+    otherwise; above 1, the message says who has approved so far); ``history``: earlier
+    requests for the same email or domain, shown so a repeat stands out."""
     summary = (
         f"*Email verification request* from {user(request.requester)}\n"
+        f"*Action:* {operation_title(request.operation)}\n"
         f"*Email:* {email_forms(request.email)}\n"
         f"*Domain:* {email_forms(request.domain)}\n"
         f"*Reason:* {esc(request.reason)}\n"
         f"*Expires:* {when(request.expires_at)}"
     )
+    if (rule := rule_line(request)) is not None:
+        summary += f"\n{rule}"
     blocks: Blocks = [section(summary), section(state_line(request, required))]
     if request.state is State.PENDING:
-        blocks.append(decision_buttons(request, cancel=True))
+        # A request its rule approves asks nobody: only its requester's Cancel.
+        blocks.append(decision_buttons(request, cancel=True, decide=not by_rule(request)))
     if request.view is not None:
-        blocks.append(context(provider_line(request.view)))
+        shown = provider_line(request.view)
+        if request.operation is Operation.RESEND:
+            shown += f"\n{resend_line(request.view)}"
+        blocks.append(context(shown))
     if request.readback is not None and request.state is not State.PENDING:
         blocks.append(context(provider_line(request.readback, lead="Provider after the call")))
     if history is not None:
         blocks.append(context(history_line(history)))
-    blocks.append(context(f"Request `{esc(request.id)}` · state: {request.state.value}"))
+    footer = f"Request `{esc(request.id)}` · state: {request.state.value}"
+    if request.rule is not None and request.rule.policy_hash:
+        footer += f" · policy `{esc(request.rule.policy_hash)}`"
+    blocks.append(context(footer))
     text = (
-        f"Email verification request from {user(request.requester)} for "
-        f"{esc(request.email)}: {request.state.value}"
+        f"Email verification request from {user(request.requester)} to "
+        f"{operation_words(request.operation)} for {esc(request.email)}: {request.state.value}"
     )
     return text, blocks
 
 
+def resend_line(view: object) -> str:
+    """Whether the provider can resend the verification email, from its view of the domain:
+    shown beside a resend request."""
+    if not isinstance(view, ProviderView):
+        return "Whether the provider can resend the email is not known (its view was not read)."
+    if view.can_resend is True:
+        return ":envelope: The provider can resend the verification email."
+    if view.can_resend is False:
+        why = code(mask_emails(view.resend_blocked), 400) if view.resend_blocked else "no reason"
+        return f":no_entry_sign: The provider cannot resend the verification email: {why}"
+    return "The provider's view does not say whether it can resend the email."
+
+
 def state_line(request: VerificationRequest, required: int) -> str:
     """The request's state in one line (who approved, what the provider did): on the request
-    message and on the request's row in the Home tab."""
+    message and on the request's row in the Home tab. ``required``: APPROVALS_REQUIRED, for a
+    request without a rule (its rule's quorum otherwise)."""
+    required = quorum(request, required)
     by = deciders(request, "someone")
     outcome = request.outcome
+    resend = request.operation is Operation.RESEND
     match request.state:
         case State.PENDING:
-            if required > 1:
+            if by_rule(request) and request.rule is not None:
                 return (
+                    f":robot_face: *Approved by rule {esc(request.rule.name)}*: it runs once "
+                    "the provider's view is read; nobody needs to approve it"
+                )
+            if required > 1:
+                line = (
                     f":hourglass: *Waiting for approval*: {approvals_line(request, required)}; "
                     "each by a different approver other than the requester"
                 )
-            return ":hourglass: *Waiting for approval* by an approver other than the requester"
+            else:
+                line = ":hourglass: *Waiting for approval* by an approver other than the requester"
+            rule = request.rule
+            if rule is not None and request.escalated_at is not None and rule.escalate_to:
+                line += f"; escalated to {mentions(rule.escalate_to)}, who may approve it too"
+            return line
         case State.EXECUTING:
             return f":arrows_counterclockwise: *Approved by {by}*, calling the provider…"
         case State.SUCCEEDED:
+            if isinstance(outcome, Resent) or resend:
+                sent = outcome if isinstance(outcome, Resent) else None
+                to = f" to {code(mask_emails(sent.recipient), 120)}" if sent else ""
+                at = f" {provider_time(sent.sent_at)}" if sent and sent.sent_at else ""
+                return f":white_check_mark: *Email resent*{to}{at}, approved by {by}"
             n = len(outcome.cleared_domains) if isinstance(outcome, Cleared) else 0
             return f":white_check_mark: *Cleared*, approved by {by} ({n} domain(s) cleared)"
         case State.FAILED:
-            return f":x: *Failed*, approved by {by}: {code(error_summary(outcome), 400)}"
+            failed = "Resend failed" if resend else "Failed"
+            return f":x: *{failed}*, approved by {by}: {code(error_summary(outcome), 400)}"
         case State.UNKNOWN:
             return (
                 f":grey_question: *Outcome unknown*, approved by {by}: the provider may or may "
@@ -85,6 +136,11 @@ def state_line(request: VerificationRequest, required: int) -> str:
                 "close it as resolved."
             )
         case State.REJECTED:
+            if isinstance(outcome, NotResendable):
+                return (
+                    f":no_entry_sign: *Not resendable*: {code(mask_emails(outcome.reason), 600)} "
+                    "Closed before approval; nothing was sent."
+                )
             note = f": {esc(request.decision_note)}" if request.decision_note else ""
             return f":no_entry_sign: *Rejected by {by}*{note}"
         case State.EXPIRED:
@@ -101,45 +157,57 @@ def state_line(request: VerificationRequest, required: int) -> str:
 
 
 def decision_buttons(
-    request: VerificationRequest, block_id: str = ids.ACTIONS_BLOCK, *, cancel: bool = False
+    request: VerificationRequest,
+    block_id: str = ids.ACTIONS_BLOCK,
+    *,
+    cancel: bool = False,
+    decide: bool = True,
 ) -> dict[str, Any]:
     """Approve (with its confirmation) and Reject for a pending request, and with ``cancel``
-    the requester's Cancel (the request message's: the service refuses it to anyone else).
-    ``block_id``: the channel message's own; the Home tab, showing several requests, gives
-    each row its own (ids.for_request), as Slack refuses a view with a repeated block_id."""
+    the requester's Cancel (the request message's: the service refuses it to anyone else);
+    without ``decide`` only Cancel (a request its rule approves). ``block_id``: the channel
+    message's own; the Home tab, showing several requests, gives each row its own
+    (ids.for_request), as Slack refuses a view with a repeated block_id."""
+    if request.operation is Operation.RESEND:
+        title = "Resend the verification email?"
+        does = (
+            f"The provider will send the verification email for {email_forms(request.domain)} "
+            "again; the customer still has to click its link."
+        )
+    else:
+        title = "Clear this verification?"
+        does = (
+            f"The provider will clear the verification for {email_forms(request.email)} and "
+            "notify its clients. This cannot be undone."
+        )
+    decisions = [
+        {
+            "type": "button",
+            "action_id": ids.APPROVE_ACTION,
+            "text": plain("Approve"),
+            "style": "primary",
+            "value": request.id,
+            "confirm": {
+                "title": plain(title, 100),
+                "text": {"type": "mrkdwn", "text": clip(does, 300)},
+                "confirm": plain("Approve", 30),
+                "deny": plain("Cancel", 30),
+                "style": "primary",
+            },
+        },
+        {
+            "type": "button",
+            "action_id": ids.REJECT_ACTION,
+            "text": plain("Reject"),
+            "style": "danger",
+            "value": request.id,
+        },
+    ]
     return {
         "type": "actions",
         "block_id": block_id,
         "elements": [
-            {
-                "type": "button",
-                "action_id": ids.APPROVE_ACTION,
-                "text": plain("Approve"),
-                "style": "primary",
-                "value": request.id,
-                "confirm": {
-                    "title": plain("Clear this verification?", 100),
-                    "text": {
-                        "type": "mrkdwn",
-                        "text": clip(
-                            f"The provider will clear the verification for "
-                            f"{email_forms(request.email)} and notify its clients. "
-                            "This cannot be undone.",
-                            300,
-                        ),
-                    },
-                    "confirm": plain("Approve", 30),
-                    "deny": plain("Cancel", 30),
-                    "style": "primary",
-                },
-            },
-            {
-                "type": "button",
-                "action_id": ids.REJECT_ACTION,
-                "text": plain("Reject"),
-                "style": "danger",
-                "value": request.id,
-            },
+            *(decisions if decide else []),
             *([cancel_element(request)] if cancel else []),
         ],
     }
@@ -181,18 +249,23 @@ def history_line(history: History) -> str:
     if history.more:
         parts.append(f"more than {len(history.requests)}{period}")
         period = ""
-    cleared = history.cleared
-    if cleared:
-        last = cleared[0]
-        times = "once" if len(cleared) == 1 else f"{len(cleared)} times"
-        parts.append(
-            f"cleared {times}{period}, last by {deciders(last, 'someone')} on "
-            f"{day(last.updated_at)}"
-        )
+    for operation, done in ((Operation.CONFIRM, "cleared"), (Operation.RESEND, "resent")):
+        succeeded = [r for r in history.cleared if r.operation is operation]
+        if succeeded:
+            last = succeeded[0]
+            times = "once" if len(succeeded) == 1 else f"{len(succeeded)} times"
+            parts.append(
+                f"{done} {times}{period}, last by {deciders(last, 'someone')} on "
+                f"{day(last.updated_at)}"
+            )
+            period = ""  # said once, by the first count
     others: dict[str, int] = {}
     for earlier in history.requests:
         if earlier.state is not State.SUCCEEDED:
-            others[earlier.state.value] = others.get(earlier.state.value, 0) + 1
+            # A resend's other outcomes are told apart: "1 resend failed".
+            resend = earlier.operation is Operation.RESEND
+            what = ("resend " if resend else "") + earlier.state.value
+            others[what] = others.get(what, 0) + 1
     parts.extend(f"{n} {state}" for state, n in sorted(others.items()))
     if history.more:
         counted = "; ".join(parts[1:])

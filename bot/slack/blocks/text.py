@@ -3,7 +3,10 @@ mentions, dates, and the section, context, header and plain-text blocks, clipped
 
 ``esc`` is for text a person typed; ``code`` for text the provider sent (see the package's
 docstring for why). ``approvals_line`` and ``deciders`` say who approved or decided a request,
-as mentions: the request message, the thread, the DMs and the Home tab all use them.
+as mentions: the request message, the thread, the DMs and the Home tab all use them; so do
+``operation_title`` / ``operation_words`` (what the request asks the provider to do) and
+``quorum`` / ``approvers_for`` / ``rule_line`` (who may approve it: the rule it was made under,
+else the settings).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.inputs import char_name, hidden_kind, other_forms
-from bot.domain.model import State, VerificationRequest
+from bot.domain.model import Operation, State, VerificationRequest
 
 SECTION_LIMIT = 3000
 LIST_BUDGET = 1200  # characters one list (domains, clients) may take in a reply
@@ -83,6 +86,96 @@ def user(user_id: str) -> str:
     return f"<@{esc(user_id)}>"
 
 
+def mention(approver: str) -> str:
+    """An approver ID as Slack shows it: a user group as ``<!subteam^S…>``, a user as
+    ``<@U…>``, ``*`` as "everyone"."""
+    if approver == "*":
+        return "everyone"
+    if approver.startswith("S"):
+        return f"<!subteam^{esc(approver)}>"
+    return user(approver)
+
+
+# What each operation asks of the provider: as a title (the form, the request message) and
+# in a sentence ("your request to …").
+OPERATION_TITLES = {
+    Operation.CONFIRM: "Clear the stuck verification",
+    Operation.RESEND: "Resend the verification email",
+}
+
+
+def operation_title(operation: Operation) -> str:
+    """``Clear the stuck verification`` or ``Resend the verification email``."""
+    return OPERATION_TITLES[operation]
+
+
+def operation_words(operation: Operation) -> str:
+    """The operation inside a sentence: ``clear the stuck verification``."""
+    title = OPERATION_TITLES[operation]
+    return title[:1].lower() + title[1:]
+
+
+def quorum(request: VerificationRequest, default: int) -> int:
+    """The approvals the request needs: its rule's, else ``default`` (APPROVALS_REQUIRED)."""
+    return request.rule.approvals_required if request.rule is not None else default
+
+
+def approvers_for(request: VerificationRequest, default: Sequence[str]) -> tuple[str, ...]:
+    """Who may approve the request: its rule's approvers (and its escalate_to once it was
+    escalated), else ``default`` (APPROVERS)."""
+    rule = request.rule
+    if rule is None:
+        return tuple(default)
+    return rule.approvers + (rule.escalate_to if request.escalated_at is not None else ())
+
+
+def by_rule(request: VerificationRequest) -> bool:
+    """The request's rule approves it itself: nobody is asked, no Approve or Reject."""
+    return request.rule is not None and request.rule.by_rule
+
+
+def mentions(ids: Sequence[str], limit: int = 10) -> str:
+    """``<!subteam^S1>, <@U2> and 3 more``: at most ``limit`` named."""
+    shown = [mention(a) for a in ids[:limit]]
+    if not shown:
+        return "nobody"
+    rest = len(ids) - len(shown)
+    if rest:
+        return ", ".join(shown) + f" and {rest} more"
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def rule_line(request: VerificationRequest) -> str | None:
+    """``Rule vip-customers: 2 approvers from <!subteam^S0SENIOR>``, with its escalation; None
+    when the request has no rule from a policy file (policy_hash "": the settings decided, and
+    the messages read as they did before rules)."""
+    rule = request.rule
+    if rule is None or not rule.policy_hash:
+        return None
+    name = f"*{esc(rule.name)}*"
+    if rule.by_rule:
+        return f":robot_face: Rule {name}: approved by the rule itself, no approver is asked"
+    n = rule.approvals_required
+    line = f"Rule {name}: {n} approver{'s' if n != 1 else ''} from {mentions(rule.approvers)}"
+    if request.escalated_at is not None and rule.escalate_to:
+        line += f"; escalated to {mentions(rule.escalate_to)} {when(request.escalated_at)}"
+    elif rule.escalate_after is not None and rule.escalate_to:
+        line += (
+            f"; escalated to {mentions(rule.escalate_to)} after "
+            f"{minutes(rule.escalate_after)} waiting"
+        )
+    return line
+
+
+def minutes(seconds: float) -> str:
+    """``45 min``, ``2 h``, ``1 h 30 min``: a duration in words."""
+    total = max(0, round(seconds / 60))
+    hours, mins = divmod(total, 60)
+    if not hours:
+        return f"{mins} min"
+    return f"{hours} h" + (f" {mins} min" if mins else "")
+
+
 def approvals_line(request: VerificationRequest, required: int) -> str:
     """``1 of 2 approvals: @ana``: who has approved so far, when more than one is needed."""
     names = ", ".join(user(a) for a in request.approvers) or "none yet"
@@ -97,6 +190,8 @@ def deciders(request: VerificationRequest, nobody: str) -> str:
     """Who decided: every approver counted (``@ana and @lee``) once a quorum's approval
     claimed it; else whoever decided last; ``nobody`` when no one did."""
     claimed = request.state in (State.EXECUTING, State.SUCCEEDED, State.FAILED, State.UNKNOWN)
+    if claimed and by_rule(request) and not request.approvals and request.rule is not None:
+        return f"rule *{esc(request.rule.name)}*"  # its rule approved it: no person did
     if len(request.approvals) > 1 and claimed:
         names = [user(a) for a in request.approvers]
         return ", ".join(names[:-1]) + " and " + names[-1]

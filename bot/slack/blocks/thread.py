@@ -1,27 +1,39 @@
 """The replies in a request's thread: what the provider did (``result_reply``), what a check of
 the provider found (``check_reply``), the buttons for an unknown outcome (Check provider, Retry,
-Resolved), the line that replaces them once they can no longer act, and the reminder to the
-approvers of a request still waiting."""
+Resolved), the line that replaces them once they can no longer act, the reminder to the
+approvers of a request still waiting, and the notice that it was escalated."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from bot.domain.model import State, VerificationRequest
-from bot.domain.outcomes import Cleared, ProviderFailed
+from bot.domain.model import Operation, State, VerificationRequest
+from bot.domain.outcomes import Cleared, ProviderFailed, Resent
 from bot.domain.views import DomainReading
 from bot.slack import ids
-from bot.slack.blocks.provider import error_summary, meaning_line, provider_line
+from bot.slack.blocks.provider import (
+    error_summary,
+    mask_emails,
+    meaning_line,
+    provider_line,
+    provider_time,
+)
 from bot.slack.blocks.text import (
     Blocks,
     approvals_line,
+    approvers_for,
     clip,
     code,
     context,
     deciders,
     esc,
+    mention,
+    mentions,
+    minutes,
+    operation_words,
     plain,
+    quorum,
     section,
     shorten_list,
     user,
@@ -43,7 +55,22 @@ def result_reply(
     id_line = (
         f"Provider requestId: {code(provider_id, 250)}" if provider_id else "No provider requestId"
     )
-    if request.state is State.SUCCEEDED:
+    resend = request.operation is Operation.RESEND
+    if request.state is State.SUCCEEDED and (resend or isinstance(outcome, Resent)):
+        sent = outcome if isinstance(outcome, Resent) else None
+        recipient = code(mask_emails(sent.recipient), 200) if sent else "(not said)"
+        at = provider_time(sent.sent_at) if sent and sent.sent_at else "(not said)"
+        text = (
+            f":white_check_mark: Approved by {by}. Verification email *resent* for "
+            f"`{esc(request.domain)}` (asked for `{esc(request.email)}`).\n"
+            f"*Sent to:* {recipient}\n*Sent at:* {at}"
+        )
+        if sent is not None and sent.method:
+            text += f"\n*Method:* {code(sent.method, 100)}"
+        if request.readback is not None:
+            text += "\n" + provider_line(request.readback, lead="Provider now")
+        fallback = f"Verification email resent for {esc(request.domain)}"
+    elif request.state is State.SUCCEEDED:
         cleared = outcome if isinstance(outcome, Cleared) else None
         domains = list(cleared.cleared_domains) if cleared else []
         clients = list(cleared.clients_notified) if cleared else []
@@ -61,10 +88,10 @@ def result_reply(
             f"{esc(request.email)}"
         )
     elif request.state is State.UNKNOWN:
+        did = "sent the verification email again" if resend else "cleared the verification"
         text = (
             f":grey_question: Approved by {by}, but the outcome is *unknown*: the provider may "
-            "or may not have cleared the verification. Check with the provider before asking "
-            "again.\n"
+            f"or may not have {did}. Check with the provider before asking again.\n"
             f"*Details:* {code((outcome.message if outcome else '') or 'no answer', 600)}"
         )
         if request.readback is not None:
@@ -85,17 +112,20 @@ def result_reply(
         fallback = f"Resolved: {esc(request.email)}"
     else:
         if isinstance(outcome, ProviderFailed) and outcome.nothing_done:
-            after = "Nothing was cleared."
+            after = "No email was sent." if resend else "Nothing was cleared."
         else:
             after = (
                 "The provider's answer was not what it documents: check with the provider "
                 "whether it acted before asking again."
             )
+        call = "the resend" if resend else "the provider call"
         text = (
-            f":x: Approved by {by}, but the provider call *failed*: "
+            f":x: Approved by {by}, but {call} *failed*: "
             f"{code(error_summary(outcome), 900)}\n{after}"
         )
-        fallback = f"Provider call failed for {esc(request.email)}"
+        fallback = f"Provider call to {operation_words(request.operation)} failed for " + esc(
+            request.email
+        )
     reply = [section(text), context(f"{id_line} · request `{esc(request.id)}`")]
     if request.state is State.UNKNOWN and retry:
         reply.append(unknown_buttons(request))
@@ -126,9 +156,17 @@ def unknown_buttons(request: VerificationRequest) -> dict[str, Any]:
                     "text": {
                         "type": "mrkdwn",
                         "text": clip(
-                            "The provider may already have cleared the verification for "
-                            f"`{esc(request.email)}`. Retry only once you have checked that "
-                            "it did not, or when clearing twice does no harm.",
+                            (
+                                "The provider may already have sent the verification email "
+                                f"for `{esc(request.domain)}` again. Retry only once you have "
+                                "checked that it did not, or when a second email does no harm."
+                            )
+                            if request.operation is Operation.RESEND
+                            else (
+                                "The provider may already have cleared the verification for "
+                                f"`{esc(request.email)}`. Retry only once you have checked "
+                                "that it did not, or when clearing twice does no harm."
+                            ),
                             300,
                         ),
                     },
@@ -184,17 +222,33 @@ def moved_on_note(action: str | None, actor: str | None) -> str:
 
 def reminder_reply(request: VerificationRequest, approvers: Sequence[str], required: int) -> str:
     """The thread reply reminding the approvers (user groups as <!subteam^S…>, users as
-    <@U…>) of a request still waiting for them. A listed user who has already approved it is
-    not called again (a group is: it cannot leave one member out)."""
+    <@U…>) of a request still waiting for them: its rule's approvers (and escalate_to once
+    escalated), else ``approvers`` (APPROVERS); its rule's quorum, else ``required``. A listed
+    user who has already approved it is not called again (a group is: it cannot leave one
+    member out)."""
+    required = quorum(request, required)
     done = set(request.approvers)
     who = " ".join(
-        f"<!subteam^{esc(a)}>" if a.startswith("S") else user(a)
-        for a in approvers
-        if a != "*" and a not in done
+        mention(a) for a in approvers_for(request, approvers) if a != "*" and a not in done
     )
     waiting = approvals_line(request, required) if required > 1 else "no approval yet"
     return (
-        f":bell: {who or 'Approvers'}: this request from {user(request.requester)} to clear "
-        f"`{esc(request.email)}` is still waiting ({waiting}). It expires "
-        f"{when(request.expires_at)}."
+        f":bell: {who or 'Approvers'}: this request from {user(request.requester)} to "
+        f"{operation_words(request.operation)} for `{esc(request.email)}` is still waiting "
+        f"({waiting}). It expires {when(request.expires_at)}."
+    )
+
+
+def escalation_reply(request: VerificationRequest, after: float | None) -> str:
+    """The thread reply, once, when a request waited its rule's escalate_after: who may
+    approve it too from now on. ``after``: the seconds it waited (the escalation's audit
+    entry's; else its rule's)."""
+    rule = request.rule
+    to = mentions(rule.escalate_to) if rule is not None else "more approvers"
+    waited = after if after is not None else (rule.escalate_after if rule is not None else None)
+    since = f"Waiting {minutes(waited)}" if waited is not None else "Still waiting"
+    return (
+        f":arrow_double_up: {since}: escalated to {to}, who may approve it too. "
+        f"The request from {user(request.requester)} to {operation_words(request.operation)} "
+        f"for `{esc(request.email)}` expires {when(request.expires_at)}."
     )

@@ -16,7 +16,7 @@ from bot.slack.listeners.interactions import Click
 def approve_clicked(click: Click) -> None:
     request = click.approvals.approve(click.request_id, click.user)
     if request.state is State.PENDING:  # counted; the quorum is not complete yet
-        required = click.approvals.policy.approvals_required
+        required = click.approvals.required(request)  # its rule's, else APPROVALS_REQUIRED
         click.tell(blocks.approval_recorded_text(request, required))
 
 

@@ -1,4 +1,5 @@
-"""``/verify-email``: answer help and bad input at once; else check the role and open the form."""
+"""``/verify-email``: answer help and bad input at once; else check the role, ask the rules
+what they allow for the address (when it is known) and open the form."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext, Respond
 
-from bot.domain.refusals import Refused
+from bot.domain.inputs import InvalidInput
+from bot.domain.model import Operation, RuleTerms
+from bot.domain.refusals import Refusal, Refused
 from bot.slack import blocks
 from bot.slack.deps import SlackDeps, deps_of
 from bot.slack.errors import CALL_ERRORS, classify
@@ -47,10 +50,29 @@ def verify_email_command(
         link = link_of(services, refused)
         respond(text=blocks.refusal_words(refused, link=link), response_type="ephemeral")
         return
+    rules: dict[Operation, RuleTerms | None] = {}
+    not_allowed: list[Operation] = []
+    if parsed.email:
+        # What the rules allow for this address and requester, and what they ask of the
+        # reason (read-only; a group lookup is cached, and allowed here, after the ack).
+        for operation in Operation:
+            try:
+                rules[operation] = services.approvals.rule_for(parsed.email, user_id, operation)
+            except Refused as no:
+                if no.code is not Refusal.OPERATION_NOT_ALLOWED:
+                    raise
+                not_allowed.append(operation)
+            except InvalidInput:  # pragma: no cover - the address was validated above
+                rules[operation] = None
+        if len(not_allowed) == len(Operation):  # nothing to offer: say so instead of a form
+            nothing = Refused(Refusal.OPERATION_NOT_ALLOWED)
+            respond(text=blocks.refusal_words(nothing), response_type="ephemeral")
+            return
+    modal = blocks.request_modal(
+        parsed.email, parsed.reason, operation=parsed.operation, refused=not_allowed, rules=rules
+    )
     try:
-        services.client.views_open(
-            trigger_id=body["trigger_id"], view=blocks.request_modal(parsed.email, parsed.reason)
-        )
+        services.client.views_open(trigger_id=body["trigger_id"], view=modal)
     except CALL_ERRORS as exc:
         failure = classify(exc)
         log.error("Could not open the request form: %s", failure.error)

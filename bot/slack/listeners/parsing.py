@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain.inputs import MAX_REASON_CHARS, InvalidInput, validate_email
-from bot.domain.model import is_request_id
+from bot.domain.model import Operation, is_request_id
 
 _SLACK_WRAPPED_RE = re.compile(r"^<([^<>]*)>")
 HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
 STATUS_WORD = "status"
+RESEND_WORD = "resend"
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,16 @@ class CommandInput:
     # When the text was not a valid address: what to tell the person.
     error: str | None = None
     raw_email: str = ""
+    # What the form is opened to ask for: ``resend <email>`` chooses the resend.
+    operation: Operation = Operation.CONFIRM
 
 
 def parse_command_text(text: object) -> CommandInput:
     """Parse what Slack sent after ``/verify-email``.
 
     ``""`` opens an empty form, ``help`` shows usage, ``status <email>`` asks about an
-    address, ``<email> [reason…]`` prefills the form.
+    address, ``<email> [reason…]`` prefills the form, ``resend [<email> [reason…]]`` too, with
+    "Resend the verification email" chosen.
     """
     text = (text if isinstance(text, str) else "").strip()
     if not text:
@@ -46,6 +50,19 @@ def parse_command_text(text: object) -> CommandInput:
     if text.lower() in HELP_WORDS:
         return CommandInput(help=True)
     first, _, rest = text.partition(" ")
+    if first.lower() == RESEND_WORD:
+        asked = parse_command_text(rest) if rest.strip() else CommandInput()
+        if asked.help or asked.status or asked.operation is not Operation.CONFIRM:
+            # "resend help", "resend status x", "resend resend x": no address to resend for.
+            word = rest.strip().partition(" ")[0]
+            asked = CommandInput(error="say the address: resend alice@example.com", raw_email=word)
+        return CommandInput(
+            email=asked.email,
+            reason=asked.reason,
+            error=asked.error,
+            raw_email=asked.raw_email,
+            operation=Operation.RESEND,
+        )
     if first.lower() == STATUS_WORD:
         if not rest.strip():
             return CommandInput(status=True, error="Say which address: status alice@example.com")
@@ -103,6 +120,31 @@ def input_value(view: object, block_id: str, action_id: str) -> str:
     for key in ("state", "values", block_id, action_id, "value"):
         node = node.get(key) if isinstance(node, dict) else None
     return node if isinstance(node, str) else ""
+
+
+def selected_value(view: object, block_id: str, action_id: str) -> str | None:
+    """The value of the option chosen in a radio group or select, or None when none was (or
+    the state is not shaped as Slack sends it)."""
+    node: object = view
+    for key in ("state", "values", block_id, action_id, "selected_option", "value"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, str) else None
+
+
+def has_field(view: object, block_id: str) -> bool:
+    """Whether the submitted form's state has ``block_id`` at all (a form opened before that
+    field existed has not)."""
+    values = view.get("state", {}).get("values") if isinstance(view, dict) else None
+    return isinstance(values, dict) and block_id in values
+
+
+def operation_of(value: str | None) -> Operation | None:
+    """The operation a form's choice names, or None for anything else (the value is
+    untrusted: only the two the form offers are taken)."""
+    for operation in Operation:
+        if value == operation.value:
+            return operation
+    return None
 
 
 def user_of(body: object) -> str:
