@@ -396,12 +396,13 @@ def test_an_operation_the_rules_do_not_allow_is_not_offered_nor_accepted(rules_w
 
 
 def test_a_rule_changed_while_a_request_waits_does_not_change_it(rules_world, tmp_path):
-    """A request waits under "banks" (1 approval from U0APPROVER); the file is rewritten
-    ("banks" now needs 2 seniors) and the bot restarted: the waiting request is still decided
-    by its stored rule (one approval by U0APPROVER succeeds); a new request follows the new
-    rule (U0APPROVER refused, 2 seniors named, a new hash)."""
+    """A request waits under "banks" (1 approval from U0CTO, who is in no other list); the
+    file is rewritten ("banks" now needs 2 seniors, U0CTO is named nowhere) and the bot
+    restarted: the waiting request is still decided by its stored rule (it waits in U0CTO's
+    Home tab, and U0CTO's one approval succeeds); a new request follows the new rule (U0CTO
+    refused, 2 seniors named, a new hash)."""
     world = rules_world(
-        '[[rule]]\nname = "banks"\ndomains = ["*.bank.example"]\napprovers = ["U0APPROVER"]\n'
+        '[[rule]]\nname = "banks"\ndomains = ["*.bank.example"]\napprovers = ["U0CTO"]\n'
     )
     waiting = world.driver.ask(REQUESTER, "ann@a.bank.example")
     old = request_of(world, waiting).rule
@@ -411,15 +412,17 @@ def test_a_rule_changed_while_a_request_waits_does_not_change_it(rules_world, tm
     )
     world.restart_bot()
     assert world.services.approvals.rules is not None
-    world.driver.approve(APPROVER, waiting)
+    assert waiting_in_home(world, CTO) == [request_of(world, waiting).id]
+    world.driver.approve(CTO, waiting)
     assert "state: succeeded" in rendered(world.driver.final_message(waiting))
     assert confirm_calls(world) == 1
     assert request_of(world, waiting).rule == old
+    assert request_of(world, waiting).decided_by == CTO
     fresh = world.driver.ask(REQUESTER, "bea@b.bank.example")
     assert "Rule *banks*: 2 approvers from <!subteam^S0SENIOR>" in rendered(fresh)
     new = request_of(world, fresh).rule
     assert new.policy_hash != old.policy_hash and new.approvals_required == 2
-    refused = world.driver.answer(world.driver.approve(APPROVER, fresh))
+    refused = world.driver.answer(world.driver.approve(CTO, fresh))
     assert blocks.NOT_AN_APPROVER_TEXT in refused
     assert "recorded: 1 of 2" in world.driver.answer(world.driver.approve(SECOND_SENIOR, fresh))
     assert request_of(world, fresh).state is State.PENDING
