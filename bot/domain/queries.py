@@ -101,7 +101,9 @@ class Queries(ServiceCore):
         waiting: list[VerificationRequest] = []
         since = now - timedelta(days=HISTORY_DAYS)
         pending = self.requests.newest_requests(states=PENDING, limit=HOME_PENDING_SCAN)
-        if is_approver:
+        # A waiting request's stored rule may name someone today's rules do not (the file
+        # changed since): it waits for them all the same.
+        if is_approver or self.rules is not None:
             for request in pending:
                 if request.is_expired(now) or user in request.approvers:
                     continue
@@ -114,6 +116,7 @@ class Queries(ServiceCore):
                 ):
                     continue  # four eyes: not theirs to approve
                 waiting.append(request)
+        is_approver = is_approver or bool(waiting)
         mine = tuple(
             self.requests.newest_requests(requester=user, created_since=since, limit=HOME_LISTED)
         )
