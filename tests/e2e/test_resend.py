@@ -97,8 +97,8 @@ class Settled:
 
 def resend(world: World, *answers: Response, email: str = EMAIL) -> Settled:
     """Ask to resend for ``email``, queue the resend action's ``answers``, approve, and wait
-    for the outcome (the message final, its thread reply, and, but after a refusal, the
-    reading of the domain made after the call)."""
+    for the outcome: the message final and its thread reply (posted once the domain was read
+    back, after a success or an unknown outcome)."""
     message = world.driver.ask(REQUESTER, email, operation="resend")
     world.provider.enqueue_resend(*answers)
     assert world.driver.approve(APPROVER, message).reply.status == 200
