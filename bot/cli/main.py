@@ -34,7 +34,7 @@ MANIFEST_DESCRIPTION = (
 
 
 def _parser() -> argparse.ArgumentParser:
-    from bot.cli import audit, check, policy, sandbox
+    from bot.cli import audit, check, policy, sandbox_options
 
     parser = argparse.ArgumentParser(prog="python -m bot", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -52,9 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     play = commands.add_parser(
         "sandbox",
         help="play the whole flow offline, no settings needed",
-        description=sandbox.DESCRIPTION,
+        description=sandbox_options.DESCRIPTION,
     )
-    sandbox.add_arguments(play)
+    sandbox_options.add_arguments(play)
 
     checker = commands.add_parser(
         "check",

@@ -8,130 +8,49 @@ network are needed, and nothing is left behind unless ``--database`` asks for it
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import textwrap
-from pathlib import Path
 from typing import Any, TextIO
 
-from bot.domain.inputs import InvalidInput, validate_email
-from bot.domain.model import State
-from bot.slack import ids
-from bot.standins.provider import MODES, Response
-from bot.standins.world import APPROVER, CHANNEL, REQUESTER, SECOND_APPROVER, World
-
-DESCRIPTION = (
-    "Play the whole flow offline: a request, the form, the approval (by one or two approvers; "
-    "or a rejection, or the requester's cancel), the "
-    "provider call and the threaded summary. The real bot runs on loopback against built-in "
-    "stand-ins for Slack and the provider, and the channel is printed as a person reads it."
+from bot.cli.sandbox_options import (
+    PROVIDER_ERRORS,
+    RESEND_ERRORS,
+    RESEND_UNKNOWN,
+    SANDBOX_TIMEOUT,
 )
+from bot.domain.inputs import InvalidInput, validate_email
+from bot.domain.model import Operation, State, VerificationRequest
+from bot.domain.outcomes import NotResendable
+from bot.domain.policy import PolicyError
+from bot.slack import ids
+from bot.slack.blocks.text import OPERATION_TITLES
+from bot.standins.provider import MODES, RESEND_MODES, Response, rate_limited_problem
+from bot.standins.world import (
+    APPROVER,
+    APPROVER_GROUP,
+    CHANNEL,
+    REQUESTER,
+    REQUESTER_GROUP,
+    SECOND_APPROVER,
+    World,
+)
+
+# The form's fields, as its errors name them (by block).
+FIELDS = {
+    ids.EMAIL_BLOCK: "the email",
+    ids.REASON_BLOCK: "the reason",
+    ids.OPERATION_BLOCK: "what should happen",
+}
 
 NAMES = {
     REQUESTER: "sam (support)",
     APPROVER: "ana (approver)",
     SECOND_APPROVER: "lee (approver)",
     CHANNEL: "email-approvals",
+    APPROVER_GROUP: "approvers",
+    REQUESTER_GROUP: "support",
 }
-
-# --provider-error choices: an HTTP status the provider answers with, or a way it misbehaves.
-PROVIDER_ERRORS: dict[str, str] = {
-    "400": "bad_request",
-    "401": "unauthorized",
-    "403": "forbidden",
-    "404": "not_found",
-    "429": "rate_limited",
-    "500": "server_error",
-    "502": "bad_gateway",
-    "503": "unavailable",
-    "html": "bad_gateway",
-    "wrong-shape": "wrong_shape",
-    "timeout": "hang",
-    "disconnect": "close_after_read",
-}
-SANDBOX_TIMEOUT = 1.0  # HOSTUP_TIMEOUT in the sandbox, so --provider-error timeout is quick
-
-# --provider-state choices: what the provider's per-domain view says of the domain, or how
-# reading it fails (the request goes ahead either way).
-PROVIDER_STATES = (
-    "pending",
-    "verified",
-    "unverified",
-    "expired",
-    "unknown",
-    "suspended",
-    "not-found",
-    "no-scope",
-    "rate-limited",
-    "timeout",
-)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--email",
-        default="alice@example.com",
-        help="the address to ask about (default: alice@example.com)",
-    )
-    parser.add_argument(
-        "--reason",
-        default="TICKET-1234: customer cannot receive mail",
-        help="the reason typed into the form",
-    )
-    decision = parser.add_mutually_exclusive_group()
-    decision.add_argument(
-        "--reject", action="store_true", help="the approver rejects instead of approving"
-    )
-    decision.add_argument(
-        "--cancel",
-        action="store_true",
-        help="the requester cancels from the DM before anyone decides",
-    )
-    parser.add_argument(
-        "--approvals",
-        type=int,
-        choices=(1, 2),
-        default=1,
-        metavar="N",
-        help="APPROVALS_REQUIRED: 2 shows two approvers approving in turn (default: 1)",
-    )
-    parser.add_argument(
-        "--home",
-        action="store_true",
-        help="show the app's Home tab: the approver's queue while the request waits (and the "
-        "Approve, or the requester's Cancel, clicked there), and the requester's list at the end",
-    )
-    parser.add_argument(
-        "--provider-error",
-        choices=sorted(PROVIDER_ERRORS),
-        metavar="ERROR",
-        help="make the provider fail: an HTTP status (400, 401, 403, 404, 429, "
-        "500, 502, 503), html, wrong-shape, timeout or disconnect",
-    )
-    parser.add_argument(
-        "--provider-state",
-        choices=PROVIDER_STATES,
-        default="pending",
-        metavar="STATE",
-        help="what the provider's view of the domain reads beside the request: pending "
-        "(default), verified, unverified, expired, unknown, suspended; or how reading it "
-        "fails: not-found, no-scope, rate-limited, timeout",
-    )
-    parser.add_argument(
-        "--domains",
-        type=int,
-        default=1,
-        metavar="N",
-        help="how many domains the provider says it cleared (default: 1)",
-    )
-    parser.add_argument(
-        "--database",
-        type=Path,
-        metavar="PATH",
-        help="keep the store in this SQLite file (default: a temporary one, deleted afterwards)",
-    )
-    parser.add_argument("--verbose", action="store_true", help="show the bot's own log lines")
 
 
 def readable(text: str) -> str:
@@ -139,6 +58,11 @@ def readable(text: str) -> str:
     text = re.sub(r"<!date\^\d+\^[^|>]*\|([^>]*)>", r"\1", text)
     text = re.sub(r"<@([A-Z0-9]+)>", lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text)
     text = re.sub(r"<#([A-Z0-9]+)>", lambda m: "#" + NAMES.get(m.group(1), m.group(1)), text)
+    text = re.sub(
+        r"<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>",
+        lambda m: "@" + NAMES.get(m.group(1), m.group(1)),
+        text,
+    )
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
@@ -181,9 +105,28 @@ def run_sandbox(args: argparse.Namespace, out: TextIO) -> int:
         return 2
     if not args.verbose:
         logging.getLogger().setLevel(logging.WARNING)
-    settings = {"HOSTUP_TIMEOUT": SANDBOX_TIMEOUT, "APPROVALS_REQUIRED": args.approvals}
-    with World(database_path=args.database, settings=settings) as world:
+    resend = args.operation == Operation.RESEND
+    if resend and args.provider_error and args.provider_error not in RESEND_ERRORS:
+        narrator.say(f"--provider-error {args.provider_error}: the resend action has no such mode")
+        return 2
+    settings: dict[str, Any] = {
+        "HOSTUP_TIMEOUT": SANDBOX_TIMEOUT,
+        "APPROVALS_REQUIRED": args.approvals,
+    }
+    if args.policy is not None:
+        settings["POLICY_FILE"] = str(args.policy)
+    world = World(database_path=args.database, settings=settings)
+    if resend:  # every domain's view allows a resend (set before the stand-in makes any)
+        world.provider.default_can_resend = True
+    try:
+        world.start()  # (stops what it started when it fails)
+    except PolicyError as exc:
+        narrator.say(f"--policy: {exc}")
+        return 2
+    try:
         return _play(world, narrator, email, args)
+    finally:
+        world.stop()
 
 
 def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace) -> int:
@@ -194,7 +137,10 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
         f"shop{n}.{domain}" for n in range(1, max(1, args.domains))
     ]
     _provider_state(world, domain, args.provider_state)
-    if args.provider_error:
+    resend = args.operation == Operation.RESEND
+    if args.provider_error and resend:
+        _script_resend(world, args.provider_error)
+    elif args.provider_error:
         mode = PROVIDER_ERRORS[args.provider_error]
         if args.provider_error == "timeout":
             world.provider.enqueue(Response.hang(SANDBOX_TIMEOUT + 2))
@@ -211,16 +157,43 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
     sent = driver.command(REQUESTER, email)
     view = driver.modal(sent)
     narrator.say(f"A form opens: “{view['title']['text']}”, email prefilled with {email}.")
-    narrator.say(f"@{NAMES[REQUESTER]} fills in the reason “{args.reason}” and submits it.")
-    reply = driver.submit_request(REQUESTER, view, reason=args.reason)
+    narrator.say(
+        f"@{NAMES[REQUESTER]} chooses “{OPERATION_TITLES[Operation(args.operation)]}”, fills in "
+        f"the reason “{args.reason}” and submits it."
+    )
+    reply = driver.submit_request(REQUESTER, view, reason=args.reason, operation=args.operation)
     if isinstance(reply.body, dict) and reply.body.get("errors"):
-        narrator.say(f"The form refused it: {json.dumps(reply.body['errors'])}")
+        for block, error in reply.body["errors"].items():
+            narrator.say(f"The form refused it, under {FIELDS.get(block, block)}: {error}")
         return 1
     message = driver.with_provider_line(driver.request_message(email))
 
     narrator.heading(f"#{NAMES[CHANNEL]}: the request")
     narrator.say(render(message))
-    request_id = world.services.store.list_requests()[-1].id
+    # (Once the message shows the provider's view, the store knows what followed the lookup.)
+    stored = world.services.store.list_requests()[-1]
+    request_id = stored.id
+    required = _quorum(stored, args.approvals)
+    if stored.state is State.REJECTED:  # a resend the provider cannot do: closed at once
+        narrator.heading("Nobody is asked: the provider cannot resend it")
+        return _finish(world, narrator, message, args, expected_thread=False)
+    if _by_rule(stored):
+        # The rule approves it itself once the provider's view is read: nobody clicks.
+        name = stored.rule.name if stored.rule is not None else ""
+        narrator.heading(f"Nobody clicks: rule {name} approves it by itself")
+        if args.reject or args.cancel:
+            narrator.say("(--reject and --cancel have nothing to do here.)")
+        return _finish(world, narrator, message, args, expected_thread=True)
+    rule = stored.rule
+    if rule is not None and not world.services.roles.is_among(APPROVER, rule.approvers):
+        narrator.say(
+            f"The approvers of rule {rule.name} ({', '.join(rule.approvers)}) are nobody in the "
+            f"sandbox (its approvers: the group {APPROVER_GROUP}), so nobody can approve it here."
+        )
+        return 1
+    if required > 2:
+        narrator.say(f"The rule needs {required} approvals; the sandbox has two approvers.")
+        return 1
 
     if args.home and not args.cancel:
         narrator.heading(f"@{NAMES[APPROVER]} opens the bot's Home tab")
@@ -241,16 +214,14 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
     else:
         if args.home:
             narrator.heading(f"@{NAMES[APPROVER]} clicks [ Approve ] on the Home tab")
-            _home_click(
-                world, narrator, APPROVER, ids.APPROVE_ACTION, request_id, args.approvals > 1
-            )
+            _home_click(world, narrator, APPROVER, ids.APPROVE_ACTION, request_id, required > 1)
         else:
             narrator.heading(f"@{NAMES[APPROVER]} clicks [ Approve ] and confirms")
             clicked = driver.approve(APPROVER, message)
-            if args.approvals > 1:
+            if required > 1:
                 answer = readable(driver.answer(clicked))
                 narrator.say(f"Only @{NAMES[APPROVER]} sees: {answer}")
-        if args.approvals > 1:
+        if required > 1:
             shown = world.slack.wait_for(
                 lambda: (
                     world.slack.message(CHANNEL, message["ts"])
@@ -264,11 +235,24 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
             narrator.say(render(shown))
             narrator.heading(f"@{NAMES[SECOND_APPROVER]} clicks [ Approve ] and confirms")
             driver.approve(SECOND_APPROVER, message)
+    return _finish(world, narrator, message, args, expected_thread=not (args.reject or args.cancel))
+
+
+def _finish(
+    world: World,
+    narrator: Narrator,
+    message: dict[str, Any],
+    args: argparse.Namespace,
+    *,
+    expected_thread: bool,
+) -> int:
+    """The request once decided: its message, its thread reply, the requester's DMs, the
+    requester's Home tab (--home) and the Result line; 0 when it ended as expected."""
+    driver = world.driver
     final = driver.final_message(message)
 
     narrator.heading(f"#{NAMES[CHANNEL]}: the request now")
     narrator.say(render(final))
-    expected_thread = not (args.reject or args.cancel)
     if expected_thread:
         thread_reply = driver.wait_thread_reply(message)
         narrator.heading("…and in its thread")
@@ -294,12 +278,15 @@ def _play(world: World, narrator: Narrator, email: str, args: argparse.Namespace
         narrator.say(render(driver.open_home(REQUESTER)))
 
     request = world.services.store.list_requests()[-1]
-    expected = _expected_state(args)
-    provider_calls = [c for c in world.provider.calls if c["path"].endswith("/confirmed")]
+    expected = _expected_state(args, request)
+    if args.operation == Operation.RESEND:
+        calls = f"provider resend calls: {len(world.provider.resend_calls)}"
+    else:
+        confirms = [c for c in world.provider.calls if c["path"].endswith("/confirmed")]
+        calls = f"provider confirm calls: {len(confirms)}"
     narrator.heading("Result")
     narrator.say(
-        f"state {request.state.value} (expected {expected.value}); "
-        f"provider confirm calls: {len(provider_calls)}; "
+        f"state {request.state.value} (expected {expected.value}); {calls}; "
         f"provider view calls: {len(world.provider.view_calls)}; "
         f"Slack Web API calls: {len(world.slack.calls)}"
     )
@@ -346,12 +333,42 @@ def _home_click(
     narrator.say(f"Only @{NAMES[user]} sees, in the bot's DM: {readable(dms[0].get('text', ''))}")
 
 
-def _expected_state(args: argparse.Namespace) -> State:
-    if args.cancel:
-        return State.CANCELLED
-    if args.reject:
+def _script_resend(world: World, error: str) -> None:
+    """Make the stand-in's resend action fail as ``error`` (a key of RESEND_ERRORS) says."""
+    mode = RESEND_ERRORS[error]
+    if mode == "rate_limited":  # retried: it keeps answering 429, with no wait asked for
+        world.provider.enqueue_resend(*(rate_limited_problem("0") for _ in range(3)))
+    elif mode == "hang":
+        world.provider.enqueue_resend(Response.hang(SANDBOX_TIMEOUT + 2))
+    else:
+        world.provider.script_resend(mode)
+    if mode not in RESEND_MODES:  # pragma: no cover - RESEND_ERRORS only names known modes
+        raise ValueError(mode)
+
+
+def _by_rule(request: VerificationRequest) -> bool:
+    """The request's rule approves it itself (approvals_required 0)."""
+    return request.rule is not None and request.rule.by_rule
+
+
+def _quorum(request: VerificationRequest, approvals: int) -> int:
+    """The approvals the request needs: its rule's (--policy), else --approvals."""
+    return request.rule.approvals_required if request.rule is not None else approvals
+
+
+def _expected_state(args: argparse.Namespace, request: VerificationRequest) -> State:
+    """What the options make of ``request``: closed at once when the provider cannot resend
+    it; cancelled or rejected when asked (unless its rule ran it by itself); else what the
+    provider's answer makes of it."""
+    if isinstance(request.outcome, NotResendable):
         return State.REJECTED
-    if args.provider_error in ("timeout", "disconnect"):
+    by_rule = _by_rule(request)
+    if args.cancel and not by_rule:
+        return State.CANCELLED
+    if args.reject and not by_rule:
+        return State.REJECTED
+    unknown = RESEND_UNKNOWN if args.operation == Operation.RESEND else {"timeout", "disconnect"}
+    if args.provider_error in unknown:
         return State.UNKNOWN
     if args.provider_error:
         return State.FAILED

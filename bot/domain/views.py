@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Literal
 
+from bot.domain.model import Operation
+
 # The statuses the provider documents; another value is kept as it came and read as unknown.
 DOCUMENTED_STATUSES: Final = ("verified", "unverified", "pending", "expired", "unknown")
 
@@ -111,10 +113,19 @@ class Meaning(StrEnum):
     TOOK_EFFECT = "took_effect"  # the domain now reads verified
     NOT_YET = "not_yet"  # it still reads pending, unverified or expired
     UNCLEAR = "unclear"  # unknown status, or the view could not be read
+    NOT_SHOWN = "not_shown"  # a resend: no reading shows whether the email went out
 
 
-def meaning_of(reading: DomainReading) -> Meaning:
-    """What ``reading`` suggests about a call whose outcome nobody knows."""
+def meaning_of(reading: DomainReading, operation: Operation) -> Meaning:
+    """What ``reading`` suggests about a call of ``operation`` whose outcome nobody knows.
+
+    A confirm that acted makes the domain read verified, so its status says something. A
+    resend changes nothing the view shows (the domain stays pending whether or not the email
+    went out, and reads verified only once the customer clicks a link, old or new): for a
+    resend no reading settles it.
+    """
+    if operation is Operation.RESEND:
+        return Meaning.NOT_SHOWN
     if isinstance(reading, ViewUnavailable):
         return Meaning.UNCLEAR
     if reading.verified:

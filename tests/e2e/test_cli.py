@@ -172,6 +172,115 @@ def test_sandbox_rejects_bad_email(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "shown", "state", "calls"),
+    [
+        ([], "Verification email *resent* for `example.com`", "succeeded", 1),
+        (["--provider-error", "400"], "HTTP 400 invalid_request", "failed", 1),
+        (["--provider-error", "429"], "HTTP 429 rate_limited", "failed", 3),
+        (["--provider-error", "timeout"], "cannot show whether the email went out", "unknown", 1),
+    ],
+)
+def test_sandbox_resends(tmp_path, args, shown, state, calls):
+    """--operation resend chooses the resend in the form (the stand-in's domain allows it),
+    and the Result line counts the provider's resend calls, not confirm calls; --provider-error
+    makes the resend action fail in its own way (429 retried, a timeout unknown)."""
+    result = run(["sandbox", "--operation", "resend", *args], tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "chooses “Resend the verification email”" in out
+    assert "*Action:* Resend the verification email" in out
+    assert shown in out.split("…and in its thread")[1]
+    assert f"state {state} (expected {state}); provider resend calls: {calls};" in out
+    assert "confirm calls" not in out
+
+
+def test_sandbox_refuses_a_provider_error_the_resend_does_not_have(tmp_path):
+    """--provider-error 503 has no counterpart in the resend action: said, exit 2."""
+    result = run(["sandbox", "--operation", "resend", "--provider-error", "503"], tmp_path)
+    assert result.returncode == 2
+    assert "--provider-error 503: the resend action has no such mode" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+POLICY = """\
+[default]
+operations = ["confirm"]
+reason_pattern = '^(TICKET|ZD)-\\d+'
+
+[[rule]]
+name = "vip"
+domains = ["*.bank.example"]
+approvals_required = 2
+
+[[rule]]
+name = "resend-is-routine"
+domains = ["example.com"]
+operations = ["resend"]
+requesters = ["S0SUPPORT"]
+approvals_required = 0
+"""
+
+
+def test_sandbox_policy_runs_a_routine_resend_by_itself(tmp_path):
+    """--policy: a rule with approvals_required 0 runs the request by itself: the message
+    names the rule, nobody clicks, the thread and the requester's DM say it was approved by
+    the rule, and the email is resent once."""
+    (tmp_path / "policy.toml").write_text(POLICY)
+    result = run(["sandbox", "--operation", "resend", "--policy", "policy.toml"], tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "Rule *resend-is-routine*" in out
+    assert "Nobody clicks: rule resend-is-routine approves it by itself" in out
+    assert "clicks [ Approve ]" not in out
+    assert "Approved by rule *resend-is-routine*. Verification email *resent*" in out
+    assert "state succeeded (expected succeeded); provider resend calls: 1;" in out
+
+
+def test_sandbox_policy_rule_decides_the_quorum(tmp_path):
+    """--policy: the rule that matches the domain decides how many approve (vip: 2, shown as
+    the approvers' group by name), whatever --approvals says."""
+    (tmp_path / "policy.toml").write_text(POLICY)
+    result = run(["sandbox", "--policy", "policy.toml", "--email", "a@x.bank.example"], tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "Rule *vip*: 2 approvers from @approvers" in out
+    assert "1 of 2 approvals: @ana (approver)" in out
+    assert "@lee (approver) clicks [ Approve ]" in out
+    assert "state succeeded (expected succeeded); provider confirm calls: 1;" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "words"),
+    [
+        (["--reason", "because"], "the reason", "must match the pattern ^(TICKET|ZD)-\\d+"),
+        (
+            ["--operation", "resend", "--email", "a@example.org"],
+            "what should happen",
+            "do not allow that",
+        ),
+    ],
+)
+def test_sandbox_policy_refusal_is_the_forms_field_error(tmp_path, args, field, words):
+    """--policy: a reason that fails the rule's pattern, or an operation the rule does not
+    allow, is the form's error under that field, printed; exit 1, nothing posted."""
+    (tmp_path / "policy.toml").write_text(POLICY)
+    result = run(["sandbox", "--policy", "policy.toml", *args], tmp_path)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert f"The form refused it, under {field}: " in out and words in out
+    assert "#email-approvals: the request" not in out and "Result" not in out
+
+
+def test_sandbox_bad_policy_file(tmp_path):
+    """--policy naming a file the bot cannot use: its line and reason, exit 2, no traceback."""
+    (tmp_path / "bad.toml").write_text('[default]\napprovals_required = "two"\n')
+    result = run(["sandbox", "--policy", "bad.toml"], tmp_path)
+    assert result.returncode == 2
+    assert result.stdout.startswith("--policy: bad.toml line 2: ")
+    assert "Traceback" not in result.stderr
+
+
 def test_manifest_with_url(tmp_path):
     """`manifest --url` prints the HTTP manifest with that URL in both places."""
     result = run(["manifest", "--url", "https://bot.acme.io"], tmp_path)

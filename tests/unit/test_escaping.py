@@ -159,7 +159,7 @@ def rendered(req: VerificationRequest, reading: Any) -> list[str]:
     home = HomeData(APPROVER, True, (req,), (req,), (req,), 2)
     texts += mrkdwn_texts(blocks.home_view(home, CHANNEL))
     texts += [blocks.outcome_dm(req, CHANNEL), blocks.provider_line(reading)]
-    texts.append(blocks.meaning_line(reading))
+    texts.append(blocks.meaning_line(reading, req.operation))
     return texts
 
 

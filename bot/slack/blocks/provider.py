@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from bot.domain.model import Operation
 from bot.domain.outcomes import Outcome, ProviderFailed
 from bot.domain.views import DomainReading, Meaning, ProviderView, meaning_of
 from bot.slack.blocks.text import code, when
@@ -93,12 +94,16 @@ MEANINGS = {
         "the call most likely did not take effect (or not yet); Retry may be needed."
     ),
     Meaning.UNCLEAR: "that does not settle whether the call took effect.",
+    Meaning.NOT_SHOWN: (
+        "the provider's view cannot show whether the email went out; ask the customer whether "
+        "it arrived, or check with the provider, before Retry sends another."
+    ),
 }
 
 
-def meaning_line(reading: DomainReading) -> str:
-    """What a reading after an unknown outcome suggests, in words."""
-    meaning = meaning_of(reading)
+def meaning_line(reading: DomainReading, operation: Operation) -> str:
+    """What a reading after an unknown outcome of ``operation`` suggests, in words."""
+    meaning = meaning_of(reading, operation)
     if isinstance(reading, ProviderView):
         status = reading.status
         shown = f"*{status}*" if status == reading.known_status else code(status, 60)

@@ -97,7 +97,7 @@ def result_reply(
         if request.readback is not None:
             text += (
                 f"\n{provider_line(request.readback, lead='Provider now')}\n"
-                f"{meaning_line(request.readback)}"
+                f"{meaning_line(request.readback, request.operation)}"
             )
         text += (
             "\nApprovers: *Check provider* reads it again; *Resolved* closes it without a Retry."
@@ -198,7 +198,8 @@ def check_reply(
     happened instead) is added as a last line."""
     text = (
         f":mag: {user(by)} checked the provider for `{esc(request.email)}`.\n"
-        f"{provider_line(reading, lead='Provider now')}\n{meaning_line(reading)}"
+        f"{provider_line(reading, lead='Provider now')}\n"
+        f"{meaning_line(reading, request.operation)}"
     )
     reply: Blocks = [section(text)]
     reply.append(context(f"Read {when(reading.read_at)} · request `{esc(request.id)}`"))
