@@ -88,7 +88,7 @@ def test_a_resend_request_names_its_operation_and_whether_the_provider_can(world
     message = world.driver.ask(REQUESTER, EMAIL, operation="resend")
     shown = rendered(message)
     assert "*Action:* Resend the verification email" in shown
-    assert "The provider can resend the verification email." in shown
+    assert "the provider can resend the email" in shown
     assert "Resend the verification email?" in shown
     assert ids.APPROVE_ACTION in buttons(message)
     assert request_of(world, message).operation is Operation.RESEND

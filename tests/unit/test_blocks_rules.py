@@ -204,8 +204,9 @@ def test_a_resend_the_provider_refuses_says_why() -> None:
 
 
 def test_the_provider_view_beside_a_resend_says_whether_it_can() -> None:
-    """Beside a resend request, the provider's view says whether resending is possible, and
-    the provider's reason when it is not; beside a confirm request, no such line."""
+    """Beside a resend request, the provider's view says whether resending is possible (once),
+    the provider's reason when it is not, and that it does not say when it does not; beside a
+    confirm request, no such line."""
     blocked = ProviderView(
         "example.com", "pending", NOW, can_resend=False, resend_blocked="sent 2 min ago"
     )
@@ -213,7 +214,11 @@ def test_the_provider_view_beside_a_resend_says_whether_it_can() -> None:
     assert "cannot resend the verification email: `sent 2 min ago`" in shown
     able = replace(blocked, can_resend=True, resend_blocked=None)
     shown = all_text(blocks.request_message(request(operation=Operation.RESEND, view=able))[1])
-    assert "The provider can resend the verification email." in shown
+    # Said once, by the provider's line, not again beside it.
+    assert shown.count("can resend the") == 1 and "the provider can resend the email" in shown
+    silent = replace(blocked, can_resend=None, resend_blocked=None)
+    shown = all_text(blocks.request_message(request(operation=Operation.RESEND, view=silent))[1])
+    assert "does not say whether it can resend" in shown
     confirm = all_text(blocks.request_message(request(view=blocked))[1])
     assert "cannot resend" not in confirm
 

@@ -59,7 +59,9 @@ def request_message(
         blocks.append(decision_buttons(request, cancel=True, decide=not by_rule(request)))
     if request.view is not None:
         shown = provider_line(request.view)
-        if request.operation is Operation.RESEND:
+        # The provider's line says when it can resend; beside a resend, say when it cannot
+        # (or does not say) too.
+        if request.operation is Operation.RESEND and not _can_resend(request.view):
             shown += f"\n{resend_line(request.view)}"
         blocks.append(context(shown))
     if request.readback is not None and request.state is not State.PENDING:
@@ -75,6 +77,10 @@ def request_message(
         f"{operation_words(request.operation)} for {esc(request.email)}: {request.state.value}"
     )
     return text, blocks
+
+
+def _can_resend(view: object) -> bool:
+    return isinstance(view, ProviderView) and view.can_resend is True and not view.verified
 
 
 def resend_line(view: object) -> str:
