@@ -7,29 +7,42 @@ or doubled.
     .venv/bin/python benchmarks/soak.py --quick                       # about 200 flows (CI)
     .venv/bin/python benchmarks/soak.py --backend sqlite              # one replica on SQLite
 
-People: a requester asks (command, form, submit); then an approver approves (some click twice,
-or two approvers click together), rejects (the form), or the requester cancels from the request
-message;
-an approver clicks Retry on some unknown outcomes. A person whose click got lost (the replica
-died under it, the store was restarting) clicks again, as a person would, a bounded number of
-times; Slack's side is a load balancer that sends each delivery to a live replica.
+Rules: both replicas read one POLICY_FILE (``policy_text``): ``vip`` (``*.vip.example``, 2
+approvals from a group of seniors), ``resend-is-routine`` (a resend by the support group,
+approved by the rule itself), ``ticketed`` (``*.ticket.example``, a reason pattern),
+``slow`` (``*.slow.example``, one approver, escalated to an on-call group after 10 s) and a
+[default] allowing both operations. Each flow has its own domain and email; its kind of domain,
+its operation (confirm or resend) and its requester (in the support group, or not) are drawn
+from its seed. The stand-in provider resends for every domain but a share it refuses (its view
+says canResend false, or it does not list the domain).
 
-Faults: the provider answers 4xx, 5xx, 429, HTML, wrong shapes, hangs past the timeout,
-trickles its headers a byte at a time (each read within the timeout, the whole far beyond it)
-and closes connections; Slack answers 429s and errors, times out (having acted or not) and has
-a whole outage of a minute; the soak kills (``kill -9``) a replica in the middle of a provider
-call and in the middle of a delivery to Slack, then restarts it; pauses (SIGSTOP) a replica in
-the middle of a provider call for longer than its claim's lease and one maintenance round
-(another replica takes the claim, a person may Retry), then resumes it (SIGCONT): its answer
-must be fenced out, recorded as a late answer against its own claim, and it must not call the
-provider again; and restarts PostgreSQL (immediate mode: every connection dropped, crash
-recovery).
+People: a requester asks (command, form, submit; a resend by ``/verify-email resend EMAIL`` or
+by the form's choice; some first give a reason the rule refuses); then the rule's approvers
+approve (some click twice, or two click together; a non-senior tries a vip request first; the
+on-call tries a slow request before its escalation, then approves once it is escalated), reject
+(the form), or the requester cancels from the request message; a request its rule approves,
+or the provider refuses, is only watched. One of the rule's approvers clicks Retry on some
+unknown outcomes. A person whose click got lost (the replica died under it, the store was
+restarting) clicks again, as a person would, a bounded number of times; Slack's side is a load
+balancer that sends each delivery to a live replica.
+
+Faults: the provider (its confirm and its resend) answers 4xx, 5xx, 429, HTML, wrong shapes,
+hangs past the timeout, trickles its headers a byte at a time (each read within the timeout,
+the whole far beyond it) and closes connections; Slack answers 429s and errors, times out
+(having acted or not) and has a whole outage of a minute; the soak kills (``kill -9``) a
+replica in the middle of a provider call and in the middle of a delivery to Slack, then
+restarts it; pauses (SIGSTOP) a replica in the middle of a provider call for longer than its
+claim's lease and one maintenance round (another replica takes the claim, a person may Retry),
+then resumes it (SIGCONT): its answer must be fenced out, recorded as a late answer against its
+own claim, and it must not call the provider again; and restarts PostgreSQL (immediate mode:
+every connection dropped, crash recovery).
 
 Then it waits for the maintenance rounds to settle (each claim's lease is the derived one: one
-attempt's deadline plus the grace) and checks every promise. It prints a table and exits 1
-when any check finds a violation.
+attempt's deadline plus the grace) and checks every promise, per operation and per rule
+(``check`` and ``check_rule`` say which). It prints a table and exits 1 when any check finds a
+violation.
 
-One script of about a thousand lines on purpose: it is a single run (people, faults, checks)
+One script (over 500 lines) on purpose: it is a single run (people, faults, checks)
 that anyone can read top to bottom and run by itself, importing nothing of the tests.
 """
 
