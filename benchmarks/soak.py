@@ -7,39 +7,54 @@ or doubled.
     .venv/bin/python benchmarks/soak.py --quick                       # about 200 flows (CI)
     .venv/bin/python benchmarks/soak.py --backend sqlite              # one replica on SQLite
 
-People: a requester asks (command, form, submit); then an approver approves (some click twice,
-or two approvers click together), rejects (the form), or the requester cancels from the request
-message;
-an approver clicks Retry on some unknown outcomes. A person whose click got lost (the replica
-died under it, the store was restarting) clicks again, as a person would, a bounded number of
-times; Slack's side is a load balancer that sends each delivery to a live replica.
+Rules: both replicas read one POLICY_FILE (``policy_text``): ``vip`` (``*.vip.example``, 2
+approvals from a group of seniors), ``resend-is-routine`` (a resend by the support group,
+approved by the rule itself), ``ticketed`` (``*.ticket.example``, a reason pattern),
+``slow`` (``*.slow.example``, one approver, escalated to an on-call group after 10 s) and a
+[default] allowing both operations. Each flow has its own domain and email; its kind of domain,
+its operation (confirm or resend) and its requester (in the support group, or not) are drawn
+from its seed. The stand-in provider resends for every domain but a share it refuses (its view
+says canResend false, or it does not list the domain).
 
-Faults: the provider answers 4xx, 5xx, 429, HTML, wrong shapes, hangs past the timeout,
-trickles its headers a byte at a time (each read within the timeout, the whole far beyond it)
-and closes connections; Slack answers 429s and errors, times out (having acted or not) and has
-a whole outage of a minute; the soak kills (``kill -9``) a replica in the middle of a provider
-call and in the middle of a delivery to Slack, then restarts it; pauses (SIGSTOP) a replica in
-the middle of a provider call for longer than its claim's lease and one maintenance round
-(another replica takes the claim, a person may Retry), then resumes it (SIGCONT): its answer
-must be fenced out, recorded as a late answer against its own claim, and it must not call the
-provider again; and restarts PostgreSQL (immediate mode: every connection dropped, crash
-recovery).
+People: a requester asks (command, form, submit; a resend by ``/verify-email resend EMAIL`` or
+by the form's choice; some first give a reason the rule refuses); then the rule's approvers
+approve (some click twice, or two click together; a non-senior tries a vip request first; the
+on-call tries a slow request before its escalation, then approves once it is escalated), reject
+(the form), or the requester cancels from the request message; a request its rule approves,
+or the provider refuses, is only watched. One of the rule's approvers clicks Retry on some
+unknown outcomes. A person whose click got lost (the replica died under it, the store was
+restarting) clicks again, as a person would, a bounded number of times; Slack's side is a load
+balancer that sends each delivery to a live replica.
+
+Faults: the provider (its confirm and its resend) answers 4xx, 5xx, 429, HTML, wrong shapes,
+hangs past the timeout, trickles its headers a byte at a time (each read within the timeout,
+the whole far beyond it) and closes connections; Slack answers 429s and errors, times out
+(having acted or not) and has a whole outage of a minute; the soak kills (``kill -9``) a
+replica in the middle of a provider call and in the middle of a delivery to Slack, then
+restarts it; pauses (SIGSTOP) a replica in the middle of a provider call for longer than its
+claim's lease and one maintenance round (another replica takes the claim, a person may Retry),
+then resumes it (SIGCONT): its answer must be fenced out, recorded as a late answer against its
+own claim, and it must not call the provider again; and restarts PostgreSQL (immediate mode:
+every connection dropped, crash recovery).
 
 Then it waits for the maintenance rounds to settle (each claim's lease is the derived one: one
-attempt's deadline plus the grace) and checks every promise. It prints a table and exits 1
-when any check finds a violation.
+attempt's deadline plus the grace) and checks every promise, per operation and per rule
+(``check`` and ``check_rule`` say which). It prints a table and exits 1 when any check finds a
+violation.
 
-One script of about a thousand lines on purpose: it is a single run (people, faults, checks)
+One script (over 500 lines) on purpose: it is a single run (people, faults, checks)
 that anyone can read top to bottom and run by itself, importing nothing of the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -54,6 +69,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -75,14 +91,25 @@ from bot.domain.model import (
     TRANSITIONS,
     VIEW_ACTIONS,
     Action,
+    Operation,
     State,
     VerificationRequest,
 )
+from bot.domain.policy import parse_policy
 from bot.maintenance import INTERVAL, LEASE_GRACE
 from bot.slack import ids
 from bot.standins import payloads
 from bot.standins.driver import Delivered, Driver, Reply
-from bot.standins.provider import CONFIRM_PATH, MODES, FakeProvider, Response
+from bot.standins.provider import (
+    CONFIRM_PATH,
+    DOMAINS_PATH,
+    MODES,
+    RESEND_MODES,
+    RESEND_SUFFIX,
+    FakeProvider,
+    Response,
+)
+from bot.standins.provider_answers import rate_limited_problem
 from bot.standins.slack import FakeSlack
 from bot.standins.world import (
     APPROVER,
@@ -119,6 +146,26 @@ SPECIAL_FAULTS: dict[str, Callable[[], Response]] = {
     # A byte every 0.5 s: each read well within HOSTUP_TIMEOUT, the headers about a minute.
     "trickle_headers": lambda: Response.trickle_headers(0.5),
 }
+# The resend action's faults (its own queue at the stand-in): the documented refusals, a 429
+# that asks for 1 s (the documented 30 s would outlast the attempt's deadline), and the same
+# lost and slow answers as the confirm's.
+RESEND_FAULTS = (
+    "invalid_request",
+    "forbidden",
+    "not_found",
+    "blocked",
+    "rate_limited",
+    "server_error",
+    "bad_gateway",
+    "wrong_shape",
+    "close_after_read",
+    "hang",
+    "html_200",
+    "trickle_headers",
+)
+RESEND_SPECIAL: dict[str, Callable[[], Response]] = SPECIAL_FAULTS | {
+    "rate_limited": lambda: rate_limited_problem("1"),
+}
 SLACK_FAULTS = (("ratelimited", 429), ("internal_error", 200), ("fatal_error", 500))
 SLACK_METHODS = ("chat.postMessage", "chat.update")
 HOSTUP_TIMEOUT = 2  # seconds: a hang of 8 s is a timeout (an unknown outcome)
@@ -140,7 +187,13 @@ PATIENCE = 20.0  # seconds a person waits for a click to show before clicking ag
 CLICKS = 4  # a person clicks at most this many times for one decision
 # What each audited change owes Slack (the promises, stated independently of the outbox).
 REPLY_ACTIONS = PROVIDER_ACTIONS | {Action.RESOLVE, Action.CHECK}  # a thread reply each
-DM_ACTIONS = PROVIDER_ACTIONS | {Action.RESOLVE, Action.REJECT, Action.EXPIRE}  # outcome DM
+# An outcome DM each (a resend the provider refused before approval: as a rejection).
+DM_ACTIONS = PROVIDER_ACTIONS | {
+    Action.RESOLVE,
+    Action.REJECT,
+    Action.EXPIRE,
+    Action.NOT_RESENDABLE,
+}
 CLAIMS = frozenset({Action.APPROVE, Action.RETRY})
 FINAL = frozenset(
     {
@@ -153,6 +206,161 @@ FINAL = frozenset(
         State.RESOLVED,
     }
 )
+
+
+# --------------------------------------------------------------------------- the rules
+
+SECOND_REQUESTER = "U0REQUESTER2"  # listed in REQUESTERS by ID, in no group
+SENIOR_GROUP = "S0SENIORS"
+SENIORS = ("U0SENIOR1", "U0SENIOR2", "U0SENIOR3")
+SLOW_APPROVER = "U0SLOW"  # the slow rule's one approver, by ID
+ONCALL_GROUP = "S0ONCALL"  # the slow rule's escalate_to
+ONCALL = "U0ONCALL"
+ESCALATE_AFTER = 10  # seconds: a maintenance round (INTERVAL) escalates within 25 s
+RESEND_LANGUAGE = "sv"  # every email the stand-in sends must say it was asked for in sv
+# Who is in which user group (the stand-in Slack's, and what the checks read them as).
+GROUPS: dict[str, tuple[str, ...]] = {
+    APPROVER_GROUP: (APPROVER, SECOND_APPROVER),
+    SENIOR_GROUP: SENIORS,
+    REQUESTER_GROUP: (REQUESTER,),
+    ONCALL_GROUP: (ONCALL,),
+}
+# The share of flows on each kind of domain (``d<n>.<kind>.example``; plain: ``d<n>.example``)
+# and of resends; of those, the share the provider refuses (canResend false, or not listed).
+KINDS = (("vip", 20), ("ticket", 15), ("slow", 10), ("plain", 55))
+RESEND_SHARE = 0.4
+CANNOT_RESEND = 0.12
+NOT_LISTED = 0.05
+
+
+@dataclass(frozen=True)
+class SoakRule:
+    """One rule of the soak's policy file, as the soak reads it for its checks (written out
+    by ``policy_text``; a key equal to the [default]'s is left out, so it is inherited)."""
+
+    name: str
+    approvers: tuple[str, ...] = (APPROVER_GROUP,)
+    approvals_required: int = 1
+    domains: tuple[str, ...] | None = None
+    operations: tuple[str, ...] | None = None
+    requesters: tuple[str, ...] | None = None
+    reason_pattern: str | None = None
+    escalate_after: int | None = None
+    escalate_to: tuple[str, ...] = ()
+
+
+DEFAULT_RULE = SoakRule("default", operations=("confirm", "resend"))
+RULES = (
+    SoakRule("vip", (SENIOR_GROUP,), 2, domains=("*.vip.example",)),
+    SoakRule(
+        "resend-is-routine",
+        approvals_required=0,
+        operations=("resend",),
+        requesters=(REQUESTER_GROUP,),
+    ),
+    SoakRule("ticketed", domains=("*.ticket.example",), reason_pattern=r"^SOAK-\d+$"),
+    SoakRule(
+        "slow",
+        (SLOW_APPROVER,),
+        domains=("*.slow.example",),
+        escalate_after=ESCALATE_AFTER,
+        escalate_to=(ONCALL_GROUP,),
+    ),
+)
+
+
+def policy_text() -> str:
+    """The POLICY_FILE both replicas read: the [default] and RULES, in order."""
+    d = DEFAULT_RULE
+    lines = [
+        "# The soak's policy (benchmarks/soak.py): several rules, both operations.",
+        "[default]",
+        f"approvers = {json.dumps(list(d.approvers))}",
+        f"approvals_required = {d.approvals_required}",
+        f"operations = {json.dumps(list(d.operations or ()))}",
+    ]
+    for rule in RULES:
+        lines += ["", "[[rule]]", f"name = {json.dumps(rule.name)}"]
+        for key in ("domains", "operations", "requesters", "approvers", "escalate_to"):
+            value = getattr(rule, key)
+            if value and value != getattr(d, key):
+                lines.append(f"{key} = {json.dumps(list(value))}")
+        if rule.approvals_required != d.approvals_required:
+            lines.append(f"approvals_required = {rule.approvals_required}")
+        if rule.reason_pattern is not None:
+            lines.append(f"reason_pattern = '{rule.reason_pattern}'")  # a TOML literal string
+        if rule.escalate_after is not None:
+            lines.append(f"escalate_after = {rule.escalate_after}")
+    return "\n".join(lines) + "\n"
+
+
+def policy_hash(text: str) -> str:
+    """What a request stores as its rule's policy_hash: the file's SHA-256, 12 hex digits."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def among(user: str, ids: tuple[str, ...]) -> bool:
+    """Whether ``user`` is one of ``ids`` (user IDs or the soak's groups)."""
+    return user in ids or any(user in GROUPS.get(i, ()) for i in ids)
+
+
+def expected_rule(domain: str, operation: str, requester: str) -> SoakRule:
+    """The rule the policy gives a request, read from RULES here (first match; the [default]
+    decides the rest), not by the bot's own code."""
+    for rule in RULES:
+        if rule.domains is not None and not any(
+            fnmatchcase(domain.lower(), glob) for glob in rule.domains
+        ):
+            continue
+        if operation not in (rule.operations or DEFAULT_RULE.operations or ()):
+            continue
+        if rule.requesters is not None and not among(requester, rule.requesters):
+            continue
+        return rule
+    return DEFAULT_RULE
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What one person asks for: reproducible from the flow's seed, decided before the run (the
+    provider's record of the domain is set up first)."""
+
+    n: int
+    email: str
+    domain: str
+    operation: str  # confirm or resend
+    requester: str
+    rule: SoakRule
+    by_command: bool  # asked with `/verify-email resend EMAIL` (else the form's radio)
+    bad_reason_first: bool  # submits a reason the rule's pattern refuses, then a good one
+    resendable: bool  # the provider lists the domain and its view says canResend true
+    listed: bool
+
+    @classmethod
+    def make(cls, n: int, seed: int) -> Flow:
+        rng = random.Random(seed ^ 0x5EED)
+        kind = rng.choices([k for k, _ in KINDS], weights=[w for _, w in KINDS])[0]
+        domain = f"d{n}.example" if kind == "plain" else f"d{n}.{kind}.example"
+        operation = "resend" if rng.random() < RESEND_SHARE else "confirm"
+        requester = SECOND_REQUESTER if rng.random() < 0.3 else REQUESTER
+        rule = expected_rule(domain, operation, requester)
+        refused = rng.random() if operation == "resend" else 1.0
+        return cls(
+            n=n,
+            email=f"soak{n}@{domain}",
+            domain=domain,
+            operation=operation,
+            requester=requester,
+            rule=rule,
+            by_command=operation == "resend" and rng.random() < 0.5,
+            bad_reason_first=rule.reason_pattern is not None and rng.random() < 0.3,
+            resendable=refused >= CANNOT_RESEND + NOT_LISTED,
+            listed=refused >= NOT_LISTED,
+        )
+
+    @property
+    def label(self) -> str:
+        return f"{self.operation} {self.rule.name}"
 
 
 def log(message: str) -> None:
@@ -172,6 +380,9 @@ class Tally:
     kills: Counter[str] = field(default_factory=Counter)
     actions: Counter[str] = field(default_factory=Counter)
     claim_clicks: Counter[str] = field(default_factory=Counter)  # email -> Approve + Retry
+    flows_by: Counter[str] = field(default_factory=Counter)  # "operation rule" -> flows
+    # Domains whose resend the provider refuses (canResend false, or not listed).
+    unresendable: set[str] = field(default_factory=set)
     people_errors: list[str] = field(default_factory=list)
     # When replicas were paused (SIGSTOP), start and end.
     pauses: list[tuple[datetime, datetime]] = field(default_factory=list)
@@ -389,6 +600,18 @@ class Soak:
         self.provider = provider
         self.database_url = database_url
         self.postgres = postgres
+        self.workdir = workdir
+        self.policy = policy_text()
+        (workdir / "policy.toml").write_text(self.policy, encoding="utf-8")
+        # The bot's own reading of it, at once (a replica would refuse to start on a bad one).
+        read = parse_policy(
+            self.policy,
+            "policy.toml",
+            approvers=(APPROVER_GROUP,),
+            approvals_required=1,
+            remind_every=0,
+        )
+        assert read.policy_hash == policy_hash(self.policy), "the policy's hash is not the file's"
         self.tally = Tally(flows=args.flows)
         self.replicas = [
             Replica(i, self._env(), workdir)
@@ -399,6 +622,13 @@ class Soak:
         self.patient = Driver(slack, self.balancer, CHANNEL, timeout=WAIT)
         self.store: BaseSQLStore | None = None
         self._resumers: list[threading.Thread] = []
+        # Resend paths of the flows at work: a kill or pause "in a provider call" catches a
+        # resend by them as it catches a confirm.
+        self._resending: set[str] = set()
+        # People waiting for an escalation, apart from the people pool (so that waiting does
+        # not hold up the other flows): the run waits for them too.
+        self._later: ThreadPoolExecutor | None = None
+        self._later_futures: list[Any] = []
 
     def _env(self) -> dict[str, str]:
         return base_env() | {
@@ -409,7 +639,9 @@ class Soak:
             "HOSTUP_API_URL": self.provider.url,
             "HOSTUP_TIMEOUT": str(HOSTUP_TIMEOUT),
             "APPROVERS": APPROVER_GROUP,
-            "REQUESTERS": REQUESTER_GROUP,
+            "REQUESTERS": f"{REQUESTER_GROUP},{SECOND_REQUESTER}",
+            "POLICY_FILE": str(self.workdir / "policy.toml"),
+            "RESEND_LANGUAGE": RESEND_LANGUAGE,
             "APPROVAL_CHANNEL": CHANNEL,
             "DATABASE_URL": self.database_url,
             "PORT": str(free_port()),
@@ -449,14 +681,20 @@ class Soak:
 
     # -- people
 
-    def ask(self, email: str, reason: str) -> dict[str, Any] | None:
+    def ask(self, flow: Flow, reason: str) -> dict[str, Any] | None:
         """Command, form, submit, until the request is stored (a person tries again while
-        Slack is down, for as long as an outage lasts); then its message."""
+        Slack is down, for as long as an outage lasts); then its message. A resend is asked
+        for with `/verify-email resend EMAIL` or by choosing it in the form; a person asked
+        for a ticket may first give a reason the rule refuses (the form says so)."""
+        email = flow.email
+        text = f"resend {email}" if flow.by_command else email
+        choice = None if flow.by_command else flow.operation
+        bad_reason = flow.bad_reason_first
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             if self.request_for(email) is not None:
                 break
-            delivered = self.driver.command(REQUESTER, email)
+            delivered = self.driver.command(flow.requester, text)
             if delivered.reply.status != 200 or delivered.reply.text:
                 self._pause()  # Slack showed an error, or the bot a refusal: try again
                 continue
@@ -465,7 +703,16 @@ class Soak:
             except (RuntimeError, TimeoutError):
                 self._pause()  # the form did not open (Slack down, the trigger expired)
                 continue
-            self.driver.submit_request(REQUESTER, view, reason=reason)
+            if bad_reason:
+                bad_reason = False
+                reply = self.driver.submit_request(
+                    flow.requester, view, reason="no ticket", operation=choice
+                )
+                body = reply.body if isinstance(reply.body, dict) else {}
+                if ids.REASON_BLOCK in (body.get("errors") or {}):
+                    self.tally.count(self.tally.actions, "reason refused by the form")
+                # Stored anyway (a bug): the checks find its reason against its rule.
+            self.driver.submit_request(flow.requester, view, reason=reason, operation=choice)
             if self.wait_state(email, frozenset(), 5) is None:
                 self._pause()
         if self.request_for(email) is None:
@@ -495,15 +742,35 @@ class Soak:
         self.tally.error(f"{email}: still {state} after {CLICKS} clicks")
         return state
 
-    def person(self, n: int, seed: int) -> None:
+    def _resend_path(self, flow: Flow) -> str:
+        return f"{DOMAINS_PATH}/{self.provider.domain(flow.domain).id}{RESEND_SUFFIX}"
+
+    def person(self, n: int, seed: int, flow: Flow) -> None:
         rng = random.Random(seed)
         t = self.tally
-        email = f"soak{n}@example.com"
         with t.lock:
             t.started += 1
-        message = self.ask(email, f"SOAK-{n}")
+            t.flows_by[flow.label] += 1
+            if flow.operation == "resend":
+                self._resending.add(self._resend_path(flow))
+        handed_on = False
+        try:
+            handed_on = self._person(n, rng, flow)
+        finally:
+            if flow.operation == "resend" and not handed_on:
+                with t.lock:
+                    self._resending.discard(self._resend_path(flow))
+
+    def _person(self, n: int, rng: random.Random, flow: Flow) -> bool:
+        """One person's flow; True when it was handed on to wait for an escalation."""
+        t = self.tally
+        email = flow.email
+        by_rule = flow.rule.approvals_required == 0
+        if by_rule and rng.random() < 0.3:
+            self._provider_fault(flow, rng)  # the rule's own call follows the lookup at once
+        message = self.ask(flow, f"SOAK-{n}")
         if message is None:
-            return
+            return False
         if rng.random() < 0.15:
             error, status = rng.choice(SLACK_FAULTS)
             method = rng.choice(SLACK_METHODS)
@@ -514,66 +781,160 @@ class Soak:
             acts = rng.random() < 0.5
             self.slack.time_out_next(method, SLACK_HANG, acts=acts)
             t.count(t.slack_faults, f"{method} timeout ({'done' if acts else 'not done'})")
+        if not flow.resendable:
+            # The provider's view says it cannot: closed before anyone approves it (unless
+            # its view could not be read: then it is decided as any other).
+            state = self.wait_state(email, frozenset({State.PENDING}), PATIENCE)
+            if state is State.REJECTED:
+                t.count(t.actions, "saw the provider refuse the resend")
+                return False
+        if by_rule:
+            state = self.wait_state(
+                email, frozenset({State.PENDING, State.EXECUTING}), WAIT + EXECUTING_AT_MOST
+            )
+            if state is State.UNKNOWN and rng.random() < 0.6:
+                self.retry(flow, message, SECOND_APPROVER)
+            return False
         roll = rng.random()
         if roll < 0.1:
-            self.reject(email, message)
+            self.reject(flow, message)
         elif roll < 0.2:
-            self.cancel(email, message)
+            self.cancel(flow, message)
         else:
-            self.approve(email, message, rng)
+            return self.approve(flow, message, rng)
+        return False
 
-    def reject(self, email: str, message: dict[str, Any]) -> None:
+    def reject(self, flow: Flow, message: dict[str, Any]) -> None:
+        rejecter = {"vip": SENIORS[0], "slow": SLOW_APPROVER}.get(flow.rule.name, APPROVER)
+
         def click(_: int) -> None:
             self.tally.count(self.tally.actions, "reject")
-            clicked = self.driver.click(APPROVER, message, ids.REJECT_ACTION)
+            clicked = self.driver.click(rejecter, message, ids.REJECT_ACTION)
             try:
                 view = self.driver.modal(clicked)
             except (RuntimeError, TimeoutError):
                 return  # the form did not open: the person clicks again
             self.driver.submit(
-                APPROVER, view, {ids.REJECT_REASON_BLOCK: {ids.REJECT_REASON_INPUT: "soak"}}
+                rejecter, view, {ids.REJECT_REASON_BLOCK: {ids.REJECT_REASON_INPUT: "soak"}}
             )
 
-        self.decide(email, click)
+        self.decide(flow.email, click)
 
-    def cancel(self, email: str, message: dict[str, Any]) -> None:
+    def cancel(self, flow: Flow, message: dict[str, Any]) -> None:
         def click(_: int) -> None:
             self.tally.count(self.tally.actions, "cancel")
-            self.driver.cancel(REQUESTER, message)
+            self.driver.cancel(flow.requester, message)
 
-        self.decide(email, click)
+        self.decide(flow.email, click)
 
-    def approve(self, email: str, message: dict[str, Any], rng: random.Random) -> None:
+    def _provider_fault(self, flow: Flow, rng: random.Random) -> None:
+        """Queue a fault for the next call of the flow's operation (whichever flow's it is)."""
         t = self.tally
-        if rng.random() < 0.3:
+        if flow.operation == "resend":
+            fault = rng.choice(RESEND_FAULTS)
+            self.provider.enqueue_resend((RESEND_SPECIAL.get(fault) or RESEND_MODES[fault])())
+            t.count(t.provider_faults, f"resend {fault}")
+        else:
             fault = rng.choice(PROVIDER_FAULTS)
             self.provider.enqueue((SPECIAL_FAULTS.get(fault) or MODES[fault])())
             t.count(t.provider_faults, fault)
+
+    def approve(self, flow: Flow, message: dict[str, Any], rng: random.Random) -> bool:
+        """Approve as the flow's rule asks: two seniors for vip, the slow rule's approver (or,
+        for half of them, the on-call once it was escalated), else the approvers. True when
+        the flow was handed on to wait for its escalation."""
+        email = flow.email
+        if rng.random() < 0.3:
+            self._provider_fault(flow, rng)
         together = rng.random() < 0.3
+        rule = flow.rule.name
+        retrier = SECOND_APPROVER
+        if rule == "vip":
+            if rng.random() < 0.15:  # an approver the rule does not name tries first: refused
+                self.tally.count(self.tally.actions, "approve click by a non-senior")
+                self._click_approve(APPROVER, email, message)
+            first, second = rng.sample(SENIORS, 2)
+            retrier = SENIORS[2]
+            rounds = [[first, first, second]] if together else [[first], [second]]
+            again = [first, second]
+        elif rule == "slow":
+            if rng.random() < 0.5:
+                # The on-call tries before the escalation (refused), then waits for it.
+                self.tally.count(self.tally.actions, "approve click before the escalation")
+                self._click_approve(ONCALL, email, message)
+                assert self._later is not None
+                future = self._later.submit(self._after_escalation, flow, message, rng)
+                with self.tally.lock:
+                    self._later_futures.append(future)
+                return True
+            retrier = SLOW_APPROVER
+            rounds = [[SLOW_APPROVER, SLOW_APPROVER]] if together else [[SLOW_APPROVER]]
+            again = [SLOW_APPROVER]
+        else:
+            rounds = [[APPROVER, APPROVER, SECOND_APPROVER]] if together else [[APPROVER]]
+            again = [APPROVER]
+        self._approve_until_decided(flow, message, rounds, again, rng, retrier)
+        return False
+
+    def _approve_until_decided(
+        self,
+        flow: Flow,
+        message: dict[str, Any],
+        rounds: list[list[str]],
+        again: list[str],
+        rng: random.Random,
+        retrier: str,
+    ) -> None:
+        """Click (each round's clickers at once, the rounds one after the other; when that did
+        not show, ``again`` click one after the other) until decided; then Retry on some
+        unknown outcomes."""
+        email = flow.email
 
         def click(attempt: int) -> None:
-            clickers = (
-                [APPROVER, APPROVER, SECOND_APPROVER] if together and not attempt else [APPROVER]
-            )
-            if len(clickers) == 1:
-                self._click_approve(email, message)
-                return
-            with ThreadPoolExecutor(len(clickers)) as pool:  # clicks at once, racing
-                list(pool.map(lambda _: self._click_approve(email, message), clickers))
+            for clickers in rounds if not attempt else [[c] for c in again]:
+                if len(clickers) == 1:
+                    self._click_approve(clickers[0], email, message)
+                    continue
+                with ThreadPoolExecutor(len(clickers)) as pool:  # clicks at once, racing
+                    list(pool.map(lambda c: self._click_approve(c, email, message), clickers))
 
         state = self.decide(email, click)
         if state is State.EXECUTING:
             state = self.wait_state(email, frozenset({State.EXECUTING}), EXECUTING_AT_MOST)
         if state is State.UNKNOWN and rng.random() < 0.6:
-            self.retry(email, message)
+            self.retry(flow, message, retrier)
 
-    def _click_approve(self, email: str, message: dict[str, Any]) -> Delivered:
+    def _after_escalation(self, flow: Flow, message: dict[str, Any], rng: random.Random) -> None:
+        """The on-call waits until the request is escalated, then approves it (and retries an
+        unknown outcome: escalate_to may, once escalated)."""
+        try:
+            deadline = time.monotonic() + WAIT
+            while time.monotonic() < deadline:
+                request = self.request_for(flow.email)
+                if request is None or request.state is not State.PENDING:
+                    return  # the early click counted after all (it came after the escalation)
+                if request.escalated_at is not None:
+                    break
+                time.sleep(1.0)  # polling the store of live processes for the escalation
+            else:
+                self.tally.error(f"{flow.email}: not escalated in {WAIT:g} s")
+                return
+            self.tally.count(self.tally.actions, "approve after the escalation")
+            self._approve_until_decided(flow, message, [[ONCALL]], [ONCALL], rng, ONCALL)
+        finally:
+            if flow.operation == "resend":
+                with self.tally.lock:
+                    self._resending.discard(self._resend_path(flow))
+
+    def _click_approve(self, user: str, email: str, message: dict[str, Any]) -> Delivered:
         self.tally.count(self.tally.actions, "approve click")
         self.tally.count(self.tally.claim_clicks, email)
-        return self.driver.approve(APPROVER, message)
+        return self.driver.approve(user, message)
 
-    def retry(self, email: str, message: dict[str, Any]) -> None:
-        """Retry, from the thread reply that offers it (once Slack shows it)."""
+    def retry(self, flow: Flow, message: dict[str, Any], clicker: str) -> None:
+        """Retry, from the thread reply that offers it (once Slack shows it), as one of the
+        rule's approvers."""
+        email = flow.email
 
         def offered() -> dict[str, Any] | None:
             return next(
@@ -594,7 +955,7 @@ class Soak:
         def click(_: int) -> None:
             self.tally.count(self.tally.actions, "retry click")
             self.tally.count(self.tally.claim_clicks, email)
-            self.driver.click(SECOND_APPROVER, reply, ids.RETRY_ACTION)
+            self.driver.click(clicker, reply, ids.RETRY_ACTION)
 
         state = self.decide(email, click, frozenset({State.UNKNOWN}))
         if state is State.EXECUTING:
@@ -629,8 +990,16 @@ class Soak:
                 self._kill_in(fault, self._slack_delivery, done)
 
     def _provider_call(self) -> list[int]:
-        """The client ports of a provider confirm in flight, made slow enough to catch."""
-        return self.provider.wait_in_flight(CONFIRM_PATH, 1.0)
+        """The client ports of a provider confirm or resend in flight, made slow enough to
+        catch (within a second, or none)."""
+        deadline = time.monotonic() + 1.0
+        while True:
+            with self.tally.lock:
+                paths = [CONFIRM_PATH, *self._resending]
+            ports = [port for path in paths for port in self.provider.in_flight(path)]
+            if ports or time.monotonic() > deadline:
+                return ports
+            time.sleep(0.05)  # polling the stand-in for a call in flight
 
     def _slack_delivery(self) -> list[int]:
         """The client ports of a chat.postMessage or chat.update in flight."""
@@ -647,6 +1016,7 @@ class Soak:
         """Kill the replica caught in the middle of a call (waiting for one while the people
         are at work), and restart it after a moment."""
         self.provider.delay = 1.5  # calls long enough to be caught in the middle of
+        self.provider.resend_delay = 1.5
         for method in SLACK_METHODS:
             self.slack.set_delay(method, 1.5)
         try:
@@ -660,6 +1030,7 @@ class Soak:
             replica.kill()
         finally:
             self.provider.delay = 0.0
+            self.provider.resend_delay = 0.0
             for method in SLACK_METHODS:
                 self.slack.set_delay(method, 0.0)
         self.tally.count(self.tally.kills, fault)
@@ -671,6 +1042,7 @@ class Soak:
         its claim's lease and one maintenance round, as a stalled VM or a long GC would; the
         balancer's health check takes it out meanwhile. Then resume it (SIGCONT)."""
         self.provider.delay = 1.5  # calls long enough to be caught in the middle of
+        self.provider.resend_delay = 1.5
         try:
             replica = None
             while replica is None and not done.is_set():
@@ -683,6 +1055,7 @@ class Soak:
             replica.app.proc.send_signal(signal.SIGSTOP)
         finally:
             self.provider.delay = 0.0
+            self.provider.resend_delay = 0.0
         self.tally.count(self.tally.kills, fault)
         # Past the lease and the round that sweeps it; reproducible from the run's seed.
         seconds = random.Random(self.args.seed * 7919 + replica.generation).uniform(
@@ -706,19 +1079,41 @@ class Soak:
 
     # -- the run
 
+    def _set_up_domains(self, flows: list[Flow]) -> None:
+        """The provider resends for every domain but those whose flow it must refuse: its view
+        says canResend false, or it does not list the domain at all."""
+        self.provider.default_can_resend = True
+        for flow in flows:
+            if flow.resendable:
+                continue
+            self.tally.unresendable.add(flow.domain)
+            if flow.listed:
+                self.provider.set_domain(flow.domain, can_resend=False)
+            else:
+                self.provider.unknown_domains.add(flow.domain)
+
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
+        rng = random.Random(self.args.seed)
+        seeds = [rng.randrange(2**32) for _ in range(self.args.flows)]
+        flows = [Flow.make(n, seed) for n, seed in enumerate(seeds)]
+        self._set_up_domains(flows)
         for replica in self.replicas:
             replica.start()
         self.store = open_store(self.database_url)
-        rng = random.Random(self.args.seed)
-        seeds = [rng.randrange(2**32) for _ in range(self.args.flows)]
         plan = self._plan(rng)
         done = threading.Event()
         chaos = threading.Thread(target=self.chaos, args=(plan, done), name="chaos", daemon=True)
         chaos.start()
-        with ThreadPoolExecutor(max_workers=self.args.people) as people:
-            futures = [people.submit(self.person, n, s) for n, s in enumerate(seeds)]
+        with (
+            ThreadPoolExecutor(max_workers=self.args.people) as people,
+            ThreadPoolExecutor(max_workers=self.args.people, thread_name_prefix="later") as later,
+        ):
+            self._later = later
+            futures = [
+                people.submit(self.person, n, s, flow)
+                for n, (s, flow) in enumerate(zip(seeds, flows, strict=True))
+            ]
             step = max(1, len(futures) // 10)
             for n, future in enumerate(futures, 1):
                 try:
@@ -727,13 +1122,20 @@ class Soak:
                     self.tally.error(str(exc))
                 if n % step == 0:
                     log(f"{n} of {len(futures)} flows done")
+            with self.tally.lock:
+                waiting = list(self._later_futures)
+            for future in waiting:  # people waiting for an escalation
+                try:
+                    future.result()
+                except (RuntimeError, TimeoutError) as exc:
+                    self.tally.error(str(exc))
         done.set()
         chaos.join(timeout=WAIT + 60)  # a replica it killed may still be restarting
         for resumer in self._resumers:
             resumer.join(timeout=WAIT)  # a replica it paused is resumed before the checks
         people_done = time.monotonic()
         settled = self.settle(time.monotonic() + SETTLE_SECONDS)
-        result = check(self.store, self.slack, self.provider, self.tally)
+        result = check(self.store, self.slack, self.provider, self.tally, policy_hash(self.policy))
         self.store.close()
         for replica in self.replicas:
             replica.stop()
@@ -747,6 +1149,7 @@ class Soak:
             "slack_faults": dict(t.slack_faults),
             "kills": dict(t.kills),
             "actions": dict(t.actions),
+            "flows_by": dict(t.flows_by),
             "people_errors": t.people_errors,
             "people_seconds": round(people_done - started, 1),
             "settle_seconds": round(settled, 1),
@@ -793,33 +1196,149 @@ def _request_of(message: dict[str, Any]) -> str | None:
     return found if isinstance(found, str) else None
 
 
+# Actions only a request's approvers may take: its rule's, and its escalate_to once escalated.
+DECIDERS = frozenset(
+    {Action.APPROVAL, Action.APPROVE, Action.RETRY, Action.REJECT, Action.RESOLVE, Action.CHECK}
+)
+ESCALATION_MARK = ":arrow_double_up:"  # what the escalation's thread reply starts with
+
+
+def _terms(rule: SoakRule) -> tuple[Any, ...]:
+    after = None if rule.escalate_after is None else float(rule.escalate_after)
+    return (rule.approvers, rule.approvals_required, after, rule.escalate_to, rule.reason_pattern)
+
+
+def check_rule(
+    request: VerificationRequest, trail: list[Any], digest: str, figures: Counter[str]
+) -> list[str]:
+    """The request's stored rule is the one the policy gives it (name, the file's hash, its
+    terms) and its reason satisfies it; every decision was by its approvers (escalate_to's
+    only after the escalation); it ran on its quorum of distinct approvals, or (a rule needing
+    none) on the rule alone, with no person's approval; escalated at most once, and not before
+    escalate_after."""
+    found: list[str] = []
+    rule = expected_rule(request.domain, request.operation.value, request.requester)
+    stored = request.rule
+    if stored is None:
+        found.append(f"{request.id}: stored with no rule (the policy gives {rule.name})")
+    elif (stored.name, stored.policy_hash) != (rule.name, digest):
+        found.append(
+            f"{request.id}: stored under {stored.name} ({stored.policy_hash}); the policy gives "
+            f"{rule.name} ({digest})"
+        )
+    elif (
+        stored.approvers,
+        stored.approvals_required,
+        stored.escalate_after,
+        stored.escalate_to,
+        stored.reason_pattern,
+    ) != _terms(rule):
+        found.append(f"{request.id}: rule {rule.name} stored with other terms: {stored}")
+    if rule.reason_pattern is not None and not re.search(rule.reason_pattern, request.reason):
+        found.append(f"{request.id}: reason {request.reason!r} fails rule {rule.name}'s pattern")
+    escalated: int | None = None  # where the escalation is in the trail
+    counted: set[str] = set()  # distinct approvals that count
+    for i, entry in enumerate(trail):
+        actor = entry.actor
+        if entry.action == Action.ESCALATE:
+            figures["escalations"] += 1
+            waited = (entry.at - request.created_at).total_seconds()
+            if escalated is not None:
+                found.append(f"{request.id}: escalated again after {waited:.1f} s")
+                continue
+            escalated = i
+            if rule.escalate_after is None:
+                found.append(f"{request.id}: escalated, but rule {rule.name} never escalates")
+            elif waited < rule.escalate_after:
+                found.append(
+                    f"{request.id}: escalated after {waited:.1f} s, before its "
+                    f"{rule.escalate_after} s"
+                )
+        if entry.action == Action.CANCEL and actor != request.requester:
+            found.append(f"{request.id}: cancelled by {actor}, not its requester")
+        if entry.action == Action.APPROVE and actor == "bot":
+            figures["approved by their rule"] += 1
+            if rule.approvals_required or entry.details.get("by_rule") != rule.name:
+                found.append(
+                    f"{request.id}: approved by the bot ({entry.details}), its rule "
+                    f"{rule.name} needs {rule.approvals_required}"
+                )
+            continue
+        if entry.action not in DECIDERS or actor == "bot":
+            continue
+        if among(actor, rule.escalate_to) and not among(actor, rule.approvers):
+            if escalated is None:
+                found.append(f"{request.id}: {entry.action} by {actor} before the escalation")
+            else:
+                figures["decisions by escalate_to"] += 1
+        elif not among(actor, rule.approvers):
+            found.append(f"{request.id}: {entry.action} by {actor}, not rule {rule.name}'s")
+        if entry.action in (Action.APPROVAL, Action.APPROVE):
+            if rule.approvals_required == 0:
+                found.append(f"{request.id}: {actor}'s approval under {rule.name}, needing none")
+            counted.add(actor)
+            counted -= set(entry.details.get("no_longer_counted") or ())
+            if entry.action == Action.APPROVE and len(counted) < rule.approvals_required:
+                found.append(
+                    f"{request.id}: ran on {len(counted)} distinct approvals, rule "
+                    f"{rule.name} needs {rule.approvals_required}"
+                )
+    return found
+
+
+def _calls(provider: FakeProvider, domain_of_id: dict[str, str]) -> Counter[tuple[str, str]]:
+    """Provider calls that may have acted, by (operation, email or domain). A call answered 429
+    did nothing (the client tries again after Retry-After): the promise is about calls that may
+    have acted. One that got no answer (a hang, a kill) may have."""
+    calls: Counter[tuple[str, str]] = Counter()
+    for c in provider.calls:
+        if c["path"] == CONFIRM_PATH and isinstance(c["json"], dict) and c["status"] != 429:
+            calls[("confirm", str(c["json"].get("email", "")).lower())] += 1
+    for c in provider.resend_calls:
+        if c["status"] != 429:
+            domain_id = c["path"].removeprefix(DOMAINS_PATH + "/").removesuffix(RESEND_SUFFIX)
+            calls[("resend", domain_of_id.get(domain_id, domain_id))] += 1
+    return calls
+
+
+def _key(request: VerificationRequest) -> tuple[str, str]:
+    """What the provider knows a request's call by: a confirm's email, a resend's domain."""
+    if request.operation is Operation.RESEND:
+        return ("resend", request.domain.lower())
+    return ("confirm", request.email.lower())
+
+
 def check(
-    store: BaseSQLStore, slack: FakeSlack, provider: FakeProvider, tally: Tally
+    store: BaseSQLStore, slack: FakeSlack, provider: FakeProvider, tally: Tally, digest: str
 ) -> dict[str, Any]:
     """Every promise, from the stand-ins' records and the store; the violations found."""
     violations: list[str] = []
-    # A call answered 429 did nothing (the client tries again after Retry-After): the promise
-    # is about calls that may have acted. One that got no answer (a hang, a kill) may have.
-    confirms = Counter(
-        c["json"]["email"].lower()
-        for c in provider.calls
-        if c["path"] == CONFIRM_PATH and isinstance(c["json"], dict) and c["status"] != 429
-    )
     figures: Counter[str] = Counter()
+    rules: Counter[str] = Counter()
     states: Counter[str] = Counter()
+    by_rule: dict[str, Counter[str]] = {}
     requests = store.list_requests()
-    # The provider cannot tell requests apart, only emails: calls are checked per email.
-    claims_per_email: Counter[str] = Counter()
+    domain_of_id = {provider.domain(r.domain).id: r.domain.lower() for r in requests}
+    calls = _calls(provider, domain_of_id)
+    # The provider cannot tell requests apart, only emails (a confirm) or domains (a resend):
+    # calls are checked per email or domain, against the claims of the requests for it.
+    claims_per_key: Counter[tuple[str, str]] = Counter()
+    first_of_key: dict[tuple[str, str], str] = {}
     per_email: Counter[str] = Counter(r.email.lower() for r in requests)
+    trails = {r.id: store.audit_log(r.id) for r in requests}
     for request in requests:
-        claims_per_email[request.email.lower()] += sum(
-            1 for e in store.audit_log(request.id) if e.action in CLAIMS
-        )
-    dm_texts = [m.get("text", "") for m in slack.messages(REQUESTER)]
+        claims_per_key[_key(request)] += sum(1 for e in trails[request.id] if e.action in CLAIMS)
+        first_of_key.setdefault(_key(request), request.id)
+    dm_texts = {
+        user: [m.get("text", "") for m in slack.messages(user)]
+        for user in {r.requester for r in requests}
+    }
     top_level = slack.messages(CHANNEL)
     for request in requests:
         states[request.state.value] += 1
-        trail = store.audit_log(request.id)
+        trail = trails[request.id]
+        label = f"{request.operation.value} {request.rule.name if request.rule else '(none)'}"
+        by_rule.setdefault(label, Counter())[request.state.value] += 1
         email = request.email.lower()
         claims = sum(1 for e in trail if e.action in CLAIMS)
         if request.state not in FINAL:
@@ -847,15 +1366,30 @@ def check(
         for entry in late:
             if entry.details.get("claim_id") not in taken:
                 violations.append(f"{request.id}: a late answer for a claim nobody took")
-        if confirms[email] > claims_per_email[email]:
+        # A person's claim is their click's; the bot claims only for a rule needing nobody.
+        by_people = sum(1 for e in trail if e.action in CLAIMS and e.actor != "bot")
+        if by_people > tally.claim_clicks[email]:
             violations.append(
-                f"{request.id}: {confirms[email]} provider calls for "
-                f"{claims_per_email[email]} approvals or retries of {email}"
+                f"{request.id}: {by_people} claims for {tally.claim_clicks[email]} clicks"
             )
-        if claims > tally.claim_clicks[email]:
-            violations.append(
-                f"{request.id}: {claims} claims for {tally.claim_clicks[email]} clicks"
-            )
+        if claims - by_people > 1:
+            violations.append(f"{request.id}: {claims - by_people} claims by the bot")
+        violations += check_rule(request, trail, digest, rules)
+        # A resend the provider refused before approval: with cause, and never called.
+        if any(e.action == Action.NOT_RESENDABLE for e in trail):
+            rules["refused before approval (not resendable)"] += 1
+            if request.operation is not Operation.RESEND:
+                violations.append(f"{request.id}: a {request.operation} refused as no resend")
+            if request.domain.lower() not in tally.unresendable:
+                violations.append(f"{request.id}: refused a resend the provider allows")
+            if claims or (per_email[email] == 1 and calls[_key(request)]):
+                violations.append(
+                    f"{request.id}: refused before approval, yet {claims} claims and "
+                    f"{calls[_key(request)]} provider calls"
+                )
+        resent = request.operation is Operation.RESEND and request.state is State.SUCCEEDED
+        if resent and not provider.resends(request.domain):
+            violations.append(f"{request.id}: succeeded, but the provider sent no email")
         for before, after in zip(trail, trail[1:], strict=False):
             legal = (
                 after.from_state is after.to_state
@@ -887,9 +1421,16 @@ def check(
                 f"{request.id}: {len(stale_copies)} of its {len(posts)} messages do not show "
                 f"{request.state.value}"
             )
-        # Thread replies: one for each provider outcome, resolution and check.
+        # Thread replies: one for each provider outcome, resolution and check; and the
+        # escalation's notice (none once the request was decided before it was told).
+        thread = slack.messages(CHANNEL, request.message_ts) if request.message_ts else []
+        notices = sum(1 for m in thread if ESCALATION_MARK in str(m.get("text", "")))
+        escalations = sum(1 for e in trail if e.action == Action.ESCALATE)
+        figures["escalation notices"] += notices
+        if notices and not escalations:
+            violations.append(f"{request.id}: an escalation notice, but no escalation")
         owed = sum(1 for e in trail if e.action in REPLY_ACTIONS)
-        got = len(slack.messages(CHANNEL, request.message_ts)) if request.message_ts else 0
+        got = len(thread) - notices
         figures["thread replies owed"] += owed
         figures["thread replies delivered"] += min(owed, got)
         figures["thread replies duplicated"] += max(0, got - owed)
@@ -897,13 +1438,28 @@ def check(
             violations.append(f"{request.id}: {got} thread replies for {owed} owed")
         # Outcome DMs to the requester: at least one for each decision that owes one.
         owed = sum(1 for e in trail if e.action in DM_ACTIONS)
-        mark = f"request for `{request.email}`"
-        got = sum(1 for text in dm_texts if mark in text and "was posted" not in text)
+        mark = f"for `{request.email}`"
+        got = sum(
+            1 for text in dm_texts[request.requester] if mark in text and "was posted" not in text
+        )
         figures["outcome DMs owed"] += owed
         figures["outcome DMs delivered"] += min(owed, got)
         figures["outcome DMs duplicated"] += max(0, got - owed)
         if got < owed:
             violations.append(f"{request.id}: {got} outcome DMs for {owed} owed")
+    # No email or domain reached the provider more often than its requests were claimed
+    # (approvals and Retries): never a second call but by a Retry of an unknown outcome.
+    for key, n in sorted(calls.items()):
+        if n > claims_per_key[key]:
+            violations.append(
+                f"{first_of_key.get(key, '(no request)')}: {n} {key[0]} calls for "
+                f"{claims_per_key[key]} approvals or retries of {key[1]}"
+            )
+    sent = provider.resends()
+    rules["resend emails sent"] = len(sent)
+    for email_sent in sent:
+        if email_sent["lang"] != RESEND_LANGUAGE:
+            violations.append(f"the provider sent {email_sent['domain']} in {email_sent['lang']}")
     evidence = [
         describe(store, provider, request)
         for request in requests
@@ -913,15 +1469,21 @@ def check(
     rows = export(store, out)
     if rows != len(requests):
         violations.append(f"the audit export has {rows} rows for {len(requests)} requests")
+    by_operation = Counter({op.value: 0 for op in Operation})
+    for (operation, _), n in calls.items():
+        by_operation[operation] += n
     return {
         "requests": len(requests),
         "states": dict(states),
+        "by_operation_rule": {k: dict(v) for k, v in sorted(by_rule.items())},
+        "rules": dict(rules),
         "approve_clicks": tally.actions["approve click"],
         "retry_clicks": tally.actions["retry click"],
         "claims": figures.pop("claims", 0),
         "late_answers": figures.pop("late answers (fenced out)", 0),
         "stale_submissions": figures.pop("submissions finished after a pause (left pending)", 0),
-        "provider_calls": sum(confirms.values()),
+        "provider_calls": sum(calls.values()),
+        "provider_calls_by_operation": dict(by_operation),
         "messages": dict(figures),
         "violations": violations,
         "evidence": evidence,
@@ -929,19 +1491,29 @@ def check(
 
 
 def describe(store: BaseSQLStore, provider: FakeProvider, request: VerificationRequest) -> str:
-    """One request's story, for a violation: its audit trail and its provider calls."""
+    """One request's story, for a violation: its rule, its audit trail and its provider
+    calls."""
     steps = ", ".join(
         f"{e.at:%H:%M:%S} {e.action} {e.from_state}->{e.to_state} by {e.actor}"
         for e in store.audit_log(request.id)
     )
-    calls = ", ".join(
-        f"{c['status'] or 'no answer'}"
-        for c in provider.calls
-        if c["path"] == CONFIRM_PATH
-        and isinstance(c["json"], dict)
-        and str(c["json"].get("email", "")).lower() == request.email.lower()
+    if request.operation is Operation.RESEND:
+        path = f"{DOMAINS_PATH}/{provider.domain(request.domain).id}{RESEND_SUFFIX}"
+        answers = [c["status"] for c in provider.resend_calls if c["path"] == path]
+    else:
+        answers = [
+            c["status"]
+            for c in provider.calls
+            if c["path"] == CONFIRM_PATH
+            and isinstance(c["json"], dict)
+            and str(c["json"].get("email", "")).lower() == request.email.lower()
+        ]
+    calls = ", ".join(f"{status or 'no answer'}" for status in answers)
+    rule = request.rule.name if request.rule is not None else "no rule"
+    return (
+        f"{request.id} {request.operation} {request.email} ({rule}, by {request.requester}): "
+        f"{steps}; provider answered: {calls or 'nothing'}"
     )
-    return f"{request.id} {request.email}: {steps}; provider answered: {calls or 'nothing'}"
 
 
 # --------------------------------------------------------------------------- the command
@@ -954,12 +1526,16 @@ ROWS = (
     ("replicas", "replicas"),
     ("requests", "requests"),
     ("states", "outcomes by state"),
+    ("flows_by", "flows by operation and rule"),
+    ("by_operation_rule", "outcomes by operation and rule"),
+    ("rules", "rules at work"),
     ("actions", "people's clicks"),
     ("provider_faults", "provider faults"),
     ("slack_faults", "Slack faults"),
     ("kills", "kills and restarts"),
     ("claims", "approvals and retries that claimed"),
     ("provider_calls", "provider calls (not 429)"),
+    ("provider_calls_by_operation", "provider calls by operation"),
     ("late_answers", "late answers (fenced out)"),
     ("stale_submissions", "forms finished after a pause (pending)"),
     ("messages", "Slack messages"),
@@ -975,6 +1551,8 @@ def report(result: dict[str, Any]) -> None:
         if isinstance(value, dict):
             print(f"{label:36}")
             for name, count in sorted(value.items()):
+                if isinstance(count, dict):  # outcomes by state, on one line
+                    count = ", ".join(f"{k} {v}" for k, v in sorted(count.items()))
                 print(f"    {name:44} {count}")
         else:
             print(f"{label:36} {value}")
@@ -992,8 +1570,8 @@ def report(result: dict[str, Any]) -> None:
 def stand_ins() -> Iterator[tuple[FakeSlack, FakeProvider]]:
     with FakeSlack(bot_token=BOT_TOKEN) as slack, FakeProvider(PROVIDER_KEY) as provider:
         slack.add_channel(CHANNEL, name="email-approvals")
-        slack.set_usergroup(APPROVER_GROUP, [APPROVER, SECOND_APPROVER])
-        slack.set_usergroup(REQUESTER_GROUP, [REQUESTER])
+        for group, members in GROUPS.items():
+            slack.set_usergroup(group, list(members))
         yield slack, provider
 
 
