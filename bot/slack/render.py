@@ -15,6 +15,9 @@ instead when a later change queues ``SETTLE_REPLIES`` / ``SETTLE_DM``.
 An update is not sent when nothing it would show has changed: one a later queued update
 supersedes, and the first after the post when it renders just what the post showed (the
 lookup's, usually: a new request's message waits for the provider's view to be posted with it).
+
+(Just over 500 lines: the table and its one function per notice read best together, and each
+function is a few lines over the builders; the wording itself is all in bot/slack/blocks/.)
 """
 
 from __future__ import annotations
