@@ -145,7 +145,7 @@ def test_a_rule_from_a_policy_names_itself_and_who_may_approve() -> None:
     text, message = blocks.request_message(request(rule=VIP), required=1)
     shown = all_text(message)
     assert "Rule *vip-customers*: 2 approvers from <!subteam^S0SENIOR>" in shown
-    assert "escalated to <@U0BOSS> after 30 min waiting" in shown
+    assert "if still waiting after 30 min, <@U0BOSS> may approve too" in shown
     assert "0 of 2 approvals" in shown and "`0123456789ab`" in shown
     plain = all_text(blocks.request_message(request(rule=SETTINGS_RULE))[1])
     assert "Rule" not in plain and "policy" not in plain

@@ -161,8 +161,8 @@ def rule_line(request: VerificationRequest) -> str | None:
         line += f"; escalated to {mentions(rule.escalate_to)} {when(request.escalated_at)}"
     elif rule.escalate_after is not None and rule.escalate_to:
         line += (
-            f"; escalated to {mentions(rule.escalate_to)} after "
-            f"{minutes(rule.escalate_after)} waiting"
+            f"; if still waiting after {minutes(rule.escalate_after)}, "
+            f"{mentions(rule.escalate_to)} may approve too"
         )
     return line
 
