@@ -1,7 +1,9 @@
 """What a person typed, validated: an email address, a reason, a rejection note.
 
-These see plain text only. Slack's own markup (``<mailto:…|…>``, its ``&amp;`` escapes) is
-undone by the listeners before anything reaches here (bot/slack/listeners/parsing.py).
+The validators see plain text only. Slack's own markup (``<mailto:…|…>``, its ``&amp;``
+escapes) is undone before text reaches them, by the listeners (bot/slack/listeners/parsing.py)
+and by the reading of a bulk list (bot/domain/bulk_input.py), both with the two pure helpers
+here: ``unwrap_slack`` and ``slack_unescape``.
 """
 
 from __future__ import annotations
@@ -120,6 +122,40 @@ def other_forms(email: str) -> tuple[str, ...]:
     has one form, or is one IDNA refuses. A bare domain gives its other forms."""
     local, at, domain = email.rpartition("@")
     return tuple(f"{local}{at}{form}" for form in domain_variants(domain)[1:])
+
+
+# Slack's markup around a link or an address it recognised (``<mailto:a@b.c|a@b.c>``).
+SLACK_WRAPPED_RE = re.compile(r"^<([^<>]*)>")
+
+
+def unwrap_slack(token: str) -> str:
+    """Undo Slack's markup around a link or email: ``<mailto:a@b.c|a@b.c>``, ``<a@b.c>``."""
+    m = SLACK_WRAPPED_RE.match(token)
+    if not m:
+        return token
+    inner = m.group(1)
+    target = inner
+    if "|" in inner:
+        # "|" may occur inside an address, so find the split where target and label agree.
+        for i, ch in enumerate(inner):
+            if ch != "|":
+                continue
+            left, right = inner[:i], inner[i + 1 :]
+            if left.removeprefix("mailto:") == right:
+                target = left
+                break
+        else:
+            target = inner.split("|", 1)[0]
+    if target.lower().startswith("mailto:"):
+        target = target[len("mailto:") :]
+        # mailto: links may carry ?subject=...; the address is what comes before.
+        target = target.split("?", 1)[0]
+    return target
+
+
+def slack_unescape(text: str) -> str:
+    # Slack escapes exactly &, < and > in message text.
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def validate_email(raw: str) -> str:

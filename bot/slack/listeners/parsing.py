@@ -2,22 +2,28 @@
 button values, modal metadata. Everything here is untrusted input: a wrong shape gives "" or
 None, never an exception.
 
-Slack's own markup is undone here, and only here: an address may arrive as
-``<mailto:a@b.c|a@b.c>`` (or ``<a@b.c>``), and what a person typed arrives with ``&``, ``<``
-and ``>`` escaped as ``&amp;``, ``&lt;`` and ``&gt;``.
+Slack's own markup is undone here (and in the reading of a bulk list, which shares the pure
+helpers ``unwrap_slack`` and ``slack_unescape`` of bot/domain/inputs.py): an address may
+arrive as ``<mailto:a@b.c|a@b.c>`` (or ``<a@b.c>``), and what a person typed arrives with
+``&``, ``<`` and ``>`` escaped as ``&amp;``, ``&lt;`` and ``&gt;``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain.inputs import MAX_REASON_CHARS, InvalidInput, validate_email
+from bot.domain.inputs import (
+    MAX_REASON_CHARS,
+    SLACK_WRAPPED_RE,
+    InvalidInput,
+    slack_unescape,
+    unwrap_slack,
+    validate_email,
+)
 from bot.domain.model import Operation, is_request_id
 
-_SLACK_WRAPPED_RE = re.compile(r"^<([^<>]*)>")
 HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
 STATUS_WORD = "status"
 RESEND_WORD = "resend"
@@ -71,7 +77,7 @@ def parse_command_text(text: object) -> CommandInput:
             status=True, email=asked.email, error=asked.error, raw_email=asked.raw_email
         )
     if first.startswith("<"):
-        m = _SLACK_WRAPPED_RE.match(text)
+        m = SLACK_WRAPPED_RE.match(text)
         if m:
             first, rest = m.group(0), text[m.end() :]
     # Slack's own markup uses literal <>; what the person typed arrives escaped, so unwrap first.
@@ -82,36 +88,6 @@ def parse_command_text(text: object) -> CommandInput:
     except InvalidInput as e:
         return CommandInput(error=str(e), raw_email=candidate)
     return CommandInput(email=email, reason=reason)
-
-
-def unwrap_slack(token: str) -> str:
-    """Undo Slack's markup around a link or email: ``<mailto:a@b.c|a@b.c>``, ``<a@b.c>``."""
-    m = _SLACK_WRAPPED_RE.match(token)
-    if not m:
-        return token
-    inner = m.group(1)
-    target = inner
-    if "|" in inner:
-        # "|" may occur inside an address, so find the split where target and label agree.
-        for i, ch in enumerate(inner):
-            if ch != "|":
-                continue
-            left, right = inner[:i], inner[i + 1 :]
-            if left.removeprefix("mailto:") == right:
-                target = left
-                break
-        else:
-            target = inner.split("|", 1)[0]
-    if target.lower().startswith("mailto:"):
-        target = target[len("mailto:") :]
-        # mailto: links may carry ?subject=...; the address is what comes before.
-        target = target.split("?", 1)[0]
-    return target
-
-
-def slack_unescape(text: str) -> str:
-    # Slack escapes exactly &, < and > in message text.
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def input_value(view: object, block_id: str, action_id: str) -> str:
