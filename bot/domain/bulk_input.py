@@ -17,14 +17,15 @@ How the text is read:
   none of its cells has an ``@`` and a later line has one. In a line that has a cell with an
   ``@``, the cells without one (names, ids) are ignored and counted (``ignored``); a line with
   no ``@`` at all is refused, once. A UTF-8 BOM at the start is dropped.
-* Duplicates are compared as the store compares emails (``email_key``: lower-cased), an address
-  and its other IDNA form (``inputs.other_forms``) being one.
+* Duplicates are compared as the store compares emails (bot/store/rows.py's ``email_keys``:
+  lower-cased, an address and its other IDNA form (``inputs.other_forms``) being one); the
+  first spelling is kept.
 
 The work is bounded whatever the text: at most ``MAX_LIST_CHARS`` characters are read (Slack's
 10 MB file limit), and reading stops, saying at which line, once ``READ_FACTOR × limit``
-entries or non-blank lines have been read: by then the list is far over the limit, and the
-person is asked to split it. Every step is linear in what is read (no regular expression here
-can backtrack more than a bounded span).
+entries or non-blank lines, or ``CELLS_PER_ENTRY`` times that many cells, have been read: by
+then the list is far over the limit, and the person is asked to split it. Every step is
+linear in what is read (no regular expression here can backtrack more than a bounded span).
 """
 
 from __future__ import annotations
