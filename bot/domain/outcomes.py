@@ -9,6 +9,10 @@
 * :class:`Interrupted`: the bot stopped while it was calling the provider;
 * :class:`NotPosted`: Slack would never take the request message, so nobody could decide.
 
+``Cleared``, ``Resent`` and ``ProviderFailed`` carry the provider's word on its rate limit
+(``pace``, see :mod:`bot.domain.pace`) for the caller; it is no part of the outcome: neither
+compared nor serialised.
+
 ``outcome_to_dict`` and ``outcome_from_dict`` are the one serialised form, stored with the
 request and in the audit log's details. ``outcome_from_dict`` also reads the form written before
 the ``type`` field existed (the same keys, told apart by their shape).
@@ -17,8 +21,10 @@ the ``type`` field existed (the same keys, told apart by their shape).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
+
+from bot.domain.pace import Pace
 
 # How a provider call failed (bot/provider/failures.py says which answer gives which).
 ErrorKind = Literal[
@@ -52,6 +58,8 @@ class Cleared:
     provider_request_id: str | None = None
     timestamp: str | None = None
     outcome_unknown: Literal[False] = False
+    # What the answer said of the provider's rate limit (None: nothing); never stored.
+    pace: Pace | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,8 @@ class Resent:
     method: str | None = None
     provider_request_id: str | None = None
     outcome_unknown: Literal[False] = False
+    # What the answer said of the provider's rate limit (None: nothing); never stored.
+    pace: Pace | None = field(default=None, compare=False, repr=False)
 
     @property
     def message(self) -> str:
@@ -97,6 +107,8 @@ class ProviderFailed:
     code: str | None = None
     provider_request_id: str | None = None
     outcome_unknown: bool = False
+    # What the answer said of the provider's rate limit (None: nothing); never stored.
+    pace: Pace | None = field(default=None, compare=False, repr=False)
 
     @property
     def nothing_done(self) -> bool:

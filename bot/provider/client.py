@@ -15,12 +15,15 @@ service's Provider port through two clients that share it:
 Every failure is classified in one place, :mod:`bot.provider.failures`: a
 :class:`~bot.provider.failures.ProviderError` from ``confirm``, ``resend`` and ``status``, a
 :class:`~bot.domain.views.ViewFailure` from ``view``. Everything the provider sends is
-untrusted (:mod:`bot.provider.reading`). The API key never appears in a log line, an exception
+untrusted (:mod:`bot.provider.reading`); so is what each answer says of the provider's rate limit
+(a :class:`~bot.domain.pace.Pace`, on every result and failure of ``confirm`` and ``resend``, the
+latest on :attr:`HostupClient.last_pace`). The API key never appears in a log line, an exception
 or a dict this package produces.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -29,6 +32,7 @@ from typing import Self
 import httpx
 
 from bot.domain.outcomes import Cleared, Resent
+from bot.domain.pace import Pace
 from bot.domain.views import ProviderView, ViewUnavailable
 from bot.provider.confirm import (
     CONNECT_BACKOFF,
@@ -37,7 +41,7 @@ from bot.provider.confirm import (
     ConfirmClient,
     ProviderStatus,
 )
-from bot.provider.failures import Failures
+from bot.provider.failures import Failures, ProviderError
 from bot.provider.resend import ResendClient
 from bot.provider.transport import Exchanges
 from bot.provider.view import VIEW_CALLS, VIEW_TIMEOUT, ViewClient
@@ -106,6 +110,9 @@ class HostupClient:
         self._resend = ResendClient(
             self._exchanges, failures, calls=self._confirm, lookup=self._view
         )
+        # The latest word on the rate limit of a confirm or a resend (see last_pace).
+        self._pace_lock = threading.Lock()
+        self._last_pace: Pace | None = None
 
     @property
     def attempt_deadline(self) -> float:
@@ -157,7 +164,13 @@ class HostupClient:
         first, ``renew(wait)`` (when given) must agree to it (the caller's claim is kept for
         the wait and one more attempt); when it does not, the failure so far is raised.
         """
-        return self._confirm.confirm(email, renew=renew)
+        try:
+            cleared = self._confirm.confirm(email, renew=renew)
+        except ProviderError as error:
+            self._paced(error.pace)
+            raise
+        self._paced(cleared.pace)
+        return cleared
 
     def resend(
         self,
@@ -171,7 +184,32 @@ class HostupClient:
         domain found by name unless ``domain_id`` is known. Raises ProviderError (see
         :meth:`ResendClient.resend <bot.provider.resend.ResendClient.resend>`). Deadlines and
         ``renew`` as for :meth:`confirm`."""
-        return self._resend.resend(domain, language=language, domain_id=domain_id, renew=renew)
+        try:
+            resent = self._resend.resend(
+                domain, language=language, domain_id=domain_id, renew=renew
+            )
+        except ProviderError as error:
+            self._paced(error.pace)
+            raise
+        self._paced(resent.pace)
+        return resent
+
+    # -- the provider's word on its rate limit
+
+    @property
+    def last_pace(self) -> Pace | None:
+        """What the provider last said of its rate limit in answer to a ``confirm`` or a
+        ``resend`` (of any thread; the one read latest wins), or None before it said anything.
+        Each result and failure carries its own too (``pace``)."""
+        with self._pace_lock:
+            return self._last_pace
+
+    def _paced(self, pace: Pace | None) -> None:
+        if pace is None:
+            return
+        with self._pace_lock:
+            if self._last_pace is None or pace.read_at >= self._last_pace.read_at:
+                self._last_pace = pace
 
     def status(self) -> ProviderStatus:
         """The provider's read-only cache status; proves the key works. Raises ProviderError."""

@@ -11,6 +11,9 @@ Every failure is a :class:`~bot.provider.failures.ProviderError` (see
 never retried here (after ``confirm`` its outcome is unknown: that is for a person to decide).
 A 429 is retried after its ``Retry-After`` (bounded), and a connection that never reached the
 provider is retried with a short backoff, within ``max_attempts`` in all.
+
+What the last answer said of the provider's rate limit (:class:`~bot.domain.pace.Pace`) is on
+the result (``Cleared.pace``) and on the failure (``ProviderError.pace``, ``outcome.pace``).
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ class ConfirmClient:
                 message=self._failures.redact(message),
                 provider_request_id=request_id,
                 timestamp=clean_text(payload.get("timestamp"), MAX_ID_CHARS),
+                pace=answer.pace,
             )
 
     def status(self) -> ProviderStatus:
@@ -224,6 +228,7 @@ class ConfirmClient:
                 "not an object.",
                 status=answer.status,
                 request_id=answer.header_request_id(),
+                pace=answer.pace,
             )
         code, provider_message, request_id = error_fields(payload)
         request_id = request_id or answer.header_request_id()
@@ -240,4 +245,5 @@ class ConfirmClient:
             status=answer.status,
             code=code,
             request_id=request_id,
+            pace=answer.pace,
         )

@@ -39,6 +39,7 @@ from typing import Any, Final, Literal
 import httpx
 
 from bot.domain.outcomes import ErrorKind, ProviderFailed, ProviderFailure
+from bot.domain.pace import Pace
 from bot.domain.views import UnavailableKind, ViewFailure, ViewUnavailable
 from bot.provider import reading
 from bot.provider.api import VIEW_SCOPE
@@ -55,7 +56,8 @@ log = logging.getLogger(__name__)
 
 class ProviderError(ProviderFailure):
     """The provider call failed; ``message`` is a sentence that can be shown to a person, and
-    ``outcome`` what the service records."""
+    ``outcome`` what the service records. ``pace``: what the last answer said of the rate
+    limit (None: nothing, or no answer), also on ``outcome.pace``."""
 
     def __init__(
         self,
@@ -66,6 +68,7 @@ class ProviderError(ProviderFailure):
         code: str | None = None,
         request_id: str | None = None,
         outcome_unknown: bool = False,
+        pace: Pace | None = None,
     ) -> None:
         super().__init__(
             ProviderFailed(
@@ -75,6 +78,7 @@ class ProviderError(ProviderFailure):
                 code=code,
                 provider_request_id=request_id,
                 outcome_unknown=outcome_unknown,
+                pace=pace,
             )
         )
         self.kind: ErrorKind = kind
@@ -83,6 +87,7 @@ class ProviderError(ProviderFailure):
         self.code = code
         self.request_id = request_id
         self.outcome_unknown = outcome_unknown
+        self.pace = pace
 
     def __str__(self) -> str:
         details = [f"HTTP {self.status}" if self.status is not None else self.kind]
@@ -246,6 +251,7 @@ class Failures:
         code: str | None = None,
         request_id: str | None = None,
         outcome_unknown: bool = False,
+        pace: Pace | None = None,
     ) -> ProviderError:
         return ProviderError(
             kind,
@@ -254,6 +260,7 @@ class Failures:
             code=self.redact_opt(code),
             request_id=self.redact_opt(request_id),
             outcome_unknown=outcome_unknown,
+            pace=pace,
         )
 
     def unanswered(
@@ -311,6 +318,7 @@ class Failures:
             status=answer.status,
             code=code,
             request_id=request_id or answer.header_request_id(),
+            pace=answer.pace,
         )
 
     def bad_shape(self, answer: Answer, request_id: str | None, why: str) -> ProviderError:
@@ -320,6 +328,7 @@ class Failures:
             f"shape: {why}.",
             status=answer.status,
             request_id=request_id,
+            pace=answer.pace,
         )
 
     # -- the per-domain view

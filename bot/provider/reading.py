@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any, Final
 
 import httpx
+
+from bot.domain.pace import Pace
 
 MAX_MESSAGE_CHARS: Final = 500
 MAX_ID_CHARS: Final = 200
@@ -122,6 +125,88 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+# What a rate-limit header may say, at most: a count beyond this, or a reset further than this
+# from the answer, is not one the provider's windows give (garbage, or a misread unit, such as
+# epoch milliseconds): ignored. A longer Retry-After is cut to it (it still says "wait").
+MAX_PACE_COUNT: Final = 1_000_000_000
+MAX_PACE_SPAN: Final = timedelta(days=1)
+# A header value longer than this is not a number or a date: ignored unread.
+MAX_PACE_CHARS: Final = 64
+
+
+def read_pace(headers: Mapping[str, str], read_at: datetime) -> Pace | None:
+    """What an answer received at ``read_at`` (aware) said about the rate limit, or None when
+    it said nothing usable. Each header is read on its own; one that is missing, malformed or
+    out of bounds is left out, never a reason to fail the call:
+
+    * ``Retry-After``: delta-seconds (a fraction too) or an HTTP-date, at most a day;
+    * ``X-RateLimit-Limit`` and ``X-RateLimit-Remaining``: non-negative integers;
+    * ``X-RateLimit-Reset``: an ISO 8601 time (documented; without an offset it is UTC, as the
+      provider's timestamps are), or, leniently, an HTTP-date, Unix epoch seconds, or seconds
+      from now; within a day of ``read_at``.
+    """
+    retry_after = parse_retry_after(_pace_header(headers, "retry-after"), read_at.timestamp())
+    if retry_after is not None:
+        retry_after = min(retry_after, MAX_PACE_SPAN.total_seconds())
+    pace = Pace(
+        read_at=read_at,
+        limit=_pace_count(_pace_header(headers, "x-ratelimit-limit")),
+        remaining=_pace_count(_pace_header(headers, "x-ratelimit-remaining")),
+        reset_at=_pace_reset(_pace_header(headers, "x-ratelimit-reset"), read_at),
+        retry_after=retry_after,
+    )
+    said = (pace.limit, pace.remaining, pace.reset_at, pace.retry_after)
+    return None if all(value is None for value in said) else pace
+
+
+def _pace_header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value if 0 < len(value) <= MAX_PACE_CHARS and value.isprintable() else None
+
+
+def _pace_count(value: str | None) -> int | None:
+    if value is None or not (value.isascii() and value.isdigit()):
+        return None
+    count = int(value)
+    return count if count <= MAX_PACE_COUNT else None
+
+
+def _pace_reset(value: str | None, read_at: datetime) -> datetime | None:
+    if value is None:
+        return None
+    when: datetime | None = None
+    try:
+        number = float(value)
+    except ValueError:
+        when = _pace_date(value)
+    else:
+        if math.isfinite(number):
+            span = MAX_PACE_SPAN.total_seconds()
+            if abs(number - read_at.timestamp()) <= span:
+                when = datetime.fromtimestamp(number, UTC)  # epoch seconds
+            elif 0 <= number <= span:
+                when = read_at + timedelta(seconds=number)  # seconds from now
+    if when is None or abs(when - read_at) > MAX_PACE_SPAN:
+        return None
+    return when
+
+
+def _pace_date(value: str) -> datetime | None:
+    """An ISO 8601 time (UTC without an offset) or an HTTP-date, aware; else None."""
+    when: datetime | None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
 def error_fields(payload: object) -> tuple[str | None, str | None, str | None]:
     """(code, message, requestId) from a documented error body or RFC 7807 problem details."""
     if not isinstance(payload, dict):
@@ -148,6 +233,8 @@ class Answer:
     undecodable: bool = False
     endpoint: str = ""
     seconds: float = 0.0
+    # What it said of the provider's rate limit (set by Exchanges.send, see read_pace).
+    pace: Pace | None = None
 
     @property
     def is_html(self) -> bool:

@@ -23,6 +23,10 @@ reached the provider, and a 429 whose ``Retry-After`` is within the maximum, eac
 ``renew(wait)`` agrees. The 200 is read as untrusted: ``ok`` must be true and
 ``verification.recipient`` and ``sentAt`` usable text; the rest (``domain``,
 ``verification.method``) is read leniently.
+
+What the last answer said of the provider's rate limit (:class:`~bot.domain.pace.Pace`) is on
+the result (``Resent.pace``) and on the failure (``ProviderError.pace``, ``outcome.pace``): the
+action's answer, or the lookup's when the lookup failed.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from bot.domain.outcomes import Resent
+from bot.domain.pace import Pace
 from bot.domain.views import ViewFailure, ViewUnavailable
 from bot.provider.api import RESEND_PATH, RESEND_SCOPE
 from bot.provider.confirm import ConfirmClient
@@ -107,12 +112,16 @@ class ResendClient:
     # -- the lookup: nothing is sent when it fails
 
     def _domain_id(self, domain: str) -> str:
+        self._exchanges.forget_pace_here()
         try:
             return self._lookup.domain_id(domain)
         except ViewFailure as failure:
-            raise self._lookup_failed(failure.unavailable) from failure
+            # What the lookup's answer said of the rate limit (None when another lookup of the
+            # same domain answered for this one, or none came).
+            pace = self._exchanges.pace_here()
+            raise self._lookup_failed(failure.unavailable, pace) from failure
 
-    def _lookup_failed(self, unavailable: ViewUnavailable) -> ProviderError:
+    def _lookup_failed(self, unavailable: ViewUnavailable, pace: Pace | None) -> ProviderError:
         domain, status = unavailable.domain, unavailable.status
         if unavailable.kind == "not_found":
             return self._failures.error(
@@ -120,6 +129,7 @@ class ResendClient:
                 f"The provider does not list {domain} on this account, so no verification "
                 "email was sent.",
                 status=status,
+                pace=pace,
             )
         why = f"could not look up {domain} at the provider: {unavailable.message}"
         if unavailable.kind == "no_scope":
@@ -127,18 +137,21 @@ class ResendClient:
                 "auth",
                 f"The provider refused the API key ({why}). Nothing was sent.",
                 status=status,
+                pace=pace,
             )
         if unavailable.kind == "rate_limited":
             return self._failures.error(
                 "rate_limited",
                 f"The provider is limiting how often we call it ({why}). Nothing was sent.",
                 status=status,
+                pace=pace,
             )
         # A 5xx, a timeout or an unreadable list: the resend action itself was never reached.
         return self._failures.error(
             "unreachable",
             f"The bot {why}. The resend was not sent, so nothing changed.",
             status=status,
+            pace=pace,
         )
 
     # -- the action's answer
@@ -157,6 +170,7 @@ class ResendClient:
                 code=error.code,
                 request_id=error.request_id,
                 outcome_unknown=True,
+                pace=error.pace,
             )
         if error.status == 403:
             message = f"{message} (the resend needs the {RESEND_SCOPE} scope)"
@@ -167,6 +181,7 @@ class ResendClient:
             code=error.code,
             request_id=error.request_id,
             outcome_unknown=error.outcome_unknown,
+            pace=error.pace,
         )
 
     def _resent(self, answer: Answer, domain: str, domain_id: str) -> Resent:
@@ -191,6 +206,7 @@ class ResendClient:
             domain_id=clean_text(listed.get("id"), MAX_ID_CHARS) or domain_id,
             method=clean_text(verification.get("method"), 40),
             provider_request_id=request_id,
+            pace=answer.pace,
         )
 
     def _unknown(self, answer: Answer, request_id: str | None, why: str) -> ProviderError:
@@ -201,6 +217,7 @@ class ResendClient:
             status=answer.status,
             request_id=request_id,
             outcome_unknown=True,
+            pace=answer.pace,
         )
 
 

@@ -4,7 +4,8 @@ once.
 
 :class:`Exchanges` is what the confirm client and the view client share: it sends (the v1 key
 as ``X-API-Key``, the v2 key as a Bearer token), reads the answer (see
-:func:`~bot.provider.reading.read_answer`), and tells the metrics' hook of every exchange once,
+:func:`~bot.provider.reading.read_answer`) and what it says of the rate limit (its ``pace``,
+see :func:`~bot.provider.reading.read_pace`), and tells the metrics' hook of every exchange once,
 with what the bot made of it.
 """
 
@@ -15,16 +16,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpcore
 import httpx
 
 from bot.domain import correlation
+from bot.domain.pace import Pace
 from bot.domain.views import ViewFailure
 from bot.provider.api import USER_AGENT, endpoint
 from bot.provider.failures import ProviderError, unanswered_outcome
-from bot.provider.reading import Answer, read_answer
+from bot.provider.reading import Answer, read_answer, read_pace
 
 # ---------------------------------------------------------------------------------------------
 # The attempt's deadline, on the sockets themselves
@@ -154,6 +157,8 @@ class Exchanges:
         self.timeout = timeout
         self._api_key = api_key
         self._observe = observe
+        # The pace of the last answer this thread received (see pace_here).
+        self._here = threading.local()
         self._client = httpx.Client(
             base_url=base_url,
             timeout=httpx.Timeout(timeout),
@@ -188,11 +193,27 @@ class Exchanges:
         except BaseException as exc:
             self._tell(where, unanswered_outcome(exc), time.perf_counter() - started)
             raise
-        answer = dataclasses.replace(answer, endpoint=where, seconds=time.perf_counter() - started)
+        answer = dataclasses.replace(
+            answer,
+            endpoint=where,
+            seconds=time.perf_counter() - started,
+            pace=read_pace(answer.headers, datetime.now(UTC)),
+        )
+        self._here.pace = answer.pace
         request_id = answer.request_id()
         if request_id is not None:
             correlation.set_field("provider_request_id", request_id)
         return answer
+
+    def pace_here(self) -> Pace | None:
+        """What the last answer this thread received (since :meth:`forget_pace_here`) said of
+        the rate limit; for a failure raised without its answer at hand (the resend's
+        lookup)."""
+        pace: Pace | None = getattr(self._here, "pace", None)
+        return pace
+
+    def forget_pace_here(self) -> None:
+        self._here.pace = None
 
     # -- the metrics: each exchange is told once, with what the bot made of it
 

@@ -42,6 +42,7 @@ for the v1 API, ``enqueue_view``/``script_view`` for the view, ``enqueue_resend`
         provider.delay = 0.2                         # before every v1 answer
         provider.view_delay = 0.1                    # before every answer of the v2 view
         provider.resend_delay = 0.1                  # before every answer of the resend
+        provider.rate_limit(20)                      # 429 beyond 20 confirms/resends a second
         provider.script_resend("close_after_read")   # sends the email, the answer is lost
         client = HostupClient(provider.url, "k", timeout=1)
 
@@ -50,8 +51,10 @@ requests, and :meth:`FakeProvider.stop` wakes them so it never waits for them.
 
 What it answers (paths, scripted answers, a domain's record) is in
 :mod:`bot.standins.provider_answers`, re-exported here; its HTTP server and handler are in
-:mod:`bot.standins.provider_http`. (Over 500 lines: the one class that holds the stand-in's
-state for the v1 API, the view and the resend action, each with its thin scripting methods.)
+:mod:`bot.standins.provider_http`. Its rate limit (:meth:`FakeProvider.rate_limit`) is
+:mod:`bot.standins.provider_limit`. (Over 500 lines: the one class that holds the stand-in's
+state for the v1 API, the view, the resend action and the rate limit over both actions, each
+with its thin scripting methods.)
 """
 
 from __future__ import annotations
@@ -59,8 +62,10 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
+import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -92,6 +97,7 @@ from bot.standins.provider_answers import (
     resend_answer,
 )
 from bot.standins.provider_http import Handler, Server
+from bot.standins.provider_limit import RateLimit, RateLimitCode, Verdict, too_many
 
 # The names the tests, the sandbox and the benchmarks import from here.
 __all__ = [
@@ -131,7 +137,9 @@ class FakeProvider:
     ``scopes`` (the key's: without ``read:domains`` the view answers 403, without
     ``write:domains`` the resend does), ``unknown_domains`` (names the account does not hold),
     ``status_after_confirm``, ``default_can_resend`` (what a domain's record first says of
-    canResend) and, per domain, :meth:`set_domain`.
+    canResend) and, per domain, :meth:`set_domain`. A rate limit over confirm and resend calls
+    (:meth:`rate_limit`), the 429s it sent counted in :attr:`rate_limited_count`; the latency
+    is ``delay`` and ``resend_delay``.
     """
 
     def __init__(self, api_key: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -163,6 +171,11 @@ class FakeProvider:
         self._queue: deque[Response] = deque()
         self._in_flight: dict[int, tuple[str, int]] = {}  # id(call) -> (path, client port)
         self._stopping = threading.Event()
+        # The rate limit over confirm and resend calls (None: none), see rate_limit.
+        self._limit: RateLimit | None = None
+        self._limit_code: RateLimitCode = "rate_limit_exceeded"
+        self._limit_headers_on_success = False
+        self._rate_limited = 0
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -231,8 +244,38 @@ class FakeProvider:
             raise ValueError(f"Unknown mode {mode!r}; known: {', '.join(MODES)}") from None
         self.enqueue(*(make() for _ in range(times)))
 
+    def rate_limit(
+        self,
+        calls_per_second: float | None,
+        *,
+        burst: int | None = None,
+        clock: Callable[[], float] | None = None,
+        code: RateLimitCode = "rate_limit_exceeded",
+        headers_on_success: bool = False,
+    ) -> None:
+        """Accept at most ``burst`` (default: ``calls_per_second``) confirm and resend calls
+        (one count for both, as a per-key limit would) in any ``burst / calls_per_second``
+        seconds, by ``clock`` (monotonic seconds); answer the others with the documented 429
+        (problem ``code``, Retry-After and X-RateLimit-*, see
+        :mod:`bot.standins.provider_limit`), before any scripted answer, after the key is
+        checked. ``headers_on_success``: send the X-RateLimit headers on the accepted calls'
+        answers too (the reference documents them on 429s). None: no limit."""
+        limit = None
+        if calls_per_second is not None:
+            limit = RateLimit(calls_per_second, burst=burst, clock=clock or time.monotonic)
+        with self._lock:
+            self._limit = limit
+            self._limit_code = code
+            self._limit_headers_on_success = headers_on_success
+
+    @property
+    def rate_limited_count(self) -> int:
+        """How many calls the rate limit answered 429 (scripted 429s not counted)."""
+        with self._lock:
+            return self._rate_limited
+
     def reset(self) -> None:
-        """Forget recorded calls and queued answers."""
+        """Forget recorded calls, queued answers and the count of 429s the rate limit sent."""
         with self._lock:
             self._calls.clear()
             self._queue.clear()
@@ -241,6 +284,7 @@ class FakeProvider:
             self._resend_calls.clear()
             self._resend_queue.clear()
             self._resent.clear()
+            self._rate_limited = 0
 
     def enqueue_view(self, *responses: Response) -> None:
         """Answer the next requests to the v2 view with these, in order."""
@@ -408,6 +452,20 @@ class FakeProvider:
         if is_resend(path):
             return self.resend_delay
         return self.view_delay if is_v2(path) else self.delay
+
+    def _limited(self, path: str) -> tuple[Response | None, dict[str, str]]:
+        """The rate limit's word on a call to ``path`` that arrived now (the key checked): the
+        429 to answer (None: go on), and the headers to add to any other answer."""
+        with self._lock:
+            limit, code, on_success = self._limit, self._limit_code, self._limit_headers_on_success
+        if limit is None or not (path == CONFIRM_PATH or is_resend(path)):
+            return None, {}
+        verdict: Verdict = limit.take()
+        if verdict.allowed:
+            return None, verdict.headers(refused=False) if on_success else {}
+        with self._lock:
+            self._rate_limited += 1
+        return too_many(verdict, path, code), {}
 
     def _resend_arrived(
         self, method: str, path: str, query: dict[str, list[str]], body: bytes

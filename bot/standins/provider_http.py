@@ -4,6 +4,7 @@ scripted or as the real endpoint would (through the provider's own methods)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -108,6 +109,7 @@ class Handler(BaseHTTPRequestHandler):
     ) -> None:
         v2 = is_v2(path)
         acted: Response | None = None  # a resend's answer, decided (and acted on) on arrival
+        paced: dict[str, str] = {}  # the rate limit's headers on an accepted call's answer
         if v2:
             bearer = self.headers.get("Authorization", "")
             token = bearer[7:] if bearer.startswith("Bearer ") else None
@@ -120,7 +122,9 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 response = Response.error(401, "Invalid or missing API key", shape="problem")
         else:
-            response = provider._next_scripted(path) or Response(action="normal")
+            # Beyond the rate limit (when one is set) the 429 comes first: nothing is done.
+            limited, paced = provider._limited(path)
+            response = limited or provider._next_scripted(path) or Response(action="normal")
             if path == CONFIRM_PATH and method == "POST" and response.action != "answer":
                 # It acts, whether or not its answer gets back (a hang, a closed connection).
                 provider._confirm_arrived(parsed)
@@ -147,6 +151,8 @@ class Handler(BaseHTTPRequestHandler):
                 return
         with provider._lock:
             call["status"] = response.status
+        if paced:
+            response = dataclasses.replace(response, headers={**response.headers, **paced})
         self._send(response)
 
     def _trickle(
