@@ -46,7 +46,7 @@ def test_quick_soak_over_two_replicas_finds_no_violation(tmp_path: Path) -> None
     assert figures["violations"] == []
     assert (figures["backend"], figures["replicas"]) == ("postgres", 2)
     # One request per flow, and a form a paused replica finished after its person asked again
-    # elsewhere (counted apart, left pending for its TTL).
+    # elsewhere (counted apart: left pending for its TTL, or run when its rule approves it).
     assert figures["requests"] == figures["flows"] + figures["stale_submissions"]
     assert figures["flows"] == 200
     assert sum(figures["provider_faults"].values()) > 0  # faults were injected
