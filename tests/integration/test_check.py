@@ -707,6 +707,23 @@ def test_a_valid_policy_file_lists_its_rules(run, slack: FakeSlack, tmp_path: Pa
     ) == 1
 
 
+def test_users_read_is_asked_for_when_only_the_policy_names_a_group(
+    run, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """APPROVERS and REQUESTERS name user IDs only, but POLICY_FILE gives a rule to a user
+    group: a group admits only full members (users.info), so without users:read check FAILs
+    naming the scope; without the file it does not."""
+    slack.set_scopes([s for s in DEFAULT_SCOPES if s != "users:read"])
+    slack.set_usergroup("S0SENIOR", ["U0SEN1", "U0SEN2"])
+    path = tmp_path / "policy.toml"
+    path.write_text('[[rule]]\nname = "vip"\ndomains = ["vip.example"]\napprovers = ["S0SENIOR"]\n')
+    ids = {"APPROVERS": "U0APPROVER,U0APPROVER2", "REQUESTERS": "U0REQUESTER"}
+    result = run(POLICY_FILE=str(path), **ids)
+    assert result.code == 1
+    result.one("FAIL  SLACK_BOT_TOKEN: ", "users:read", "full member")
+    assert run(**ids).code == 0
+
+
 def test_a_bad_policy_file_fails_with_its_line(run, tmp_path: Path) -> None:
     """A file the bot could not start with is a FAIL line carrying the PolicyError ("PATH line
     N: reason") and how to see what the file decides; exit 1."""

@@ -42,7 +42,7 @@ from typing import Any, TextIO
 from bot.cli.check.groups import check_groups, check_member_lookups
 from bot.cli.check.output import Report, safe_url, secret_values
 from bot.cli.check.provider import check_provider
-from bot.cli.check.rules import check_policy
+from bot.cli.check.rules import check_policy, policy_ids
 from bot.cli.check.slack import Slack, check_channel, check_token
 from bot.cli.check.store import check_store
 from bot.services import SLACK_TIMEOUT, slack_client
@@ -122,7 +122,7 @@ def run_check(
     else:
         check_channel(report, slack, bot, settings.APPROVAL_CHANNEL)
         check_groups(report, slack, bot, settings)
-        check_member_lookups(report, bot, settings)
+        check_member_lookups(report, bot, settings, policy_ids(settings))
     check_policy(report, settings, slack if bot else None, bot)
     report.waiting(
         f"asking the provider at {safe_url(settings.HOSTUP_API_URL)} (read-only status, up to "

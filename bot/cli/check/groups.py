@@ -4,6 +4,8 @@ member (``users:read``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.cli.check.output import Report
 from bot.cli.check.slack import Bot, Slack, SlackCallFailure, add_scope
 from bot.settings import EVERYONE, GROUP_ID_RE, USER_ID_RE, Settings
@@ -88,10 +90,13 @@ def check_quorum(
     )
 
 
-def check_member_lookups(report: Report, bot: Bot, settings: Settings) -> None:
+def check_member_lookups(
+    report: Report, bot: Bot, settings: Settings, policy_ids: Sequence[str] = ()
+) -> None:
     """``*`` and user groups admit only full members, which users.info (users:read) says:
-    without the scope nobody gets a role through them (roles fail closed)."""
-    entries = (*settings.APPROVERS, *(settings.REQUESTERS or ()))
+    without the scope nobody gets a role through them (roles fail closed). ``policy_ids``:
+    the IDs POLICY_FILE names (approvers, escalate_to, requesters), read the same way."""
+    entries = (*settings.APPROVERS, *(settings.REQUESTERS or ()), *policy_ids)
     if not any(e == EVERYONE or GROUP_ID_RE.match(e) for e in entries):
         return
     if bot.scopes is None or "users:read" in bot.scopes:

@@ -14,6 +14,24 @@ from bot.domain.policy import Policy, PolicyError, Rule, load_policy
 from bot.settings import Settings
 
 
+def policy_ids(settings: Settings) -> tuple[str, ...]:
+    """Every ID POLICY_FILE names (approvers, escalate_to, requesters); () without a file or
+    with one that cannot be used (``check_policy`` says why)."""
+    if not settings.POLICY_FILE:
+        return ()
+    try:
+        policy = load_policy(
+            settings.POLICY_FILE,
+            approvers=settings.APPROVERS,
+            approvals_required=settings.APPROVALS_REQUIRED,
+            remind_every=settings.REMIND_EVERY,
+        )
+    except PolicyError:
+        return ()
+    requesters = (i for rule in policy.all_rules for i in rule.requesters or ())
+    return (*policy.approver_ids(), *requesters)
+
+
 def check_policy(report: Report, settings: Settings, slack: Slack | None, bot: Bot | None) -> None:
     """``slack`` and ``bot`` None: Slack could not be asked, so groups are not counted."""
     path = settings.POLICY_FILE
