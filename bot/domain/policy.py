@@ -17,7 +17,9 @@ or its ASCII (``xn--``) form: ``*.bank.example`` matches ``a.bank.example`` and
 regular expression searched for (``re.search``) in the reason: anchor it (``^…``) to mean "starts
 with". Unknown keys and tables are errors: a typo must never silently weaken a rule.
 
-Without POLICY_FILE, :meth:`Policy.from_settings` builds the one ``[default]`` of the settings.
+Without POLICY_FILE the service has no policy: its requests carry no rule and the settings
+decide them, live, as before rules. (:meth:`Policy.from_settings` builds the one ``[default]``
+those settings amount to, for ``policy explain``.)
 Reading and checking a file is bot/domain/policy_file.py's (its lines: policy_lines.py).
 """
 
