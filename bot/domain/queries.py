@@ -13,7 +13,7 @@ from bot.domain.core import (
     PENDING,
     ServiceCore,
 )
-from bot.domain.inputs import validate_email
+from bot.domain.inputs import InvalidInput, validate_email
 from bot.domain.model import (
     HISTORY_DAYS,
     OPEN_STATES,
@@ -83,10 +83,17 @@ class Queries(ServiceCore):
             raise Refused(Refusal.OPEN_REQUEST, existing)
 
     def status_of(self, user: str, email: str) -> StatusReport:
-        """The open request for ``email`` and its last outcomes, for a requester or approver.
-        Raises Refused for anyone else, InvalidInput for an address that is not one."""
+        """The open request for ``email`` and its last outcomes, for a requester or approver
+        (or whoever may decide that open request: its stored rule may name someone today's
+        rules do not). Raises Refused for anyone else, InvalidInput for an address that is
+        not one."""
         if not (self.roles.is_requester(user) or self.is_an_approver(user)):
-            raise Refused(Refusal.NOT_A_REQUESTER)
+            try:
+                waiting = self.open_request_for(validate_email(email))
+            except InvalidInput:
+                waiting = None
+            if waiting is None or not self.may_decide(waiting, user):
+                raise Refused(Refusal.NOT_A_REQUESTER)
         email = validate_email(email)
         since = self.clock() - timedelta(days=HISTORY_DAYS)
         recent = self.requests.requests_about(email, since=since, limit=5)

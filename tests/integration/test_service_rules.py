@@ -331,3 +331,22 @@ def test_a_routine_resend_is_sent_by_its_rule_once_the_lookup_allows_it(
     assert looked_up(approvals, blocked.id).state is State.REJECTED
     assert Action.APPROVE not in actions(store, blocked.id)
     assert provider.resends == [("example.com", "en")]
+
+
+def test_status_answers_whoever_a_waiting_requests_rule_names(
+    store, clock, provider, roles, delivery
+):
+    """A request waits under a rule naming S0SENIOR; the rules then change and name them no
+    more. A senior (in neither APPROVERS nor REQUESTERS) may still ask /verify-email status
+    for that email, as they may still decide it; someone else is refused, and so is the
+    senior for an email with no request waiting for them."""
+    rules = Rules({Operation.CONFIRM: rule("vip", approvers=("S0SENIOR",))})
+    approvals = service(store, clock, provider, roles, delivery, rules)
+    waiting = approvals.submit(EMAIL, "T-1", REQUESTER)
+    rules.by_operation[Operation.CONFIRM] = rule("vip", policy_hash="beef", approvers=("U2",))
+    report = approvals.status_of("U8", EMAIL)
+    assert report.open is not None and report.open.id == waiting.id
+    for user, email in (("U7", EMAIL), ("U8", "bob@example.com")):
+        with pytest.raises(Refused) as refused:
+            approvals.status_of(user, email)
+        assert refused.value.code is Refusal.NOT_A_REQUESTER
