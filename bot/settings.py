@@ -140,6 +140,13 @@ class Settings(StoreSettings):
     POLICY_FILE: str | None = None
     # The language of the verification email a resend sends (the provider's ``lang``).
     RESEND_LANGUAGE: Literal["en", "sv"] = "en"
+    # Bulk requests (/verify-email bulk): the most emails one may ask for; the provider calls a
+    # second a running batch makes at most, across every replica, and at once; seconds between
+    # updates of its message's progress.
+    BULK_MAX: int = Field(default=1000, ge=1, le=5000)
+    BULK_RATE: float = Field(default=5.0, gt=0, le=100)
+    BULK_CONCURRENCY: int = Field(default=4, ge=1, le=32)
+    BULK_PROGRESS_EVERY: float = Field(default=5.0, ge=1, le=300)
     # GET /metrics and the counting behind it; false: neither (for a team that has no use
     # for them, and for the benchmark's comparison).
     METRICS: bool = True

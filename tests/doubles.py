@@ -312,8 +312,11 @@ class Rules:
     gives each allowed operation's terms (an operation left out is not allowed); the test may
     change it while a request waits (a policy file edited). Records what it was asked."""
 
-    def __init__(self, by_operation: dict[Operation, RuleTerms]) -> None:
+    def __init__(
+        self, by_operation: dict[Operation, RuleTerms], bulk_approvals_required: int = 2
+    ) -> None:
         self.by_operation = by_operation
+        self.bulk_approvals_required = bulk_approvals_required
         self.asked: list[tuple[str, Operation, str]] = []
 
     def decide(

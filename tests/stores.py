@@ -62,7 +62,7 @@ class Told:
     def says(self, action: Action, *notices: Notice) -> None:
         self.table[action] = told(*notices)
 
-    def __call__(self, action: Action) -> list[tuple[str, str]]:
+    def __call__(self, action: Action, bulk: bool = False) -> list[tuple[str, str]]:
         return self.table.get(action, [])
 
 

@@ -46,6 +46,15 @@ class ApprovalPolicy:
     lease: timedelta = timedelta(seconds=60)
     # The language of the email a resend sends (RESEND_LANGUAGE: en or sv).
     resend_language: str = "en"
+    # Bulk requests: the most emails of one (BULK_MAX); the distinct approvals one needs at
+    # least, without a policy file (a policy's [bulk] approvals_required decides with one).
+    bulk_max: int = 1000
+    bulk_approvals_required: int = 2
+    # The batch runner: provider calls a second and at once (BULK_RATE, BULK_CONCURRENCY),
+    # seconds between progress updates (BULK_PROGRESS_EVERY).
+    bulk_rate: float = 5.0
+    bulk_concurrency: int = 4
+    bulk_progress_every: float = 5.0
 
 
 class Decided(Protocol):
@@ -72,6 +81,11 @@ class RuleBook(Protocol):
 
     def approver_ids(self) -> tuple[str, ...]:
         """Every ID any rule names as approvers or escalate_to (who may decide something)."""
+        ...
+
+    @property
+    def bulk_approvals_required(self) -> int:
+        """The distinct approvals a bulk request needs at least (the policy's [bulk])."""
         ...
 
 
@@ -125,6 +139,9 @@ class ServiceCore:
         self.policy = policy
         self.clock = clock
         self.rules = rules
+        # Called when bulk items were queued (a run approved, a Retry): the wiring wakes this
+        # process's batch runners (bot/services.py); every other replica's find them in turn.
+        self.on_queued: Callable[[], None] = lambda: None
 
     def get(self, request_id: str) -> VerificationRequest:
         request = self.requests.get(request_id)
@@ -133,9 +150,12 @@ class ServiceCore:
         return request
 
     def required(self, request: VerificationRequest) -> int:
-        """The distinct approvals the request needs: its rule's, else APPROVALS_REQUIRED."""
+        """The distinct approvals the request needs: its rule's, else APPROVALS_REQUIRED (for
+        a bulk request, at least the bulk requests' own minimum)."""
         if request.rule is not None:
             return request.rule.approvals_required
+        if request.bulk:
+            return max(self.policy.approvals_required, self.policy.bulk_approvals_required)
         return self.policy.approvals_required
 
     def remind_every(self, request: VerificationRequest) -> float:
@@ -158,7 +178,10 @@ class ServiceCore:
         approvers = self.approvers_of(request)
         if approvers is None:
             return self.roles.is_approver(user)
-        return self.roles.is_among(user, approvers)
+        also = request.rule.also_approvers if request.rule is not None else ()
+        return self.roles.is_among(user, approvers) and all(
+            self.roles.is_among(user, ids) for ids in also
+        )
 
     def is_an_approver(self, user: str) -> bool:
         """Whether ``user`` may decide some request: one of the rules' approvers (or their

@@ -124,6 +124,17 @@ class Action(StrEnum):
     # A resend the provider says it cannot do (the domain is not listed, or its view reads
     # ``canResend: false``): closed before anyone approves it, with the provider's reason.
     NOT_RESENDABLE = "not_resendable"
+    # A bulk request's runner claims its next queued item: the item pending -> executing.
+    RUN = "run"
+    # The provider answered a bulk item's call with its rate limit (429, after the client's own
+    # waits): it did nothing, so the item goes back to the queue (executing -> pending, fenced).
+    THROTTLED = "throttled"
+    # Cancel during a bulk request's run: its items not started yet are cancelled (the request
+    # then ends as its items make it, once those running end).
+    STOP = "stop"
+    # A bulk request's last running item ended: the request leaves executing for what its items
+    # make of it. Recorded by the store with that item's change (never on its own).
+    FINISH = "finish"
 
 
 # The actions whose details are the provider's answer (or its absence): one per provider call.
@@ -139,6 +150,7 @@ DECISION_ACTIONS = frozenset(
         Action.CANCEL,
         Action.RESOLVE,
         Action.NOT_RESENDABLE,
+        Action.STOP,
     }
 )
 # The actions that move one item of a request (its execution): the claim, its outcome, a Retry,
@@ -151,15 +163,23 @@ EXECUTION_ACTIONS = frozenset(
         Action.PROVIDER_ERROR,
         Action.INTERRUPTED,
         Action.RESOLVE,
+        Action.RUN,
+        Action.THROTTLED,
     }
 )
+# Execution actions that, on a bulk request, may also be the request's own (no item named): the
+# quorum's approval starts the run (its items wait in the queue), a Retry queues its unknown
+# items again, Resolved closes them all.
+BATCH_ACTIONS = frozenset({Action.APPROVE, Action.RETRY, Action.RESOLVE})
 # The actions that record something about a pending request without moving it.
 STAYING_ACTIONS = frozenset({Action.APPROVAL, Action.REMIND, Action.ESCALATE})
 # The actions that record a reading of the provider's view, in whatever state the request is.
 VIEW_ACTIONS = frozenset({Action.LOOKUP, Action.CHECK, Action.READBACK})
 # The actions that only record something in the audit log, in whatever state the request is:
 # a late answer (Approvals.record_late) and a notice the outbox gave up on.
-RECORD_ONLY_ACTIONS = frozenset({Action.LATE_ANSWER, Action.DELIVERY_GIVEN_UP})
+RECORD_ONLY_ACTIONS = frozenset(
+    {Action.LATE_ANSWER, Action.DELIVERY_GIVEN_UP, Action.FINISH}
+)
 
 
 def utcnow() -> datetime:
@@ -221,6 +241,9 @@ class RuleTerms:
     escalate_to: tuple[str, ...] = ()
     # What the reason had to match (shown in the form), if anything.
     reason_pattern: str | None = None
+    # A bulk request's strictest terms: an approver must also be among each of these (the
+    # approvers of every other rule its emails fall under).
+    also_approvers: tuple[tuple[str, ...], ...] = ()
 
     @property
     def by_rule(self) -> bool:
@@ -239,7 +262,7 @@ def rule_to_dict(rule: RuleTerms) -> dict[str, Any]:
         "escalate_after": rule.escalate_after,
         "escalate_to": list(rule.escalate_to),
         "reason_pattern": rule.reason_pattern,
-    }
+    } | ({"also_approvers": [list(a) for a in rule.also_approvers]} if rule.also_approvers else {})
 
 
 def rule_from_dict(data: dict[str, Any]) -> RuleTerms:
@@ -258,6 +281,11 @@ def rule_from_dict(data: dict[str, Any]) -> RuleTerms:
         escalate_after=float(after) if isinstance(after, int | float) else None,
         escalate_to=tuple(str(a) for a in data.get("escalate_to") or ()),
         reason_pattern=pattern if isinstance(pattern, str) else None,
+        also_approvers=tuple(
+            tuple(str(a) for a in ids)
+            for ids in data.get("also_approvers") or ()
+            if isinstance(ids, list)
+        ),
     )
 
 
@@ -289,15 +317,29 @@ class Item:
     position: int = 0
 
 
-def request_state(states: Iterable[State]) -> State:
+# Of a request's items that differ, the state that names the request: the first one present.
+_PRECEDENCE = (
+    State.EXECUTING,
+    State.UNKNOWN,
+    State.FAILED,
+    State.CANCELLED,
+    State.RESOLVED,
+    State.SUCCEEDED,
+)
+
+
+def request_state(states: Iterable[State], *, approved: bool = False) -> State:
     """What the states of a request's items make of the request: a one-item request (or one
     whose items all agree) is in its items' state; of items that differ, executing while any
-    is, unknown while any outcome is, otherwise failed if any failed, resolved if any was
-    closed as resolved."""
+    is running or (``approved``: a bulk request's run) still queued, then unknown while any
+    outcome is, then failed if any failed, cancelled if any was stopped before it ran, resolved
+    if any was closed as resolved, else succeeded."""
     distinct = set(states)
+    if approved and State.PENDING in distinct:
+        return State.EXECUTING
     if len(distinct) == 1:
         return distinct.pop()
-    for state in (State.EXECUTING, State.UNKNOWN, State.FAILED, State.RESOLVED):
+    for state in _PRECEDENCE:
         if state in distinct:
             return state
     raise ValueError(f"items in {sorted(s.value for s in distinct)} make no request state")
@@ -336,6 +378,12 @@ class VerificationRequest:
     rule: RuleTerms | None = None
     # When its rule's escalation was recorded (Action.ESCALATE): its escalate_to may approve.
     escalated_at: datetime | None = None
+    # A bulk request (/verify-email bulk): once approved its items are run by the batch runner,
+    # at the provider's pace, and Slack is told of its progress, not of each item.
+    bulk: bool = False
+    # When its run started (the quorum's approval), and when its progress was last shown.
+    started_at: datetime | None = None
+    progress_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if not self.items:
@@ -343,8 +391,8 @@ class VerificationRequest:
 
     @property
     def item(self) -> Item:
-        """The request's item, for what is shown and done for a one-email request (the only
-        kind the bot makes yet); ValueError for a request of several."""
+        """The request's item, for what is shown and done for a one-email request; ValueError
+        for a request of several (a bulk request's items are each their own)."""
         if len(self.items) != 1:
             raise ValueError(f"request {self.id} has {len(self.items)} items, not one")
         return self.items[0]

@@ -190,6 +190,51 @@ class RequestRepository(Protocol):
         ...
 
 
+    def claim_next_item(
+        self,
+        *,
+        now: datetime,
+        claim_id: str,
+        lease_until: datetime,
+        interval: float,
+        concurrency: int,
+    ) -> Claimed | Hold:
+        """The batch runner's claim, shared by every replica through the store: in one
+        transaction, unless the provider's pace (the next free slot, ``interval`` seconds after
+        the last one taken, or later when the provider asked) or ``concurrency`` items already
+        running (live leases, across all bulk requests) say to wait, claim the next queued item
+        of the oldest running bulk request (pending -> executing under ``claim_id`` until
+        ``lease_until``, audited as ``run``) and take the slot."""
+        ...
+
+    def hold_pace(self, until: datetime) -> None:
+        """No bulk item is claimed before ``until`` (the provider asked to slow down); a later
+        hold already set stands."""
+        ...
+
+    def show_progress(self, request_id: str, *, now: datetime, every: float) -> bool:
+        """Queue an update of a running bulk request's message (its progress), unless one was
+        queued less than ``every`` seconds ago; True when queued."""
+        ...
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A bulk item the runner claimed: the request as the claim left it, and the item's place."""
+
+    request: VerificationRequest
+    position: int
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Nothing claimed: ask again in ``seconds`` (the pace, or every slot busy); ``idle`` when no
+    bulk item is queued at all (then until something is approved)."""
+
+    seconds: float
+    idle: bool = False
+
+
 class Provider(Protocol):
     def confirm(self, email: str, *, renew: Callable[[float], bool] | None = None) -> Cleared:
         """Clear the verification for ``email``; raises ProviderFailure. Each attempt ends by
@@ -247,7 +292,8 @@ class Delivery(Protocol):
 
 # The edge's table of what to tell Slack of a change: (kind, queue) pairs for an action, in the
 # order they are delivered within each queue (bot/slack/notices.py).
-Announce = Callable[[Action], Sequence[tuple[str, str]]]
+# ``bulk``: the change is a bulk request's (bot/slack/notices.py's TOLD_BULK).
+Announce = Callable[[Action, bool], Sequence[tuple[str, str]]]
 
 
 @dataclass(frozen=True)

@@ -106,13 +106,40 @@ TOLD: Mapping[Action, tuple[Notice, ...]] = MappingProxyType(
         Action.READBACK: (),
         Action.LATE_ANSWER: (),
         Action.DELIVERY_GIVEN_UP: (),
+        # Bulk requests only (TOLD_BULK says what they tell).
+        Action.RUN: (),
+        Action.THROTTLED: (),
+        Action.STOP: (Notice.SHOW,),
+        Action.FINISH: _DECIDED,
+    }
+)
+
+# A bulk request tells Slack of its run, not of each item: an item's claim and outcome queue
+# nothing (the runner shows progress, at most every BULK_PROGRESS_EVERY seconds); the change that
+# ends its last running item also records FINISH, whose notices say how the whole run ended (one
+# thread reply with the counts). Every other action tells what it tells of a single request.
+TOLD_BULK: Mapping[Action, tuple[Notice, ...]] = MappingProxyType(
+    dict(TOLD)
+    | {
+        Action.APPROVE: (Notice.SHOW,),
+        Action.RUN: (),
+        Action.PROVIDER_SUCCESS: (),
+        Action.PROVIDER_ERROR: (),
+        Action.INTERRUPTED: (),
+        Action.THROTTLED: (),
+        # Queued again (Retry) or closed (Resolved) together: the message shows it at once; how
+        # the run ends is FINISH's to tell.
+        Action.RETRY: (Notice.SHOW, Notice.SETTLE_REPLIES),
+        Action.RESOLVE: (Notice.SHOW,),
     }
 )
 
 
-def notices_for(action: Action) -> tuple[tuple[str, str], ...]:
-    """What the store queues for a change of ``action``: (notice, lane) pairs, in order."""
-    return tuple((notice.value, notice.lane.value) for notice in TOLD[Action(action)])
+def notices_for(action: Action, bulk: bool = False) -> tuple[tuple[str, str], ...]:
+    """What the store queues for a change of ``action`` (of a bulk request, with ``bulk``):
+    (notice, lane) pairs, in order."""
+    table = TOLD_BULK if bulk else TOLD
+    return tuple((notice.value, notice.lane.value) for notice in table[Action(action)])
 
 
 # Every kind an outbox entry can have (the metrics count give-ups by kind from 0).

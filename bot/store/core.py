@@ -266,9 +266,10 @@ class StoreCore:
             tried=int(attempts) > 0 or lease_owner is not None,
         )
 
-    def _told(self, action: Action) -> Sequence[tuple[str, str]]:
-        """What the edge tells Slack of a change of ``action``: its outbox entries."""
-        return () if self.announce is None else self.announce(Action(action))
+    def _told(self, action: Action, bulk: bool = False) -> Sequence[tuple[str, str]]:
+        """What the edge tells Slack of a change of ``action`` (of a bulk request, with
+        ``bulk``): its outbox entries."""
+        return () if self.announce is None else self.announce(Action(action), bulk)
 
     def _fetch_request(self, cur: _Cursor, request_id: str) -> VerificationRequest | None:
         cur.execute(self._sql(_SELECT_REQUEST + " WHERE id = ?"), (_text(request_id),))

@@ -1,0 +1,403 @@
+"""Bulk requests: many emails under one approval, run at the provider's pace.
+
+Asking (``submit_bulk``): every email is validated as a single one is, an email with an open
+request elsewhere is left out (and named), and the rules of the policy apply per email: the
+strictest terms win (the most approvals, at least the policy's ``[bulk] approvals_required``,
+and approvers who may approve every email's rule). Approval is the request's, as for one email
+(the quorum's approval starts the run: the request is executing, its items queued).
+
+Running (``run_next``): every replica's batch runner asks the store for the next queued item;
+the store hands one out only when the provider's pace (BULK_RATE, and what its rate-limit
+answers said) and BULK_CONCURRENCY allow, each item claimed once with a lease and a fence like
+a single request's call. A 429 puts the item back in the queue (the provider did nothing) and
+holds every runner off for as long as it asked. Progress is shown at most every
+BULK_PROGRESS_EVERY seconds; the store records how the run ended (``finish``) with its last
+item's outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from bot.domain import correlation
+from bot.domain.approval import Approving
+from bot.domain.core import EXECUTING, PENDING, UNKNOWN
+from bot.domain.inputs import (
+    InvalidInput,
+    check_reason,
+    clean_note,
+    domain_of,
+    validate_email,
+    validate_reason,
+)
+from bot.domain.model import (
+    Action,
+    Item,
+    OpenRequestExists,
+    Operation,
+    RuleTerms,
+    State,
+    VerificationRequest,
+    new_claim_id,
+    new_request_id,
+)
+from bot.domain.outcomes import Outcome, ProviderFailure
+from bot.domain.pace import Pace
+from bot.domain.ports import Claimed, Hold, Transition
+from bot.domain.refusals import Refusal, Refused
+
+log = logging.getLogger(__name__)
+
+# Names of rules shown in a bulk request's combined rule's name before "and N more".
+_NAMES_SHOWN = 3
+# Attempts at creating a bulk request when emails keep gaining open requests meanwhile.
+_CREATE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class BulkSubmitted:
+    """A bulk request made: the request, and the emails left out because each has an open
+    request elsewhere (email, that request's id)."""
+
+    request: VerificationRequest
+    left_out: tuple[tuple[str, str], ...] = ()
+
+
+class NotAllowed(Exception):
+    """The rules do not allow the operation for some of the emails (``emails``): nothing asked."""
+
+    def __init__(self, emails: Sequence[str]) -> None:
+        super().__init__(f"the rules do not allow this for {len(emails)} of the emails")
+        self.emails = tuple(emails)
+
+
+class NothingToAsk(Exception):
+    """Every email has an open request elsewhere (``left_out``: email, request id)."""
+
+    def __init__(self, left_out: Sequence[tuple[str, str]]) -> None:
+        super().__init__(f"all {len(left_out)} emails have open requests")
+        self.left_out = tuple(left_out)
+
+
+def strictest(terms: Sequence[RuleTerms], *, bulk_minimum: int) -> RuleTerms:
+    """One set of terms for a bulk request whose emails fall under ``terms``: the most
+    approvals (and at least ``bulk_minimum``), approvers who are approvers of every rule, the
+    shortest reminder interval, no escalation (nobody else gets to approve a batch)."""
+    distinct = list(dict.fromkeys(terms))
+    if not distinct:
+        raise ValueError("no terms to combine")
+    first = distinct[0]
+    names = list(dict.fromkeys(t.name for t in distinct))
+    name = names[0]
+    if len(names) > 1:
+        shown = ", ".join(names[:_NAMES_SHOWN])
+        more = len(names) - _NAMES_SHOWN
+        name = f"strictest of {shown}" + (f" and {more} more" if more > 0 else "")
+    also = tuple(
+        dict.fromkeys(
+            tuple(t.approvers)
+            for t in distinct[1:]
+            if tuple(t.approvers) != tuple(first.approvers)
+        )
+    )
+    intervals = [t.remind_every for t in distinct if t.remind_every > 0]
+    return RuleTerms(
+        name=name,
+        policy_hash=first.policy_hash,
+        approvers=first.approvers,
+        approvals_required=max(bulk_minimum, *(t.approvals_required for t in distinct)),
+        remind_every=min(intervals) if intervals else 0.0,
+        escalate_after=None,
+        escalate_to=(),
+        reason_pattern=next((t.reason_pattern for t in distinct if t.reason_pattern), None),
+        also_approvers=also,
+    )
+
+
+class Bulk(Approving):
+    """Bulk requests: asking for many emails at once, and the runner every replica runs."""
+
+    def submit_bulk(
+        self,
+        emails: Sequence[str],
+        reason: str,
+        requester: str,
+        operation: Operation = Operation.CONFIRM,
+    ) -> BulkSubmitted:
+        """Store a new pending bulk request for ``operation`` on ``emails`` (duplicates, as
+        the store compares them, collapse), told at once (no lookup: the provider's answer to
+        each call decides). Raises Refused (not a requester), InvalidInput (an address that is
+        not one, more than BULK_MAX, a reason a rule's reason_pattern refuses), NotAllowed
+        (the rules refuse the operation for some emails) and NothingToAsk (every email has an
+        open request elsewhere)."""
+        if not self.roles.is_requester(requester):
+            raise Refused(self._outsider(requester, Refusal.NOT_A_REQUESTER))
+        reason = validate_reason(reason)
+        by_key: dict[str, str] = {}
+        for email in emails:
+            valid = validate_email(email)
+            by_key.setdefault(valid.lower(), valid)
+        unique = list(by_key.values())
+        if not unique:
+            raise InvalidInput("No email addresses to ask for.")
+        if len(unique) > self.policy.bulk_max:
+            raise InvalidInput(
+                f"{len(unique)} emails is more than one bulk request may ask for "
+                f"({self.policy.bulk_max})."
+            )
+        rule = self._bulk_rule(unique, requester, operation, reason)
+        left_out: list[tuple[str, str]] = []
+        asked = []
+        for email in unique:
+            open_one = self._open_elsewhere(email)
+            if open_one is None:
+                asked.append(email)
+            else:
+                left_out.append((email, open_one.id))
+        for _ in range(_CREATE_ATTEMPTS):
+            if not asked:
+                raise NothingToAsk(left_out)
+            try:
+                request = self._create_bulk(asked, reason, requester, operation, rule)
+            except OpenRequestExists as exc:
+                # Opened meanwhile (another person, another replica): left out too, ask again.
+                taken = {i.email.lower() for i in exc.existing.items}
+                left_out += [(e, exc.existing.id) for e in asked if e.lower() in taken]
+                asked = [e for e in asked if e.lower() not in taken]
+                continue
+            break
+        else:
+            raise Refused(Refusal.BUSY)
+        correlation.set_field("request_id", request.id)
+        log.info(
+            "Bulk request %s to %s %d emails by %s%s (%d left out: open elsewhere)",
+            request.id,
+            operation.value,
+            len(request.items),
+            requester,
+            f" (rule {rule.name})" if rule is not None else "",
+            len(left_out),
+        )
+        self.delivery.deliver(request.id)
+        return BulkSubmitted(request, tuple(left_out))
+
+    def _bulk_rule(
+        self, emails: Sequence[str], requester: str, operation: Operation, reason: str
+    ) -> RuleTerms | None:
+        """The strictest terms of the rules the emails fall under (None without rules);
+        raises NotAllowed, InvalidInput (a rule's reason_pattern)."""
+        if self.rules is None:
+            return None
+        by_domain: dict[str, RuleTerms | None] = {}
+        refused: list[str] = []
+        terms: list[RuleTerms] = []
+        for email in emails:
+            domain = domain_of(email)
+            if domain not in by_domain:
+                decision = self.rules.decide(
+                    domain=domain,
+                    operation=operation,
+                    requester=requester,
+                    is_among=self.roles.is_among,
+                )
+                by_domain[domain] = decision.terms if decision.allowed else None
+            found = by_domain[domain]
+            if found is None:
+                refused.append(email)
+            else:
+                terms.append(found)
+        if refused:
+            raise NotAllowed(refused)
+        for t in dict.fromkeys(terms):
+            if t.reason_pattern is not None:
+                check_reason(reason, t.reason_pattern, t.name)
+        return strictest(terms, bulk_minimum=self.rules.bulk_approvals_required)
+
+    def _open_elsewhere(self, email: str) -> VerificationRequest | None:
+        """The email's open request, if any (one past its expiry is expired first)."""
+        stale = self.requests.find_open(email)
+        if stale is None:
+            return None
+        if stale.is_open(self.clock()):
+            return stale
+        if self._expire_if_due(stale, actor="bot") is not None:
+            self.delivery.deliver(stale.id)
+        return None
+
+    def _create_bulk(
+        self,
+        emails: Sequence[str],
+        reason: str,
+        requester: str,
+        operation: Operation,
+        rule: RuleTerms | None,
+    ) -> VerificationRequest:
+        now = self.clock()
+        items = tuple(
+            Item(email=e, domain=domain_of(e), position=n) for n, e in enumerate(emails)
+        )
+        return self.requests.create(
+            VerificationRequest(
+                id=new_request_id(),
+                reason=reason,
+                requester=requester,
+                state=State.PENDING,
+                created_at=now,
+                expires_at=now + self.policy.ttl,
+                updated_at=now,
+                items=items,
+                operation=operation,
+                rule=rule,
+                bulk=True,
+            ),
+            actor=requester,
+        )
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run_next(self) -> Claimed | Hold:
+        """One step of a batch runner: claim the next queued item the pace allows, call the
+        provider for it and record what it said (a 429 queues it again and holds every runner
+        off). Returns what was claimed (as its outcome left it), or how long to wait."""
+        now = self.clock()
+        got = self.requests.claim_next_item(
+            now=now,
+            claim_id=new_claim_id(),
+            lease_until=now + self.policy.lease,
+            interval=1.0 / self.policy.bulk_rate,
+            concurrency=self.policy.bulk_concurrency,
+        )
+        if isinstance(got, Hold):
+            return got
+        with correlation.bound(request_id=got.request.id):
+            return Claimed(self._run_item(got.request, got.position), got.position)
+
+    def _run_item(self, claimed: VerificationRequest, position: int) -> VerificationRequest:
+        """Call the provider for the item at ``position`` this runner claimed, and record the
+        outcome on that claim (fenced, as a single request's)."""
+        item = claimed.items[position]
+        one = replace(claimed, items=(item,))  # what the call and its renewals need
+        outcome: Outcome
+        pace: Pace | None
+        try:
+            outcome = self._call(one, lambda seconds: self._renew_item(one, item, seconds))
+            pace = getattr(outcome, "pace", None)
+            to_state, action = State.SUCCEEDED, Action.PROVIDER_SUCCESS
+        except ProviderFailure as failure:
+            outcome = failure.outcome
+            pace = getattr(outcome, "pace", None)
+            if getattr(outcome, "code", None) == "rate_limited":
+                to_state, action = State.PENDING, Action.THROTTLED
+            else:
+                to_state = State.UNKNOWN if outcome.outcome_unknown else State.FAILED
+                action = Action.PROVIDER_ERROR
+        if pace is not None:
+            wait = pace.wait(self.clock())
+            if wait > 0:
+                self.requests.hold_pace(self.clock() + timedelta(seconds=wait))
+        final = self.requests.transition(
+            Transition(
+                claimed.id,
+                EXECUTING,
+                to_state,
+                actor="bot",
+                action=action,
+                now=self.clock(),
+                outcome=None if action is Action.THROTTLED else outcome,
+                details={"email": item.email},
+                fence=item.claim_id,
+                item=position,
+            )
+        )
+        if final is None:
+            return self._late(one, outcome, "bot")
+        if final.state is State.EXECUTING:
+            self.requests.show_progress(
+                final.id, now=self.clock(), every=self.policy.bulk_progress_every
+            )
+        self.delivery.deliver(final.id)
+        return final
+
+    def _renew_item(self, request: VerificationRequest, item: Item, seconds: float) -> bool:
+        now = self.clock()
+        until = now + timedelta(seconds=seconds) + self.policy.lease
+        return item.claim_id is not None and self.requests.renew_lease(
+            request.id, item.claim_id, until=until, now=now
+        )
+
+    # -- a person's decisions on a running or finished batch ----------------------------------
+
+    def stop_run(self, request: VerificationRequest, actor: str) -> VerificationRequest:
+        """Cancel during a bulk request's run (its requester): the items not started are
+        cancelled; those running end as their calls do."""
+        stopped = self.requests.transition(
+            Transition(
+                request.id,
+                EXECUTING,
+                State.CANCELLED,
+                actor=actor,
+                action=Action.STOP,
+                now=self.clock(),
+                decided_by=actor,
+            )
+        )
+        if stopped is None:
+            raise Refused(Refusal.ALREADY_DECIDED, self.get(request.id))
+        log.info("Bulk request %s stopped by %s", request.id, actor)
+        self.delivery.deliver(request.id)
+        return stopped
+
+    def retry_batch(self, request: VerificationRequest, approver: str) -> VerificationRequest:
+        """Retry on a bulk request: its unknown items (only those) are queued again."""
+        if request.requester == approver and not self.policy.allow_self_approval:
+            raise Refused(Refusal.SELF_APPROVAL, request)
+        if request.state is not State.UNKNOWN:
+            raise Refused(Refusal.NOT_RETRYABLE, request)
+        queued = self.requests.transition(
+            Transition(
+                request.id,
+                UNKNOWN,
+                State.EXECUTING,
+                actor=approver,
+                action=Action.RETRY,
+                now=self.clock(),
+                decided_by=approver,
+                details={"items": sum(i.state is State.UNKNOWN for i in request.items)},
+            )
+        )
+        if queued is None:
+            raise Refused(Refusal.ALREADY_DECIDED, self.get(request.id))
+        log.info("Bulk request %s: its unknown items queued again by %s", request.id, approver)
+        self.delivery.deliver(request.id)
+        return queued
+
+    def resolve_batch(
+        self, request: VerificationRequest, approver: str, note: str
+    ) -> VerificationRequest:
+        """Resolved on a bulk request: its unknown items are closed as resolved, together."""
+        note = clean_note(note)
+        if not note:
+            raise Refused(Refusal.NOTE_REQUIRED, request)
+        resolved = self.requests.transition(
+            Transition(
+                request.id,
+                UNKNOWN,
+                State.RESOLVED,
+                actor=approver,
+                action=Action.RESOLVE,
+                now=self.clock(),
+                details={"note": note},
+                decided_by=approver,
+                decision_note=note,
+            )
+        )
+        if resolved is None:
+            raise Refused(Refusal.NOT_RESOLVABLE, self.get(request.id))
+        log.info("Bulk request %s resolved by %s", request.id, approver)
+        self.delivery.deliver(request.id)
+        return resolved
+
+
