@@ -113,10 +113,12 @@ class StubProvider:
     until released (``entered`` is set once it is). Its view reads pending; ``views`` lists
     the domains read. ``resend`` likewise: ``resends`` (the domains and languages in order),
     ``resend_answer`` (a Resent, or a ProviderFailed it raises; None: sent to the domain's
-    hostmaster), the same ``hold``."""
+    hostmaster), the same ``hold``. ``answers`` gives some emails their own answers, in turn
+    (the last one repeats)."""
 
     def __init__(self, answer: Cleared | ProviderFailed | None = None) -> None:
         self.calls: list[str] = []
+        self.answers: dict[str, list[Cleared | ProviderFailed]] = {}
         self.views: list[str] = []
         self.answer = answer or CLEARED
         self.resends: list[tuple[str, str]] = []
@@ -133,9 +135,14 @@ class StubProvider:
         self.entered.set()
         if self.hold is not None:
             assert self.hold.wait(timeout=15), "the test never released the provider"
-        if isinstance(self.answer, ProviderFailed):
-            raise ProviderFailure(self.answer)
-        return self.answer
+        answer = self.answer
+        with self._lock:
+            own = self.answers.get(email)
+            if own:
+                answer = own.pop(0) if len(own) > 1 else own[0]
+        if isinstance(answer, ProviderFailed):
+            raise ProviderFailure(answer)
+        return answer
 
     def resend(
         self,

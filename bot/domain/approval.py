@@ -8,6 +8,7 @@ import logging
 
 from bot.domain import correlation
 from bot.domain.core import (
+    EXECUTING,
     INTERIM_HOLD,
     LOOKUP_HOLD,
     MAX_RACE_RETRIES,
@@ -157,6 +158,7 @@ class Approving(Execution):
                     approvals = tuple(a for a in approvals if a not in lapsed)
                     withdrawn = (*withdrawn, *lapsed)
                     last = len(approvals) >= required
+            claims = last and not request.bulk
             change = Transition(
                 request_id,
                 PENDING,
@@ -171,13 +173,14 @@ class Approving(Execution):
                 expected_version=request.version,
                 approvals=approvals,
                 withdrawn=withdrawn,
-                claim_id=new_claim_id() if last else None,
-                lease_until=self.clock() + self.policy.lease if last else None,
+                # The approval that completes the quorum claims the request's item to execute
+                # (a bulk request's items are queued instead, for its runners to claim).
+                claim_id=new_claim_id() if claims else None,
+                lease_until=self.clock() + self.policy.lease if claims else None,
                 # A claim's "calling the provider…" is held for INTERIM_AFTER: a quicker
                 # outcome makes it due with its own, and supersedes it then.
-                held_until=self.clock() + INTERIM_HOLD if last else None,
-                # The approval that completes the quorum claims the request's item to execute.
-                item=request.item.position if last else None,
+                held_until=self.clock() + INTERIM_HOLD if claims else None,
+                item=request.item.position if claims else None,
             )
             done = self.requests.transition(change)
             if done is None:
@@ -198,8 +201,22 @@ class Approving(Execution):
                     )
                 self.delivery.deliver(request_id)
                 return done
+            if request.bulk:
+                return self._run_started(done, approver)
             return self._call_provider(done, approver, retry=False)
         raise Refused(Refusal.BUSY, self.requests.get(request_id))
+
+    def _run_started(self, started: VerificationRequest, approver: str) -> VerificationRequest:
+        """A bulk request's items were queued (approved, or retried): the runners take them."""
+        log.info(
+            "Bulk request %s: %d emails queued by %s for the batch runners",
+            started.id,
+            sum(item.state is State.PENDING for item in started.items),
+            approver,
+        )
+        self.delivery.deliver(started.id)
+        self.on_queued()
+        return started
 
     def cancel(self, request_id: str, actor: str) -> VerificationRequest:
         """The requester withdraws a pending request (before the provider is called)."""
@@ -209,6 +226,8 @@ class Approving(Execution):
             raise Refused(Refusal.NOT_THE_REQUESTER, request)
         if request.state is State.PENDING and request.is_expired(self.clock()):
             raise self._expire_and_refuse(request, actor, Refusal.EXPIRED_BEFORE_CANCEL)
+        if request.bulk and request.state is State.EXECUTING:
+            return self._stop_run(request, actor)
         cancelled = self.requests.transition(
             Transition(
                 request_id,
@@ -225,6 +244,27 @@ class Approving(Execution):
         log.info("Request %s cancelled by its requester", request_id)
         self.delivery.deliver(request_id)
         return cancelled
+
+    def _stop_run(self, request: VerificationRequest, actor: str) -> VerificationRequest:
+        """Cancel during a bulk request's run: the items not started are cancelled; those
+        running end as their calls do."""
+        stopped = self.requests.transition(
+            Transition(
+                request.id,
+                EXECUTING,
+                State.CANCELLED,
+                actor=actor,
+                action=Action.STOP,
+                now=self.clock(),
+                decided_by=actor,
+                details={"not_started": sum(i.state is State.PENDING for i in request.items)},
+            )
+        )
+        if stopped is None:
+            raise Refused(Refusal.ALREADY_DECIDED, self.get(request.id))
+        log.info("Bulk request %s stopped by its requester", request.id)
+        self.delivery.deliver(request.id)
+        return stopped
 
     def start_rejection(self, request_id: str, actor: str) -> VerificationRequest:
         """Reject was clicked: the request, if ``actor`` may reject it now; raises Refused."""

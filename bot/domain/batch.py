@@ -46,9 +46,7 @@ def progress_of(request: VerificationRequest, now: datetime | None = None) -> Pr
         succeeded=counts[State.SUCCEEDED],
         failed=counts[State.FAILED],
         unknown=counts[State.UNKNOWN],
-        cancelled=counts[State.CANCELLED]
-        + counts[State.REJECTED]
-        + counts[State.EXPIRED],
+        cancelled=counts[State.CANCELLED] + counts[State.REJECTED] + counts[State.EXPIRED],
         resolved=counts[State.RESOLVED],
     )
     started = request.started_at

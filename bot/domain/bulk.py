@@ -24,11 +24,10 @@ from datetime import timedelta
 
 from bot.domain import correlation
 from bot.domain.approval import Approving
-from bot.domain.core import EXECUTING, PENDING, UNKNOWN
+from bot.domain.core import EXECUTING, PENDING
 from bot.domain.inputs import (
     InvalidInput,
     check_reason,
-    clean_note,
     domain_of,
     validate_email,
     validate_reason,
@@ -98,9 +97,7 @@ def strictest(terms: Sequence[RuleTerms], *, bulk_minimum: int) -> RuleTerms:
         name = f"strictest of {shown}" + (f" and {more} more" if more > 0 else "")
     also = tuple(
         dict.fromkeys(
-            tuple(t.approvers)
-            for t in distinct[1:]
-            if tuple(t.approvers) != tuple(first.approvers)
+            tuple(t.approvers) for t in distinct[1:] if tuple(t.approvers) != tuple(first.approvers)
         )
     )
     intervals = [t.remind_every for t in distinct if t.remind_every > 0]
@@ -181,8 +178,30 @@ class Bulk(Approving):
             f" (rule {rule.name})" if rule is not None else "",
             len(left_out),
         )
+        if rule is not None and rule.by_rule:
+            request = self._start_by_rule(request, rule)
         self.delivery.deliver(request.id)
         return BulkSubmitted(request, tuple(left_out))
+
+    def _start_by_rule(self, request: VerificationRequest, rule: RuleTerms) -> VerificationRequest:
+        """Terms that need no approval (every email's rule approves by itself, and the policy's
+        [bulk] asks for none): the rule approves the run at once, audited with its name."""
+        started = self.requests.transition(
+            Transition(
+                request.id,
+                PENDING,
+                State.EXECUTING,
+                actor="bot",
+                action=Action.APPROVE,
+                now=self.clock(),
+                details={"approval": 0, "of": 0, "by_rule": rule.name},
+                unexpired_only=True,
+                expected_version=request.version,
+            )
+        )
+        if started is None:  # cancelled in the same moment
+            return self.get(request.id)
+        return self._run_started(started, "the rule " + rule.name)
 
     def _bulk_rule(
         self, emails: Sequence[str], requester: str, operation: Operation, reason: str
@@ -236,9 +255,7 @@ class Bulk(Approving):
         rule: RuleTerms | None,
     ) -> VerificationRequest:
         now = self.clock()
-        items = tuple(
-            Item(email=e, domain=domain_of(e), position=n) for n, e in enumerate(emails)
-        )
+        items = tuple(Item(email=e, domain=domain_of(e), position=n) for n, e in enumerate(emails))
         return self.requests.create(
             VerificationRequest(
                 id=new_request_id(),
@@ -281,23 +298,27 @@ class Bulk(Approving):
         item = claimed.items[position]
         one = replace(claimed, items=(item,))  # what the call and its renewals need
         outcome: Outcome
-        pace: Pace | None
+        details: dict[str, object] = {"email": item.email}
         try:
             outcome = self._call(one, lambda seconds: self._renew_item(one, item, seconds))
-            pace = getattr(outcome, "pace", None)
-            to_state, action = State.SUCCEEDED, Action.PROVIDER_SUCCESS
         except ProviderFailure as failure:
             outcome = failure.outcome
-            pace = getattr(outcome, "pace", None)
-            if getattr(outcome, "code", None) == "rate_limited":
+            if failure.outcome.kind == "rate_limited":
+                # The provider did nothing: back to the queue, for a later slot.
                 to_state, action = State.PENDING, Action.THROTTLED
+                details["code"] = failure.outcome.code or "rate_limited"
             else:
                 to_state = State.UNKNOWN if outcome.outcome_unknown else State.FAILED
                 action = Action.PROVIDER_ERROR
+        else:
+            to_state, action = State.SUCCEEDED, Action.PROVIDER_SUCCESS
+        pace: Pace | None = getattr(outcome, "pace", None)
         if pace is not None:
             wait = pace.wait(self.clock())
             if wait > 0:
+                # Every runner, on every replica, holds off as long as the provider asked.
                 self.requests.hold_pace(self.clock() + timedelta(seconds=wait))
+                details["held_for"] = round(wait, 3)
         final = self.requests.transition(
             Transition(
                 claimed.id,
@@ -307,7 +328,7 @@ class Bulk(Approving):
                 action=action,
                 now=self.clock(),
                 outcome=None if action is Action.THROTTLED else outcome,
-                details={"email": item.email},
+                details=details,
                 fence=item.claim_id,
                 item=position,
             )
@@ -327,77 +348,3 @@ class Bulk(Approving):
         return item.claim_id is not None and self.requests.renew_lease(
             request.id, item.claim_id, until=until, now=now
         )
-
-    # -- a person's decisions on a running or finished batch ----------------------------------
-
-    def stop_run(self, request: VerificationRequest, actor: str) -> VerificationRequest:
-        """Cancel during a bulk request's run (its requester): the items not started are
-        cancelled; those running end as their calls do."""
-        stopped = self.requests.transition(
-            Transition(
-                request.id,
-                EXECUTING,
-                State.CANCELLED,
-                actor=actor,
-                action=Action.STOP,
-                now=self.clock(),
-                decided_by=actor,
-            )
-        )
-        if stopped is None:
-            raise Refused(Refusal.ALREADY_DECIDED, self.get(request.id))
-        log.info("Bulk request %s stopped by %s", request.id, actor)
-        self.delivery.deliver(request.id)
-        return stopped
-
-    def retry_batch(self, request: VerificationRequest, approver: str) -> VerificationRequest:
-        """Retry on a bulk request: its unknown items (only those) are queued again."""
-        if request.requester == approver and not self.policy.allow_self_approval:
-            raise Refused(Refusal.SELF_APPROVAL, request)
-        if request.state is not State.UNKNOWN:
-            raise Refused(Refusal.NOT_RETRYABLE, request)
-        queued = self.requests.transition(
-            Transition(
-                request.id,
-                UNKNOWN,
-                State.EXECUTING,
-                actor=approver,
-                action=Action.RETRY,
-                now=self.clock(),
-                decided_by=approver,
-                details={"items": sum(i.state is State.UNKNOWN for i in request.items)},
-            )
-        )
-        if queued is None:
-            raise Refused(Refusal.ALREADY_DECIDED, self.get(request.id))
-        log.info("Bulk request %s: its unknown items queued again by %s", request.id, approver)
-        self.delivery.deliver(request.id)
-        return queued
-
-    def resolve_batch(
-        self, request: VerificationRequest, approver: str, note: str
-    ) -> VerificationRequest:
-        """Resolved on a bulk request: its unknown items are closed as resolved, together."""
-        note = clean_note(note)
-        if not note:
-            raise Refused(Refusal.NOTE_REQUIRED, request)
-        resolved = self.requests.transition(
-            Transition(
-                request.id,
-                UNKNOWN,
-                State.RESOLVED,
-                actor=approver,
-                action=Action.RESOLVE,
-                now=self.clock(),
-                details={"note": note},
-                decided_by=approver,
-                decision_note=note,
-            )
-        )
-        if resolved is None:
-            raise Refused(Refusal.NOT_RESOLVABLE, self.get(request.id))
-        log.info("Bulk request %s resolved by %s", request.id, approver)
-        self.delivery.deliver(request.id)
-        return resolved
-
-

@@ -178,7 +178,8 @@ class Execution(Queries):
         unknown until a person decides (Retry, or Resolved)."""
         correlation.set_field("request_id", request_id)
         request = self._decider(request_id, approver)
-        if request.state is not State.UNKNOWN:
+        if request.state is not State.UNKNOWN or request.bulk:
+            # A bulk request's unknown items are many domains: its thread lists them instead.
             raise Refused(Refusal.NOT_CHECKABLE, request)
         reading = self._read_view(request)
         recorded = self.requests.record_view(
@@ -202,6 +203,8 @@ class Execution(Queries):
         once more (the quorum was met by the approval that led to the unknown outcome)."""
         correlation.set_field("request_id", request_id)
         before = self._decider(request_id, approver)
+        if before.bulk:
+            return Retried(before, self._retry_batch(before, approver))
         claimed = self._claim_retry(request_id, approver)
         return Retried(before, self._call_provider(claimed, approver, retry=True))
 
@@ -215,10 +218,12 @@ class Execution(Queries):
         decided no Retry is needed. Audited with who and why; the provider is not called."""
         correlation.set_field("request_id", request_id)
         self._decider(request_id, approver)
-        self.resolvable(request_id, approver)
+        request = self.resolvable(request_id, approver)
         note = clean_note(note)
         if not note:
             raise Refused(Refusal.NOTE_REQUIRED, self.get(request_id))
+        if request.bulk:
+            return self._resolve_batch(request, approver, note)
         resolved = self.requests.transition(
             Transition(
                 request_id,
@@ -237,6 +242,58 @@ class Execution(Queries):
             raise Refused(Refusal.NOT_RESOLVABLE, self.get(request_id))
         log.info("Request %s resolved by %s", request_id, approver)
         self.delivery.deliver(request_id)
+        return resolved
+
+    def _retry_batch(self, request: VerificationRequest, approver: str) -> VerificationRequest:
+        """Retry on a bulk request: its unknown items (only those) are queued again, for its
+        runners to call once more (four eyes, as for a single Retry)."""
+        if request.requester == approver and not self.policy.allow_self_approval:
+            raise Refused(Refusal.SELF_APPROVAL, request)
+        if request.state is not State.UNKNOWN:
+            raise Refused(Refusal.NOT_RETRYABLE, request)
+        queued = self.requests.transition(
+            Transition(
+                request.id,
+                UNKNOWN,
+                State.EXECUTING,
+                actor=approver,
+                action=Action.RETRY,
+                now=self.clock(),
+                decided_by=approver,
+                details={"items": sum(i.state is State.UNKNOWN for i in request.items)},
+            )
+        )
+        if queued is None:
+            raise Refused(Refusal.ALREADY_DECIDED, self.get(request.id))
+        log.info("Bulk request %s: its unknown items queued again by %s", request.id, approver)
+        self.delivery.deliver(request.id)
+        self.on_queued()
+        return queued
+
+    def _resolve_batch(
+        self, request: VerificationRequest, approver: str, note: str
+    ) -> VerificationRequest:
+        """Resolved on a bulk request: its unknown items are closed as resolved, together."""
+        resolved = self.requests.transition(
+            Transition(
+                request.id,
+                UNKNOWN,
+                State.RESOLVED,
+                actor=approver,
+                action=Action.RESOLVE,
+                now=self.clock(),
+                details={
+                    "note": note,
+                    "items": sum(i.state is State.UNKNOWN for i in request.items),
+                },
+                decided_by=approver,
+                decision_note=note,
+            )
+        )
+        if resolved is None:
+            raise Refused(Refusal.NOT_RESOLVABLE, self.get(request.id))
+        log.info("Bulk request %s resolved by %s", request.id, approver)
+        self.delivery.deliver(request.id)
         return resolved
 
     def _call_provider(

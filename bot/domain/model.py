@@ -135,6 +135,9 @@ class Action(StrEnum):
     # A bulk request's last running item ended: the request leaves executing for what its items
     # make of it. Recorded by the store with that item's change (never on its own).
     FINISH = "finish"
+    # A running bulk request's progress shown (queued by its runner at most every
+    # BULK_PROGRESS_EVERY seconds): no change and no audit entry, only what Slack is told.
+    PROGRESS = "progress"
 
 
 # The actions whose details are the provider's answer (or its absence): one per provider call.
@@ -178,7 +181,7 @@ VIEW_ACTIONS = frozenset({Action.LOOKUP, Action.CHECK, Action.READBACK})
 # The actions that only record something in the audit log, in whatever state the request is:
 # a late answer (Approvals.record_late) and a notice the outbox gave up on.
 RECORD_ONLY_ACTIONS = frozenset(
-    {Action.LATE_ANSWER, Action.DELIVERY_GIVEN_UP, Action.FINISH}
+    {Action.LATE_ANSWER, Action.DELIVERY_GIVEN_UP, Action.FINISH, Action.PROGRESS}
 )
 
 

@@ -189,7 +189,6 @@ class RequestRepository(Protocol):
         as it stands, or None when there is no such request."""
         ...
 
-
     def claim_next_item(
         self,
         *,

@@ -5,17 +5,18 @@ reminders, expiry, claims whose lease ran out, lookups that never finished.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain import correlation
-from bot.domain.approval import Approving
+from bot.domain.bulk import Bulk
 from bot.domain.core import (
     EXECUTING,
     PENDING,
 )
 from bot.domain.model import (
     Action,
+    Item,
     Operation,
     State,
     VerificationRequest,
@@ -29,7 +30,7 @@ from bot.domain.views import resend_refusal
 log = logging.getLogger(__name__)
 
 
-class Sweeps(Approving):
+class Sweeps(Bulk):
     """The maintenance round's decisions: each a compare-and-set, safe on every replica."""
 
     def remind_due(self) -> list[VerificationRequest]:
@@ -136,44 +137,58 @@ class Sweeps(Approving):
         cutoff = now - timedelta(seconds=max_call_seconds)
         recovered = []
         for request in self.requests.list_requests(EXECUTING):
-            details: dict[str, Any] = {"executing_since": request.updated_at.isoformat()}
-            if request.lease_until is not None:
-                if request.lease_until >= now:
-                    continue  # a live claim
-                details |= {
-                    "claim_id": request.claim_id,
-                    "lease_until": request.lease_until.isoformat(),
-                }
-            elif request.updated_at >= cutoff:
-                continue
-            done = self.requests.transition(
-                Transition(
-                    request.id,
-                    EXECUTING,
-                    State.UNKNOWN,
-                    actor="bot",
-                    action=Action.INTERRUPTED,
-                    now=now,
-                    details=details,
-                    outcome=Interrupted(),
-                    # Re-checked in the same compare-and-set: a request claimed afresh, or whose
-                    # lease was renewed, since it was listed is a live call.
-                    fence=request.claim_id,
-                    lease_expired_by=now if request.lease_until is not None else None,
-                    updated_before=cutoff if request.lease_until is None else None,
-                    item=request.item.position,
-                )
-            )
-            if done is not None:
-                with correlation.bound(request_id=done.id):
-                    log.warning(
-                        "Request %s: its claim's lease ran out while executing (its process "
-                        "stopped or stalled): now unknown",
-                        done.id,
-                    )
-                    self.delivery.deliver(done.id)
-                recovered.append(done)
+            for item in request.items:
+                if item.state is not State.EXECUTING:
+                    continue  # a bulk request's item queued or done
+                done = self._recover_item(request, item, now, cutoff)
+                if done is not None:
+                    recovered.append(done)
         return recovered
+
+    def _recover_item(
+        self, request: VerificationRequest, item: Item, now: datetime, cutoff: datetime
+    ) -> VerificationRequest | None:
+        """The item's claim made unknown if its lease ran out (see recover_interrupted)."""
+        details: dict[str, Any] = {"executing_since": request.updated_at.isoformat()}
+        if request.bulk:
+            details["email"] = item.email
+        if item.lease_until is not None:
+            if item.lease_until >= now:
+                return None  # a live claim
+            details |= {
+                "claim_id": item.claim_id,
+                "lease_until": item.lease_until.isoformat(),
+            }
+        elif request.updated_at >= cutoff:
+            return None
+        done = self.requests.transition(
+            Transition(
+                request.id,
+                EXECUTING,
+                State.UNKNOWN,
+                actor="bot",
+                action=Action.INTERRUPTED,
+                now=now,
+                details=details,
+                outcome=Interrupted(),
+                # Re-checked in the same compare-and-set: an item claimed afresh, or whose
+                # lease was renewed, since it was listed is a live call.
+                fence=item.claim_id,
+                lease_expired_by=now if item.lease_until is not None else None,
+                updated_before=cutoff if item.lease_until is None else None,
+                item=item.position,
+            )
+        )
+        if done is not None:
+            with correlation.bound(request_id=done.id):
+                log.warning(
+                    "Request %s: a claim's lease ran out while executing%s (its process "
+                    "stopped or stalled): now unknown",
+                    done.id,
+                    f" ({item.email})" if request.bulk else "",
+                )
+                self.delivery.deliver(done.id)
+        return done
 
     def look_up_missing(self, after: float, limit: int) -> list[VerificationRequest]:
         """Look up pending requests made more than ``after`` seconds ago that still have no
@@ -190,7 +205,8 @@ class Sweeps(Approving):
         missing = [
             r
             for r in self.requests.list_requests(PENDING, updated_before=cutoff)
-            if (r.view is None or _follows_lookup(r))
+            if not r.bulk  # a bulk request has no lookup: each call's answer decides
+            and (r.view is None or _follows_lookup(r))
             and r.created_at < cutoff
             and not r.is_expired(now)
         ]

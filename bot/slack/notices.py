@@ -111,6 +111,7 @@ TOLD: Mapping[Action, tuple[Notice, ...]] = MappingProxyType(
         Action.THROTTLED: (),
         Action.STOP: (Notice.SHOW,),
         Action.FINISH: _DECIDED,
+        Action.PROGRESS: (Notice.SHOW,),
     }
 )
 

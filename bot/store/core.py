@@ -158,6 +158,9 @@ class StoreCore:
             operation,
             rule,
             escalated_at,
+            bulk,
+            started_at,
+            progress_at,
         ) = row
         return VerificationRequest(
             id=id_,
@@ -178,6 +181,9 @@ class StoreCore:
             version=int(version),
             rule=None if rule is None else rule_from_dict(json.loads(rule)),
             escalated_at=None if escalated_at is None else self._time_from_db(escalated_at),
+            bulk=bool(bulk),
+            started_at=None if started_at is None else self._time_from_db(started_at),
+            progress_at=None if progress_at is None else self._time_from_db(progress_at),
         )
 
     def _item_from_row(self, row: Sequence[Any]) -> Item:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.model import (
+    BATCH_ACTIONS,
     EXECUTION_ACTIONS,
     RECORD_ONLY_ACTIONS,
     STAYING_ACTIONS,
@@ -44,7 +45,7 @@ from bot.store.schema import UNDONE
 
 _INSERT_REQUEST = (
     f"INSERT INTO requests ({_REQUEST_COLUMNS}) "  # noqa: S608 -- constant column list
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_ITEM = (
     f"INSERT INTO items ({_ITEM_COLUMNS}, email_key) "  # noqa: S608 -- constant column list
@@ -60,7 +61,8 @@ _CAS = (
     "decided_by = COALESCE(?, decided_by), "
     "decision_note = COALESCE(?, decision_note), "
     "approvals = COALESCE(?, approvals), "
-    "escalated_at = COALESCE(?, escalated_at) "
+    "escalated_at = COALESCE(?, escalated_at), "
+    "started_at = COALESCE(?, started_at) "
     "WHERE id = ? AND state = ?"
 )
 # The item a change executes: its own compare-and-set (on its state, and on its claim and lease
@@ -79,6 +81,9 @@ _CLOSE_ITEMS = (
     "UPDATE items SET state = ?, outcome = COALESCE(?, outcome) WHERE request_id = ? AND state = ?"
 )
 _ITEM_STATES = "SELECT state FROM items WHERE request_id = ? ORDER BY position"
+# A bulk request's items moved together by a change of the request: Retry queues its unknown
+# items again, Resolved closes them (the items' claims stay as they were, fenced as ever).
+_MOVE_ITEMS = "UPDATE items SET state = ? WHERE request_id = ? AND state = ?"
 _CAS_UNEXPIRED = " AND expires_at > ?"
 _CAS_UPDATED_BEFORE = " AND updated_at < ?"
 _CAS_VERSION = " AND version = ?"
@@ -105,12 +110,26 @@ def _validate_transition(
 ) -> None:
     if not from_states:
         raise ValueError("transition needs at least one from_state")
-    if action is not None and (Action(action) in EXECUTION_ACTIONS) != (item is not None):
+    # A batch's own Approve, Retry and Resolved name no item: they move its items together.
+    if (
+        action is not None
+        and (Action(action) in EXECUTION_ACTIONS) != (item is not None)
+        and not (item is None and Action(action) in BATCH_ACTIONS)
+    ):
         raise ValueError(
             f"{Action(action).value} "
             + ("moves an item: name it" if item is None else "is the request's, not an item's")
         )
     to_state = State(to_state)
+    if action is not None and Action(action) is Action.THROTTLED:
+        # Back to the queue: the provider answered with its rate limit and did nothing.
+        if from_states != {State.EXECUTING} or to_state is not State.PENDING:
+            raise ValueError("throttled puts an executing item back in the queue")
+        return
+    if action is not None and Action(action) is Action.STOP:
+        if from_states != {State.EXECUTING} or to_state is not State.CANCELLED:
+            raise ValueError("stop cancels a running batch's queued items")
+        return
     if action is not None and Action(action) in VIEW_ACTIONS:
         raise ValueError(f"{Action(action).value} is recorded with record_view")
     if action is not None and Action(action) in RECORD_ONLY_ACTIONS:
@@ -167,7 +186,7 @@ class RequestMethods(StoreCore):
         """
         if request.state is not State.PENDING:
             raise ValueError(f"a new request must be pending, not {request.state.value}")
-        queued = self._told(Action.CREATE)
+        queued = self._told(Action.CREATE, request.bulk)
         created_at = self._time_to_db(request.created_at)
         if held_until is not None:
             _check_aware(held_until, "held_until")
@@ -189,6 +208,9 @@ class RequestMethods(StoreCore):
             Operation(request.operation).value,
             None if request.rule is None else _json(rule_to_dict(request.rule)),
             None if request.escalated_at is None else self._time_to_db(request.escalated_at),
+            1 if request.bulk else 0,
+            None if request.started_at is None else self._time_to_db(request.started_at),
+            None,
         )
         item_rows = [
             (
@@ -297,62 +319,126 @@ class RequestMethods(StoreCore):
         """
         _validate_transition(change.from_states, change.to_state, change.action, change.item)
         _check_aware(change.now, "now")
-        queued = self._told(change.action)
-        request_id = _text(change.request_id)  # ids arrive in button values: never trusted
-        to_state = State(change.to_state)
-        at = self._time_to_db(change.now)
-        audit_details = _json(change.audit_details)
-        outcome = change.outcome
-        outcome_json = None if outcome is None else _json(outcome_to_dict(outcome))
         try:
             with self._write() as cur:
-                # SQLite: the write lock is held from the transaction's start; PostgreSQL: the
-                # row is locked by this read. Either way the updates below see this state; they
-                # re-check it anyway (they are the CAS).
-                state = self._lock_request(cur, request_id)
-                if state is None:
-                    return None
-                current = State(state)
-                if change.item is None:
-                    if current not in change.from_states:
-                        return None
-                    new_state = to_state
-                else:
-                    if not self._move_item(cur, request_id, change):
-                        return None
-                    cur.execute(self._sql(_ITEM_STATES), (request_id,))
-                    new_state = request_state(State(r[0]) for r in cur.fetchall())
-                if not self._move_request(cur, request_id, current, new_state, change):
-                    if change.item is None:
-                        return None
-                    raise _Lost  # the item moved above: undo it
-                if change.item is None and to_state is not State.PENDING:
-                    # A pending request closed without a call: so are its waiting items.
-                    cur.execute(
-                        self._sql(_CLOSE_ITEMS),
-                        (to_state.value, outcome_json, request_id, State.PENDING.value),
-                    )
-                audit_id = self._insert_audit(
-                    cur,
-                    (
-                        request_id,
-                        at,
-                        _text(change.actor),
-                        _text(Action(change.action).value),
-                        current.value,
-                        new_state.value,
-                        audit_details,
-                    ),
-                )
-                due = None if change.held_until is None else self._time_to_db(change.held_until)
-                if change.fence is not None and due is None:
-                    # An outcome told at once (no read-back to wait for): what its claim held
-                    # ("calling the provider…") is due now too, so it never holds the lane up.
-                    cur.execute(self._sql(_RELEASE_HELD), (at, request_id, at))
-                self._insert_outbox(cur, request_id, queued, at, audit_id, due)
-                return self._fetch_request(cur, request_id)
+                return self._apply(cur, change)
         except _Lost:
             return None
+
+    def _apply(self, cur: _Cursor, change: Transition) -> VerificationRequest | None:
+        """``transition``'s work inside its transaction (the batch runner's claim shares it).
+        Raises _Lost when the request's compare-and-set failed after its items moved."""
+        request_id = _text(change.request_id)  # ids arrive in button values: never trusted
+        at = self._time_to_db(change.now)
+        outcome = change.outcome
+        outcome_json = None if outcome is None else _json(outcome_to_dict(outcome))
+        # SQLite: the write lock is held from the transaction's start; PostgreSQL: the row is
+        # locked by this read. Either way the updates below see this state; they re-check it
+        # anyway (they are the CAS).
+        state = self._lock_request(cur, request_id)
+        if state is None:
+            return None
+        current = State(state)
+        bulk = self._is_bulk(cur, request_id)
+        if change.item is None:
+            if current not in change.from_states:
+                return None
+            new_state = self._move_batch(cur, request_id, current, change, outcome_json, bulk)
+        else:
+            if not self._move_item(cur, request_id, change):
+                return None
+            cur.execute(self._sql(_ITEM_STATES), (request_id,))
+            new_state = request_state((State(r[0]) for r in cur.fetchall()), approved=bulk)
+        started = bulk and current is State.PENDING and new_state is State.EXECUTING
+        if not self._move_request(cur, request_id, current, new_state, change, started=started):
+            raise _Lost  # the request changed: undo whatever moved above
+        audit_id = self._insert_audit(
+            cur,
+            (
+                request_id,
+                at,
+                _text(change.actor),
+                _text(Action(change.action).value),
+                current.value,
+                new_state.value,
+                _json(change.audit_details),
+            ),
+        )
+        due = None if change.held_until is None else self._time_to_db(change.held_until)
+        if change.fence is not None and due is None:
+            # An outcome told at once (no read-back to wait for): what its claim held
+            # ("calling the provider…") is due now too, so it never holds the lane up.
+            cur.execute(self._sql(_RELEASE_HELD), (at, request_id, at))
+        self._insert_outbox(cur, request_id, self._told(change.action, bulk), at, audit_id, due)
+        if bulk and current is State.EXECUTING and new_state is not State.EXECUTING:
+            # The run's last queued or running item ended: how the whole run ended is recorded
+            # (and told) once, with the change that ended it.
+            finish_id = self._insert_audit(
+                cur,
+                (
+                    request_id,
+                    at,
+                    "bot",
+                    Action.FINISH.value,
+                    current.value,
+                    new_state.value,
+                    _json(self._item_counts(cur, request_id)),
+                ),
+            )
+            self._insert_outbox(
+                cur, request_id, self._told(Action.FINISH, bulk), at, finish_id, None
+            )
+        return self._fetch_request(cur, request_id)
+
+    def _is_bulk(self, cur: _Cursor, request_id: str) -> bool:
+        cur.execute(self._sql("SELECT bulk FROM requests WHERE id = ?"), (request_id,))
+        row = cur.fetchone()
+        return row is not None and bool(row[0])
+
+    def _item_counts(self, cur: _Cursor, request_id: str) -> dict[str, int]:
+        """How many of the request's items are in each state (the finish entry's details)."""
+        cur.execute(
+            self._sql("SELECT state, COUNT(*) FROM items WHERE request_id = ? GROUP BY state"),
+            (request_id,),
+        )
+        return {str(state): int(count) for state, count in sorted(cur.fetchall())}
+
+    def _move_batch(
+        self,
+        cur: _Cursor,
+        request_id: str,
+        current: State,
+        change: Transition,
+        outcome_json: str | None,
+        bulk: bool,
+    ) -> State:
+        """A change of the request's own (no item named): what it does to its items, and the
+        state the request moves to. A pending request closed without a call closes its waiting
+        items with it; a bulk request's approval leaves its items queued, its Retry queues its
+        unknown items again, its Resolved closes them, and a stop (Cancel during the run)
+        cancels those still queued; then the request is what its items make of it."""
+        to_state = State(change.to_state)
+        if bulk and to_state is State.EXECUTING and current is State.UNKNOWN:
+            cur.execute(
+                self._sql(_MOVE_ITEMS),
+                (State.PENDING.value, request_id, State.UNKNOWN.value),
+            )
+        elif bulk and to_state is State.RESOLVED:
+            cur.execute(
+                self._sql(_MOVE_ITEMS),
+                (State.RESOLVED.value, request_id, State.UNKNOWN.value),
+            )
+        elif to_state not in (State.PENDING, State.EXECUTING):
+            # A pending request closed without a call, or a run stopped: so are its waiting
+            # items.
+            cur.execute(
+                self._sql(_CLOSE_ITEMS),
+                (to_state.value, outcome_json, request_id, State.PENDING.value),
+            )
+        if not bulk or to_state is State.PENDING or current is State.PENDING:
+            return to_state
+        cur.execute(self._sql(_ITEM_STATES), (request_id,))
+        return request_state((State(r[0]) for r in cur.fetchall()), approved=True)
 
     def _move_request(
         self,
@@ -361,8 +447,11 @@ class RequestMethods(StoreCore):
         current: State,
         new_state: State,
         change: Transition,
+        *,
+        started: bool = False,
     ) -> bool:
-        """The request's compare-and-set for ``change``: True when it matched."""
+        """The request's compare-and-set for ``change`` (``started``: a bulk request's run
+        starts now): True when it matched."""
         at = self._time_to_db(change.now)
         params: tuple[Any, ...] = (
             new_state.value,
@@ -373,6 +462,7 @@ class RequestMethods(StoreCore):
             if change.approvals is None
             else _approvals_json(change.approvals, change.withdrawn),
             None if change.escalated_at is None else self._time_to_db(change.escalated_at),
+            at if started else None,
             request_id,
             current.value,
         )

@@ -20,7 +20,11 @@ until when it may call the provider: the fence on its outcome and the sweep's te
 belongs to executing one (its email, state, claim and lease, outcome, the provider's views)
 moves from the request's row to its item's; "one open request per email" is kept across items;
 10 the request's ``rule`` (the policy rule it was made under, with its terms, JSON; NULL: the
-settings decided) and ``escalated_at`` (when its rule's escalation was recorded).
+settings decided) and ``escalated_at`` (when its rule's escalation was recorded);
+11 the request's ``bulk`` (a bulk request: its items run by the batch runner), ``started_at``
+(when its run started) and ``progress_at`` (when its progress was last queued for Slack), an
+index of the queued items of running batches, and the ``pace`` table (one row: the next slot a
+batch runner may call the provider in, shared by every replica).
 ``MIGRATIONS[n]`` brings a version-n database to n + 1, on either backend.
 """
 
@@ -31,7 +35,7 @@ from typing import Final
 
 from bot.domain.model import OPEN_STATES
 
-SCHEMA_VERSION: Final = 10
+SCHEMA_VERSION: Final = 11
 FIRST_RELEASED_VERSION: Final = 2
 
 OPEN_VALUES: Final = tuple(sorted(s.value for s in OPEN_STATES))
@@ -77,6 +81,15 @@ _ITEMS: Final = """
         PRIMARY KEY (request_id, position)
     )
     """
+# The batch runners' shared pace: the next moment one of them may call the provider.
+_PACE: Final = """
+    CREATE TABLE pace (
+        name      TEXT PRIMARY KEY,
+        next_slot {time} NOT NULL
+    )
+    """
+# The batch runner's next item: a running batch's items by state, in order.
+_RUNNER_INDEX: Final = "CREATE INDEX items_state ON items (state, request_id, position)"
 _ITEM_INDEXES: Final = (
     # "One open request per email", across items, processes and replicas.
     f"CREATE UNIQUE INDEX items_open_email ON items (email_key) WHERE {OPEN_IN}",
@@ -104,7 +117,10 @@ _SCHEMA: Final = (
         version       INTEGER NOT NULL DEFAULT 0,
         operation     TEXT NOT NULL DEFAULT 'confirm',
         rule          TEXT,
-        escalated_at  {time}
+        escalated_at  {time},
+        bulk          INTEGER NOT NULL DEFAULT 0,
+        started_at    {time},
+        progress_at   {time}
     )
     """,
     "CREATE INDEX requests_state_expires ON requests (state, expires_at)",
@@ -113,6 +129,8 @@ _SCHEMA: Final = (
     "CREATE INDEX requests_requester ON requests (requester, created_at)",
     _ITEMS,
     *_ITEM_INDEXES,
+    _RUNNER_INDEX,
+    _PACE,
     """
     CREATE TABLE audit_log (
         id         {serial},
@@ -266,6 +284,15 @@ _V9_TO_V10: Final = (
     "ALTER TABLE requests ADD COLUMN escalated_at {time}",
 )
 
+# Version 10 -> 11: bulk requests (none before), their runner's index and its shared pace.
+_V10_TO_V11: Final = (
+    "ALTER TABLE requests ADD COLUMN bulk INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE requests ADD COLUMN started_at {time}",
+    "ALTER TABLE requests ADD COLUMN progress_at {time}",
+    _RUNNER_INDEX,
+    _PACE,
+)
+
 # From version N to N + 1.
 MIGRATIONS: Final = {
     2: _V2_TO_V3,
@@ -276,6 +303,7 @@ MIGRATIONS: Final = {
     7: _V7_TO_V8,
     8: _V8_TO_V9,
     9: _V9_TO_V10,
+    10: _V10_TO_V11,
 }
 
 

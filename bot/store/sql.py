@@ -46,13 +46,13 @@ from bot.store.buttons import ButtonMethods
 from bot.store.execution import ExecutionRecords
 from bot.store.outbox import OutboxMethods
 from bot.store.queries import QueryMethods
-from bot.store.requests import RequestMethods
 from bot.store.rows import MAX_ERROR_CHARS
+from bot.store.runner import RunnerMethods
 
 __all__ = ["MAX_ERROR_CHARS", "BaseSQLStore"]
 
 
-class BaseSQLStore(RequestMethods, ExecutionRecords, QueryMethods, OutboxMethods, ButtonMethods):
+class BaseSQLStore(RunnerMethods, ExecutionRecords, QueryMethods, OutboxMethods, ButtonMethods):
     """The Store, written once against a DB-API cursor; subclasses supply the connection.
 
     A subclass implements :meth:`_write` (a cursor inside one transaction, committed on success

@@ -198,7 +198,7 @@ def test_transient_failures_are_retried_for_a_week_then_given_up_audited(
     with the notice and Slack's error, and a request message that never went out is handed
     back."""
     # Only the request message is queued: the DM's lane has tests of its own.
-    store.announce = lambda action: [(Notice.POST_REQUEST, Lane.CHANNEL)]
+    store.announce = lambda action, bulk=False: [(Notice.POST_REQUEST, Lane.CHANNEL)]
     request = store.create(
         one_item_request(
             id=new_request_id(),

@@ -62,7 +62,7 @@ from bot.domain.ports import Transition
 from bot.store import open_store
 
 # The approval below queues one update of the message, nothing else is queued.
-store = open_store(sys.argv[1], announce=lambda a: [("show", "channel")] if a == "approve" else [])
+store = open_store(sys.argv[1], announce=lambda a, bulk=False: [("show", "channel")] if a == "approve" else [])
 now = datetime.now(UTC)
 store.create(
     one_item_request(
@@ -120,7 +120,7 @@ def test_sqlite_settings_wal_full_sync_busy_timeout_and_schema(
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
     assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 10
+    assert SCHEMA_VERSION == 11
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {
         "items_open_email",
