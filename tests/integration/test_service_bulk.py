@@ -12,7 +12,7 @@ import pytest
 from doubles import T0, Clock, Delivery, Roles, Rules, StubProvider, rule
 
 from bot.domain.bulk import NotAllowed, NothingToAsk, strictest
-from bot.domain.model import Action, Operation, State
+from bot.domain.model import Operation, State
 from bot.domain.outcomes import ProviderFailed
 from bot.domain.pace import Pace
 from bot.domain.ports import Claimed, Hold
