@@ -7,6 +7,7 @@ lease ran out, and the one ``finish`` entry with what Slack is told of it."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from doubles import T0, Clock, Delivery, Roles, Rules, StubProvider, rule
@@ -48,7 +49,8 @@ def roles() -> Roles:
 
 
 def service(store, clock, provider, roles, rules=None, **policy) -> Approvals:
-    terms = {"ttl": timedelta(hours=1), "bulk_rate": 10.0, "bulk_concurrency": 2} | policy
+    terms: dict[str, Any] = {"ttl": timedelta(hours=1), "bulk_rate": 10.0, "bulk_concurrency": 2}
+    terms |= policy
     return Approvals(
         store,
         provider,

@@ -62,7 +62,9 @@ from bot.domain.ports import Transition
 from bot.store import open_store
 
 # The approval below queues one update of the message, nothing else is queued.
-store = open_store(sys.argv[1], announce=lambda a, bulk=False: [("show", "channel")] if a == "approve" else [])
+store = open_store(
+    sys.argv[1], announce=lambda a, bulk=False: [("show", "channel")] if a == "approve" else []
+)
 now = datetime.now(UTC)
 store.create(
     one_item_request(
