@@ -22,9 +22,10 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.web import SlackResponse
 
 from bot.domain import correlation
-from bot.domain.policy import Policy, load_policy
+from bot.domain.policy import DEFAULT_BULK_APPROVALS, Policy, load_policy
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.maintenance import Maintenance, interrupted_bound, lease_seconds
+from bot.runner import BatchRunner
 from bot.metrics import Metrics
 from bot.provider.client import HostupClient
 from bot.settings import Settings
@@ -126,6 +127,8 @@ class Services:
     outbox: Outbox
     home: Home
     maintenance: Maintenance
+    # Runs approved bulk requests' items (started by serve; tests and the sandbox drain it).
+    runner: BatchRunner
     # Runs Bolt's listeners; see LISTENER_THREADS.
     executor: ThreadPoolExecutor
     # Sends the "calling the provider…" update while a listener calls the provider.
@@ -172,6 +175,7 @@ class Services:
     def close(self) -> None:
         """Let in-flight listeners (an approval mid-call) finish, then close the clients."""
         self.maintenance.stop()
+        self.runner.stop()
         self.executor.shutdown(wait=True)
         self.delivery_executor.shutdown(wait=True)
         if self.home_executor is not None:
@@ -246,9 +250,18 @@ def build_services(settings: Settings) -> Services:
                 seconds=lease_seconds(settings.INTERRUPTED_AFTER, provider.attempt_deadline)
             ),
             resend_language=settings.RESEND_LANGUAGE,
+            bulk_max=settings.BULK_MAX,
+            bulk_approvals_required=(
+                rules.bulk_approvals_required if rules is not None else DEFAULT_BULK_APPROVALS
+            ),
+            bulk_rate=settings.BULK_RATE,
+            bulk_concurrency=settings.BULK_CONCURRENCY,
+            bulk_progress_every=settings.BULK_PROGRESS_EVERY,
         ),
         rules=rules,
     )
+    runner = BatchRunner(approvals, threads=settings.BULK_CONCURRENCY)
+    approvals.on_queued = runner.wake
     notifier = Notifier(client, settings.APPROVAL_CHANNEL)
     outbox = Outbox(
         store,
@@ -295,6 +308,7 @@ def build_services(settings: Settings) -> Services:
         outbox,
         home,
         maintenance,
+        runner,
         executor,
         delivery_executor,
         metrics,

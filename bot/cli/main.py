@@ -203,6 +203,8 @@ def serve(host: str) -> int:
     )
     # Expire, recover interrupted calls and deliver what Slack missed: now, then every 15 s.
     services.maintenance.start()
+    # Run approved bulk requests' items, at the provider's pace, shared with other replicas.
+    services.runner.start()
     try:
         if settings.SLACK_APP_TOKEN is not None:
             log.info("Connecting to Slack over Socket Mode…")

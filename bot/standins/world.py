@@ -49,11 +49,15 @@ class World:
         database_path: str | os.PathLike[str] | None = None,
         settings: dict[str, Any] | None = None,
         maintenance: bool = False,
+        runner: bool = False,
     ) -> None:
         self.socket_mode = socket_mode
         # Tests run maintenance rounds themselves (services.maintenance.run_once()), so they
         # decide when a sweep happens; the loop can be started for a more lifelike run.
         self._maintenance = maintenance
+        # Bulk requests' runners: started with the bot when asked; otherwise a test runs them
+        # itself (services.runner.drain()).
+        self._runner = runner
         self.slack = FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
         self.provider = FakeProvider(PROVIDER_KEY)
         self.socket: Any = None
@@ -131,6 +135,8 @@ class World:
         app = create_app(self.settings, self._services.slack_deps())
         if self._maintenance:
             self._services.maintenance.start()
+        if self._runner:
+            self._services.runner.start()
         transport: Transport
         if self.socket_mode:
             self._server = SocketModeServer(app, APP_TOKEN).start()
