@@ -25,9 +25,9 @@ from bot.domain import correlation
 from bot.domain.policy import DEFAULT_BULK_APPROVALS, Policy, load_policy
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.maintenance import Maintenance, interrupted_bound, lease_seconds
-from bot.runner import BatchRunner
 from bot.metrics import Metrics
 from bot.provider.client import HostupClient
+from bot.runner import BatchRunner
 from bot.settings import Settings
 from bot.slack.deps import SlackDeps
 from bot.slack.home import Home
