@@ -295,7 +295,7 @@ class Bulk(Approving):
     def _run_item(self, claimed: VerificationRequest, position: int) -> VerificationRequest:
         """Call the provider for the item at ``position`` this runner claimed, and record the
         outcome on that claim (fenced, as a single request's)."""
-        item = claimed.items[position]
+        item = next(i for i in claimed.items if i.position == position)
         one = replace(claimed, items=(item,))  # what the call and its renewals need
         outcome: Outcome
         details: dict[str, object] = {"email": item.email}

@@ -108,7 +108,9 @@ class RequestRepository(Protocol):
     def get(self, request_id: str) -> VerificationRequest | None: ...
 
     def transition(self, change: Transition) -> VerificationRequest | None:
-        """The request as changed, or None when the compare-and-set did not match."""
+        """The request as changed, or None when the compare-and-set did not match. A change of
+        one item of a bulk request returns the request with that item alone in ``items``
+        (each item keeps its ``position``): its other items are not read back."""
         ...
 
     def find_open(self, email: str) -> VerificationRequest | None: ...

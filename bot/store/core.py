@@ -277,10 +277,22 @@ class StoreCore:
         ``bulk``): its outbox entries."""
         return () if self.announce is None else self.announce(Action(action), bulk)
 
-    def _fetch_request(self, cur: _Cursor, request_id: str) -> VerificationRequest | None:
+    def _fetch_request(
+        self, cur: _Cursor, request_id: str, *, only_item: int | None = None
+    ) -> VerificationRequest | None:
+        """The request with its items; with ``only_item``, with that item alone (a bulk
+        request's runner is not read a thousand items back for each call it makes)."""
         cur.execute(self._sql(_SELECT_REQUEST + " WHERE id = ?"), (_text(request_id),))
         row = cur.fetchone()
-        return None if row is None else self._requests_from_rows(cur, [row])[0]
+        if row is None:
+            return None
+        if only_item is None:
+            return self._requests_from_rows(cur, [row])[0]
+        cur.execute(
+            self._sql(_SELECT_ITEMS + " WHERE request_id = ? AND position = ?"),
+            (_text(request_id), int(only_item)),
+        )
+        return self._request_from_row(row, [self._item_from_row(r) for r in cur.fetchall()])
 
     def _fetch_open(self, cur: _Cursor, email: str) -> VerificationRequest | None:
         """The newest request with an open item for ``email`` (in any of its spellings)."""

@@ -388,7 +388,10 @@ class RequestMethods(StoreCore):
             self._insert_outbox(
                 cur, request_id, self._told(Action.FINISH, bulk), at, finish_id, None
             )
-        return self._fetch_request(cur, request_id)
+        # A bulk request's item change: the request with that item alone.
+        return self._fetch_request(
+            cur, request_id, only_item=change.item if bulk and change.item is not None else None
+        )
 
     def _is_bulk(self, cur: _Cursor, request_id: str) -> bool:
         cur.execute(self._sql("SELECT bulk FROM requests WHERE id = ?"), (request_id,))
