@@ -343,7 +343,12 @@ class Bulk(Approving):
         return final
 
     def _renew_item(self, request: VerificationRequest, item: Item, seconds: float) -> bool:
+        """Keep the item's claim for the client's wait before its next attempt (a 429's
+        Retry-After, or a connection that never reached the provider): every other runner
+        holds off as long, so the provider is not asked again by them meanwhile."""
         now = self.clock()
+        if seconds > 0:
+            self.requests.hold_pace(now + timedelta(seconds=seconds))
         until = now + timedelta(seconds=seconds) + self.policy.lease
         return item.claim_id is not None and self.requests.renew_lease(
             request.id, item.claim_id, until=until, now=now
