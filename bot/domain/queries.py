@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.domain.core import (
     HOME_COUNT_CAP,
@@ -53,6 +53,8 @@ class HomeData:
     decided_count: int | None = None
     # More pending requests than HOME_PENDING_SCAN: ``waiting`` is from the newest of them.
     waiting_more: bool = False
+    # When it was read: a running bulk request's time left is reckoned from it.
+    now: datetime | None = None
 
 
 class Queries(ServiceCore):
@@ -152,6 +154,7 @@ class Queries(ServiceCore):
             mine_count=mine_count,
             decided_count=decided_count,
             waiting_more=len(pending) >= HOME_PENDING_SCAN,
+            now=now,
         )
 
     def rejectable(self, request_id: str) -> VerificationRequest:
