@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import assert_never
 
-from bot.domain.batch import Progress, domains_of, progress_of
-from bot.domain.model import Item, Operation, State, VerificationRequest
+from bot.domain.batch import Progress, domains_of, is_batch, item_for, progress_of
+from bot.domain.model import History, Item, Operation, State, VerificationRequest
 from bot.slack.blocks.provider import error_summary
 from bot.slack.blocks.text import (
     approvals_line,
@@ -30,6 +30,8 @@ BULK_VERBS = {Operation.CONFIRM: "confirm", Operation.RESEND: "resend"}
 DONE_WORDS = {Operation.CONFIRM: "cleared", Operation.RESEND: "resent"}
 # How many domains a Home row names before "and N more".
 DOMAINS_SHOWN = 3
+# How many bulk requests the history beside a request names before "and N more".
+BATCHES_SHOWN = 3
 
 
 def batch_title(request: VerificationRequest) -> str:
@@ -151,3 +153,19 @@ def item_words(request: VerificationRequest, item: Item) -> str:
             return "unknown (the provider may or may not have acted)"
         case _:
             return item.state.value
+
+
+def in_batches(history: History) -> str:
+    """The bulk requests among ``history``'s (which counts single requests only), newest
+    first: ``in a bulk request of 300 (cleared), in a bulk request of 12 and 2 more``; each
+    with the history's email's own state where it was one of its emails; "" when none."""
+    batches = [r for r in history.requests if is_batch(r)]
+    shown = []
+    for request in batches[:BATCHES_SHOWN]:
+        words = f"in a bulk request of {len(request.items)}"
+        item = item_for(request, history.email)
+        if item is not None:
+            words += f" ({item_words(request, item)})"
+        shown.append(words)
+    rest = len(batches) - len(shown)
+    return ", ".join(shown) + (f" and {rest} more" if rest else "")
