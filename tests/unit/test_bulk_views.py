@@ -33,7 +33,7 @@ from bot.slack.blocks.batch_words import batch_state_line, progress_words
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 CLEARED = Cleared(("example.com",), ("3704",), "Verification caches cleared", "req-ok")
-BAD = ProviderFailed("client", "Email is not registered", status=400, code="BAD_EMAIL")
+BAD = ProviderFailed("rejected", "Email is not registered", status=400, code="BAD_EMAIL")
 
 
 def email(i: int) -> str:

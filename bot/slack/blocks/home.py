@@ -32,6 +32,7 @@ HOME_BLOCK_LIMIT = 100  # Slack's limit for a view
 HOME_WAITING_SHOWN = 20  # two blocks each, with their buttons
 HOME_MINE_SHOWN = 15
 HOME_DECIDED_SHOWN = 10
+HOME_RUNNING_SHOWN = 5  # bulk requests running now, one block each
 
 
 def _home_request_line(request: VerificationRequest) -> str:
@@ -148,6 +149,13 @@ def home_view(data: HomeData, channel: str) -> dict[str, Any]:
         )
         if waiting_more:
             out.append(waiting_more)
+        if data.running:
+            out.append(header(f"Bulk requests running ({len(data.running)})"))
+            for request in data.running[:HOME_RUNNING_SHOWN]:
+                status = _state_line(request, data.required, data.now)
+                out.append(section(f"{_home_request_line(request)}\n{status}"))
+            if more := _more(len(data.running), HOME_RUNNING_SHOWN, "running", channel):
+                out.append(more)
         out.append({"type": "divider"})
     mine_count, mine_words, mine_capped = _counted(data.mine_count, len(data.mine))
     out.append(header(f"Your requests, last {data.days} days ({mine_words})"))
