@@ -26,7 +26,7 @@ from bot.domain.model import (
     VerificationRequest,
 )
 from bot.domain.outcomes import Cleared, ProviderFailed
-from bot.domain.ports import Transition
+from bot.domain.ports import Hold, Transition
 from bot.domain.service import ApprovalPolicy, Approvals
 from bot.slack import blocks
 from bot.store import SQLiteStore
@@ -263,3 +263,49 @@ def test_all_requests_export_mixes_single_and_bulk(store, running):
         "1",
         "1",
     )
+
+
+def test_a_batch_run_by_the_service_reads_back_per_email(store):
+    """A real run: submit_bulk, two approvals, the runner calls each email once, one fails.
+    The audit has one row per email with that email's one call, its state and the provider's
+    code, decided "approved" by the second approver; status finds the failed email in it; the
+    requester's Home tab reads it finished with its counts."""
+    clock = Clock(T0)
+    provider = StubProvider()
+    provider.answers[EMAILS[1]] = [BAD]
+    approvals = Approvals(
+        store,
+        provider,
+        Roles(approvers={"U2", "U3"}, requesters={"U1"}),
+        Delivery(),
+        ApprovalPolicy(ttl=timedelta(hours=1), bulk_rate=100.0),
+        clock=clock,
+    )
+    request = approvals.submit_bulk(list(EMAILS), "INC-9", "U1").request
+    approvals.approve(request.id, "U2")
+    approvals.approve(request.id, "U3")
+    for _ in range(50):
+        got = approvals.run_next()
+        if isinstance(got, Hold):
+            if got.idle:
+                break
+            clock.advance(seconds=got.seconds)
+    assert sorted(provider.calls) == sorted(EMAILS)
+    done = store.get(request.id)
+    assert done is not None and done.bulk and done.state is State.FAILED
+    out = io.StringIO()
+    export_request(store, out, request.id)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [(r["email"], r["item_state"], r["provider_calls"]) for r in rows] == [
+        (EMAILS[0], "succeeded", "1"),
+        (EMAILS[1], "failed", "1"),
+        (EMAILS[2], "succeeded", "1"),
+    ]
+    assert {(r["state"], r["decision"], r["decided_by"]) for r in rows} == {
+        ("failed", "approved", "U3")
+    }
+    assert [r["outcome_code"] for r in rows] == ["", "BAD_EMAIL", ""]
+    text = blocks.status_text(approvals.status_of("U1", EMAILS[1]), None)
+    assert f"{FAILED_WORDS} in bulk request `{request.id}` of 3 emails" in text
+    home = json.dumps(blocks.home_view(approvals.home_for("U1"), "C1"))
+    assert "*Done, some failed*" in home and "3 of 3 done: 2 cleared, 1 failed" in home
