@@ -10,7 +10,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from bot import __version__
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def export_audit(args: argparse.Namespace) -> int:
-    from bot.cli.audit import export
+    from bot.cli.audit import export, export_request
     from bot.settings import SettingsError, load_store_settings
     from bot.store import StoreError, open_store
 
@@ -303,12 +303,21 @@ def export_audit(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"audit: {exc}", file=sys.stderr)
         return 2
+
+    def write(out: TextIO) -> int:
+        if args.request is not None:
+            return export_request(store, out, args.request, fmt=args.format)
+        return export(store, out, since=args.since, fmt=args.format)
+
     try:
+        if args.request is not None and store.get(args.request) is None:
+            print(f"audit: no request {args.request!r} in the store", file=sys.stderr)
+            return 2
         if args.output:
             with open(args.output, "w", encoding="utf-8", newline="") as out:
-                count = export(store, out, since=args.since, fmt=args.format)
+                count = write(out)
         else:
-            count = export(store, sys.stdout, since=args.since, fmt=args.format)
+            count = write(sys.stdout)
     finally:
         store.close()
     log.info("Wrote %d request(s) from %s", count, store_label(settings.DATABASE_URL))

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.domain.inputs import other_forms
 from bot.domain.model import Item, State, VerificationRequest
 
 
@@ -70,3 +71,16 @@ def domains_of(request: VerificationRequest) -> list[tuple[str, int]]:
     """The domains of the request's items with how many items each, most first (then by name)."""
     counts = Counter(item.domain for item in request.items)
     return sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+def is_batch(request: VerificationRequest) -> bool:
+    """A bulk request (or any request of several items): shown through its items, never
+    through ``request.email`` (which raises for it)."""
+    return request.bulk or len(request.items) > 1
+
+
+def item_for(request: VerificationRequest, email: str) -> Item | None:
+    """The request's item for ``email`` (compared case-insensitively, in either IDNA form of
+    its domain, as the store finds it), or None."""
+    keys = {form.lower() for form in (email, *other_forms(email))}
+    return next((item for item in request.items if item.email.lower() in keys), None)

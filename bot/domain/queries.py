@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from bot.domain.batch import is_batch
 from bot.domain.core import (
+    EXECUTING,
     HOME_COUNT_CAP,
     HOME_LISTED,
     HOME_PENDING_SCAN,
@@ -53,6 +55,10 @@ class HomeData:
     decided_count: int | None = None
     # More pending requests than HOME_PENDING_SCAN: ``waiting`` is from the newest of them.
     waiting_more: bool = False
+    # When it was read: a running bulk request's time left is reckoned from it.
+    now: datetime | None = None
+    # Bulk requests running now (for an approver), newest first: a run lasts minutes.
+    running: tuple[VerificationRequest, ...] = ()
 
 
 class Queries(ServiceCore):
@@ -132,7 +138,13 @@ class Queries(ServiceCore):
         )
         decided: tuple[VerificationRequest, ...] = ()
         decided_count = 0
+        running: tuple[VerificationRequest, ...] = ()
         if is_approver:
+            running = tuple(
+                r
+                for r in self.requests.newest_requests(states=EXECUTING, limit=HOME_LISTED)
+                if is_batch(r)
+            )
             # Final states asked for as "not open": read newest first through (created_at).
             decided = tuple(
                 self.requests.newest_requests(
@@ -152,6 +164,8 @@ class Queries(ServiceCore):
             mine_count=mine_count,
             decided_count=decided_count,
             waiting_more=len(pending) >= HOME_PENDING_SCAN,
+            now=now,
+            running=running,
         )
 
     def rejectable(self, request_id: str) -> VerificationRequest:

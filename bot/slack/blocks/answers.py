@@ -1,11 +1,14 @@
 """The private (ephemeral) answers to a person: /verify-email help and status, an address that
 cannot be used, an open request for the same address, and an approval that does not complete
-the quorum yet. What the service refused is in ``refusals``."""
+the quorum yet. What the service refused is in ``refusals``. An email inside a bulk request is
+answered with that request (its count, its id) and the email's own item."""
 
 from __future__ import annotations
 
+from bot.domain.batch import is_batch, item_for
 from bot.domain.model import VerificationRequest
 from bot.domain.service import StatusReport
+from bot.slack.blocks.batch_words import item_words
 from bot.slack.blocks.text import (
     approvals_line,
     clip,
@@ -43,7 +46,9 @@ def invalid_email_text(raw: str, problem: str) -> str:
 def status_text(report: StatusReport, permalink: str | None) -> str:
     """The private answer to /verify-email status EMAIL."""
     lines = [f"*Requests for {email_forms(report.email)}*"]
-    if report.open is not None:
+    if report.open is not None and is_batch(report.open):
+        lines.append(_open_batch_line(report.email, report.open, permalink))
+    elif report.open is not None:
         where = f"<{permalink}|the open request>" if permalink else "The open request"
         lines.append(
             f"{where} is {report.open.state.value} (to "
@@ -57,8 +62,8 @@ def status_text(report: StatusReport, permalink: str | None) -> str:
     if decided:
         lines.append(f"Last outcomes (last {report.days} days):")
         lines.extend(
-            f"• {operation_words(r.operation)}: {r.state.value} {day(r.updated_at)}, asked by "
-            f"{user(r.requester)}"
+            f"• {operation_words(r.operation)}: {_outcome_words(report.email, r)} "
+            f"{day(r.updated_at)}, asked by {user(r.requester)}"
             + (f", decided by {deciders(r, 'someone')}" if r.decided_by else "")
             for r in decided
         )
@@ -67,8 +72,38 @@ def status_text(report: StatusReport, permalink: str | None) -> str:
     return "\n".join(lines)
 
 
+def _open_batch_line(email: str, request: VerificationRequest, permalink: str | None) -> str:
+    """``The open request is bulk request `…`: this email is one of its 300 emails (to …),
+    asked by @ana …; the request is executing; this email: queued.``"""
+    where = f"<{permalink}|the open request>" if permalink else "The open request"
+    item = item_for(request, email)
+    mine = item_words(request, item) if item is not None else "not found in it"
+    return (
+        f"{where} is bulk request `{esc(request.id)}`: this email is one of its "
+        f"{len(request.items)} emails (to {operation_words(request.operation)}), asked by "
+        f"{user(request.requester)} {when(request.created_at)}. The request is "
+        f"{request.state.value}; this email: {mine}."
+    )
+
+
+def _outcome_words(email: str, request: VerificationRequest) -> str:
+    """A request's state in the status answer's list; for a bulk request, the email's own
+    (``cleared in bulk request `…` of 300``)."""
+    if not is_batch(request):
+        return request.state.value
+    item = item_for(request, email)
+    mine = item_words(request, item) if item is not None else request.state.value
+    return f"{mine} in bulk request `{esc(request.id)}` of {len(request.items)} emails"
+
+
 def open_request_text(existing: VerificationRequest, permalink: str | None) -> str:
     where = f"<{permalink}|the open request>" if permalink else "the open request"
+    if is_batch(existing):
+        return (
+            f"This address is in an open bulk request of {len(existing.items)} emails (to "
+            f"{operation_words(existing.operation)}, {existing.state.value}, asked by "
+            f"{user(existing.requester)}). See {where}; a new one can be made once it is done."
+        )
     return (
         f"{email_forms(existing.email)} already has an open request (to "
         f"{operation_words(existing.operation)}, {existing.state.value}, asked by "

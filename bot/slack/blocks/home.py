@@ -1,13 +1,17 @@
 """The App Home tab: what waits for the approver, the person's own requests (with Cancel while
-pending) and the last decisions, within Slack's 100 blocks a view, longer lists counted."""
+pending) and the last decisions, within Slack's 100 blocks a view, longer lists counted. A bulk
+request is listed as a batch (``Bulk: confirm 300 emails``), with its progress while it runs."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from bot.domain.model import State, VerificationRequest
+from bot.domain.batch import is_batch
+from bot.domain.model import Operation, State, VerificationRequest
 from bot.domain.service import HOME_COUNT_CAP, HomeData
 from bot.slack import ids
+from bot.slack.blocks.batch_words import batch_state_line, batch_title, domains_words
 from bot.slack.blocks.dm import cancel_button
 from bot.slack.blocks.request import decision_buttons, state_line
 from bot.slack.blocks.text import (
@@ -18,6 +22,7 @@ from bot.slack.blocks.text import (
     esc,
     header,
     operation_words,
+    plain,
     section,
     user,
     when,
@@ -27,14 +32,81 @@ HOME_BLOCK_LIMIT = 100  # Slack's limit for a view
 HOME_WAITING_SHOWN = 20  # two blocks each, with their buttons
 HOME_MINE_SHOWN = 15
 HOME_DECIDED_SHOWN = 10
+HOME_RUNNING_SHOWN = 5  # bulk requests running now, one block each
 
 
 def _home_request_line(request: VerificationRequest) -> str:
+    if is_batch(request):
+        return (
+            f"*{batch_title(request)}* from {user(request.requester)}: "
+            f"{esc(clip(request.reason, 200))}\n{domains_words(request)}"
+            f"\nAsked {when(request.created_at)} to {operation_words(request.operation)}, "
+            f"expires {when(request.expires_at)}"
+        )
     return (
         f"`{esc(request.email)}` from {user(request.requester)}: {esc(clip(request.reason, 200))}"
         f"\nAsked {when(request.created_at)} to {operation_words(request.operation)}, expires "
         f"{when(request.expires_at)}"
     )
+
+
+def _state_line(request: VerificationRequest, required: int, now: datetime | None) -> str:
+    if is_batch(request):
+        return batch_state_line(request, required, now)
+    return state_line(request, required)
+
+
+def _batch_buttons(request: VerificationRequest, block_id: str, *, decide: bool) -> dict[str, Any]:
+    """A bulk request's row of buttons: Approve (its confirmation counting the emails) and
+    Reject (``decide``), else the requester's Cancel; the same actions and values as a single
+    request's, so the same listeners take them."""
+    n = len(request.items)
+    if request.operation is Operation.RESEND:
+        does = f"The provider will send the verification email again for each of {n} emails."
+    else:
+        does = (
+            f"The provider will clear the verification of each of {n} emails and notify its "
+            "clients. This cannot be undone."
+        )
+    if not decide:
+        cancel = {
+            "type": "button",
+            "action_id": ids.CANCEL_ACTION,
+            "text": plain("Cancel request"),
+            "value": request.id,
+            "confirm": {
+                "title": plain("Cancel this bulk request?", 100),
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"Nobody will be able to approve the bulk request for {n} emails.",
+                },
+                "confirm": plain("Cancel request", 30),
+                "deny": plain("Keep it", 30),
+            },
+        }
+        return {"type": "actions", "block_id": block_id, "elements": [cancel]}
+    approve = {
+        "type": "button",
+        "action_id": ids.APPROVE_ACTION,
+        "text": plain("Approve"),
+        "style": "primary",
+        "value": request.id,
+        "confirm": {
+            "title": plain(f"Approve {n} emails?", 100),
+            "text": {"type": "mrkdwn", "text": clip(does, 300)},
+            "confirm": plain("Approve", 30),
+            "deny": plain("Cancel", 30),
+            "style": "primary",
+        },
+    }
+    reject = {
+        "type": "button",
+        "action_id": ids.REJECT_ACTION,
+        "text": plain("Reject"),
+        "style": "danger",
+        "value": request.id,
+    }
+    return {"type": "actions", "block_id": block_id, "elements": [approve, reject]}
 
 
 def _more(
@@ -64,25 +136,40 @@ def home_view(data: HomeData, channel: str) -> dict[str, Any]:
         if not data.waiting:
             out.append(section("Nothing is waiting for you."))
         for request in data.waiting[:HOME_WAITING_SHOWN]:
-            status = state_line(request, data.required)
+            status = _state_line(request, data.required, data.now)
             out.append(section(f"{_home_request_line(request)}\n{status}"))
             if not by_rule(request):  # (the service lists none of those: nobody is asked)
                 row = ids.for_request(ids.ACTIONS_BLOCK, request.id)
-                out.append(decision_buttons(request, row))
+                if is_batch(request):
+                    out.append(_batch_buttons(request, row, decide=True))
+                else:
+                    out.append(decision_buttons(request, row))
         waiting_more = _more(
             len(data.waiting), HOME_WAITING_SHOWN, "waiting", channel, at_least=data.waiting_more
         )
         if waiting_more:
             out.append(waiting_more)
+        if data.running:
+            out.append(header(f"Bulk requests running ({len(data.running)})"))
+            for request in data.running[:HOME_RUNNING_SHOWN]:
+                status = _state_line(request, data.required, data.now)
+                out.append(section(f"{_home_request_line(request)}\n{status}"))
+            if more := _more(len(data.running), HOME_RUNNING_SHOWN, "running", channel):
+                out.append(more)
         out.append({"type": "divider"})
     mine_count, mine_words, mine_capped = _counted(data.mine_count, len(data.mine))
     out.append(header(f"Your requests, last {data.days} days ({mine_words})"))
     if not data.mine:
         out.append(section("You have asked for nothing lately. Type `/verify-email` to ask."))
     for request in data.mine[:HOME_MINE_SHOWN]:
-        out.append(section(f"{_home_request_line(request)}\n{state_line(request, data.required)}"))
+        status = _state_line(request, data.required, data.now)
+        out.append(section(f"{_home_request_line(request)}\n{status}"))
         if request.state is State.PENDING:
-            out.append(cancel_button(request, ids.for_request(ids.CANCEL_BLOCK, request.id)))
+            row = ids.for_request(ids.CANCEL_BLOCK, request.id)
+            if is_batch(request):
+                out.append(_batch_buttons(request, row, decide=False))
+            else:
+                out.append(cancel_button(request, row))
     if more := _more(mine_count, HOME_MINE_SHOWN, "of yours", channel, at_least=mine_capped):
         out.append(more)
     if data.is_approver:
@@ -91,10 +178,15 @@ def home_view(data: HomeData, channel: str) -> dict[str, Any]:
         if not data.decided:
             out.append(section("No decisions yet."))
         for request in data.decided[:HOME_DECIDED_SHOWN]:
+            what = (
+                f"*{batch_title(request)}*"
+                if is_batch(request)
+                else f"`{esc(request.email)}` ({operation_words(request.operation)})"
+            )
             out.append(
                 context(
-                    f"`{esc(request.email)}` ({operation_words(request.operation)}): "
-                    f"{state_line(request, data.required)} ({when(request.updated_at)})"
+                    f"{what}: {_state_line(request, data.required, data.now)} "
+                    f"({when(request.updated_at)})"
                 )
             )
         decided_count, _, decided_capped = _counted(data.decided_count, len(data.decided))

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any, assert_never
 
+from bot.domain.batch import is_batch
 from bot.domain.model import History, Operation, State, VerificationRequest
 from bot.domain.outcomes import Cleared, NotResendable, Resent
 from bot.domain.views import ProviderView
 from bot.slack import ids
+from bot.slack.blocks.batch_words import in_batches
 from bot.slack.blocks.provider import error_summary, mask_emails, provider_line, provider_time
 from bot.slack.blocks.text import (
     Blocks,
@@ -256,7 +258,7 @@ def history_line(history: History) -> str:
         parts.append(f"more than {len(history.requests)}{period}")
         period = ""
     for operation, done in ((Operation.CONFIRM, "cleared"), (Operation.RESEND, "resent")):
-        succeeded = [r for r in history.cleared if r.operation is operation]
+        succeeded = [r for r in history.cleared if r.operation is operation and not is_batch(r)]
         if succeeded:
             last = succeeded[0]
             times = "once" if len(succeeded) == 1 else f"{len(succeeded)} times"
@@ -267,12 +269,16 @@ def history_line(history: History) -> str:
             period = ""  # said once, by the first count
     others: dict[str, int] = {}
     for earlier in history.requests:
+        if is_batch(earlier):
+            continue  # counted below, as a batch
         if earlier.state is not State.SUCCEEDED:
             # A resend's other outcomes are told apart: "1 resend failed".
             resend = earlier.operation is Operation.RESEND
             what = ("resend " if resend else "") + earlier.state.value
             others[what] = others.get(what, 0) + 1
     parts.extend(f"{n} {state}" for state, n in sorted(others.items()))
+    if batched := in_batches(history):
+        parts.append(batched + period)
     if history.more:
         counted = "; ".join(parts[1:])
         return (
