@@ -1,6 +1,9 @@
 """How Slack shows a bulk request: its message in each state, the progress line, the lists
 clipped with counts, the one final thread reply and the DMs, within Slack's limits at 1,000
-emails; the buttons' action ids and values; and the renderer's branches for a bulk request."""
+emails; the buttons' action ids and values; and the renderer's branches for a bulk request.
+
+(Over 500 lines: one module for one surface, as test_blocks is for a single request's; most of
+its length is the parametrised states' expected lines, which read best beside each other.)"""
 
 from __future__ import annotations
 
