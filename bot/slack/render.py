@@ -16,6 +16,10 @@ An update is not sent when nothing it would show has changed: one a later queued
 supersedes, and the first after the post when it renders just what the post showed (the
 lookup's, usually: a new request's message waits for the provider's view to be posted with it).
 
+A bulk request (``request.bulk``: many emails, whose ``email`` and ``outcome`` raise) is shown
+by the ``batch_*`` builders: its message with live progress (the time left by this renderer's
+clock), one thread reply with the counts when its run finishes, short DMs; no provider check.
+
 (Just over 500 lines: the table and its one function per notice read best together, and each
 function is a few lines over the builders; the wording itself is all in bot/slack/blocks/.)
 """
@@ -229,6 +233,8 @@ class Renderer:
         )
 
     def _request_message(self, request: VerificationRequest) -> tuple[str, blocks.Blocks]:
+        if blocks.shown_as_batch(request):  # its progress, and the time left as of now
+            return blocks.batch_message(request, self.approvals_required, self.clock())
         return blocks.request_message(request, self.approvals_required, self._history(request))
 
     def _adopt_copy(self, request: VerificationRequest) -> bool:
@@ -294,7 +300,10 @@ class Renderer:
 
     def _reply_result(self, entry: OutboxEntry, request: VerificationRequest) -> None:
         described = self._as_of(entry.audit_id, request)
-        text, reply_blocks = blocks.result_reply(described)
+        if blocks.shown_as_batch(request):  # the run's one reply: counts, failed and unknown
+            text, reply_blocks = blocks.batch_result_reply(described)
+        else:
+            text, reply_blocks = blocks.result_reply(described)
         if not described.message_ts:
             raise DeliveryError(
                 f"reply about request {request.id}", "it has no message", permanent=True
@@ -305,10 +314,15 @@ class Renderer:
             text,
             message_blocks=reply_blocks,
         )
-        if described.state is State.UNKNOWN:  # it offers Check provider, Retry, Resolved
+        # It offers Check provider, Retry, Resolved (a batch's: Retry, Resolved).
+        if described.state is State.UNKNOWN:
             self._remember(request, Surface.RESULT_REPLY, posted, entry.audit_id)
 
     def _reply_check(self, entry: OutboxEntry, request: VerificationRequest) -> None:
+        if blocks.shown_as_batch(request):
+            # Never offered on a batch (one domain's reading cannot speak for its emails).
+            log.warning("No provider check to show for bulk request %s", request.id)
+            return
         event = self.records.audit_entry(entry.audit_id) if entry.audit_id is not None else None
         reading = request.readback
         if event is not None and isinstance(event.details.get("reading"), dict):
@@ -364,15 +378,22 @@ class Renderer:
                 else "the request was never posted",
                 permanent=not still_posting,
             )
-        text, dm_blocks = blocks.submitted_dm(request, self.messenger.channel)
+        if blocks.shown_as_batch(request):
+            text, dm_blocks = blocks.batch_submitted_dm(request, self.messenger.channel)
+        else:
+            text, dm_blocks = blocks.submitted_dm(request, self.messenger.channel)
         self.messenger.dm(request.requester, text, dm_blocks)  # no button: never settled
 
     def _dm_outcome(self, entry: OutboxEntry, request: VerificationRequest) -> None:
         decided = self._as_of(entry.audit_id, request)
-        self.messenger.dm(request.requester, blocks.outcome_dm(decided, self.messenger.channel))
+        if blocks.shown_as_batch(request):  # counts, and the thread for the details
+            text = blocks.batch_outcome_dm(decided, self.messenger.channel)
+        else:
+            text = blocks.outcome_dm(decided, self.messenger.channel)
+        self.messenger.dm(request.requester, text)
 
     def _dm_not_posted(self, entry: OutboxEntry, request: VerificationRequest) -> None:
-        outcome = request.outcome
+        outcome = request.items[0].outcome  # a batch's items all close with its request
         reason = outcome.message if isinstance(outcome, NotPosted) else "Slack refused it"
         self.messenger.dm(
             request.requester, blocks.not_posted_dm(request, self.messenger.channel, reason)
@@ -463,6 +484,10 @@ class Renderer:
             None,
         )
         note = blocks.moved_on_note(after.action if after else None, after.actor if after else None)
+        if blocks.shown_as_batch(request):  # its items as they are now: Retry queued some again
+            return blocks.batch_result_reply(
+                self._as_of(buttons.audit_id, request), retry=False, note=note
+            )
         if buttons.surface == Surface.CHECK_REPLY:
             event = next((e for e in trail if e.id == buttons.audit_id), None)
             reading: DomainReading | None = request.readback
@@ -481,11 +506,25 @@ class Renderer:
 
         A thread reply or DM describes one change: if it is delivered late (after a Retry has
         moved the request on), it must still say what that change did. The entry names the
-        change's audit entry, which holds its details.
+        change's audit entry, which holds its details. A bulk request's items are as they are
+        now (its audit entries are per item); the request's state, deciders and note are the
+        change's.
         """
         event = self.records.audit_entry(audit_id) if audit_id is not None else None
         if event is None or event.to_state not in DESCRIBED_STATES:
             return request
+        if blocks.shown_as_batch(request):
+            note = (
+                event.details.get("note")
+                if event.action in (Action.REJECT, Action.RESOLVE)
+                else None
+            )
+            return replace(
+                request,
+                state=event.to_state,
+                decided_by=request.decided_by if event.actor == "bot" else event.actor,
+                decision_note=note or request.decision_note,
+            )
         outcome = (
             outcome_from_dict(event.details)
             if event.action in PROVIDER_ACTIONS

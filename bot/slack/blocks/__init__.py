@@ -13,6 +13,8 @@ One module a surface, all built from ``text``:
 - ``text``: escaping, code spans, mentions, dates, the basic blocks
 - ``provider``: the provider's view of the domain and its errors, in words
 - ``request``: the request message in APPROVAL_CHANNEL
+- ``batch``: a bulk request's message (the others hand a bulk request to it)
+- ``batch_reply``: a bulk request's final thread reply and its requester's DMs
 - ``thread``: the replies in its thread (result, check, reminder)
 - ``dm``: the requester's direct messages
 - ``modals``: the request, Reject and Resolved forms
@@ -29,6 +31,21 @@ from bot.slack.blocks.answers import (
     invalid_email_text,
     open_request_text,
     status_text,
+)
+from bot.slack.blocks.batch import (
+    batch_message,
+    batch_state_line,
+    counts_words,
+    emails_words,
+    progress_line,
+    shown_as_batch,
+)
+from bot.slack.blocks.batch_reply import (
+    batch_cancelled_dm,
+    batch_outcome_dm,
+    batch_result_reply,
+    batch_submitted_dm,
+    batch_unknown_buttons,
 )
 from bot.slack.blocks.dm import (
     cancel_button,
@@ -134,16 +151,25 @@ __all__ = [
     "approval_recorded_text",
     "approvals_line",
     "approvers_for",
+    "batch_cancelled_dm",
+    "batch_message",
+    "batch_outcome_dm",
+    "batch_result_reply",
+    "batch_state_line",
+    "batch_submitted_dm",
+    "batch_unknown_buttons",
     "cancel_button",
     "cancelled_dm",
     "check_reply",
     "clip",
     "code",
     "context",
+    "counts_words",
     "day",
     "deciders",
     "decision_buttons",
     "email_forms",
+    "emails_words",
     "error_summary",
     "escalation_reply",
     "esc",
@@ -158,6 +184,7 @@ __all__ = [
     "open_request_text",
     "outcome_dm",
     "plain",
+    "progress_line",
     "provider_day",
     "provider_line",
     "provider_time",
@@ -173,6 +200,7 @@ __all__ = [
     "section",
     "settled_dm",
     "shorten_list",
+    "shown_as_batch",
     "status_text",
     "submitted_dm",
     "unknown_buttons",

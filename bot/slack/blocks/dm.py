@@ -9,6 +9,8 @@ from typing import Any
 from bot.domain.model import Operation, State, VerificationRequest
 from bot.domain.outcomes import NotResendable, Resent
 from bot.slack import ids
+from bot.slack.blocks.batch import emails_words, shown_as_batch
+from bot.slack.blocks.batch_reply import batch_cancelled_dm, batch_outcome_dm, batch_submitted_dm
 from bot.slack.blocks.provider import mask_emails
 from bot.slack.blocks.request import cancel_element
 from bot.slack.blocks.text import (
@@ -27,12 +29,14 @@ from bot.slack.blocks.text import (
 
 def _asked(request: VerificationRequest) -> str:
     """``Your request to resend the verification email for `a@b.c```."""
-    return f"Your request to {operation_words(request.operation)} for `{esc(request.email)}`"
+    return f"Your request to {operation_words(request.operation)} for {emails_words(request)}"
 
 
 def submitted_dm(request: VerificationRequest, channel: str) -> tuple[str, Blocks]:
     """The DM telling the requester where the request went; no button (the request message
     carries their Cancel), so it never needs rewriting."""
+    if shown_as_batch(request):
+        return batch_submitted_dm(request, channel)
     if by_rule(request) and request.rule is not None:
         text = (
             f"{_asked(request)} was posted in <#{esc(channel)}>. The rule "
@@ -58,7 +62,7 @@ def settled_dm(request: VerificationRequest, channel: str) -> tuple[str, Blocks]
         return submitted_dm(request, channel)
     posted = f"{_asked(request)} was posted in <#{esc(channel)}> for approval."
     match request.state:
-        case State.REJECTED if isinstance(request.outcome, NotResendable):
+        case State.REJECTED if isinstance(request.items[0].outcome, NotResendable):
             what = ":no_entry_sign: The provider cannot resend it"
         case State.REJECTED:
             what = f":no_entry_sign: Rejected by {user(request.decided_by or '')}"
@@ -77,15 +81,19 @@ def cancel_button(request: VerificationRequest, block_id: str = ids.CANCEL_BLOCK
 
 
 def cancelled_dm(request: VerificationRequest) -> str:
-    """What replaces the DM whose Cancel button was clicked."""
+    """What replaces the DM whose Cancel button was clicked (what the requester hears of it)."""
+    if shown_as_batch(request):
+        return batch_cancelled_dm(request)
     return (
         f":leftwards_arrow_with_hook: You cancelled your request to "
-        f"{operation_words(request.operation)} for `{esc(request.email)}`. Nothing was sent to "
+        f"{operation_words(request.operation)} for {emails_words(request)}. Nothing was sent to "
         "the provider."
     )
 
 
 def outcome_dm(request: VerificationRequest, channel: str) -> str:
+    if shown_as_batch(request):
+        return batch_outcome_dm(request, channel)
     where = f"<#{esc(channel)}>"
     by = deciders(request, "an approver")
     asked = _asked(request)
@@ -125,7 +133,7 @@ def outcome_dm(request: VerificationRequest, channel: str) -> str:
             return f"{asked} expired without a decision."
         case State.CANCELLED:
             return f"You cancelled your request to {operation_words(request.operation)} for " + (
-                f"`{esc(request.email)}`."
+                f"{emails_words(request)}."
             )
         case State.RESOLVED:
             return (
@@ -143,7 +151,7 @@ def outcome_dm(request: VerificationRequest, channel: str) -> str:
 def not_posted_dm(request: VerificationRequest, channel: str, reason: str) -> str:
     return (
         f":warning: I could not post your request to {operation_words(request.operation)} for "
-        f"`{esc(request.email)}` in <#{esc(channel)}> ({esc(reason)}), so it was not sent for "
+        f"{emails_words(request)} in <#{esc(channel)}> ({esc(reason)}), so it was not sent for "
         "approval. "
         "Ask an admin to run `python -m bot check`."
     )

@@ -8,8 +8,9 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from bot.domain.inputs import MAX_EMAIL_CHARS, MAX_REASON_CHARS
-from bot.domain.model import Operation, RuleTerms, VerificationRequest
+from bot.domain.model import Operation, RuleTerms, State, VerificationRequest
 from bot.slack import ids
+from bot.slack.blocks.batch import emails_words, shown_as_batch
 from bot.slack.blocks.provider import provider_line
 from bot.slack.blocks.text import esc, operation_title, operation_words, plain, section, user
 
@@ -150,7 +151,7 @@ def reject_modal(request: VerificationRequest) -> dict[str, Any]:
         "blocks": [
             section(
                 f"Reject {user(request.requester)}'s request to "
-                f"{operation_words(request.operation)} for `{esc(request.email)}`? The provider "
+                f"{operation_words(request.operation)} for {emails_words(request)}? The provider "
                 "will not be called."
             ),
             {
@@ -170,9 +171,18 @@ def reject_modal(request: VerificationRequest) -> dict[str, Any]:
 
 
 def resolve_modal(request: VerificationRequest) -> dict[str, Any]:
-    """The form Resolved opens: why the unknown outcome needs no Retry (required)."""
-    reading = request.readback
+    """The form Resolved opens: why the unknown outcome needs no Retry (required). For a bulk
+    request, Resolved closes all its unknown emails together."""
+    reading = None if shown_as_batch(request) else request.readback
     seen = f"\n{provider_line(reading, lead='Last reading')}" if reading is not None else ""
+    what = (
+        f"`{esc(request.email)}`"
+        if not shown_as_batch(request)
+        else (
+            f"the {sum(i.state is State.UNKNOWN for i in request.items)} emails of bulk request "
+            f"`{esc(request.id)}` whose outcome is unknown"
+        )
+    )
     return {
         "type": "modal",
         "callback_id": ids.RESOLVE_VIEW,
@@ -183,7 +193,7 @@ def resolve_modal(request: VerificationRequest) -> dict[str, Any]:
         "blocks": [
             section(
                 f"Close the request to {operation_words(request.operation)} for "
-                f"`{esc(request.email)}` as *resolved*? Its outcome "
+                f"{what} as *resolved*? Its outcome "
                 "is unknown; once resolved it cannot be retried, and the provider is not called "
                 f"again.{seen}"
             ),

@@ -13,6 +13,13 @@ from bot.domain.model import History, Operation, State, VerificationRequest
 from bot.domain.outcomes import Cleared, NotResendable, Resent
 from bot.domain.views import ProviderView
 from bot.slack import ids
+from bot.slack.blocks.batch import (
+    batch_cancel_element,
+    batch_decision_buttons,
+    batch_message,
+    batch_state_line,
+    shown_as_batch,
+)
 from bot.slack.blocks.batch_words import in_batches
 from bot.slack.blocks.provider import error_summary, mask_emails, provider_line, provider_time
 from bot.slack.blocks.text import (
@@ -44,7 +51,10 @@ def request_message(
     """Fallback text and blocks for the request message, in whatever state it is.
     ``required``: APPROVALS_REQUIRED, for a request without a rule (the rule's own quorum
     otherwise; above 1, the message says who has approved so far); ``history``: earlier
-    requests for the same email or domain, shown so a repeat stands out."""
+    requests for the same email or domain, shown so a repeat stands out. A bulk request is
+    shown by ``batch_message`` (without a history: it has many emails)."""
+    if shown_as_batch(request):
+        return batch_message(request, required)
     summary = (
         f"*Email verification request* from {user(request.requester)}\n"
         f"*Action:* {operation_title(request.operation)}\n"
@@ -101,7 +111,9 @@ def resend_line(view: object) -> str:
 def state_line(request: VerificationRequest, required: int) -> str:
     """The request's state in one line (who approved, what the provider did): on the request
     message and on the request's row in the Home tab. ``required``: APPROVALS_REQUIRED, for a
-    request without a rule (its rule's quorum otherwise)."""
+    request without a rule (its rule's quorum otherwise). A bulk request's: ``batch_state_line``."""
+    if shown_as_batch(request):
+        return batch_state_line(request, required)
     required = quorum(request, required)
     by = deciders(request, "someone")
     outcome = request.outcome
@@ -176,6 +188,8 @@ def decision_buttons(
     without ``decide`` only Cancel (a request its rule approves). ``block_id``: the channel
     message's own; the Home tab, showing several requests, gives each row its own
     (ids.for_request), as Slack refuses a view with a repeated block_id."""
+    if shown_as_batch(request):
+        return batch_decision_buttons(request, block_id, cancel=cancel, decide=decide)
     if request.operation is Operation.RESEND:
         title = "Resend the verification email?"
         does = (
@@ -224,6 +238,8 @@ def decision_buttons(
 def cancel_element(request: VerificationRequest) -> dict[str, Any]:
     """The requester's Cancel (with its confirmation): on the request message, beside Approve
     and Reject, and on the requester's Home tab."""
+    if shown_as_batch(request):
+        return batch_cancel_element(request)
     return {
         "type": "button",
         "action_id": ids.CANCEL_ACTION,

@@ -12,6 +12,8 @@ from bot.domain.model import Operation, State, VerificationRequest
 from bot.domain.outcomes import Cleared, ProviderFailed, Resent
 from bot.domain.views import DomainReading
 from bot.slack import ids
+from bot.slack.blocks.batch import emails_words, shown_as_batch
+from bot.slack.blocks.batch_reply import batch_result_reply, batch_unknown_buttons
 from bot.slack.blocks.provider import (
     error_summary,
     mask_emails,
@@ -47,8 +49,11 @@ def result_reply(
     """The thread reply saying what the provider did, from the request's stored outcome.
 
     An unknown outcome offers approvers a Retry button unless ``retry`` is False (the reply
-    rewritten once someone retried); ``note`` is added as a last line.
+    rewritten once someone retried); ``note`` is added as a last line. A bulk request's is
+    ``batch_result_reply``.
     """
+    if shown_as_batch(request):
+        return batch_result_reply(request, retry=retry, note=note)
     outcome = request.outcome
     by = deciders(request, "an approver")
     provider_id = outcome.provider_request_id if outcome is not None else None
@@ -135,7 +140,10 @@ def result_reply(
 
 
 def unknown_buttons(request: VerificationRequest) -> dict[str, Any]:
-    """Retry, Check provider and Resolved: what approvers can do about an unknown outcome."""
+    """Retry, Check provider and Resolved: what approvers can do about an unknown outcome (a
+    bulk request's: Retry and Resolved, ``batch_unknown_buttons``)."""
+    if shown_as_batch(request):
+        return batch_unknown_buttons(request)
     return {
         "type": "actions",
         "block_id": ids.RETRY_BLOCK,
@@ -197,7 +205,7 @@ def check_reply(
     ``offer`` (the reply rewritten once they can no longer act) no buttons, and ``note`` (what
     happened instead) is added as a last line."""
     text = (
-        f":mag: {user(by)} checked the provider for `{esc(request.email)}`.\n"
+        f":mag: {user(by)} checked the provider for {emails_words(request)}.\n"
         f"{provider_line(reading, lead='Provider now')}\n"
         f"{meaning_line(reading, request.operation)}"
     )
@@ -207,7 +215,7 @@ def check_reply(
         reply.append(unknown_buttons(request))
     if note:
         reply.append(context(note))
-    return f"Provider check for {esc(request.email)}", reply
+    return f"Provider check for {emails_words(request)}", reply
 
 
 def moved_on_note(action: str | None, actor: str | None) -> str:
@@ -235,7 +243,7 @@ def reminder_reply(request: VerificationRequest, approvers: Sequence[str], requi
     waiting = approvals_line(request, required) if required > 1 else "no approval yet"
     return (
         f":bell: {who or 'Approvers'}: this request from {user(request.requester)} to "
-        f"{operation_words(request.operation)} for `{esc(request.email)}` is still waiting "
+        f"{operation_words(request.operation)} for {emails_words(request)} is still waiting "
         f"({waiting}). It expires {when(request.expires_at)}."
     )
 
@@ -251,5 +259,5 @@ def escalation_reply(request: VerificationRequest, after: float | None) -> str:
     return (
         f":arrow_double_up: {since}: escalated to {to}, who may approve it too. "
         f"The request from {user(request.requester)} to {operation_words(request.operation)} "
-        f"for `{esc(request.email)}` expires {when(request.expires_at)}."
+        f"for {emails_words(request)} expires {when(request.expires_at)}."
     )
