@@ -29,10 +29,10 @@ every line is also scrubbed of the configured secret values before it is written
 
 The checks live in this package by what they ask: :mod:`.output` (the lines, scrubbed of
 secrets), :mod:`.slack` (the token, APPROVAL_CHANNEL and files:read), :mod:`.groups` (the
-user groups in APPROVERS and REQUESTERS, the quorum), :mod:`.rules` (POLICY_FILE: valid, its rules, the
-groups it names and each rule's quorum), :mod:`.provider` (the read-only status endpoint and the
-per-domain view) and :mod:`.store` (DATABASE_URL); this module reads the settings and runs them
-in order.
+user groups in APPROVERS and REQUESTERS, the quorum), :mod:`.rules` (POLICY_FILE: valid, its
+rules, the groups it names and each rule's quorum), :mod:`.provider` (the read-only status
+endpoint and the per-domain view) and :mod:`.store` (DATABASE_URL); this module reads the
+settings and runs them in order.
 """
 
 from __future__ import annotations
