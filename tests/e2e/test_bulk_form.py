@@ -126,13 +126,28 @@ def test_a_web_page_answered_for_the_file_is_refused(world):
     """When the file's URL answers an HTML page (Slack's sign-in page) instead of the list,
     the form says so under the file, and nothing of the page is read as emails."""
     view = open_bulk_form(world)
-    file = world.driver.upload(
-        REQUESTER, "list.txt", LOGIN_PAGE + b"\nalice@example.com\n", filetype="text"
+    # Its URL answers 200 text/html: Slack's sign-in page, with an address in it.
+    page = LOGIN_PAGE + b"\nalice@example.com\n"
+    file = world.slack.add_file(
+        "list.txt", page, filetype="text", user=REQUESTER, mimetype="text/html"
     )
-    world.slack._files[file["id"]]["mimetype"] = "text/html"  # what its URL answers with
     errors = errors_of(submit_bulk(world, view, files=[file]))
     assert set(errors) == {ids.BULK_FILE_BLOCK}
     assert "web page" in errors[ids.BULK_FILE_BLOCK]
+    assert [d.status for d in world.slack.downloads] == [200]
+    nothing_asked(world)
+
+
+def test_without_files_read_the_form_says_to_paste(world):
+    """A bot token without files:read: files.info is refused, so the error under the file
+    names the permission and asks for the list pasted; nothing is downloaded or stored."""
+    world.slack.set_scopes([s for s in world.slack.scopes or () if s != "files:read"])
+    view = open_bulk_form(world)
+    file = world.driver.upload(REQUESTER, "list.txt", "alice@example.com\n")
+    errors = errors_of(submit_bulk(world, view, files=[file]))
+    assert "files:read" in errors[ids.BULK_FILE_BLOCK]
+    assert "paste the list" in errors[ids.BULK_FILE_BLOCK]
+    assert world.slack.downloads == []
     nothing_asked(world)
 
 
