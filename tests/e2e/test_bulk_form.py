@@ -13,8 +13,9 @@ import pytest
 
 from bot.domain.model import Operation
 from bot.slack import ids
+from bot.slack.listeners.bulk import FILE_BUDGET
 from bot.standins.driver import attached_files, radio_choice, request_id_of
-from bot.standins.slack.files import LOGIN_PAGE
+from bot.standins.slack.files import DOWNLOAD, LOGIN_PAGE
 from bot.standins.world import REQUESTER, World
 
 REASON = "INC-42 provider mail outage"
@@ -135,6 +136,17 @@ def test_a_web_page_answered_for_the_file_is_refused(world):
     assert set(errors) == {ids.BULK_FILE_BLOCK}
     assert "web page" in errors[ids.BULK_FILE_BLOCK]
     assert [d.status for d in world.slack.downloads] == [200]
+    nothing_asked(world)
+
+
+def test_a_download_slower_than_its_budget_is_a_field_error(world):
+    """A file URL slower than the form's budget for the file (FILE_BUDGET): the form answers
+    "took too long" under the file, in time for Slack to show it, instead of waiting."""
+    world.slack.set_delay(DOWNLOAD, FILE_BUDGET + 0.8)
+    view = open_bulk_form(world)
+    file = world.driver.upload(REQUESTER, "list.txt", "alice@example.com\n")
+    errors = errors_of(submit_bulk(world, view, files=[file]))
+    assert "took too long" in errors[ids.BULK_FILE_BLOCK]
     nothing_asked(world)
 
 
