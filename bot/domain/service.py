@@ -44,5 +44,5 @@ __all__ = [
 
 class Approvals(Sweeps):
     """Creates requests and carries out every decision about them: the queries, the approval,
-    the execution and the sweeps, one module each (bot/domain/queries.py, approval.py,
-    execution.py, sweeps.py, over core.py)."""
+    the execution, bulk requests and the sweeps, one module each (bot/domain/queries.py,
+    approval.py, execution.py, bulk.py, sweeps.py, over core.py)."""

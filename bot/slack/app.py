@@ -22,7 +22,7 @@ from bot.metrics import Metrics, ack_kind
 from bot.settings import Settings
 from bot.slack import ids
 from bot.slack.deps import DEPS_KEY, SlackDeps
-from bot.slack.listeners import actions, commands, events, views
+from bot.slack.listeners import actions, bulk, commands, events, views
 from bot.slack.listeners.interactions import button, form
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,18 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("command", ids.COMMAND, commands.verify_email_command, "opens REQUEST_VIEW"),
+    Route("command", ids.COMMAND, commands.verify_email_command, "opens REQUEST_VIEW (BULK_VIEW)"),
     Route(
         "view",
         ids.REQUEST_VIEW,
         form(views.request_submitted, ids.EMAIL_BLOCK, about_request=False),
         "stores and posts a request",
+    ),
+    Route(
+        "view",
+        ids.BULK_VIEW,
+        form(bulk.bulk_submitted, ids.BULK_LIST_BLOCK, about_request=False),
+        "reads the list (pasted, attached), stores and posts a bulk request",
     ),
     Route(
         "action", ids.APPROVE_ACTION, button(actions.approve_clicked), "claims, calls the provider"

@@ -17,6 +17,15 @@ REASON_INPUT = "reason_input"
 OPERATION_BLOCK = "operation_block"
 OPERATION_INPUT = "operation_input"
 
+# The bulk form opened by /verify-email bulk: the list pasted (BULK_LIST_*) or attached as a
+# .txt/.csv file (BULK_FILE_*: a Block Kit file_input), with the reason and the operation under
+# the request form's own ids (REASON_*, OPERATION_*).
+BULK_VIEW = "verify_email_bulk"
+BULK_LIST_BLOCK = "bulk_list_block"
+BULK_LIST_INPUT = "bulk_list_input"
+BULK_FILE_BLOCK = "bulk_file_block"
+BULK_FILE_INPUT = "bulk_file_input"
+
 # The buttons on the request message in APPROVAL_CHANNEL. Their value is the request id.
 APPROVE_ACTION = "verify_email_approve"
 REJECT_ACTION = "verify_email_reject"

@@ -11,10 +11,11 @@ Choices, each pinned by a test:
   workflows, external auth providers), and the manifest validates against both schemas.
 * Bot scopes are exactly what the Web API calls need (see ``BOT_SCOPES``); the history scopes
   only for finding a request message whose posting answer was lost (``OPTIONAL_SCOPES``: the
-  bot runs without them, and reads no channel but APPROVAL_CHANNEL). Posting to a
-  user ID with ``chat.postMessage`` lands in the App Home Messages tab and needs only
-  ``chat:write``, so ``im:write`` is not requested; the Messages tab must be enabled or
-  Slack answers ``messages_tab_disabled``.
+  bot runs without them, and reads no channel but APPROVAL_CHANNEL); ``files:read`` only for
+  a list of emails attached to the bulk form (Block Kit's ``file_input`` needs it; without it
+  the list can still be pasted). Posting to a user ID with ``chat.postMessage`` lands in the
+  App Home Messages tab and needs only ``chat:write``, so ``im:write`` is not requested; the
+  Messages tab must be enabled or Slack answers ``messages_tab_disabled``.
 * ``should_escape`` is false: the command takes an email address and free text, no user or
   channel mentions, so escaping (which exists to turn mentions into stable IDs) buys nothing
   and would wrap the address as ``<mailto:…|…>``. The parser accepts both forms anyway.
@@ -63,11 +64,19 @@ BOT_SCOPES: dict[str, str] = {
         "posted but whose answer was lost (by its message metadata) and update it, not post twice"
     ),
     "groups:history": "conversations.history on a private APPROVAL_CHANNEL, for the same",
+    # Not needed to run: the bulk form's Block Kit file_input needs it (Slack documents it so),
+    # and so do files.info and downloading the attached file's url_private with the bot token.
+    # Without it a list of emails can still be pasted into the form; ``check`` says so.
+    "files:read": (
+        "the bulk form's file_input, files.info and the download of an attached .txt/.csv "
+        "list of emails (its url_private, with the bot token)"
+    ),
 }
 # The bot scopes the bot works without, each with what it loses without it (``check`` warns).
 OPTIONAL_SCOPES: dict[str, str] = {
     "channels:history": "a public",
     "groups:history": "a private",
+    "files:read": "attaching a list of emails to the bulk form (pasting one still works)",
 }
 
 # File name in manifests/ -> the arguments that produce it.

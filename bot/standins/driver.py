@@ -19,6 +19,12 @@ from bot.standins.slack import FakeSlack
 
 DEFAULT_TIMEOUT = 15.0  # only bounds a failure: every wait returns once its condition holds
 REMINDER_MARK = ":bell:"  # what a reminder in a request's thread starts with
+# A file_input's limits as Slack documents them: "a 10MB file size limit" (Slack's own copy of
+# the element says max_file_size_bytes 10000000) and max_files 1 to 10, 10 when not given.
+FILE_INPUT_MAX_BYTES = 10_000_000
+FILE_INPUT_MAX_FILES = 10
+# Slack's file type for the extensions a list of emails comes in.
+FILETYPES = {".txt": "text", ".csv": "csv"}
 
 
 # ---------------------------------------------------------------------- reading a message
@@ -59,6 +65,35 @@ def radio_choice(view: dict[str, Any], value: str) -> dict[str, Any]:
     option = next((o for o in options if o.get("value") == value), None)
     chosen = option or {"text": {"type": "plain_text", "text": value}, "value": value}
     return {"type": "radio_buttons", "selected_option": chosen}
+
+
+def attached_files(
+    view: dict[str, Any], files: list[dict[str, Any]], block_id: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """The state Slack sends for ``files`` attached to the view's file_input (the one in block
+    ``block_id``, or its only one), as ``{block_id: {action_id: state}}`` to merge into the
+    values given to ``Driver.submit``. Only what a person can do: ValueError when the view has
+    no such element, or the files are more than its ``max_files`` or one is over 10 MB (Slack's
+    client refuses both; ``filetypes`` is not checked, as Slack says it checks them only "for
+    convenience"). ``payloads.file_input_state`` builds any state, for what Slack would not
+    send."""
+    found = [
+        (str(block.get("block_id")), block["element"])
+        for block in view.get("blocks", [])
+        if block.get("type") == "input"
+        and (block.get("element") or {}).get("type") == "file_input"
+        and block_id in (None, block.get("block_id"))
+    ]
+    if len(found) != 1:
+        raise ValueError(f"the view has {len(found)} file_input elements to attach to, not 1")
+    ((found_block_id, element),) = found
+    max_files = int(element.get("max_files", FILE_INPUT_MAX_FILES))
+    if len(files) > max_files:
+        raise ValueError(f"{len(files)} files attached, but the file_input takes {max_files}")
+    too_big = [f["name"] for f in files if int(f.get("size", 0)) > FILE_INPUT_MAX_BYTES]
+    if too_big:
+        raise ValueError(f"over Slack's 10 MB file limit: {too_big}")
+    return {found_block_id: {str(element["action_id"]): payloads.file_input_state(files)}}
 
 
 def request_id_of(message: dict[str, Any]) -> str:
@@ -200,6 +235,27 @@ class Driver:
         )
         body = post.body
         return str(body.get("text", "")) if isinstance(body, dict) else str(body)
+
+    def upload(
+        self,
+        user: str,
+        name: str,
+        content: bytes | str,
+        *,
+        filetype: str | None = None,
+        size: int | None = None,
+    ) -> dict[str, Any]:
+        """``user`` uploads a file into a modal's file_input: FakeSlack holds it (files.info,
+        its url_private), and its file object is returned, to pass to ``attached_files``.
+        ``filetype``: Slack's file type, by default from the name's extension (.txt ``text``,
+        .csv ``csv``); ``size``: what Slack reports, by default the content's length."""
+        data = content.encode() if isinstance(content, str) else content
+        if filetype is None:
+            extension = "." + name.rpartition(".")[2].lower() if "." in name else ""
+            if extension not in FILETYPES:
+                raise ValueError(f"say the filetype of {name!r} (Slack's name for its type)")
+            filetype = FILETYPES[extension]
+        return self.slack.add_file(name, data, filetype=filetype, user=user, size=size)
 
     def submit(self, user: str, view: dict[str, Any], values: dict[str, dict[str, Any]]) -> Reply:
         payload = payloads.view_submission_payload(user_id=user, view=view, values=values)

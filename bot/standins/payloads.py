@@ -18,7 +18,7 @@ import inspect
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, ParamSpec
 from urllib.parse import urlencode
 
@@ -336,6 +336,15 @@ def _state_values(
     return state
 
 
+def file_input_state(files: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """A file_input element's state in view_submission's `view.state.values`, as Slack sends
+    it: `{"type": "file_input", "files": [...]}`, each file the whole file object (id, name,
+    title, filetype, mimetype, size, url_private, url_private_download, user, ...: what
+    `FakeSlack.add_file` returns and files.info answers). Slack's client enforces the element's
+    `max_files` and its 10 MB limit; this does not, so a test can send what Slack would not."""
+    return {"type": "file_input", "files": [copy.deepcopy(dict(f)) for f in files]}
+
+
 def view_submission_payload(
     *,
     user_id: str,
@@ -353,7 +362,9 @@ def view_submission_payload(
 
     `view` is the view as the bot sent it to views.open, or as FakeSlack holds it (then its id
     and hash are kept). `values[block_id][action_id]` is the element's state, e.g.
-    `{"type": "plain_text_input", "value": "..."}`; a str or None is short for that.
+    `{"type": "plain_text_input", "value": "..."}`; a str or None is short for that; a
+    file_input's is `file_input_state(files)`. A file_input given no state is left out: what
+    Slack sends for one left empty is not documented.
     """
     view_id = str(view.get("id") or f"V{secrets.token_hex(5).upper()}")
     submitted = {

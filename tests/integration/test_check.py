@@ -156,7 +156,7 @@ def closed_port_url(path: str = "/") -> str:
 def test_a_good_configuration_passes_every_check_and_changes_nothing(
     run, slack: FakeSlack, provider: FakeProvider, db_path: Path
 ) -> None:
-    """All eight checks pass, one ok line each (one per group), in order, exit 0; Slack is only
+    """All nine checks pass, one ok line each (one per group), in order, exit 0; Slack is only
     read, the provider only sees GET status and one GET of its v2 domain list, and the
     database file is not created."""
     result = run()
@@ -168,6 +168,8 @@ def test_a_good_configuration_passes_every_check_and_changes_nothing(
         "post there (chat:write)",
         "ok    The bot may read the history of #email-approvals (channels:history): a request "
         "message whose posting answer Slack lost is found there and updated, not posted twice",
+        "ok    The bot may read files attached to the bulk form (files:read): a list of emails "
+        "can be pasted or attached as a .txt or .csv file",
         f"ok    User group {APPROVER_GROUP} in APPROVERS resolves: 2 members",
         f"ok    User group {REQUESTER_GROUP} in REQUESTERS resolves: 1 member",
         "ok    POLICY_FILE is not set: the settings decide every request (APPROVERS, "
@@ -658,6 +660,35 @@ def test_a_missing_history_scope_is_a_warning_saying_what_it_buys(
     assert f"add {scope} to the app's bot token scopes" in line
     slack.set_scopes(DEFAULT_SCOPES)
     assert "not posted twice" in run().one("ok    ", scope)
+
+
+# ----------------------------------------------------------------- files:read (optional)
+
+
+def test_without_files_read_a_warning_says_lists_can_be_pasted_not_attached(
+    run, slack: FakeSlack
+) -> None:
+    """Without files:read the bot cannot read a list attached to the bulk form (file_input,
+    files.info and the url_private download need it), but it works: check passes with one
+    warn line saying a list can still be pasted but not attached, and how to add the scope.
+    With it, an ok line says both are possible; with no scope header, nothing is said."""
+    slack.set_scopes([s for s in DEFAULT_SCOPES if s != "files:read"])
+    result = run()
+    assert result.code == 0
+    line = result.one("warn  ", "files:read")
+    assert line == (
+        "warn  SLACK_BOT_TOKEN lacks the files:read scope, so the bot cannot read a file "
+        "attached to the bulk form: bulk lists can still be pasted, but not attached. Fix: add "
+        "files:read to the app's bot token scopes (manifests/ lists every scope the bot needs), "
+        "reinstall the app to the workspace, and put the new token in SLACK_BOT_TOKEN if it "
+        "changed"
+    )
+    assert not [s for s in result.status("ok    ") if "files:read" in s]
+    slack.set_scopes(DEFAULT_SCOPES)
+    assert "pasted or attached" in run().one("ok    ", "files:read")
+    slack.set_scopes(None)
+    assert not [s for s in run().lines if "files:read" in s]
+    assert "files.info" not in {c.method for c in slack.calls}
 
 
 # ------------------------------------------------------------------------------- POLICY_FILE

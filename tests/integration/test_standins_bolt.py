@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import httpx
 import pytest
 from slack_bolt import Ack, App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -194,6 +195,53 @@ def test_bolt_over_http_accepts_the_signed_payloads(
 
     status, _, _ = payloads.post_signed(url, command_body, "another-secret")
     assert status == 401
+
+
+def test_bolt_reads_an_attached_file_as_a_bot_would(
+    fake: FakeSlack, bolt_over_http: tuple[App, str]
+) -> None:
+    """A view_submission whose file_input carries an uploaded file reaches a Bolt view
+    listener with the file object in view.state.values; the listener's own client reads it
+    with files.info, and its bot token downloads the bytes from url_private_download."""
+    app, url = bolt_over_http
+    read: list[bytes] = []
+    done = threading.Event()
+    modal = {
+        **MODAL,
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "file_block",
+                "label": {"type": "plain_text", "text": "List"},
+                "element": {"type": "file_input", "action_id": "file_input", "max_files": 1},
+            }
+        ],
+    }
+
+    @app.view("request_view")
+    def submit(ack: Ack, view: dict[str, Any], client: WebClient) -> None:
+        ack()
+        (file,) = view["state"]["values"]["file_block"]["file_input"]["files"]
+        info = client.files_info(file=file["id"])["file"]
+        answer = httpx.get(
+            info["url_private_download"],
+            headers={"Authorization": f"Bearer {client.token}"},
+            trust_env=False,
+        )
+        read.append(answer.content)
+        done.set()
+
+    file = fake.add_file("list.txt", b"a@example.com\n", filetype="text", user="U1")
+    submission = payloads.view_submission(
+        user_id="U1",
+        view=modal,
+        values={"file_block": {"file_input": payloads.file_input_state([file])}},
+    )
+    assert payloads.SlackRequestSender(url, SECRET).post(submission).status == 200
+    assert done.wait(10.0), "the listener did not read the file"
+    assert read == [b"a@example.com\n"]
+    assert len(fake.calls_to("files.info")) == 1
+    assert [(d.status, d.token) for d in fake.downloads] == [(200, BOT_TOKEN)]
 
 
 # ------------------------------------------------------------------- Socket Mode

@@ -12,7 +12,9 @@ from jsonschema import Draft7Validator
 
 from bot.slack import ids
 from bot.slack.manifest import (
+    BOT_SCOPES,
     EVENTS_PATH,
+    OPTIONAL_SCOPES,
     PLACEHOLDER_URL,
     REFERENCE_FILES,
     build_manifest,
@@ -36,6 +38,7 @@ EXPECTED_BOT_SCOPES = {
     "groups:read",
     "channels:history",
     "groups:history",
+    "files:read",
 }
 REGENERATE = (
     "manifests/ is generated from bot/slack/manifest.py; regenerate it with:\n"
@@ -253,3 +256,13 @@ def test_build_manifest_returns_independent_copies() -> None:
     first = build_manifest(None, True)
     first["oauth_config"]["scopes"]["bot"].append("im:write")
     assert "im:write" not in build_manifest(None, True)["oauth_config"]["scopes"]["bot"]
+
+
+def test_every_optional_scope_is_requested_and_files_read_is_optional() -> None:
+    """The scopes the bot runs without (check warns when one is missing) are all requested;
+    files:read is one: Block Kit's file_input on the bulk form needs it, and a pasted list of
+    emails works without it."""
+    requested = set(build_manifest(None, True)["oauth_config"]["scopes"]["bot"])
+    assert set(OPTIONAL_SCOPES) <= requested
+    assert "files:read" in OPTIONAL_SCOPES and "files:read" in requested
+    assert "file_input" in BOT_SCOPES["files:read"]

@@ -5,6 +5,7 @@ One line per check, in this order, each starting with a fixed-width status word:
     ok    Settings are valid (HTTP mode on port 3000)
     ok    Slack accepts SLACK_BOT_TOKEN (bot @verify-email in workspace Acme)
     FAIL  APPROVAL_CHANNEL C0123ABCD: the bot is not a member of #approvals. Fix: in Slack, …
+    ok    The bot may read files attached to the bulk form (files:read): a list of emails …
     ok    User group S0123ABCD in APPROVERS resolves: 3 members
     ok    POLICY_FILE is not set: the settings decide every request (APPROVERS, …
     warn  User group S0456EFGH in REQUESTERS has no members: nobody gets a role through it
@@ -27,11 +28,11 @@ No secret is ever printed: messages are built from error codes and our own sente
 every line is also scrubbed of the configured secret values before it is written.
 
 The checks live in this package by what they ask: :mod:`.output` (the lines, scrubbed of
-secrets), :mod:`.slack` (the token and APPROVAL_CHANNEL), :mod:`.groups` (the user groups in
-APPROVERS and REQUESTERS, the quorum), :mod:`.rules` (POLICY_FILE: valid, its rules, the
-groups it names and each rule's quorum), :mod:`.provider` (the read-only status endpoint and the
-per-domain view) and :mod:`.store` (DATABASE_URL); this module reads the settings and runs them
-in order.
+secrets), :mod:`.slack` (the token, APPROVAL_CHANNEL and files:read), :mod:`.groups` (the
+user groups in APPROVERS and REQUESTERS, the quorum), :mod:`.rules` (POLICY_FILE: valid, its
+rules, the groups it names and each rule's quorum), :mod:`.provider` (the read-only status
+endpoint and the per-domain view) and :mod:`.store` (DATABASE_URL); this module reads the
+settings and runs them in order.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from bot.cli.check.groups import check_groups, check_member_lookups
 from bot.cli.check.output import Report, safe_url, secret_values
 from bot.cli.check.provider import check_provider
 from bot.cli.check.rules import check_policy, policy_ids
-from bot.cli.check.slack import Slack, check_channel, check_token
+from bot.cli.check.slack import Slack, check_channel, check_files_scope, check_token
 from bot.cli.check.store import check_store
 from bot.services import SLACK_TIMEOUT, slack_client
 from bot.settings import Settings, SettingsError, load_settings
@@ -53,7 +54,8 @@ __all__ = ["DEFAULT_TIMEOUT", "DESCRIPTION", "add_arguments", "run_check", "safe
 DESCRIPTION = (
     "Check a deployment's configuration without changing anything, one line per check: every "
     "setting is valid; Slack accepts SLACK_BOT_TOKEN; the bot is a member of APPROVAL_CHANNEL "
-    "and has the chat:write scope (nothing is posted); every user group in APPROVERS and "
+    "and has the chat:write scope (nothing is posted); whether files:read lets a list of "
+    "emails be attached to the bulk form (else it is pasted); every user group in APPROVERS and "
     "REQUESTERS resolves; POLICY_FILE, when set, is valid (its rules are listed, with a "
     "warning for a rule no one can satisfy); the provider accepts HOSTUP_API_KEY (through "
     "its read-only status endpoint, never the confirm endpoint); the store at DATABASE_URL "
@@ -121,6 +123,7 @@ def run_check(
         )
     else:
         check_channel(report, slack, bot, settings.APPROVAL_CHANNEL)
+        check_files_scope(report, bot)
         check_groups(report, slack, bot, settings)
         check_member_lookups(report, bot, settings, policy_ids(settings))
     check_policy(report, settings, slack if bot else None, bot)

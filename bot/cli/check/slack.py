@@ -1,5 +1,6 @@
-"""The Slack checks: the token (``auth.test``) and APPROVAL_CHANNEL (``conversations.info``),
-through the bot's own Slack client; never a ``chat.*`` method."""
+"""The Slack checks: the token (``auth.test``), APPROVAL_CHANNEL (``conversations.info``) and
+whether ``files:read`` is granted (the token's scopes), through the bot's own Slack client;
+never a ``chat.*`` method."""
 
 from __future__ import annotations
 
@@ -241,4 +242,27 @@ def check_history_scope(
         f"{subject} ({label}): requests still work, but when Slack posts a request message and "
         "its answer is lost, the bot posts a second copy and the first keeps live buttons "
         f"showing pending. Fix: {add_scope(scope)}"
+    )
+
+
+# 3b. files:read (optional)
+
+
+def check_files_scope(report: Report, bot: Bot) -> None:
+    """Whether the bot may read a list of emails attached to the bulk form (``files:read``:
+    Block Kit's file_input, ``files.info`` and downloading the file's ``url_private`` need it).
+    Optional: without it a list is pasted instead, so a missing scope is a warn. Nothing is
+    said when Slack did not list the token's scopes."""
+    if bot.scopes is None:
+        return
+    if "files:read" in bot.scopes:
+        report.ok(
+            "The bot may read files attached to the bulk form (files:read): a list of emails "
+            "can be pasted or attached as a .txt or .csv file"
+        )
+        return
+    report.warn(
+        "SLACK_BOT_TOKEN lacks the files:read scope, so the bot cannot read a file attached to "
+        "the bulk form: bulk lists can still be pasted, but not attached. "
+        f"Fix: {add_scope('files:read')}"
     )

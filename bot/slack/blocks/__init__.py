@@ -18,6 +18,7 @@ One module a surface, all built from ``text``:
 - ``thread``: the replies in its thread (result, check, reminder)
 - ``dm``: the requester's direct messages
 - ``modals``: the request, Reject and Resolved forms
+- ``bulk``: the bulk form, its field errors and its receipt
 - ``answers``: private answers (help, status, an unusable address, an open request)
 - ``refusals``: what the service refused, in words
 - ``home``: the App Home tab
@@ -47,6 +48,7 @@ from bot.slack.blocks.batch_reply import (
     batch_submitted_dm,
     batch_unknown_buttons,
 )
+from bot.slack.blocks.bulk import bulk_asked_text, bulk_modal, bulk_not_asked_text
 from bot.slack.blocks.dm import (
     cancel_button,
     cancelled_dm,
@@ -150,6 +152,9 @@ __all__ = [
     "WHAT_APPROVAL_DOES",
     "approval_recorded_text",
     "approvals_line",
+    "bulk_asked_text",
+    "bulk_modal",
+    "bulk_not_asked_text",
     "approvers_for",
     "batch_cancelled_dm",
     "batch_message",

@@ -30,6 +30,8 @@ HELP_TEXT = (
     "• `/verify-email resend alice@example.com` opens it to resend the verification email\n"
     "• `/verify-email alice@example.com TICKET-123 customer locked out` also fills in the reason\n"
     "• `/verify-email` opens an empty form\n"
+    "• `/verify-email bulk` opens the bulk form: many emails under one approval, pasted or "
+    "attached as a .txt or .csv file\n"
     "• `/verify-email status alice@example.com` shows its open request and last outcomes\n"
     "• `/verify-email help` shows this\n"
     "The request is posted for approval; you are told where, and told again when it is done."

@@ -1,5 +1,6 @@
 """``/verify-email``: answer help and bad input at once; else check the role, ask the rules
-what they allow for the address (when it is known) and open the form."""
+what they allow for the address (when it is known) and open the form (``bulk``: the bulk
+form)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def verify_email_command(
     if parsed.help:
         ack(text=blocks.HELP_TEXT, response_type="ephemeral")
         return
-    if parsed.error and parsed.status and not parsed.raw_email:
+    if parsed.error and (parsed.status or parsed.bulk) and not parsed.raw_email:
         ack(text=f"{parsed.error}.", response_type="ephemeral")
         return
     if parsed.error:
@@ -50,6 +51,12 @@ def verify_email_command(
         link = link_of(services, refused)
         respond(text=blocks.refusal_words(refused, link=link), response_type="ephemeral")
         return
+    if parsed.bulk:
+        # No address yet: both operations offered, as the empty request form offers them (the
+        # rules are asked per email when the list is submitted).
+        bulk_form = blocks.bulk_modal(max_emails=services.approvals.policy.bulk_max)
+        open_form(services, body, respond, bulk_form, "bulk form")
+        return
     rules: dict[Operation, RuleTerms | None] = {}
     not_allowed: list[Operation] = []
     if parsed.email:
@@ -71,11 +78,18 @@ def verify_email_command(
     modal = blocks.request_modal(
         parsed.email, parsed.reason, operation=parsed.operation, refused=not_allowed, rules=rules
     )
+    open_form(services, body, respond, modal, "request form")
+
+
+def open_form(
+    services: SlackDeps, body: dict[str, Any], respond: Respond, modal: dict[str, Any], name: str
+) -> None:
+    """Open ``modal`` with the command's trigger; when Slack will not, say so privately."""
     try:
         services.client.views_open(trigger_id=body["trigger_id"], view=modal)
     except CALL_ERRORS as exc:
         failure = classify(exc)
-        log.error("Could not open the request form: %s", failure.error)
+        log.error("Could not open the %s: %s", name, failure.error)
         answered = failure.kind in ("api", "ratelimited")
         said = f"Slack said `{blocks.esc(failure.error)}`" if answered else "Slack did not answer"
         respond(

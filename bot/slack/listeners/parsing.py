@@ -27,6 +27,7 @@ from bot.domain.model import Operation, is_request_id
 HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
 STATUS_WORD = "status"
 RESEND_WORD = "resend"
+BULK_WORD = "bulk"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class CommandInput:
     raw_email: str = ""
     # What the form is opened to ask for: ``resend <email>`` chooses the resend.
     operation: Operation = Operation.CONFIRM
+    # ``bulk``: open the bulk form (a list of emails pasted or attached; no address here).
+    bulk: bool = False
 
 
 def parse_command_text(text: object) -> CommandInput:
@@ -48,7 +51,7 @@ def parse_command_text(text: object) -> CommandInput:
 
     ``""`` opens an empty form, ``help`` shows usage, ``status <email>`` asks about an
     address, ``<email> [reason…]`` prefills the form, ``resend [<email> [reason…]]`` too, with
-    "Resend the verification email" chosen.
+    "Resend the verification email" chosen; ``bulk`` opens the bulk form (nothing after it).
     """
     text = (text if isinstance(text, str) else "").strip()
     if not text:
@@ -56,6 +59,14 @@ def parse_command_text(text: object) -> CommandInput:
     if text.lower() in HELP_WORDS:
         return CommandInput(help=True)
     first, _, rest = text.partition(" ")
+    if first.lower() == BULK_WORD:
+        if rest.strip():
+            return CommandInput(
+                bulk=True,
+                error="`/verify-email bulk` takes nothing after it: type it alone, then paste "
+                "the emails into the form it opens (or attach a .txt or .csv file there)",
+            )
+        return CommandInput(bulk=True)
     if first.lower() == RESEND_WORD:
         asked = parse_command_text(rest) if rest.strip() else CommandInput()
         if asked.help or asked.status or asked.operation is not Operation.CONFIRM:
@@ -105,6 +116,18 @@ def selected_value(view: object, block_id: str, action_id: str) -> str | None:
     for key in ("state", "values", block_id, action_id, "selected_option", "value"):
         node = node.get(key) if isinstance(node, dict) else None
     return node if isinstance(node, str) else None
+
+
+def files_of(view: object, block_id: str, action_id: str) -> list[dict[str, Any]]:
+    """The file objects submitted in a file_input (what Slack sends as its state's ``files``),
+    or [] when the state is missing, null, empty or not shaped as Slack sends it; an entry
+    that is not an object is left out."""
+    node: object = view
+    for key in ("state", "values", block_id, action_id, "files"):
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, list):
+        return []
+    return [dict(f) for f in node if isinstance(f, dict)]
 
 
 def has_field(view: object, block_id: str) -> bool:

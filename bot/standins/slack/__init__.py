@@ -35,7 +35,8 @@ Behaviour worth knowing:
   chat.postEphemeral, `usergroups:read` for usergroups.users.list, `users:read` for
   users.info (every U…/W… id is a full member unless `set_user()` says otherwise),
   `channels:read` (or `groups:read` for a private channel) for conversations.info,
-  `channels:history` (or `groups:history`) for conversations.history. `scopes=None` sends no
+  `channels:history` (or `groups:history`) for conversations.history, `files:read` for
+  files.info (and a file's url_private). `scopes=None` sends no
   header and checks no scope.
 * Message metadata (`metadata: {event_type, event_payload}` on chat.postMessage) is kept with
   the message; `conversations.history` answers a channel's top-level messages newest first,
@@ -43,6 +44,15 @@ Behaviour worth knowing:
   most 999) with Slack's `has_more` and `response_metadata.next_cursor` (`next_ts:<ts>`,
   base64), each message's metadata only with `include_all_metadata`, and `not_in_channel` for a
   channel registered with `is_member=False`.
+* Files attached to a modal's Block Kit `file_input`: `add_file()` registers one a person
+  uploaded (name, Slack's filetype, bytes, size) and returns its file object as Slack sends it
+  in view_submission; `files.info` (scope `files:read`) answers it (`file_not_found`,
+  `file_deleted` after `delete_file()`); its `url_private` and `url_private_download` (on this
+  stand-in, `/files-pri/...`) serve its bytes to `Authorization: Bearer <bot token>` when the
+  token has `files:read`: 401 without a token Slack knows, 403 for the app token or a bot token
+  without the scope (or, after `set_download_refusal("login_page")`, Slack's HTML sign-in page
+  with 200). `downloads` records each request; `set_delay`, `fail_next` and `in_flight` take
+  `DOWNLOAD` as the method name.
 
 The stand-in is a package, a module a part (all put together in `fake.FakeSlack`):
 
@@ -50,7 +60,8 @@ The stand-in is a package, a module a part (all put together in `fake.FakeSlack`
 * `server`: the HTTP server and handler, and how a request's token and parameters are read
 * `state`: the workspace and all the state (base of every part), the `Call` and
   `ResponseUrlPost` records, scripted failures
-* `chat`, `views`, `conversations`, `directory`: the Web API methods, by family
+* `chat`, `views`, `conversations`, `directory`, `files`: the Web API methods, by family
+  (`files` also serves the file URLs)
 * `auth`: tokens and scopes; `faults`: failure injection; `limits`: the Block Kit rules
 * `records`: reading back what happened (calls, messages, views, transcripts, waiting)
 
@@ -59,15 +70,25 @@ Import the names from here: `from bot.standins.slack import FakeSlack`.
 
 from bot.standins.slack.auth import APP_TOKEN_SCOPES
 from bot.standins.slack.fake import FakeSlack
+from bot.standins.slack.files import DOWNLOAD
 from bot.standins.slack.records import WAIT_TIMEOUT
-from bot.standins.slack.state import DEFAULT_SCOPES, Answer, Call, Params, ResponseUrlPost
+from bot.standins.slack.state import (
+    DEFAULT_SCOPES,
+    Answer,
+    Call,
+    Download,
+    Params,
+    ResponseUrlPost,
+)
 
 __all__ = [
     "APP_TOKEN_SCOPES",
     "DEFAULT_SCOPES",
+    "DOWNLOAD",
     "WAIT_TIMEOUT",
     "Answer",
     "Call",
+    "Download",
     "FakeSlack",
     "Params",
     "ResponseUrlPost",

@@ -19,6 +19,7 @@ _METHOD_SCOPES = {
     "chat.postEphemeral": "chat:write",
     "usergroups.users.list": "usergroups:read",
     "users.info": "users:read",
+    "files.info": "files:read",
 }
 
 

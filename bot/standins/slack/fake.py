@@ -1,7 +1,7 @@
 """`FakeSlack`: the stand-in Slack Web API as one object, put together from its parts (the state
-in `state`, the method families in `chat`, `views`, `conversations` and `directory`, tokens and
-scopes in `auth`, failure injection in `faults`, what was recorded in `records`, the HTTP side
-in `server`). This module starts and stops the server and answers each call: an outage, a
+in `state`, the method families in `chat`, `views`, `conversations`, `directory` and `files`,
+tokens and scopes in `auth`, failure injection in `faults`, what was recorded in `records`, the
+HTTP side in `server`). This module starts and stops the server and answers each call: an outage, a
 scripted failure or timeout, the token and scope checks, then the method itself, recorded."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from bot.standins.slack.chat import ChatMethods
 from bot.standins.slack.conversations import ConversationMethods
 from bot.standins.slack.directory import DirectoryMethods
 from bot.standins.slack.faults import Faults
+from bot.standins.slack.files import FileMethods
 from bot.standins.slack.records import Records
 from bot.standins.slack.server import Handler, Server
 from bot.standins.slack.state import Answer, Call, Failure, Params, ResponseUrlPost, error_answer
@@ -28,7 +29,14 @@ from bot.standins.slack.views import ViewMethods
 
 
 class FakeSlack(
-    Records, Faults, Tokens, ChatMethods, ViewMethods, DirectoryMethods, ConversationMethods
+    Records,
+    FileMethods,
+    Faults,
+    Tokens,
+    ChatMethods,
+    ViewMethods,
+    DirectoryMethods,
+    ConversationMethods,
 ):
     """The Slack Web API on 127.0.0.1, for a real `WebClient(base_url=fake.api_url)`.
 
@@ -54,6 +62,7 @@ class FakeSlack(
             "conversations.info": self._conversations_info,
             "conversations.history": self._conversations_history,
             "apps.connections.open": self._apps_connections_open,
+            "files.info": self._files_info,
         }
 
     def start(self) -> Self:

@@ -1,7 +1,8 @@
 """The stand-in's HTTP side: a threading server on 127.0.0.1 whose handler routes
-`/api/<method>` and `/response/<id>` to the owning `FakeSlack`, reading the token from the
-`Authorization` header or a `token` field and the parameters from the query, a form or a JSON
-body (JSON-string fields such as `blocks` parsed, as Slack does)."""
+`/api/<method>`, `/response/<id>` and the file URLs `/files-pri/...` to the owning `FakeSlack`,
+reading the token from the `Authorization` header or a `token` field (a file URL: the header
+only) and the parameters from the query, a form or a JSON body (JSON-string fields such as
+`blocks` parsed, as Slack does)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,14 @@ class Handler(BaseHTTPRequestHandler):
             with fake._tracking(method, self.client_address):
                 status, headers, answer = fake._answer_api(method, params, token, parse_error)
             self._send(status, json.dumps(answer).encode(), "application/json", headers)
+        elif url.path.startswith("/files-pri/"):
+            # A file's url_private / url_private_download: the token only from the header.
+            token = _bearer(self.headers.get("Authorization"))
+            status, headers, data = fake._answer_download(
+                url.path, token, self.command, self.client_address
+            )
+            content_type = headers.pop("Content-Type")
+            self._send(status, data, content_type, headers)
         elif url.path.startswith("/response/"):
             status, text = fake._answer_response_url(url.path, body, content_type)
             self._send(status, text.encode(), "text/plain")

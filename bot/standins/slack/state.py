@@ -45,6 +45,16 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Download:
+    """One request for a file's url_private or url_private_download, as answered."""
+
+    path: str  # /files-pri/<team>-<file id>/[download/]<name>
+    token: str | None  # from the Authorization: Bearer header
+    at: float  # time.time() when it was answered
+    status: int  # HTTP status of the answer
+
+
+@dataclass(frozen=True)
 class ResponseUrlPost:
     """One POST to a response_url handed out by `FakeSlack.new_response_url()`."""
 
@@ -123,6 +133,11 @@ class Workspace:
         self._usergroups: dict[str, list[str]] = {}
         self._users: dict[str, dict[str, Any]] = {}  # user id -> users.info fields set
         self._channels: dict[str, dict[str, Any]] = {}
+        self._files: dict[str, dict[str, Any]] = {}  # file id -> its file object
+        self._file_bytes: dict[str, bytes] = {}  # file id -> what its url_private serves
+        self._deleted_files: set[str] = set()
+        self._downloads: list[Download] = []
+        self._download_refusal = "status"  # or "login_page": see files.set_download_refusal
         self._socket_mode_url: Callable[[], str] | None = None
         self._counter = itertools.count(1)
         self._last_ts = 0  # microseconds: the newest message ts handed out
