@@ -180,7 +180,9 @@ class Bulk(Approving):
         )
         if rule is not None and rule.by_rule:
             request = self._start_by_rule(request, rule)
-        self.delivery.deliver(request.id)
+        # Posted in the background: the form's answer (which waits for this call) never waits
+        # for Slack.
+        self.delivery.deliver_alongside(request.id)
         return BulkSubmitted(request, tuple(left_out))
 
     def _start_by_rule(self, request: VerificationRequest, rule: RuleTerms) -> VerificationRequest:

@@ -19,9 +19,6 @@ from bot.standins.slack.files import DOWNLOAD, LOGIN_PAGE
 from bot.standins.world import REQUESTER, World
 
 REASON = "INC-42 provider mail outage"
-# The store keeps several items per request, but what tells Slack of a bulk request (its
-# message, its "posted" DM) is the lead's bulk branch: until then delivering it fails here.
-NEEDS_BULK_RENDER = "needs the bulk request's message and DMs (lead's bulk branch)"
 
 
 def open_bulk_form(world: World) -> dict[str, Any]:
@@ -194,7 +191,6 @@ def test_an_attached_txt_file_whose_emails_are_all_open_names_them_under_the_fil
     assert sorted(r.id for r in world.services.store.list_requests()) == sorted([one, two])
 
 
-@pytest.mark.skip(reason=NEEDS_BULK_RENDER)
 def test_an_attached_txt_file_is_asked_for(world):
     """An attached .txt list of three emails (one twice) closes the form and stores one
     pending bulk request of two items, for the operation chosen, by the requester; the
@@ -213,7 +209,6 @@ def test_an_attached_txt_file_is_asked_for(world):
     assert "*2 emails*" in told["text"] and "1 duplicate was left out" in told["text"]
 
 
-@pytest.mark.skip(reason=NEEDS_BULK_RENDER)
 def test_emails_with_open_requests_are_left_out_and_named(world):
     """Pasted and attached together: the emails with an open request elsewhere are left out
     of the bulk request, which holds the rest; the receipt DM names each left out with its
