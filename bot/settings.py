@@ -144,7 +144,7 @@ class Settings(StoreSettings):
     # second a running batch makes at most, across every replica, and at once; seconds between
     # updates of its message's progress.
     BULK_MAX: int = Field(default=1000, ge=1, le=5000)
-    BULK_RATE: float = Field(default=5.0, gt=0, le=100)
+    BULK_RATE: float = Field(default=5.0, gt=0, le=1000)
     BULK_CONCURRENCY: int = Field(default=4, ge=1, le=32)
     BULK_PROGRESS_EVERY: float = Field(default=5.0, ge=1, le=300)
     # GET /metrics and the counting behind it; false: neither (for a team that has no use

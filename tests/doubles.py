@@ -119,6 +119,9 @@ class StubProvider:
     def __init__(self, answer: Cleared | ProviderFailed | None = None) -> None:
         self.calls: list[str] = []
         self.answers: dict[str, list[Cleared | ProviderFailed]] = {}
+        # Waits the next call asks its claim to be kept for (renew), as the client does before
+        # trying again after a 429's Retry-After.
+        self.waits: list[float] = []
         self.views: list[str] = []
         self.answer = answer or CLEARED
         self.resends: list[tuple[str, str]] = []
@@ -129,9 +132,13 @@ class StubProvider:
         self.entered = threading.Event()
         self._lock = threading.Lock()
 
-    def confirm(self, email: str, *, renew: object = None) -> Cleared:
+    def confirm(self, email: str, *, renew: Callable[[float], bool] | None = None) -> Cleared:
         with self._lock:
             self.calls.append(email)
+            waits, self.waits = self.waits, []
+        for seconds in waits:  # the client's waits before further attempts (a 429's, say)
+            if renew is not None and not renew(seconds):
+                break
         self.entered.set()
         if self.hold is not None:
             assert self.hold.wait(timeout=15), "the test never released the provider"

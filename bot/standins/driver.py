@@ -19,6 +19,7 @@ from bot.standins.slack import FakeSlack
 
 DEFAULT_TIMEOUT = 15.0  # only bounds a failure: every wait returns once its condition holds
 REMINDER_MARK = ":bell:"  # what a reminder in a request's thread starts with
+BULK_MARK = "Bulk email verification request"  # what a bulk request message's text starts with
 # A file_input's limits as Slack documents them: "a 10MB file size limit" (Slack's own copy of
 # the element says max_file_size_bytes 10000000) and max_files 1 to 10, 10 when not given.
 FILE_INPUT_MAX_BYTES = 10_000_000
@@ -349,6 +350,42 @@ class Driver:
             what=f"the 'posted' DM to {user}",
         )
         return message
+
+    def ask_bulk(
+        self,
+        user: str,
+        *,
+        pasted: str | None = None,
+        files: list[dict[str, Any]] | None = None,
+        reason: str = "INC-1 provider mail outage",
+        operation: str = "confirm",
+    ) -> dict[str, Any]:
+        """A bulk request: ``/verify-email bulk``, the form filled in (a ``pasted`` list and/or
+        ``files`` from ``upload``), submitted; returns the posted request message. Raises
+        RuntimeError with the form's answer when it stays open."""
+        seen = self.posted()
+        delivered = self.command(user, "bulk")
+        if delivered.reply.status != 200 or delivered.reply.text:
+            raise RuntimeError(f"command refused: {delivered.reply}")
+        view = self.modal(delivered)
+        values: dict[str, dict[str, Any]] = {
+            ids.BULK_LIST_BLOCK: {ids.BULK_LIST_INPUT: pasted},
+            ids.REASON_BLOCK: {ids.REASON_INPUT: reason},
+            ids.OPERATION_BLOCK: {ids.OPERATION_INPUT: radio_choice(view, operation)},
+        }
+        if files:
+            values |= attached_files(view, files)
+        reply = self.submit(user, view, values)
+        if reply.body not in ("", None) and reply.body != {}:
+            raise RuntimeError(f"bulk form refused: {reply.body}")
+
+        def find() -> dict[str, Any] | None:
+            for message in reversed(self.slack.messages(self.channel)):
+                if str(message.get("ts")) not in seen and BULK_MARK in str(message.get("text")):
+                    return dict(message)
+            return None
+
+        return self.slack.wait_for(find, self.timeout, what="bulk request message")
 
     def _posted_dms(self, user: str, email: str) -> int:
         """How many "your request was posted" DMs ``user`` has had for ``email``."""

@@ -186,6 +186,20 @@ def test_a_429_queues_the_item_again_and_holds_every_runner(store, clock, provid
     assert "throttled" in actions(store, request.id)
 
 
+def test_a_call_waiting_out_a_429_holds_every_other_runner(store, clock, provider, roles):
+    """While one item's call waits out a 429's Retry-After before trying again (the client
+    asks to keep its claim that long), every other runner holds off as long: the next claim
+    waits, though the pace and the concurrency would allow it."""
+    approvals = service(store, clock, provider, roles)
+    provider.waits = [12.0]
+    request = approvals.submit_bulk(EMAILS, "incident", REQUESTER).request
+    approved(approvals, request.id)
+    assert isinstance(approvals.run_next(), Claimed)
+    clock.advance(seconds=1)
+    held = approvals.run_next()
+    assert isinstance(held, Hold) and held.seconds == pytest.approx(11.0, abs=0.01)
+
+
 def test_retry_of_a_batch_calls_its_unknown_items_only(store, clock, provider, roles):
     """An email whose outcome nobody knows leaves the batch unknown; Retry queues that item
     only (four eyes as ever), and the next run calls that email alone."""

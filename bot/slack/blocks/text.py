@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.domain.inputs import char_name, hidden_kind, other_forms
 from bot.domain.model import Operation, State, VerificationRequest
+from bot.domain.policy import DEFAULT_BULK_APPROVALS
 
 SECTION_LIMIT = 3000
 LIST_BUDGET = 1200  # characters one list (domains, clients) may take in a reply
@@ -116,8 +117,12 @@ def operation_words(operation: Operation) -> str:
 
 
 def quorum(request: VerificationRequest, default: int) -> int:
-    """The approvals the request needs: its rule's, else ``default`` (APPROVALS_REQUIRED)."""
-    return request.rule.approvals_required if request.rule is not None else default
+    """The approvals the request needs: its rule's, else ``default`` (APPROVALS_REQUIRED), and
+    for a bulk request without a policy at least the bulk requests' own minimum (as the
+    service counts them: ``ServiceCore.required``)."""
+    if request.rule is not None:
+        return request.rule.approvals_required
+    return max(default, DEFAULT_BULK_APPROVALS) if request.bulk else default
 
 
 def approvers_for(request: VerificationRequest, default: Sequence[str]) -> tuple[str, ...]:
