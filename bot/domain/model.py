@@ -132,8 +132,9 @@ class Action(StrEnum):
     # Cancel during a bulk request's run: its items not started yet are cancelled (the request
     # then ends as its items make it, once those running end).
     STOP = "stop"
-    # A bulk request's last running item ended: the request leaves executing for what its items
-    # make of it. Recorded by the store with that item's change (never on its own).
+    # A bulk request's last running item ended: the change that ended it moved the request out
+    # of executing; this records (from and to its new state) that the run is over, with the
+    # items' counts. Written by the store with that change (never on its own).
     FINISH = "finish"
     # A running bulk request's progress shown (queued by its runner at most every
     # BULK_PROGRESS_EVERY seconds): no change and no audit entry, only what Slack is told.

@@ -372,7 +372,7 @@ class RequestMethods(StoreCore):
         self._insert_outbox(cur, request_id, self._told(change.action, bulk), at, audit_id, due)
         if bulk and current is State.EXECUTING and new_state is not State.EXECUTING:
             # The run's last queued or running item ended: how the whole run ended is recorded
-            # (and told) once, with the change that ended it.
+            # (and told) once, with the change that ended it (which moved the request).
             finish_id = self._insert_audit(
                 cur,
                 (
@@ -380,7 +380,7 @@ class RequestMethods(StoreCore):
                     at,
                     "bot",
                     Action.FINISH.value,
-                    current.value,
+                    new_state.value,
                     new_state.value,
                     _json(self._item_counts(cur, request_id)),
                 ),

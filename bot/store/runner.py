@@ -27,7 +27,7 @@ _RUNNING = (
 )
 # The oldest running batch's first queued item.
 _NEXT_ITEM = (
-    "SELECT i.request_id, i.position FROM items i JOIN requests r ON r.id = i.request_id "
+    "SELECT i.request_id, i.position, i.email FROM items i JOIN requests r ON r.id = i.request_id "
     "WHERE i.state = ? AND r.state = ? AND r.bulk = 1 "
     "ORDER BY r.started_at, r.id, i.position LIMIT 1"
 )
@@ -64,7 +64,7 @@ class RunnerMethods(RequestMethods):
             found = cur.fetchone()
             if found is None:
                 return Hold(_IDLE_POLL, idle=True)
-            request_id, position = str(found[0]), int(found[1])
+            request_id, position, email = str(found[0]), int(found[1]), str(found[2])
             change = Transition(
                 request_id,
                 frozenset({State.PENDING}),
@@ -72,6 +72,7 @@ class RunnerMethods(RequestMethods):
                 actor="bot",
                 action=Action.RUN,
                 now=now,
+                details={"email": email},
                 claim_id=claim_id,
                 lease_until=lease_until,
                 item=position,
