@@ -41,7 +41,7 @@ APP_DESCRIPTION = (
     "Clear a customer's stuck email verification at the provider, once a second person approves."
 )
 COMMAND_DESCRIPTION = "Ask to clear a stuck email verification (an approver must agree)"
-COMMAND_USAGE_HINT = "[email] [reason] | status [email] | help"
+COMMAND_USAGE_HINT = "[email] [reason] | bulk | status [email] | help"
 
 # Every bot scope, with the Web API method that needs it. Nothing else is requested.
 BOT_SCOPES: dict[str, str] = {

@@ -158,7 +158,7 @@ def test_slash_command_is_verify_email(name: str) -> None:
     hint names what the command understands: an address and reason, status, help."""
     command = _command(_load(name))
     assert command["command"] == ids.COMMAND == "/verify-email"
-    assert command["usage_hint"] == "[email] [reason] | status [email] | help"
+    assert command["usage_hint"] == "[email] [reason] | bulk | status [email] | help"
     assert command["should_escape"] is False
     assert command["description"]
 
