@@ -337,12 +337,20 @@ class Bulk(Approving):
         )
         if final is None:
             return self._late(one, outcome, "bot")
-        if final.state is State.EXECUTING:
-            self.requests.show_progress(
-                final.id, now=self.clock(), every=self.policy.bulk_progress_every
-            )
-        self.delivery.deliver(final.id)
+        if final.state is not State.EXECUTING:
+            self.delivery.deliver(final.id)  # the run is over: how it ended (finish) is due
+        elif self._progress_due(final) and self.requests.show_progress(
+            final.id, now=self.clock(), every=self.policy.bulk_progress_every
+        ):
+            self.delivery.deliver(final.id)
         return final
+
+    def _progress_due(self, request: VerificationRequest) -> bool:
+        """Whether the running request's progress was last shown long enough ago to show it
+        again (the store decides, across replicas; this spares it the asking meanwhile)."""
+        shown = request.progress_at
+        every = timedelta(seconds=self.policy.bulk_progress_every)
+        return shown is None or self.clock() - shown >= every
 
     def _renew_item(self, request: VerificationRequest, item: Item, seconds: float) -> bool:
         """Keep the item's claim for the client's wait before its next attempt (a 429's

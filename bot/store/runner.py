@@ -52,6 +52,11 @@ class RunnerMethods(RequestMethods):
     ) -> Claimed | Hold:
         _check_aware(now, "now")
         _check_aware(lease_until, "lease_until")
+        with self._read() as cur:
+            # Nothing queued anywhere (the usual case): said without taking the write lock.
+            cur.execute(self._sql(_NEXT_ITEM), (State.PENDING.value, State.EXECUTING.value))
+            if cur.fetchone() is None:
+                return Hold(_IDLE_POLL, idle=True)
         with self._write() as cur:
             next_slot = self._lock_pace(cur, now)
             if next_slot > now:

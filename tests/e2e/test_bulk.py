@@ -153,7 +153,13 @@ def test_cancel_during_the_run_stops_the_emails_not_started(database_url):
         message = world.driver.ask_bulk(REQUESTER, pasted=" ".join(asked))
         approved_by_two(world, message)
         assert world.provider.wait_in_flight(CONFIRM_PATH, 10)
-        running = world.driver.current(message)
+
+        # Its progress, shown as the first calls end (BULK_PROGRESS_EVERY: 1 s).
+        def progress_shown() -> dict[str, Any] | None:
+            shown = world.driver.current(message)
+            return shown if "of 12 done" in json.dumps(shown) else None
+
+        running = world.slack.wait_for(progress_shown, 15, what="the run's progress")
         assert ids.CANCEL_ACTION in buttons(running)
         stopped = world.driver.cancel(REQUESTER, running)
         assert stopped.reply.status == 200
