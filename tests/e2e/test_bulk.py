@@ -73,9 +73,13 @@ def approved_by_two(world: World, message: dict[str, Any]) -> dict[str, Any]:
 
 
 def request_of(world: World, message: dict[str, Any]) -> Any:
-    [request] = [r for r in world.services.store.list_requests() if r.bulk]
-    assert request.message_ts == message["ts"]
-    return request
+    """The bulk request ``message`` shows, once the bot has recorded where it posted it."""
+
+    def recorded() -> Any:
+        [request] = [r for r in world.services.store.list_requests() if r.bulk]
+        return request if request.message_ts == message["ts"] else None
+
+    return world.slack.wait_for(recorded, 10, what="the bulk request's message recorded")
 
 
 def final_reply(world: World, message: dict[str, Any]) -> dict[str, Any]:
@@ -229,3 +233,32 @@ def test_a_single_request_is_not_starved_by_a_running_batch(database_url):
         world.driver.final_message(single)
         assert request_of(world, message).state is State.EXECUTING
         assert called(world)["solo@single.example"] == 1
+
+
+def test_the_strictest_rule_of_the_emails_decides_a_bulk_request(database_url, tmp_path):
+    """Emails under two rules: the request carries the strictest terms (the most approvals, at
+    least [bulk]'s, and approvers who are approvers of both rules); a senior who is no
+    approver of the [default] is refused, two approvers of both run it."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[default]\napprovers = ["S0APPROVERS"]\n\n[bulk]\napprovals_required = 2\n\n'
+        '[[rule]]\nname = "vip"\ndomains = ["*.vip.example"]\napprovers = ["S0SENIOR"]\n'
+    )
+    with bulk_world(database_url, POLICY_FILE=policy) as world:
+        world.slack.set_usergroup("S0SENIOR", ["U0SENIOR1", APPROVER, SECOND_APPROVER])
+        asked = ["ann@a.vip.example", "bob@plain.example", "cid@b.vip.example"]
+        message = world.driver.ask_bulk(REQUESTER, pasted="\n".join(asked))
+        request = request_of(world, message)
+        assert request.rule is not None
+        assert request.rule.name == "strictest of vip, default"
+        assert request.rule.approvals_required == 2
+        assert request.rule.approvers == ("S0SENIOR",)
+        assert request.rule.also_approvers == (("S0APPROVERS",),)
+        assert "strictest of vip, default" in json.dumps(message)
+
+        refused = world.driver.approve("U0SENIOR1", message)
+        assert refused.reply.status == 200
+        assert request_of(world, message).approvals == ()
+        approved_by_two(world, message)
+        assert world.services.runner.drain() == 3
+        assert cleared(world) == Counter({e: 1 for e in asked})
