@@ -6,6 +6,7 @@ lease ran out, and the one ``finish`` entry with what Slack is told of it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -198,6 +199,22 @@ def test_a_call_waiting_out_a_429_holds_every_other_runner(store, clock, provide
     clock.advance(seconds=1)
     held = approvals.run_next()
     assert isinstance(held, Hold) and held.seconds == pytest.approx(11.0, abs=0.01)
+
+
+def test_no_calls_left_in_the_window_holds_every_runner_until_it_resets(
+    store, clock, provider, roles
+):
+    """An answer saying no calls are left (X-RateLimit-Remaining: 0) until its window resets
+    (X-RateLimit-Reset, an ISO time) holds every runner until then, though it succeeded."""
+    approvals = service(store, clock, provider, roles)
+    spent = Pace(read_at=T0, remaining=0, limit=20, reset_at=T0 + timedelta(seconds=8))
+    provider.answers[EMAILS[0]] = [replace(provider.answer, pace=spent)]
+    request = approvals.submit_bulk(EMAILS, "incident", REQUESTER).request
+    approved(approvals, request.id)
+    assert isinstance(approvals.run_next(), Claimed)
+    clock.advance(seconds=1)
+    held = approvals.run_next()
+    assert isinstance(held, Hold) and held.seconds == pytest.approx(7.0, abs=0.01)
 
 
 def test_retry_of_a_batch_calls_its_unknown_items_only(store, clock, provider, roles):
