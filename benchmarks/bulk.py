@@ -284,11 +284,12 @@ def final_reply_at(slack: FakeSlack, ts: str | None, since: float) -> float | No
 
 
 def wait_finished(store: BaseSQLStore, request_id: str, app: AppProcess) -> float:
-    """Wait until the store says the batch is no longer executing; its ``finish`` time."""
+    """Wait until the store says the batch has run (no longer pending, after a click the bot
+    acks before it approves, nor executing); its ``finish`` time."""
     deadline = time.monotonic() + FINISH_TIMEOUT
     while True:
         request = store.get(request_id)
-        if request is not None and request.state is not State.EXECUTING:
+        if request is not None and request.state not in (State.PENDING, State.EXECUTING):
             break
         if app.proc.poll() is not None:
             raise RuntimeError(f"the bot died mid-batch:\n{app.stderr_tail()}")
