@@ -14,6 +14,8 @@ import textwrap
 from typing import Any, TextIO
 
 from bot.cli.sandbox_options import (
+    BULK_MAX,
+    BULK_RATE,
     PROVIDER_ERRORS,
     RESEND_ERRORS,
     RESEND_UNKNOWN,
@@ -109,9 +111,19 @@ def run_sandbox(args: argparse.Namespace, out: TextIO) -> int:
     if resend and args.provider_error and args.provider_error not in RESEND_ERRORS:
         narrator.say(f"--provider-error {args.provider_error}: the resend action has no such mode")
         return 2
+    if args.bulk is not None:
+        from bot.cli.sandbox_bulk import refuse_options  # (it imports this module)
+
+        refused = refuse_options(args)
+        if refused is None and not 1 <= args.bulk <= BULK_MAX:
+            refused = f"--bulk: from 1 to {BULK_MAX} emails"
+        if refused is not None:
+            narrator.say(refused)
+            return 2
     settings: dict[str, Any] = {
         "HOSTUP_TIMEOUT": SANDBOX_TIMEOUT,
         "APPROVALS_REQUIRED": args.approvals,
+        "BULK_RATE": BULK_RATE,
     }
     if args.policy is not None:
         settings["POLICY_FILE"] = str(args.policy)
@@ -124,6 +136,10 @@ def run_sandbox(args: argparse.Namespace, out: TextIO) -> int:
         narrator.say(f"--policy: {exc}")
         return 2
     try:
+        if args.bulk is not None:
+            from bot.cli.sandbox_bulk import play_bulk
+
+            return play_bulk(world, narrator, email, args)
         return _play(world, narrator, email, args)
     finally:
         world.stop()
