@@ -203,15 +203,6 @@ def test_sandbox_refuses_a_provider_error_the_resend_does_not_have(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-# main renders no message for a request of several emails yet: bot/slack/render.py reads
-# ``request.email``, which raises for a bulk request, so ``sandbox --bulk`` stops at asking.
-BULK_RENDERING = (
-    "the bulk request message and thread reply (issue 21, part 2 and 4) are not merged yet: "
-    "rendering a bulk request raises ValueError; unmark once they are"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=BULK_RENDERING)
 @pytest.mark.parametrize(
     ("args", "calls"),
     [([], "provider confirm calls: 5"), (["--operation", "resend"], "provider resend calls: 5")],
