@@ -36,7 +36,7 @@ from bot.domain.outcomes import (
     ProviderFailure,
     outcome_to_dict,
 )
-from bot.domain.ports import Transition
+from bot.domain.ports import StoreError, Transition
 from bot.domain.queries import Queries
 from bot.domain.refusals import Refusal, Refused
 from bot.domain.views import DomainReading, ProviderView, resend_refusal
@@ -313,6 +313,12 @@ class Execution(Queries):
         # message's final state in one update instead of two (an update superseded by a later
         # one queued behind it is not sent).
         wait_for_interim = self.delivery.deliver_alongside(request_id, after=INTERIM_AFTER)
+        # Never behind a batch: the call is made at once; a running batch makes room for it
+        # (a store that cannot say so now never holds the call up).
+        try:
+            self.requests.take_slot(self.clock(), 1.0 / self.policy.bulk_rate)
+        except StoreError as exc:
+            log.warning("Request %s: the batches' pace not told of this call: %s", request_id, exc)
         final = self._execute(claimed, approver)
         log.info("Request %s is %s", final.id, final.state.value)
         wait_for_interim()  # in order: the interim update is finished with before the final

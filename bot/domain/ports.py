@@ -213,6 +213,11 @@ class RequestRepository(Protocol):
         hold already set stands."""
         ...
 
+    def take_slot(self, now: datetime, interval: float) -> None:
+        """A single request's call is made now, unpaced: the batch runners' next slot moves on
+        by ``interval``, so that together they stay within the provider's pace."""
+        ...
+
     def show_progress(self, request_id: str, *, now: datetime, every: float) -> bool:
         """Queue an update of a running bulk request's message (its progress), unless one was
         queued less than ``every`` seconds ago; True when queued."""

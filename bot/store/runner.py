@@ -102,6 +102,16 @@ class RunnerMethods(RequestMethods):
                 (self._time_to_db(until), _PACE_ROW, self._time_to_db(until)),
             )
 
+    def take_slot(self, now: datetime, interval: float) -> None:
+        _check_aware(now, "now")
+        with self._write() as cur:
+            next_slot = self._lock_pace(cur, now)
+            slot = max(next_slot, now) + timedelta(seconds=interval)
+            cur.execute(
+                self._sql("UPDATE pace SET next_slot = ? WHERE name = ?"),
+                (self._time_to_db(slot), _PACE_ROW),
+            )
+
     def show_progress(self, request_id: str, *, now: datetime, every: float) -> bool:
         _check_aware(now, "now")
         at = self._time_to_db(now)

@@ -331,3 +331,18 @@ def test_strictest_terms_take_the_most_approvals_and_every_rules_approvers():
     assert terms.remind_every == 300 and terms.escalate_after is None
     assert terms.name == "strictest of a, b"
     assert strictest([a], bulk_minimum=2).approvals_required == 2
+
+
+def test_a_single_call_is_made_at_once_and_the_batch_makes_room(store, clock, provider, roles):
+    """A single request approved while a batch runs is called on the click, unpaced; the
+    batch's next slot moves on by one interval, so together they keep the pace."""
+    approvals = service(store, clock, provider, roles, bulk_rate=4.0)
+    request = approvals.submit_bulk(EMAILS, "incident", REQUESTER).request
+    approved(approvals, request.id)
+    assert isinstance(approvals.run_next(), Claimed)
+    single = approvals.submit("solo@single.example", "one", REQUESTER)
+    approvals.look_up(single.id)
+    done = approvals.approve(single.id, "U2")
+    assert done.state is State.SUCCEEDED and "solo@single.example" in provider.calls
+    held = approvals.run_next()
+    assert isinstance(held, Hold) and held.seconds == pytest.approx(0.5)
