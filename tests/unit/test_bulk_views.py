@@ -129,7 +129,8 @@ def test_a_waiting_batch_has_its_own_approve_reject_and_cancel_rows():
     assert [(e["action_id"], e["value"]) for e in cancel["elements"]] == [
         (ids.CANCEL_ACTION, waiting.id)
     ]
-    assert "*Waiting for approval* by an approver other than the requester" in all_text(home)
+    # Without a policy a bulk request needs two approvals whatever APPROVALS_REQUIRED says.
+    assert "*Waiting for approval*: 0 of 2 approvals: none yet" in all_text(home)
 
 
 def test_a_finished_batch_says_how_its_emails_ended():
