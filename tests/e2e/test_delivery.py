@@ -65,12 +65,19 @@ def submit_during_outage(world: World, seconds: float) -> str:
     world.slack.outage(seconds)
     reply = world.driver.submit_request(REQUESTER, view, reason="T-1")
     assert reply.status == 200
-    [request] = world.services.store.list_requests()
+    request = stored_request(world)  # the form acks first, then stores it
     world.slack.wait_for(
         lambda: bool(world.services.store.outbox_entries(request.id)[0].attempts) or None,
         what="a failed first post",
     )
     return request.id
+
+
+def stored_request(world: World) -> Any:
+    """The one request, once the form's listener (which acks before it stores) has stored it."""
+    return world.slack.wait_for(
+        lambda: next(iter(world.services.store.list_requests()), None), what="the request stored"
+    )
 
 
 def head(world: World, request_id: str) -> Any:
@@ -278,7 +285,7 @@ def post_with_lost_answer(world: World) -> str:
     view = world.driver.modal(world.driver.command(REQUESTER, EMAIL))
     world.slack.time_out_next("chat.postMessage", 3, acts=True)
     world.driver.submit_request(REQUESTER, view, reason="T-1")
-    [request] = world.services.store.list_requests()
+    request = stored_request(world)  # the form acks first, then stores it
     world.slack.wait_for(
         lambda: bool(world.services.store.outbox_entries(request.id)[0].attempts) or None,
         what="the post's lost answer",
