@@ -1657,16 +1657,21 @@ def check_batch(request: VerificationRequest, trail: list[Any], figures: Counter
     one ``finish`` in that state, and a finish by nothing else; a Retry queues the unknown
     items only, a stop (Cancel during the run) cancels the queued ones only. Every item's
     stored state is the one its audit leaves it in, and the request's is what its items make
-    of it. Counts the batch's figures."""
+    of it; each approver's approval is counted once. Counts the batch's figures."""
     found: list[str] = []
     rid = request.id
     replayed = {i.email.lower(): State.PENDING for i in request.items}
     started = False
     owe_finish: State | None = None  # the run ended: the next entry is its finish
     previous: Any = None
+    approvers: Counter[str] = Counter()  # an approver clicking twice is counted once
     for entry in trail:
         action = Action(entry.action)
         figures[f"batch {action.value} entries"] += 1
+        if action in (Action.APPROVAL, Action.APPROVE):
+            approvers[entry.actor] += 1
+            if approvers[entry.actor] > 1:
+                found.append(f"{rid}: {entry.actor}'s approval counted again")
         if previous is not None and entry.from_state is not previous.to_state:
             found.append(
                 f"{rid}: {action} from {entry.from_state} after {previous.action} to "
@@ -1939,12 +1944,13 @@ def check(
         if got < owed:
             violations.append(f"{request.id}: {got} outcome DMs for {owed} owed")
     # No email or domain reached the provider more often than its requests were claimed
-    # (approvals and Retries): never a second call but by a Retry of an unknown outcome.
+    # (approvals and Retries; a batch's email: the runs naming it): never a second call but
+    # by a Retry of an unknown outcome.
     for key, n in sorted(calls.items()):
         if n > claims_per_key[key]:
             violations.append(
                 f"{first_of_key.get(key, '(no request)')}: {n} {key[0]} calls for "
-                f"{claims_per_key[key]} approvals or retries of {key[1]}"
+                f"{claims_per_key[key]} approvals, retries or runs of {key[1]}"
             )
     sent = provider.resends()
     rules["resend emails sent"] = len(sent)
