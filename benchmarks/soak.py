@@ -260,7 +260,7 @@ BATCH_REQUESTER = "U0BATCH"  # and the batch's number: listed in REQUESTERS by I
 CANCEL_SHARE = 0.25  # batches whose requester clicks Cancel once they run
 TWICE_SHARE = 0.4  # batches whose first approver clicks Approve twice
 FAULTED_SHARE = 0.5  # batches with provider faults queued just before their approval
-RETRY_SHARE = 0.6  # batches ending unknown that an approver retries
+RETRY_SHARE = 0.8  # batches ending unknown that an approver retries
 QUICK_BATCHES = 4
 
 
