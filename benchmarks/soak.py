@@ -3,18 +3,20 @@ processes, with the stand-ins and the soak itself breaking things at random (rep
 from the seed); then checks, from the stand-ins' records and the store, that nothing was lost
 or doubled.
 
-    .venv/bin/python benchmarks/soak.py [--flows N] [--replicas 2] [--seed S] [--json PATH]
-    .venv/bin/python benchmarks/soak.py --quick                       # about 200 flows (CI)
+    .venv/bin/python benchmarks/soak.py [--flows N] [--batches K] [--replicas 2] [--seed S]
+                                        [--json PATH]
+    .venv/bin/python benchmarks/soak.py --quick             # 200 flows and 4 batches (CI)
     .venv/bin/python benchmarks/soak.py --backend sqlite              # one replica on SQLite
 
 Rules: both replicas read one POLICY_FILE (``policy_text``): ``vip`` (``*.vip.example``, 2
 approvals from a group of seniors), ``resend-is-routine`` (a resend by the support group,
 approved by the rule itself), ``ticketed`` (``*.ticket.example``, a reason pattern),
-``slow`` (``*.slow.example``, one approver, escalated to an on-call group after 10 s) and a
-[default] allowing both operations. Each flow has its own domain and email; its kind of domain,
-its operation (confirm or resend) and its requester (in the support group, or not) are drawn
-from its seed. The stand-in provider resends for every domain but a share it refuses (its view
-says canResend false, or it does not list the domain).
+``slow`` (``*.slow.example``, one approver, escalated to an on-call group after 10 s), a
+[default] allowing both operations and ``[bulk] approvals_required = 2``. Each flow has its
+own domain and email; its kind of domain, its operation (confirm or resend) and its requester
+(in the support group, or not) are drawn from its seed. The stand-in provider resends for
+every domain but a share it refuses (its view says canResend false, or it does not list the
+domain).
 
 People: a requester asks (command, form, submit; a resend by ``/verify-email resend EMAIL`` or
 by the form's choice; some first give a reason the rule refuses); then the rule's approvers
@@ -26,6 +28,15 @@ unknown outcomes. A person whose click got lost (the replica died under it, the 
 restarting) clicks again, as a person would, a bounded number of times; Slack's side is a load
 balancer that sends each delivery to a live replica.
 
+Batches (``--batches K``, by default about one per 100 flows; 4 with --quick), among the flows:
+a bulk request to confirm 10 to 40 emails of its own (``b<n>-<k>@d<k%5>.batch<n>.example``, no
+single flow's), asked by a requester of its own (whose DMs are then the batch's) through
+``/verify-email bulk`` with a pasted list, approved by two distinct approvers of the [default]
+(the first sometimes clicking twice), run by the replicas' batch runners (BULK_RATE 20,
+BULK_CONCURRENCY 4). Some requesters click Cancel on the running message (the emails not
+started are cancelled); on some batches that end unknown an approver clicks Retry on the final
+thread reply (its unknown emails only run again). Confirm only: resend batches can come later.
+
 Faults: the provider (its confirm and its resend) answers 4xx, 5xx, 429, HTML, wrong shapes,
 hangs past the timeout, trickles its headers a byte at a time (each read within the timeout,
 the whole far beyond it) and closes connections; Slack answers 429s and errors, times out
@@ -34,13 +45,15 @@ replica in the middle of a provider call and in the middle of a delivery to Slac
 restarts it; pauses (SIGSTOP) a replica in the middle of a provider call for longer than its
 claim's lease and one maintenance round (another replica takes the claim, a person may Retry),
 then resumes it (SIGCONT): its answer must be fenced out, recorded as a late answer against its
-own claim, and it must not call the provider again; and restarts PostgreSQL (immediate mode:
-every connection dropped, crash recovery).
+own claim, and it must not call the provider again; restarts PostgreSQL (immediate mode:
+every connection dropped, crash recovery); and kills a replica in the middle of a batch's call
+(an executing bulk request with an item executing, that item's call in flight), then restarts
+it. The provider's faults and the other kills hit a batch's calls as they hit a single one's.
 
 Then it waits for the maintenance rounds to settle (each claim's lease is the derived one: one
 attempt's deadline plus the grace) and checks every promise, per operation and per rule
-(``check`` and ``check_rule`` say which). It prints a table and exits 1 when any check finds a
-violation.
+(``check`` and ``check_rule`` say which), per email for a batch (``check_batch``). It prints
+a table and exits 1 when any check finds a violation.
 
 One script (over 500 lines) on purpose: it is a single run (people, faults, checks)
 that anyone can read top to bottom and run by itself, importing nothing of the tests.
@@ -49,6 +62,7 @@ that anyone can read top to bottom and run by itself, importing nothing of the t
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import io
 import json
@@ -67,9 +81,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -94,12 +109,13 @@ from bot.domain.model import (
     Operation,
     State,
     VerificationRequest,
+    request_state,
 )
 from bot.domain.policy import parse_policy
 from bot.maintenance import INTERVAL, LEASE_GRACE
 from bot.slack import ids
 from bot.standins import payloads
-from bot.standins.driver import Delivered, Driver, Reply
+from bot.standins.driver import Delivered, Driver, Reply, buttons, radio_choice
 from bot.standins.provider import (
     CONFIRM_PATH,
     DOMAINS_PATH,
@@ -231,6 +247,21 @@ KINDS = (("vip", 20), ("ticket", 15), ("slow", 10), ("plain", 55))
 RESEND_SHARE = 0.4
 CANNOT_RESEND = 0.12
 NOT_LISTED = 0.05
+# Batches: the policy's [bulk] approvals_required, the replicas' batch runners' settings, the
+# emails a batch asks for (on this many domains of its own), and what its people do.
+BULK_APPROVALS = 2
+BULK_RATE = 20  # calls a second, across the replicas
+BULK_CONCURRENCY = 4
+BULK_PROGRESS_EVERY = 2  # seconds
+BATCH_SIZES = (10, 40)
+CANCEL_SIZES = (30, 40)  # a batch its requester stops: long enough to stop while it runs
+BATCH_DOMAINS = 5
+BATCH_REQUESTER = "U0BATCH"  # and the batch's number: listed in REQUESTERS by ID
+CANCEL_SHARE = 0.25  # batches whose requester clicks Cancel once they run
+TWICE_SHARE = 0.4  # batches whose first approver clicks Approve twice
+FAULTED_SHARE = 0.5  # batches with provider faults queued just before their approval
+RETRY_SHARE = 0.8  # batches ending unknown that an approver retries
+QUICK_BATCHES = 4
 
 
 @dataclass(frozen=True)
@@ -278,6 +309,9 @@ def policy_text() -> str:
         f"approvers = {json.dumps(list(d.approvers))}",
         f"approvals_required = {d.approvals_required}",
         f"operations = {json.dumps(list(d.operations or ()))}",
+        "",
+        "[bulk]",
+        f"approvals_required = {BULK_APPROVALS}",
     ]
     for rule in RULES:
         lines += ["", "[[rule]]", f"name = {json.dumps(rule.name)}"]
@@ -363,6 +397,57 @@ class Flow:
         return f"{self.operation} {self.rule.name}"
 
 
+def batch_requester(n: int) -> str:
+    return f"{BATCH_REQUESTER}{n}"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One bulk request, confirm only (resend batches can come later): its own emails on its
+    own domains (never a single flow's), its own requester (so that the DMs its requester gets
+    are its own), and what its people do; reproducible from its seed."""
+
+    n: int
+    seed: int
+    emails: tuple[str, ...]
+    separator: str  # how the list is pasted: one a line, by commas or by spaces
+    mailto: bool  # pasted as Slack shows a pasted address: <mailto:a@b|a@b>
+    cancel: bool  # its requester clicks Cancel on the running message
+    twice: bool  # its first approver clicks Approve twice (counted once)
+    faults: int  # provider faults queued just before its approvals (whoever's call meets them)
+    retry: bool  # an approver clicks Retry on its final reply if it ends unknown
+
+    @classmethod
+    def make(cls, n: int, seed: int) -> Batch:
+        rng = random.Random(seed ^ 0xBA7C4)
+        cancel = rng.random() < CANCEL_SHARE
+        size = rng.randint(*(CANCEL_SIZES if cancel else BATCH_SIZES))
+        return cls(
+            n=n,
+            seed=seed,
+            emails=tuple(f"b{n}-{k}@d{k % BATCH_DOMAINS}.batch{n}.example" for k in range(size)),
+            separator=rng.choice(("\n", ", ", " ")),
+            mailto=rng.random() < 0.3,
+            cancel=cancel,
+            twice=rng.random() < TWICE_SHARE,
+            faults=rng.randint(1, 3) if rng.random() < FAULTED_SHARE else 0,
+            retry=rng.random() < RETRY_SHARE,
+        )
+
+    @property
+    def requester(self) -> str:
+        return batch_requester(self.n)
+
+    @property
+    def key(self) -> str:
+        """The email the harness finds the batch's request by (its first)."""
+        return self.emails[0]
+
+    def pasted(self) -> str:
+        shown = [f"<mailto:{e}|{e}>" if self.mailto else e for e in self.emails]
+        return self.separator.join(shown)
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -375,11 +460,13 @@ class Tally:
     """What the people and the faults did, for the report and the checks."""
 
     flows: int = 0
+    batches: int = 0
     provider_faults: Counter[str] = field(default_factory=Counter)
     slack_faults: Counter[str] = field(default_factory=Counter)
     kills: Counter[str] = field(default_factory=Counter)
     actions: Counter[str] = field(default_factory=Counter)
     claim_clicks: Counter[str] = field(default_factory=Counter)  # email -> Approve + Retry
+    batch_actions: Counter[str] = field(default_factory=Counter)  # what batches' people did
     flows_by: Counter[str] = field(default_factory=Counter)  # "operation rule" -> flows
     # Domains whose resend the provider refuses (canResend false, or not listed).
     unresendable: set[str] = field(default_factory=set)
@@ -612,7 +699,7 @@ class Soak:
             remind_every=0,
         )
         assert read.policy_hash == policy_hash(self.policy), "the policy's hash is not the file's"
-        self.tally = Tally(flows=args.flows)
+        self.tally = Tally(flows=args.flows, batches=args.batches)
         self.replicas = [
             Replica(i, self._env(), workdir)
             for i in range(1 if postgres is None else args.replicas)
@@ -625,6 +712,8 @@ class Soak:
         # Resend paths of the flows at work: a kill or pause "in a provider call" catches a
         # resend by them as it catches a confirm.
         self._resending: set[str] = set()
+        # Every batch's emails (lower case): a kill "in a batch call" catches a call for one.
+        self._batch_emails: frozenset[str] = frozenset()
         # People waiting for an escalation, apart from the people pool (so that waiting does
         # not hold up the other flows): the run waits for them too.
         self._later: ThreadPoolExecutor | None = None
@@ -639,13 +728,19 @@ class Soak:
             "HOSTUP_API_URL": self.provider.url,
             "HOSTUP_TIMEOUT": str(HOSTUP_TIMEOUT),
             "APPROVERS": APPROVER_GROUP,
-            "REQUESTERS": f"{REQUESTER_GROUP},{SECOND_REQUESTER}",
+            "REQUESTERS": ",".join(
+                [REQUESTER_GROUP, SECOND_REQUESTER]
+                + [batch_requester(n) for n in range(self.args.batches)]
+            ),
             "POLICY_FILE": str(self.workdir / "policy.toml"),
             "RESEND_LANGUAGE": RESEND_LANGUAGE,
             "APPROVAL_CHANNEL": CHANNEL,
             "DATABASE_URL": self.database_url,
             "PORT": str(free_port()),
             "REMIND_EVERY": "0",
+            "BULK_RATE": str(BULK_RATE),
+            "BULK_CONCURRENCY": str(BULK_CONCURRENCY),
+            "BULK_PROGRESS_EVERY": str(BULK_PROGRESS_EVERY),
         }
 
     # -- the store, as the harness reads it (people do not; they decide from what they see,
@@ -767,7 +862,8 @@ class Soak:
         email = flow.email
         by_rule = flow.rule.approvals_required == 0
         if by_rule and rng.random() < 0.3:
-            self._provider_fault(flow, rng)  # the rule's own call follows the lookup at once
+            # The rule's own call follows the lookup at once.
+            self._provider_fault(flow.operation, rng)
         message = self.ask(flow, f"SOAK-{n}")
         if message is None:
             return False
@@ -793,7 +889,7 @@ class Soak:
                 email, frozenset({State.PENDING, State.EXECUTING}), WAIT + EXECUTING_AT_MOST
             )
             if state is State.UNKNOWN and rng.random() < 0.6:
-                self.retry(flow, message, SECOND_APPROVER)
+                self.retry(flow.email, message, SECOND_APPROVER)
             return False
         roll = rng.random()
         if roll < 0.1:
@@ -827,10 +923,10 @@ class Soak:
 
         self.decide(flow.email, click)
 
-    def _provider_fault(self, flow: Flow, rng: random.Random) -> None:
-        """Queue a fault for the next call of the flow's operation (whichever flow's it is)."""
+    def _provider_fault(self, operation: str, rng: random.Random) -> None:
+        """Queue a fault for the next call of the operation (whichever flow's or batch's)."""
         t = self.tally
-        if flow.operation == "resend":
+        if operation == "resend":
             fault = rng.choice(RESEND_FAULTS)
             self.provider.enqueue_resend((RESEND_SPECIAL.get(fault) or RESEND_MODES[fault])())
             t.count(t.provider_faults, f"resend {fault}")
@@ -845,7 +941,7 @@ class Soak:
         the flow was handed on to wait for its escalation."""
         email = flow.email
         if rng.random() < 0.3:
-            self._provider_fault(flow, rng)
+            self._provider_fault(flow.operation, rng)
         together = rng.random() < 0.3
         rule = flow.rule.name
         retrier = SECOND_APPROVER
@@ -902,7 +998,7 @@ class Soak:
         if state is State.EXECUTING:
             state = self.wait_state(email, frozenset({State.EXECUTING}), EXECUTING_AT_MOST)
         if state is State.UNKNOWN and rng.random() < 0.6:
-            self.retry(flow, message, retrier)
+            self.retry(flow.email, message, retrier)
 
     def _after_escalation(self, flow: Flow, message: dict[str, Any], rng: random.Random) -> None:
         """The on-call waits until the request is escalated, then approves it (and retries an
@@ -931,10 +1027,9 @@ class Soak:
         self.tally.count(self.tally.claim_clicks, email)
         return self.driver.approve(user, message)
 
-    def retry(self, flow: Flow, message: dict[str, Any], clicker: str) -> None:
-        """Retry, from the thread reply that offers it (once Slack shows it), as one of the
-        rule's approvers."""
-        email = flow.email
+    def retry(self, email: str, message: dict[str, Any], clicker: str) -> None:
+        """Retry the request for ``email`` (a batch's: its first), from the thread reply that
+        offers it (once Slack shows it), as one of the rule's approvers."""
 
         def offered() -> dict[str, Any] | None:
             return next(
@@ -961,6 +1056,103 @@ class Soak:
         if state is State.EXECUTING:
             self.wait_state(email, frozenset({State.EXECUTING}), EXECUTING_AT_MOST)
 
+    # -- batches
+
+    def ask_batch(self, batch: Batch) -> dict[str, Any] | None:
+        """``/verify-email bulk``, the form (the list pasted, a reason, confirm) and submit, as
+        Driver.ask_bulk does, until the request is stored (again while Slack is down: a form
+        submitted again once it was stored is refused, every email having an open request);
+        then its message, found by the request it names (other batches are asked meanwhile)."""
+        key = batch.key
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if self.request_for(key) is not None:
+                break
+            delivered = self.driver.command(batch.requester, "bulk")
+            if delivered.reply.status != 200 or delivered.reply.text:
+                self._pause()  # Slack showed an error, or the bot a refusal: try again
+                continue
+            try:
+                view = self.driver.modal(delivered)
+            except (RuntimeError, TimeoutError):
+                self._pause()  # the form did not open (Slack down, the trigger expired)
+                continue
+            values: dict[str, dict[str, Any]] = {
+                ids.BULK_LIST_BLOCK: {ids.BULK_LIST_INPUT: batch.pasted()},
+                ids.REASON_BLOCK: {ids.REASON_INPUT: f"SOAK-B{batch.n} provider mail outage"},
+                ids.OPERATION_BLOCK: {ids.OPERATION_INPUT: radio_choice(view, "confirm")},
+            }
+            self.driver.submit(batch.requester, view, values)
+            if self.wait_state(key, frozenset(), 5) is None:
+                self._pause()
+        request = self.request_for(key)
+        if request is None:
+            self.tally.error(f"batch {batch.n}: never stored in {WAIT:g} s of trying")
+            return None
+
+        def posted() -> dict[str, Any] | None:
+            return next(
+                (m for m in self.slack.messages(CHANNEL) if _request_of(m) == request.id), None
+            )
+
+        try:
+            return self.slack.wait_for(posted, WAIT, what=f"the message of batch {batch.n}")
+        except TimeoutError as exc:
+            self.tally.error(str(exc))
+            return None
+
+    def batch_person(self, batch: Batch) -> None:
+        """A batch's people: its requester asks; two approvers approve (the first sometimes
+        twice), after provider faults are queued for some; its requester clicks Cancel on the
+        running message of some; an approver clicks Retry on the final reply of some that end
+        unknown."""
+        t = self.tally
+        rng = random.Random(batch.seed)
+        t.count(t.batch_actions, "asked")
+        message = self.ask_batch(batch)
+        if message is None:
+            return
+        key = batch.key
+        for _ in range(batch.faults):
+            self._provider_fault("confirm", rng)
+        first, second = rng.sample([APPROVER, SECOND_APPROVER], 2)
+
+        def click(attempt: int) -> None:
+            clickers = [first, first, second] if batch.twice and not attempt else [first, second]
+            for clicker in clickers:
+                self._click_approve(clicker, key, message)
+
+        if batch.twice:
+            t.count(t.batch_actions, "approved twice by one approver")
+        state = self.decide(key, click)
+        if batch.cancel:
+            self._stop_batch(batch, message, state)
+        state = self.wait_state(
+            key, frozenset({State.PENDING, State.EXECUTING}), WAIT + EXECUTING_AT_MOST
+        )
+        t.count(t.batch_actions, f"ended {state.value if state else 'nowhere'}")
+        if state is State.UNKNOWN and batch.retry:
+            t.count(t.batch_actions, "retried")
+            self.retry(key, message, rng.choice([APPROVER, SECOND_APPROVER]))
+
+    def _stop_batch(self, batch: Batch, message: dict[str, Any], state: State | None) -> None:
+        """The requester clicks Cancel on the batch's message once it runs (as the store
+        says; the message may still show it pending, with the same button), clicking again
+        only when the click got no answer."""
+        t = self.tally
+        if state is not State.EXECUTING:
+            t.count(t.batch_actions, "Cancel too late (ended before)")
+            return
+        current = self.slack.message(CHANNEL, message["ts"])
+        if ids.CANCEL_ACTION not in buttons(current):
+            t.count(t.batch_actions, "Cancel too late (no button)")
+            return
+        for _ in range(CLICKS):
+            t.count(t.batch_actions, "Cancel click while running")
+            if self.driver.cancel(batch.requester, current).reply.status == 200:
+                return
+            self._pause()
+
     # -- faults the soak makes itself
 
     def chaos(self, plan: list[tuple[float, str]], done: threading.Event) -> None:
@@ -986,6 +1178,8 @@ class Soak:
                 self._kill_in(fault, self._provider_call, done)
             elif fault == "pause in a provider call":
                 self._pause_in(fault, done)
+            elif fault == "kill in a batch call":
+                self._kill_in_batch(fault, done)
             else:
                 self._kill_in(fault, self._slack_delivery, done)
 
@@ -1033,6 +1227,57 @@ class Soak:
             self.provider.resend_delay = 0.0
             for method in SLACK_METHODS:
                 self.slack.set_delay(method, 0.0)
+        self.tally.count(self.tally.kills, fault)
+        done.wait(random.Random(replica.generation).uniform(0.2, 2.0))  # down for a moment
+        replica.start()
+
+    def _batch_running(self) -> bool:
+        """Whether the store has an executing bulk request with an item executing."""
+        running = self._read(lambda s: s.list_requests(frozenset({State.EXECUTING})))
+        return any(r.bulk and any(i.state is State.EXECUTING for i in r.items) for r in running)
+
+    def _batch_call(self) -> list[int]:
+        """The client ports of provider confirms in flight for a batch's emails (within a
+        second, or none)."""
+        deadline = time.monotonic() + 1.0
+        while True:
+            ports = set(self.provider.in_flight(CONFIRM_PATH))
+            found = [
+                c["client_port"]
+                for c in self.provider.calls
+                if c["status"] is None
+                and c["client_port"] in ports
+                and isinstance(c["json"], dict)
+                and str(c["json"].get("email", "")).lower() in self._batch_emails
+            ]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)  # polling the stand-in for a batch's call in flight
+
+    def _kill_in_batch(self, fault: str, done: threading.Event) -> None:
+        """Kill the replica caught in the middle of a batch's provider call: once the store
+        has a batch item executing, the provider's answers are slowed to catch one in flight
+        (back to normal while no batch runs); then restart the replica after a moment."""
+        replica = None
+        deadline = time.monotonic() + WAIT
+        while replica is None and not done.is_set() and time.monotonic() < deadline:
+            if not self._batch_running():
+                done.wait(0.5)  # polling the store until a batch runs
+                continue
+            self.provider.delay = 1.5  # calls long enough to be caught in the middle of
+            try:
+                while replica is None and not done.is_set():
+                    ports = self._batch_call()
+                    replica = next((r for r in self.replicas if r.owns(ports)), None)
+                    if replica is not None:
+                        replica.kill()
+                    elif not ports and not self._batch_running():
+                        break  # that batch is done: wait for the next
+            finally:
+                self.provider.delay = 0.0
+        if replica is None:
+            self.tally.count(self.tally.kills, f"{fault}: missed")
+            return
         self.tally.count(self.tally.kills, fault)
         done.wait(random.Random(replica.generation).uniform(0.2, 2.0))  # down for a moment
         replica.start()
@@ -1097,6 +1342,8 @@ class Soak:
         rng = random.Random(self.args.seed)
         seeds = [rng.randrange(2**32) for _ in range(self.args.flows)]
         flows = [Flow.make(n, seed) for n, seed in enumerate(seeds)]
+        batches = [Batch.make(n, rng.randrange(2**32)) for n in range(self.args.batches)]
+        self._batch_emails = frozenset(e.lower() for b in batches for e in b.emails)
         self._set_up_domains(flows)
         for replica in self.replicas:
             replica.start()
@@ -1110,10 +1357,15 @@ class Soak:
             ThreadPoolExecutor(max_workers=self.args.people, thread_name_prefix="later") as later,
         ):
             self._later = later
-            futures = [
-                people.submit(self.person, n, s, flow)
+            people_in_order: list[Callable[[], None]] = [
+                partial(self.person, n, s, flow)
                 for n, (s, flow) in enumerate(zip(seeds, flows, strict=True))
             ]
+            for batch in reversed(batches):  # each among the flows, at its own place
+                people_in_order.insert(
+                    self._batch_place(batch.n), partial(self.batch_person, batch)
+                )
+            futures = [people.submit(one) for one in people_in_order]
             step = max(1, len(futures) // 10)
             for n, future in enumerate(futures, 1):
                 try:
@@ -1121,7 +1373,7 @@ class Soak:
                 except (RuntimeError, TimeoutError) as exc:
                     self.tally.error(str(exc))
                 if n % step == 0:
-                    log(f"{n} of {len(futures)} flows done")
+                    log(f"{n} of {len(futures)} flows and batches done")
             with self.tally.lock:
                 waiting = list(self._later_futures)
             for future in waiting:  # people waiting for an escalation
@@ -1142,6 +1394,8 @@ class Soak:
         t = self.tally
         return result | {
             "flows": self.args.flows,
+            "batches_asked": self.args.batches,
+            "batch_actions": dict(t.batch_actions),
             "seed": self.args.seed,
             "backend": "postgres" if self.postgres is not None else "sqlite",
             "replicas": len(self.replicas),
@@ -1165,10 +1419,23 @@ class Soak:
         plan += [(rng.uniform(0.05, 0.8), "kill in a Slack delivery") for _ in range(kills)]
         pauses = max(1, self.args.flows // 400)
         plan += [(rng.uniform(0.05, 0.8), "pause in a provider call") for _ in range(pauses)]
+        # Each kill in a batch call waits from just before a batch's place among the flows (it
+        # catches whichever batch runs first from then on).
+        batches = self.args.batches
+        killed = rng.sample(range(batches), min(batches, max(2, batches // 4)))
+        plan += [
+            (max(0.0, (self._batch_place(n) - 1) / self.args.flows), "kill in a batch call")
+            for n in killed
+        ]
         if self.postgres is not None and self.postgres.own:
             restarts = max(1, self.args.flows // 700)
             plan += [(rng.uniform(0.05, 0.8), "postgres restart") for _ in range(restarts)]
         return sorted(plan)
+
+    def _batch_place(self, n: int) -> int:
+        """Where batch ``n`` is among the flows: the flows are cut in as many equal parts as
+        there are batches, each batch in the middle of its own."""
+        return (2 * n + 1) * self.args.flows // (2 * self.args.batches)
 
     def settle(self, deadline: float) -> float:
         """Wait for the store to settle: nothing executing, nothing left in the outbox."""
@@ -1208,6 +1475,33 @@ def _terms(rule: SoakRule) -> tuple[Any, ...]:
     return (rule.approvers, rule.approvals_required, after, rule.escalate_to, rule.reason_pattern)
 
 
+def expected_rule_of(request: VerificationRequest) -> SoakRule:
+    """The rule the policy gives a request: a batch's is the strictest of its emails' rules, as
+    the bot combines them (the most approvals, at least [bulk]'s; the first rule's approvers;
+    no escalation). The soak's batches all fall under the [default]."""
+    if not request.bulk:
+        return expected_rule(request.domain, request.operation.value, request.requester)
+    rules = list(
+        dict.fromkeys(
+            expected_rule(i.domain, request.operation.value, request.requester)
+            for i in request.items
+        )
+    )
+    names = list(dict.fromkeys(r.name for r in rules))
+    name = names[0]
+    if len(names) > 1:
+        name = f"strictest of {', '.join(names[:3])}"
+        name += f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return replace(
+        rules[0],
+        name=name,
+        approvals_required=max(BULK_APPROVALS, *(r.approvals_required for r in rules)),
+        escalate_after=None,
+        escalate_to=(),
+        reason_pattern=next((r.reason_pattern for r in rules if r.reason_pattern), None),
+    )
+
+
 def check_rule(
     request: VerificationRequest, trail: list[Any], digest: str, figures: Counter[str]
 ) -> list[str]:
@@ -1217,7 +1511,7 @@ def check_rule(
     none) on the rule alone, with no person's approval; escalated at most once, and not before
     escalate_after."""
     found: list[str] = []
-    rule = expected_rule(request.domain, request.operation.value, request.requester)
+    rule = expected_rule_of(request)
     stored = request.rule
     if stored is None:
         found.append(f"{request.id}: stored with no rule (the policy gives {rule.name})")
@@ -1254,7 +1548,7 @@ def check_rule(
                     f"{request.id}: escalated after {waited:.1f} s, before its "
                     f"{rule.escalate_after} s"
                 )
-        if entry.action == Action.CANCEL and actor != request.requester:
+        if entry.action in (Action.CANCEL, Action.STOP) and actor != request.requester:
             found.append(f"{request.id}: cancelled by {actor}, not its requester")
         if entry.action == Action.APPROVE and actor == "bot":
             figures["approved by their rule"] += 1
@@ -1302,10 +1596,189 @@ def _calls(provider: FakeProvider, domain_of_id: dict[str, str]) -> Counter[tupl
 
 
 def _key(request: VerificationRequest) -> tuple[str, str]:
-    """What the provider knows a request's call by: a confirm's email, a resend's domain."""
+    """What the provider knows a single request's call by: a confirm's email, a resend's
+    domain."""
     if request.operation is Operation.RESEND:
         return ("resend", request.domain.lower())
     return ("confirm", request.email.lower())
+
+
+def _ident(request: VerificationRequest) -> str:
+    """The email the harness knows a request by: a single request's, a batch's first."""
+    return request.items[0].email.lower()
+
+
+def _email_of(entry: Any) -> str:
+    """The email an audit entry of a batch names (its details' ``email``), or ""."""
+    details = entry.details if isinstance(entry.details, dict) else {}
+    return str(details.get("email") or "").lower()
+
+
+# What a batch's item-level entries do to the item they name: the item's state before (None:
+# executing) and after (None: the outcome's, failed or unknown).
+ITEM_STEPS: dict[Action, tuple[State, State | None]] = {
+    Action.RUN: (State.PENDING, State.EXECUTING),
+    Action.PROVIDER_SUCCESS: (State.EXECUTING, State.SUCCEEDED),
+    Action.PROVIDER_ERROR: (State.EXECUTING, None),
+    Action.INTERRUPTED: (State.EXECUTING, State.UNKNOWN),
+    Action.THROTTLED: (State.EXECUTING, State.PENDING),
+}
+# What a batch's own entries do to its items: from which state to which.
+BATCH_STEPS: dict[Action, tuple[State, State]] = {
+    Action.CANCEL: (State.PENDING, State.CANCELLED),
+    Action.REJECT: (State.PENDING, State.REJECTED),
+    Action.EXPIRE: (State.PENDING, State.EXPIRED),
+    Action.POST_FAILED: (State.PENDING, State.EXPIRED),
+    Action.STOP: (State.PENDING, State.CANCELLED),
+    Action.RETRY: (State.UNKNOWN, State.PENDING),
+    Action.RESOLVE: (State.UNKNOWN, State.RESOLVED),
+}
+# The state a batch's own entry moves it from.
+BATCH_FROM: dict[Action, State | None] = {
+    Action.CREATE: None,
+    Action.APPROVAL: State.PENDING,
+    Action.REMIND: State.PENDING,
+    Action.APPROVE: State.PENDING,
+    Action.CANCEL: State.PENDING,
+    Action.REJECT: State.PENDING,
+    Action.EXPIRE: State.PENDING,
+    Action.POST_FAILED: State.PENDING,
+    Action.STOP: State.EXECUTING,
+    Action.RETRY: State.UNKNOWN,
+    Action.RESOLVE: State.UNKNOWN,
+}
+
+
+def check_batch(request: VerificationRequest, trail: list[Any], figures: Counter[str]) -> list[str]:
+    """A bulk request's trail, replayed per email: the trail is continuous (each entry's
+    from_state the previous one's to_state); each entry names the email it claims or ends,
+    that item was queued (a run) or running (an outcome) then, and the request moved to what
+    its items make of it; a run's end (the request leaving executing) is followed by exactly
+    one ``finish`` in that state, and a finish by nothing else; a Retry queues the unknown
+    items only, a stop (Cancel during the run) cancels the queued ones only. Every item's
+    stored state is the one its audit leaves it in, and the request's is what its items make
+    of it; each approver's approval is counted once. Counts the batch's figures."""
+    found: list[str] = []
+    rid = request.id
+    replayed = {i.email.lower(): State.PENDING for i in request.items}
+    started = False
+    owe_finish: State | None = None  # the run ended: the next entry is its finish
+    previous: Any = None
+    approvers: Counter[str] = Counter()  # an approver clicking twice is counted once
+    for entry in trail:
+        action = Action(entry.action)
+        figures[f"batch {action.value} entries"] += 1
+        if action in (Action.APPROVAL, Action.APPROVE):
+            approvers[entry.actor] += 1
+            if approvers[entry.actor] > 1:
+                found.append(f"{rid}: {entry.actor}'s approval counted again")
+        if previous is not None and entry.from_state is not previous.to_state:
+            found.append(
+                f"{rid}: {action} from {entry.from_state} after {previous.action} to "
+                f"{previous.to_state}"
+            )
+        previous = entry
+        if owe_finish is not None:
+            if action != Action.FINISH or entry.to_state is not owe_finish:
+                found.append(f"{rid}: its run ended ({owe_finish}) with no finish after it")
+            owe_finish = None
+            if action == Action.FINISH:
+                if entry.from_state is not entry.to_state:
+                    found.append(f"{rid}: finish moved it {entry.from_state}->{entry.to_state}")
+                continue
+        if action == Action.FINISH:
+            found.append(f"{rid}: a finish ({entry.to_state}) that no end of a run preceded")
+            continue
+        if action in RECORD_ONLY_ACTIONS or action in VIEW_ACTIONS:
+            if action == Action.PROGRESS:
+                found.append(f"{rid}: progress in the audit")
+            if entry.from_state is not entry.to_state:
+                found.append(f"{rid}: {action} moved it {entry.from_state}->{entry.to_state}")
+            continue
+        email = _email_of(entry)
+        if action in ITEM_STEPS:
+            before, after = ITEM_STEPS[action]
+            if email not in replayed:
+                found.append(f"{rid}: {action} names {email or 'no email'}, not one of its own")
+                continue
+            if replayed[email] is not before:
+                found.append(f"{rid}: {action} of {email}, {replayed[email]} then")
+            if after is None:
+                outcome_unknown = bool((entry.details or {}).get("outcome_unknown"))
+                after = State.UNKNOWN if outcome_unknown else State.FAILED
+            replayed[email] = after
+            if entry.from_state is not State.EXECUTING:
+                found.append(f"{rid}: {action} of {email} while the request was {entry.from_state}")
+        elif action in BATCH_FROM:
+            if entry.from_state is not BATCH_FROM[action]:
+                found.append(f"{rid}: {action} from {entry.from_state}")
+            if action in BATCH_STEPS:
+                before, after = BATCH_STEPS[action]
+                for key, state in replayed.items():
+                    if state is before:
+                        replayed[key] = after
+            started = started or action == Action.APPROVE
+        else:
+            found.append(f"{rid}: {action} is no step of a bulk request")
+            continue
+        made = request_state(replayed.values(), approved=started)
+        if entry.to_state is not made:
+            found.append(f"{rid}: {action} moved it to {entry.to_state}, its items make {made}")
+        if entry.from_state is State.EXECUTING and entry.to_state is not State.EXECUTING:
+            owe_finish = entry.to_state
+    if owe_finish is not None:
+        found.append(f"{rid}: its run ended ({owe_finish}) with no finish after it")
+    for item in request.items:
+        audited = replayed[item.email.lower()]
+        figures[f"batch items {item.state.value}"] += 1
+        if item.state is not audited:
+            found.append(f"{rid}: {item.email} is stored {item.state}, its audit says {audited}")
+    made = request_state((i.state for i in request.items), approved=started)
+    if request.state is not made:
+        found.append(f"{rid}: stored {request.state}, its items make {made}")
+    return found
+
+
+# A batch's DMs to its requester that do not say how it ended: where it went, the form's
+# receipt, a form answered after it closed.
+NOT_OUTCOME_DMS = ("was posted", "is asked for", "was not made")
+
+
+def _batch_told(
+    request: VerificationRequest,
+    trail: list[Any],
+    thread: list[dict[str, Any]],
+    dms: list[str],
+    figures: Counter[str],
+) -> list[str]:
+    """A batch tells Slack of its run, not of each email: every finish owes one final thread
+    reply (``Bulk request <id> ...``) and one outcome DM to its requester (its own: no other
+    request's DMs go to that person), and a decision that closed it before it ran (rejected,
+    expired) a DM. Nothing else is posted in its thread. Copies (a post whose answer was lost,
+    posted again) are counted, as a single request's are."""
+    found: list[str] = []
+    finishes = sum(1 for e in trail if e.action == Action.FINISH)
+    mark = f"Bulk request {request.id}"
+    replies = sum(1 for m in thread if mark in str(m.get("text", "")))
+    figures["batch thread replies owed"] += finishes
+    figures["batch thread replies delivered"] += min(finishes, replies)
+    figures["batch thread replies duplicated"] += max(0, replies - finishes)
+    if replies < finishes:
+        found.append(f"{request.id}: {replies} final thread replies for {finishes} finishes")
+    if len(thread) > replies:
+        found.append(f"{request.id}: {len(thread) - replies} thread replies not its final one")
+    owed = finishes + sum(1 for e in trail if e.action in (Action.REJECT, Action.EXPIRE))
+    got = sum(
+        1
+        for text in dms
+        if "bulk request" in text.lower() and not any(m in text for m in NOT_OUTCOME_DMS)
+    )
+    figures["batch outcome DMs owed"] += owed
+    figures["batch outcome DMs delivered"] += min(owed, got)
+    figures["batch outcome DMs duplicated"] += max(0, got - owed)
+    if got < owed:
+        found.append(f"{request.id}: {got} outcome DMs for {owed} owed")
+    return found
 
 
 def check(
@@ -1317,19 +1790,28 @@ def check(
     rules: Counter[str] = Counter()
     states: Counter[str] = Counter()
     by_rule: dict[str, Counter[str]] = {}
+    batch: Counter[str] = Counter()  # the batches' figures
     requests = store.list_requests()
-    domain_of_id = {provider.domain(r.domain).id: r.domain.lower() for r in requests}
+    domain_of_id = {provider.domain(r.domain).id: r.domain.lower() for r in requests if not r.bulk}
     calls = _calls(provider, domain_of_id)
     # The provider cannot tell requests apart, only emails (a confirm) or domains (a resend):
-    # calls are checked per email or domain, against the claims of the requests for it.
+    # calls are checked per email or domain, against the claims of the requests for it (a
+    # batch's email: its item's claims, the runs that name it, a Retry's included).
     claims_per_key: Counter[tuple[str, str]] = Counter()
     first_of_key: dict[tuple[str, str], str] = {}
-    per_email: Counter[str] = Counter(r.email.lower() for r in requests)
+    per_email: Counter[str] = Counter(_ident(r) for r in requests)
     first_for_email: dict[str, str] = {}
     for request in sorted(requests, key=lambda r: r.created_at):
-        first_for_email.setdefault(request.email.lower(), request.id)
+        first_for_email.setdefault(_ident(request), request.id)
     trails = {r.id: store.audit_log(r.id) for r in requests}
     for request in requests:
+        if request.bulk:
+            for item in request.items:
+                first_of_key.setdefault((request.operation.value, item.email.lower()), request.id)
+            for entry in trails[request.id]:
+                if entry.action == Action.RUN:
+                    claims_per_key[(request.operation.value, _email_of(entry))] += 1
+            continue
         claims_per_key[_key(request)] += sum(1 for e in trails[request.id] if e.action in CLAIMS)
         first_of_key.setdefault(_key(request), request.id)
     dm_texts = {
@@ -1341,8 +1823,10 @@ def check(
         states[request.state.value] += 1
         trail = trails[request.id]
         label = f"{request.operation.value} {request.rule.name if request.rule else '(none)'}"
+        if request.bulk:
+            label = f"bulk {label}"
         by_rule.setdefault(label, Counter())[request.state.value] += 1
-        email = request.email.lower()
+        email = _ident(request)
         claims = sum(1 for e in trail if e.action in CLAIMS)
         # A paused replica that had acknowledged a form finishes it when it resumes: the
         # request is stored after its person, seeing nothing for a while, asked again
@@ -1379,6 +1863,9 @@ def check(
         if claims - by_people > 1:
             violations.append(f"{request.id}: {claims - by_people} claims by the bot")
         violations += check_rule(request, trail, digest, rules)
+        if request.bulk:
+            batch["batches"] += 1
+            violations += check_batch(request, trail, batch)
         # A resend the provider refused before approval: with cause, and never called.
         if any(e.action == Action.NOT_RESENDABLE for e in trail):
             rules["refused before approval (not resendable)"] += 1
@@ -1392,9 +1879,11 @@ def check(
                     f"{calls[_key(request)]} provider calls"
                 )
         resent = request.operation is Operation.RESEND and request.state is State.SUCCEEDED
-        if resent and not provider.resends(request.domain):
+        if resent and not request.bulk and not provider.resends(request.domain):
             violations.append(f"{request.id}: succeeded, but the provider sent no email")
         for before, after in zip(trail, trail[1:], strict=False):
+            if request.bulk:
+                break  # check_batch replays a batch's trail
             legal = (
                 after.from_state is after.to_state
                 if after.action in VIEW_ACTIONS
@@ -1425,9 +1914,12 @@ def check(
                 f"{request.id}: {len(stale_copies)} of its {len(posts)} messages do not show "
                 f"{request.state.value}"
             )
+        thread = slack.messages(CHANNEL, request.message_ts) if request.message_ts else []
+        if request.bulk:
+            violations += _batch_told(request, trail, thread, dm_texts[request.requester], figures)
+            continue
         # Thread replies: one for each provider outcome, resolution and check; and the
         # escalation's notice (none once the request was decided before it was told).
-        thread = slack.messages(CHANNEL, request.message_ts) if request.message_ts else []
         notices = sum(1 for m in thread if ESCALATION_MARK in str(m.get("text", "")))
         escalations = sum(1 for e in trail if e.action == Action.ESCALATE)
         figures["escalation notices"] += notices
@@ -1452,12 +1944,13 @@ def check(
         if got < owed:
             violations.append(f"{request.id}: {got} outcome DMs for {owed} owed")
     # No email or domain reached the provider more often than its requests were claimed
-    # (approvals and Retries): never a second call but by a Retry of an unknown outcome.
+    # (approvals and Retries; a batch's email: the runs naming it): never a second call but
+    # by a Retry of an unknown outcome.
     for key, n in sorted(calls.items()):
         if n > claims_per_key[key]:
             violations.append(
                 f"{first_of_key.get(key, '(no request)')}: {n} {key[0]} calls for "
-                f"{claims_per_key[key]} approvals or retries of {key[1]}"
+                f"{claims_per_key[key]} approvals, retries or runs of {key[1]}"
             )
     sent = provider.resends()
     rules["resend emails sent"] = len(sent)
@@ -1469,15 +1962,57 @@ def check(
         for request in requests
         if any(v.startswith(request.id) for v in violations)
     ][:20]
+    # The export: one row per email (a batch's each, with its item's state).
     out = io.StringIO()
-    rows = export(store, out)
-    if rows != len(requests):
-        violations.append(f"the audit export has {rows} rows for {len(requests)} requests")
+    export(store, out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    emails = sum(len(r.items) for r in requests)
+    if len(rows) != emails:
+        violations.append(
+            f"the audit export has {len(rows)} rows for {len(requests)} requests of {emails} emails"
+        )
+    exported: dict[str, dict[str, str]] = {}
+    for row in rows:
+        exported.setdefault(row["request_id"], {})[row["email"].lower()] = row.get("item_state", "")
+    for request in requests:
+        wanted = {i.email.lower(): i.state.value for i in request.items}
+        if request.bulk and exported.get(request.id) != wanted:
+            violations.append(f"{request.id}: its export's rows are not its items")
     by_operation = Counter({op.value: 0 for op in Operation})
     for (operation, _), n in calls.items():
         by_operation[operation] += n
+    in_batches = {i.email.lower() for r in requests if r.bulk for i in r.items}
+    entries = {
+        action: batch.pop(f"batch {action} entries", 0)
+        for action in (
+            Action.RUN,
+            Action.FINISH,
+            Action.THROTTLED,
+            Action.INTERRUPTED,
+            Action.STOP,
+            Action.RETRY,
+            Action.LATE_ANSWER,
+        )
+    }
     return {
         "requests": len(requests),
+        "batches": batch.pop("batches", 0),
+        "batch_emails": len(in_batches),
+        "batch_items": {
+            k.removeprefix("batch items "): v
+            for k, v in batch.items()
+            if k.startswith("batch items ")
+        },
+        "batch_runs": {
+            "runs (claims of an item)": entries[Action.RUN],
+            "provider calls (not 429)": sum(n for (_, k), n in calls.items() if k in in_batches),
+            "finishes": entries[Action.FINISH],
+            "throttled (429: queued again)": entries[Action.THROTTLED],
+            "claims taken by the sweep": entries[Action.INTERRUPTED],
+            "late answers (fenced out)": entries[Action.LATE_ANSWER],
+            "stops (Cancel while running)": entries[Action.STOP],
+            "retries": entries[Action.RETRY],
+        },
         "states": dict(states),
         "by_operation_rule": {k: dict(v) for k, v in sorted(by_rule.items())},
         "rules": dict(rules),
@@ -1498,9 +2033,26 @@ def describe(store: BaseSQLStore, provider: FakeProvider, request: VerificationR
     """One request's story, for a violation: its rule, its audit trail and its provider
     calls."""
     steps = ", ".join(
-        f"{e.at:%H:%M:%S} {e.action} {e.from_state}->{e.to_state} by {e.actor}"
+        f"{e.at:%H:%M:%S} {e.action}{' ' + _email_of(e) if _email_of(e) else ''} "
+        f"{e.from_state}->{e.to_state} by {e.actor}"
         for e in store.audit_log(request.id)
     )
+    rule = request.rule.name if request.rule is not None else "no rule"
+    if request.bulk:
+        emails = {i.email.lower() for i in request.items}
+        answers = [
+            f"{c['json'].get('email')} {c['status'] or 'no answer'}"
+            for c in provider.calls
+            if c["path"] == CONFIRM_PATH
+            and isinstance(c["json"], dict)
+            and str(c["json"].get("email", "")).lower() in emails
+        ]
+        items = ", ".join(f"{i.email} {i.state}" for i in request.items)
+        return (
+            f"{request.id} bulk {request.operation} of {len(request.items)} ({rule}, by "
+            f"{request.requester}): {steps}; items: {items}; provider answered: "
+            f"{', '.join(answers) or 'nothing'}"
+        )
     if request.operation is Operation.RESEND:
         path = f"{DOMAINS_PATH}/{provider.domain(request.domain).id}{RESEND_SUFFIX}"
         answers = [c["status"] for c in provider.resend_calls if c["path"] == path]
@@ -1513,7 +2065,6 @@ def describe(store: BaseSQLStore, provider: FakeProvider, request: VerificationR
             and str(c["json"].get("email", "")).lower() == request.email.lower()
         ]
     calls = ", ".join(f"{status or 'no answer'}" for status in answers)
-    rule = request.rule.name if request.rule is not None else "no rule"
     return (
         f"{request.id} {request.operation} {request.email} ({rule}, by {request.requester}): "
         f"{steps}; provider answered: {calls or 'nothing'}"
@@ -1525,10 +2076,16 @@ def describe(store: BaseSQLStore, provider: FakeProvider, request: VerificationR
 
 ROWS = (
     ("flows", "flows"),
+    ("batches_asked", "batches asked"),
     ("seed", "seed"),
     ("backend", "backend"),
     ("replicas", "replicas"),
     ("requests", "requests"),
+    ("batches", "batches (bulk requests)"),
+    ("batch_emails", "emails in batches"),
+    ("batch_items", "batch items by state"),
+    ("batch_runs", "batch runs"),
+    ("batch_actions", "batches' people"),
     ("states", "outcomes by state"),
     ("flows_by", "flows by operation and rule"),
     ("by_operation_rule", "outcomes by operation and rule"),
@@ -1585,7 +2142,15 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--flows", type=int, default=2000, help="requests (default 2000)")
-    parser.add_argument("--quick", action="store_true", help="200 flows (what CI runs)")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        help=f"bulk requests among the flows (default flows // 100, at least 2; "
+        f"{QUICK_BATCHES} with --quick)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"200 flows, {QUICK_BATCHES} batches (what CI runs)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="the faults' random seed")
     parser.add_argument("--replicas", type=int, default=2, help="bot processes (default 2)")
     parser.add_argument(
@@ -1609,10 +2174,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.flows = 200
+    if args.batches is None:
+        args.batches = QUICK_BATCHES if args.quick else max(2, args.flows // 100)
     if args.outage is None:
         args.outage = QUICK_OUTAGE_SECONDS if args.quick else OUTAGE_SECONDS
-    if args.replicas < 1 or args.flows < 1:
-        parser.error("--flows and --replicas must be at least 1")
+    if args.replicas < 1 or args.flows < 1 or args.batches < 0:
+        parser.error("--flows and --replicas must be at least 1, --batches at least 0")
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="soak-")))
         slack, provider = stack.enter_context(stand_ins())
@@ -1623,7 +2190,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             database_url = f"sqlite:///{tmp / 'soak.db'}"
         log(
-            f"soak: {args.flows} flows, seed {args.seed}, {args.backend}, "
+            f"soak: {args.flows} flows, {args.batches} batches, seed {args.seed}, {args.backend}, "
             f"{1 if postgres is None else args.replicas} replica(s), in {tmp}"
         )
         soak = Soak(args, slack, provider, database_url, postgres, tmp)

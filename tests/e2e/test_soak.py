@@ -2,12 +2,15 @@
 real `python -m bot` replicas sharing a throwaway PostgreSQL, with the stand-ins failing at
 random (one trickling its headers), a minute-long Slack outage, replicas killed with SIGKILL in
 the middle of provider calls and of deliveries, a replica paused (SIGSTOP) in a provider call
-past its lease, and PostgreSQL restarted; and no violation at the end.
+past its lease, and PostgreSQL restarted; four batches (bulk requests) among them, a replica
+killed in the middle of a batch's call; and no violation at the end.
 
 Not a performance test: it checks promises (nothing left pending or executing, no provider call
 beyond the approvals and Retries, no claim beyond the clicks, every message showing its stored
-state, every owed reply and DM sent, legal audit chains, one export row per request), which the
-soak itself checks; this test checks that the faults it claims were really injected.
+state, every owed reply and DM sent, legal audit chains, one export row per email; per email of
+a batch: its trail replayed, no call beyond the runs naming it, one final reply and one DM per
+finish), which the soak itself checks; this test checks that the faults it claims were really
+injected and the batches really ran.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ PROXY_VARIABLES = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "http
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_quick_soak_over_two_replicas_finds_no_violation(tmp_path: Path) -> None:
-    """The quick soak exits 0 with no violation: every flow made one request, faults and kills
-    of each kind were injected, no claim called the provider twice, and every reply and DM owed
-    was delivered."""
+    """The quick soak exits 0 with no violation: every flow and batch made one request, faults
+    and kills of each kind were injected (a kill in a batch's call among them), no claim called
+    the provider twice, the batches ran and finished, and every reply and DM owed was
+    delivered."""
     out = tmp_path / "soak.json"
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARIABLES}
     result = subprocess.run(  # noqa: S603 - our own interpreter and script
@@ -47,8 +51,11 @@ def test_quick_soak_over_two_replicas_finds_no_violation(tmp_path: Path) -> None
     assert (figures["backend"], figures["replicas"]) == ("postgres", 2)
     # One request per flow, and a form a paused replica finished after its person asked again
     # elsewhere (counted apart: left pending for its TTL, or run when its rule approves it).
-    assert figures["requests"] == figures["flows"] + figures["stale_submissions"]
+    assert figures["requests"] == (
+        figures["flows"] + figures["batches_asked"] + figures["stale_submissions"]
+    )
     assert figures["flows"] == 200
+    assert figures["batches"] == figures["batches_asked"] == 4
     assert sum(figures["provider_faults"].values()) > 0  # faults were injected
     assert any("outage" in fault for fault in figures["slack_faults"])
     assert any("timeout" in fault for fault in figures["slack_faults"])
@@ -59,8 +66,15 @@ def test_quick_soak_over_two_replicas_finds_no_violation(tmp_path: Path) -> None
     # A replica paused (SIGSTOP) in a provider call past its lease, then resumed: its answer is
     # fenced (a late answer, or its claim was lost before it called again), never a second call.
     assert kills.get("pause in a provider call", 0) >= 1
-    assert figures["provider_calls"] <= figures["claims"]
+    assert kills.get("kill in a batch call", 0) >= 1
+    runs = figures["batch_runs"]
+    assert runs["finishes"] >= figures["batches"]  # each batch's run ended, some twice (Retry)
+    assert runs["provider calls (not 429)"] <= runs["runs (claims of an item)"]
+    assert figures["provider_calls"] <= figures["claims"] + runs["runs (claims of an item)"]
     messages = figures["messages"]
     assert messages["thread replies delivered"] == messages["thread replies owed"] > 0
     assert messages["outcome DMs delivered"] == messages["outcome DMs owed"] > 0
+    owed = messages["batch thread replies owed"]
+    assert messages["batch thread replies delivered"] == owed == runs["finishes"]
+    assert messages["batch outcome DMs delivered"] == messages["batch outcome DMs owed"] >= owed
     assert re.search(r"^violations +0$", result.stdout, re.MULTILINE)
