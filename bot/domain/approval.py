@@ -29,7 +29,9 @@ from bot.domain.model import (
     Operation,
     RuleTerms,
     State,
+    StepAlreadyAsked,
     VerificationRequest,
+    WorkflowRun,
     new_claim_id,
     new_request_id,
     one_item_request,
@@ -52,17 +54,29 @@ class Approving(Execution):
         reason: str,
         requester: str,
         operation: Operation = Operation.CONFIRM,
+        workflow: WorkflowRun | None = None,
     ) -> VerificationRequest:
         """Store a new pending request for ``operation``, under the rule that decides it
         (stored with it). What is told of it is held for its lookup (``look_up``, called next,
         so what is shown of the request shows the provider's view) for LOOKUP_HOLD at most.
+        ``workflow``: the Workflow Builder step run asking (for ``requester``); a run that
+        asked already gets its request back, never a second one.
 
         Raises Refused (not a requester; OPERATION_NOT_ALLOWED by the rules; OPEN_REQUEST,
         with that request, when the email already has an open request, found first or by the
         store in a race) and InvalidInput (a reason the rule's reason_pattern refuses too).
         """
+        if workflow is not None:
+            made = self.requests.find_by_step(workflow.execution_id)
+            if made is not None:
+                log.info(
+                    "Step run %s asked again: its request is %s", workflow.execution_id, made.id
+                )
+                return made
         try:
-            return self._submit(email, reason, requester, operation)
+            return self._submit(email, reason, requester, operation, workflow)
+        except StepAlreadyAsked as exc:
+            return exc.existing
         except OpenRequestExists as exc:
             raise Refused(Refusal.OPEN_REQUEST, exc.existing) from exc
 
@@ -85,7 +99,12 @@ class Approving(Execution):
         return decision.terms
 
     def _submit(
-        self, email: str, reason: str, requester: str, operation: Operation
+        self,
+        email: str,
+        reason: str,
+        requester: str,
+        operation: Operation,
+        workflow: WorkflowRun | None = None,
     ) -> VerificationRequest:
         if not self.roles.is_requester(requester):
             raise Refused(self._outsider(requester, Refusal.NOT_A_REQUESTER))
@@ -115,6 +134,7 @@ class Approving(Execution):
                 updated_at=now,
                 operation=operation,
                 rule=rule,
+                workflow=workflow,
             ),
             actor=requester,
             held_until=now + LOOKUP_HOLD,

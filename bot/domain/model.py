@@ -293,6 +293,15 @@ def rule_from_dict(data: dict[str, Any]) -> RuleTerms:
     )
 
 
+@dataclass(frozen=True)
+class WorkflowRun:
+    """The Workflow Builder step run a request was made by (its ``function_execution_id``,
+    Fx…, and its workflow's run, Wx…): the step completes with the request's outcome."""
+
+    execution_id: str
+    workflow_execution_id: str | None = None
+
+
 # The fields of a request that belong to one of its items (its execution), not to the request.
 ITEM_FIELDS = frozenset(
     {"email", "domain", "outcome", "view", "readback", "claim_id", "lease_until"}
@@ -388,6 +397,8 @@ class VerificationRequest:
     # When its run started (the quorum's approval), and when its progress was last shown.
     started_at: datetime | None = None
     progress_at: datetime | None = None
+    # Made by a Workflow Builder step (None: by a person, with the command or the form).
+    workflow: WorkflowRun | None = None
 
     def __post_init__(self) -> None:
         if not self.items:
@@ -497,6 +508,14 @@ class OpenRequestExists(Exception):
 
     def __init__(self, existing: VerificationRequest) -> None:
         super().__init__(f"request {existing.id} for this email is still {existing.state.value}")
+        self.existing = existing
+
+
+class StepAlreadyAsked(Exception):
+    """A request was already made by this Workflow Builder step run (its event came again)."""
+
+    def __init__(self, existing: VerificationRequest) -> None:
+        super().__init__(f"request {existing.id} was made by this step run already")
         self.existing = existing
 
 

@@ -115,6 +115,10 @@ class RequestRepository(Protocol):
 
     def find_open(self, email: str) -> VerificationRequest | None: ...
 
+    def find_by_step(self, execution_id: str) -> VerificationRequest | None:
+        """The request made by the Workflow Builder step run ``execution_id``, if any."""
+        ...
+
     def list_requests(
         self,
         states: frozenset[State] | None = None,

@@ -22,8 +22,9 @@ from bot.metrics import Metrics, ack_kind
 from bot.settings import Settings
 from bot.slack import ids
 from bot.slack.deps import DEPS_KEY, SlackDeps
-from bot.slack.listeners import actions, bulk, commands, events, views
+from bot.slack.listeners import actions, bulk, commands, events, step, views
 from bot.slack.listeners.interactions import button, form
+from bot.slack.step import STEP_CALLBACK_ID
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Route:
     """Slack sends ``kind`` with this ``id`` (a command, a callback_id, an action_id): call
     ``handler``."""
 
-    kind: Literal["command", "view", "action", "event"]
+    kind: Literal["command", "view", "action", "event", "function"]
     id: str
     handler: Callable[..., None]
     what: str
@@ -84,6 +85,12 @@ ROUTES: tuple[Route, ...] = (
         "unknown -> resolved",
     ),
     Route("event", "app_home_opened", events.home_opened, "publishes the Home tab"),
+    Route(
+        "function",
+        STEP_CALLBACK_ID,
+        step.step_executed,
+        "a Workflow Builder step: makes the request (or fails the run)",
+    ),
 )
 
 
@@ -139,6 +146,8 @@ def create_app(settings: Settings, deps: SlackDeps) -> App:
             "view": app.view,
             "action": app.action,
             "event": app.event,
+            # Acknowledged by Bolt before the listener runs (Slack waits 3 s for it).
+            "function": app.function,
         }[route.kind]
         register(route.id)(route.handler)
 

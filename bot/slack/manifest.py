@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.slack import ids
+from bot.slack.step import INPUTS, OUTPUTS, STEP_CALLBACK_ID, STEP_DESCRIPTION, STEP_TITLE
 
 # Where ``python -m bot`` serves Slack's commands and interactivity (HTTP mode).
 EVENTS_PATH = "/slack/events"
@@ -120,8 +121,10 @@ def request_url(url: str) -> str:
     return f"https://{parts.netloc}{EVENTS_PATH}"
 
 
-# Events the bot subscribes to: only the Home tab being opened.
-BOT_EVENTS = ("app_home_opened",)
+# Events the bot subscribes to: the Home tab being opened, and its Workflow Builder step being
+# run (Slack sends that one for the functions an app declares; listing it is what its manifest
+# reference shows).
+BOT_EVENTS = ("app_home_opened", "function_executed")
 
 
 def build_manifest(url: str | None, socket_mode: bool) -> dict[str, Any]:
@@ -169,9 +172,21 @@ def build_manifest(url: str | None, socket_mode: bool) -> dict[str, Any]:
         "settings": {
             "event_subscriptions": events,
             "interactivity": interactivity,
-            "org_deploy_enabled": False,
+            # Custom steps need an org-ready app (installed at the org level and given access
+            # to a workspace) whose functions run remotely: in this bot.
+            "org_deploy_enabled": True,
             "socket_mode_enabled": socket_mode,
             "token_rotation_enabled": False,
+            "function_runtime": "remote",
+        },
+        # The Workflow Builder step (manifest v1: each parameter by name, with is_required).
+        "functions": {
+            STEP_CALLBACK_ID: {
+                "title": STEP_TITLE,
+                "description": STEP_DESCRIPTION,
+                "input_parameters": {name: dict(p) for name, p in INPUTS.items()},
+                "output_parameters": {name: dict(p) for name, p in OUTPUTS.items()},
+            }
         },
     }
 

@@ -22,10 +22,12 @@ from bot.domain.model import Action
 
 
 class Lane(StrEnum):
-    """A request's two outbox queues: what is shown in the channel, and DMs to the requester."""
+    """A request's outbox queues: what is shown in the channel, DMs to the requester, and the
+    completion of the Workflow Builder step that made it (never held up by the other two)."""
 
     CHANNEL = "channel"
     DM = "dm"
+    STEP = "step"
 
 
 class Notice(StrEnum):
@@ -46,9 +48,14 @@ class Notice(StrEnum):
     # Rewrite the requester's DM whose Cancel can no longer act (the request was decided): a
     # DM posted before Cancel moved to the request message; the "posted" DM has none now.
     SETTLE_DM = "settle_dm"
+    # Complete the Workflow Builder step that made the request with its outcome, once it is
+    # final (nothing for a request a person made, or one whose outcome is unknown yet).
+    COMPLETE_STEP = "complete_step"
 
     @property
     def lane(self) -> Lane:
+        if self is Notice.COMPLETE_STEP:
+            return Lane.STEP
         return Lane.DM if self in _DM_NOTICES else Lane.CHANNEL
 
 
@@ -73,9 +80,10 @@ _DECIDED = (
     Notice.SETTLE_REPLIES,
     Notice.DM_OUTCOME,
     Notice.SETTLE_DM,
+    Notice.COMPLETE_STEP,
 )
 # A pending request closed without a call (rejected, expired): no thread reply.
-_CLOSED = (Notice.SHOW, Notice.DM_OUTCOME, Notice.SETTLE_DM)
+_CLOSED = (Notice.SHOW, Notice.DM_OUTCOME, Notice.SETTLE_DM, Notice.COMPLETE_STEP)
 
 TOLD: Mapping[Action, tuple[Notice, ...]] = MappingProxyType(
     {
@@ -91,8 +99,8 @@ TOLD: Mapping[Action, tuple[Notice, ...]] = MappingProxyType(
         Action.PROVIDER_ERROR: _DECIDED,
         Action.INTERRUPTED: _DECIDED,
         Action.RESOLVE: _DECIDED,
-        Action.POST_FAILED: (Notice.DM_NOT_POSTED,),
-        Action.CANCEL: (Notice.SHOW, Notice.SETTLE_DM),
+        Action.POST_FAILED: (Notice.DM_NOT_POSTED, Notice.COMPLETE_STEP),
+        Action.CANCEL: (Notice.SHOW, Notice.SETTLE_DM, Notice.COMPLETE_STEP),
         Action.REMIND: (Notice.REMIND,),
         # Still pending: the thread says once who may approve it too; the message shows it.
         Action.ESCALATE: (Notice.ESCALATED, Notice.SHOW),

@@ -35,6 +35,11 @@ HISTORY_SKEW_SECONDS = 300
 NO_HISTORY_ERRORS = frozenset({"missing_scope", "not_in_channel", "channel_not_found"})
 
 
+# What functions.completeSuccess / completeError answer for a run that is not running any more
+# (Slack's reference names both; which a second completion gets is not said): done already.
+STEP_ENDED_ERRORS = frozenset({"execution_not_in_running_state", "function_execution_not_found"})
+
+
 class DeliveryError(Exception):
     """Slack did not take a message; ``permanent`` when asking again cannot help."""
 
@@ -181,6 +186,39 @@ class Notifier:
             return None
         link = response.get("permalink")
         return link if isinstance(link, str) and link.startswith("https://") else None
+
+    def complete_step(self, execution_id: str, outputs: dict[str, Any]) -> bool:
+        """End the Workflow Builder step run ``execution_id`` with ``outputs``
+        (functions.completeSuccess, with the bot token: the run's own expires in minutes).
+        False when Slack says the run had ended already (an earlier attempt whose answer was
+        lost, or the run was stopped): nothing is left to do."""
+        return self._complete(
+            f"complete step run {execution_id}",
+            self.client.functions_completeSuccess,
+            function_execution_id=execution_id,
+            outputs=outputs,
+        )
+
+    def fail_step(self, execution_id: str, error: str) -> bool:
+        """End the step run ``execution_id`` as failed with ``error`` (functions.completeError),
+        shown to the workflow's user; False when it had ended already."""
+        return self._complete(
+            f"fail step run {execution_id}",
+            self.client.functions_completeError,
+            function_execution_id=execution_id,
+            error=error,
+        )
+
+    @classmethod
+    def _complete(cls, what: str, method: Callable[..., Any], **kwargs: object) -> bool:
+        try:
+            cls._call(what, method, **kwargs)
+        except DeliveryError as exc:
+            if exc.reason in STEP_ENDED_ERRORS:
+                log.info("Could not %s: it had ended already (%s)", what, exc.reason)
+                return False
+            raise
+        return True
 
     @classmethod
     def _posted(cls, what: str, method: Callable[..., Any], **kwargs: object) -> Posted:

@@ -52,7 +52,7 @@ from bot.domain.model import (
 from bot.domain.outcomes import NotPosted, outcome_from_dict
 from bot.domain.ports import OutboxEntry, PostedButtons
 from bot.domain.views import DomainReading, view_from_dict
-from bot.slack import blocks
+from bot.slack import blocks, step
 from bot.slack.notices import Notice, Surface
 from bot.slack.notifier import REQUEST_EVENT, DeliveryError, Posted
 
@@ -95,6 +95,10 @@ class Messenger(Protocol):
     ) -> Posted: ...
 
     def find_request_message(self, request: VerificationRequest) -> Posted | None: ...
+
+    def permalink(self, request: VerificationRequest) -> str | None: ...
+
+    def complete_step(self, execution_id: str, outputs: dict[str, Any]) -> bool: ...
 
 
 class Records(Protocol):
@@ -166,6 +170,7 @@ class Renderer:
                 Notice.DM_NOT_POSTED: self._dm_not_posted,
                 Notice.SETTLE_REPLIES: self._settle_replies,
                 Notice.SETTLE_DM: self._settle_dm,
+                Notice.COMPLETE_STEP: self._complete_step,
             }
         )
 
@@ -175,6 +180,27 @@ class Renderer:
         except ValueError:
             raise DeliveryError(entry.kind, "unknown kind of delivery", permanent=True) from None
         send(entry, request)
+
+    # -- the Workflow Builder step that made it --------------------------------------------------
+
+    def _complete_step(self, entry: OutboxEntry, request: VerificationRequest) -> None:
+        """Complete the step run that made the request, once the request is final: with the
+        request as it stands (a later decision than the one that queued this, if any: the same
+        end); nothing for a request a person made, or one whose outcome is unknown (a Retry or
+        Resolved completes it). Slack takes one completion a run: a second is told it ended."""
+        run = request.workflow
+        if run is None or request.state not in step.COMPLETING_STATES:
+            return
+        outputs = step.outputs_of(
+            request, self.records.audit_log(request.id), self.messenger.permalink(request)
+        )
+        if self.messenger.complete_step(run.execution_id, outputs):
+            log.info(
+                "Request %s: step run %s completed (%s)",
+                request.id,
+                run.execution_id,
+                request.state.value,
+            )
 
     # -- the request message -------------------------------------------------------------------
 

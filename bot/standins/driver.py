@@ -422,6 +422,29 @@ class Driver:
         view = self.modal(clicked)
         return self.submit(user, view, {ids.REJECT_REASON_BLOCK: {ids.REJECT_REASON_INPUT: reason}})
 
+    # ------------------------------------------------------------------ Workflow Builder
+
+    def run_step(self, inputs: dict[str, Any], *, callback_id: str = "verify_email") -> str:
+        """A workflow runs the app's step with ``inputs``: Slack sends ``function_executed``;
+        the run's execution id (Fx…), once the bot acknowledged it."""
+        event = self.slack.run_function(callback_id, inputs)
+        reply = self.transport.event(event)
+        if reply.status != 200:
+            raise RuntimeError(f"function_executed refused: {reply}")
+        return str(event["event"]["function_execution_id"])
+
+    def step_completion(self, execution_id: str) -> Any:
+        """What ended the step run (Slack accepted one completion), waiting for it."""
+        return self.slack.wait_for(
+            lambda: next(iter(self.slack.completions(execution_id)), None),
+            self.timeout,
+            what=f"step run {execution_id} completed",
+        )
+
+    def step_message(self, email: str) -> dict[str, Any]:
+        """The request message a step run posted for ``email``, waiting for it."""
+        return self.request_message(email)
+
     def open_home(self, user: str) -> dict[str, Any]:
         """Open the app's Home tab as ``user``; the view the bot publishes for it."""
         published = len(

@@ -7,8 +7,15 @@ Each builder comes in two forms:
 * the plain name, `slash_command(...)` etc. `-> bytes`: the form-encoded HTTP body Slack POSTs
   to the Request URL (`payload=<json>` for interactions).
 
+Events (`app_home_opened_payload`, `function_executed_payload`) are one JSON object either
+way: the HTTP body (Content-Type application/json) and a Socket Mode `events_api` envelope's
+payload; `function_executed(...)` is that body already encoded.
+
 `sign()` adds Slack's v0 signature headers and `post_signed()` / `SlackRequestSender` POST a
 body to the bot's `/slack/events` the way Slack does.
+
+A little over 500 lines: every shape Slack sends is kept in this one module, so that a change of
+one is made, and reviewed, in one place.
 """
 
 from __future__ import annotations
@@ -186,6 +193,75 @@ def app_home_opened_payload(
         ],
         "is_ext_shared_channel": False,
     }
+
+
+def function_executed_payload(
+    *,
+    callback_id: str,
+    inputs: Mapping[str, Any],
+    function_execution_id: str,
+    workflow_execution_id: str,
+    bot_access_token: str,
+    title: str | None = None,
+    description: str = "",
+    input_parameters: Iterable[Mapping[str, Any]] = (),
+    output_parameters: Iterable[Mapping[str, Any]] = (),
+    function_id: str | None = None,
+    team_id: str = "T1",
+    api_app_id: str = "A1",
+    bot_user_id: str = "UBOT",
+    enterprise_id: str | None = None,
+) -> dict[str, Any]:
+    """The Events API envelope Slack sends when a workflow runs the app's custom step
+    `callback_id` (https://docs.slack.dev/reference/events/function_executed/).
+
+    `input_parameters` / `output_parameters` are the step's parameters as the event lists
+    them: each a dict with `name`, `type`, `title`, `description`, `is_required`. The event
+    names no workflow and no user; `bot_access_token` is the run's own token. An org-level
+    install (custom steps need one) adds `enterprise_id`: pass it to have it.
+    """
+    now = time.time()
+    authorization: dict[str, Any] = {
+        "enterprise_id": enterprise_id,
+        "team_id": team_id,
+        "user_id": bot_user_id,
+        "is_bot": True,
+        "is_enterprise_install": enterprise_id is not None,
+    }
+    envelope: dict[str, Any] = {"token": VERIFICATION_TOKEN}
+    if enterprise_id is not None:
+        envelope["enterprise_id"] = enterprise_id
+    envelope |= {
+        "team_id": team_id,
+        "api_app_id": api_app_id,
+        "event": {
+            "type": "function_executed",
+            "function": {
+                "id": function_id or f"Fn{secrets.token_hex(5).upper()}",
+                "callback_id": callback_id,
+                "title": title or callback_id,
+                "description": description,
+                "type": "app",
+                "input_parameters": [dict(p) for p in input_parameters],
+                "output_parameters": [dict(p) for p in output_parameters],
+                "app_id": api_app_id,
+                "date_created": int(now),
+                "date_updated": int(now),
+                "date_deleted": 0,
+            },
+            "inputs": copy.deepcopy(dict(inputs)),
+            "function_execution_id": function_execution_id,
+            "workflow_execution_id": workflow_execution_id,
+            "event_ts": f"{now:.6f}",
+            "bot_access_token": bot_access_token,
+        },
+        "type": "event_callback",
+        "event_id": f"Ev{secrets.token_hex(5).upper()}",
+        "event_time": int(now),
+        "authorizations": [authorization],
+        "is_ext_shared_channel": False,
+    }
+    return envelope
 
 
 def home_block_actions_payload(
@@ -434,6 +510,13 @@ block_actions = _encoded(
     _form,
     "block_actions",
     "The body (`payload=<json>`) Slack POSTs for a button click (see block_actions_payload).",
+)
+function_executed = _encoded(
+    function_executed_payload,
+    lambda payload: json.dumps(payload).encode(),
+    "function_executed",
+    "The JSON body Slack POSTs (Content-Type application/json) when a workflow runs a custom "
+    "step (see function_executed_payload).",
 )
 view_submission = _encoded(
     view_submission_payload,

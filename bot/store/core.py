@@ -23,6 +23,7 @@ from bot.domain.model import (
     Operation,
     State,
     VerificationRequest,
+    WorkflowRun,
     rule_from_dict,
 )
 from bot.domain.outcomes import outcome_from_dict
@@ -161,6 +162,8 @@ class StoreCore:
             bulk,
             started_at,
             progress_at,
+            step_execution_id,
+            workflow_execution_id,
         ) = row
         return VerificationRequest(
             id=id_,
@@ -184,6 +187,9 @@ class StoreCore:
             bulk=bool(bulk),
             started_at=None if started_at is None else self._time_from_db(started_at),
             progress_at=None if progress_at is None else self._time_from_db(progress_at),
+            workflow=None
+            if step_execution_id is None
+            else WorkflowRun(step_execution_id, workflow_execution_id),
         )
 
     def _item_from_row(self, row: Sequence[Any]) -> Item:

@@ -204,9 +204,11 @@ class PostgresStore(BaseSQLStore):
     def _unique_violation(self, error: BaseException) -> str | None:
         if not isinstance(error, pg_errors.UniqueViolation):
             return None
-        return {"items_open_email": "open_email", "requests_pkey": "id"}.get(
-            error.diag.constraint_name or ""
-        )
+        return {
+            "items_open_email": "open_email",
+            "requests_pkey": "id",
+            "requests_step": "step",
+        }.get(error.diag.constraint_name or "")
 
     # -- schema --------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from bot.domain.model import (
     OpenRequestExists,
     Operation,
     State,
+    StepAlreadyAsked,
     VerificationRequest,
     request_state,
     rule_to_dict,
@@ -45,7 +46,7 @@ from bot.store.schema import UNDONE
 
 _INSERT_REQUEST = (
     f"INSERT INTO requests ({_REQUEST_COLUMNS}) "  # noqa: S608 -- constant column list
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_ITEM = (
     f"INSERT INTO items ({_ITEM_COLUMNS}, email_key) "  # noqa: S608 -- constant column list
@@ -152,6 +153,8 @@ def _created_details(request: VerificationRequest) -> dict[str, Any]:
         if request.rule is None
         else {"rule": request.rule.name, "policy_hash": request.rule.policy_hash}
     )
+    if request.workflow is not None:
+        rule |= {"step_execution_id": request.workflow.execution_id}
     if len(request.items) == 1:
         return {
             "email": request.email,
@@ -211,6 +214,10 @@ class RequestMethods(StoreCore):
             1 if request.bulk else 0,
             None if request.started_at is None else self._time_to_db(request.started_at),
             None,
+            None if request.workflow is None else _text(request.workflow.execution_id),
+            None
+            if request.workflow is None or request.workflow.workflow_execution_id is None
+            else _text(request.workflow.workflow_execution_id),
         )
         item_rows = [
             (
@@ -249,6 +256,10 @@ class RequestMethods(StoreCore):
                     cur.execute(self._sql("SELECT 1 FROM requests WHERE id = ?"), (row[0],))
                     if cur.fetchone() is not None:
                         raise duplicate_id()
+                    if request.workflow is not None:
+                        made = self._fetch_by_step(cur, request.workflow.execution_id)
+                        if made is not None:
+                            raise StepAlreadyAsked(made)
                     for item in request.items:
                         existing = self._fetch_open(cur, item.email)
                         if existing is not None:
@@ -264,6 +275,10 @@ class RequestMethods(StoreCore):
                 which = self._unique_violation(e)
                 if which == "id":
                     raise duplicate_id() from None
+                if which == "step" and request.workflow is not None:
+                    made = self.find_by_step(request.workflow.execution_id)
+                    if made is not None:
+                        raise StepAlreadyAsked(made) from None
                 if which != "open_email":
                     raise
                 for item in request.items:
@@ -282,6 +297,19 @@ class RequestMethods(StoreCore):
     def get(self, request_id: str) -> VerificationRequest | None:
         with self._read() as cur:
             return self._fetch_request(cur, request_id)
+
+    def find_by_step(self, execution_id: str) -> VerificationRequest | None:
+        """The request made by the Workflow Builder step run ``execution_id`` (Fx…), if any."""
+        with self._read() as cur:
+            return self._fetch_by_step(cur, execution_id)
+
+    def _fetch_by_step(self, cur: _Cursor, execution_id: str) -> VerificationRequest | None:
+        cur.execute(
+            self._sql("SELECT id FROM requests WHERE step_execution_id = ?"),
+            (_text(execution_id),),
+        )
+        row = cur.fetchone()
+        return None if row is None else self._fetch_request(cur, str(row[0]))
 
     def find_open(self, email: str) -> VerificationRequest | None:
         """The newest request for ``email`` (compared case-insensitively) in an open state

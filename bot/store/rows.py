@@ -23,7 +23,7 @@ MAX_ERROR_CHARS = 500
 _REQUEST_COLUMNS = (
     "id, reason, requester, state, created_at, expires_at, updated_at, "
     "channel, message_ts, decided_by, decision_note, approvals, version, operation, rule, "
-    "escalated_at, bulk, started_at, progress_at"
+    "escalated_at, bulk, started_at, progress_at, step_execution_id, workflow_execution_id"
 )
 _ITEM_COLUMNS = (
     "request_id, position, email, domain, state, outcome, provider_view, readback, claim_id, "

@@ -24,7 +24,10 @@ settings decided) and ``escalated_at`` (when its rule's escalation was recorded)
 11 the request's ``bulk`` (a bulk request: its items run by the batch runner), ``started_at``
 (when its run started) and ``progress_at`` (when its progress was last queued for Slack), an
 index of the queued items of running batches, and the ``pace`` table (one row: the next slot a
-batch runner may call the provider in, shared by every replica).
+batch runner may call the provider in, shared by every replica); 12 the request's
+``step_execution_id`` and ``workflow_execution_id`` (the Workflow Builder step run that made it,
+Fx… and Wx…; NULL: a person did), unique where set: a step's event delivered twice makes one
+request.
 ``MIGRATIONS[n]`` brings a version-n database to n + 1, on either backend.
 """
 
@@ -35,7 +38,7 @@ from typing import Final
 
 from bot.domain.model import OPEN_STATES
 
-SCHEMA_VERSION: Final = 11
+SCHEMA_VERSION: Final = 12
 FIRST_RELEASED_VERSION: Final = 2
 
 OPEN_VALUES: Final = tuple(sorted(s.value for s in OPEN_STATES))
@@ -81,6 +84,11 @@ _ITEMS: Final = """
         PRIMARY KEY (request_id, position)
     )
     """
+# One request per Workflow Builder step run, however often Slack delivers its event.
+_STEP_INDEX: Final = (
+    "CREATE UNIQUE INDEX requests_step ON requests (step_execution_id) "
+    "WHERE step_execution_id IS NOT NULL"
+)
 # The batch runners' shared pace: the next moment one of them may call the provider.
 _PACE: Final = """
     CREATE TABLE pace (
@@ -120,9 +128,12 @@ _SCHEMA: Final = (
         escalated_at  {time},
         bulk          INTEGER NOT NULL DEFAULT 0,
         started_at    {time},
-        progress_at   {time}
+        progress_at   {time},
+        step_execution_id     TEXT,
+        workflow_execution_id TEXT
     )
     """,
+    _STEP_INDEX,
     "CREATE INDEX requests_state_expires ON requests (state, expires_at)",
     "CREATE INDEX requests_created ON requests (created_at)",
     # The Home tab: one person's newest requests, without reading anyone else's.
@@ -293,6 +304,13 @@ _V10_TO_V11: Final = (
     _PACE,
 )
 
+# Version 11 -> 12: the Workflow Builder step run that made a request (none before).
+_V11_TO_V12: Final = (
+    "ALTER TABLE requests ADD COLUMN step_execution_id TEXT",
+    "ALTER TABLE requests ADD COLUMN workflow_execution_id TEXT",
+    _STEP_INDEX,
+)
+
 # From version N to N + 1.
 MIGRATIONS: Final = {
     2: _V2_TO_V3,
@@ -304,6 +322,7 @@ MIGRATIONS: Final = {
     8: _V8_TO_V9,
     9: _V9_TO_V10,
     10: _V10_TO_V11,
+    11: _V11_TO_V12,
 }
 
 

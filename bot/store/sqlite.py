@@ -144,6 +144,8 @@ class SQLiteStore(BaseSQLStore):
             return "open_email"
         if "requests.id" in message:
             return "id"
+        if "requests.step_execution_id" in message:
+            return "step"
         return None
 
     @contextmanager

@@ -657,6 +657,12 @@ class Messenger:
     def find_request_message(self, request: VerificationRequest) -> Posted | None:
         return None
 
+    def permalink(self, request: VerificationRequest) -> str | None:
+        return None
+
+    def complete_step(self, execution_id: str, outputs: dict[str, Any]) -> bool:
+        raise AssertionError("a bulk request is never made by a step")
+
 
 def entry(kind: Notice, audit_id: int | None = None) -> OutboxEntry:
     return OutboxEntry(1, RID, kind, kind.lane, 0, T0, T0, audit_id=audit_id)

@@ -101,8 +101,13 @@ def test_files_equal_build_manifest_output(name: str) -> None:
 def test_file_validates_against_slack_schema(
     name: str, version: int, validators: dict[int, Draft7Validator]
 ) -> None:
-    """Each file is valid under Slack's schema v1 (its major_version) and v2 (no v2-only keys)."""
-    assert _errors(validators[version], _load(name)) == []
+    """Each file is valid under Slack's schema v1 (its major_version) and, but for its
+    ``functions`` (whose parameters v1 declares by name, v2 as properties and a required
+    list), under v2: no v2-only keys."""
+    manifest = _load(name)
+    if version != manifest["_metadata"]["major_version"]:
+        manifest = {k: v for k, v in manifest.items() if k != "functions"}
+    assert _errors(validators[version], manifest) == []
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_FILES))
@@ -136,7 +141,7 @@ def test_http_manifest_points_everything_at_slack_events() -> None:
     assert manifest["settings"]["interactivity"] == {"is_enabled": True, "request_url": url}
     assert manifest["settings"]["event_subscriptions"] == {
         "request_url": url,
-        "bot_events": ["app_home_opened"],
+        "bot_events": ["app_home_opened", "function_executed"],
     }
     assert manifest["settings"]["socket_mode_enabled"] is False
     assert url.endswith("/slack/events")
@@ -147,7 +152,9 @@ def test_socket_mode_manifest_has_no_urls() -> None:
     manifest = _load("socket-mode.json")
     assert manifest["settings"]["socket_mode_enabled"] is True
     assert manifest["settings"]["interactivity"] == {"is_enabled": True}
-    assert manifest["settings"]["event_subscriptions"] == {"bot_events": ["app_home_opened"]}
+    assert manifest["settings"]["event_subscriptions"] == {
+        "bot_events": ["app_home_opened", "function_executed"]
+    }
     assert "url" not in _command(manifest)
     assert "://" not in json.dumps(manifest)
 
@@ -266,3 +273,29 @@ def test_every_optional_scope_is_requested_and_files_read_is_optional() -> None:
     assert set(OPTIONAL_SCOPES) <= requested
     assert "files:read" in OPTIONAL_SCOPES and "files:read" in requested
     assert "file_input" in BOT_SCOPES["files:read"]
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_FILES))
+def test_the_workflow_step_is_declared_with_its_inputs_and_outputs(name: str) -> None:
+    """The Workflow Builder step (issue 22): an org-ready app whose function runs remotely,
+    subscribed to function_executed; its required inputs and outputs as the issue names them."""
+    manifest = _load(name)
+    settings = manifest["settings"]
+    assert settings["org_deploy_enabled"] is True and settings["function_runtime"] == "remote"
+    assert "function_executed" in settings["event_subscriptions"]["bot_events"]
+    step = manifest["functions"]["verify_email"]
+    assert step["title"] == "Verify email with approval"
+    inputs = step["input_parameters"]
+    assert {n for n, p in inputs.items() if p["is_required"]} == {"email", "reason", "requested_by"}
+    assert inputs["requested_by"]["type"] == "slack#/types/user_id"
+    assert inputs["operation"]["is_required"] is False
+    outputs = step["output_parameters"]
+    assert {
+        "state",
+        "decided_by",
+        "cleared_domains",
+        "clients_notified",
+        "provider_request_id",
+        "request_link",
+    } <= set(outputs)
+    assert outputs["decided_by"]["type"] == "slack#/types/user_id"

@@ -55,8 +55,9 @@ def request_message(
     shown by ``batch_message`` (without a history: it has many emails)."""
     if shown_as_batch(request):
         return batch_message(request, required)
+    via = " through a Workflow Builder step" if request.workflow is not None else ""
     summary = (
-        f"*Email verification request* from {user(request.requester)}\n"
+        f"*Email verification request* from {user(request.requester)}{via}\n"
         f"*Action:* {operation_title(request.operation)}\n"
         f"*Email:* {email_forms(request.email)}\n"
         f"*Domain:* {email_forms(request.domain)}\n"

@@ -53,6 +53,13 @@ Behaviour worth knowing:
   without the scope (or, after `set_download_refusal("login_page")`, Slack's HTML sign-in page
   with 200). `downloads` records each request; `set_delay`, `fail_next` and `in_flight` take
   `DOWNLOAD` as the method name.
+* Custom steps (Workflow Builder): `run_function()` starts a run of a step and returns the
+  `function_executed` event to deliver (with the run's own token, `bot_access_token`);
+  `functions.completeSuccess` / `functions.completeError` end a run once, with the run's token
+  or the bot token (`function_execution_not_found`, `execution_not_in_running_state`,
+  `access_denied`, `parameter_validation_failed` against `define_function()`'s outputs); the
+  run's token is revoked when the run ends and expires after `function_token_ttl`;
+  `completions()` reads back what ended a run. See `functions`.
 
 The stand-in is a package, a module a part (all put together in `fake.FakeSlack`):
 
@@ -60,8 +67,8 @@ The stand-in is a package, a module a part (all put together in `fake.FakeSlack`
 * `server`: the HTTP server and handler, and how a request's token and parameters are read
 * `state`: the workspace and all the state (base of every part), the `Call` and
   `ResponseUrlPost` records, scripted failures
-* `chat`, `views`, `conversations`, `directory`, `files`: the Web API methods, by family
-  (`files` also serves the file URLs)
+* `chat`, `views`, `conversations`, `directory`, `files`, `functions`: the Web API methods, by
+  family (`files` also serves the file URLs, `functions` also starts step runs)
 * `auth`: tokens and scopes; `faults`: failure injection; `limits`: the Block Kit rules
 * `records`: reading back what happened (calls, messages, views, transcripts, waiting)
 
@@ -74,9 +81,12 @@ from bot.standins.slack.files import DOWNLOAD
 from bot.standins.slack.records import WAIT_TIMEOUT
 from bot.standins.slack.state import (
     DEFAULT_SCOPES,
+    FUNCTION_TOKEN_TTL,
     Answer,
     Call,
+    Completion,
     Download,
+    FunctionExecution,
     Params,
     ResponseUrlPost,
 )
@@ -85,11 +95,14 @@ __all__ = [
     "APP_TOKEN_SCOPES",
     "DEFAULT_SCOPES",
     "DOWNLOAD",
+    "FUNCTION_TOKEN_TTL",
     "WAIT_TIMEOUT",
     "Answer",
     "Call",
+    "Completion",
     "Download",
     "FakeSlack",
+    "FunctionExecution",
     "Params",
     "ResponseUrlPost",
 ]

@@ -1,8 +1,9 @@
 """`FakeSlack`: the stand-in Slack Web API as one object, put together from its parts (the state
-in `state`, the method families in `chat`, `views`, `conversations`, `directory` and `files`,
-tokens and scopes in `auth`, failure injection in `faults`, what was recorded in `records`, the
-HTTP side in `server`). This module starts and stops the server and answers each call: an outage, a
-scripted failure or timeout, the token and scope checks, then the method itself, recorded."""
+in `state`, the method families in `chat`, `views`, `conversations`, `directory`, `files` and
+`functions`, tokens and scopes in `auth`, failure injection in `faults`, what was recorded in
+`records`, the HTTP side in `server`). This module starts and stops the server and answers each
+call: an outage, a scripted failure or timeout, the token and scope checks, then the method
+itself, recorded."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from bot.standins.slack.conversations import ConversationMethods
 from bot.standins.slack.directory import DirectoryMethods
 from bot.standins.slack.faults import Faults
 from bot.standins.slack.files import FileMethods
+from bot.standins.slack.functions import FunctionMethods
 from bot.standins.slack.records import Records
 from bot.standins.slack.server import Handler, Server
 from bot.standins.slack.state import Answer, Call, Failure, Params, ResponseUrlPost, error_answer
@@ -31,6 +33,7 @@ from bot.standins.slack.views import ViewMethods
 class FakeSlack(
     Records,
     FileMethods,
+    FunctionMethods,
     Faults,
     Tokens,
     ChatMethods,
@@ -63,6 +66,14 @@ class FakeSlack(
             "conversations.history": self._conversations_history,
             "apps.connections.open": self._apps_connections_open,
             "files.info": self._files_info,
+        }
+
+    @cached_property
+    def _methods_with_token(self) -> dict[str, Callable[[Params, str | None], Answer]]:
+        """The methods whose answer depends on which token called them, by name."""
+        return {
+            "functions.completeSuccess": self._functions_complete_success,
+            "functions.completeError": self._functions_complete_error,
         }
 
     def start(self) -> Self:
@@ -143,11 +154,12 @@ class FakeSlack(
         """Do one Web API call as Slack would (or fail it as scripted), and record it."""
         with self._cond:
             status, headers = 200, {}
-            if self._scopes is not None and token in (self.bot_token, self.app_token):
+            if self._scopes is not None and (token == self.app_token or self._is_bot(token)):
                 # As on Slack: every authenticated answer lists the token's scopes.
                 headers["X-OAuth-Scopes"] = ",".join(self._granted(token))
             handler = self._methods.get(method)
-            if handler is None:
+            with_token = self._methods_with_token.get(method)
+            if handler is None and with_token is None:
                 answer = error_answer("unknown_method")
             elif (auth_error := self._check_token(method, token)) is not None:
                 answer = error_answer(auth_error)
@@ -161,7 +173,10 @@ class FakeSlack(
                     headers["Retry-After"] = str(failure.retry_after)
             elif parse_error is not None:
                 answer = error_answer(parse_error)
+            elif with_token is not None:
+                answer = with_token(params, token)
             else:
+                assert handler is not None  # one of the two, checked above
                 answer = handler(params)
             self._calls.append(Call(method, params, token, time.time(), status, answer))
             self._cond.notify_all()

@@ -28,6 +28,7 @@ _JSON_FIELDS = {
     "attachments": "invalid_attachments",
     "view": "invalid_arguments",
     "metadata": "invalid_metadata_format",
+    "outputs": "invalid_arguments",  # functions.completeSuccess (slack_sdk sends it as JSON text)
 }
 
 

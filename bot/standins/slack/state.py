@@ -20,6 +20,9 @@ from bot.standins.slack.server import Server
 
 Params = dict[str, Any]
 Answer = dict[str, Any]
+# How long a step run's token lives unless the run completes first: 15 minutes, as a Slack
+# maintainer described it (slackapi/bolt-python#1075); Slack's reference does not say.
+FUNCTION_TOKEN_TTL = 15 * 60.0
 _TS_STEP = 100  # microseconds between two message ts at least (they are unique, increasing)
 
 
@@ -63,6 +66,42 @@ class ResponseUrlPost:
     at: float
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One accepted `functions.completeSuccess` / `functions.completeError` of a step run."""
+
+    execution_id: str
+    outputs: dict[str, Any] | None  # completeSuccess: the outputs; completeError: None
+    error: str | None  # completeError: the message Slack shows; completeSuccess: None
+    token: str  # the token it was called with (the function's, or the app's bot token)
+    at: float  # time.time() when it was accepted
+
+    @property
+    def ok(self) -> bool:
+        """True for completeSuccess, False for completeError."""
+        return self.error is None
+
+
+@dataclass
+class FunctionExecution:
+    """One run of a custom step (`run_function`), as Slack keeps it."""
+
+    execution_id: str  # Fx…: the event's function_execution_id
+    workflow_execution_id: str  # Wx…
+    callback_id: str
+    inputs: dict[str, Any]
+    token: str  # xwfp-…: the event's bot_access_token, good for this run only
+    issued: float  # time.monotonic() when the token was issued
+    workflow: str | None  # the workflow's name (not in the event: Slack does not send it)
+    user: str | None  # who the workflow ran for (not in the event either)
+    completion: Completion | None = None
+    token_expired: bool = False  # forced by expire_function_token()
+
+    @property
+    def running(self) -> bool:
+        return self.completion is None
+
+
 @dataclass
 class Failure:
     error: str
@@ -102,11 +141,13 @@ class Workspace:
         trigger_ttl: float = 3.0,
         delays: dict[str, float] | None = None,
         scopes: Iterable[str] | None = DEFAULT_SCOPES,
+        function_token_ttl: float = FUNCTION_TOKEN_TTL,
     ) -> None:
         """Configure the workspace; nothing listens until `start()`.
 
         `scopes`: the bot token's scopes (see the package's docstring); None: no scope header and
-        no scope checks.
+        no scope checks. `function_token_ttl`: seconds a step run's token (`bot_access_token`)
+        stays good while the run is not completed (see `functions`).
         """
         self.bot_token = bot_token
         self.app_token = app_token
@@ -117,6 +158,7 @@ class Workspace:
         self.bot_id = bot_id
         self.app_id = app_id
         self.trigger_ttl = trigger_ttl
+        self.function_token_ttl = function_token_ttl
         self._cond = threading.Condition()  # guards all state below; re-entrant
         self._scopes: tuple[str, ...] | None = None if scopes is None else tuple(scopes)
         self._delays: dict[str, float] = dict(delays or {})
@@ -138,6 +180,11 @@ class Workspace:
         self._deleted_files: set[str] = set()
         self._downloads: list[Download] = []
         self._download_refusal = "status"  # or "login_page": see files.set_download_refusal
+        self._functions: dict[str, dict[str, Any]] = {}  # callback_id -> its definition
+        self._executions: dict[str, FunctionExecution] = {}  # execution id -> the run
+        self._function_tokens: dict[str, str] = {}  # xwfp token -> execution id
+        self._bot_token_completes = True  # see functions.FunctionMethods.let_bot_token_complete
+        self._completed_error = "execution_not_in_running_state"  # a run completed twice
         self._socket_mode_url: Callable[[], str] | None = None
         self._counter = itertools.count(1)
         self._last_ts = 0  # microseconds: the newest message ts handed out
