@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from worlds import later
 
 from bot.slack import ids
 from bot.standins.driver import buttons
@@ -124,3 +125,76 @@ def test_an_open_request_for_the_email_fails_the_run_and_a_repeated_event_makes_
     assert world.driver.transport.event(again).status == 200
     mine = [r for r in world.services.store.list_requests() if r.workflow is not None]
     assert [r.id for r in mine] == [first.id]
+
+
+def test_a_refused_call_completes_the_step_failed_with_the_providers_request_id(world):
+    """The provider refuses the call (400): the run completes with state failed."""
+    run = world.driver.run_step(step_inputs())
+    request_of(world, run)
+    world.provider.script("bad_request")
+    world.driver.approve(APPROVER, world.driver.request_message(EMAIL))
+    done = world.driver.step_completion(run)
+    assert done.outputs["state"] == "failed" and done.outputs["decided_by"] == APPROVER
+
+
+def test_an_unknown_outcome_closed_as_resolved_completes_the_step_resolved(world):
+    """Unknown, then Resolved with a note by an approver: the run completes resolved, by
+    whom, with the note, and no retry."""
+    run = world.driver.run_step(step_inputs())
+    request = request_of(world, run)
+    world.provider.script("close_after_read")
+    world.driver.approve(APPROVER, world.driver.request_message(EMAIL))
+    world.slack.wait_for(
+        lambda: world.services.store.get(request.id).state.value == "unknown" or None,
+        10,
+        what="the unknown outcome",
+    )
+    world.services.approvals.resolve(request.id, "U0APPROVER2", "checked: it was cleared")
+    done = world.driver.step_completion(run)
+    assert done.outputs["state"] == "resolved"
+    assert done.outputs["decided_by"] == "U0APPROVER2"
+    assert done.outputs["note"] == "checked: it was cleared" and done.outputs["retries"] == 0
+
+
+def test_cancelled_and_expired_requests_complete_their_steps(world):
+    """The requester's Cancel completes the run cancelled (decided by them); a request nobody
+    decided before REQUEST_TTL completes expired (decided by nobody)."""
+    cancelled = world.driver.run_step(step_inputs())
+    request_of(world, cancelled)
+    world.driver.cancel(REQUESTER, world.driver.request_message(EMAIL))
+    done = world.driver.step_completion(cancelled)
+    assert done.outputs["state"] == "cancelled" and done.outputs["decided_by"] == REQUESTER
+
+    expired = world.driver.run_step(step_inputs("bob@example.com"))
+    request_of(world, expired)
+    world.driver.request_message("bob@example.com")
+    later(world, 2 * 86400)
+    world.services.maintenance.run_once()
+    done = world.driver.step_completion(expired)
+    assert done.outputs["state"] == "expired" and "decided_by" not in done.outputs
+
+
+def test_a_completion_that_meets_a_slack_outage_and_a_restart_is_sent_once_later(
+    database_url, tmp_path
+):
+    """Slack is down when the request is decided, and the bot restarts meanwhile: the run's
+    completion waits in the outbox and is sent once Slack is back, once."""
+    with World(database_path=tmp_path / "b.db", settings={"DATABASE_URL": database_url}) as w:
+        run = w.driver.run_step(step_inputs())
+        request = request_of(w, run)
+        message = w.driver.request_message(EMAIL)
+        assert w.services.roles.is_approver(APPROVER)  # the group read before Slack goes down
+        w.slack.outage(3600)
+        w.services.approvals.approve(request.id, APPROVER)
+        assert w.slack.completions(run) == []
+        w.services.maintenance.run_once()  # a retry meets the outage too
+        assert w.slack.completions(run) == []
+        w.slack.outage(0)  # Slack is back; the bot restarts before it tries again
+        w.restart_bot()
+        later(w, 3600)
+        w.services.maintenance.run_once()
+        done = w.driver.step_completion(run)
+        assert done.outputs["state"] == "succeeded"
+        w.services.maintenance.run_once()
+        assert len(w.slack.completions(run)) == 1
+        assert message["ts"] == w.services.store.get(request.id).message_ts
