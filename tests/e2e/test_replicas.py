@@ -272,3 +272,41 @@ def test_cancel_racing_approve_over_two_replicas_exactly_one_wins(replicas: Repl
             assert "You cancelled your request" in told
             approve_told = drivers[0].answer(clicked[(email, "approve")])
             assert f"already cancelled by <@{REQUESTER}>" in approve_told
+
+
+def test_a_step_run_delivered_to_both_replicas_makes_one_request_completed_once(
+    replicas: Replicas,
+) -> None:
+    """A Workflow Builder step's event delivered to both replicas at the same moment (Slack
+    delivers an event again when the first ack is late, to whichever replica): one request;
+    approved through one replica, the run is completed once, with its outputs."""
+    slack = replicas.workspace.slack
+    drivers = replicas.drivers()
+    inputs = {"email": "step@example.com", "reason": "intake #7", "requested_by": REQUESTER}
+    event = slack.run_function("verify_email", inputs)
+    run = str(event["event"]["function_execution_id"])
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def deliver(driver: Driver) -> None:
+        barrier.wait(timeout=30)
+        statuses.append(driver.transport.event(event).status)
+
+    threads = [threading.Thread(target=deliver, args=(d,)) for d in drivers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert statuses == [200, 200]
+    message = drivers[0].request_message("step@example.com")
+    assert state_of(message) == "pending"
+    assert drivers[1].approve(APPROVER, message).reply.status == 200
+    done = drivers[1].step_completion(run)
+    assert done.ok and done.outputs["state"] == "succeeded"
+    assert done.outputs["decided_by"] == APPROVER
+    with open_store(replicas.database_url) as store:
+        made = [r for r in store.list_requests() if r.workflow is not None]
+        assert [r.workflow.execution_id for r in made if r.workflow] == [run]
+    assert len(slack.completions(run)) == 1
+    completions = [c for c in slack.calls_to("functions.completeSuccess") if c.ok]
+    assert len(completions) == 1
