@@ -197,4 +197,5 @@ def test_a_completion_that_meets_a_slack_outage_and_a_restart_is_sent_once_later
         assert done.outputs["state"] == "succeeded"
         w.services.maintenance.run_once()
         assert len(w.slack.completions(run)) == 1
-        assert message["ts"] == w.services.store.get(request.id).message_ts
+        stored = w.services.store.get(request.id)
+        assert stored is not None and stored.message_ts == message["ts"]
