@@ -100,11 +100,19 @@ class Narrator:
 
 def run_sandbox(args: argparse.Namespace, out: TextIO) -> int:
     narrator = Narrator(out)
-    try:
-        email = validate_email(args.email)
-    except InvalidInput as exc:
-        narrator.say(f"--email: {exc}")
-        return 2
+    if args.workflow:  # the step's inputs are the bot's to refuse (the run fails)
+        from bot.cli.sandbox_workflow import refuse_options as refuse_workflow
+
+        email = args.email
+        if (refused_run := refuse_workflow(args)) is not None:
+            narrator.say(refused_run)
+            return 2
+    else:
+        try:
+            email = validate_email(args.email)
+        except InvalidInput as exc:
+            narrator.say(f"--email: {exc}")
+            return 2
     if not args.verbose:
         logging.getLogger().setLevel(logging.WARNING)
     resend = args.operation == Operation.RESEND
@@ -136,6 +144,10 @@ def run_sandbox(args: argparse.Namespace, out: TextIO) -> int:
         narrator.say(f"--policy: {exc}")
         return 2
     try:
+        if args.workflow:
+            from bot.cli.sandbox_workflow import play_workflow
+
+            return play_workflow(world, narrator, args)
         if args.bulk is not None:
             from bot.cli.sandbox_bulk import play_bulk
 

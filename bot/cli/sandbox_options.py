@@ -12,7 +12,8 @@ from bot.domain.model import Operation
 DESCRIPTION = (
     "Play the whole flow offline: a request, the form, the approval (by one or two approvers; "
     "or a rejection, or the requester's cancel), the "
-    "provider call and the threaded summary. The real bot runs on loopback against built-in "
+    "provider call and the threaded summary; or a bulk request (--bulk), or a Workflow Builder "
+    "step's run to its outputs (--workflow). The real bot runs on loopback against built-in "
     "stand-ins for Slack and the provider, and the channel is printed as a person reads it."
 )
 
@@ -157,6 +158,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"…, over up to three domains; 1 to {BULK_MAX}) with --operation and --reason, approve "
         f"it by the quorum (two approvers), run it at {BULK_RATE:g} calls a second and show the "
         "request message, its thread and the DMs",
+    )
+    parser.add_argument(
+        "--workflow",
+        action="store_true",
+        help="a Workflow Builder step's run instead of the command: a workflow runs the step "
+        "“Verify email with approval” with --email, --reason and --operation for the requester; "
+        "the request is decided as with the options above (--approvals, --reject, --cancel, "
+        "--provider-error: an outcome nobody knows is retried) and the outputs the run "
+        "completes with are shown; a run whose request cannot be made (a bad --email, a --policy "
+        "that refuses it) fails with the command's words (exit 1). Not with --bulk or --home",
     )
     parser.add_argument(
         "--database",

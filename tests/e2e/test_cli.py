@@ -328,6 +328,122 @@ def test_sandbox_bad_policy_file(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_sandbox_workflow_plays_a_step_run_to_its_outputs(tmp_path):
+    """--workflow: a workflow runs the step with the options' inputs for the requester, the
+    request it makes is posted saying it came through a Workflow Builder step, the approver
+    approves, the thread shows the result, and the run completes once with the outputs a
+    workflow branches on; exit 0 and no files left."""
+    result = run(["sandbox", "--workflow"], tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "A workflow runs the step “Verify email with approval”" in out
+    assert (
+        "with inputs email=alice@example.com, reason=TICKET-1234: customer cannot receive mail, "
+        "requested_by=@sam (support), operation=confirm"
+    ) in out
+    assert "/verify-email" not in out and "A form opens" not in out
+    request = out.split("#email-approvals: the request")[1]
+    assert "from @sam (support) through a Workflow Builder step" in request
+    assert "[ Approve ]  [ Reject ]" in request
+    assert "@ana (approver) clicks [ Approve ]" in out
+    assert "Cleared domains (1):* `example.com`" in out.split("…and in its thread")[1]
+    completed = out.split("The step's run completed: ")[1].splitlines()[0]
+    assert completed.startswith("state=succeeded, decided_by=@ana (approver), ")
+    assert "cleared_domains=example.com, clients_notified=3704, provider_request_id=" in completed
+    assert "request_link=https://" in completed and completed.endswith("retries=0")
+    assert "step run ended succeeded (expected succeeded); completions: 1;" in out
+    assert "<@" not in out and "&lt;" not in out
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "completed", "shown"),
+    [
+        (
+            ["--reject"],
+            "state=rejected, decided_by=@ana (approver), request_link=https://",
+            "note=Not verified with the customer yet",
+        ),
+        (["--cancel"], "state=cancelled, decided_by=@sam (support), request_link=", "retries=0"),
+        (
+            ["--approvals", "2"],
+            "state=succeeded, decided_by=@lee (approver), cleared_domains=example.com",
+            "1 of 2 approvals: @ana (approver)",
+        ),
+        (
+            ["--provider-error", "400"],
+            "state=failed, decided_by=@ana (approver), provider_request_id=",
+            "HTTP 400 BAD_REQUEST",
+        ),
+        (
+            ["--provider-error", "timeout"],
+            "state=succeeded, decided_by=@lee (approver), cleared_domains=example.com",
+            "retries=1",
+        ),
+    ],
+)
+def test_sandbox_workflow_outcomes(tmp_path, args, completed, shown):
+    """--workflow with --reject, --cancel, --approvals 2 or --provider-error: the request is
+    decided as for the command's, and the run completes once with that state and who decided
+    it. An outcome nobody knows (timeout) completes nothing, even after a sweep, until an
+    approver's Retry; the run then completes with the retried call's outcome."""
+    result = run(["sandbox", "--workflow", *args], tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    line = out.split("The step's run completed: ")[1].splitlines()[0]
+    assert line.startswith(completed), line
+    assert shown in out
+    assert "; completions: 1;" in out
+    if "timeout" in args:
+        waiting, retried = out.split("@lee (approver) clicks [ Retry ] in the thread")
+        assert "The step's run is still running" in waiting
+        assert "The step's run completed" not in waiting
+        assert "retries=1" in retried and "provider confirm calls: 2" in retried
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--email", "not-an-email"], "That does not look like an email address"),
+        (
+            ["--policy", "policy.toml", "--reason", "because"],
+            "The reason must match the pattern ^(TICKET|ZD)-\\d+",
+        ),
+    ],
+)
+def test_sandbox_workflow_run_whose_request_cannot_be_made_fails(tmp_path, args, words):
+    """A step run whose request cannot be made (not an address: the sandbox does not refuse it
+    itself, the bot does; a reason the rules refuse) fails with the words the command would
+    use; nothing is posted, no request is stored, exit 1 as for the form's refusal."""
+    (tmp_path / "policy.toml").write_text(POLICY)
+    result = run(["sandbox", "--workflow", *args], tmp_path)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert f"The step's run failed: {words}" in out
+    assert "#email-approvals: the request" not in out
+    assert "step run ended failed; requests made: 0;" in out
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--bulk", "3"], "--workflow plays one step run, which makes one request; --bulk is"),
+        (["--home"], "--home is for a request made with the command"),
+        (["--operation", "resend", "--provider-error", "503"], "the resend action has no such"),
+    ],
+)
+def test_sandbox_workflow_refuses_what_it_does_not_play(tmp_path, args, said):
+    """--workflow with --bulk (a step makes one request) or --home (the Home tab is the
+    command's request's), or a provider error the resend does not have, is refused with a
+    sentence, exit 2, before anything starts."""
+    result = run(["sandbox", "--workflow", *args], tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert said in result.stdout
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_manifest_with_url(tmp_path):
     """`manifest --url` prints the HTTP manifest with that URL in both places."""
     result = run(["manifest", "--url", "https://bot.acme.io"], tmp_path)
