@@ -21,6 +21,7 @@ from bot.slack import blocks, ids
 from bot.slack.app import ROUTES
 from bot.slack.deps import DEPS_KEY, SlackDeps
 from bot.slack.manifest import BOT_EVENTS
+from bot.slack.step import STEP_CALLBACK_ID
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 REQUEST_ID = "0123456789abcdef"
@@ -389,9 +390,15 @@ def _defined_ids() -> set[tuple[str, str]]:
 
 def test_every_id_the_bot_defines_is_routed() -> None:
     """Every command, button and modal ID in bot.slack.ids has a handler in ROUTES, and so
-    does every event the manifest subscribes to; ROUTES routes nothing else and names nothing
+    does every event the manifest subscribes to and the step it declares; ROUTES routes nothing else and names nothing
     twice; and each button and modal the builders make carries one of those IDs."""
-    defined = _defined_ids() | {("event", e) for e in BOT_EVENTS}  # the manifest's bot_events
+    # The manifest's bot_events, and its functions (function_executed is routed by the step's
+    # callback_id, as Bolt's app.function routes it).
+    defined = (
+        _defined_ids()
+        | {("event", e) for e in BOT_EVENTS if e != "function_executed"}
+        | {("function", STEP_CALLBACK_ID)}
+    )
     assert ("action", ids.APPROVE_ACTION) in defined and ("view", ids.REJECT_VIEW) in defined
     routed = {(r.kind, r.id) for r in ROUTES}
     assert defined == routed

@@ -37,15 +37,17 @@ def test_direct_messages_wait_in_their_own_lane() -> None:
 
 
 def test_what_a_decision_tells() -> None:
-    """A final outcome tells the thread, the message, the requester and settles the buttons;
-    closing a pending request has no thread reply; a reading after a call tells nothing of its
-    own (it releases what the outcome held)."""
+    """A final outcome tells the thread, the message, the requester, settles the buttons and
+    completes the Workflow Builder step that made it (in its own lane; nothing for a request a
+    person made); closing a pending request has no thread reply; a reading after a call tells
+    nothing of its own (it releases what the outcome held)."""
     decided = (
         Notice.REPLY_RESULT,
         Notice.SHOW,
         Notice.SETTLE_REPLIES,
         Notice.DM_OUTCOME,
         Notice.SETTLE_DM,
+        Notice.COMPLETE_STEP,
     )
     for action in (Action.PROVIDER_SUCCESS, Action.PROVIDER_ERROR, Action.INTERRUPTED):
         assert TOLD[action] == decided
@@ -56,7 +58,12 @@ def test_what_a_decision_tells() -> None:
             Notice.SHOW,
             Notice.DM_OUTCOME,
             Notice.SETTLE_DM,
+            Notice.COMPLETE_STEP,
         )
+    )
+    assert Notice.COMPLETE_STEP.lane is Lane.STEP
+    assert (
+        Notice.COMPLETE_STEP in TOLD[Action.CANCEL] and Notice.COMPLETE_STEP in TOLD[Action.RESOLVE]
     )
     assert TOLD[Action.READBACK] == TOLD[Action.LATE_ANSWER] == ()
 
