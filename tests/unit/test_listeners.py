@@ -390,8 +390,9 @@ def _defined_ids() -> set[tuple[str, str]]:
 
 def test_every_id_the_bot_defines_is_routed() -> None:
     """Every command, button and modal ID in bot.slack.ids has a handler in ROUTES, and so
-    does every event the manifest subscribes to and the step it declares; ROUTES routes nothing else and names nothing
-    twice; and each button and modal the builders make carries one of those IDs."""
+    does every event the manifest subscribes to and the step it declares; ROUTES routes
+    nothing else and names nothing twice; and each button and modal the builders make carries
+    one of those IDs."""
     # The manifest's bot_events, and its functions (function_executed is routed by the step's
     # callback_id, as Bolt's app.function routes it).
     defined = (
