@@ -3,9 +3,9 @@ processes, with the stand-ins and the soak itself breaking things at random (rep
 from the seed); then checks, from the stand-ins' records and the store, that nothing was lost
 or doubled.
 
-    .venv/bin/python benchmarks/soak.py [--flows N] [--batches K] [--replicas 2] [--seed S]
-                                        [--json PATH]
-    .venv/bin/python benchmarks/soak.py --quick             # 200 flows and 4 batches (CI)
+    .venv/bin/python benchmarks/soak.py [--flows N] [--batches K] [--steps K] [--replicas 2]
+                                        [--seed S] [--json PATH]
+    .venv/bin/python benchmarks/soak.py --quick             # 200 flows, 4 batches, 8 steps (CI)
     .venv/bin/python benchmarks/soak.py --backend sqlite              # one replica on SQLite
 
 Rules: both replicas read one POLICY_FILE (``policy_text``): ``vip`` (``*.vip.example``, 2
@@ -37,6 +37,19 @@ BULK_CONCURRENCY 4). Some requesters click Cancel on the running message (the em
 started are cancelled); on some batches that end unknown an approver clicks Retry on the final
 thread reply (its unknown emails only run again). Confirm only: resend batches can come later.
 
+Workflow steps (``--steps K``, by default about one per 50 flows; 8 with --quick), among the
+flows: a run of the Workflow Builder step ``verify_email`` (the stand-in Slack's run_function,
+its outputs checked against the manifest's declaration), for an email of its own drawn as a
+flow's (``soak<n>@...``, n after the flows'), ``requested_by`` the flow's requester, its
+``function_executed`` event delivered through the balancer as Slack delivers an event (again
+when a delivery got no 200; some delivered twice, as Slack does when an ack is late: half of
+those both at once, half a moment after the first's ack). Its request is then decided by the
+flow's people, as a single flow's is. In turn (``STEP_KINDS``) a run asks for someone who is
+not a requester, for a bad address, or, once its own request is made, a second run asks for
+the same email: each of those must fail with the command's words and make no request. Once all
+the people are done, an approver closes every step's request still unknown (Retry, or
+Resolved sometimes; Resolved after a few Retries), so that every step run can complete.
+
 Faults: the provider (its confirm and its resend) answers 4xx, 5xx, 429, HTML, wrong shapes,
 hangs past the timeout, trickles its headers a byte at a time (each read within the timeout,
 the whole far beyond it) and closes connections; Slack answers 429s and errors, times out
@@ -53,7 +66,8 @@ it. The provider's faults and the other kills hit a batch's calls as they hit a 
 Then it waits for the maintenance rounds to settle (each claim's lease is the derived one: one
 attempt's deadline plus the grace) and checks every promise, per operation and per rule
 (``check`` and ``check_rule`` say which), per email for a batch (``check_batch``). It prints
-a table and exits 1 when any check finds a violation.
+a table and exits 1 when any check finds a violation. Each step run is checked against Slack's
+record of it (``check_steps``): completed exactly once, as its request ended, or failed.
 
 One script (over 500 lines) on purpose: it is a single run (people, faults, checks)
 that anyone can read top to bottom and run by itself, importing nothing of the tests.
@@ -114,6 +128,8 @@ from bot.domain.model import (
 from bot.domain.policy import parse_policy
 from bot.maintenance import INTERVAL, LEASE_GRACE
 from bot.slack import ids
+from bot.slack.notifier import STEP_ENDED_ERRORS
+from bot.slack.step import COMPLETING_STATES, STEP_CALLBACK_ID
 from bot.standins import payloads
 from bot.standins.driver import Delivered, Driver, Reply, buttons, radio_choice
 from bot.standins.provider import (
@@ -262,6 +278,30 @@ TWICE_SHARE = 0.4  # batches whose first approver clicks Approve twice
 FAULTED_SHARE = 0.5  # batches with provider faults queued just before their approval
 RETRY_SHARE = 0.8  # batches ending unknown that an approver retries
 QUICK_BATCHES = 4
+# Workflow Builder step runs: what each asks for, in turn (a step "made" makes its request; the
+# others must fail, with the command's words, and make none; an "open request" step makes its
+# request, then a second run asks for the same email while it is open), every how many steps
+# one is delivered twice, and the words a failed run's error must contain.
+STEP_KINDS = (
+    "made",
+    "not a requester",
+    "made",
+    "open request",
+    "made",
+    "made",
+    "bad email",
+    "made",
+)
+STEP_TWICE_EVERY = 3
+STEP_WORDS = {"not a requester": "request", "bad email": "email", "open request": "open request"}
+OUTSIDER = "U0OUTSIDER"  # in no group and not in REQUESTERS: may not ask
+# Seconds a refused run is watched for its failure: the bot fails it at once (a few attempts
+# over seconds) or never; a delivery held by a paused replica is delivered again within 20 s.
+STEP_FAIL_WAIT = 90.0
+STEP_RESOLVE_SHARE = 0.3  # step requests left unknown that an approver closes as Resolved
+STEP_CLOSE_ROUNDS = 4  # Retries at most, then Resolved
+QUICK_STEPS = 8
+MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / "http.json"
 
 
 @dataclass(frozen=True)
@@ -448,6 +488,75 @@ class Batch:
         return self.separator.join(shown)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One run of the Workflow Builder step (and, for an "open request" one, the second run
+    for its email): what it asks for is a flow's (``flow``, numbered after the flows), decided
+    as a flow's request is; reproducible from its seed."""
+
+    k: int
+    seed: int
+    flow: Flow
+    kind: str  # one of STEP_KINDS
+    twice: bool  # its event is delivered twice (Slack's retry of a late ack)
+    at_once: bool  # both deliveries at once (else the second a moment after the first's ack)
+    says_operation: bool  # a confirm passes the optional input (else it is left out)
+
+    @classmethod
+    def make(cls, k: int, seed: int, flows: int) -> Step:
+        rng = random.Random(seed ^ 0x57E9)
+        kind = STEP_KINDS[k % len(STEP_KINDS)]
+        flow = Flow.make(flows + k, seed)
+        if kind == "open request":
+            # Its request must stay open while the second run asks: a confirm, which every
+            # rule has a person approve (a resend may be approved by its rule, or refused).
+            flow = replace(
+                flow,
+                operation="confirm",
+                rule=expected_rule(flow.domain, "confirm", flow.requester),
+                by_command=False,
+                resendable=True,
+                listed=True,
+            )
+        return cls(
+            k=k,
+            seed=seed,
+            flow=flow,
+            kind=kind,
+            twice=k % STEP_TWICE_EVERY == 1,
+            at_once=(k // STEP_TWICE_EVERY) % 2 == 1,
+            says_operation=rng.random() < 0.5,
+        )
+
+    def inputs(self) -> dict[str, Any]:
+        """The step's inputs, as the workflow maps them (the reason satisfies every rule)."""
+        flow = self.flow
+        inputs: dict[str, Any] = {
+            "email": flow.email,
+            "reason": f"SOAK-{flow.n}",
+            "requested_by": flow.requester,
+        }
+        if self.says_operation or flow.operation != "confirm":
+            inputs["operation"] = flow.operation
+        if self.kind == "not a requester":
+            inputs["requested_by"] = OUTSIDER
+        elif self.kind == "bad email":
+            inputs["email"] = f"soak{flow.n}.at.{flow.domain}"
+        return inputs
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """A step run the soak started: which step, what it must end in ("made": its request is
+    made; else the refusal it must fail with), and how its event was delivered."""
+
+    k: int
+    email: str
+    expect: str
+    deliveries: int = 1
+    at_once: bool = False
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -461,12 +570,15 @@ class Tally:
 
     flows: int = 0
     batches: int = 0
+    steps: int = 0
     provider_faults: Counter[str] = field(default_factory=Counter)
     slack_faults: Counter[str] = field(default_factory=Counter)
     kills: Counter[str] = field(default_factory=Counter)
     actions: Counter[str] = field(default_factory=Counter)
     claim_clicks: Counter[str] = field(default_factory=Counter)  # email -> Approve + Retry
     batch_actions: Counter[str] = field(default_factory=Counter)  # what batches' people did
+    step_actions: Counter[str] = field(default_factory=Counter)  # what steps' people did
+    step_runs: dict[str, StepRun] = field(default_factory=dict)  # execution id -> the run
     flows_by: Counter[str] = field(default_factory=Counter)  # "operation rule" -> flows
     # Domains whose resend the provider refuses (canResend false, or not listed).
     unresendable: set[str] = field(default_factory=set)
@@ -699,7 +811,7 @@ class Soak:
             remind_every=0,
         )
         assert read.policy_hash == policy_hash(self.policy), "the policy's hash is not the file's"
-        self.tally = Tally(flows=args.flows, batches=args.batches)
+        self.tally = Tally(flows=args.flows, batches=args.batches, steps=args.steps)
         self.replicas = [
             Replica(i, self._env(), workdir)
             for i in range(1 if postgres is None else args.replicas)
@@ -718,6 +830,8 @@ class Soak:
         # not hold up the other flows): the run waits for them too.
         self._later: ThreadPoolExecutor | None = None
         self._later_futures: list[Any] = []
+        # Each step whose run made its request: the run's execution id.
+        self._step_made: dict[int, str] = {}
 
     def _env(self) -> dict[str, str]:
         return base_env() | {
@@ -858,15 +972,22 @@ class Soak:
 
     def _person(self, n: int, rng: random.Random, flow: Flow) -> bool:
         """One person's flow; True when it was handed on to wait for an escalation."""
-        t = self.tally
-        email = flow.email
-        by_rule = flow.rule.approvals_required == 0
-        if by_rule and rng.random() < 0.3:
+        if flow.rule.approvals_required == 0 and rng.random() < 0.3:
             # The rule's own call follows the lookup at once.
             self._provider_fault(flow.operation, rng)
         message = self.ask(flow, f"SOAK-{n}")
         if message is None:
             return False
+        return self._decide(flow, message, rng)
+
+    def _decide(self, flow: Flow, message: dict[str, Any], rng: random.Random) -> bool:
+        """What the people do with a flow's request once it is posted (a step's too): Slack
+        faults for some; then the rule or the provider decides it, or its approvers approve or
+        reject it, or its requester cancels it. True when it was handed on to wait for an
+        escalation."""
+        t = self.tally
+        email = flow.email
+        by_rule = flow.rule.approvals_required == 0
         if rng.random() < 0.15:
             error, status = rng.choice(SLACK_FAULTS)
             method = rng.choice(SLACK_METHODS)
@@ -1027,24 +1148,31 @@ class Soak:
         self.tally.count(self.tally.claim_clicks, email)
         return self.driver.approve(user, message)
 
-    def retry(self, email: str, message: dict[str, Any], clicker: str) -> None:
-        """Retry the request for ``email`` (a batch's: its first), from the thread reply that
-        offers it (once Slack shows it), as one of the rule's approvers."""
+    def _offering(self, email: str, message: dict[str, Any], action_id: str) -> Any:
+        """The newest thread reply of ``message`` with the button ``action_id`` (once Slack
+        shows it), or None (a person error counted) when none came."""
 
         def offered() -> dict[str, Any] | None:
             return next(
                 (
                     r
                     for r in reversed(self.slack.messages(CHANNEL, message["ts"]))
-                    if ids.RETRY_ACTION in json.dumps(r.get("blocks", []))
+                    if action_id in json.dumps(r.get("blocks", []))
                 ),
                 None,
             )
 
         try:
-            reply = self.slack.wait_for(offered, WAIT, what=f"the Retry button for {email}")
+            return self.slack.wait_for(offered, WAIT, what=f"the {action_id} button for {email}")
         except TimeoutError as exc:
             self.tally.error(str(exc))
+            return None
+
+    def retry(self, email: str, message: dict[str, Any], clicker: str) -> None:
+        """Retry the request for ``email`` (a batch's: its first), from the thread reply that
+        offers it (once Slack shows it), as one of the rule's approvers."""
+        reply = self._offering(email, message, ids.RETRY_ACTION)
+        if reply is None:
             return
 
         def click(_: int) -> None:
@@ -1152,6 +1280,154 @@ class Soak:
             if self.driver.cancel(batch.requester, current).reply.status == 200:
                 return
             self._pause()
+
+    def resolve(self, email: str, message: dict[str, Any], clicker: str) -> None:
+        """Close the unknown outcome of the request for ``email`` as resolved, from the thread
+        reply that offers it: Resolved, then the form's note, as one of the rule's approvers."""
+        reply = self._offering(email, message, ids.RESOLVE_ACTION)
+        if reply is None:
+            return
+
+        def click(_: int) -> None:
+            self.tally.count(self.tally.actions, "resolve click")
+            clicked = self.driver.click(clicker, reply, ids.RESOLVE_ACTION)
+            try:
+                view = self.driver.modal(clicked)
+            except (RuntimeError, TimeoutError):
+                return  # the form did not open: the person clicks again
+            note = {ids.RESOLVE_NOTE_BLOCK: {ids.RESOLVE_NOTE_INPUT: "soak: checked by hand"}}
+            self.driver.submit(clicker, view, note)
+
+        self.decide(email, click, frozenset({State.UNKNOWN}))
+
+    # -- Workflow Builder steps
+
+    def run_step(self, step: Step, expect: str) -> str:
+        """Run the step as a workflow would (never while Slack is down: it runs no workflow
+        then) and deliver its ``function_executed`` event through the balancer as Slack
+        delivers an event: again while a delivery gets no 200 (a replica died under it), and
+        for some a second time (Slack's retry of an ack it saw late), at once or a moment
+        after the first's ack. Its execution id."""
+        t = self.tally
+        while self.slack.in_outage():
+            time.sleep(1.0)  # the workflow runs once Slack is back
+        envelope = self.slack.run_function(
+            STEP_CALLBACK_ID,
+            step.inputs(),
+            workflow=f"Soak intake {step.k}",
+            user=step.flow.requester,
+        )
+        execution = str(envelope["event"]["function_execution_id"])
+        twice = step.twice and expect in (step.kind, "made")
+        with t.lock:
+            t.step_runs[execution] = StepRun(
+                step.k, step.flow.email, expect, 2 if twice else 1, twice and step.at_once
+            )
+
+        def deliver(_: int = 0) -> None:
+            deadline = time.monotonic() + WAIT
+            while self.balancer.event(envelope).status != 200:
+                t.count(t.step_actions, "delivered again (no 200)")
+                if time.monotonic() > deadline:
+                    t.error(f"step run {execution}: no replica took its event in {WAIT:g} s")
+                    return
+                self._pause()  # Slack retries a delivery that failed
+
+        if twice and step.at_once:
+            t.count(t.step_actions, "delivered twice at once")
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(deliver, range(2)))
+            return execution
+        deliver()
+        if twice:
+            t.count(t.step_actions, "delivered twice, the second after the ack")
+            # Slack's retry, sent when its 3 s ran out while the first was acked late.
+            time.sleep(random.Random(step.seed).uniform(0.0, 1.0))
+            deliver()
+        return execution
+
+    def step_person(self, step: Step) -> None:
+        t = self.tally
+        flow = step.flow
+        with t.lock:
+            if flow.operation == "resend":
+                self._resending.add(self._resend_path(flow))
+        handed_on = False
+        try:
+            handed_on = self._step_person(step)
+        finally:
+            if flow.operation == "resend" and not handed_on:
+                with t.lock:
+                    self._resending.discard(self._resend_path(flow))
+
+    def _step_person(self, step: Step) -> bool:
+        """A step's run, then its request decided as a flow's is; a run that must be refused
+        is only watched until it fails. True when handed on to wait for an escalation."""
+        t = self.tally
+        rng = random.Random(step.seed)
+        flow = step.flow
+        t.count(t.step_actions, f"runs asked ({step.kind})")
+        if step.kind in ("not a requester", "bad email"):
+            self._step_ended(self.run_step(step, step.kind))
+            return False
+        if flow.rule.approvals_required == 0 and rng.random() < 0.3:
+            self._provider_fault(flow.operation, rng)  # the rule's own call follows at once
+        execution = self.run_step(step, "made")
+        deadline = time.monotonic() + WAIT
+        while self._read(lambda s: s.find_by_step(execution)) is None:
+            if self.slack.completions(execution) or time.monotonic() > deadline:
+                if self._read(lambda s: s.find_by_step(execution)) is not None:
+                    break  # made just before it failed (the checks say so)
+                t.count(t.step_actions, "runs that made no request (see the checks)")
+                return False
+            time.sleep(0.25)  # polling the store of live processes for the run's request
+        try:
+            message = self.patient.request_message(flow.email)
+        except TimeoutError as exc:
+            t.error(f"step {step.k}: {exc}")
+            return False
+        if step.kind == "open request":
+            # A second run for the same email while its request is open: refused.
+            self._step_ended(self.run_step(step, "open request"))
+        with t.lock:
+            self._step_made[step.k] = execution
+        return self._decide(flow, message, rng)
+
+    def _step_ended(self, execution: str) -> None:
+        """Wait for a run that must fail to end (the checks judge how)."""
+        try:
+            self.slack.wait_for(
+                lambda: self.slack.completions(execution) or None,
+                STEP_FAIL_WAIT,
+                what=f"step run {execution} ended",
+            )
+        except TimeoutError:
+            self.tally.count(self.tally.step_actions, "runs never failed (see the checks)")
+
+    def close_step(self, step: Step) -> None:
+        """Once everyone is done: an approver of the step's rule closes its request's unknown
+        outcome (a Retry, or Resolved for some; Resolved after STEP_CLOSE_ROUNDS), so that
+        its run can complete; first waiting for a call in flight to end."""
+        t = self.tally
+        email = step.flow.email
+        rng = random.Random(step.seed ^ 0xC105E)
+        closer = {"vip": SENIORS[2], "slow": SLOW_APPROVER}.get(step.flow.rule.name)
+        closer = closer or SECOND_APPROVER
+        for attempt in range(STEP_CLOSE_ROUNDS + 1):
+            state = self.wait_state(email, frozenset({State.EXECUTING}), EXECUTING_AT_MOST)
+            if state is not State.UNKNOWN:
+                return
+            try:
+                message = self.patient.request_message(email)
+            except TimeoutError as exc:
+                t.error(f"step {step.k}: {exc}")
+                return
+            if attempt == STEP_CLOSE_ROUNDS or rng.random() < STEP_RESOLVE_SHARE:
+                t.count(t.step_actions, "unknown closed as resolved")
+                self.resolve(email, message, closer)
+            else:
+                t.count(t.step_actions, "unknown retried once everyone was done")
+                self.retry(email, message, closer)
 
     # -- faults the soak makes itself
 
@@ -1344,7 +1620,14 @@ class Soak:
         flows = [Flow.make(n, seed) for n, seed in enumerate(seeds)]
         batches = [Batch.make(n, rng.randrange(2**32)) for n in range(self.args.batches)]
         self._batch_emails = frozenset(e.lower() for b in batches for e in b.emails)
-        self._set_up_domains(flows)
+        steps = [
+            Step.make(k, rng.randrange(2**32), self.args.flows) for k in range(self.args.steps)
+        ]
+        self._set_up_domains(flows + [step.flow for step in steps])
+        # The step as the manifest declares it: its event lists the parameters, and Slack
+        # refuses outputs that break the declared ones.
+        manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
+        self.slack.define_function(STEP_CALLBACK_ID, manifest["functions"][STEP_CALLBACK_ID])
         for replica in self.replicas:
             replica.start()
         self.store = open_store(self.database_url)
@@ -1365,6 +1648,10 @@ class Soak:
                 people_in_order.insert(
                     self._batch_place(batch.n), partial(self.batch_person, batch)
                 )
+            for one_step in reversed(steps):  # each among the flows, at its own place (about)
+                people_in_order.insert(
+                    self._place(one_step.k, len(steps)), partial(self.step_person, one_step)
+                )
             futures = [people.submit(one) for one in people_in_order]
             step = max(1, len(futures) // 10)
             for n, future in enumerate(futures, 1):
@@ -1377,6 +1664,14 @@ class Soak:
             with self.tally.lock:
                 waiting = list(self._later_futures)
             for future in waiting:  # people waiting for an escalation
+                try:
+                    future.result()
+                except (RuntimeError, TimeoutError) as exc:
+                    self.tally.error(str(exc))
+            # Every step run must complete: its request's unknown outcome is closed.
+            with self.tally.lock:
+                made = [step for step in steps if step.k in self._step_made]
+            for future in [people.submit(self.close_step, step) for step in made]:
                 try:
                     future.result()
                 except (RuntimeError, TimeoutError) as exc:
@@ -1396,6 +1691,8 @@ class Soak:
             "flows": self.args.flows,
             "batches_asked": self.args.batches,
             "batch_actions": dict(t.batch_actions),
+            "steps_asked": self.args.steps,
+            "step_actions": dict(t.step_actions),
             "seed": self.args.seed,
             "backend": "postgres" if self.postgres is not None else "sqlite",
             "replicas": len(self.replicas),
@@ -1435,7 +1732,11 @@ class Soak:
     def _batch_place(self, n: int) -> int:
         """Where batch ``n`` is among the flows: the flows are cut in as many equal parts as
         there are batches, each batch in the middle of its own."""
-        return (2 * n + 1) * self.args.flows // (2 * self.args.batches)
+        return self._place(n, self.args.batches)
+
+    def _place(self, n: int, among: int) -> int:
+        """Where the ``n``th of ``among`` is among the flows: in the middle of its own part."""
+        return (2 * n + 1) * self.args.flows // (2 * among)
 
     def settle(self, deadline: float) -> float:
         """Wait for the store to settle: nothing executing, nothing left in the outbox."""
@@ -1781,6 +2082,120 @@ def _batch_told(
     return found
 
 
+def check_steps(
+    store: BaseSQLStore,
+    slack: FakeSlack,
+    tally: Tally,
+    requests: list[VerificationRequest],
+    trails: dict[str, list[Any]],
+) -> tuple[list[str], dict[str, Any]]:
+    """Every step run the soak started, against Slack's record of it: a run that made its
+    request (one request for it, never two) completed exactly once, ok, with outputs saying
+    how its request ended (state, decided_by, the Retries its audit counts); a run left
+    running only while its request's outcome is unknown (the soak's people close each: so
+    never, after them); a run that could not make one failed once, with the command's words,
+    and no request names it. Slack keeps one completion a run: a second one it refused
+    (already ended) is counted. The outbox's completions are all delivered, none given up."""
+    found: list[str] = []
+    figures: Counter[str] = Counter()
+    made: dict[str, list[VerificationRequest]] = {}
+    for request in requests:
+        if request.workflow is not None:
+            made.setdefault(request.workflow.execution_id, []).append(request)
+    for execution, mine in sorted(made.items()):
+        if len(mine) > 1:
+            found.append(f"{execution}: {len(mine)} requests ({', '.join(r.id for r in mine)})")
+        if execution not in tally.step_runs:
+            found.append(f"{execution}: request {mine[0].id} names a run the soak never started")
+    # What Slack answered each completion: accepted, refused as ended already, or otherwise.
+    answers: dict[str, Counter[str]] = {}
+    for method in ("functions.completeSuccess", "functions.completeError"):
+        for call in slack.calls_to(method):
+            execution = str(call.params.get("function_execution_id", ""))
+            error = call.answer.get("error")
+            answer = "ok" if call.ok else f"refused: {error}"
+            answers.setdefault(execution, Counter())[answer] += 1
+            if error in STEP_ENDED_ERRORS:
+                figures["completions refused (the run had ended)"] += 1
+            elif not call.ok:
+                figures[f"completions refused ({error})"] += 1
+    for execution, run in sorted(tally.step_runs.items()):
+        figures["runs"] += 1
+        figures["runs delivered twice"] += run.deliveries > 1
+        figures["runs delivered twice at once"] += run.at_once
+        done = slack.completions(execution)
+        ok_calls = answers.get(execution, Counter())["ok"]
+        if len(done) != 1 or ok_calls != 1:
+            figures["runs not completed once"] += 1
+        else:
+            figures["runs completed ok" if done[0].ok else "runs completed with an error"] += 1
+        if ok_calls > 1:
+            found.append(f"{execution}: Slack accepted {ok_calls} completions of it")
+        requests_of = made.get(execution, [])
+        if run.expect != "made":
+            if requests_of:
+                found.append(
+                    f"{execution}: must be refused ({run.expect}), yet made {requests_of[0].id}"
+                )
+            if not done:
+                said = dict(answers.get(execution, Counter())) or "no call"
+                found.append(
+                    f"{execution}: refused ({run.expect}), but never failed (Slack answered "
+                    f"its completeError calls: {said})"
+                )
+            elif done[0].ok:
+                found.append(f"{execution}: refused ({run.expect}), but completed ok")
+            elif STEP_WORDS[run.expect] not in str(done[0].error).lower():
+                found.append(f"{execution}: refused ({run.expect}) with {done[0].error!r}")
+            continue
+        if not requests_of:
+            why = f" (failed: {done[0].error!r})" if done and not done[0].ok else ""
+            found.append(f"{execution}: made no request for {run.email}{why}")
+            continue
+        request = requests_of[0]
+        figures["requests made"] += 1
+        figures[f"requests {request.state.value}"] += 1
+        if request.state not in COMPLETING_STATES:
+            if done:
+                found.append(f"{execution}: completed while {request.id} is {request.state}")
+            elif request.state is State.UNKNOWN:
+                figures["runs left running (request unknown)"] += 1
+                found.append(
+                    f"{execution}: left running, {request.id} left unknown (the soak's people "
+                    "close every step's unknown outcome)"
+                )
+            continue
+        if not done:
+            found.append(f"{execution}: left running, though {request.id} is {request.state}")
+            continue
+        completion = done[0]
+        if not completion.ok:
+            found.append(
+                f"{execution}: failed ({completion.error!r}) though it made {request.id} "
+                f"({request.state})"
+            )
+            continue
+        outputs = completion.outputs or {}
+        retries = sum(1 for e in trails[request.id] if e.action == Action.RETRY)
+        wanted = {
+            "state": request.state.value,
+            "decided_by": request.decided_by,
+            "retries": retries,
+        }
+        got = {key: outputs.get(key) for key in wanted}
+        if got != wanted:
+            found.append(f"{execution}: completed with {got}, {request.id} says {wanted}")
+        figures["runs completed after a Retry"] += retries > 0
+    for entry in store.outbox_entries():
+        if entry.kind == "complete_step":
+            found.append(f"{entry.request_id}: its step's completion is left in the outbox")
+    given_up = store.metric_figures().given_up.get("complete_step", 0)
+    figures["completions given up (outbox)"] = given_up
+    if given_up:
+        found.append(f"{given_up} step completions given up in the outbox")
+    return found, dict(figures)
+
+
 def check(
     store: BaseSQLStore, slack: FakeSlack, provider: FakeProvider, tally: Tally, digest: str
 ) -> dict[str, Any]:
@@ -1952,6 +2367,8 @@ def check(
                 f"{first_of_key.get(key, '(no request)')}: {n} {key[0]} calls for "
                 f"{claims_per_key[key]} approvals, retries or runs of {key[1]}"
             )
+    found, steps = check_steps(store, slack, tally, requests, trails)
+    violations += found
     sent = provider.resends()
     rules["resend emails sent"] = len(sent)
     for email_sent in sent:
@@ -1960,7 +2377,10 @@ def check(
     evidence = [
         describe(store, provider, request)
         for request in requests
-        if any(v.startswith(request.id) for v in violations)
+        if any(
+            v.startswith(request.id) or (request.workflow and request.workflow.execution_id in v)
+            for v in violations
+        )
     ][:20]
     # The export: one row per email (a batch's each, with its item's state).
     out = io.StringIO()
@@ -2014,6 +2434,8 @@ def check(
             "retries": entries[Action.RETRY],
         },
         "states": dict(states),
+        "steps": steps,
+        "step_requests": sum(1 for r in requests if r.workflow is not None),
         "by_operation_rule": {k: dict(v) for k, v in sorted(by_rule.items())},
         "rules": dict(rules),
         "approve_clicks": tally.actions["approve click"],
@@ -2086,6 +2508,9 @@ ROWS = (
     ("batch_items", "batch items by state"),
     ("batch_runs", "batch runs"),
     ("batch_actions", "batches' people"),
+    ("steps_asked", "workflow steps asked"),
+    ("steps", "workflow step runs"),
+    ("step_actions", "steps' people"),
     ("states", "outcomes by state"),
     ("flows_by", "flows by operation and rule"),
     ("by_operation_rule", "outcomes by operation and rule"),
@@ -2149,7 +2574,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{QUICK_BATCHES} with --quick)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help=f"200 flows, {QUICK_BATCHES} batches (what CI runs)"
+        "--steps",
+        type=int,
+        help=f"Workflow Builder step runs among the flows (default flows // 50, at least 1; "
+        f"{QUICK_STEPS} with --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"200 flows, {QUICK_BATCHES} batches, {QUICK_STEPS} steps (what CI runs)",
     )
     parser.add_argument("--seed", type=int, default=1, help="the faults' random seed")
     parser.add_argument("--replicas", type=int, default=2, help="bot processes (default 2)")
@@ -2176,10 +2609,12 @@ def main(argv: list[str] | None = None) -> int:
         args.flows = 200
     if args.batches is None:
         args.batches = QUICK_BATCHES if args.quick else max(2, args.flows // 100)
+    if args.steps is None:
+        args.steps = QUICK_STEPS if args.quick else max(1, args.flows // 50)
     if args.outage is None:
         args.outage = QUICK_OUTAGE_SECONDS if args.quick else OUTAGE_SECONDS
-    if args.replicas < 1 or args.flows < 1 or args.batches < 0:
-        parser.error("--flows and --replicas must be at least 1, --batches at least 0")
+    if args.replicas < 1 or args.flows < 1 or args.batches < 0 or args.steps < 0:
+        parser.error("--flows and --replicas must be at least 1, --batches and --steps at least 0")
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="soak-")))
         slack, provider = stack.enter_context(stand_ins())
@@ -2190,7 +2625,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             database_url = f"sqlite:///{tmp / 'soak.db'}"
         log(
-            f"soak: {args.flows} flows, {args.batches} batches, seed {args.seed}, {args.backend}, "
+            f"soak: {args.flows} flows, {args.batches} batches, {args.steps} steps, seed "
+            f"{args.seed}, {args.backend}, "
             f"{1 if postgres is None else args.replicas} replica(s), in {tmp}"
         )
         soak = Soak(args, slack, provider, database_url, postgres, tmp)

@@ -3,14 +3,16 @@ real `python -m bot` replicas sharing a throwaway PostgreSQL, with the stand-ins
 random (one trickling its headers), a minute-long Slack outage, replicas killed with SIGKILL in
 the middle of provider calls and of deliveries, a replica paused (SIGSTOP) in a provider call
 past its lease, and PostgreSQL restarted; four batches (bulk requests) among them, a replica
-killed in the middle of a batch's call; and no violation at the end.
+killed in the middle of a batch's call; eight Workflow Builder step runs among them (some
+delivered twice, some refused); and no violation at the end.
 
 Not a performance test: it checks promises (nothing left pending or executing, no provider call
 beyond the approvals and Retries, no claim beyond the clicks, every message showing its stored
 state, every owed reply and DM sent, legal audit chains, one export row per email; per email of
 a batch: its trail replayed, no call beyond the runs naming it, one final reply and one DM per
-finish), which the soak itself checks; this test checks that the faults it claims were really
-injected and the batches really ran.
+finish; per step run: completed exactly once, as its request ended, or failed with the
+command's words and no request), which the soak itself checks; this test checks that the faults
+it claims were really injected and the batches and steps really ran.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ PROXY_VARIABLES = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "http
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_quick_soak_over_two_replicas_finds_no_violation(tmp_path: Path) -> None:
-    """The quick soak exits 0 with no violation: every flow and batch made one request, faults
-    and kills of each kind were injected (a kill in a batch's call among them), no claim called
-    the provider twice, the batches ran and finished, and every reply and DM owed was
-    delivered."""
+    """The quick soak exits 0 with no violation: every flow, batch and step that may ask made
+    one request, faults and kills of each kind were injected (a kill in a batch's call among
+    them), no claim called the provider twice, the batches ran and finished, every step run
+    was completed once (ok when it made its request, with an error when it could not), and
+    every reply and DM owed was delivered."""
     out = tmp_path / "soak.json"
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARIABLES}
     result = subprocess.run(  # noqa: S603 - our own interpreter and script
@@ -52,7 +55,10 @@ def test_quick_soak_over_two_replicas_finds_no_violation(tmp_path: Path) -> None
     # One request per flow, and a form a paused replica finished after its person asked again
     # elsewhere (counted apart: left pending for its TTL, or run when its rule approves it).
     assert figures["requests"] == (
-        figures["flows"] + figures["batches_asked"] + figures["stale_submissions"]
+        figures["flows"]
+        + figures["batches_asked"]
+        + figures["step_requests"]
+        + figures["stale_submissions"]
     )
     assert figures["flows"] == 200
     assert figures["batches"] == figures["batches_asked"] == 4
@@ -77,4 +83,15 @@ def test_quick_soak_over_two_replicas_finds_no_violation(tmp_path: Path) -> None
     owed = messages["batch thread replies owed"]
     assert messages["batch thread replies delivered"] == owed == runs["finishes"]
     assert messages["batch outcome DMs delivered"] == messages["batch outcome DMs owed"] >= owed
+    # The steps: 8 asked, one of them running a second time for its open email; each run
+    # completed exactly once, ok when it made its request (one per run), with an error when it
+    # could not (a non-requester, a bad address, an email with an open request).
+    steps = figures["steps"]
+    assert figures["steps_asked"] == 8
+    assert steps["runs"] == 9
+    assert steps.get("runs not completed once", 0) == 0
+    assert steps["runs completed ok"] == steps["requests made"] == figures["step_requests"] == 6
+    assert steps["runs completed with an error"] == 3
+    assert steps["runs delivered twice"] >= 3 and steps["runs delivered twice at once"] >= 1
+    assert steps["completions given up (outbox)"] == 0
     assert re.search(r"^violations +0$", result.stdout, re.MULTILINE)
