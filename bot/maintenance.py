@@ -28,6 +28,7 @@ from collections.abc import Callable
 from bot.domain.service import Approvals
 from bot.provider.view import VIEW_CALLS, VIEW_TIMEOUT
 from bot.slack.outbox import Outbox
+from bot.slack.step_failures import StepFailures
 from bot.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,11 @@ class Maintenance:
         on_round: Callable[[bool], None] | None = None,
         lookup_after: float = LOOKUP_AFTER,
         max_lookups: int = MAX_LOOKUPS,
+        step_failures: StepFailures | None = None,
     ) -> None:
         self.approvals = approvals
+        # Workflow Builder step runs still to be failed (Slack did not take it yet).
+        self.step_failures = step_failures
         self.lookup_after = lookup_after
         self.max_lookups = max_lookups
         self.on_round = on_round  # told of each round of the loop: whether it succeeded
@@ -99,6 +103,8 @@ class Maintenance:
         reminded = self.approvals.remind_due()
         escalated = self.approvals.escalate_due()
         delivered = self.outbox.deliver_due()
+        if self.step_failures is not None:
+            delivered += self.step_failures.deliver_due()
         looked_up = self.approvals.look_up_missing(self.lookup_after, self.max_lookups)
         return {
             "expired": len(expired),

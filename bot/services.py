@@ -35,6 +35,7 @@ from bot.slack.notices import KINDS, notices_for
 from bot.slack.notifier import Notifier
 from bot.slack.outbox import Outbox
 from bot.slack.roles import Roles
+from bot.slack.step_failures import StepFailures
 from bot.store import BaseSQLStore, StoreError, open_store
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,8 @@ class Services:
     maintenance: Maintenance
     # Runs approved bulk requests' items (started by serve; tests and the sandbox drain it).
     runner: BatchRunner
+    # Fails a Workflow Builder step run whose request could not be made, durably.
+    step_failures: StepFailures
     # Runs Bolt's listeners; see LISTENER_THREADS.
     executor: ThreadPoolExecutor
     # Sends the "calling the provider…" update while a listener calls the provider.
@@ -148,6 +151,7 @@ class Services:
             client=self.client,
             metrics=self.metrics,
             executor=self.executor,
+            step_failures=self.step_failures,
         )
 
     def healthy(self) -> bool:
@@ -290,9 +294,11 @@ def build_services(settings: Settings) -> Services:
             settings.INTERRUPTED_AFTER,
             provider.attempt_deadline,
         )
+    step_failures = StepFailures(store, notifier, clock=lambda: approvals.clock())
     maintenance = Maintenance(
         approvals,
         outbox,
+        step_failures=step_failures,
         interrupted_after=interrupted_bound(settings.INTERRUPTED_AFTER, provider.max_duration),
         on_round=metrics.maintenance_round,
     )
@@ -309,6 +315,7 @@ def build_services(settings: Settings) -> Services:
         home,
         maintenance,
         runner,
+        step_failures,
         executor,
         delivery_executor,
         metrics,

@@ -78,6 +78,11 @@ class Approving(Execution):
         except StepAlreadyAsked as exc:
             return exc.existing
         except OpenRequestExists as exc:
+            if workflow is not None:
+                # The same run's event, delivered twice at once: the other copy made it first.
+                made = self.requests.find_by_step(workflow.execution_id)
+                if made is not None:
+                    return made
             raise Refused(Refusal.OPEN_REQUEST, exc.existing) from exc
 
     def rule_for(

@@ -229,6 +229,17 @@ class RequestRepository(Protocol):
 
 
 @dataclass(frozen=True)
+class StepFailure:
+    """A Workflow Builder step run whose request could not be made: the words it fails with,
+    the attempts made at telling Slack (this one included), and since when."""
+
+    execution_id: str
+    error: str
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Claimed:
     """A bulk item the runner claimed: the request as the claim left it, and the item's place."""
 

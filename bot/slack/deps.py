@@ -18,6 +18,7 @@ from bot.domain.service import Approvals
 from bot.metrics import Metrics
 from bot.slack.home import Home
 from bot.slack.notifier import Notifier
+from bot.slack.step_failures import StepFailures
 
 DEPS_KEY = "verify_email_deps"
 
@@ -30,6 +31,7 @@ class SlackDeps:
     client: WebClient  # Bolt's client, and views.open
     metrics: Metrics  # acknowledgement times
     executor: Executor  # runs Bolt's listeners (bot.services.LISTENER_THREADS)
+    step_failures: StepFailures  # fails a Workflow Builder step run, durably
 
 
 def deps_of(context: Mapping[str, Any]) -> SlackDeps:

@@ -27,7 +27,8 @@ index of the queued items of running batches, and the ``pace`` table (one row: t
 batch runner may call the provider in, shared by every replica); 12 the request's
 ``step_execution_id`` and ``workflow_execution_id`` (the Workflow Builder step run that made it,
 Fx… and Wx…; NULL: a person did), unique where set: a step's event delivered twice makes one
-request.
+request; and the ``step_failures`` table (a step run whose request could not be made, the words
+it fails with, until Slack has taken them).
 ``MIGRATIONS[n]`` brings a version-n database to n + 1, on either backend.
 """
 
@@ -89,6 +90,19 @@ _STEP_INDEX: Final = (
     "CREATE UNIQUE INDEX requests_step ON requests (step_execution_id) "
     "WHERE step_execution_id IS NOT NULL"
 )
+# Step runs whose request could not be made: failed (functions.completeError) with ``error``,
+# retried with backoff until Slack takes it (``done_at``).
+_STEP_FAILURES: Final = """
+    CREATE TABLE step_failures (
+        execution_id    TEXT PRIMARY KEY,
+        error           TEXT NOT NULL,
+        created_at      {time} NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at {time} NOT NULL,
+        last_error      TEXT,
+        done_at         {time}
+    )
+    """
 # The batch runners' shared pace: the next moment one of them may call the provider.
 _PACE: Final = """
     CREATE TABLE pace (
@@ -134,6 +148,7 @@ _SCHEMA: Final = (
     )
     """,
     _STEP_INDEX,
+    _STEP_FAILURES,
     "CREATE INDEX requests_state_expires ON requests (state, expires_at)",
     "CREATE INDEX requests_created ON requests (created_at)",
     # The Home tab: one person's newest requests, without reading anyone else's.
@@ -309,6 +324,7 @@ _V11_TO_V12: Final = (
     "ALTER TABLE requests ADD COLUMN step_execution_id TEXT",
     "ALTER TABLE requests ADD COLUMN workflow_execution_id TEXT",
     _STEP_INDEX,
+    _STEP_FAILURES,
 )
 
 # From version N to N + 1.

@@ -48,11 +48,14 @@ from bot.store.outbox import OutboxMethods
 from bot.store.queries import QueryMethods
 from bot.store.rows import MAX_ERROR_CHARS
 from bot.store.runner import RunnerMethods
+from bot.store.steps import StepMethods
 
 __all__ = ["MAX_ERROR_CHARS", "BaseSQLStore"]
 
 
-class BaseSQLStore(RunnerMethods, ExecutionRecords, QueryMethods, OutboxMethods, ButtonMethods):
+class BaseSQLStore(
+    RunnerMethods, StepMethods, ExecutionRecords, QueryMethods, OutboxMethods, ButtonMethods
+):
     """The Store, written once against a DB-API cursor; subclasses supply the connection.
 
     A subclass implements :meth:`_write` (a cursor inside one transaction, committed on success

@@ -226,6 +226,7 @@ def submit(executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch) -> Cal
             client=client,
             metrics=unused,
             executor=executor,
+            step_failures=unused,
         )
         [route] = [r for r in ROUTES if (r.kind, r.id) == ("view", ids.BULK_VIEW)]
         ack = AckLog()

@@ -93,6 +93,7 @@ def context(approvals: Any, client: Any = None) -> BoltContext:
         client=client,
         metrics=unused,
         executor=unused,
+        step_failures=unused,
     )
     return BoltContext({DEPS_KEY: deps})
 

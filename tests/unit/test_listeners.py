@@ -102,6 +102,7 @@ def context(approvals: Any, notifier: Any = None) -> BoltContext:
         client=unused,
         metrics=unused,
         executor=unused,
+        step_failures=unused,
     )
     return BoltContext({DEPS_KEY: deps})
 

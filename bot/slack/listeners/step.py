@@ -4,31 +4,26 @@ made for the person the workflow runs for, exactly as the command and form make 
 Bolt acknowledges the event before this runs. The request's final state completes the step
 later, through the outbox (bot/slack/render.py). A run whose request cannot be made (a bad
 input, not a requester, not allowed by the rules, an open request for the email) fails at
-once with the words the command would use. Slack delivers an event again when its ack is late:
+once with the words the command would use, kept until Slack takes them
+(bot/slack/step_failures.py). Slack delivers an event again when its ack is late:
 a run that asked already gets its own request back from the service, never a second one.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any, Final
+from typing import Any
 
 from slack_bolt import BoltContext
 
 from bot.domain.inputs import InvalidInput
 from bot.domain.model import WorkflowRun
-from bot.domain.refusals import Refused
+from bot.domain.refusals import Refusal, Refused
 from bot.slack import blocks
 from bot.slack.deps import SlackDeps, deps_of
-from bot.slack.notifier import DeliveryError
 from bot.slack.step import read_inputs
 
 log = logging.getLogger(__name__)
-
-# Attempts at failing a run whose request could not be made, and the pause before each next.
-FAIL_ATTEMPTS: Final = 3
-FAIL_PAUSE: Final = 1.0
 
 
 def step_executed(event: dict[str, Any], context: BoltContext) -> None:
@@ -47,7 +42,7 @@ def step_executed(event: dict[str, Any], context: BoltContext) -> None:
             asked.email, asked.reason, asked.requested_by, asked.operation, workflow=run
         )
     except Refused as refused:
-        words = blocks.refusal_words(refused, mentions=False)
+        words = _refused_words(deps, refused)
     except InvalidInput as exc:
         words = str(exc)
     else:
@@ -55,19 +50,17 @@ def step_executed(event: dict[str, Any], context: BoltContext) -> None:
         deps.approvals.look_up(request.id)
         return
     log.info("Step run %s: no request made: %s", execution_id, words)
-    fail_run(deps, execution_id, words)
+    deps.step_failures.fail(execution_id, words)
 
 
-def fail_run(deps: SlackDeps, execution_id: str, words: str) -> None:
-    """End the run as failed with ``words``; a Slack that does not take it is asked again a
-    few times (nothing was stored: a run Slack never hears of times out on Slack's side)."""
-    for attempt in range(1, FAIL_ATTEMPTS + 1):
-        try:
-            deps.notifier.fail_step(execution_id, words)
-            return
-        except DeliveryError as exc:
-            if exc.permanent or attempt == FAIL_ATTEMPTS:
-                log.error("Step run %s could not be failed: %s", execution_id, exc)
-                return
-            log.warning("Step run %s: failing it did not work yet: %s", execution_id, exc)
-            time.sleep(FAIL_PAUSE * attempt)
+def _refused_words(deps: SlackDeps, refused: Refused) -> str:
+    """The command's words for a refusal; an open request for the email is pointed to (with a
+    link to its message where Slack gives one), as the workflow's user cannot be sent one."""
+    if refused.code is Refusal.OPEN_REQUEST and refused.request is not None:
+        open_one = refused.request
+        where = deps.notifier.permalink(open_one) or f"request {open_one.id}"
+        return (
+            f"This address already has an open request ({where}). A new one can be made once "
+            "it is done."
+        )
+    return blocks.refusal_words(refused, mentions=False)
