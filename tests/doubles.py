@@ -296,6 +296,14 @@ class RecordingSlack:
         self.calls.append(("dm", user_id, text))
         return Posted("D" + user_id[1:], self._next())
 
+    def permalink(self, request: VerificationRequest) -> str | None:
+        return None
+
+    def complete_step(self, execution_id: str, outputs: dict[str, Any]) -> bool:
+        self._maybe_fail("complete_step")
+        self.calls.append(("complete_step", execution_id, outputs))
+        return True
+
     def methods(self) -> list[str]:
         return [c[0] for c in self.calls]
 

@@ -155,7 +155,7 @@ class Renderer:
         self.approvers = tuple(approvers)
         self.clock = clock
         # What each request message this process posted showed (a digest), by request id.
-        self._posted: OrderedDict[str, str] = OrderedDict()
+        self._posted: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self._posted_lock = threading.Lock()
         self.table: Mapping[Notice, Send] = MappingProxyType(
             {
@@ -223,7 +223,7 @@ class Renderer:
             )
         self.records.set_message(request.id, posted.channel, posted.ts)
         with self._posted_lock:
-            self._posted[request.id] = _digest(text, message_blocks)
+            self._posted[request.id] = (request.version, _digest(text, message_blocks))
             if len(self._posted) > POSTS_KEPT:
                 self._posted.popitem(last=False)
 
@@ -231,17 +231,21 @@ class Renderer:
         if self._superseded(request.id):
             return  # a later update is queued: it shows the same (current) state
         shown = self._request_message(request)
-        if self._as_posted(request.id, *shown):
+        if self._as_posted(request, *shown):
             return  # the message shows this already: it was posted so
         self._update_message(request, shown)
 
-    def _as_posted(self, request_id: str, text: str, message_blocks: blocks.Blocks) -> bool:
+    def _as_posted(
+        self, request: VerificationRequest, text: str, message_blocks: blocks.Blocks
+    ) -> bool:
         """True when the first update since this process posted the message would show just
-        what the post did. Whoever updated it since, it still shows that: a request never
-        returns to how it was posted (approvals, the view, decisions are never taken back)."""
+        what the post did, the request unchanged since (the same version: nobody can have
+        updated the message to anything else meanwhile). A request changed since may render
+        as it was posted again (unknown, Retry, unknown once more) while another replica's
+        update showed it between: that update is sent."""
         with self._posted_lock:
-            posted = self._posted.pop(request_id, None)
-        return posted is not None and posted == _digest(text, message_blocks)
+            posted = self._posted.pop(request.id, None)
+        return posted is not None and posted == (request.version, _digest(text, message_blocks))
 
     def _update_message(
         self, request: VerificationRequest, shown: tuple[str, blocks.Blocks] | None = None

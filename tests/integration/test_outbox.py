@@ -417,3 +417,55 @@ def test_history_beside_a_request_is_not_cut_by_newer_requests(store, outbox) ->
     history = outbox.renderer._history(request)
     assert len(history.requests) == HISTORY_SHOWN and history.more is True
     assert history.requests[:3] == tuple(reversed(earlier))
+
+
+def test_an_update_after_a_retry_is_sent_though_it_renders_as_the_post_did(
+    store, slack, clock
+) -> None:
+    """Replica A posts the message when the request is already unknown; replica B delivers
+    the updates that follow, then a Retry's "calling the provider…"; the Retry's outcome is
+    unknown again, rendering just as the post did. A, delivering that last update, sends it:
+    the request changed since A posted (B showed it executing meanwhile), so "it shows this
+    already" no longer holds."""
+    a = Outbox(store, slack, clock=clock, owner="replica-a")
+    b = Outbox(store, slack, clock=clock, owner="replica-b")
+    request = store.create(make_request(created_at=T0), "U0REQ")
+    store.record_view(request.id, view(), action=Action.LOOKUP, actor="bot", now=T0)
+    unknown = ProviderFailed(kind="timeout", message="No answer in time", outcome_unknown=True)
+
+    def call(action: Action, src: State, claim: str) -> None:
+        claimed = change(
+            store,
+            request.id,
+            src,
+            State.EXECUTING,
+            action=action,
+            decided_by="U0APP",
+            claim_id=claim,
+            lease_until=T0 + timedelta(minutes=1),
+            item=0,
+        )
+        assert claimed is not None
+        done = change(
+            store,
+            request.id,
+            State.EXECUTING,
+            State.UNKNOWN,
+            action=Action.PROVIDER_ERROR,
+            outcome=unknown,
+            fence=claim,
+            item=0,
+        )
+        assert done is not None
+
+    call(Action.APPROVE, State.PENDING, "c1")
+    [head] = store.claim_outbox(now=T0, owner="replica-a", lease_seconds=60, limit=1)
+    assert head.kind == Notice.POST_REQUEST
+    a._deliver_one(head, "replica-a")  # A posts it, unknown
+    b.deliver(request.id)  # B: the updates queued behind the post
+    call(Action.RETRY, State.UNKNOWN, "c2")
+    updates = [c for c in slack.calls if c[0] == "show"]
+    a.deliver(request.id)
+    sent = [c for c in slack.calls if c[0] == "show"][len(updates) :]
+    assert sent, "the update showing the Retry's unknown outcome was not sent"
+    assert "unknown" in sent[-1][2].lower()
