@@ -125,7 +125,8 @@ class Outbox:
         lane at the first entry that fails."""
         while True:
             owner = self._claimant()
-            # At most one head per lane (channel, DMs): both are ours under this claim.
+            # The oldest two lanes' heads (of channel, DMs and the step's completion), ours under
+            # this claim; the loop takes the next heads once these are finished with.
             entries = self.queue.claim_outbox(
                 now=self.clock(),
                 owner=owner,

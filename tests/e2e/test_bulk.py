@@ -69,7 +69,18 @@ def approved_by_two(world: World, message: dict[str, Any]) -> dict[str, Any]:
     )
     second = world.driver.approve(SECOND_APPROVER, world.driver.current(message))
     assert second.reply.status == 200
+    # The click is acknowledged before its listener approves: wait for the run to start.
+    world.slack.wait_for(
+        lambda: any(r.bulk and r.state is not State.PENDING for r in store_requests(world))
+        or None,
+        10,
+        what="the quorum's approval recorded",
+    )
     return world.driver.current(message)
+
+
+def store_requests(world: World) -> list[Any]:
+    return world.services.store.list_requests()
 
 
 def request_of(world: World, message: dict[str, Any]) -> Any:
@@ -196,6 +207,11 @@ def test_retry_of_a_batch_calls_its_unknown_emails_only(world):
 
     retried = world.driver.click(APPROVER, reply, ids.RETRY_ACTION)
     assert retried.reply.status == 200
+    world.slack.wait_for(  # acknowledged before its listener queues the unknown item again
+        lambda: request_of(world, message).state is State.EXECUTING or None,
+        10,
+        what="the Retry recorded",
+    )
     world.services.runner.drain()
     assert called(world) - before == Counter({unknown: 1})
     assert request_of(world, message).state is State.SUCCEEDED
