@@ -71,8 +71,7 @@ def approved_by_two(world: World, message: dict[str, Any]) -> dict[str, Any]:
     assert second.reply.status == 200
     # The click is acknowledged before its listener approves: wait for the run to start.
     world.slack.wait_for(
-        lambda: any(r.bulk and r.state is not State.PENDING for r in store_requests(world))
-        or None,
+        lambda: any(r.bulk and r.state is not State.PENDING for r in store_requests(world)) or None,
         10,
         what="the quorum's approval recorded",
     )
