@@ -140,16 +140,20 @@ def create_app(settings: Settings, deps: SlackDeps) -> App:
         context[DEPS_KEY] = deps
         next()
 
+    def step(callback_id: str) -> Callable[..., Any]:
+        # Acknowledged by the listener once what it asks is stored (a request, or the run's
+        # failure): a replica that dies before leaves Slack to deliver the event again.
+        return app.function(callback_id, auto_acknowledge=False)
+
+    registers: dict[str, Callable[..., Any]] = {
+        "command": app.command,
+        "view": app.view,
+        "action": app.action,
+        "event": app.event,
+        "function": step,
+    }
     for route in ROUTES:
-        register = {
-            "command": app.command,
-            "view": app.view,
-            "action": app.action,
-            "event": app.event,
-            # Acknowledged by Bolt before the listener runs (Slack waits 3 s for it).
-            "function": app.function,
-        }[route.kind]
-        register(route.id)(route.handler)
+        registers[route.kind](route.id)(route.handler)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -49,10 +49,15 @@ class StepFailures:
         self.notifier = notifier
         self.clock = clock
 
+    def record(self, execution_id: str, words: str) -> None:
+        """Keep ``words`` to fail the run with (once: a run's event delivered again keeps
+        nothing more); ``deliver_due`` sends them."""
+        self.queue.record_step_failure(execution_id, words, now=self.clock())
+
     def fail(self, execution_id: str, words: str) -> None:
         """Fail the run with ``words``: kept, then sent now (and later, until Slack takes it)."""
-        if self.queue.record_step_failure(execution_id, words, now=self.clock()):
-            self.deliver_due()
+        self.record(execution_id, words)
+        self.deliver_due()
 
     def deliver_due(self, limit: int = 20) -> int:
         """Send the due failures; how many were finished with."""

@@ -1,7 +1,8 @@
 """The Workflow Builder step "Verify email with approval" (``function_executed``): a request
 made for the person the workflow runs for, exactly as the command and form make one.
 
-Bolt acknowledges the event before this runs. The request's final state completes the step
+The event is acknowledged once what it asks is stored (a request, or the run's failure), so a
+replica that dies before makes Slack deliver it again. The request's final state completes the step
 later, through the outbox (bot/slack/render.py). A run whose request cannot be made (a bad
 input, not a requester, not allowed by the rules, an open request for the email) fails at
 once with the words the command would use, kept until Slack takes them
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import BoltContext
+from slack_bolt import Ack, BoltContext
 
 from bot.domain.inputs import InvalidInput
 from bot.domain.model import WorkflowRun
@@ -26,7 +27,7 @@ from bot.slack.step import read_inputs
 log = logging.getLogger(__name__)
 
 
-def step_executed(event: dict[str, Any], context: BoltContext) -> None:
+def step_executed(event: dict[str, Any], context: BoltContext, ack: Ack) -> None:
     deps = deps_of(context)
     execution_id = event.get("function_execution_id")
     if not isinstance(execution_id, str) or not execution_id:
@@ -46,11 +47,14 @@ def step_executed(event: dict[str, Any], context: BoltContext) -> None:
     except InvalidInput as exc:
         words = str(exc)
     else:
+        ack()  # the request is stored: Slack need not deliver the event again
         log.info("Step run %s made request %s", execution_id, request.id)
         deps.approvals.look_up(request.id)
         return
     log.info("Step run %s: no request made: %s", execution_id, words)
-    deps.step_failures.fail(execution_id, words)
+    deps.step_failures.record(execution_id, words)
+    ack()  # the failure is stored: sent now, and by every round until Slack takes it
+    deps.step_failures.deliver_due()
 
 
 def _refused_words(deps: SlackDeps, refused: Refused) -> str:
